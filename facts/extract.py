@@ -1,0 +1,498 @@
+"""FHIR R4 resources (plain JSON) in, a ``PatientRecord`` of typed facts out.
+
+Reads only the fields the rules use and never trusts their shape: a resource that is not
+what it claims is skipped and named in ``PatientRecord.warnings``; nothing raises.
+Which statuses count is the policy-interpretation document's "Facts" section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from facts.dosage import injections_per_day
+from facts.model import (
+    BirthDate,
+    Confirmation,
+    Finding,
+    HbA1cResult,
+    InsulinOrder,
+    MatchedBy,
+    Order,
+    PatientRecord,
+)
+from valuesets import Concept, ValueSetLibrary
+
+LONDON = ZoneInfo("Europe/London")
+SYSTEM_LABELS = {
+    "http://snomed.info/sct": "SNOMED",
+    "http://loinc.org": "LOINC",
+    "http://www.nlm.nih.gov/research/umls/rxnorm": "RxNorm",
+    "http://hl7.org/fhir/sid/icd-10": "ICD-10",
+    "http://hl7.org/fhir/sid/icd-10-cm": "ICD-10-CM",
+    "http://www.whocc.no/atc": "ATC",
+}
+
+HBA1C = "hba1c"
+INSULIN = "insulin"
+IPORT = "iport-device"
+# Value sets whose codes describe the record's orders/results, not findings.
+_NOT_FINDINGS = frozenset({HBA1C, INSULIN, IPORT})
+
+CONDITION_CLINICAL_OK = frozenset({"active", "recurrence", "relapse"})
+VERIFICATION_EXCLUDED = frozenset({"refuted", "entered-in-error"})
+OBSERVATION_OK = frozenset({"final", "amended", "corrected"})
+PROCEDURE_OK = frozenset({"completed", "in-progress"})
+REFERRAL_OK = frozenset({"active", "completed"})
+ORDER_ACTIVE = frozenset({"active"})
+
+
+class Malformed(Exception):
+    """A resource does not have the shape FHIR R4 gives it; the message says where."""
+
+
+def _obj(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise Malformed(f"{where} is not an object")
+    return value
+
+
+def _opt_obj(parent: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    value = parent.get(key)
+    return None if value is None else _obj(value, key)
+
+
+def _list(parent: Mapping[str, Any], key: str) -> list[Any]:
+    value = parent.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise Malformed(f"{key} is not a list")
+    return value
+
+
+def _opt_str(parent: Mapping[str, Any], key: str) -> str | None:
+    value = parent.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise Malformed(f"{key} is not a string")
+    return value
+
+
+def parse_fhir_date(value: Any, where: str = "date") -> date | None:
+    """A FHIR date / dateTime / instant as a calendar date in Europe/London.
+
+    Partial dates ("2025", "2025-06") give the first day they allow. Raises Malformed on
+    anything that is not a FHIR date.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) < 4:
+        raise Malformed(f"{where} is not a FHIR date")
+    try:
+        if len(value) == 4:
+            return date(int(value), 1, 1)
+        if len(value) == 7:
+            return date(int(value[:4]), int(value[5:7]), 1)
+        if len(value) == 10:
+            return date.fromisoformat(value)
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise Malformed(f"{where} {value!r} is not a FHIR date") from exc
+    if moment.tzinfo is None:
+        return moment.date()
+    return moment.astimezone(LONDON).date()
+
+
+def parse_birth_date(value: str) -> BirthDate:
+    """Birth date with its uncertainty: "1990" allows any day of 1990."""
+    start = parse_fhir_date(value, "birthDate")
+    assert start is not None
+    if len(value) == 4:
+        end = date(start.year, 12, 31)
+    elif len(value) == 7:
+        nxt = date(start.year + (start.month == 12), start.month % 12 + 1, 1)
+        end = date.fromordinal(nxt.toordinal() - 1)
+    else:
+        end = start
+    return BirthDate(earliest=start, latest=end, recorded=value)
+
+
+def _codings(concept: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    if concept is None:
+        return []
+    return [_obj(c, "coding") for c in _list(concept, "coding")]
+
+
+def _display(concept: Mapping[str, Any] | None) -> str:
+    if concept is None:
+        return ""
+    text = _opt_str(concept, "text")
+    if text:
+        return text
+    for c in _codings(concept):
+        if isinstance(c.get("display"), str) and c["display"]:
+            return str(c["display"])
+    return ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Match:
+    value_set: str
+    matched_by: MatchedBy
+    matched_on: str
+    concept: Concept | None
+
+
+def classify(concept: Mapping[str, Any] | None, vsl: ValueSetLibrary) -> list[_Match]:
+    """The value sets a CodeableConcept belongs to: by code first, else by clinical term.
+
+    Terms are read from ``text`` and every ``coding.display``, and only for value sets the
+    codes did not already match, so term evidence never shadows coded evidence.
+    """
+    matches: dict[str, _Match] = {}
+    texts: list[str] = []
+    for c in _codings(concept):
+        system, code = c.get("system"), c.get("code")
+        if isinstance(system, str) and isinstance(code, str):
+            label = SYSTEM_LABELS.get(system, system)
+            for hit in vsl.lookup(system, code):
+                matches.setdefault(
+                    hit.value_set, _Match(hit.value_set, "code", f"{label} {code}", hit)
+                )
+        if isinstance(c.get("display"), str):
+            texts.append(c["display"])
+    if concept is not None and isinstance(concept.get("text"), str):
+        texts.append(concept["text"])
+    for text in texts:
+        for term_hit in vsl.find_terms(text):
+            if term_hit.value_set not in matches:
+                matches[term_hit.value_set] = _Match(
+                    term_hit.value_set, "term", term_hit.term, None
+                )
+    return list(matches.values())
+
+
+def _status_code(concept: Mapping[str, Any] | None) -> str | None:
+    for c in _codings(concept):
+        if isinstance(c.get("code"), str):
+            return str(c["code"])
+    return None
+
+
+class _Extractor:
+    def __init__(self, vsl: ValueSetLibrary, patient_id: str | None, criteria_system: str) -> None:
+        self.vsl = vsl
+        self.patient_id = patient_id
+        self.criteria_system = criteria_system
+        self.findings: list[Finding] = []
+        self.hba1c: list[HbA1cResult] = []
+        self.insulin: list[InsulinOrder] = []
+        self.confirmations: list[Confirmation] = []
+        self.orders: list[Order] = []
+        self.warnings: list[str] = []
+        self.birth: BirthDate | None = None
+        self.medications: dict[str, dict[str, Any]] = {}
+        self.pending_medication_requests: list[tuple[Mapping[str, Any], str]] = []
+
+    # -- dispatch ---------------------------------------------------------------------------
+    def add(self, resource: Any) -> None:
+        if not isinstance(resource, dict):
+            self.warnings.append("An entry that is not a FHIR resource was skipped.")
+            return
+        rtype = resource.get("resourceType")
+        rid = resource.get("id")
+        ref = f"{rtype}/{rid}" if isinstance(rtype, str) and isinstance(rid, str) else f"{rtype}"
+        handler = getattr(self, f"_{rtype}", None) if isinstance(rtype, str) else None
+        if handler is None:
+            return  # resources the rules do not use are ignored, not reported
+        try:
+            if rtype != "Patient" and not self._belongs_to_patient(resource):
+                self.warnings.append(f"{ref} skipped: it belongs to another patient.")
+                return
+            handler(resource, ref)
+        except (Malformed, TypeError, ValueError, KeyError, AttributeError) as exc:
+            self.warnings.append(f"{ref} skipped: malformed ({_short(exc)}).")
+
+    def _belongs_to_patient(self, resource: Mapping[str, Any]) -> bool:
+        """False when the resource names a different patient than the one in context."""
+        if not self.patient_id:
+            return True
+        for key in ("subject", "patient"):
+            target = resource.get(key)
+            if isinstance(target, dict) and isinstance(target.get("reference"), str):
+                reference: str = target["reference"]
+                if reference.startswith(("urn:uuid:", "#")):
+                    return True
+                return reference == f"Patient/{self.patient_id}" or reference.endswith(
+                    f"/Patient/{self.patient_id}"
+                )
+        return True
+
+    # -- resource handlers --------------------------------------------------------------------
+    def _Patient(self, r: Mapping[str, Any], ref: str) -> None:
+        if self.patient_id and r.get("id") not in (None, self.patient_id):
+            self.warnings.append("A Patient resource for another patient was skipped.")
+            return
+        birth = _opt_str(r, "birthDate")
+        if birth is not None:
+            self.birth = parse_birth_date(birth)
+
+    def _Medication(self, r: Mapping[str, Any], ref: str) -> None:
+        self.medications[ref] = dict(r)
+
+    def _finding(self, r: Mapping[str, Any], ref: str, code: Any, when: date | None) -> None:
+        concept = _obj(code, "code") if code is not None else None
+        display = _display(concept)
+        for m in classify(concept, self.vsl):
+            if m.value_set not in _NOT_FINDINGS:
+                self.findings.append(
+                    Finding(ref, m.value_set, display, when, m.matched_by, m.matched_on)
+                )
+
+    def _Condition(self, r: Mapping[str, Any], ref: str) -> None:
+        clinical = _status_code(_opt_obj(r, "clinicalStatus"))
+        verification = _status_code(_opt_obj(r, "verificationStatus"))
+        if clinical is not None and clinical not in CONDITION_CLINICAL_OK:
+            return
+        if verification in VERIFICATION_EXCLUDED:
+            return
+        when = parse_fhir_date(r.get("onsetDateTime"), "onsetDateTime") or parse_fhir_date(
+            r.get("recordedDate"), "recordedDate"
+        )
+        self._finding(r, ref, r.get("code"), when)
+
+    def _Procedure(self, r: Mapping[str, Any], ref: str) -> None:
+        if r.get("status") not in PROCEDURE_OK:
+            return
+        period = _opt_obj(r, "performedPeriod") or {}
+        when = parse_fhir_date(r.get("performedDateTime"), "performedDateTime") or parse_fhir_date(
+            period.get("start"), "performedPeriod.start"
+        )
+        self._finding(r, ref, r.get("code"), when)
+
+    def _ServiceRequest(self, r: Mapping[str, Any], ref: str) -> None:
+        self._order_if_iport(r, ref, r.get("code"))
+        if r.get("status") not in REFERRAL_OK:
+            return
+        when = parse_fhir_date(r.get("authoredOn"), "authoredOn")
+        self._finding(r, ref, r.get("code"), when)
+
+    def _DeviceRequest(self, r: Mapping[str, Any], ref: str) -> None:
+        self._order_if_iport(r, ref, r.get("codeCodeableConcept"))
+
+    def _Observation(self, r: Mapping[str, Any], ref: str) -> None:
+        status = r.get("status")
+        code = _opt_obj(r, "code")
+        codings = _codings(code)
+        if any(c.get("system") == self.criteria_system for c in codings):
+            if status in OBSERVATION_OK:
+                self._confirmation(r, ref, codings)
+            return
+        matches = classify(code, self.vsl)
+        if status not in OBSERVATION_OK:
+            return
+        when = _observation_date(r)
+        hba1c = next((m for m in matches if m.value_set == HBA1C and m.matched_by == "code"), None)
+        if hba1c is not None:
+            self._hba1c(r, ref, hba1c, when)
+            return
+        if r.get("valueBoolean") is False:
+            return  # "finding: absent"
+        self._finding(r, ref, code, when)
+        value = r.get("valueCodeableConcept")
+        if value is not None:
+            self._finding(r, ref, value, when)
+
+    def _confirmation(self, r: Mapping[str, Any], ref: str, codings: list[dict[str, Any]]) -> None:
+        criterion = next(
+            str(c["code"])
+            for c in codings
+            if c.get("system") == self.criteria_system and isinstance(c.get("code"), str)
+        )
+        value = r.get("valueBoolean")
+        if not isinstance(value, bool):
+            raise Malformed("confirmation has no valueBoolean")
+        when = _observation_date(r)
+        if when is None:
+            self.warnings.append(f"{ref} skipped: a confirmation must be dated.")
+            return
+        performer = None
+        for p in _list(r, "performer"):
+            p = _obj(p, "performer")
+            performer = _opt_str(p, "display") or _opt_str(p, "reference")
+            if performer:
+                break
+        self.confirmations.append(Confirmation(ref, criterion, value, when, performer))
+
+    def _hba1c(self, r: Mapping[str, Any], ref: str, match: _Match, when: date | None) -> None:
+        if when is None:
+            self.warnings.append(f"{ref} skipped: HbA1c result has no date.")
+            return
+        quantity = _opt_obj(r, "valueQuantity")
+        if quantity is None:
+            self.warnings.append(f"{ref} skipped: HbA1c result has no numeric value.")
+            return
+        value = quantity.get("value")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise Malformed("valueQuantity.value is not a number")
+        if quantity.get("comparator") is not None:
+            self.warnings.append(
+                f"{ref} skipped: HbA1c result is a bound ({quantity['comparator']})."
+            )
+            return
+        unit = _hba1c_unit(quantity, match.concept)
+        if unit == "mmol/mol":
+            mmol = float(value)
+        elif unit == "%":
+            mmol = (float(value) - 2.15) * 10.929
+        else:
+            self.warnings.append(f"{ref} skipped: HbA1c unit {unit!r} is not mmol/mol or %.")
+            return
+        shown = f"{value:g} {unit}"
+        self.hba1c.append(HbA1cResult(ref, round(mmol, 1), shown, when))
+
+    def _medication_concept(self, r: Mapping[str, Any]) -> dict[str, Any] | None:
+        concept = _opt_obj(r, "medicationCodeableConcept")
+        if concept is not None:
+            return concept
+        reference = _opt_obj(r, "medicationReference")
+        if reference is None:
+            return None
+        target = _opt_str(reference, "reference") or ""
+        med: Mapping[str, Any] | None = None
+        if target.startswith("#"):
+            med = next(
+                (
+                    c
+                    for c in _list(r, "contained")
+                    if isinstance(c, dict) and c.get("id") == target[1:]
+                ),
+                None,
+            )
+        elif "/" in target:
+            # Relative or absolute: the last "Medication/id" pair names it.
+            med = self.medications.get("/".join(target.split("/_history")[0].split("/")[-2:]))
+        if med is not None:
+            return _opt_obj(med, "code")
+        display = _opt_str(reference, "display")
+        return {"text": display} if display else None
+
+    def _MedicationRequest(self, r: Mapping[str, Any], ref: str) -> None:
+        self.pending_medication_requests.append((r, ref))
+
+    def _finish_medication_request(self, r: Mapping[str, Any], ref: str) -> None:
+        concept = self._medication_concept(r)
+        self._order_if_iport(r, ref, concept)
+        if r.get("status") not in ORDER_ACTIVE:
+            return
+        insulin = next((m for m in classify(concept, self.vsl) if m.value_set == INSULIN), None)
+        if insulin is None:
+            return
+        per_day, source = injections_per_day(_list(r, "dosageInstruction"))
+        action = insulin.concept.insulin_action if insulin.concept else None
+        self.insulin.append(
+            InsulinOrder(
+                ref=ref,
+                display=_display(concept),
+                action=action or "unknown",
+                injections_per_day=per_day,
+                frequency_from=source,
+                date=parse_fhir_date(r.get("authoredOn"), "authoredOn"),
+                matched_by=insulin.matched_by,
+            )
+        )
+
+    def _order_if_iport(self, r: Mapping[str, Any], ref: str, code: Any) -> None:
+        concept = _obj(code, "code") if code is not None else None
+        for m in classify(concept, self.vsl):
+            if m.value_set == IPORT:
+                status = r.get("status")
+                self.orders.append(Order(ref, _display(concept), str(status), m.matched_by))
+                return
+
+    def record(self) -> PatientRecord:
+        return PatientRecord(
+            patient_ref=f"Patient/{self.patient_id}" if self.patient_id else None,
+            birth_date=self.birth,
+            findings=tuple(self.findings),
+            hba1c=tuple(self.hba1c),
+            insulin=tuple(self.insulin),
+            confirmations=tuple(self.confirmations),
+            iport_orders=tuple(o for o in self.orders if o.status in ORDER_ACTIVE),
+            warnings=tuple(self.warnings),
+        )
+
+
+def _observation_date(r: Mapping[str, Any]) -> date | None:
+    period = _opt_obj(r, "effectivePeriod") or {}
+    for value, where in (
+        (r.get("effectiveDateTime"), "effectiveDateTime"),
+        (r.get("effectiveInstant"), "effectiveInstant"),
+        (period.get("end"), "effectivePeriod.end"),
+        (period.get("start"), "effectivePeriod.start"),
+        (r.get("issued"), "issued"),
+    ):
+        when = parse_fhir_date(value, where)
+        if when is not None:
+            return when
+    return None
+
+
+def _hba1c_unit(quantity: Mapping[str, Any], concept: Concept | None) -> str | None:
+    """The unit as UCUM: the coded unit, else the human unit, else what the test code implies."""
+    for key in ("code", "unit"):
+        unit = quantity.get(key)
+        if isinstance(unit, str) and unit.strip():
+            u = unit.strip().lower().replace(" ", "")
+            if u in ("mmol/mol", "mmol/molhb", "mmol/mol(ifcc)"):
+                return "mmol/mol"
+            if u in ("%", "percent", "%hb", "%(dcct)", "%{hemoglobina1c}"):
+                return "%"
+            return unit
+    return concept.implied_unit if concept else None
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def extract_record(
+    resources: Iterable[Any],
+    vsl: ValueSetLibrary,
+    *,
+    patient_id: str | None,
+    criteria_system: str,
+) -> PatientRecord:
+    """Typed facts for one patient from their FHIR resources (any order, any mess).
+
+    ``patient_id`` is the context patient: resources naming another patient are skipped.
+    ``criteria_system`` is the CodeSystem of clinician confirmation Observations.
+    """
+    ex = _Extractor(vsl, patient_id, criteria_system)
+    for resource in resources:
+        ex.add(resource)
+    # MedicationRequests last: their medicationReference may point at a Medication listed later.
+    for r, ref in ex.pending_medication_requests:
+        try:
+            ex._finish_medication_request(r, ref)
+        except (Malformed, TypeError, ValueError, KeyError, AttributeError) as exc:
+            ex.warnings.append(f"{ref} skipped: malformed ({_short(exc)}).")
+    return ex.record()
+
+
+def order_is_iport(resource: Any, vsl: ValueSetLibrary) -> Order | None:
+    """The i-Port order this draft resource is, or None (no code yet, or another product)."""
+    ex = _Extractor(vsl, None, "")
+    ex.add(resource)
+    for r, ref in ex.pending_medication_requests:
+        try:
+            ex._order_if_iport(r, ref, ex._medication_concept(r))
+        except (Malformed, TypeError, ValueError, KeyError, AttributeError):
+            return None
+    return ex.orders[0] if ex.orders else None

@@ -1,0 +1,101 @@
+"""The typed facts the policy reads: small frozen records, one per piece of evidence.
+
+Every fact keeps ``ref`` ("Condition/abc") so a decision can cite where it came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
+
+MatchedBy = Literal["code", "term"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A coded (or term-matched) clinical finding: a Condition, Observation, Procedure or referral.
+
+    ``value_set`` is the concept it belongs to (e.g. "needle-phobia"); a record that belongs to
+    two concepts yields two findings.
+    """
+
+    ref: str
+    value_set: str
+    display: str
+    date: date | None
+    matched_by: MatchedBy
+    matched_on: str  # "SNOMED 238894004" or the term, e.g. "needle phobia"
+
+
+@dataclass(frozen=True, slots=True)
+class HbA1cResult:
+    ref: str
+    mmol_mol: float  # IFCC; DCCT % results are converted
+    original: str  # as recorded, e.g. "8.4 %"
+    date: date
+
+
+@dataclass(frozen=True, slots=True)
+class InsulinOrder:
+    """An active insulin prescription and what its dosage says about injections per day."""
+
+    ref: str
+    display: str
+    action: str  # basal | bolus | mixed | unknown
+    injections_per_day: float | None  # None: the dosage does not say ("as directed")
+    frequency_from: str  # which part of the dosage gave the count, for the reason
+    date: date | None
+    matched_by: MatchedBy
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """A clinician's record that a criterion is (value=True) or is not (False) met."""
+
+    ref: str
+    criterion: str
+    value: bool
+    date: date
+    performer: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """An i-Port Advance order (active, or a draft under review)."""
+
+    ref: str
+    display: str
+    status: str
+    matched_by: MatchedBy
+
+
+@dataclass(frozen=True, slots=True)
+class BirthDate:
+    """A birth date, possibly partial ("1990", "1990-05"): the earliest and latest it allows."""
+
+    earliest: date
+    latest: date
+    recorded: str
+
+
+@dataclass(frozen=True)
+class PatientRecord:
+    patient_ref: str | None
+    birth_date: BirthDate | None
+    findings: tuple[Finding, ...] = ()
+    hba1c: tuple[HbA1cResult, ...] = ()
+    insulin: tuple[InsulinOrder, ...] = ()
+    confirmations: tuple[Confirmation, ...] = ()
+    iport_orders: tuple[Order, ...] = ()
+    warnings: tuple[str, ...] = ()
+    _by_set: dict[str, tuple[Finding, ...]] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        by_set: dict[str, list[Finding]] = {}
+        for f in self.findings:
+            by_set.setdefault(f.value_set, []).append(f)
+        self._by_set.update({k: tuple(v) for k, v in by_set.items()})
+
+    def findings_in(self, value_set: str) -> tuple[Finding, ...]:
+        return self._by_set.get(value_set, ())

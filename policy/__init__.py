@@ -1,0 +1,22 @@
+"""The policy core: named criteria, three-valued logic, declarative policy files.
+
+Pure Python: no Flask, no HTTP, no database, no clock. ``evaluate(policy, record, today)``
+is the whole interface.
+"""
+
+from policy.engine import Policy, PolicyError, evaluate, load_policy, parse_policy
+from policy.model import CriterionResult, Decision, Evidence, Outcome, PathwayResult, Tri
+
+__all__ = [
+    "CriterionResult",
+    "Decision",
+    "Evidence",
+    "Outcome",
+    "PathwayResult",
+    "Policy",
+    "PolicyError",
+    "Tri",
+    "evaluate",
+    "load_policy",
+    "parse_policy",
+]

@@ -1,0 +1,329 @@
+"""Load a declarative policy file and evaluate it against a patient's facts.
+
+A policy file (``policies/*.json``) holds the metadata the card cites, the parameters a
+clinician may want to change (thresholds, lookbacks), each criterion bound to a named rule
+in ``policy.criteria``, derived criteria as all/any/not expressions, and the pathways.
+A second policy is a second file, plus any rules it needs that do not exist yet.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from facts.model import PatientRecord
+from policy.criteria import RULES, Context, CriterionSpec, confirmation_result
+from policy.model import (
+    CriterionResult,
+    Decision,
+    Evidence,
+    Outcome,
+    PathwayResult,
+    PolicyInfo,
+    Tri,
+)
+
+POLICY_DIR = Path(__file__).resolve().parent / "policies"
+
+Expr = str | Mapping[str, Any]
+
+
+class PolicyError(Exception):
+    """The policy file is malformed: unknown rule, undefined criterion, bad expression."""
+
+
+@dataclass(frozen=True)
+class DerivedSpec:
+    id: str
+    title: str
+    expression: Expr
+    policy_text: str = ""
+    confirmable: bool = True
+
+
+@dataclass(frozen=True)
+class PathwaySpec:
+    id: str
+    title: str
+    diagnosis: str
+    expression: Expr
+
+
+@dataclass(frozen=True)
+class Policy:
+    info: PolicyInfo
+    hba1c_lookback_months: int
+    confirmation_valid_months: int | None
+    criteria: tuple[CriterionSpec, ...]
+    derived: tuple[DerivedSpec, ...]
+    pathways: tuple[PathwaySpec, ...]
+    assumptions: tuple[str, ...]
+    value_sets: frozenset[str]
+
+    @property
+    def criterion_ids(self) -> tuple[str, ...]:
+        return tuple(c.id for c in self.criteria) + tuple(d.id for d in self.derived)
+
+    def title_of(self, criterion_id: str) -> str:
+        titles = {c.id: c.title for c in self.criteria} | {d.id: d.title for d in self.derived}
+        return titles[criterion_id]
+
+
+def _expr_ids(expr: Expr) -> list[str]:
+    if isinstance(expr, str):
+        return [expr]
+    if not isinstance(expr, Mapping) or len(expr) != 1:
+        raise PolicyError(f"expression must be a criterion id or one of all/any/not: {expr!r}")
+    ((op, arg),) = expr.items()
+    if op in ("all", "any"):
+        if not isinstance(arg, list) or not arg:
+            raise PolicyError(f"'{op}' needs a non-empty list")
+        return [i for sub in arg for i in _expr_ids(sub)]
+    if op == "not":
+        return _expr_ids(arg)
+    raise PolicyError(f"unknown operator {op!r}")
+
+
+def _date(doc: Mapping[str, Any], key: str) -> date:
+    try:
+        return date.fromisoformat(str(doc[key]))
+    except (KeyError, ValueError) as exc:
+        raise PolicyError(f"policy needs an ISO date in {key!r}") from exc
+
+
+def parse_policy(doc: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> Policy:
+    """Build a Policy from its JSON document; ``overrides`` replace top-level parameters.
+
+    Raises PolicyError on anything the engine could not evaluate safely.
+    """
+    params = {**doc.get("parameters", {}), **(overrides or {})}
+
+    def resolve(value: Any) -> Any:
+        # "$name" in a rule's parameters refers to a top-level (overridable) parameter.
+        if isinstance(value, str) and value.startswith("$"):
+            if value[1:] not in params:
+                raise PolicyError(f"undefined parameter {value}")
+            return params[value[1:]]
+        return value
+
+    criteria = []
+    value_sets: set[str] = set()
+    for c in doc.get("criteria", []):
+        if c.get("rule") not in RULES:
+            raise PolicyError(f"criterion {c.get('id')!r}: unknown rule {c.get('rule')!r}")
+        rule_params = {k: resolve(v) for k, v in c.get("params", {}).items()}
+        value_sets.update(v for k, v in rule_params.items() if k.endswith("alueSet") and v)
+        criteria.append(
+            CriterionSpec(
+                id=c["id"],
+                title=c["title"],
+                rule=c["rule"],
+                params=rule_params,
+                confirmable=bool(c.get("confirmable", True)),
+                policy_text=c.get("policyText", ""),
+            )
+        )
+    derived = tuple(
+        DerivedSpec(d["id"], d["title"], d["expression"], d.get("policyText", ""))
+        for d in doc.get("derived", [])
+    )
+    pathways = tuple(
+        PathwaySpec(p["id"], p["title"], p["diagnosis"], p["expression"]) for p in doc["pathways"]
+    )
+    known = {c.id for c in criteria}
+    for d in derived:  # derived criteria may use earlier derived ones, never later (no cycles)
+        for ref in _expr_ids(d.expression):
+            if ref not in known:
+                raise PolicyError(f"derived criterion {d.id!r} uses undefined {ref!r}")
+        known.add(d.id)
+    for p in pathways:
+        for ref in [p.diagnosis, *_expr_ids(p.expression)]:
+            if ref not in known:
+                raise PolicyError(f"pathway {p.id!r} uses undefined criterion {ref!r}")
+    m = doc["metadata"]
+    info = PolicyInfo(
+        id=m["id"],
+        title=m["title"],
+        version=m["version"],
+        publisher=m["publisher"],
+        url=str(params.get("policyUrl") or m["url"]),
+        created=_date(m, "created"),
+        last_modified=_date(m, "lastModified"),
+        review_due=_date(m, "reviewDue"),
+        places=tuple(m.get("placesCovered", [])),
+        funding_request_url=str(params.get("fundingRequestUrl") or m.get("fundingRequestUrl", "")),
+        criteria_system=m["criteriaCodeSystem"],
+    )
+    assumptions = tuple(a.format(**params) for a in doc.get("assumptions", []))
+    valid = params.get("confirmationValidMonths")
+    return Policy(
+        info=info,
+        hba1c_lookback_months=int(params["hba1cLookbackMonths"]),
+        confirmation_valid_months=int(valid) if valid is not None else None,
+        criteria=tuple(criteria),
+        derived=derived,
+        pathways=pathways,
+        assumptions=assumptions,
+        value_sets=frozenset(value_sets),
+    )
+
+
+def load_policy(name_or_path: str | Path, overrides: Mapping[str, Any] | None = None) -> Policy:
+    """Load a policy by name (a file in ``policies/``) or by path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = POLICY_DIR / f"{name_or_path}.json"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PolicyError(f"{path}: {exc}") from exc
+    try:
+        return parse_policy(doc, overrides)
+    except (KeyError, TypeError) as exc:
+        raise PolicyError(f"{path}: missing or malformed {exc}") from exc
+
+
+def _evaluate_expr(expr: Expr, results: Mapping[str, CriterionResult]) -> Tri:
+    if isinstance(expr, str):
+        return results[expr].result
+    ((op, arg),) = expr.items()
+    if op == "all":
+        return Tri.all_of(_evaluate_expr(e, results) for e in arg)
+    if op == "any":
+        return Tri.any_of(_evaluate_expr(e, results) for e in arg)
+    return _evaluate_expr(arg, results).negate()
+
+
+def _derived_result(
+    d: DerivedSpec, policy: Policy, results: Mapping[str, CriterionResult]
+) -> CriterionResult:
+    value = _evaluate_expr(d.expression, results)
+    ids = list(dict.fromkeys(_expr_ids(d.expression)))
+    met = [i for i in ids if results[i].result is Tri.MET]
+    unknown = [i for i in ids if results[i].result is Tri.UNKNOWN]
+    if value is Tri.MET:
+        reason = "Met through: " + "; ".join(policy.title_of(i) for i in met) + "."
+    elif value is Tri.NOT_MET:
+        reason = (
+            "Not met: "
+            + "; ".join(f"{policy.title_of(i)} ({results[i].result.value})" for i in ids)
+            + "."
+        )
+    else:
+        reason = (
+            "Unknown until these are known: " + "; ".join(policy.title_of(i) for i in unknown) + "."
+        )
+    evidence: list[Evidence] = []
+    if value is Tri.MET:
+        for i in met:
+            evidence.extend(e for e in results[i].evidence if e not in evidence)
+    return CriterionResult(d.id, d.title, value, reason, tuple(evidence), confirmable=d.confirmable)
+
+
+def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
+    """The policy's decision for one patient on ``today`` (a date in Europe/London).
+
+    Pure: no I/O, no clock. Every criterion is evaluated (the card shows them all);
+    a clinician's confirmation, where recorded, decides its criterion.
+    """
+    ctx = Context(today=today, hba1c_lookback_months=policy.hba1c_lookback_months)
+    results: dict[str, CriterionResult] = {}
+    for spec in policy.criteria:
+        confirmed = confirmation_result(record, spec, ctx, policy.confirmation_valid_months)
+        results[spec.id] = confirmed or RULES[spec.rule](record, spec, ctx)
+    for d in policy.derived:
+        as_spec = CriterionSpec(d.id, d.title, "derived", {}, d.confirmable)
+        confirmed = confirmation_result(record, as_spec, ctx, policy.confirmation_valid_months)
+        results[d.id] = confirmed or _derived_result(d, policy, results)
+    pathways = tuple(
+        PathwayResult(
+            p.id,
+            p.title,
+            _evaluate_expr(p.expression, results),
+            tuple(dict.fromkeys(_expr_ids(p.expression))),
+            p.diagnosis,
+        )
+        for p in policy.pathways
+    )
+    outcome, chosen = _outcome(pathways, results)
+    shown = _shown_criteria(policy, chosen, pathways)
+    return Decision(
+        policy=policy.info,
+        outcome=outcome,
+        pathway=chosen.id if chosen else None,
+        reason=_reason(outcome, chosen, pathways, results, policy),
+        criteria=results,
+        pathways=pathways,
+        evaluated_on=today,
+        assumptions=policy.assumptions,
+        warnings=record.warnings,
+        policy_overdue=today > policy.info.review_due,
+        shown_criteria=shown,
+    )
+
+
+def _outcome(
+    pathways: Sequence[PathwayResult], results: Mapping[str, CriterionResult]
+) -> tuple[Outcome, PathwayResult | None]:
+    """Meets if any pathway is met; does not meet if all are not met; else insufficient.
+
+    The pathway named is the one that decided, or the most relevant: one whose diagnosis
+    is recorded, preferring an undecided pathway over a failed one.
+    """
+    met = [p for p in pathways if p.result is Tri.MET]
+    if met:
+        return Outcome.MEETS, met[0]
+
+    def relevance(p: PathwayResult) -> tuple[bool, bool]:
+        return (results[p.diagnosis].result is Tri.MET, p.result is Tri.UNKNOWN)
+
+    ranked = sorted(pathways, key=relevance, reverse=True)
+    best = ranked[0] if ranked and results[ranked[0].diagnosis].result is not Tri.NOT_MET else None
+    if all(p.result is Tri.NOT_MET for p in pathways):
+        return Outcome.DOES_NOT_MEET, best
+    undecided = [p for p in ranked if p.result is Tri.UNKNOWN]
+    return Outcome.INSUFFICIENT, best if best in undecided else undecided[0]
+
+
+def _shown_criteria(
+    policy: Policy, chosen: PathwayResult | None, pathways: Sequence[PathwayResult]
+) -> tuple[str, ...]:
+    """Criteria in the order a clinician reads them: the deciding pathway's, or all diagnoses."""
+    if chosen is None:
+        return tuple(dict.fromkeys(p.diagnosis for p in pathways))
+    derived_ids = {d.id: d for d in policy.derived}
+    out: list[str] = []
+    for cid in chosen.criteria:
+        out.append(cid)
+        if cid in derived_ids:
+            out.extend(_expr_ids(derived_ids[cid].expression))
+    return tuple(dict.fromkeys(out))
+
+
+def _reason(
+    outcome: Outcome,
+    chosen: PathwayResult | None,
+    pathways: Sequence[PathwayResult],
+    results: Mapping[str, CriterionResult],
+    policy: Policy,
+) -> str:
+    if chosen is None:
+        diagnoses = " or ".join(policy.title_of(p.diagnosis).lower() for p in pathways)
+        return f"Does not meet the criteria: no {diagnoses} diagnosis is recorded."
+    ids = [i for i in chosen.criteria if i != chosen.diagnosis]
+    if outcome is Outcome.MEETS:
+        met = [policy.title_of(i) for i in ids if results[i].result is Tri.MET]
+        return f"Meets the {chosen.title} pathway: " + "; ".join(met) + "."
+    if outcome is Outcome.DOES_NOT_MEET:
+        failed = [policy.title_of(i) for i in ids if results[i].result is Tri.NOT_MET]
+        return f"Does not meet the {chosen.title} pathway: not met — " + "; ".join(failed) + "."
+    unknown = [policy.title_of(i) for i in ids if results[i].result is Tri.UNKNOWN]
+    return (
+        f"Not enough information for the {chosen.title} pathway: unknown — "
+        + "; ".join(unknown)
+        + "."
+    )

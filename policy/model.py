@@ -1,0 +1,102 @@
+"""The decision's vocabulary: three-valued results, evidence, criteria, pathways, outcome."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+
+
+class Tri(enum.Enum):
+    """Kleene's three-valued logic: met / not met / unknown (missing data)."""
+
+    MET = "met"
+    NOT_MET = "not-met"
+    UNKNOWN = "unknown"
+
+    @staticmethod
+    def all_of(values: Iterable[Tri]) -> Tri:
+        """AND: any not-met is not-met; all met is met; otherwise unknown."""
+        values = list(values)
+        if Tri.NOT_MET in values:
+            return Tri.NOT_MET
+        return Tri.MET if all(v is Tri.MET for v in values) else Tri.UNKNOWN
+
+    @staticmethod
+    def any_of(values: Iterable[Tri]) -> Tri:
+        """OR: any met is met; all not-met is not-met; otherwise unknown."""
+        values = list(values)
+        if Tri.MET in values:
+            return Tri.MET
+        return Tri.NOT_MET if all(v is Tri.NOT_MET for v in values) else Tri.UNKNOWN
+
+    def negate(self) -> Tri:
+        return {Tri.MET: Tri.NOT_MET, Tri.NOT_MET: Tri.MET, Tri.UNKNOWN: Tri.UNKNOWN}[self]
+
+
+class Outcome(enum.Enum):
+    MEETS = "meets-criteria"
+    DOES_NOT_MEET = "does-not-meet-criteria"
+    INSUFFICIENT = "insufficient-information"
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One record a result rests on. ``ref`` is "Type/id"; ``matched_by`` says how it counted."""
+
+    ref: str
+    summary: str
+    date: date | None = None
+    matched_by: str = "code"  # code | term | confirmation
+
+
+@dataclass(frozen=True)
+class CriterionResult:
+    id: str
+    title: str
+    result: Tri
+    reason: str
+    evidence: tuple[Evidence, ...] = ()
+    context: tuple[Evidence, ...] = ()  # supporting, not deciding (e.g. a specialist referral)
+    missing: str | None = None  # what would settle an unknown
+    confirmable: bool = True  # a clinician may record a confirmation for it
+
+
+@dataclass(frozen=True)
+class PathwayResult:
+    id: str
+    title: str
+    result: Tri
+    criteria: tuple[str, ...]  # every criterion id the pathway reads, in reading order
+    diagnosis: str
+
+
+@dataclass(frozen=True)
+class PolicyInfo:
+    id: str
+    title: str
+    version: str
+    publisher: str
+    url: str
+    created: date
+    last_modified: date
+    review_due: date
+    places: tuple[str, ...]
+    funding_request_url: str
+    criteria_system: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    policy: PolicyInfo
+    outcome: Outcome
+    pathway: str | None
+    reason: str
+    criteria: dict[str, CriterionResult]
+    pathways: tuple[PathwayResult, ...]
+    evaluated_on: date
+    assumptions: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    policy_overdue: bool = False
+    shown_criteria: tuple[str, ...] = field(default=())  # those the deciding pathway reads

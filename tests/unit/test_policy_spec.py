@@ -1,0 +1,439 @@
+"""The i-Port Advance commissioning policy, clause by clause, as executable examples.
+
+Read top to bottom, this file is the policy as the service understands it. "Today" is
+2026-11-21 unless a test says otherwise. Each section names the clause it covers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import pytest
+
+from policy import Decision, Outcome, Tri, parse_policy
+from tests.builders import (
+    HYPO_EVENT,
+    IMPAIRED_AWARENESS,
+    LIPO,
+    NON_ADHERENCE,
+    REFERRAL_DIABETOLOGIST,
+    T1DM,
+    T2DM,
+    condition,
+    confirmation,
+    hba1c,
+    insulin,
+    observation_finding,
+    patient,
+)
+
+Decide = Callable[..., Decision]
+
+# A type 1 adult on basal-bolus MDI (bolus with meals + basal at night = 4 a day).
+MDI = (
+    insulin(text="with meals"),
+    insulin(text="at night"),
+)
+
+
+def result(decision: Decision, criterion: str) -> Tri:
+    return decision.criteria[criterion].result
+
+
+# -- Type 1 pathway: "Type 1 Diabetes mellitus, who meet the NICE criteria ... AND one of" ------
+def test_type1_adult_high_hba1c_on_mdi_with_needle_phobia_meets(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM), hba1c(75), *MDI, condition(text="Needle phobia"))
+    assert d.outcome is Outcome.MEETS
+    assert d.pathway == "type-1"
+    assert result(d, "nice-pump-criteria") is Tri.MET
+    assert result(d, "needle-phobia") is Tri.MET
+    assert "type 1" in d.reason
+
+
+def test_type1_adult_disabling_hypoglycaemia_with_lipohypertrophy_meets(decide: Decide) -> None:
+    d = decide(
+        patient(),
+        condition(T1DM),
+        condition(IMPAIRED_AWARENESS, onset="2026-03-01"),
+        condition(LIPO),
+    )
+    assert d.outcome is Outcome.MEETS
+    assert result(d, "disabling-hypoglycaemia") is Tri.MET
+    assert result(d, "lipohypertrophy") is Tri.MET
+    assert (
+        "rotation" in d.criteria["lipohypertrophy"].reason
+    )  # the policy's "despite support and advice"
+
+
+def test_type1_meeting_nice_but_no_iport_criterion_recorded_is_insufficient(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM), hba1c(75), *MDI)
+    assert result(d, "nice-pump-criteria") is Tri.MET
+    assert d.outcome is Outcome.INSUFFICIENT
+    assert d.pathway == "type-1"
+
+
+def test_type1_with_iport_criterion_but_nice_unknown_is_insufficient(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM), condition(LIPO))  # no HbA1c, no hypoglycaemia record
+    assert result(d, "nice-pump-criteria") is Tri.UNKNOWN
+    assert d.outcome is Outcome.INSUFFICIENT
+
+
+def test_type1_with_low_hba1c_and_everything_else_denied_by_clinician_does_not_meet(
+    decide: Decide,
+) -> None:
+    d = decide(
+        patient(),
+        condition(T1DM),
+        hba1c(55),
+        *MDI,
+        confirmation("disabling-hypoglycaemia", False),
+    )
+    assert result(d, "nice-pump-criteria") is Tri.NOT_MET
+    assert d.outcome is Outcome.DOES_NOT_MEET
+    assert d.pathway == "type-1"
+
+
+# -- NICE: "HbA1c levels have remained high (69 mmol/l or above) on MDI" ------------------------
+@pytest.mark.parametrize(
+    ("value", "unit", "expected"),
+    [
+        (68, "mmol/mol", Tri.NOT_MET),
+        (69, "mmol/mol", Tri.MET),  # "69 or above": 69 counts
+        (70, "mmol/mol", Tri.MET),
+        (8.4, "%", Tri.NOT_MET),  # (8.4 - 2.15) x 10.929 = 68.3
+        (9.0, "%", Tri.MET),  # = 74.9
+    ],
+)
+def test_nice_hba1c_threshold_is_69_or_above(
+    decide: Decide, value: float, unit: str, expected: Tri
+) -> None:
+    d = decide(patient(), condition(T1DM), hba1c(value, unit), *MDI)
+    assert result(d, "hba1c-69-or-above-on-mdi") is expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(68, Tri.NOT_MET), (69, Tri.NOT_MET), (70, Tri.MET)],  # "> 69": 69 does not count
+)
+def test_iport_hba1c_with_poor_adherence_threshold_is_above_69(
+    decide: Decide, value: float, expected: Tri
+) -> None:
+    d = decide(
+        patient(), condition(T1DM), hba1c(value), condition(NON_ADHERENCE, onset="2026-05-01")
+    )
+    assert result(d, "hba1c-above-69-with-poor-adherence") is expected
+
+
+def test_high_hba1c_without_documented_non_adherence_is_unknown_not_not_met(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM), hba1c(80))
+    assert result(d, "hba1c-above-69-with-poor-adherence") is Tri.UNKNOWN
+
+
+def test_non_adherence_older_than_its_lookback_does_not_count(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM), hba1c(80), condition(NON_ADHERENCE, onset="2023-01-01"))
+    assert result(d, "hba1c-above-69-with-poor-adherence") is Tri.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("taken", "expected"),
+    [("2025-12-21", Tri.MET), ("2025-10-21", Tri.UNKNOWN)],  # 11 months old is used; 13 is not
+)
+def test_hba1c_lookback_is_12_months(decide: Decide, taken: str, expected: Tri) -> None:
+    d = decide(patient(), condition(T1DM), hba1c(75, on=taken), *MDI)
+    assert result(d, "hba1c-69-or-above-on-mdi") is expected
+
+
+def test_the_latest_hba1c_decides_not_the_highest(decide: Decide) -> None:
+    d = decide(
+        patient(), condition(T1DM), hba1c(90, on="2026-02-01"), hba1c(60, on="2026-10-01"), *MDI
+    )
+    assert result(d, "hba1c-69-or-above-on-mdi") is Tri.NOT_MET
+    assert "60" in d.criteria["hba1c-69-or-above-on-mdi"].reason
+
+
+def test_high_hba1c_on_once_daily_insulin_is_not_mdi(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM), hba1c(75), insulin(text="once daily"))
+    assert result(d, "hba1c-69-or-above-on-mdi") is Tri.NOT_MET
+
+
+def test_high_hba1c_with_no_insulin_record_is_unknown(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM), hba1c(75))
+    assert result(d, "hba1c-69-or-above-on-mdi") is Tri.UNKNOWN
+
+
+def test_high_hba1c_on_insulin_as_directed_is_unknown(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM), hba1c(75), insulin(text="as directed"))
+    assert result(d, "hba1c-69-or-above-on-mdi") is Tri.UNKNOWN
+
+
+def test_no_hba1c_at_all_is_unknown(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM), *MDI)
+    assert result(d, "hba1c-69-or-above-on-mdi") is Tri.UNKNOWN
+    assert d.criteria["hba1c-69-or-above-on-mdi"].missing == "an HbA1c result"
+
+
+# -- NICE: disabling hypoglycaemia --------------------------------------------------------------
+def test_one_ordinary_hypoglycaemia_event_is_context_not_evidence(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM), condition(HYPO_EVENT, onset="2026-08-01"))
+    r = d.criteria["disabling-hypoglycaemia"]
+    assert r.result is Tri.UNKNOWN
+    assert len(r.context) == 1
+
+
+def test_two_hypoglycaemia_events_in_a_year_count_as_repeated(decide: Decide) -> None:
+    d = decide(
+        patient(),
+        condition(T1DM),
+        condition(HYPO_EVENT, onset="2026-08-01"),
+        condition(HYPO_EVENT, onset="2026-02-01"),
+    )
+    assert result(d, "disabling-hypoglycaemia") is Tri.MET
+
+
+def test_hypoglycaemia_recognised_by_clinical_term(decide: Decide) -> None:
+    d = decide(
+        patient(),
+        condition(T1DM),
+        observation_finding(text="Recurrent severe hypoglycaemia", on="2026-05-01"),
+    )
+    r = d.criteria["disabling-hypoglycaemia"]
+    assert r.result is Tri.MET
+    assert r.evidence[0].matched_by == "term"
+
+
+# -- NICE: "adults and children 12 years and older" / "Children younger than 12" ----------------
+@pytest.mark.parametrize(
+    ("born", "expected"),
+    [
+        ("2014-11-22", Tri.NOT_MET),  # 11 until tomorrow
+        ("2014-11-21", Tri.MET),  # 12 today
+        ("2014", Tri.UNKNOWN),  # partial: 11 or 12
+        ("2010", Tri.MET),
+        (None, Tri.UNKNOWN),
+    ],
+)
+def test_age_12_or_over(decide: Decide, born: str | None, expected: Tri) -> None:
+    d = decide(patient(born), condition(T1DM))
+    assert result(d, "age-12-or-over") is expected
+
+
+def test_child_under_12_meets_when_mdi_is_confirmed_impractical(decide: Decide) -> None:
+    d = decide(patient("2018-03-01"), condition(T1DM), confirmation("mdi-impractical"))
+    assert result(d, "nice-pump-criteria") is Tri.MET
+    assert d.outcome is Outcome.MEETS  # mdi-impractical is also the i-Port criterion
+    assert d.criteria["mdi-impractical"].evidence[0].matched_by == "confirmation"
+
+
+def test_child_under_12_with_high_hba1c_does_not_use_the_adult_route(decide: Decide) -> None:
+    d = decide(patient("2018-03-01"), condition(T1DM), hba1c(80), *MDI, condition(LIPO))
+    assert result(d, "nice-pump-criteria") is Tri.UNKNOWN  # needs MDI impractical
+    assert d.outcome is Outcome.INSUFFICIENT
+
+
+# -- Type 2 pathway: "if recommended by a Diabetes specialist AND" ------------------------------
+def test_type2_specialist_recommended_on_twice_daily_insulin_meets(decide: Decide) -> None:
+    d = decide(
+        patient(),
+        condition(T2DM),
+        insulin(text="twice daily"),
+        confirmation("diabetes-specialist-recommendation"),
+    )
+    assert d.outcome is Outcome.MEETS
+    assert d.pathway == "type-2"
+    assert result(d, "insulin-more-than-once-daily") is Tri.MET
+
+
+def test_type2_referral_to_diabetologist_is_context_not_a_recommendation(decide: Decide) -> None:
+    d = decide(
+        patient(), condition(T2DM), insulin(text="twice daily"), condition(REFERRAL_DIABETOLOGIST)
+    )
+    r = d.criteria["diabetes-specialist-recommendation"]
+    assert r.result is Tri.UNKNOWN
+    assert r.context
+    assert "Referral to diabetologist" in r.reason
+    assert d.outcome is Outcome.INSUFFICIENT
+
+
+@pytest.mark.parametrize(("text", "expected"), [("once daily", Tri.NOT_MET), ("BD", Tri.MET)])
+def test_type2_more_than_one_injection_a_day(decide: Decide, text: str, expected: Tri) -> None:
+    d = decide(patient(), condition(T2DM), insulin(text=text))
+    assert result(d, "insulin-more-than-once-daily") is expected
+
+
+def test_type2_specialist_declined_does_not_meet(decide: Decide) -> None:
+    d = decide(
+        patient(),
+        condition(T2DM),
+        insulin(text="BD"),
+        confirmation("diabetes-specialist-recommendation", False),
+    )
+    assert d.outcome is Outcome.DOES_NOT_MEET
+    assert d.pathway == "type-2"
+
+
+# -- Diagnosis: absence is "not met" ------------------------------------------------------------
+def test_no_diabetes_diagnosis_does_not_meet(decide: Decide) -> None:
+    d = decide(patient(), hba1c(40))
+    assert d.outcome is Outcome.DOES_NOT_MEET
+    assert d.pathway is None
+    assert "no type 1 diabetes or type 2 diabetes diagnosis" in d.reason
+
+
+@pytest.mark.parametrize(
+    ("clinical", "verification", "counts"),
+    [
+        ("active", "confirmed", True),
+        (None, None, True),
+        ("recurrence", "confirmed", True),
+        ("relapse", None, True),
+        ("resolved", "confirmed", False),
+        ("inactive", "confirmed", False),
+        ("remission", "confirmed", False),
+        ("active", "refuted", False),
+        ("active", "entered-in-error", False),
+        ("active", "provisional", True),
+    ],
+)
+def test_which_conditions_count(
+    decide: Decide, clinical: str | None, verification: str | None, counts: bool
+) -> None:
+    d = decide(patient(), condition(T1DM, clinical=clinical, verification=verification))
+    assert result(d, "type-1-diabetes") is (Tri.MET if counts else Tri.NOT_MET)
+
+
+def test_diabetes_coded_in_icd10_with_or_without_the_dot(decide: Decide) -> None:
+    for code in ("E10.9", "E109"):
+        d = decide(patient(), condition(("http://hl7.org/fhir/sid/icd-10", code, "Type 1 DM")))
+        assert result(d, "type-1-diabetes") is Tri.MET
+
+
+# -- Absence of a finding is unknown, never "not met" -------------------------------------------
+@pytest.mark.parametrize(
+    "criterion",
+    [
+        "needle-phobia",
+        "lipohypertrophy",
+        "disabling-hypoglycaemia",
+        "mdi-impractical",
+        "diabetes-specialist-recommendation",
+    ],
+)
+def test_absent_findings_are_unknown(decide: Decide, criterion: str) -> None:
+    d = decide(patient(), condition(T1DM))
+    assert result(d, criterion) is Tri.UNKNOWN
+    assert d.criteria[criterion].missing
+
+
+# -- Term matching where no verified code exists ------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Needle phobia", Tri.MET),
+        ("Fear of needles", Tri.MET),
+        ("injection phobia", Tri.MET),
+        ("No needle phobia", Tri.UNKNOWN),
+        ("Patient denies fear of needles", Tri.UNKNOWN),
+        ("needle phobia - resolved", Tri.UNKNOWN),
+        ("Phobia of spiders", Tri.UNKNOWN),
+    ],
+)
+def test_needle_phobia_by_term(decide: Decide, text: str, expected: Tri) -> None:
+    d = decide(patient(), condition(T1DM), condition(text=text))
+    r = d.criteria["needle-phobia"]
+    assert r.result is expected
+    if expected is Tri.MET:
+        assert r.evidence[0].matched_by == "term"
+        assert "matched by clinical term" in r.reason
+
+
+def test_needle_phobia_coded_in_icd10cm(decide: Decide) -> None:
+    d = decide(
+        patient(),
+        condition(
+            ("http://hl7.org/fhir/sid/icd-10-cm", "F40.231", "Fear of injections and transfusions")
+        ),
+    )
+    assert d.criteria["needle-phobia"].evidence[0].matched_by == "code"
+
+
+# -- Clinician confirmation ---------------------------------------------------------------------
+def test_confirmation_false_overrides_a_coded_finding(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM), condition(LIPO), confirmation("lipohypertrophy", False))
+    assert result(d, "lipohypertrophy") is Tri.NOT_MET
+
+
+def test_latest_confirmation_wins(decide: Decide) -> None:
+    d = decide(
+        patient(),
+        condition(T1DM),
+        confirmation("needle-phobia", False, on="2026-01-01"),
+        confirmation("needle-phobia", True, on="2026-09-01"),
+    )
+    assert result(d, "needle-phobia") is Tri.MET
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"effectiveDateTime": None},  # undated
+        {"status": "preliminary"},
+        {"status": "entered-in-error"},
+        {"valueBoolean": "yes"},
+    ],
+)
+def test_confirmations_that_do_not_count(decide: Decide, bad: dict[str, Any]) -> None:
+    c = confirmation("needle-phobia")
+    c.update(bad)
+    if c.get("effectiveDateTime") is None:
+        c.pop("effectiveDateTime")
+    d = decide(patient(), condition(T1DM), c)
+    assert result(d, "needle-phobia") is Tri.UNKNOWN
+
+
+def test_confirmation_of_the_derived_nice_criteria(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM), confirmation("nice-pump-criteria"), condition(LIPO))
+    assert d.outcome is Outcome.MEETS
+
+
+# -- Robustness: a malformed resource is skipped and reported -----------------------------------
+def test_malformed_resources_are_skipped_and_reported(decide: Decide) -> None:
+    broken_condition = {"resourceType": "Condition", "id": "bad1", "code": "diabetes"}
+    broken_hba1c = hba1c(75)
+    broken_hba1c["valueQuantity"]["value"] = "seventy-five"
+    bad_date = hba1c(75, on="21/11/2026")
+    d = decide(
+        patient(), condition(T1DM), broken_condition, broken_hba1c, bad_date, "not a resource", None
+    )
+    assert result(d, "type-1-diabetes") is Tri.MET
+    assert result(d, "hba1c-69-or-above-on-mdi") is Tri.UNKNOWN
+    assert any("Condition/bad1" in w for w in d.warnings)
+    assert len(d.warnings) == 5
+
+
+def test_resources_of_another_patient_are_ignored(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM, pid="someone-else"))
+    assert result(d, "type-1-diabetes") is Tri.NOT_MET
+    assert any("another patient" in w for w in d.warnings)
+
+
+# -- Policy metadata ----------------------------------------------------------------------------
+def test_decision_cites_policy_version_and_review_date(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM))
+    assert d.policy.review_due == date(2028, 12, 31)
+    assert d.policy.version == "2025-12-04"
+    assert not d.policy_overdue
+    assert decide(patient(), today=date(2029, 1, 1)).policy_overdue
+
+
+def test_thresholds_are_configurable(decide: Decide) -> None:
+    import json
+
+    from policy.engine import POLICY_DIR
+
+    doc = json.loads((POLICY_DIR / "iport-advance.json").read_text())
+    stricter = parse_policy(doc, {"niceHba1cThreshold": 75, "hba1cLookbackMonths": 6})
+    d = decide(patient(), condition(T1DM), hba1c(72), *MDI, policy=stricter)
+    assert result(d, "hba1c-69-or-above-on-mdi") is Tri.NOT_MET
+    assert any("6 months" in a for a in stricter.assumptions)

@@ -1,0 +1,130 @@
+"""Value sets: data files with provenance, loaded once, failing loudly, extendable locally."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fhir.resources.R4B.valueset import ValueSet as FhirValueSet
+
+from policy import load_policy
+from valuesets import BUILTIN_DIR, EXT_VERIFICATION, ValueSetError, load_value_sets
+
+BUILTIN_FILES = sorted(BUILTIN_DIR.glob("*.json"))
+
+
+@pytest.mark.parametrize("path", BUILTIN_FILES, ids=lambda p: p.stem)
+def test_every_builtin_file_is_a_valid_fhir_valueset_with_provenance(path: Path) -> None:
+    doc = json.loads(path.read_text())
+    FhirValueSet.model_validate(doc)  # raises on anything FHIR would reject
+    assert doc["id"] == path.stem
+    assert doc["description"]
+    assert doc["date"]
+    assert doc["version"]
+    for include in doc.get("compose", {}).get("include", []):
+        for concept in include["concept"]:
+            urls = {e["url"] for e in concept.get("extension", [])}
+            assert EXT_VERIFICATION in urls, f"{path.name}: {concept['code']} has no verification"
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["1142044000", "1172389004", "1217077001", "15777000", "703136005"],
+)
+def test_refset_members_that_are_not_the_concept_are_left_out(code: str) -> None:
+    # DMTYPE1_COD members marked "review before use" (malnutrition-related diabetes, insulin
+    # coma in a non-diabetic), prediabetes and type-unspecified remission.
+    assert load_value_sets().lookup("http://snomed.info/sct", code) == ()
+
+
+def test_the_policy_has_every_value_set_it_names() -> None:
+    vsl = load_value_sets()
+    vsl.require(load_policy("iport-advance").value_sets)
+
+
+def test_dmd_codes_are_found_under_both_snomed_and_dmd_systems() -> None:
+    vsl = load_value_sets()
+    aspart = "3468611000001108"
+    for system in ("https://dmd.nhs.uk", "http://snomed.info/sct"):
+        (hit,) = vsl.lookup(system, aspart)
+        assert hit.value_set == "insulin"
+        assert hit.insulin_action == "bolus"
+
+
+def test_hba1c_codes_carry_their_implied_unit() -> None:
+    vsl = load_value_sets()
+    assert vsl.lookup("http://loinc.org", "4548-4")[0].implied_unit == "%"
+    assert vsl.lookup("http://snomed.info/sct", "999791000000106")[0].implied_unit == "mmol/mol"
+
+
+def test_local_codes_extend_a_builtin_value_set_without_code_change(tmp_path: Path) -> None:
+    (tmp_path / "local-needle-phobia.json").write_text(
+        json.dumps(
+            {
+                "resourceType": "ValueSet",
+                "id": "needle-phobia",
+                "status": "active",
+                "compose": {
+                    "include": [
+                        {"system": "http://example.org/gp-local", "concept": [{"code": "NP01"}]}
+                    ]
+                },
+                "extension": [
+                    {
+                        "url": "https://iport-cds.example.org/fhir/StructureDefinition/text-match-term",
+                        "valueString": "aichmophobia",
+                    }
+                ],
+            }
+        )
+    )
+    vsl = load_value_sets([tmp_path])
+    assert vsl.lookup("http://example.org/gp-local", "NP01")[0].value_set == "needle-phobia"
+    assert vsl.find_terms("Aichmophobia")[0].value_set == "needle-phobia"
+    assert vsl.lookup("http://hl7.org/fhir/sid/icd-10-cm", "F40.231")  # built-ins kept
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "cannot read JSON"),
+        ('{"resourceType": "CodeSystem", "id": "x"}', "not a FHIR ValueSet"),
+        ('{"resourceType": "ValueSet", "id": "x", "compose": {"include": [{}]}}', "has no system"),
+        ('{"resourceType": "ValueSet", "id": "x"}', "neither concepts nor"),
+        (
+            '{"resourceType": "ValueSet", "id": "x", "compose": {"include": '
+            '[{"system": "s", "filter": [{}]}]}}',
+            "only explicit concepts",
+        ),
+    ],
+)
+def test_a_malformed_file_fails_loading_and_names_the_file(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    bad = tmp_path / "broken.json"
+    bad.write_text(content)
+    with pytest.raises(ValueSetError, match=message) as exc:
+        load_value_sets([tmp_path])
+    assert "broken.json" in str(exc.value)
+
+
+def test_a_missing_extra_folder_fails_loading(tmp_path: Path) -> None:
+    with pytest.raises(ValueSetError, match="does not exist"):
+        load_value_sets([tmp_path / "nope"])
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("i-Port Advance 9mm", "iport-device"),
+        ("IPORT", "iport-device"),
+        ("Hypoglycemia unawareness", "disabling-hypoglycaemia"),
+        ("Impaired awareness of hypoglycaemia", "disabling-hypoglycaemia"),
+        ("no severe hypoglycaemia", None),
+        ("Support port", None),
+    ],
+)
+def test_terms(text: str, found: str | None) -> None:
+    hits = {h.value_set for h in load_value_sets().find_terms(text)}
+    assert (found in hits) if found else not hits & {"iport-device", "disabling-hypoglycaemia"}

@@ -1,0 +1,313 @@
+"""Value sets as data: FHIR R4 ValueSet files loaded once into (system, code) lookups.
+
+Each ``*.json`` file in this folder is one clinical concept the policy needs (type 1
+diabetes, HbA1c, insulin, ...), with the source codelist and verification level of every
+code. A deployment adds local codes by pointing ``extra_dirs`` at a folder of further
+ValueSet files: a file whose ``id`` (or ``extends`` extension) names a built-in value set
+adds its codes and terms to it; any other id becomes a new value set.
+
+Where no verified code exists (needle phobia, disabling hypoglycaemia, the i-Port product)
+a value set also lists clinical terms; ``TermMatcher`` finds them in free text, ignoring
+negated mentions such as "no needle phobia".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BUILTIN_DIR = Path(__file__).resolve().parent
+SD = "https://iport-cds.example.org/fhir/StructureDefinition/"
+EXT_TERM = SD + "text-match-term"
+EXT_SOURCE = SD + "source"
+EXT_VERIFICATION = SD + "verification"
+EXT_INSULIN_ACTION = SD + "insulin-action"
+EXT_IMPLIED_UNIT = SD + "implied-unit"
+EXT_EXTENDS = SD + "extends"
+
+SNOMED = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+ICD10 = "http://hl7.org/fhir/sid/icd-10"
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+
+# dm+d codes are SNOMED CT UK Drug Extension concepts: NHS systems send them under either
+# URI, so both index as SNOMED. OIDs are what some older interfaces still send.
+SYSTEM_ALIASES: Mapping[str, str] = {
+    "https://dmd.nhs.uk": SNOMED,
+    "http://dmd.nhs.uk": SNOMED,
+    "https://fhir.nhs.uk/Id/dmd-code": SNOMED,
+    "urn:oid:2.16.840.1.113883.6.96": SNOMED,
+    "urn:oid:2.16.840.1.113883.6.1": LOINC,
+    "urn:oid:2.16.840.1.113883.6.88": RXNORM,
+}
+_ICD_SYSTEMS = frozenset({ICD10, ICD10CM})
+
+
+class ValueSetError(Exception):
+    """A value set file is missing, unreadable or not a usable ValueSet; names the file."""
+
+
+def normalise_system(system: str) -> str:
+    """The canonical system URI used as a lookup key (dm+d and OIDs fold onto their code system)."""
+    return SYSTEM_ALIASES.get(system, system)
+
+
+def normalise_code(system: str, code: str) -> str:
+    """ICD-10 codes are written both as E10.9 and E109; the dotless form is the key."""
+    code = code.strip()
+    if system in _ICD_SYSTEMS:
+        return code.replace(".", "").upper()
+    return code
+
+
+def normalise_text(text: str) -> str:
+    """Lower case, British 'ae' folded to 'e', punctuation runs to a single space.
+
+    So "Hypoglycaemia", "hypoglycemia" and "i-Port" / "i port" compare equal.
+    """
+    text = text.lower().replace("ae", "e")
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
+
+
+@dataclass(frozen=True, slots=True)
+class Concept:
+    """One code in a value set, with where it came from and how far it is verified."""
+
+    value_set: str
+    system: str
+    code: str
+    display: str
+    source: str = ""
+    verification: str = ""
+    insulin_action: str | None = None
+    implied_unit: str | None = None
+
+
+@dataclass(frozen=True)
+class ValueSet:
+    id: str
+    url: str
+    title: str
+    version: str
+    file: str
+    concepts: tuple[Concept, ...]
+    terms: tuple[str, ...]
+
+
+# Words that, shortly before a term, mean the term is denied rather than asserted.
+_NEGATIONS = (
+    "no",
+    "not",
+    "denies",
+    "denied",
+    "without",
+    "negative for",
+    "ruled out",
+    "rule out",
+    "r o",
+    "never",
+    "nil",
+    "absence of",
+    "free of",
+    "resolved",
+)
+_NEGATION_WINDOW_WORDS = 4
+
+
+@dataclass(frozen=True)
+class TermHit:
+    value_set: str
+    term: str
+
+
+class TermMatcher:
+    """Finds value-set terms in free text; a term preceded closely by a negation is no hit."""
+
+    def __init__(self, terms_by_set: Mapping[str, Iterable[str]]) -> None:
+        entries: list[tuple[str, str]] = []
+        for vs_id, terms in terms_by_set.items():
+            entries.extend((normalise_text(t), vs_id) for t in terms if normalise_text(t))
+        # Longest first, so "i port advance" wins over "i port" for the reported term.
+        entries.sort(key=lambda e: -len(e[0]))
+        self._by_term: dict[str, set[str]] = {}
+        for term, vs_id in entries:
+            self._by_term.setdefault(term, set()).add(vs_id)
+        alternatives = "|".join(re.escape(t) for t in self._by_term)
+        self._pattern = re.compile(rf"\b(?:{alternatives})\b") if alternatives else None
+        negs = "|".join(re.escape(n) for n in _NEGATIONS)
+        self._negation = re.compile(rf"\b(?:{negs})\b")
+
+    def find(self, text: str) -> list[TermHit]:
+        """The value-set terms asserted in ``text`` (negated mentions are left out)."""
+        if self._pattern is None or not text:
+            return []
+        norm = normalise_text(text)
+        hits: list[TermHit] = []
+        for m in self._pattern.finditer(norm):
+            before = norm[: m.start()].split()[-_NEGATION_WINDOW_WORDS:]
+            after = norm[m.end() :].split()[:2]
+            if self._negation.search(" ".join(before)) or "resolved" in after:
+                continue
+            hits.extend(TermHit(vs, m.group(0)) for vs in sorted(self._by_term[m.group(0)]))
+        return hits
+
+
+@dataclass
+class ValueSetLibrary:
+    """All value sets, indexed for O(1) lookup by (system, code)."""
+
+    sets: dict[str, ValueSet] = field(default_factory=dict)
+    _index: dict[tuple[str, str], tuple[Concept, ...]] = field(default_factory=dict)
+    _matcher: TermMatcher | None = None
+
+    def __post_init__(self) -> None:
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        index: dict[tuple[str, str], list[Concept]] = {}
+        for vs in self.sets.values():
+            for c in vs.concepts:
+                key = (c.system, c.code)
+                index.setdefault(key, []).append(c)
+        self._index = {k: tuple(v) for k, v in index.items()}
+        self._matcher = TermMatcher({vs.id: vs.terms for vs in self.sets.values()})
+
+    def lookup(self, system: str, code: str) -> tuple[Concept, ...]:
+        """Every concept (across value sets) that this coding is; empty if none."""
+        system = normalise_system(system)
+        return self._index.get((system, normalise_code(system, code)), ())
+
+    def find_terms(self, text: str) -> list[TermHit]:
+        assert self._matcher is not None
+        return self._matcher.find(text)
+
+    def __contains__(self, vs_id: object) -> bool:
+        return vs_id in self.sets
+
+    def require(self, ids: Iterable[str]) -> None:
+        """Raise ValueSetError unless every id is loaded (a policy names the sets it needs)."""
+        missing = sorted(set(ids) - set(self.sets))
+        if missing:
+            raise ValueSetError(f"value sets required by the policy are missing: {missing}")
+
+
+def _ext_values(element: Mapping[str, Any], url: str) -> list[Any]:
+    out: list[Any] = []
+    for ext in element.get("extension") or []:
+        if isinstance(ext, dict) and ext.get("url") == url:
+            out.extend(v for k, v in ext.items() if k.startswith("value"))
+    return out
+
+
+def _first(element: Mapping[str, Any], url: str) -> Any:
+    values = _ext_values(element, url)
+    return values[0] if values else None
+
+
+def parse_value_set(doc: Any, file: str) -> ValueSet:
+    """Parse one ValueSet JSON document; raise ValueSetError naming ``file`` if unusable."""
+
+    def fail(msg: str) -> ValueSetError:
+        return ValueSetError(f"{file}: {msg}")
+
+    if not isinstance(doc, dict) or doc.get("resourceType") != "ValueSet":
+        raise fail("not a FHIR ValueSet (resourceType must be 'ValueSet')")
+    vs_id = doc.get("id")
+    if not isinstance(vs_id, str) or not re.fullmatch(r"[A-Za-z0-9\-.]{1,64}", vs_id):
+        raise fail("missing or invalid 'id'")
+    target = _first(doc, EXT_EXTENDS) or vs_id
+    concepts: list[Concept] = []
+    include = (doc.get("compose") or {}).get("include", [])
+    contains = (doc.get("expansion") or {}).get("contains", [])
+    if not isinstance(include, list) or not isinstance(contains, list):
+        raise fail("compose.include and expansion.contains must be lists")
+    rows: list[tuple[str, Mapping[str, Any]]] = []
+    for i, inc in enumerate(include):
+        if not isinstance(inc, dict) or not isinstance(inc.get("system"), str):
+            raise fail(f"compose.include[{i}] has no system")
+        if "filter" in inc or "valueSet" in inc:
+            raise fail(f"compose.include[{i}]: only explicit concepts are supported")
+        for j, c in enumerate(inc.get("concept") or []):
+            if not isinstance(c, dict):
+                raise fail(f"compose.include[{i}].concept[{j}] is not an object")
+            rows.append((inc["system"], c))
+    for i, c in enumerate(contains):
+        if not isinstance(c, dict) or not isinstance(c.get("system"), str):
+            raise fail(f"expansion.contains[{i}] has no system")
+        rows.append((c["system"], c))
+    for system, c in rows:
+        code = c.get("code")
+        if not isinstance(code, str) or not code.strip():
+            raise fail(f"a concept in {system} has no code")
+        canon = normalise_system(system)
+        concepts.append(
+            Concept(
+                value_set=target,
+                system=canon,
+                code=normalise_code(canon, code),
+                display=str(c.get("display") or code),
+                source=str(_first(c, EXT_SOURCE) or ""),
+                verification=str(_first(c, EXT_VERIFICATION) or ""),
+                insulin_action=_first(c, EXT_INSULIN_ACTION),
+                implied_unit=_first(c, EXT_IMPLIED_UNIT),
+            )
+        )
+    terms = tuple(str(t) for t in _ext_values(doc, EXT_TERM))
+    if not concepts and not terms:
+        raise fail("has neither concepts nor text-match terms")
+    return ValueSet(
+        id=target,
+        url=str(doc.get("url") or ""),
+        title=str(doc.get("title") or doc.get("name") or vs_id),
+        version=str(doc.get("version") or ""),
+        file=file,
+        concepts=tuple(concepts),
+        terms=terms,
+    )
+
+
+def _merge(base: ValueSet, extra: ValueSet) -> ValueSet:
+    return ValueSet(
+        id=base.id,
+        url=base.url,
+        title=base.title,
+        version=f"{base.version}+{Path(extra.file).name}",
+        file=base.file,
+        concepts=base.concepts + extra.concepts,
+        terms=base.terms + extra.terms,
+    )
+
+
+def _read_dir(directory: Path) -> list[ValueSet]:
+    if not directory.is_dir():
+        raise ValueSetError(f"{directory}: value set folder does not exist")
+    out = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueSetError(f"{path}: cannot read JSON: {exc}") from exc
+        out.append(parse_value_set(doc, str(path)))
+    return out
+
+
+def load_value_sets(extra_dirs: Iterable[str | Path] = ()) -> ValueSetLibrary:
+    """Load the built-in value sets, then local additions from ``extra_dirs``.
+
+    Raises ValueSetError naming the file when any file is malformed, so a bad deployment
+    fails at start-up rather than quietly mis-classifying patients.
+    """
+    sets: dict[str, ValueSet] = {}
+    for vs in _read_dir(BUILTIN_DIR):
+        if vs.id in sets:
+            raise ValueSetError(f"{vs.file}: duplicate value set id {vs.id!r}")
+        sets[vs.id] = vs
+    for d in extra_dirs:
+        for vs in _read_dir(Path(d)):
+            sets[vs.id] = _merge(sets[vs.id], vs) if vs.id in sets else vs
+    return ValueSetLibrary(sets=sets)
