@@ -468,13 +468,16 @@ def extract_record(
     *,
     patient_id: str | None,
     criteria_system: str,
+    warnings: Iterable[str] = (),
 ) -> PatientRecord:
     """Typed facts for one patient from their FHIR resources (any order, any mess).
 
     ``patient_id`` is the context patient: resources naming another patient are skipped.
-    ``criteria_system`` is the CodeSystem of clinician confirmation Observations.
+    ``criteria_system`` is the CodeSystem of clinician confirmation Observations;
+    ``warnings`` are earlier notes (e.g. from fetching) to report with the record's own.
     """
     ex = _Extractor(vsl, patient_id, criteria_system)
+    ex.warnings.extend(warnings)
     for resource in resources:
         ex.add(resource)
     # MedicationRequests last: their medicationReference may point at a Medication listed later.

@@ -99,6 +99,9 @@ def latest_hba1c(record: PatientRecord, ctx: Context) -> HbA1cResult | None:
     return max(usable, key=lambda h: (h.date, h.ref)) if usable else None
 
 
+_SYMBOL = {">=": "≥", ">": ">"}
+
+
 def _compare(value: float, op: str, threshold: float) -> bool:
     if op == ">=":
         return value >= threshold
@@ -299,7 +302,9 @@ def hba1c_on_mdi(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
         )
     on_mdi, insulin_ev, how = _injections_at_least(record, minimum)
     ev += insulin_ev
-    head = f"Latest HbA1c {latest.mmol_mol:g} mmol/mol ({latest.date}) is {op} {threshold:g}"
+    head = (
+        f"Latest HbA1c {latest.mmol_mol:g} mmol/mol ({latest.date}) is {_SYMBOL[op]} {threshold:g}"
+    )
     if on_mdi is Tri.MET:
         return _result(spec, Tri.MET, f"{head}, on {how} insulin injections.", evidence=tuple(ev))
     if on_mdi is Tri.NOT_MET:
@@ -336,13 +341,16 @@ def hba1c_with_finding(record: PatientRecord, spec: CriterionSpec, ctx: Context)
         return _result(
             spec,
             Tri.NOT_MET,
-            f"Latest HbA1c {latest.mmol_mol:g} mmol/mol ({latest.date}) is not {op} {threshold:g}.",
+            f"Latest HbA1c {latest.mmol_mol:g} mmol/mol ({latest.date}) is not "
+            f"{_SYMBOL[op]} {threshold:g}.",
             evidence=tuple(ev),
         )
     since = _window(p, "findingLookbackMonths", ctx.today)
     found = _recent(record.findings_in(p["valueSet"]), since, ctx.today)
     label = p.get("findingLabel", p["valueSet"])
-    head = f"Latest HbA1c {latest.mmol_mol:g} mmol/mol ({latest.date}) is {op} {threshold:g}"
+    head = (
+        f"Latest HbA1c {latest.mmol_mol:g} mmol/mol ({latest.date}) is {_SYMBOL[op]} {threshold:g}"
+    )
     if found:
         ev += [finding_evidence(f) for f in found]
         return _result(spec, Tri.MET, f"{head}, and {label} is documented.", evidence=tuple(ev))

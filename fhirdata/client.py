@@ -1,0 +1,329 @@
+"""The one door to FHIR: every read the service makes goes through ``FhirClient``.
+
+Reads run concurrently (or as one ``batch`` Bundle) under one overall deadline, over a
+pooled keep-alive session, following ``next`` links. Failures become typed errors; the
+access token is only ever sent to the server the caller has already checked against the
+allowlist, and never appears in an error message or a log line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import orjson
+import requests
+from requests.adapters import HTTPAdapter
+
+FHIR_JSON = "application/fhir+json"
+
+
+class FhirError(Exception):
+    """Base of every FHIR read failure. Messages never hold tokens or patient identifiers."""
+
+
+class FhirUnreachable(FhirError):
+    """Could not connect, or the connection failed mid-answer."""
+
+
+class FhirTimeout(FhirError):
+    """The request's overall deadline passed before the data arrived."""
+
+
+class FhirUnauthorised(FhirError):
+    """The server answered 401 or 403 to the access token."""
+
+
+class FhirNotFound(FhirError):
+    """The server answered 404."""
+
+
+class FhirBadResponse(FhirError):
+    """The server answered, but not with usable FHIR JSON (5xx, HTML, wrong resourceType ...)."""
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    deadline_s: float = 4.0
+    connect_timeout_s: float = 1.0
+    read_timeout_s: float = 3.0
+    max_pages: int = 10
+    mode: str = "parallel"  # or "batch": one FHIR batch Bundle for all queries
+
+
+@dataclass
+class FetchResult:
+    """Resources per query key, plus what went wrong along the way (reported on the card)."""
+
+    resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    requests_made: int = 0
+
+
+class _Deadline:
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise FhirTimeout("the FHIR server did not answer within the deadline")
+        return left
+
+
+class FhirClient:
+    """Reads from one FHIR server on behalf of one hook request, under one deadline.
+
+    ``session`` and ``executor`` are shared across requests (connection reuse, bounded
+    concurrency); the client itself is cheap and per request.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        session: requests.Session,
+        executor: ThreadPoolExecutor,
+        settings: FetchSettings,
+        access_token: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._origin = _origin(self.base_url)
+        self._session = session
+        self._executor = executor
+        self._settings = settings
+        self._deadline = _Deadline(
+            settings.deadline_s
+        )  # one deadline for all of this request's I/O
+        self._headers = {"Accept": FHIR_JSON}
+        if access_token:
+            self._headers["Authorization"] = f"Bearer {access_token}"
+        if request_id:
+            self._headers["X-Request-ID"] = request_id
+
+    # -- public ------------------------------------------------------------------------------------
+    def continue_pages(
+        self, key: str, first_page: Mapping[str, Any], result: FetchResult
+    ) -> list[dict[str, Any]]:
+        """All resources of a prefetched searchset, reading its further pages from this server."""
+        return self._collect(key, first_page, self._deadline, result)
+
+    def fetch_all(self, queries: Mapping[str, str]) -> FetchResult:
+        """Run every query ("Condition?patient=1" or "Patient/1") at once; each key's resources.
+
+        Raises FhirError (usually FhirTimeout or FhirUnreachable) when any query cannot be
+        answered: the caller answers 412, because deciding on part of the record is unsafe.
+        """
+        deadline = self._deadline
+        result = FetchResult()
+        if not queries:
+            return result
+        if self._settings.mode == "batch":
+            first_pages = self._batch(queries, deadline, result)
+        else:
+            first_pages = self._parallel(queries, deadline, result)
+        for key, body in first_pages.items():
+            result.resources[key] = self._collect(key, body, deadline, result)
+        return result
+
+    # -- transport ---------------------------------------------------------------------
+    def _get(self, url: str, deadline: _Deadline) -> Any:
+        if _origin(url) != self._origin:
+            # A next link (or anything else) pointing elsewhere never gets our token.
+            raise FhirBadResponse("the FHIR server linked to a different host; not followed")
+        return self._send("GET", url, deadline)
+
+    def _send(self, method: str, url: str, deadline: _Deadline, body: bytes | None = None) -> Any:
+        remaining = deadline.remaining()
+        timeout = (
+            min(self._settings.connect_timeout_s, remaining),
+            min(self._settings.read_timeout_s, remaining),
+        )
+        headers = dict(self._headers)
+        if body is not None:
+            headers["Content-Type"] = FHIR_JSON
+        try:
+            resp = self._session.request(
+                method, url, headers=headers, data=body, timeout=timeout, allow_redirects=False
+            )
+        except requests.Timeout as exc:
+            raise FhirTimeout("the FHIR server did not answer in time") from exc
+        except requests.RequestException as exc:
+            raise FhirUnreachable(
+                f"could not reach the FHIR server ({type(exc).__name__})"
+            ) from exc
+        status = resp.status_code
+        if status in (401, 403):
+            raise FhirUnauthorised(f"the FHIR server refused the access token ({status})")
+        if status == 404:
+            raise FhirNotFound("the FHIR server answered 404")
+        if status >= 300:
+            raise FhirBadResponse(f"the FHIR server answered {status}")
+        try:
+            return orjson.loads(resp.content)
+        except orjson.JSONDecodeError as exc:
+            raise FhirBadResponse("the FHIR server's answer is not JSON") from exc
+
+    def _parallel(
+        self, queries: Mapping[str, str], deadline: _Deadline, result: FetchResult
+    ) -> dict[str, Any]:
+        futures: dict[str, Future[Any]] = {
+            key: self._executor.submit(self._get, self._url(q), deadline)
+            for key, q in queries.items()
+        }
+        result.requests_made += len(futures)
+        done, pending = wait(
+            futures.values(), timeout=deadline.remaining(), return_when=FIRST_EXCEPTION
+        )
+        for f in pending:
+            f.cancel()
+        out = {}
+        for key, f in futures.items():
+            if f not in done:
+                raise FhirTimeout("the FHIR server did not answer within the deadline")
+            try:
+                out[key] = f.result()  # re-raises the typed FhirError of a failed read
+            except FhirNotFound:
+                if "?" in queries[key]:
+                    raise  # a search that 404s means the server cannot search that type
+                result.warnings.append(f"{key}: not found on the FHIR server.")
+                out[key] = None
+        return out
+
+    def _batch(
+        self, queries: Mapping[str, str], deadline: _Deadline, result: FetchResult
+    ) -> dict[str, Any]:
+        keys = list(queries)
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "batch",
+            "entry": [{"request": {"method": "GET", "url": queries[k]}} for k in keys],
+        }
+        result.requests_made += 1
+        answer = self._send("POST", self.base_url, deadline, orjson.dumps(bundle))
+        if not isinstance(answer, dict) or answer.get("resourceType") != "Bundle":
+            raise FhirBadResponse("the batch answer is not a Bundle")
+        entries = answer.get("entry")
+        if not isinstance(entries, list) or len(entries) != len(keys):
+            raise FhirBadResponse("the batch answer does not have one entry per request")
+        out: dict[str, Any] = {}
+        for key, entry in zip(keys, entries, strict=True):
+            status = str(((entry or {}).get("response") or {}).get("status", ""))
+            if not status.startswith("2"):
+                if status.startswith("404"):
+                    out[key] = None
+                    continue
+                raise FhirBadResponse(f"a batch entry answered {status or 'nothing'}")
+            out[key] = entry.get("resource")
+        return out
+
+    def _url(self, query: str) -> str:
+        return f"{self.base_url}/{query.lstrip('/')}"
+
+    # -- pages -------------------------------------------------------------------------
+    def _collect(
+        self, key: str, body: Any, deadline: _Deadline, result: FetchResult
+    ) -> list[dict[str, Any]]:
+        """The resources of a read (one resource) or a search (all pages, OperationOutcomes out)."""
+        if body is None:
+            return []
+        if not isinstance(body, dict):
+            raise FhirBadResponse(f"the answer for {key} is not a FHIR resource")
+        if body.get("resourceType") != "Bundle":
+            if body.get("resourceType") == "OperationOutcome":
+                raise FhirBadResponse(f"the FHIR server answered {key} with an OperationOutcome")
+            return [body]
+        resources: list[dict[str, Any]] = []
+        pages = 1
+        while True:
+            resources.extend(bundle_resources(body, key, result.warnings))
+            nxt = next_link(body)
+            if nxt is None:
+                break
+            if pages >= self._settings.max_pages:
+                result.warnings.append(
+                    f"{key}: more than {self._settings.max_pages} pages; the rest was not read."
+                )
+                break
+            body = self._get(urljoin(self.base_url + "/", nxt), deadline)
+            result.requests_made += 1
+            pages += 1
+            if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
+                raise FhirBadResponse(f"a later page of {key} is not a Bundle")
+        return resources
+
+
+def bundle_resources(
+    bundle: Mapping[str, Any], key: str, warnings: list[str]
+) -> list[dict[str, Any]]:
+    """The resources of a searchset page; OperationOutcome entries become warnings."""
+    out: list[dict[str, Any]] = []
+    entries = bundle.get("entry") or []
+    if not isinstance(entries, list):
+        warnings.append(f"{key}: the Bundle's entry is not a list; ignored.")
+        return out
+    for entry in entries:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict):
+            continue
+        if resource.get("resourceType") == "OperationOutcome":
+            for issue in resource.get("issue") or []:
+                if isinstance(issue, dict) and issue.get("severity") in (
+                    "error",
+                    "fatal",
+                    "warning",
+                ):
+                    text = str(issue.get("diagnostics") or issue.get("code") or "issue")[:160]
+                    warnings.append(f"{key}: the FHIR server reported: {text}")
+            continue
+        out.append(resource)
+    return out
+
+
+def next_link(bundle: Mapping[str, Any]) -> str | None:
+    for link in bundle.get("link") or []:
+        if (
+            isinstance(link, dict)
+            and link.get("relation") == "next"
+            and isinstance(link.get("url"), str)
+        ):
+            return str(link["url"])
+    return None
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def new_session(pool_size: int) -> requests.Session:
+    """A keep-alive session with a bounded pool; no retries (the deadline is too short)."""
+    session = requests.Session()
+    adapter = HTTPAdapter(
+        pool_connections=4, pool_maxsize=pool_size, max_retries=0, pool_block=True
+    )
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.trust_env = False  # no proxies or .netrc credentials picked up from the host
+    return session
+
+
+__all__: Sequence[str] = (
+    "FetchResult",
+    "FetchSettings",
+    "FhirBadResponse",
+    "FhirClient",
+    "FhirError",
+    "FhirNotFound",
+    "FhirTimeout",
+    "FhirUnauthorised",
+    "FhirUnreachable",
+    "bundle_resources",
+    "new_session",
+    "next_link",
+)

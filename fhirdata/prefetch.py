@@ -1,0 +1,135 @@
+"""Prefetch first, the FHIR server only for what is missing.
+
+``prefetch_templates`` are the queries the services advertise in discovery (CDS Hooks 2.0
+tokens only). ``gather`` takes what the client prefetched, fetches the rest in one round
+trip through ``FhirClient``, and returns the patient's resources with notes of what was
+used, fetched and skipped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from fhirdata.client import FetchResult, FhirClient, FhirError, bundle_resources, next_link
+from valuesets import ValueSetLibrary
+
+PATIENT_TOKEN = "{{context.patientId}}"  # noqa: S105 (a prefetch token, not a secret)
+
+# Value sets whose codes may appear on Observations (findings recorded as observations).
+_FINDING_SETS = (
+    "needle-phobia",
+    "lipohypertrophy",
+    "disabling-hypoglycaemia",
+    "hypoglycaemia-event",
+    "non-adherence",
+    "diabetes-specialist",
+)
+
+
+class DataUnavailable(Exception):
+    """Required data is neither prefetched nor obtainable from the FHIR server (answer 412)."""
+
+
+def _codes(vsl: ValueSetLibrary, set_ids: Iterable[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for vs_id in set_ids:
+        vs = vsl.sets.get(vs_id)
+        for c in vs.concepts if vs else ():
+            seen.setdefault(f"{c.system}|{c.code}", None)
+    return list(seen)
+
+
+def prefetch_templates(vsl: ValueSetLibrary, criteria_system: str) -> dict[str, str]:
+    """The prefetch templates every service advertises; keys are stable API."""
+    p = PATIENT_TOKEN
+    return {
+        "patient": f"Patient/{p}",
+        "conditions": f"Condition?patient={p}",
+        "hba1c": f"Observation?patient={p}&code={','.join(_codes(vsl, ['hba1c']))}&_sort=-date",
+        "findings": f"Observation?patient={p}&code="
+        + ",".join([f"{criteria_system}|", *_codes(vsl, _FINDING_SETS)]),
+        "medications": f"MedicationRequest?patient={p}&status=active"
+        "&_include=MedicationRequest:medication",
+        "referrals": f"ServiceRequest?patient={p}",
+        "devices": f"DeviceRequest?patient={p}&status=active",
+    }
+
+
+def fill(template: str, patient_id: str) -> str:
+    return template.replace(PATIENT_TOKEN, quote(patient_id, safe=""))
+
+
+@dataclass
+class Gathered:
+    resources: list[Any] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    prefetched: list[str] = field(default_factory=list)  # keys used from prefetch
+    fetched: list[str] = field(default_factory=list)  # keys read from the FHIR server
+    fetch_ms: float = 0.0
+    fhir_requests: int = 0
+
+
+def gather(
+    prefetch: Mapping[str, Any] | None,
+    templates: Mapping[str, str],
+    patient_id: str,
+    client: Callable[[], FhirClient] | None,
+) -> Gathered:
+    """All resources the policy needs for ``patient_id``.
+
+    A prefetch key with data is used (its further pages read from the server); a key with
+    ``null`` means the client looked and found nothing; an absent or unusable key is fetched.
+    ``client`` makes the FHIR client for this request, or is None when the request named no
+    usable FHIR server. Raises DataUnavailable when anything required cannot be had.
+    """
+    out = Gathered()
+    prefetch = prefetch or {}
+    to_fetch: dict[str, str] = {}
+    continued: dict[str, Mapping[str, Any]] = {}
+    for key, template in templates.items():
+        if key in prefetch:
+            value = prefetch[key]
+            if value is None:
+                out.prefetched.append(key)
+                continue
+            if isinstance(value, dict) and isinstance(value.get("resourceType"), str):
+                out.prefetched.append(key)
+                if value["resourceType"] != "Bundle":
+                    out.resources.append(value)
+                elif next_link(value):
+                    continued[key] = value  # all pages are read below, the first included
+                else:
+                    out.resources.extend(bundle_resources(value, f"prefetch '{key}'", out.warnings))
+                continue
+            out.warnings.append(
+                f"Prefetch '{key}' was not a FHIR resource or Bundle; fetched instead."
+            )
+        to_fetch[key] = fill(template, patient_id)
+    if not to_fetch and not continued:
+        return out
+    if client is None:
+        missing = sorted([*to_fetch, *continued])
+        raise DataUnavailable(
+            f"Required data was not prefetched ({', '.join(missing)}) and no usable FHIR server "
+            "was given to fetch it from."
+        )
+    started = time.perf_counter()
+    fhir = client()
+    try:
+        fetched: FetchResult = fhir.fetch_all(to_fetch)
+        for key, first_page in continued.items():
+            fetched.resources[key] = fhir.continue_pages(key, first_page, fetched)
+    except FhirError as exc:
+        raise DataUnavailable(f"Could not obtain the patient's data: {exc}.") from exc
+    finally:
+        out.fetch_ms = (time.perf_counter() - started) * 1000
+    for resources in fetched.resources.values():
+        out.resources.extend(resources)
+    out.warnings.extend(fetched.warnings)
+    out.fetched.extend(to_fetch)
+    out.fhir_requests = fetched.requests_made
+    return out

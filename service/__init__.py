@@ -1,0 +1,98 @@
+"""The HTTP edge: a Flask app serving CDS Hooks 2.0 for the i-Port Advance policy.
+
+flask --app service run
+gunicorn -c deploy/gunicorn.conf.py "service:create_app()"
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, Response
+from flask_cors import CORS
+from werkzeug.exceptions import HTTPException
+
+from fhirdata import FetchSettings, FhirServerPolicy, new_session, prefetch_templates
+from policy import load_policy
+from service.config import load_config
+from service.errors import ServiceError, operation_outcome
+from service.evaluation import Engine
+from service.routes import bp, json_response
+from valuesets import load_value_sets
+
+log = logging.getLogger("iport_cds")
+
+_HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 413: "too-long", 415: "not-supported"}
+
+
+def build_engine(config: Mapping[str, Any]) -> Engine:
+    """Everything loaded once at start-up; a malformed value set or policy file fails here."""
+    extra = config.get("VALUESET_EXTRA_DIR")
+    vsl = load_value_sets([extra] if extra else [])
+    policy = load_policy(config["POLICY"], config.get("POLICY_PARAMETERS") or {})
+    vsl.require(policy.value_sets)
+    pool = int(config["FHIR_POOL_SIZE"])
+    return Engine(
+        vsl=vsl,
+        policy=policy,
+        templates=prefetch_templates(vsl, policy.info.criteria_system),
+        server_policy=FhirServerPolicy.from_config(
+            config["FHIR_SERVER_ALLOWLIST"],
+            config["FHIR_INSECURE_HOSTS"],
+            bool(config["FHIR_ALLOW_LOOPBACK"]),
+        ),
+        fetch_settings=FetchSettings(
+            deadline_s=float(config["FHIR_DEADLINE_SECONDS"]),
+            connect_timeout_s=float(config["FHIR_CONNECT_TIMEOUT_SECONDS"]),
+            read_timeout_s=float(config["FHIR_READ_TIMEOUT_SECONDS"]),
+            max_pages=int(config["FHIR_MAX_PAGES"]),
+            mode=str(config["FHIR_FETCH_MODE"]),
+        ),
+        session=new_session(pool),
+        executor=ThreadPoolExecutor(max_workers=pool, thread_name_prefix="fhir"),
+    )
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """The app. ``config`` overrides defaults, the config file and IPORT_CDS_* variables."""
+    app = Flask(__name__, instance_relative_config=True)
+    load_config(app, config)
+    app.config.setdefault("CLOCK", lambda: datetime.now(UTC))
+    app.config.setdefault("UUID_FACTORY", lambda: str(uuid.uuid4()))
+    logging.getLogger("iport_cds").setLevel(app.config["LOG_LEVEL"])
+    app.extensions["iport_cds.engine"] = build_engine(app.config)
+    CORS(
+        app,
+        resources={r"/cds-services*": {"origins": app.config["CORS_ORIGINS"]}},
+        methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["Content-Type", "Authorization", "X-Request-ID"],
+        max_age=600,
+    )
+    app.register_blueprint(bp)
+    _register_error_handlers(app)
+    return app
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ServiceError)
+    def service_error(exc: ServiceError) -> Response:
+        return json_response(operation_outcome(exc.code, exc.message), exc.status)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        code = _HTTP_ISSUE_CODES.get(status, "invalid" if status < 500 else "exception")
+        return json_response(operation_outcome(code, exc.description or exc.name), status)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        # The type only: an exception's message could quote request data.
+        log.error("unexpected error handling a request: %s", type(exc).__name__)
+        return json_response(
+            operation_outcome("exception", "internal error; see the service log"), 500
+        )

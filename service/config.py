@@ -1,0 +1,50 @@
+"""Configuration: defaults, then an optional JSON file, then IPORT_CDS_* environment variables.
+
+Read once in ``create_app``; every setting is documented in the README.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+ENV_PREFIX = "IPORT_CDS"
+
+DEFAULTS: dict[str, Any] = {
+    # HTTP
+    "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,  # bytes; larger request bodies get 413
+    "EXTERNAL_BASE_URL": None,  # e.g. https://cds.example.nhs.uk when behind a proxy
+    "CORS_ORIGINS": "*",
+    # FHIR access
+    "FHIR_SERVER_ALLOWLIST": [],  # base URLs the service may read from (and send tokens to)
+    "FHIR_INSECURE_HOSTS": [],  # hosts allowed over plain http besides loopback
+    "FHIR_ALLOW_LOOPBACK": False,  # any FHIR server on this machine (local sandboxes)
+    "FHIR_DEADLINE_SECONDS": 4.0,
+    "FHIR_CONNECT_TIMEOUT_SECONDS": 1.0,
+    "FHIR_READ_TIMEOUT_SECONDS": 3.0,
+    "FHIR_POOL_SIZE": 16,
+    "FHIR_MAX_PAGES": 10,
+    "FHIR_FETCH_MODE": "parallel",  # or "batch"
+    # Policy and value sets
+    "POLICY": "iport-advance",
+    "POLICY_PARAMETERS": {},  # overrides of the policy file's parameters
+    "VALUESET_EXTRA_DIR": None,
+    # Operations
+    "LOG_LEVEL": "INFO",
+}
+
+
+def load_config(app: Flask, overrides: Mapping[str, Any] | None = None) -> None:
+    """Defaults < IPORT_CDS_CONFIG_FILE (JSON) < IPORT_CDS_* environment < ``overrides``."""
+    app.config.update(DEFAULTS)
+    config_file = os.environ.get(f"{ENV_PREFIX}_CONFIG_FILE")
+    if config_file:
+        app.config.update(json.loads(Path(config_file).read_text(encoding="utf-8")))
+    app.config.from_prefixed_env(ENV_PREFIX)
+    if overrides:
+        app.config.update(overrides)

@@ -1,0 +1,47 @@
+"""Errors the HTTP edge turns into 4xx answers with a FHIR OperationOutcome body.
+
+Messages are written for the integrator reading them: they name the field, never echo a
+token or a patient identifier, and never carry a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ServiceError(Exception):
+    status = 500
+    code = "exception"  # FHIR issue-type
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(ServiceError):
+    status = 400
+    code = "invalid"
+
+
+class UnknownService(ServiceError):
+    status = 404
+    code = "not-found"
+
+
+class Unauthorised(ServiceError):
+    status = 401
+    code = "login"
+
+
+class PreconditionFailed(ServiceError):
+    """412: required data could not be obtained (CDS Hooks 2.0: the service SHALL answer 412)."""
+
+    status = 412
+    code = "incomplete"
+
+
+def operation_outcome(code: str, diagnostics: str, severity: str = "error") -> dict[str, Any]:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}],
+    }

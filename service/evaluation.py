@@ -1,0 +1,158 @@
+"""One hook call, end to end: request → data → facts → decision → cards.
+
+``Engine`` holds what is built once at start-up (value sets, policy, HTTP pool); ``run_hook``
+is the whole flow for one request and knows nothing of Flask.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import requests
+
+from cds_cards import CardContext, eligibility_card
+from facts import Order, extract_record, order_is_iport
+from fhirdata import (
+    DataUnavailable,
+    FetchSettings,
+    FhirClient,
+    FhirServerNotAllowed,
+    FhirServerPolicy,
+    Gathered,
+    gather,
+)
+from policy import Decision, Outcome, Policy, evaluate
+from service.discovery import ServiceDef
+from service.errors import PreconditionFailed
+from service.hookrequest import HookRequest
+from valuesets import ValueSetLibrary
+
+LONDON = ZoneInfo("Europe/London")
+
+
+@dataclass
+class Engine:
+    vsl: ValueSetLibrary
+    policy: Policy
+    templates: dict[str, str]
+    server_policy: FhirServerPolicy
+    fetch_settings: FetchSettings
+    session: requests.Session
+    executor: ThreadPoolExecutor
+
+
+@dataclass
+class HookResult:
+    """The response body, and what the audit trail and logs may know (no identifiers)."""
+
+    body: dict[str, Any]
+    outcome: str | None = None
+    pathway: str | None = None
+    card_uuids: list[str] = field(default_factory=list)
+    decision: Decision | None = None
+    gathered: Gathered | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def iport_drafts(req: HookRequest, vsl: ValueSetLibrary) -> list[Order]:
+    """The draft orders this hook is about that are i-Port Advance orders.
+
+    order-select: only the selected drafts; order-sign: every draft. Drafts with no code
+    yet (the Sandbox's first order-select) are simply not i-Port orders.
+    """
+    drafts = req.draft_orders
+    if req.hook == "order-select":
+        selected = set(req.selections)
+        drafts = [d for d in drafts if f"{d.get('resourceType')}/{d.get('id')}" in selected]
+    return [o for o in (order_is_iport(d, vsl) for d in drafts) if o is not None]
+
+
+def _client_factory(
+    engine: Engine, req: HookRequest, allowed_extra: Iterable[str], request_id: str | None
+) -> Callable[[], FhirClient] | None:
+    if not req.fhir_server:
+        return None
+    fhir_server = req.fhir_server
+
+    def make() -> FhirClient:
+        try:
+            base = engine.server_policy.check(fhir_server, allowed_extra)
+        except FhirServerNotAllowed as exc:
+            raise DataUnavailable(f"{exc}; no request was sent to it") from exc
+        return FhirClient(
+            base,
+            session=engine.session,
+            executor=engine.executor,
+            settings=engine.fetch_settings,
+            access_token=req.access_token,
+            request_id=request_id,
+        )
+
+    return make
+
+
+def run_hook(
+    engine: Engine,
+    service: ServiceDef,
+    req: HookRequest,
+    *,
+    now: datetime,
+    new_uuid: Callable[[], str],
+    allowed_fhir_servers: Iterable[str] = (),
+    request_id: str | None = None,
+) -> HookResult:
+    """Evaluate the policy for this hook call and build its cards.
+
+    Raises PreconditionFailed (412) when required data cannot be obtained.
+    """
+    started = time.perf_counter()
+    if service.hook in ("order-select", "order-sign") and not iport_drafts(req, engine.vsl):
+        return HookResult(body={"cards": []}, timings_ms={"total": _ms(started)})
+    try:
+        gathered = gather(
+            req.prefetch,
+            engine.templates,
+            req.patient_id,
+            _client_factory(engine, req, allowed_fhir_servers, request_id),
+        )
+    except DataUnavailable as exc:
+        raise PreconditionFailed(str(exc)) from exc
+    record = extract_record(
+        gathered.resources,
+        engine.vsl,
+        patient_id=req.patient_id,
+        criteria_system=engine.policy.info.criteria_system,
+        warnings=gathered.warnings,
+    )
+    today = now.astimezone(LONDON).date()
+    decision = evaluate(engine.policy, record, today)
+    result = HookResult(
+        body={"cards": []},
+        outcome=decision.outcome.value,
+        pathway=decision.pathway,
+        decision=decision,
+        gathered=gathered,
+    )
+    show = True
+    if service.hook == "patient-view":
+        # Proactive: speak only when the patient meets the criteria and has no i-Port yet.
+        show = decision.outcome is Outcome.MEETS and not record.iport_orders
+    if show:
+        ctx = CardContext(
+            patient_id=req.patient_id, user_ref=req.user_id, now=now, new_uuid=new_uuid
+        )
+        card = eligibility_card(decision, ctx, patient_view=service.hook == "patient-view")
+        result.body = {"cards": [card]}
+        result.card_uuids = [card["uuid"]]
+    result.timings_ms = {"fhir": round(gathered.fetch_ms, 2), "total": _ms(started)}
+    return result
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)

@@ -1,0 +1,76 @@
+"""Thin HTTP routes: parse, call one function, answer JSON."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from flask import Blueprint, Response, current_app, request
+
+from service.discovery import SERVICES, discovery_document
+from service.errors import BadRequest, UnknownService
+from service.evaluation import Engine, run_hook
+from service.hookrequest import parse_hook_request
+
+bp = Blueprint("cds", __name__)
+log = logging.getLogger("iport_cds.request")
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status=status, mimetype="application/json")
+
+
+def _json_body() -> Any:
+    try:
+        return orjson.loads(request.get_data(cache=False))
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest("the request body is not valid JSON") from exc
+
+
+def _engine() -> Engine:
+    engine: Engine = current_app.extensions["iport_cds.engine"]
+    return engine
+
+
+@bp.get("/cds-services")
+def discovery() -> Response:
+    return json_response(discovery_document(_engine().templates))
+
+
+@bp.post("/cds-services/<service_id>")
+def hook(service_id: str) -> Response:
+    service = SERVICES.get(service_id)
+    if service is None:
+        raise UnknownService(f"no CDS service with id '{service_id[:64]}'")
+    req = parse_hook_request(_json_body(), service.hook)
+    result = run_hook(
+        _engine(),
+        service,
+        req,
+        now=current_app.config["CLOCK"](),
+        new_uuid=current_app.config["UUID_FACTORY"],
+        request_id=request.headers.get("X-Request-ID"),
+    )
+    log.info(
+        "hook answered",
+        extra={
+            "service": service_id,
+            "hookInstance": req.hook_instance,
+            "outcome": result.outcome,
+            "pathway": result.pathway,
+            "cards": len(result.body["cards"]),
+            "timings_ms": result.timings_ms,
+        },
+    )
+    return json_response(result.body)
+
+
+@bp.post("/cds-services/<service_id>/feedback")
+def feedback(service_id: str) -> Response:
+    if service_id not in SERVICES:
+        raise UnknownService(f"no CDS service with id '{service_id[:64]}'")
+    body = _json_body()
+    if not isinstance(body, dict) or not isinstance(body.get("feedback"), list):
+        raise BadRequest("feedback must be an object with a 'feedback' list")
+    return json_response({})
