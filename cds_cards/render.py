@@ -157,8 +157,13 @@ def _confirmation_resource(
 
 
 def _suggestions(decision: Decision, ctx: CardContext) -> list[dict[str, Any]]:
-    """One 'record a confirmation' suggestion per unknown criterion a clinician can confirm."""
-    out = []
+    """One 'record a confirmation' suggestion per unknown criterion a clinician can confirm.
+
+    None when the criteria are already met: more confirmations would only be noise.
+    """
+    out: list[dict[str, Any]] = []
+    if decision.outcome is Outcome.MEETS:
+        return out
     for cid in decision.shown_criteria:
         r = decision.criteria[cid]
         if r.result is not Tri.UNKNOWN or not r.confirmable:

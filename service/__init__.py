@@ -22,6 +22,7 @@ from policy import load_policy
 from service.config import load_config
 from service.errors import ServiceError, operation_outcome
 from service.evaluation import Engine
+from service.logs import configure_logging
 from service.routes import bp, json_response
 from valuesets import load_value_sets
 
@@ -64,7 +65,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     load_config(app, config)
     app.config.setdefault("CLOCK", lambda: datetime.now(UTC))
     app.config.setdefault("UUID_FACTORY", lambda: str(uuid.uuid4()))
-    logging.getLogger("iport_cds").setLevel(app.config["LOG_LEVEL"])
+    configure_logging(str(app.config["LOG_LEVEL"]))
     app.extensions["iport_cds.engine"] = build_engine(app.config)
     CORS(
         app,

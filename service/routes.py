@@ -61,6 +61,9 @@ def hook(service_id: str) -> Response:
             "pathway": result.pathway,
             "cards": len(result.body["cards"]),
             "timings_ms": result.timings_ms,
+            "prefetched": result.gathered.prefetched if result.gathered else None,
+            "fetched": result.gathered.fetched if result.gathered else None,
+            "fhir_requests": result.gathered.fhir_requests if result.gathered else 0,
         },
     )
     return json_response(result.body)

@@ -176,13 +176,13 @@ def confirmation(
 
 
 def iport_device_request(
-    status: str = "draft", text: str = "i-Port Advance injection port 9mm"
+    status: str = "draft", text: str = "i-Port Advance injection port 9mm", pid: str = PID
 ) -> dict[str, Any]:
     return {
         "resourceType": "DeviceRequest",
         "id": _id("devreq"),
         "status": status,
         "intent": "order",
-        "subject": {"reference": f"Patient/{PID}"},
+        "subject": {"reference": f"Patient/{pid}"},
         "codeCodeableConcept": {"text": text},
     }

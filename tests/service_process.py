@@ -1,0 +1,83 @@
+"""Run the real service (gunicorn with deploy/gunicorn.conf.py) on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServiceProcess:
+    """``with ServiceProcess({"FHIR_ALLOW_LOOPBACK": "true"}) as svc: svc.url``"""
+
+    def __init__(self, env: dict[str, str] | None = None, workers: int = 1) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._env = {f"IPORT_CDS_{k}": v for k, v in (env or {}).items()}
+        self._workers = workers
+        self._log = tempfile.NamedTemporaryFile(prefix="iport-cds-", suffix=".log", delete=False)  # noqa: SIM115
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log(self) -> str:
+        return Path(self._log.name).read_text(errors="replace")
+
+    def __enter__(self) -> ServiceProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IPORT_CDS_")}
+        env.update(self._env)
+        env.update(
+            IPORT_CDS_BIND=f"127.0.0.1:{self.port}",
+            IPORT_CDS_WORKERS=str(self._workers),
+            PYTHONUNBUFFERED="1",
+        )
+        gunicorn = Path(sys.executable).with_name("gunicorn")
+        self._proc = subprocess.Popen(
+            [str(gunicorn), "-c", "deploy/gunicorn.conf.py", "service:create_app()"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"the service exited during start-up:\n{self.log[-3000:]}")
+            try:
+                if requests.get(f"{self.url}/cds-services", timeout=1).status_code in (200, 401):
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.__exit__(None, None, None)
+        raise RuntimeError(f"the service did not start within 30 s:\n{self.log[-3000:]}")
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._log.close()

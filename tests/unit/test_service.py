@@ -1,0 +1,469 @@
+"""The CDS Hooks service over HTTP (Flask test client): discovery, hooks, cards, bad input."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import responses
+from fhir.resources.R4B.observation import Observation
+from flask.testing import FlaskClient
+
+from service import create_app
+from tests.builders import (
+    LIPO,
+    PID,
+    T1DM,
+    T2DM,
+    condition,
+    confirmation,
+    hba1c,
+    insulin,
+    iport_device_request,
+    patient,
+)
+from tests.hooks import PREFETCH_KEYS, SERVICE, hook_request, searchset
+
+FHIR = "https://fhir.example.nhs.uk/r4"
+NOW = datetime(2026, 11, 21, 10, 30, tzinfo=UTC)
+
+MEETS = [
+    patient(),
+    condition(T1DM),
+    hba1c(75),
+    insulin(text="with meals"),
+    insulin(text="at night"),
+    condition(text="Needle phobia"),
+]
+INSUFFICIENT = [
+    patient(),
+    condition(T1DM),
+    hba1c(75),
+    insulin(text="with meals"),
+    insulin(text="at night"),
+]
+NO_DIABETES = [patient(), hba1c(40)]
+
+
+def counter() -> Any:
+    n = iter(range(1, 10_000))
+    return lambda: f"00000000-0000-4000-8000-{next(n):012d}"
+
+
+@pytest.fixture
+def app_config() -> dict[str, Any]:
+    return {"FHIR_SERVER_ALLOWLIST": [FHIR], "CLOCK": lambda: NOW, "UUID_FACTORY": counter()}
+
+
+@pytest.fixture
+def client(app_config: dict[str, Any]) -> Iterator[FlaskClient]:
+    app = create_app(app_config)
+    app.testing = True
+    with app.test_client() as c:
+        yield c
+
+
+def post(client: FlaskClient, hook: str, body: Any, **kw: Any) -> Any:
+    return client.post(f"/cds-services/{SERVICE[hook]}", json=body, **kw)
+
+
+def card_of(resp: Any) -> dict[str, Any]:
+    assert resp.status_code == 200, resp.json
+    (card,) = resp.json["cards"]
+    return card  # type: ignore[no-any-return]
+
+
+def draft() -> dict[str, Any]:
+    d = iport_device_request()
+    d["id"] = "draft-iport"
+    return d
+
+
+# -- discovery ---------------------------------------------------------------------------------
+def test_discovery_lists_three_services_with_valid_prefetch_tokens(client: FlaskClient) -> None:
+    services = client.get("/cds-services").json["services"]
+    assert {s["hook"] for s in services} == {"order-select", "order-sign", "patient-view"}
+    for s in services:
+        assert s["title"]
+        assert s["description"]
+        assert set(s["prefetch"]) == set(PREFETCH_KEYS)
+        for template in s["prefetch"].values():
+            tokens = re.findall(r"\{\{(.*?)\}\}", template)
+            assert tokens
+            assert set(tokens) <= {"context.patientId", "context.encounterId", "context.userId"}
+
+
+def test_cors_preflight_on_every_endpoint(client: FlaskClient) -> None:
+    for path in (
+        "/cds-services",
+        "/cds-services/iport-advance-order-select",
+        "/cds-services/x/feedback",
+    ):
+        resp = client.options(
+            path,
+            headers={
+                "Origin": "https://sandbox.cds-hooks.org",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "Content-Type, Authorization",
+            },
+        )
+        assert resp.status_code == 200
+        assert resp.headers["Access-Control-Allow-Origin"] in ("*", "https://sandbox.cds-hooks.org")
+        assert "POST" in resp.headers["Access-Control-Allow-Methods"]
+        assert "authorization" in resp.headers["Access-Control-Allow-Headers"].lower()
+
+
+# -- order-select / order-sign -------------------------------------------------------------------
+def test_order_select_of_an_iport_gives_one_eligibility_card(client: FlaskClient) -> None:
+    card = card_of(
+        post(
+            client, "order-select", hook_request("order-select", resources=MEETS, drafts=[draft()])
+        )
+    )
+    assert card["indicator"] == "info"
+    assert len(card["summary"]) < 140
+    assert "meets" in card["summary"]
+    assert "type 1 diabetes pathway" in card["summary"]
+    ext = card["extension"]["iport-cds.eligibility"]
+    assert ext["outcome"] == "meets-criteria"
+    assert ext["pathway"] == "type-1"
+    assert ext["policy"] == {
+        "id": "hny-iport-advance",
+        "version": "2025-12-04",
+        "reviewDue": "2028-12-31",
+    }
+    by_id = {c["id"]: c for c in ext["criteria"]}
+    assert by_id["needle-phobia"]["result"] == "met"
+    assert by_id["needle-phobia"]["evidence"]
+    assert by_id["mdi-impractical"]["result"] == "unknown"
+    assert "review due 2028-12-31" in card["detail"]
+    assert card["source"]["topic"]["code"] == "iport-advance-eligibility"
+    assert {r["code"] for r in card["overrideReasons"]} >= {"ifr-submitted", "clinical-judgement"}
+
+
+def test_order_select_of_something_else_gives_no_card(client: FlaskClient) -> None:
+    other = insulin(status="draft")
+    body = hook_request(
+        "order-select",
+        resources=MEETS,
+        drafts=[other, draft()],
+        selections=[f"MedicationRequest/{other['id']}"],
+    )
+    assert post(client, "order-select", body).json == {"cards": []}
+
+
+def test_order_select_with_a_draft_that_has_no_code_yet(client: FlaskClient) -> None:
+    blank = {"resourceType": "MedicationRequest", "id": "new", "status": "draft", "intent": "order"}
+    body = hook_request(
+        "order-select", resources=MEETS, drafts=[blank], selections=["MedicationRequest/new"]
+    )
+    assert post(client, "order-select", body).json == {"cards": []}
+
+
+def test_order_sign_checks_every_draft(client: FlaskClient) -> None:
+    body = hook_request(
+        "order-sign", resources=INSUFFICIENT, drafts=[insulin(status="draft"), draft()]
+    )
+    card = card_of(post(client, "order-sign", body))
+    assert card["indicator"] == "warning"
+    assert "not enough information" in card["summary"]
+
+
+def test_iport_as_a_dmd_style_medication_request_draft(client: FlaskClient) -> None:
+    med = {
+        "resourceType": "MedicationRequest",
+        "id": "rx1",
+        "status": "draft",
+        "intent": "order",
+        "subject": {"reference": f"Patient/{PID}"},
+        "medicationCodeableConcept": {"text": "i-Port Advance injection port 6mm (Medtronic Ltd)"},
+    }
+    card = card_of(
+        post(client, "order-sign", hook_request("order-sign", resources=MEETS, drafts=[med]))
+    )
+    assert card["extension"]["iport-cds.eligibility"]["outcome"] == "meets-criteria"
+
+
+def test_suggestions_create_confirmation_observations_for_unknowns(client: FlaskClient) -> None:
+    card = card_of(
+        post(
+            client,
+            "order-sign",
+            hook_request("order-sign", resources=INSUFFICIENT, drafts=[draft()]),
+        )
+    )
+    assert card["selectionBehavior"] == "any"
+    codes = []
+    for s in card["suggestions"]:
+        assert s["uuid"]
+        (action,) = s["actions"]
+        assert action["type"] == "create"
+        obs = action["resource"]
+        Observation.model_validate(obs)  # a valid FHIR Observation
+        assert obs["subject"] == {"reference": f"Patient/{PID}"}
+        assert obs["performer"] == [{"reference": "Practitioner/dr-1"}]
+        assert obs["valueBoolean"] is True
+        codes.append(obs["code"]["coding"][0]["code"])
+    assert "mdi-impractical" in codes
+    assert "needle-phobia" in codes
+    assert "type-1-diabetes" not in codes  # met criteria are not offered
+
+
+def test_accepting_a_suggestion_then_firing_again_meets(client: FlaskClient) -> None:
+    first = card_of(
+        post(
+            client,
+            "order-sign",
+            hook_request("order-sign", resources=INSUFFICIENT, drafts=[draft()]),
+        )
+    )
+    suggestion = next(s for s in first["suggestions"] if "Needle phobia" in s["label"])
+    stored = dict(
+        suggestion["actions"][0]["resource"], id="stored-confirmation"
+    )  # as the EHR stores it
+    again = card_of(
+        post(
+            client,
+            "order-sign",
+            hook_request("order-sign", resources=[*INSUFFICIENT, stored], drafts=[draft()]),
+        )
+    )
+    assert again["extension"]["iport-cds.eligibility"]["outcome"] == "meets-criteria"
+
+
+def test_does_not_meet_links_the_individual_funding_request_route(client: FlaskClient) -> None:
+    body = hook_request(
+        "order-sign",
+        resources=[
+            patient(),
+            condition(T2DM),
+            insulin(text="BD"),
+            confirmation("diabetes-specialist-recommendation", False),
+        ],
+        drafts=[draft()],
+    )
+    card = card_of(post(client, "order-sign", body))
+    assert card["extension"]["iport-cds.eligibility"]["outcome"] == "does-not-meet-criteria"
+    assert any("funding" in link["label"].lower() for link in card["links"])
+
+
+def test_no_empty_optional_fields(client: FlaskClient) -> None:
+    body = hook_request(
+        "order-sign",
+        resources=[patient(), condition(T1DM), condition(LIPO), confirmation("nice-pump-criteria")],
+        drafts=[draft()],
+    )
+    card = card_of(post(client, "order-sign", body))
+
+    def walk(x: Any, path: str) -> None:
+        if isinstance(x, dict):
+            for k, v in x.items():
+                if not (k == "pathway" and "extension" in path):
+                    assert v not in (None, "", [], {}), f"{path}.{k} is empty"
+                walk(v, f"{path}.{k}")
+        elif isinstance(x, list):
+            for i, v in enumerate(x):
+                walk(v, f"{path}[{i}]")
+
+    walk(card, "card")
+    assert "suggestions" not in card  # meets: nothing to confirm
+    assert "selectionBehavior" not in card
+
+
+# -- patient-view -------------------------------------------------------------------------------
+def test_patient_view_speaks_only_when_criteria_are_met(client: FlaskClient) -> None:
+    card = card_of(post(client, "patient-view", hook_request("patient-view", resources=MEETS)))
+    assert card["summary"].startswith("May be eligible")
+    assert post(
+        client, "patient-view", hook_request("patient-view", resources=INSUFFICIENT)
+    ).json == {"cards": []}
+    assert post(
+        client, "patient-view", hook_request("patient-view", resources=NO_DIABETES)
+    ).json == {"cards": []}
+
+
+def test_patient_view_is_silent_when_an_iport_is_already_ordered(client: FlaskClient) -> None:
+    body = hook_request("patient-view", resources=[*MEETS, iport_device_request(status="active")])
+    assert post(client, "patient-view", body).json == {"cards": []}
+
+
+# -- data: prefetch, null, absent, fetched ---------------------------------------------------------
+def test_null_prefetch_means_nothing_there_and_no_fetch(client: FlaskClient) -> None:
+    prefetch = dict.fromkeys(PREFETCH_KEYS)
+    body = hook_request("order-sign", prefetch=prefetch, drafts=[draft()])
+    card = card_of(post(client, "order-sign", body))  # no fhirServer: nothing was fetched
+    assert card["extension"]["iport-cds.eligibility"]["outcome"] == "does-not-meet-criteria"
+
+
+def fake_fhir(resources: list[dict[str, Any]]) -> None:
+    """A FHIR server (via responses) that answers reads and patient searches from ``resources``."""
+
+    def answer(request: Any) -> tuple[int, dict[str, str], str]:
+        import json
+
+        url = urlsplit(request.url)
+        path = url.path[len(urlsplit(FHIR).path) + 1 :]
+        assert request.headers["Authorization"] == "Bearer tok"
+        if "/" in path:
+            rtype, rid = path.split("/")
+            found = [r for r in resources if r["resourceType"] == rtype and r["id"] == rid]
+            return (200, {}, json.dumps(found[0])) if found else (404, {}, "{}")
+        assert parse_qs(url.query)["patient"] == [PID]
+        return 200, {}, json.dumps(searchset([r for r in resources if r["resourceType"] == path]))
+
+    responses.add_callback(responses.GET, re.compile(re.escape(FHIR) + r"/.*"), callback=answer)
+
+
+@responses.activate
+def test_absent_prefetch_is_fetched_from_the_fhir_server(client: FlaskClient) -> None:
+    fake_fhir(MEETS)
+    body = hook_request("order-sign", drafts=[draft()], fhir_server=FHIR, access_token="tok")
+    card = card_of(post(client, "order-sign", body))
+    assert card["extension"]["iport-cds.eligibility"]["outcome"] == "meets-criteria"
+    assert len(responses.calls) == len(PREFETCH_KEYS)
+
+
+@responses.activate
+def test_only_missing_keys_are_fetched(client: FlaskClient) -> None:
+    fake_fhir(MEETS)
+    body = hook_request(
+        "order-sign", resources=MEETS, drafts=[draft()], fhir_server=FHIR, access_token="tok"
+    )
+    del body["prefetch"]["hba1c"]
+    body["prefetch"]["medications"] = "garbage"  # unusable: fetched instead, and reported
+    card = card_of(post(client, "order-sign", body))
+    assert sorted(urlsplit(c.request.url).path.rsplit("/", 1)[1] for c in responses.calls) == [
+        "MedicationRequest",
+        "Observation",
+    ]
+    assert "was not a FHIR resource" in card["detail"]
+
+
+@responses.activate
+def test_fhir_server_not_on_the_allowlist_gets_no_request_and_412(client: FlaskClient) -> None:
+    body = hook_request(
+        "order-sign",
+        drafts=[draft()],
+        fhir_server="https://attacker.example/fhir",
+        access_token="tok",
+    )
+    resp = post(client, "order-sign", body)
+    assert resp.status_code == 412
+    assert resp.json["resourceType"] == "OperationOutcome"
+    assert "allowlist" in resp.json["issue"][0]["diagnostics"]
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_unreachable_fhir_server_is_412(client: FlaskClient) -> None:
+    responses.add(responses.GET, re.compile(re.escape(FHIR) + r"/.*"), status=503)
+    body = hook_request("order-sign", drafts=[draft()], fhir_server=FHIR, access_token="tok")
+    resp = post(client, "order-sign", body)
+    assert resp.status_code == 412
+    assert "tok" not in resp.get_data(as_text=True)
+
+
+def test_no_prefetch_and_no_fhir_server_is_412(client: FlaskClient) -> None:
+    resp = post(client, "order-sign", hook_request("order-sign", drafts=[draft()]))
+    assert resp.status_code == 412
+    assert resp.json["issue"][0]["code"] == "incomplete"
+
+
+# -- bad input ------------------------------------------------------------------------------------
+def _without(key: str) -> dict[str, Any]:
+    body = hook_request("order-sign", resources=MEETS, drafts=[draft()])
+    del body[key]
+    return body
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "mentions"),
+    [
+        ("{not json", 400, "not valid JSON"),
+        ("[]", 400, "JSON object"),
+        (_without("hook"), 400, "'hook'"),
+        (_without("hookInstance"), 400, "'hookInstance'"),
+        (_without("context"), 400, "'context'"),
+        (hook_request("patient-view", resources=MEETS), 400, "answers the 'order-sign' hook"),
+        (
+            {**hook_request("order-sign", resources=MEETS, drafts=[draft()]), "prefetch": []},
+            400,
+            "'prefetch'",
+        ),
+        (
+            {
+                **hook_request("order-sign", resources=MEETS),
+                "fhirAuthorization": {"access_token": "x"},
+            },
+            400,
+            "'fhirServer' is required",
+        ),
+        (hook_request("order-sign", resources=MEETS, patient_id="../../etc"), 400, "patientId"),
+    ],
+)
+def test_bad_requests_get_an_operation_outcome(
+    client: FlaskClient, body: Any, status: int, mentions: str
+) -> None:
+    data = body if isinstance(body, str) else __import__("json").dumps(body)
+    resp = client.post(
+        "/cds-services/iport-advance-order-sign", data=data, content_type="application/json"
+    )
+    assert resp.status_code == status
+    assert resp.json["resourceType"] == "OperationOutcome"
+    assert mentions in resp.json["issue"][0]["diagnostics"]
+    assert "Traceback" not in resp.get_data(as_text=True)
+
+
+def test_order_select_without_draft_orders_is_400(client: FlaskClient) -> None:
+    body = hook_request("order-select", resources=MEETS, drafts=[draft()])
+    del body["context"]["draftOrders"]
+    assert post(client, "order-select", body).status_code == 400
+
+
+def test_unknown_service_is_404(client: FlaskClient) -> None:
+    resp = client.post("/cds-services/nope", json=hook_request("order-sign"))
+    assert resp.status_code == 404
+    assert resp.json["issue"][0]["code"] == "not-found"
+
+
+def test_body_over_the_size_limit_is_413(app_config: dict[str, Any]) -> None:
+    app = create_app({**app_config, "MAX_CONTENT_LENGTH": 1000})
+    resp = app.test_client().post(
+        "/cds-services/iport-advance-order-sign", data="x" * 2000, content_type="application/json"
+    )
+    assert resp.status_code == 413
+    assert resp.json["resourceType"] == "OperationOutcome"
+
+
+def test_unexpected_errors_are_500_without_a_traceback(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import service.routes
+
+    def boom(*a: Any, **k: Any) -> None:
+        raise RuntimeError(f"secret detail for {PID}")
+
+    monkeypatch.setattr(service.routes, "run_hook", boom)
+    resp = post(client, "order-sign", hook_request("order-sign", resources=MEETS, drafts=[draft()]))
+    assert resp.status_code == 500
+    assert PID not in resp.get_data(as_text=True)
+    assert resp.json["resourceType"] == "OperationOutcome"
+
+
+def test_malformed_resources_in_prefetch_are_reported_on_the_card(client: FlaskClient) -> None:
+    broken = {"resourceType": "Condition", "id": "broken", "code": ["not", "an", "object"]}
+    body = hook_request("order-sign", resources=[*MEETS, broken], drafts=[draft()])
+    card = card_of(post(client, "order-sign", body))
+    assert "Condition/broken skipped" in card["detail"]
+
+
+def test_feedback_accepts_well_formed_feedback(client: FlaskClient) -> None:
+    resp = client.post("/cds-services/iport-advance-order-sign/feedback", json={"feedback": []})
+    assert resp.status_code == 200
+    assert (
+        client.post("/cds-services/iport-advance-order-sign/feedback", json={}).status_code == 400
+    )
