@@ -76,6 +76,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.register_blueprint(bp)
     _register_error_handlers(app)
+    # -- extensions: each registers its own routes, listeners and handlers on the app
     return app
 
 

@@ -52,6 +52,8 @@ def hook(service_id: str) -> Response:
         new_uuid=current_app.config["UUID_FACTORY"],
         request_id=request.headers.get("X-Request-ID"),
     )
+    for listener in current_app.extensions.get("iport_cds.evaluation_listeners", []):
+        listener(service_id, req, result)  # e.g. the audit trail; must not block or raise
     log.info(
         "hook answered",
         extra={
@@ -76,4 +78,7 @@ def feedback(service_id: str) -> Response:
     body = _json_body()
     if not isinstance(body, dict) or not isinstance(body.get("feedback"), list):
         raise BadRequest("feedback must be an object with a 'feedback' list")
+    handler = current_app.extensions.get("iport_cds.feedback_handler")
+    if handler is not None:
+        handler(service_id, body)  # raises BadRequest naming the bad item
     return json_response({})
