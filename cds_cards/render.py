@@ -6,6 +6,7 @@ clock are injected so golden-file tests can fix them.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,9 +53,16 @@ def _summary(decision: Decision, patient_view: bool) -> str:
     return summary[:139]
 
 
+_MD_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\`*_[]|#"})
+
+
 def _md(text: str) -> str:
-    """Table-cell safe: no pipes or newlines from record text break the markdown table."""
-    return text.replace("|", "\\|").replace("\n", " ").strip()
+    """Record text made inert: no HTML, no links or emphasis, no broken table cells.
+
+    Text in a FHIR record is data, not markup: EHRs (and the Sandbox) render card detail
+    as markdown with raw HTML, so it is escaped before it is shown.
+    """
+    return html.escape(" ".join(text.split()), quote=False).translate(_MD_SPECIAL)
 
 
 def _evidence_cell(r: CriterionResult) -> str:

@@ -96,7 +96,12 @@ def gather(
             if value is None:
                 out.prefetched.append(key)
                 continue
-            if isinstance(value, dict) and isinstance(value.get("resourceType"), str):
+            if isinstance(value, dict) and value.get("resourceType") == "OperationOutcome":
+                # The client's own query failed: it tells us nothing about the patient.
+                out.warnings.append(
+                    f"Prefetch '{key}' was an error report from the client; fetched instead."
+                )
+            elif isinstance(value, dict) and isinstance(value.get("resourceType"), str):
                 out.prefetched.append(key)
                 if value["resourceType"] != "Bundle":
                     out.resources.append(value)

@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from fhirdata import FetchSettings, FhirServerPolicy, new_session, prefetch_templates
 from policy import load_policy
+from service import auth
 from service.config import load_config
 from service.errors import ServiceError, operation_outcome
 from service.evaluation import Engine
@@ -74,6 +75,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         allow_headers=["Content-Type", "Authorization", "X-Request-ID"],
         max_age=600,
     )
+    engine: Engine = app.extensions["iport_cds.engine"]
+    auth.init_app(app, engine.session)
     app.register_blueprint(bp)
     _register_error_handlers(app)
     # -- extensions: each registers its own routes, listeners and handlers on the app

@@ -20,8 +20,20 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,  # bytes; larger request bodies get 413
     "EXTERNAL_BASE_URL": None,  # e.g. https://cds.example.nhs.uk when behind a proxy
     "CORS_ORIGINS": "*",
+    # Authentication of the CDS client (CDS Hooks 2.0 JWT)
+    "REQUIRE_AUTH": True,
+    # JSON list of {iss, jwks_url | jwks, allowed_jku, fhir_servers, tenants}
+    "TRUSTED_ISSUERS_FILE": None,
+    "JWT_ALLOW_256": False,  # also accept ES256/RS256 (ES384/RS384 always)
+    "JWT_LEEWAY_SECONDS": 30,
+    "JWT_MAX_AGE_SECONDS": 600,
+    "JWKS_CACHE_SECONDS": 3600,
+    "JWKS_TIMEOUT_SECONDS": 2.0,
+    "JWKS_MIN_REFETCH_SECONDS": 30,  # an unknown kid refetches the JWK Set at most this often
+    "JTI_CACHE_MAX_ENTRIES": 100_000,
+    "AUTH_EXEMPT_PATHS": ["/healthz", "/readyz", "/metrics"],
     # FHIR access
-    "FHIR_SERVER_ALLOWLIST": [],  # base URLs the service may read from (and send tokens to)
+    "FHIR_SERVER_ALLOWLIST": [],  # with auth off: base URLs the service may read from
     "FHIR_INSECURE_HOSTS": [],  # hosts allowed over plain http besides loopback
     "FHIR_ALLOW_LOOPBACK": False,  # any FHIR server on this machine (local sandboxes)
     "FHIR_DEADLINE_SECONDS": 4.0,

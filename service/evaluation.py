@@ -7,7 +7,7 @@ is the whole flow for one request and knows nothing of Flask.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -74,7 +74,7 @@ def iport_drafts(req: HookRequest, vsl: ValueSetLibrary) -> list[Order]:
 
 
 def _client_factory(
-    engine: Engine, req: HookRequest, allowed_extra: Iterable[str], request_id: str | None
+    engine: Engine, req: HookRequest, server_policy: FhirServerPolicy, request_id: str | None
 ) -> Callable[[], FhirClient] | None:
     if not req.fhir_server:
         return None
@@ -82,7 +82,7 @@ def _client_factory(
 
     def make() -> FhirClient:
         try:
-            base = engine.server_policy.check(fhir_server, allowed_extra)
+            base = server_policy.check(fhir_server)
         except FhirServerNotAllowed as exc:
             raise DataUnavailable(f"{exc}; no request was sent to it") from exc
         return FhirClient(
@@ -104,10 +104,13 @@ def run_hook(
     *,
     now: datetime,
     new_uuid: Callable[[], str],
-    allowed_fhir_servers: Iterable[str] = (),
+    server_policy: FhirServerPolicy | None = None,
     request_id: str | None = None,
 ) -> HookResult:
     """Evaluate the policy for this hook call and build its cards.
+
+    ``server_policy`` says which FHIR servers may be read (the authenticated client's own);
+    without one, the deployment's allowlist applies.
 
     Raises PreconditionFailed (412) when required data cannot be obtained.
     """
@@ -119,7 +122,7 @@ def run_hook(
             req.prefetch,
             engine.templates,
             req.patient_id,
-            _client_factory(engine, req, allowed_fhir_servers, request_id),
+            _client_factory(engine, req, server_policy or engine.server_policy, request_id),
         )
     except DataUnavailable as exc:
         raise PreconditionFailed(str(exc)) from exc

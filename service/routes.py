@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 import orjson
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 
 from service.discovery import SERVICES, discovery_document
 from service.errors import BadRequest, UnknownService
@@ -50,6 +50,7 @@ def hook(service_id: str) -> Response:
         req,
         now=current_app.config["CLOCK"](),
         new_uuid=current_app.config["UUID_FACTORY"],
+        server_policy=g.get("fhir_server_policy"),
         request_id=request.headers.get("X-Request-ID"),
     )
     for listener in current_app.extensions.get("iport_cds.evaluation_listeners", []):
@@ -81,4 +82,4 @@ def feedback(service_id: str) -> Response:
     handler = current_app.extensions.get("iport_cds.feedback_handler")
     if handler is not None:
         handler(service_id, body)  # raises BadRequest naming the bad item
-    return json_response({})
+    return Response(status=200)  # CDS Hooks: 200, nothing to say

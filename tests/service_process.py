@@ -23,12 +23,17 @@ def free_port() -> int:
 
 
 class ServiceProcess:
-    """``with ServiceProcess({"FHIR_ALLOW_LOOPBACK": "true"}) as svc: svc.url``"""
+    """``with ServiceProcess({"FHIR_ALLOW_LOOPBACK": "true"}) as svc: svc.url``
+
+    Settings are IPORT_CDS_* names without the prefix; REQUIRE_AUTH defaults to "false" here
+    (tests of authentication pass "true" and a TRUSTED_ISSUERS_FILE).
+    """
 
     def __init__(self, env: dict[str, str] | None = None, workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._env = {f"IPORT_CDS_{k}": v for k, v in (env or {}).items()}
+        settings = {"REQUIRE_AUTH": "false", **(env or {})}
+        self._env = {f"IPORT_CDS_{k}": v for k, v in settings.items()}
         self._workers = workers
         self._log = tempfile.NamedTemporaryFile(prefix="iport-cds-", suffix=".log", delete=False)  # noqa: SIM115
         self._proc: subprocess.Popen[bytes] | None = None

@@ -56,7 +56,12 @@ def counter() -> Any:
 
 @pytest.fixture
 def app_config() -> dict[str, Any]:
-    return {"FHIR_SERVER_ALLOWLIST": [FHIR], "CLOCK": lambda: NOW, "UUID_FACTORY": counter()}
+    return {
+        "REQUIRE_AUTH": False,
+        "FHIR_SERVER_ALLOWLIST": [FHIR],
+        "CLOCK": lambda: NOW,
+        "UUID_FACTORY": counter(),
+    }
 
 
 @pytest.fixture
@@ -467,3 +472,37 @@ def test_feedback_accepts_well_formed_feedback(client: FlaskClient) -> None:
     assert (
         client.post("/cds-services/iport-advance-order-sign/feedback", json={}).status_code == 400
     )
+
+
+def test_record_text_cannot_inject_html_or_links_into_the_card(client: FlaskClient) -> None:
+    evil = condition(text="Needle phobia <img src=x onerror=alert(1)> [click](javascript:alert(1))")
+    card = card_of(
+        post(
+            client,
+            "order-sign",
+            hook_request("order-sign", resources=[*MEETS, evil], drafts=[draft()]),
+        )
+    )
+    assert "<img" not in card["detail"]
+    assert "[click](javascript:" not in card["detail"]  # escaped: shown as text, not a link
+    assert "\\[click\\]" in card["detail"]
+
+
+@responses.activate
+def test_a_prefetch_that_is_an_operation_outcome_is_fetched_not_trusted(
+    client: FlaskClient,
+) -> None:
+    fake_fhir(MEETS)
+    body = hook_request(
+        "order-sign", resources=MEETS, drafts=[draft()], fhir_server=FHIR, access_token="tok"
+    )
+    body["prefetch"]["conditions"] = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "timeout"}],
+    }
+    card = card_of(post(client, "order-sign", body))
+    assert card["extension"]["iport-cds.eligibility"]["outcome"] == "meets-criteria"
+    assert [urlsplit(c.request.url).path.rsplit("/", 1)[1] for c in responses.calls] == [
+        "Condition"
+    ]
+    assert "error report" in card["detail"]

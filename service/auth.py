@@ -1,0 +1,289 @@
+"""Authenticating the CDS client: the JWT every CDS Hooks request carries (CDS Hooks 2.0 §Security).
+
+PyJWT (with cryptography) does the JOSE work — parsing, key handling, signatures, exp/iat/aud
+checks; this module decides *which* issuers, keys, algorithms and audiences are acceptable,
+caches JWK Sets, and refuses replays. Any failure is a bare 401; the reason is logged (never
+the token).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jwt
+import orjson
+import requests
+from flask import Flask, Response, g, request
+from jwt import PyJWKSet
+
+from fhirdata.allowlist import FhirServerPolicy, normalise_base
+from service.errors import operation_outcome
+
+log = logging.getLogger("iport_cds.auth")
+
+RECOMMENDED_ALGORITHMS = ("ES384", "RS384")
+OPTIONAL_ALGORITHMS = ("ES256", "RS256")
+
+
+class AuthError(Exception):
+    """Why a request is not authenticated (for the log only; the client sees a bare 401)."""
+
+
+@dataclass(frozen=True)
+class TrustedIssuer:
+    iss: str
+    jwks_url: str | None = None
+    jwks: Mapping[str, Any] | None = None
+    allowed_jku: tuple[str, ...] = ()
+    fhir_servers: tuple[str, ...] = ()
+    tenants: tuple[str, ...] = ()
+
+
+def load_trusted_issuers(path: str | Path) -> dict[str, TrustedIssuer]:
+    """Read the trusted-issuers JSON file; raise ValueError naming the problem."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read trusted issuers: {exc}") from exc
+    if not isinstance(doc, list):
+        raise ValueError(f"{path}: must be a JSON list of issuers")
+    issuers: dict[str, TrustedIssuer] = {}
+    for i, entry in enumerate(doc):
+        if not isinstance(entry, dict) or not isinstance(entry.get("iss"), str):
+            raise ValueError(f"{path}: entry {i} needs an 'iss' string")
+        if bool(entry.get("jwks_url")) == bool(entry.get("jwks")):
+            raise ValueError(
+                f"{path}: issuer {entry['iss']!r} needs exactly one of jwks_url or jwks"
+            )
+        if entry.get("jwks"):
+            PyJWKSet.from_dict(entry["jwks"])  # fail at start-up, not on the first request
+        issuers[entry["iss"]] = TrustedIssuer(
+            iss=entry["iss"],
+            jwks_url=entry.get("jwks_url"),
+            jwks=entry.get("jwks"),
+            allowed_jku=tuple(entry.get("allowed_jku", [])),
+            fhir_servers=tuple(entry.get("fhir_servers", [])),
+            tenants=tuple(entry.get("tenants", [])),
+        )
+    return issuers
+
+
+@dataclass
+class _CachedSet:
+    keys: PyJWKSet
+    fetched_at: float
+
+
+class JwksCache:
+    """JWK Sets by URL, cached with expiry.
+
+    An unknown kid triggers one refetch (key rotation), at most once per ``min_refetch_s``
+    per URL, so unknown kids cannot be used to flood the issuer with requests.
+    """
+
+    def __init__(
+        self, session: requests.Session, ttl_s: float, timeout_s: float, min_refetch_s: float = 30
+    ) -> None:
+        self._session = session
+        self._ttl = ttl_s
+        self._timeout = timeout_s
+        self._min_refetch = min_refetch_s
+        self._sets: dict[str, _CachedSet] = {}
+        self._lock = threading.Lock()
+
+    def _fetch(self, url: str) -> _CachedSet:
+        try:
+            resp = self._session.get(url, timeout=self._timeout, allow_redirects=False)
+            resp.raise_for_status()
+            entry = _CachedSet(PyJWKSet.from_dict(resp.json()), time.monotonic())
+        except (requests.RequestException, ValueError, jwt.PyJWKSetError) as exc:
+            raise AuthError(f"could not fetch the JWK Set ({type(exc).__name__})") from exc
+        with self._lock:
+            self._sets[url] = entry
+        return entry
+
+    def key(self, url: str, kid: str | None) -> Any:
+        cached = self._sets.get(url)
+        if cached is None or time.monotonic() - cached.fetched_at > self._ttl:
+            cached = self._fetch(url)
+        found = _find_key(cached.keys, kid)
+        if found is None and time.monotonic() - cached.fetched_at > self._min_refetch:
+            found = _find_key(self._fetch(url).keys, kid)
+        if found is None:
+            raise AuthError("no key with that kid in the issuer's JWK Set")
+        return found
+
+
+def _find_key(keys: PyJWKSet, kid: str | None) -> Any:
+    candidates = [k for k in keys.keys if kid is None or k.key_id == kid]
+    return candidates[0].key if len(candidates) == 1 or (candidates and kid) else None
+
+
+class ReplayCache:
+    """Seen (iss, jti) pairs until their token expires; bounded so memory cannot grow without end.
+
+    Per process: under several gunicorn workers a replay could land on another worker within
+    the token's lifetime (≤ max age); the deployment doc says so.
+    """
+
+    def __init__(self, max_entries: int) -> None:
+        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._max = max_entries
+        self._lock = threading.Lock()
+
+    def check_and_add(self, iss: str, jti: str, expires_at: float, now: float) -> None:
+        with self._lock:
+            while self._seen and next(iter(self._seen.values())) < now:
+                self._seen.popitem(last=False)  # oldest-expiring first: entries are time-ordered
+            if (iss, jti) in self._seen:
+                raise AuthError("jti replayed")
+            if len(self._seen) >= self._max:
+                for key in [k for k, exp in self._seen.items() if exp < now]:
+                    del self._seen[key]
+            if len(self._seen) >= self._max:
+                raise AuthError("replay cache full; refusing rather than forgetting")
+            self._seen[(iss, jti)] = expires_at
+
+
+@dataclass
+class JwtValidator:
+    issuers: Mapping[str, TrustedIssuer]
+    jwks: JwksCache
+    replay: ReplayCache
+    algorithms: tuple[str, ...] = RECOMMENDED_ALGORITHMS
+    leeway_s: float = 30
+    max_age_s: float = 600
+    clock: Callable[[], float] = field(default=time.time)
+
+    def validate(self, token: str, audience: str) -> TrustedIssuer:
+        """The trusted issuer of a valid token for ``audience``; AuthError otherwise."""
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError as exc:
+            raise AuthError(f"not a JWT ({type(exc).__name__})") from exc
+        alg = header.get("alg")
+        if alg not in self.algorithms:
+            raise AuthError(f"algorithm {str(alg)[:10]!r} not accepted")
+        issuer = self.issuers.get(str(unverified.get("iss")))
+        if issuer is None:
+            raise AuthError("issuer not trusted")
+        key = self._key(issuer, header)
+        now = self.clock()
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[alg],
+                audience=audience,
+                issuer=issuer.iss,
+                leeway=self.leeway_s,
+                options={"require": ["iss", "aud", "exp", "iat", "jti"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise AuthError(f"rejected: {type(exc).__name__}") from exc
+        iat, exp = float(claims["iat"]), float(claims["exp"])
+        if now - iat > self.max_age_s + self.leeway_s:
+            raise AuthError("token too old (iat)")
+        if issuer.tenants and claims.get("tenant") not in issuer.tenants:
+            raise AuthError("tenant not allowed for this issuer")
+        self.replay.check_and_add(issuer.iss, str(claims["jti"]), exp + self.leeway_s, now)
+        return issuer
+
+    def _key(self, issuer: TrustedIssuer, header: Mapping[str, Any]) -> Any:
+        kid = header.get("kid")
+        jku = header.get("jku")
+        if jku is not None:
+            allowed = {issuer.jwks_url, *issuer.allowed_jku} - {None}
+            if jku not in allowed:
+                raise AuthError("jku not on the issuer's allowlist")
+            return self.jwks.key(str(jku), kid)
+        if issuer.jwks is not None:
+            found = _find_key(PyJWKSet.from_dict(dict(issuer.jwks)), kid)
+            if found is None:
+                raise AuthError("no key with that kid in the configured JWK Set")
+            return found
+        assert issuer.jwks_url is not None
+        return self.jwks.key(issuer.jwks_url, kid)
+
+
+def build_validator(config: Mapping[str, Any], session: requests.Session) -> JwtValidator:
+    path = config.get("TRUSTED_ISSUERS_FILE")
+    if not path:
+        raise ValueError("REQUIRE_AUTH is on but TRUSTED_ISSUERS_FILE is not set")
+    algorithms = RECOMMENDED_ALGORITHMS + (OPTIONAL_ALGORITHMS if config["JWT_ALLOW_256"] else ())
+    return JwtValidator(
+        issuers=load_trusted_issuers(path),
+        jwks=JwksCache(
+            session,
+            ttl_s=float(config["JWKS_CACHE_SECONDS"]),
+            timeout_s=float(config["JWKS_TIMEOUT_SECONDS"]),
+            min_refetch_s=float(config["JWKS_MIN_REFETCH_SECONDS"]),
+        ),
+        replay=ReplayCache(int(config["JTI_CACHE_MAX_ENTRIES"])),
+        algorithms=algorithms,
+        leeway_s=float(config["JWT_LEEWAY_SECONDS"]),
+        max_age_s=float(config["JWT_MAX_AGE_SECONDS"]),
+    )
+
+
+def audience_for(path: str, base_url: str, external_base: str | None) -> str:
+    """The URL the client called, as it will have put it in ``aud``."""
+    if external_base:
+        return normalise_base(external_base) + path
+    return base_url
+
+
+def init_app(app: Flask, session: requests.Session) -> None:
+    """Require a valid CDS client JWT on every endpoint except CORS preflight and exempt paths."""
+    config = app.config
+    if not config["REQUIRE_AUTH"]:
+        log.warning(_AUTH_OFF)
+
+        @app.before_request
+        def warn_on_discovery() -> None:
+            if request.method == "GET" and request.path == "/cds-services":
+                log.warning(_AUTH_OFF)
+
+        return
+    validator = build_validator(config, session)
+    exempt = set(config["AUTH_EXEMPT_PATHS"])
+    unauthorised = Response(
+        orjson.dumps(operation_outcome("login", "unauthorised")),
+        status=401,
+        mimetype="application/json",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+    @app.before_request
+    def authenticate() -> Response | None:
+        if request.method == "OPTIONS" or request.path in exempt:
+            return None
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        try:
+            if scheme.lower() != "bearer" or not token:
+                raise AuthError("no bearer token")
+            audience = audience_for(request.path, request.base_url, config.get("EXTERNAL_BASE_URL"))
+            issuer = validator.validate(token.strip(), audience)
+        except AuthError as exc:
+            log.warning("authentication failed", extra={"reason": str(exc)})
+            return unauthorised
+        g.fhir_server_policy = FhirServerPolicy.from_config(
+            issuer.fhir_servers, config["FHIR_INSECURE_HOSTS"], bool(config["FHIR_ALLOW_LOOPBACK"])
+        )
+        return None
+
+
+_AUTH_OFF = (
+    "REQUIRE_AUTH is false: CDS client JWTs are NOT checked. "
+    "Use this only for local sandbox testing, never with real patient data."
+)

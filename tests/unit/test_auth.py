@@ -1,0 +1,324 @@
+"""Authenticating the CDS client: what a valid CDS Hooks JWT is, and every way one is refused."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+import responses
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from service import create_app
+from tests.builders import T1DM, condition, hba1c, iport_device_request, patient
+from tests.hooks import hook_request
+
+ISS = "https://ehr.example.nhs.uk"
+ROTATING_ISS = "https://rotating.example.nhs.uk"
+JWKS_URL = "https://rotating.example.nhs.uk/.well-known/jwks.json"
+FHIR = "https://fhir.example.nhs.uk/r4"
+BASE = "http://localhost"
+DISCOVERY = f"{BASE}/cds-services"
+ORDER_SIGN = f"{BASE}/cds-services/iport-advance-order-sign"
+
+
+def ec_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP384R1())
+
+
+def public_jwk(key: Any, kid: str, alg: str) -> dict[str, Any]:
+    algorithm = jwt.algorithms.ECAlgorithm if alg.startswith("ES") else jwt.algorithms.RSAAlgorithm
+    jwk = json.loads(algorithm.to_jwk(key.public_key()))
+    return {**jwk, "kid": kid, "alg": alg, "use": "sig"}
+
+
+KEY = ec_key()
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+ROTATED_KEY = ec_key()
+
+
+def token(
+    *,
+    key: Any = KEY,
+    alg: str = "ES384",
+    kid: str = "k1",
+    aud: str = DISCOVERY,
+    iss: str = ISS,
+    iat: float | None = None,
+    exp: float | None = None,
+    jti: str | None = None,
+    headers: dict[str, Any] | None = None,
+    **claims: Any,
+) -> str:
+    now = time.time()
+    payload = {
+        "iss": iss,
+        "aud": aud,
+        "iat": int(iat if iat is not None else now),
+        "exp": int(exp if exp is not None else now + 300),
+        "jti": jti or str(uuid.uuid4()),
+        **claims,
+    }
+    return jwt.encode(
+        payload, key, algorithm=alg, headers={"kid": kid, "typ": "JWT", **(headers or {})}
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def forged_hs384() -> str:
+    """A token "signed" with HS384 using the issuer's *public* key as the HMAC secret.
+
+    PyJWT will not create one, which is the point: an attacker builds it by hand.
+    """
+    now = int(time.time())
+    header = _b64(json.dumps({"alg": "HS384", "typ": "JWT", "kid": "k1"}).encode())
+    claims = {"iss": ISS, "aud": DISCOVERY, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())}
+    payload = _b64(json.dumps(claims).encode())
+    secret = KEY.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    signature = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha384).digest()
+    return f"{header}.{payload}.{_b64(signature)}"
+
+
+@pytest.fixture
+def issuers_file(tmp_path: Path) -> Path:
+    path = tmp_path / "trusted-issuers.json"
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "iss": ISS,
+                    "jwks": {
+                        "keys": [public_jwk(KEY, "k1", "ES384"), public_jwk(RSA_KEY, "r1", "RS384")]
+                    },
+                    "fhir_servers": [FHIR],
+                    "tenants": [],
+                },
+                {"iss": ROTATING_ISS, "jwks_url": JWKS_URL, "tenants": ["practice-b82005"]},
+            ]
+        )
+    )
+    return path
+
+
+@pytest.fixture
+def make_app(issuers_file: Path) -> Callable[..., Flask]:
+    def build(**config: Any) -> Flask:
+        return create_app(
+            {"REQUIRE_AUTH": True, "TRUSTED_ISSUERS_FILE": str(issuers_file), **config}
+        )
+
+    return build
+
+
+@pytest.fixture
+def client(make_app: Callable[..., Flask]) -> Iterator[FlaskClient]:
+    with make_app().test_client() as c:
+        yield c
+
+
+def get(client: FlaskClient, bearer: str | None) -> int:
+    headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+    return client.get("/cds-services", headers=headers).status_code
+
+
+def test_a_valid_es384_token_is_accepted(client: FlaskClient) -> None:
+    assert get(client, token()) == 200
+
+
+def test_a_valid_rs384_token_is_accepted(client: FlaskClient) -> None:
+    assert get(client, token(key=RSA_KEY, alg="RS384", kid="r1")) == 200
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param(lambda: None, id="no token"),
+        pytest.param(lambda: "not-a-jwt", id="garbage"),
+        pytest.param(lambda: token(aud=f"{BASE}/cds-services/other"), id="aud is another URL"),
+        pytest.param(lambda: token(iss="https://stranger.example"), id="untrusted iss"),
+        pytest.param(lambda: token(exp=time.time() - 120), id="expired"),
+        pytest.param(lambda: token(iat=time.time() + 600), id="iat in the future"),
+        pytest.param(lambda: token(iat=time.time() - 3600, exp=time.time() + 60), id="too old"),
+        pytest.param(lambda: token(kid="unknown"), id="unknown kid"),
+        pytest.param(lambda: token(key=ec_key()), id="signed by another key"),
+        pytest.param(
+            lambda: token(key=ec.generate_private_key(ec.SECP256R1()), alg="ES256"), id="ES256 off"
+        ),
+        pytest.param(
+            lambda: jwt.encode({"iss": ISS, "aud": DISCOVERY}, None, algorithm="none"),
+            id="alg none",
+        ),
+        pytest.param(forged_hs384, id="HMAC with the public key (algorithm confusion)"),
+        pytest.param(
+            lambda: token(headers={"jku": "https://attacker.example/jwks.json"}),
+            id="jku not allowlisted",
+        ),
+    ],
+)
+def test_refused_tokens_get_a_bare_401(client: FlaskClient, bad: Callable[[], str | None]) -> None:
+    bearer = bad()
+    resp = client.get(
+        "/cds-services", headers={"Authorization": f"Bearer {bearer}"} if bearer else {}
+    )
+    assert resp.status_code == 401
+    assert resp.json["issue"][0]["diagnostics"] == "unauthorised"  # no detail for the caller
+    assert resp.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_a_replayed_jti_is_refused(client: FlaskClient) -> None:
+    same = token(jti="once-only")
+    assert get(client, same) == 200
+    assert get(client, same) == 401
+
+
+def test_es256_is_accepted_when_configured(make_app: Callable[..., Flask], tmp_path: Path) -> None:
+    key256 = ec.generate_private_key(ec.SECP256R1())
+    path = tmp_path / "issuers256.json"
+    path.write_text(
+        json.dumps([{"iss": ISS, "jwks": {"keys": [public_jwk(key256, "e1", "ES256")]}}])
+    )
+    app = make_app(JWT_ALLOW_256=True, TRUSTED_ISSUERS_FILE=str(path))
+    assert get(app.test_client(), token(key=key256, alg="ES256", kid="e1")) == 200
+
+
+def test_aud_uses_the_external_base_url_behind_a_proxy(make_app: Callable[..., Flask]) -> None:
+    app = make_app(EXTERNAL_BASE_URL="https://cds.example.nhs.uk/")
+    c = app.test_client()
+    assert get(c, token(aud="https://cds.example.nhs.uk/cds-services")) == 200
+    assert get(c, token(aud=DISCOVERY)) == 401
+
+
+@responses.activate
+def test_jwks_url_is_fetched_cached_and_refetched_on_key_rotation(
+    make_app: Callable[..., Flask],
+) -> None:
+    old = ec_key()
+    responses.get(JWKS_URL, json={"keys": [public_jwk(old, "old", "ES384")]})
+    c = make_app(JWKS_MIN_REFETCH_SECONDS=0).test_client()
+    kw: dict[str, Any] = {"iss": ROTATING_ISS, "tenant": "practice-b82005"}
+    assert get(c, token(key=old, kid="old", **kw)) == 200
+    assert get(c, token(key=old, kid="old", **kw)) == 200
+    assert len(responses.calls) == 1  # cached
+
+    # The issuer rotates its key; the first token with the new kid triggers one refetch.
+    responses.replace(
+        responses.GET, JWKS_URL, json={"keys": [public_jwk(ROTATED_KEY, "new", "ES384")]}
+    )
+    assert get(c, token(key=ROTATED_KEY, kid="new", **kw)) == 200
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_tenant_must_be_one_of_the_issuers(make_app: Callable[..., Flask]) -> None:
+    responses.get(JWKS_URL, json={"keys": [public_jwk(ROTATED_KEY, "new", "ES384")]})
+    c = make_app().test_client()
+    assert (
+        get(c, token(key=ROTATED_KEY, kid="new", iss=ROTATING_ISS, tenant="another-practice"))
+        == 401
+    )
+
+
+@responses.activate
+def test_jku_on_the_issuers_allowlist_is_used(make_app: Callable[..., Flask]) -> None:
+    responses.get(JWKS_URL, json={"keys": [public_jwk(ROTATED_KEY, "new", "ES384")]})
+    c = make_app().test_client()
+    bearer = token(
+        key=ROTATED_KEY,
+        kid="new",
+        iss=ROTATING_ISS,
+        tenant="practice-b82005",
+        headers={"jku": JWKS_URL},
+    )
+    assert get(c, bearer) == 200
+
+
+def test_cors_preflight_needs_no_token(client: FlaskClient) -> None:
+    resp = client.options(
+        "/cds-services",
+        headers={"Origin": "https://sandbox.cds-hooks.org", "Access-Control-Request-Method": "GET"},
+    )
+    assert resp.status_code == 200
+
+
+def test_every_endpoint_requires_the_token(client: FlaskClient) -> None:
+    body = hook_request("order-sign", drafts=[iport_device_request()])
+    assert client.post("/cds-services/iport-advance-order-sign", json=body).status_code == 401
+    assert (
+        client.post(
+            "/cds-services/iport-advance-order-sign/feedback", json={"feedback": []}
+        ).status_code
+        == 401
+    )
+
+
+@responses.activate
+def test_fhir_server_must_be_on_the_authenticated_issuers_list(client: FlaskClient) -> None:
+    body = hook_request(
+        "order-sign",
+        drafts=[iport_device_request()],
+        fhir_server="https://other.example/fhir",
+        access_token="tok",
+    )
+    resp = client.post(
+        "/cds-services/iport-advance-order-sign",
+        json=body,
+        headers={"Authorization": f"Bearer {token(aud=ORDER_SIGN)}"},
+    )
+    assert resp.status_code == 412
+    assert len(responses.calls) == 0  # no request went out, so the token went nowhere
+
+
+def test_logs_of_a_full_cycle_hold_no_token_jwt_or_patient_id(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    pid = "patient-9434765919"
+    resources = [patient(pid=pid), condition(T1DM, pid=pid), hba1c(75, pid=pid)]
+    body = hook_request(
+        "order-sign", resources=resources, drafts=[iport_device_request(pid=pid)], patient_id=pid,
+        fhir_server=FHIR, access_token="fhir-access-token-xyz",
+    )  # fmt: skip
+    bearer = token(aud=ORDER_SIGN)
+    ok = client.post(
+        "/cds-services/iport-advance-order-sign",
+        json=body,
+        headers={"Authorization": f"Bearer {bearer}"},
+    )
+    assert ok.status_code == 200
+    refused = client.get("/cds-services", headers={"Authorization": f"Bearer {bearer}x"})
+    assert refused.status_code == 401
+    text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert "hook answered" in text
+    assert "authentication failed" in text
+    for secret in (bearer, bearer.split(".")[1], "fhir-access-token-xyz", pid):
+        assert secret not in text
+
+
+def test_auth_off_warns_loudly(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    app = create_app({"REQUIRE_AUTH": False})
+    app.test_client().get("/cds-services")
+    warnings = [r for r in caplog.records if "NOT checked" in r.getMessage()]
+    assert len(warnings) >= 2  # at start-up and on discovery
+
+
+def test_auth_on_without_trusted_issuers_fails_start_up() -> None:
+    with pytest.raises(ValueError, match="TRUSTED_ISSUERS_FILE"):
+        create_app({"REQUIRE_AUTH": True, "TRUSTED_ISSUERS_FILE": None})
