@@ -7,7 +7,7 @@ clock are injected so golden-file tests can fix them.
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,21 +18,7 @@ EXTENSION_KEY = "iport-cds.eligibility"
 OVERRIDE_SYSTEM = "https://iport-cds.example.org/fhir/CodeSystem/override-reason"
 TOPIC_SYSTEM = "https://iport-cds.example.org/fhir/CodeSystem/topic"
 
-OVERRIDE_REASONS = (
-    ("criteria-met-recorded-elsewhere", "Criteria met, recorded elsewhere (e.g. clinic letter)"),
-    ("ifr-submitted", "Individual funding request submitted"),
-    ("clinical-judgement", "Clinical judgement: not appropriate to apply the policy here"),
-    ("specialist-advice", "Following diabetes specialist advice"),
-    ("data-incorrect", "The record shown here is incorrect or out of date"),
-)
-
 _RESULT_LABEL = {Tri.MET: "✅ met", Tri.NOT_MET: "❌ not met", Tri.UNKNOWN: "❓ unknown"}
-_SUMMARY = {
-    Outcome.MEETS: "i-Port Advance: meets commissioning criteria",
-    Outcome.DOES_NOT_MEET: "i-Port Advance: does not meet commissioning criteria",
-    Outcome.INSUFFICIENT: "i-Port Advance: not enough information to confirm criteria",
-}
-_PATIENT_VIEW_SUMMARY = "May be eligible for i-Port Advance injection port"
 
 
 @dataclass(frozen=True)
@@ -43,12 +29,17 @@ class CardContext:
     user_ref: str | None  # "Practitioner/123" from context.userId, for the confirmation's performer
     now: datetime
     new_uuid: Callable[[], str]
-    source_label: str = "NHS Humber and North Yorkshire: i-Port Advance commissioning policy"
+    note: str | None = None  # a line from a companion policy, shown first (see evaluation)
 
 
 def _summary(decision: Decision, patient_view: bool) -> str:
-    head = _PATIENT_VIEW_SUMMARY if patient_view else _SUMMARY[decision.outcome]
+    words = decision.policy.presentation
+    head = (
+        words["patientViewSummary"] if patient_view else words["summaries"][decision.outcome.value]
+    )
+    # Name the pathway only where the policy has more than one to choose from.
     title = next((p.title for p in decision.pathways if p.id == decision.pathway), None)
+    title = title if len(decision.pathways) > 1 else None
     summary = f"{head} ({title} pathway)" if title else head
     return summary[:139]
 
@@ -75,9 +66,10 @@ def _evidence_cell(r: CriterionResult) -> str:
     return "<br>".join(parts)
 
 
-def detail_markdown(decision: Decision) -> str:
+def detail_markdown(decision: Decision, note: str | None = None) -> str:
     policy = decision.policy
-    lines = [f"**{_md(decision.reason)}**", ""]
+    lines = [f"> {_md(note)}", ""] if note else []
+    lines += [f"**{_md(decision.reason)}**", ""]
     lines += ["| Criterion | Result | Evidence and reason |", "| --- | --- | --- |"]
     for cid in decision.shown_criteria:
         r = decision.criteria[cid]
@@ -171,6 +163,9 @@ def _suggestions(decision: Decision, ctx: CardContext) -> list[dict[str, Any]]:
     """
     out: list[dict[str, Any]] = []
     if decision.outcome is Outcome.MEETS:
+        referral = decision.policy.presentation.get("referral")
+        if referral:
+            out.append(_referral_suggestion(referral, ctx))
         return out
     for cid in decision.shown_criteria:
         r = decision.criteria[cid]
@@ -193,8 +188,33 @@ def _suggestions(decision: Decision, ctx: CardContext) -> list[dict[str, Any]]:
     return out
 
 
+def _referral_suggestion(referral: Mapping[str, Any], ctx: CardContext) -> dict[str, Any]:
+    """A draft referral order (e.g. to the diabetes service for pump assessment)."""
+    resource: dict[str, Any] = {
+        "resourceType": "ServiceRequest",
+        "status": "draft",
+        "intent": "order",
+        "code": {"coding": [dict(referral["code"])], "text": referral["label"]},
+        "subject": {"reference": f"Patient/{ctx.patient_id}"},
+        "authoredOn": ctx.now.isoformat(timespec="seconds"),
+        "reasonCode": [{"text": referral["reasonText"]}],
+    }
+    if ctx.user_ref:
+        resource["requester"] = {"reference": ctx.user_ref}
+    return {
+        "label": referral["label"],
+        "uuid": ctx.new_uuid(),
+        "isRecommended": True,
+        "actions": [{"type": "create", "description": referral["label"], "resource": resource}],
+    }
+
+
 def _links(decision: Decision) -> list[dict[str, str]]:
-    links = [{"label": "Commissioning policy", "url": decision.policy.url, "type": "absolute"}]
+    label = decision.policy.presentation.get("policyLinkLabel", "Policy")
+    links = [{"label": label, "url": decision.policy.url, "type": "absolute"}]
+    links += [
+        {**link, "type": "absolute"} for link in decision.policy.presentation.get("links", [])
+    ]
     if decision.outcome is not Outcome.MEETS and decision.policy.funding_request_url:
         links.append(
             {
@@ -210,27 +230,21 @@ def eligibility_card(
     decision: Decision, ctx: CardContext, *, patient_view: bool = False
 ) -> dict[str, Any]:
     """The single eligibility card for a decision. Optional fields that are empty are omitted."""
+    words = decision.policy.presentation
     suggestions = _suggestions(decision, ctx)
     card: dict[str, Any] = {
         "uuid": ctx.new_uuid(),
         "summary": _summary(decision, patient_view),
-        "detail": detail_markdown(decision),
+        "detail": detail_markdown(decision, ctx.note),
         "indicator": "info" if decision.outcome is Outcome.MEETS else "warning",
         "source": {
-            "label": ctx.source_label,
+            "label": words["sourceLabel"],
             "url": decision.policy.url,
-            "topic": {
-                "system": TOPIC_SYSTEM,
-                "code": "iport-advance-eligibility",
-                "display": "i-Port Advance commissioning eligibility",
-            },
+            "topic": {"system": TOPIC_SYSTEM, **words["topic"]},
         },
         "suggestions": suggestions,
         "selectionBehavior": "any" if suggestions else None,
-        "overrideReasons": [
-            {"system": OVERRIDE_SYSTEM, "code": code, "display": display}
-            for code, display in OVERRIDE_REASONS
-        ],
+        "overrideReasons": [{"system": OVERRIDE_SYSTEM, **r} for r in words["overrideReasons"]],
         "links": _links(decision),
         "extension": {EXTENSION_KEY: extension(decision)},
     }

@@ -27,6 +27,7 @@ _FINDING_SETS = (
     "hypoglycaemia-event",
     "non-adherence",
     "diabetes-specialist",
+    "insulin-pump",
 )
 
 
@@ -55,6 +56,7 @@ def prefetch_templates(vsl: ValueSetLibrary, criteria_system: str) -> dict[str, 
         "medications": f"MedicationRequest?patient={p}&status=active"
         "&_include=MedicationRequest:medication",
         "referrals": f"ServiceRequest?patient={p}",
+        "procedures": f"Procedure?patient={p}",
         "devices": f"DeviceRequest?patient={p}&status=active",
     }
 

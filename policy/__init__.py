@@ -4,7 +4,14 @@ Pure Python: no Flask, no HTTP, no database, no clock. ``evaluate(policy, record
 is the whole interface.
 """
 
-from policy.engine import Policy, PolicyError, evaluate, load_policy, parse_policy
+from policy.engine import (
+    Policy,
+    PolicyError,
+    evaluate,
+    load_policies,
+    load_policy,
+    parse_policy,
+)
 from policy.model import CriterionResult, Decision, Evidence, Outcome, PathwayResult, Tri
 
 __all__ = [
@@ -17,6 +24,7 @@ __all__ = [
     "PolicyError",
     "Tri",
     "evaluate",
+    "load_policies",
     "load_policy",
     "parse_policy",
 ]

@@ -427,3 +427,22 @@ def confirmation_result(
         f"{who} recorded on {c.date.isoformat()} that this is {verdict}.",
         evidence=(ev,),
     )
+
+
+@rule("recorded")
+def recorded(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
+    """Met by a record in the value set; absence is *not met* (e.g. no insulin pump recorded).
+
+    For facts a record reliably holds when true (a pump is started and reviewed by a
+    specialist service), unlike findings whose absence means little.
+    """
+    found = _recent(record.findings_in(spec.params["valueSet"]), None, ctx.today)
+    if found:
+        latest = max(found, key=lambda f: (f.date or date.min, f.ref))
+        return _result(
+            spec,
+            Tri.MET,
+            f"Recorded: {latest.display or latest.matched_on} ({_fmt(latest.date)}).",
+            evidence=tuple(finding_evidence(f) for f in found),
+        )
+    return _result(spec, Tri.NOT_MET, f"No record of {spec.title.lower()}.")

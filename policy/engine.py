@@ -9,7 +9,7 @@ A second policy is a second file, plus any rules it needs that do not exist yet.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -157,6 +157,7 @@ def parse_policy(doc: Mapping[str, Any], overrides: Mapping[str, Any] | None = N
         places=tuple(m.get("placesCovered", [])),
         funding_request_url=str(params.get("fundingRequestUrl") or m.get("fundingRequestUrl", "")),
         criteria_system=m["criteriaCodeSystem"],
+        presentation=doc.get("presentation", {}),
     )
     assumptions = tuple(a.format(**params) for a in doc.get("assumptions", []))
     valid = params.get("confirmationValidMonths")
@@ -185,6 +186,36 @@ def load_policy(name_or_path: str | Path, overrides: Mapping[str, Any] | None = 
         return parse_policy(doc, overrides)
     except (KeyError, TypeError) as exc:
         raise PolicyError(f"{path}: missing or malformed {exc}") from exc
+
+
+def load_policies(names: Iterable[str], overrides: Mapping[str, Any]) -> dict[str, Policy]:
+    """Several policies by name or path, keyed by policy id.
+
+    Each override applies to every policy that declares that parameter; one that no policy
+    declares is a PolicyError (a misspelt setting must not be silently ignored).
+    """
+    docs = []
+    for name in names:
+        path = Path(name)
+        path = POLICY_DIR / f"{name}.json" if not path.suffix else path
+        try:
+            docs.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise PolicyError(f"{path}: {exc}") from exc
+    unknown = set(overrides) - {k for d in docs for k in d.get("parameters", {})}
+    if unknown:
+        raise PolicyError(f"POLICY_PARAMETERS names parameters no policy has: {sorted(unknown)}")
+    policies: dict[str, Policy] = {}
+    for doc in docs:
+        mine = {k: v for k, v in overrides.items() if k in doc.get("parameters", {})}
+        try:
+            policy = parse_policy(doc, mine)
+        except (KeyError, TypeError) as exc:
+            raise PolicyError(
+                f"policy {doc.get('metadata', {}).get('id')}: malformed {exc}"
+            ) from exc
+        policies[policy.info.id] = policy
+    return policies
 
 
 def _evaluate_expr(expr: Expr, results: Mapping[str, CriterionResult]) -> Tri:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 
 class Tri(enum.Enum):
@@ -85,6 +86,7 @@ class PolicyInfo:
     places: tuple[str, ...]
     funding_request_url: str
     criteria_system: str
+    presentation: Mapping[str, Any] = field(default_factory=dict)  # card wording, from the file
 
 
 @dataclass(frozen=True)

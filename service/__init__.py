@@ -18,9 +18,10 @@ from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
 from fhirdata import FetchSettings, FhirServerPolicy, new_session, prefetch_templates
-from policy import load_policy
+from policy import PolicyError, load_policies
 from service import auth
 from service.config import load_config
+from service.discovery import enabled_services
 from service.errors import ServiceError, operation_outcome
 from service.evaluation import Engine
 from service.logs import configure_logging
@@ -36,13 +37,18 @@ def build_engine(config: Mapping[str, Any]) -> Engine:
     """Everything loaded once at start-up; a malformed value set or policy file fails here."""
     extra = config.get("VALUESET_EXTRA_DIR")
     vsl = load_value_sets([extra] if extra else [])
-    policy = load_policy(config["POLICY"], config.get("POLICY_PARAMETERS") or {})
-    vsl.require(policy.value_sets)
+    policies = load_policies(config["POLICIES"], config.get("POLICY_PARAMETERS") or {})
+    for policy in policies.values():
+        vsl.require(policy.value_sets)
+    criteria_systems = {p.info.criteria_system for p in policies.values()}
+    if len(criteria_systems) != 1:
+        raise PolicyError("all policies must share one confirmation CodeSystem")
     pool = int(config["FHIR_POOL_SIZE"])
     return Engine(
         vsl=vsl,
-        policy=policy,
-        templates=prefetch_templates(vsl, policy.info.criteria_system),
+        policies=policies,
+        services=enabled_services(policies),
+        templates=prefetch_templates(vsl, criteria_systems.pop()),
         server_policy=FhirServerPolicy.from_config(
             config["FHIR_SERVER_ALLOWLIST"],
             config["FHIR_INSECURE_HOSTS"],

@@ -43,8 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "FHIR_MAX_PAGES": 10,
     "FHIR_FETCH_MODE": "parallel",  # or "batch"
     # Policy and value sets
-    "POLICY": "iport-advance",
-    "POLICY_PARAMETERS": {},  # overrides of the policy file's parameters
+    "POLICIES": ["iport-advance", "nice-insulin-pump"],  # files in policy/policies/ (or paths)
+    "POLICY_PARAMETERS": {},  # overrides of parameters, applied to each policy that has them
     "VALUESET_EXTRA_DIR": None,
     # Operations
     "LOG_LEVEL": "INFO",

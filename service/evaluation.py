@@ -10,14 +10,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import requests
 
 from cds_cards import CardContext, eligibility_card
-from facts import Order, extract_record, order_is_iport
+from facts import Order, PatientRecord, extract_record, order_is_iport
 from fhirdata import (
     DataUnavailable,
     FetchSettings,
@@ -27,7 +27,7 @@ from fhirdata import (
     Gathered,
     gather,
 )
-from policy import Decision, Outcome, Policy, evaluate
+from policy import Decision, Outcome, Policy, Tri, evaluate
 from service.discovery import ServiceDef
 from service.errors import PreconditionFailed
 from service.hookrequest import HookRequest
@@ -39,7 +39,8 @@ LONDON = ZoneInfo("Europe/London")
 @dataclass
 class Engine:
     vsl: ValueSetLibrary
-    policy: Policy
+    policies: dict[str, Policy]  # by policy id
+    services: dict[str, ServiceDef]  # the enabled ones, by service id
     templates: dict[str, str]
     server_policy: FhirServerPolicy
     fetch_settings: FetchSettings
@@ -126,15 +127,16 @@ def run_hook(
         )
     except DataUnavailable as exc:
         raise PreconditionFailed(str(exc)) from exc
+    policy = engine.policies[service.policy]
     record = extract_record(
         gathered.resources,
         engine.vsl,
         patient_id=req.patient_id,
-        criteria_system=engine.policy.info.criteria_system,
+        criteria_system=policy.info.criteria_system,
         warnings=gathered.warnings,
     )
     today = now.astimezone(LONDON).date()
-    decision = evaluate(engine.policy, record, today)
+    decision = evaluate(policy, record, today)
     result = HookResult(
         body={"cards": []},
         outcome=decision.outcome.value,
@@ -142,19 +144,46 @@ def run_hook(
         decision=decision,
         gathered=gathered,
     )
-    show = True
-    if service.hook == "patient-view":
-        # Proactive: speak only when the patient meets the criteria and has no i-Port yet.
-        show = decision.outcome is Outcome.MEETS and not record.iport_orders
-    if show:
+    if service.hook != "patient-view" or _speaks_proactively(decision, record):
         ctx = CardContext(
-            patient_id=req.patient_id, user_ref=req.user_id, now=now, new_uuid=new_uuid
+            patient_id=req.patient_id,
+            user_ref=req.user_id,
+            now=now,
+            new_uuid=new_uuid,
+            note=_companion_note(engine, service, record, today),
         )
         card = eligibility_card(decision, ctx, patient_view=service.hook == "patient-view")
         result.body = {"cards": [card]}
         result.card_uuids = [card["uuid"]]
     result.timings_ms = {"fhir": round(gathered.fetch_ms, 2), "total": _ms(started)}
     return result
+
+
+def _speaks_proactively(decision: Decision, record: PatientRecord) -> bool:
+    """patient-view speaks only when the criteria are met and the prompt is still useful:
+    not when the thing is already on order (i-Port) or already in use (a pump)."""
+    words = decision.policy.presentation
+    if decision.outcome is not Outcome.MEETS:
+        return False
+    if words.get("silenceWhenActiveOrder") and record.iport_orders:
+        return False
+    silencers = words.get("silenceWhenMet", [])
+    return not any(decision.criteria[c].result is Tri.MET for c in silencers)
+
+
+def _companion_note(
+    engine: Engine, service: ServiceDef, record: PatientRecord, today: date
+) -> str | None:
+    """The i-Port card defers to the insulin pump when the patient meets the NICE pump criteria
+    and is not on one: a pump is the NICE-recommended option, an i-Port the alternative."""
+    companion = engine.policies.get(service.companion or "")
+    if companion is None:
+        return None
+    decision = evaluate(companion, record, today)
+    if not _speaks_proactively(decision, record):
+        return None
+    note: str | None = companion.info.presentation.get("companionNote")
+    return note
 
 
 def _ms(started: float) -> float:

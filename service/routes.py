@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, current_app, g, request
 
-from service.discovery import SERVICES, discovery_document
+from service.discovery import discovery_document
 from service.errors import BadRequest, UnknownService
 from service.evaluation import Engine, run_hook
 from service.hookrequest import parse_hook_request
@@ -35,12 +35,13 @@ def _engine() -> Engine:
 
 @bp.get("/cds-services")
 def discovery() -> Response:
-    return json_response(discovery_document(_engine().templates))
+    engine = _engine()
+    return json_response(discovery_document(engine.services, engine.templates))
 
 
 @bp.post("/cds-services/<service_id>")
 def hook(service_id: str) -> Response:
-    service = SERVICES.get(service_id)
+    service = _engine().services.get(service_id)
     if service is None:
         raise UnknownService(f"no CDS service with id '{service_id[:64]}'")
     req = parse_hook_request(_json_body(), service.hook)
@@ -74,7 +75,7 @@ def hook(service_id: str) -> Response:
 
 @bp.post("/cds-services/<service_id>/feedback")
 def feedback(service_id: str) -> Response:
-    if service_id not in SERVICES:
+    if service_id not in _engine().services:
         raise UnknownService(f"no CDS service with id '{service_id[:64]}'")
     body = _json_body()
     if not isinstance(body, dict) or not isinstance(body.get("feedback"), list):

@@ -13,12 +13,14 @@ PREFETCH_KEYS = (
     "findings",
     "medications",
     "referrals",
+    "procedures",
     "devices",
 )
 SERVICE = {
     "order-select": "iport-advance-order-select",
     "order-sign": "iport-advance-order-sign",
     "patient-view": "iport-advance-patient-view",
+    "pump-patient-view": "nice-insulin-pump-patient-view",
 }
 
 
@@ -47,6 +49,8 @@ def full_prefetch(resources: list[dict[str, Any]]) -> dict[str, Any]:
             by_key["medications"].append(r)
         elif rtype == "ServiceRequest":
             by_key["referrals"].append(r)
+        elif rtype == "Procedure":
+            by_key["procedures"].append(r)
         elif rtype == "DeviceRequest":
             by_key["devices"].append(r)
     prefetch: dict[str, Any] = {k: searchset(v) for k, v in by_key.items() if k != "patient"}

@@ -301,7 +301,7 @@ def test_logs_of_a_full_cycle_hold_no_token_jwt_or_patient_id(
         json=body,
         headers={"Authorization": f"Bearer {bearer}"},
     )
-    assert ok.status_code == 200
+    assert ok.status_code == 200, ok.json
     refused = client.get("/cds-services", headers={"Authorization": f"Bearer {bearer}x"})
     assert refused.status_code == 401
     text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)

@@ -1,0 +1,185 @@
+"""Second policy: NICE insulin pump therapy criteria (TA151) as the i-Port policy quotes them,
+prompted on patient-view — and how its card and the i-Port card speak together."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fhir.resources.R4B.servicerequest import ServiceRequest
+from flask.testing import FlaskClient
+
+from policy import Decision, Outcome, PolicyError, Tri, load_policies, load_policy
+from service import create_app
+from tests.builders import (
+    SNOMED,
+    T1DM,
+    T2DM,
+    condition,
+    confirmation,
+    hba1c,
+    insulin,
+    patient,
+)
+from tests.hooks import SERVICE, hook_request
+
+Decide = Callable[..., Decision]
+PUMP = load_policy("nice-insulin-pump")
+MDI = (insulin(text="with meals"), insulin(text="at night"))
+
+
+def on_pump() -> dict[str, Any]:
+    return {
+        "resourceType": "Procedure",
+        "id": "csii-1",
+        "status": "completed",
+        "subject": {"reference": "Patient/pat-1"},
+        "code": {"coding": [{"system": SNOMED, "code": "180178009", "display": "CSII"}]},
+        "performedDateTime": "2024-03-01",
+    }
+
+
+@pytest.mark.parametrize(
+    ("resources", "outcome"),
+    [
+        ((patient(), condition(T1DM), hba1c(75), *MDI), Outcome.MEETS),
+        ((patient(), condition(T1DM), hba1c(68), *MDI), Outcome.INSUFFICIENT),  # hypo unknown
+        (
+            (
+                patient(),
+                condition(T1DM),
+                hba1c(68),
+                *MDI,
+                confirmation("disabling-hypoglycaemia", False),
+            ),
+            Outcome.DOES_NOT_MEET,
+        ),
+        ((patient("2018-01-01"), condition(T1DM), confirmation("mdi-impractical")), Outcome.MEETS),
+        ((patient(), condition(T2DM), hba1c(90), *MDI), Outcome.DOES_NOT_MEET),  # type 1 only
+    ],
+)
+def test_nice_criteria(decide: Decide, resources: tuple[Any, ...], outcome: Outcome) -> None:
+    assert decide(*resources, policy=PUMP).outcome is outcome
+
+
+def test_already_on_pump_is_read_from_a_pump_record_and_absence_is_not_met(decide: Decide) -> None:
+    assert (
+        decide(patient(), condition(T1DM), on_pump(), policy=PUMP)
+        .criteria["already-on-pump"]
+        .result
+        is Tri.MET
+    )
+    assert (
+        decide(patient(), condition(T1DM), policy=PUMP).criteria["already-on-pump"].result
+        is Tri.NOT_MET
+    )
+
+
+def test_the_two_policies_read_the_shared_nice_criteria_identically(
+    decide: Decide, iport_policy: Any
+) -> None:
+    cases = [
+        (patient(), condition(T1DM), hba1c(75), *MDI),
+        (patient("2016-06-01"), condition(T1DM), hba1c(80)),
+        (
+            patient(),
+            condition(T1DM),
+            condition(("http://snomed.info/sct", "170766006", "Loss of hypo warning")),
+        ),
+        (patient(None), condition(T1DM), hba1c(75), *MDI),
+    ]
+    shared = [
+        "type-1-diabetes",
+        "age-12-or-over",
+        "disabling-hypoglycaemia",
+        "hba1c-69-or-above-on-mdi",
+        "mdi-impractical",
+        "nice-pump-criteria",
+    ]
+    for resources in cases:
+        a, b = decide(*resources, policy=iport_policy), decide(*resources, policy=PUMP)
+        assert [a.criteria[c].result for c in shared] == [b.criteria[c].result for c in shared]
+
+
+def test_a_parameter_no_policy_declares_is_refused() -> None:
+    with pytest.raises(PolicyError, match="hba1cLookbackMonthz"):
+        load_policies(["iport-advance", "nice-insulin-pump"], {"hba1cLookbackMonthz": 6})
+    both = load_policies(["iport-advance", "nice-insulin-pump"], {"hba1cLookbackMonths": 6})
+    assert {p.hba1c_lookback_months for p in both.values()} == {6}
+
+
+# -- the patient-view service -------------------------------------------------------------------
+@pytest.fixture
+def client() -> Iterator[FlaskClient]:
+    n = iter(range(1, 1000))
+    app = create_app(
+        {
+            "REQUIRE_AUTH": False,
+            "CLOCK": lambda: datetime(2026, 11, 21, 9, 0, tzinfo=UTC),
+            "UUID_FACTORY": lambda: f"uuid-{next(n)}",
+        }
+    )
+    with app.test_client() as c:
+        yield c
+
+
+def cards(client: FlaskClient, hook: str, resources: list[Any], **kw: Any) -> list[dict[str, Any]]:
+    real_hook = "patient-view" if hook == "pump-patient-view" else hook
+    resp = client.post(
+        f"/cds-services/{SERVICE[hook]}", json=hook_request(real_hook, resources=resources, **kw)
+    )
+    assert resp.status_code == 200, resp.json
+    return resp.json["cards"]  # type: ignore[no-any-return]
+
+
+def test_discovery_offers_the_pump_service(client: FlaskClient) -> None:
+    ids = {s["id"] for s in client.get("/cds-services").json["services"]}
+    assert "nice-insulin-pump-patient-view" in ids
+    only_iport = create_app({"REQUIRE_AUTH": False, "POLICIES": ["iport-advance"]}).test_client()
+    assert "nice-insulin-pump-patient-view" not in {
+        s["id"] for s in only_iport.get("/cds-services").json["services"]
+    }
+
+
+def test_pump_card_when_criteria_met_and_not_on_a_pump(client: FlaskClient) -> None:
+    (card,) = cards(client, "pump-patient-view", [patient(), condition(T1DM), hba1c(75), *MDI])
+    assert card["indicator"] == "info"
+    assert card["summary"] == "Meets NICE criteria for insulin pump therapy: consider referral"
+    ext = card["extension"]["iport-cds.eligibility"]
+    assert ext["policy"]["id"] == "nice-insulin-pump"
+    assert ext["outcome"] == "meets-criteria"
+    assert any("nice.org.uk/guidance/ta151" in link["url"] for link in card["links"])
+    (suggestion,) = card["suggestions"]
+    referral = suggestion["actions"][0]["resource"]
+    ServiceRequest.model_validate(referral)
+    assert referral["code"]["coding"][0]["code"] == "715159005"
+    assert referral["requester"] == {"reference": "Practitioner/dr-1"}
+    assert {r["code"] for r in card["overrideReasons"]} >= {"patient-declined", "already-referred"}
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [
+        [patient(), condition(T1DM), hba1c(75), *MDI, on_pump()],  # already on a pump
+        [patient(), condition(T1DM), hba1c(60), *MDI],  # insufficient information
+        [patient(), condition(T2DM), hba1c(90), *MDI],  # does not meet
+    ],
+)
+def test_no_pump_card_otherwise(client: FlaskClient, resources: list[Any]) -> None:
+    assert cards(client, "pump-patient-view", resources) == []
+
+
+def test_iport_card_defers_to_the_pump_when_both_apply(client: FlaskClient) -> None:
+    record = [patient(), condition(T1DM), hba1c(75), *MDI, condition(text="Needle phobia")]
+    (pump,) = cards(client, "pump-patient-view", record)
+    (iport,) = cards(client, "patient-view", record)
+    assert not pump["detail"].startswith(">")  # the pump card stands alone: no deferring note
+    assert iport["detail"].startswith(
+        "> This patient also meets the NICE criteria for insulin pump therapy"
+    )
+    # On a pump already: no pump card, and the i-Port card says nothing about pumps.
+    (iport_on_pump,) = cards(client, "patient-view", [*record, on_pump()])
+    assert "insulin pump therapy (TA151)" not in iport_on_pump["detail"]
+    assert cards(client, "pump-patient-view", [*record, on_pump()]) == []
