@@ -18,6 +18,7 @@ from fhirdata.client import FetchResult, FhirClient, FhirError, bundle_resources
 from valuesets import ValueSetLibrary
 
 PATIENT_TOKEN = "{{context.patientId}}"  # noqa: S105 (a prefetch token, not a secret)
+PAGE_SIZE = 100
 
 # Value sets whose codes may appear on Observations (findings recorded as observations).
 _FINDING_SETS = (
@@ -47,17 +48,20 @@ def _codes(vsl: ValueSetLibrary, set_ids: Iterable[str]) -> list[str]:
 def prefetch_templates(vsl: ValueSetLibrary, criteria_system: str) -> dict[str, str]:
     """The prefetch templates every service advertises; keys are stable API."""
     p = PATIENT_TOKEN
+    # _count: servers page searches (sekmet at 20, HAPI at 20); each further page is another
+    # round trip, so ask for pages large enough that a typical record is one page.
+    n = f"&_count={PAGE_SIZE}"
     return {
         "patient": f"Patient/{p}",
-        "conditions": f"Condition?patient={p}",
-        "hba1c": f"Observation?patient={p}&code={','.join(_codes(vsl, ['hba1c']))}&_sort=-date",
-        "findings": f"Observation?patient={p}&code="
+        "conditions": f"Condition?patient={p}{n}",
+        "hba1c": f"Observation?patient={p}&code={','.join(_codes(vsl, ['hba1c']))}&_sort=-date{n}",
+        "findings": f"Observation?patient={p}{n}&code="
         + ",".join([f"{criteria_system}|", *_codes(vsl, _FINDING_SETS)]),
         "medications": f"MedicationRequest?patient={p}&status=active"
-        "&_include=MedicationRequest:medication",
-        "referrals": f"ServiceRequest?patient={p}",
-        "procedures": f"Procedure?patient={p}",
-        "devices": f"DeviceRequest?patient={p}&status=active",
+        f"&_include=MedicationRequest:medication{n}",
+        "referrals": f"ServiceRequest?patient={p}{n}",
+        "procedures": f"Procedure?patient={p}{n}",
+        "devices": f"DeviceRequest?patient={p}&status=active{n}",
     }
 
 
