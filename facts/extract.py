@@ -247,14 +247,22 @@ class _Extractor:
 
     def _finding(self, r: Mapping[str, Any], ref: str, code: Any, when: date | None) -> None:
         concept = _obj(code, "code") if code is not None else None
-        display = _display(concept)
-        for m in classify(concept, self.vsl):
+        self._add_findings(ref, _display(concept), classify(concept, self.vsl), when)
+
+    def _add_findings(
+        self, ref: str, display: str, matches: list[_Match], when: date | None
+    ) -> None:
+        for m in matches:
             if m.value_set not in _NOT_FINDINGS:
                 self.findings.append(
                     Finding(ref, m.value_set, display, when, m.matched_by, m.matched_on)
                 )
 
     def _Condition(self, r: Mapping[str, Any], ref: str) -> None:
+        code = _opt_obj(r, "code")
+        matches = classify(code, self.vsl)
+        if not matches:
+            return  # most of a record: nothing the policy reads, so no further parsing
         clinical = _status_code(_opt_obj(r, "clinicalStatus"))
         verification = _status_code(_opt_obj(r, "verificationStatus"))
         if clinical is not None and clinical not in CONDITION_CLINICAL_OK:
@@ -264,7 +272,7 @@ class _Extractor:
         when = parse_fhir_date(r.get("onsetDateTime"), "onsetDateTime") or parse_fhir_date(
             r.get("recordedDate"), "recordedDate"
         )
-        self._finding(r, ref, r.get("code"), when)
+        self._add_findings(ref, _display(code), matches, when)
 
     def _Procedure(self, r: Mapping[str, Any], ref: str) -> None:
         if r.get("status") not in PROCEDURE_OK:
@@ -294,8 +302,9 @@ class _Extractor:
                 self._confirmation(r, ref, codings)
             return
         matches = classify(code, self.vsl)
-        if status not in OBSERVATION_OK:
-            return
+        value = r.get("valueCodeableConcept")
+        if (not matches and value is None) or status not in OBSERVATION_OK:
+            return  # nothing the policy reads (vital signs, other tests ...)
         when = _observation_date(r)
         hba1c = next((m for m in matches if m.value_set == HBA1C and m.matched_by == "code"), None)
         if hba1c is not None:
@@ -303,8 +312,7 @@ class _Extractor:
             return
         if r.get("valueBoolean") is False:
             return  # "finding: absent"
-        self._finding(r, ref, code, when)
-        value = r.get("valueCodeableConcept")
+        self._add_findings(ref, _display(code), matches, when)
         if value is not None:
             self._finding(r, ref, value, when)
 
@@ -387,10 +395,11 @@ class _Extractor:
 
     def _finish_medication_request(self, r: Mapping[str, Any], ref: str) -> None:
         concept = self._medication_concept(r)
-        self._order_if_iport(r, ref, concept)
+        matches = classify(concept, self.vsl)
+        self._order_if_iport(r, ref, concept, matches)
         if r.get("status") not in ORDER_ACTIVE:
             return
-        insulin = next((m for m in classify(concept, self.vsl) if m.value_set == INSULIN), None)
+        insulin = next((m for m in matches if m.value_set == INSULIN), None)
         if insulin is None:
             return
         per_day, source = injections_per_day(_list(r, "dosageInstruction"))
@@ -407,9 +416,11 @@ class _Extractor:
             )
         )
 
-    def _order_if_iport(self, r: Mapping[str, Any], ref: str, code: Any) -> None:
+    def _order_if_iport(
+        self, r: Mapping[str, Any], ref: str, code: Any, matches: list[_Match] | None = None
+    ) -> None:
         concept = _obj(code, "code") if code is not None else None
-        for m in classify(concept, self.vsl):
+        for m in matches if matches is not None else classify(concept, self.vsl):
             if m.value_set == IPORT:
                 status = r.get("status")
                 self.orders.append(Order(ref, _display(concept), str(status), m.matched_by))
