@@ -13,6 +13,7 @@ negated mentions such as "no needle phobia".
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -65,13 +66,15 @@ def normalise_code(system: str, code: str) -> str:
     return code
 
 
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
+
+
 def normalise_text(text: str) -> str:
     """Lower case, British 'ae' folded to 'e', punctuation runs to a single space.
 
     So "Hypoglycaemia", "hypoglycemia" and "i-Port" / "i port" compare equal.
     """
-    text = text.lower().replace("ae", "e")
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
+    return _NOT_ALNUM.sub(" ", text.lower().replace("ae", "e")).strip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,10 +145,17 @@ class TermMatcher:
         negs = "|".join(re.escape(n) for n in _NEGATIONS)
         self._negation = re.compile(rf"\b(?:{negs})\b")
 
-    def find(self, text: str) -> list[TermHit]:
+        # Records repeat the same displays ("Atorvastatin 20mg tablets") many times over: the
+        # answer for a text is cached, bounded, per library.
+        self.find = functools.lru_cache(maxsize=8192)(self._find)  # type: ignore[method-assign]
+
+    def find(self, text: str) -> tuple[TermHit, ...]:
         """The value-set terms asserted in ``text`` (negated mentions are left out)."""
+        return self._find(text)
+
+    def _find(self, text: str) -> tuple[TermHit, ...]:
         if self._pattern is None or not text:
-            return []
+            return ()
         norm = normalise_text(text)
         hits: list[TermHit] = []
         for m in self._pattern.finditer(norm):
@@ -154,7 +164,7 @@ class TermMatcher:
             if self._negation.search(" ".join(before)) or "resolved" in after:
                 continue
             hits.extend(TermHit(vs, m.group(0)) for vs in sorted(self._by_term[m.group(0)]))
-        return hits
+        return tuple(hits)
 
 
 @dataclass
@@ -182,7 +192,7 @@ class ValueSetLibrary:
         system = normalise_system(system)
         return self._index.get((system, normalise_code(system, code)), ())
 
-    def find_terms(self, text: str) -> list[TermHit]:
+    def find_terms(self, text: str) -> tuple[TermHit, ...]:
         assert self._matcher is not None
         return self._matcher.find(text)
 
