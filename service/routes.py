@@ -52,7 +52,7 @@ def hook(service_id: str) -> Response:
         now=current_app.config["CLOCK"](),
         new_uuid=current_app.config["UUID_FACTORY"],
         server_policy=g.get("fhir_server_policy"),
-        request_id=request.headers.get("X-Request-ID"),
+        request_id=g.request_id,
     )
     for listener in current_app.extensions.get("iport_cds.evaluation_listeners", []):
         listener(service_id, req, result)  # e.g. the audit trail; must not block or raise

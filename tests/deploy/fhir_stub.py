@@ -1,0 +1,74 @@
+"""A tiny FHIR server on loopback that answers every read after a delay.
+
+``Patient/<id>`` gets a Patient; any search gets an empty searchset Bundle. Enough for the
+service to evaluate (as "insufficient information") while a request is slow on purpose, and to
+see which headers the service sent (request id propagation).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the service opens one connection per search, all at once
+
+
+class SlowFhirServer:
+    """``with SlowFhirServer(delay_s=1.5) as fhir: fhir.base_url``"""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
+        self.request_ids: list[str | None] = []
+        self.requests = 0
+        self._lock = threading.Lock()
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                with stub._lock:
+                    stub.requests += 1
+                    stub.request_ids.append(self.headers.get("X-Request-ID"))
+                time.sleep(stub.delay_s)
+                path = self.path.split("?", 1)[0]
+                parts = [p for p in path.split("/") if p]
+                body: dict[str, Any]
+                if len(parts) >= 2 and parts[-2] == "Patient":
+                    body = {"resourceType": "Patient", "id": parts[-1], "birthDate": "1980-01-01"}
+                else:
+                    body = {"resourceType": "Bundle", "type": "searchset", "total": 0, "entry": []}
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/fhir+json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = _Server(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/fhir"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> SlowFhirServer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
