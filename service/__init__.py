@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from fhirdata import FetchSettings, FhirServerPolicy, new_session, prefetch_templates
 from policy import PolicyError, load_policies
-from service import auth, ops
+from service import analytics, auth, ops
 from service.config import load_config
 from service.discovery import enabled_services
 from service.errors import ServiceError, operation_outcome
@@ -86,6 +86,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(bp)
     _register_error_handlers(app)
     # -- extensions: each registers its own routes, listeners and handlers on the app
+    analytics.init_app(app)
     ops.init_app(app)
     return app
 

@@ -48,6 +48,11 @@ DEFAULTS: dict[str, Any] = {
     "VALUESET_EXTRA_DIR": None,
     # Operations
     "LOG_LEVEL": "INFO",
+    # Audit trail, feedback and the commissioners' dashboard (service/analytics.py, store/)
+    "DATABASE_URL": None,  # None: SQLite in the instance folder; else postgresql://...
+    "AUDIT_HASH_KEY": None,  # HMAC key for patient ids; None: generated in the instance folder
+    "AUDIT_RETENTION_DAYS": 365,  # audit records and feedback older than this are deleted
+    "ANALYTICS_TOKEN": None,  # admin bearer token for /analytics; None: open only without auth
 }
 
 

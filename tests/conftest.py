@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
 
@@ -14,6 +14,15 @@ from tests.builders import PID
 from valuesets import ValueSetLibrary, load_value_sets
 
 TODAY = date(2026, 11, 21)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _audit_database_in_a_temp_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Apps built in tests write their audit trail to a throwaway SQLite file, not instance/."""
+    db = tmp_path_factory.mktemp("audit") / "audit.sqlite3"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("IPORT_CDS_DATABASE_URL", f"sqlite:///{db}")
+        yield
 
 
 @pytest.fixture(scope="session")

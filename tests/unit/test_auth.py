@@ -322,3 +322,16 @@ def test_auth_off_warns_loudly(caplog: pytest.LogCaptureFixture) -> None:
 def test_auth_on_without_trusted_issuers_fails_start_up() -> None:
     with pytest.raises(ValueError, match="TRUSTED_ISSUERS_FILE"):
         create_app({"REQUIRE_AUTH": True, "TRUSTED_ISSUERS_FILE": None})
+
+
+def test_the_dashboard_has_its_own_admin_token_not_the_cds_jwt(
+    make_app: Callable[..., Flask],
+) -> None:
+    c = make_app(ANALYTICS_TOKEN="commissioner-secret").test_client()
+    assert c.get("/analytics.json").status_code in (401, 403)  # neither JWT nor admin token
+    ok = c.get("/analytics.json", headers={"Authorization": "Bearer commissioner-secret"})
+    assert ok.status_code == 200
+    assert (
+        c.get("/cds-services", headers={"Authorization": "Bearer commissioner-secret"}).status_code
+        == 401
+    )

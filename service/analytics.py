@@ -1,0 +1,584 @@
+"""Audit trail, clinician feedback and the commissioners' dashboard, on the web app.
+
+``init_app`` opens the store (``store`` package), then registers:
+
+- an evaluation listener that queues one audit record per hook call (the patient id only as
+  an HMAC-SHA256 under AUDIT_HASH_KEY; never a token);
+- the CDS Hooks feedback handler: validates each item, rejects cards this service never
+  issued, stores idempotently;
+- ``GET /analytics`` (HTML, charts) and ``GET /analytics.json`` (the same figures), behind
+  the ANALYTICS_TOKEN admin token;
+- the ``export-audit`` and ``purge-audit`` Flask CLI commands.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import logging
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+import click
+import orjson
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.cli import with_appcontext
+from werkzeug.wrappers import Response as BaseResponse
+
+import store
+from service.errors import BadRequest, ServiceError, Unauthorised
+from service.evaluation import Engine, HookResult
+from service.hookrequest import HookRequest
+from store import repository
+from store.records import london_day
+
+log = logging.getLogger("iport_cds.analytics")
+R = TypeVar("R", bound=BaseResponse)
+
+EXTENSION_STORE = "iport_cds.store"
+MAX_FEEDBACK_ITEMS = 100
+MAX_COMMENT_CHARS = 4000
+FEEDBACK_CARD_WAIT_S = 1.0  # how long to wait for another worker's not-yet-written card
+MAX_RANGE_DAYS = 3 * 366
+DEFAULT_RANGE_DAYS = 30
+SESSION_COOKIE = "iport_cds_analytics"
+SESSION_HOURS = 8
+OUTCOMES = ("accepted", "overridden")
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+
+bp = Blueprint(
+    "analytics",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/analytics/static",
+)
+
+# Paths that carry their own admin-token check: the CDS client JWT check must not apply.
+EXEMPT_PATHS = (
+    "/analytics",
+    "/analytics.json",
+    "/analytics/login",
+    "/analytics/logout",
+    "/analytics/static/analytics.css",
+    "/analytics/static/analytics.js",
+    "/analytics/static/vendor/chart.umd.min.js",
+)
+_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+class Forbidden(ServiceError):
+    status = 403
+    code = "forbidden"
+
+
+def init_app(app: Flask) -> store.Store:
+    """Open the store and register the listener, feedback handler, routes and CLI commands."""
+    instance = Path(app.instance_path)
+    url = app.config.get("DATABASE_URL") or store.sqlite_url(instance / "iport-cds.sqlite3")
+    configured_key = app.config.get("AUDIT_HASH_KEY")  # str(): an all-digit env value is parsed
+    key = store.hash_key(str(configured_key) if configured_key else None, instance)
+    opened = store.open_store(str(url))
+    clock: Callable[[], datetime] = app.config["CLOCK"]
+    retention = app.config.get("AUDIT_RETENTION_DAYS")
+    opened.set_retention(int(retention) if retention else None, clock)
+    opened.apply_retention()
+    app.extensions[EXTENSION_STORE] = opened
+    app.extensions.setdefault("iport_cds.evaluation_listeners", []).append(
+        AuditListener(opened, key, clock)
+    )
+    engine: Engine = app.extensions["iport_cds.engine"]
+    app.extensions["iport_cds.feedback_handler"] = FeedbackHandler(
+        opened, clock, override_displays(engine)
+    )
+    app.register_blueprint(bp)
+    app.extensions.setdefault("iport_cds.auth_exempt", set()).update(EXEMPT_PATHS)
+    app.cli.add_command(export_audit)
+    app.cli.add_command(purge_audit)
+    log.info("audit trail on %s", opened.backend)
+    return opened
+
+
+def _store() -> store.Store:
+    found: store.Store = current_app.extensions[EXTENSION_STORE]
+    return found
+
+
+# -- audit ---------------------------------------------------------------------------------------
+@dataclass
+class AuditListener:
+    """Called after each evaluation: builds the record and queues it (no database work here)."""
+
+    store: store.Store
+    key: bytes
+    clock: Callable[[], datetime]
+
+    def __call__(self, service_id: str, req: HookRequest, result: HookResult) -> None:
+        try:
+            self.store.record(audit_record(service_id, req, result, self.key, self.clock()))
+        except Exception as exc:  # the hook's answer must not depend on the audit trail
+            log.error("could not queue an audit record: %s", type(exc).__name__)
+
+
+def audit_record(
+    service_id: str, req: HookRequest, result: HookResult, key: bytes, now: datetime
+) -> store.AuditRecord:
+    decision = result.decision
+    criteria: tuple[store.CriterionRecord, ...] = ()
+    if decision is not None:
+        shown = set(decision.shown_criteria)
+        criteria = tuple(
+            store.CriterionRecord(cid, r.result.value, cid in shown)
+            for cid, r in decision.criteria.items()
+        )
+    issued = set(result.card_uuids)
+    cards = tuple(
+        store.CardRecord(
+            uuid=str(card["uuid"]),
+            suggestion_uuids=tuple(
+                str(s["uuid"]) for s in card.get("suggestions", ()) if s.get("uuid")
+            ),
+            override_codes=tuple(
+                (str(r.get("system", "")), str(r.get("code", "")))
+                for r in card.get("overrideReasons", ())
+            ),
+        )
+        for card in result.body.get("cards", ())
+        if card.get("uuid") in issued
+    )
+    gathered = result.gathered
+    return store.AuditRecord(
+        recorded_at=now,
+        service_id=service_id,
+        hook=req.hook,
+        hook_instance=req.hook_instance,
+        patient_hash=store.patient_hash(key, req.patient_id),
+        outcome=result.outcome,
+        pathway=result.pathway,
+        policy_id=decision.policy.id if decision else None,
+        policy_version=decision.policy.version if decision else None,
+        cards=cards,
+        criteria=criteria,
+        prefetch_keys=tuple(gathered.prefetched) if gathered else (),
+        fetched_keys=tuple(gathered.fetched) if gathered else (),
+        fhir_requests=gathered.fhir_requests if gathered else 0,
+        fetch_ms=round(gathered.fetch_ms, 2) if gathered else None,
+        total_ms=float(result.timings_ms.get("total", 0.0)),
+    )
+
+
+# -- feedback ------------------------------------------------------------------------------------
+def override_displays(engine: Engine) -> dict[str, str]:
+    """Override reason code → the display the cards offer (from each policy's presentation)."""
+    out: dict[str, str] = {}
+    for policy in engine.policies.values():
+        for reason in policy.info.presentation.get("overrideReasons", ()):
+            out.setdefault(str(reason["code"]), str(reason["display"]))
+    return out
+
+
+@dataclass
+class FeedbackHandler:
+    """CDS Hooks 2.0 feedback: every item valid and about a card this service issued, or 400
+    naming the first bad item (nothing stored). A resent item is stored once."""
+
+    store: store.Store
+    clock: Callable[[], datetime]
+    displays: Mapping[str, str]
+
+    def __call__(self, service_id: str, body: Mapping[str, Any]) -> None:
+        items = body["feedback"]
+        if len(items) > MAX_FEEDBACK_ITEMS:
+            raise BadRequest(f"at most {MAX_FEEDBACK_ITEMS} feedback items per request")
+        now = self.clock()
+        parsed = [
+            parse_feedback_item(item, f"feedback[{i}]", now, self.displays)
+            for i, item in enumerate(items)
+        ]
+        cards = self.store.issued_cards({p.card for p in parsed}, wait_s=FEEDBACK_CARD_WAIT_S)
+        records = []
+        for i, p in enumerate(parsed):
+            where = f"feedback[{i}]"
+            card = cards.get(p.card)
+            if card is None or card.service_id != service_id:
+                raise BadRequest(f"{where}.card '{p.card}' is not a card this service issued")
+            for j, sid in enumerate(p.accepted):
+                if sid not in card.suggestion_uuids:
+                    raise BadRequest(
+                        f"{where}.acceptedSuggestions[{j}].id is not a suggestion of that card"
+                    )
+            if p.reason is not None and p.reason not in card.override_codes:
+                raise BadRequest(
+                    f"{where}.overrideReason.reason is not one of the card's overrideReasons"
+                )
+            records.append(p.record(service_id, now))
+        self.store.add_feedback(records)
+
+
+@dataclass(frozen=True)
+class ParsedFeedback:
+    card: str
+    outcome: str
+    outcome_at: datetime
+    accepted: tuple[str, ...]
+    reason: tuple[str, str] | None
+    reason_display: str | None
+    comment: str | None
+
+    def dedup_key(self, service_id: str) -> str:
+        canonical = {
+            "service": service_id,
+            "card": self.card,
+            "outcome": self.outcome,
+            "at": self.outcome_at.astimezone(UTC).isoformat(),
+            "accepted": sorted(self.accepted),
+            "reason": list(self.reason) if self.reason else None,
+            "comment": self.comment,
+        }
+        return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+    def record(self, service_id: str, received_at: datetime) -> store.FeedbackRecord:
+        return store.FeedbackRecord(
+            dedup_key=self.dedup_key(service_id),
+            service_id=service_id,
+            card_uuid=self.card,
+            outcome=self.outcome,
+            outcome_at=self.outcome_at,
+            received_at=received_at,
+            accepted_suggestions=self.accepted,
+            reason_system=self.reason[0] if self.reason else None,
+            reason_code=self.reason[1] if self.reason else None,
+            reason_display=self.reason_display,
+            user_comment=self.comment,
+        )
+
+
+def _string(value: Any, where: str, *, max_len: int = 128) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest(f"{where} must be a non-empty string")
+    if len(value) > max_len:
+        raise BadRequest(f"{where} is too long (at most {max_len} characters)")
+    return value
+
+
+def parse_rfc3339(value: Any, where: str) -> datetime:
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise BadRequest(f"{where} must be an RFC 3339 date-time with a time zone")
+    text = value.replace("t", "T").replace("z", "Z").replace(" ", "T")
+    frac = re.search(r"\.(\d+)", text)
+    if frac and len(frac.group(1)) > 6:  # Python keeps microseconds
+        text = text.replace(frac.group(0), "." + frac.group(1)[:6])
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise BadRequest(f"{where} is not a valid date-time") from exc
+
+
+def parse_feedback_item(
+    item: Any, where: str, now: datetime, displays: Mapping[str, str] | None = None
+) -> ParsedFeedback:
+    """One feedback item, checked field by field; BadRequest names the field."""
+    if not isinstance(item, dict):
+        raise BadRequest(f"{where} must be an object")
+    card = _string(item.get("card"), f"{where}.card", max_len=64)
+    outcome = item.get("outcome")
+    if outcome not in OUTCOMES:
+        raise BadRequest(f"{where}.outcome must be 'accepted' or 'overridden'")
+    outcome_at = parse_rfc3339(item.get("outcomeTimestamp"), f"{where}.outcomeTimestamp")
+    if outcome_at > now + timedelta(days=1):
+        raise BadRequest(f"{where}.outcomeTimestamp is in the future")
+    accepted: tuple[str, ...] = ()
+    raw_accepted = item.get("acceptedSuggestions")
+    if outcome == "accepted":
+        if not isinstance(raw_accepted, list) or not raw_accepted:
+            raise BadRequest(
+                f"{where}.acceptedSuggestions is required for an accepted outcome "
+                "(a non-empty list of {{id}})"
+            )
+        ids = []
+        for j, s in enumerate(raw_accepted):
+            if not isinstance(s, dict):
+                raise BadRequest(f"{where}.acceptedSuggestions[{j}] must be an object with 'id'")
+            ids.append(_string(s.get("id"), f"{where}.acceptedSuggestions[{j}].id", max_len=64))
+        accepted = tuple(ids)
+    elif raw_accepted not in (None, []):
+        raise BadRequest(f"{where}.acceptedSuggestions is only for an accepted outcome")
+    reason: tuple[str, str] | None = None
+    display: str | None = None
+    comment: str | None = None
+    raw_override = item.get("overrideReason")
+    if raw_override is not None:
+        if outcome != "overridden":
+            raise BadRequest(f"{where}.overrideReason is only for an overridden outcome")
+        if not isinstance(raw_override, dict):
+            raise BadRequest(f"{where}.overrideReason must be an object")
+        coding = raw_override.get("reason")
+        if coding is not None:
+            if not isinstance(coding, dict):
+                raise BadRequest(f"{where}.overrideReason.reason must be a Coding")
+            system = _string(
+                coding.get("system"), f"{where}.overrideReason.reason.system", max_len=255
+            )
+            code = _string(coding.get("code"), f"{where}.overrideReason.reason.code", max_len=64)
+            reason = (system, code)
+            raw_display = coding.get("display")
+            if raw_display is not None:
+                display = _string(
+                    raw_display, f"{where}.overrideReason.reason.display", max_len=255
+                )
+            display = (displays or {}).get(code, display)
+        raw_comment = raw_override.get("userComment")
+        if raw_comment is not None:
+            if not isinstance(raw_comment, str):
+                raise BadRequest(f"{where}.overrideReason.userComment must be a string")
+            if len(raw_comment) > MAX_COMMENT_CHARS:
+                raise BadRequest(
+                    f"{where}.overrideReason.userComment is too long "
+                    f"(at most {MAX_COMMENT_CHARS} characters)"
+                )
+            comment = raw_comment.strip() or None
+    return ParsedFeedback(card, outcome, outcome_at, accepted, reason, display, comment)
+
+
+# -- dashboard -----------------------------------------------------------------------------------
+def _session_value(token: str, expires: int) -> str:
+    mac = hmac.new(token.encode(), f"iport-cds-analytics:{expires}".encode(), hashlib.sha256)
+    return f"{expires}.{mac.hexdigest()}"
+
+
+def _session_ok(token: str, cookie: str | None) -> bool:
+    if not cookie or "." not in cookie:
+        return False
+    expires, _, _ = cookie.partition(".")
+    if not expires.isdigit() or int(expires) < time.time():
+        return False
+    return hmac.compare_digest(_session_value(token, int(expires)), cookie)
+
+
+def _access() -> str:
+    """'ok', 'login' (a token is configured and was not shown) or 'forbidden' (no token is
+    configured and the service requires authentication: the dashboard is off)."""
+    token = current_app.config.get("ANALYTICS_TOKEN")
+    if not token:
+        return "forbidden" if current_app.config.get("REQUIRE_AUTH", False) else "ok"
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and given.strip():
+        return "ok" if hmac.compare_digest(given.strip().encode(), str(token).encode()) else "login"
+    return "ok" if _session_ok(str(token), request.cookies.get(SESSION_COOKIE)) else "login"
+
+
+def _require_access() -> None:
+    access = _access()
+    if access == "forbidden":
+        raise Forbidden("the dashboard is off: set ANALYTICS_TOKEN to enable it")
+    if access == "login":
+        raise Unauthorised("unauthorised")
+
+
+def _secure(resp: R) -> R:
+    resp.headers["Content-Security-Policy"] = _CSP
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Referrer-Policy"] = "no-referrer"
+    return resp
+
+
+def _today() -> date:
+    now: datetime = current_app.config["CLOCK"]()
+    return london_day(now)
+
+
+def _filter(args: Mapping[str, str]) -> store.Filter:
+    def day(name: str, default: date) -> date:
+        raw = args.get(name)
+        if not raw:
+            return default
+        try:
+            return date.fromisoformat(raw)
+        except ValueError as exc:
+            raise BadRequest(f"'{name}' must be a date (YYYY-MM-DD)") from exc
+
+    end = day("to", _today())
+    start = day("from", end - timedelta(days=DEFAULT_RANGE_DAYS - 1))
+    if start > end:
+        raise BadRequest("'from' must not be after 'to'")
+    if (end - start).days >= MAX_RANGE_DAYS:
+        raise BadRequest(f"the date range may span at most {MAX_RANGE_DAYS} days")
+    service = args.get("service") or None
+    engine: Engine = current_app.extensions["iport_cds.engine"]
+    if service is not None and service not in engine.services:
+        raise BadRequest("'service' is not a service of this deployment")
+    return store.Filter(start, end, service)
+
+
+def figures(f: store.Filter) -> dict[str, Any]:
+    """The dashboard's figures, with criterion titles and policy versions added."""
+    out = _store().analytics(f)
+    engine: Engine = current_app.extensions["iport_cds.engine"]
+    titles: dict[str, str] = {}
+    for policy in engine.policies.values():
+        for cid in policy.criterion_ids:
+            titles.setdefault(cid, policy.title_of(cid))
+    for b in out["blockingCriteria"]:
+        b["title"] = titles.get(b["id"], b["id"])
+    out["generatedAt"] = datetime.now(UTC).isoformat(timespec="seconds")
+    out["policies"] = [
+        {"id": p.info.id, "version": p.info.version, "title": p.info.title}
+        for p in engine.policies.values()
+    ]
+    return out
+
+
+@bp.get("/analytics.json")
+def analytics_json() -> Response:
+    _require_access()
+    body = orjson.dumps(figures(_filter(request.args)))
+    return _secure(Response(body, mimetype="application/json"))
+
+
+@bp.get("/analytics")
+def analytics_page() -> Response | str:
+    access = _access()
+    if access == "forbidden":
+        raise Forbidden("the dashboard is off: set ANALYTICS_TOKEN to enable it")
+    if access == "login":
+        return _login_page(error=None, status=401)
+    f = _filter(request.args)
+    engine: Engine = current_app.extensions["iport_cds.engine"]
+    html = render_template(
+        "analytics.html",
+        start=f.start.isoformat(),
+        end=f.end.isoformat(),
+        service=f.service_id or "",
+        services=sorted(engine.services),
+        token_login=bool(current_app.config.get("ANALYTICS_TOKEN")),
+    )
+    return _secure(Response(html, mimetype="text/html"))
+
+
+def _login_page(error: str | None, status: int) -> Response:
+    html = render_template("analytics_login.html", error=error)
+    resp = _secure(Response(html, status=status, mimetype="text/html"))
+    resp.headers["WWW-Authenticate"] = 'Bearer realm="iport-cds analytics"'
+    return resp
+
+
+@bp.post("/analytics/login")
+def analytics_login() -> BaseResponse:
+    token = current_app.config.get("ANALYTICS_TOKEN")
+    if not token:
+        return _secure(redirect(url_for("analytics.analytics_page"), code=303))
+    given = request.form.get("token", "")
+    if not hmac.compare_digest(given.encode(), str(token).encode()):
+        log.warning("analytics login failed")
+        return _login_page(error="That token is not right.", status=401)
+    expires = int(time.time()) + SESSION_HOURS * 3600
+    resp = _secure(redirect(url_for("analytics.analytics_page"), code=303))
+    resp.set_cookie(
+        SESSION_COOKIE,
+        _session_value(str(token), expires),
+        max_age=SESSION_HOURS * 3600,
+        httponly=True,
+        secure=request.is_secure,
+        samesite="Strict",
+        path="/",
+    )
+    return resp
+
+
+@bp.post("/analytics/logout")
+def analytics_logout() -> BaseResponse:
+    resp = _secure(redirect(url_for("analytics.analytics_page"), code=303))
+    resp.delete_cookie(SESSION_COOKIE, path="/")
+    return resp
+
+
+# -- CLI -----------------------------------------------------------------------------------------
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    """Spreadsheet-safe: text that a spreadsheet would run as a formula is quoted."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def write_csv(rows: Iterable[Mapping[str, Any]], columns: Iterable[str], out: TextIO) -> int:
+    writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    n = 0
+    for row in rows:
+        writer.writerow({k: _cell(v) for k, v in row.items()})
+        n += 1
+    return n
+
+
+def _parse_day(value: str | None, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter("must be a date, YYYY-MM-DD", param_hint=name) from exc
+
+
+@click.command("export-audit")
+@click.option("--since", required=True, help="First day (YYYY-MM-DD, Europe/London).")
+@click.option("--until", default=None, help="Last day, inclusive (default: today).")
+@click.option(
+    "--feedback", is_flag=True, help="Export clinician feedback items instead of evaluations."
+)
+@click.option(
+    "--output",
+    "-o",
+    default="-",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="CSV file to write (default: standard output).",
+)
+@with_appcontext
+def export_audit(since: str, until: str | None, feedback: bool, output: str) -> None:
+    """Write the audit trail (or feedback) as CSV for offline analysis."""
+    first = _parse_day(since, "--since")
+    last = _parse_day(until, "--until")
+    assert first is not None
+    s = _store()
+    s.flush(30)
+    columns = repository.FEEDBACK_COLUMNS if feedback else repository.AUDIT_COLUMNS
+    rows = s.export("feedback" if feedback else "audit", first, last)
+    if output == "-":
+        n = write_csv(rows, columns, sys.stdout)
+    else:
+        with open(output, "w", encoding="utf-8", newline="") as out:
+            n = write_csv(rows, columns, out)
+    click.echo(f"exported {n} row(s)", err=True)
+
+
+@click.command("purge-audit")
+@with_appcontext
+def purge_audit() -> None:
+    """Delete audit records and feedback older than AUDIT_RETENTION_DAYS now."""
+    events, items = _store().apply_retention()
+    click.echo(f"deleted {events} evaluation(s) and {items} feedback item(s)")
+
+
+__all__ = ["EXEMPT_PATHS", "bp", "init_app"]

@@ -1,0 +1,180 @@
+"""The audit trail and clinician feedback, in SQLite (embedded default) or PostgreSQL.
+
+``open_store(url)`` gives the process's one ``Store`` for a database (created, migrated and
+shared by every app on that URL); ``Store.record`` queues an evaluation for the background
+writer; feedback is written synchronously and idempotently. Nothing here knows Flask.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from store import repository
+from store.db import make_engine, migrate, normalise_url, sqlite_url
+from store.keys import hash_key
+from store.records import (
+    AuditRecord,
+    CardRecord,
+    CriterionRecord,
+    FeedbackRecord,
+    IssuedCardInfo,
+    patient_hash,
+)
+from store.repository import Filter
+from store.writer import AuditWriter
+
+__all__ = [
+    "AuditRecord",
+    "CardRecord",
+    "CriterionRecord",
+    "FeedbackRecord",
+    "Filter",
+    "IssuedCardInfo",
+    "Store",
+    "close_all",
+    "hash_key",
+    "open_store",
+    "patient_hash",
+    "sqlite_url",
+]
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        try:
+            migrate(self.engine)
+        except BaseException:
+            self.engine.dispose()
+            raise
+        self.writer = AuditWriter(self.engine)
+        self.closed = False
+        self._retention: tuple[int, Callable[[], datetime]] | None = None
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    # -- audit ------------------------------------------------------------------------------
+    def record(self, record: AuditRecord) -> None:
+        """Queue one evaluation for the background writer (returns at once)."""
+        self.writer.submit(record)
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        return self.writer.flush(timeout)
+
+    def issued_cards(self, uuids: Iterable[str], wait_s: float = 0.0) -> dict[str, IssuedCardInfo]:
+        """The cards among ``uuids`` that this service issued, written or still queued.
+
+        ``wait_s``: how long to keep looking for the rest (another process may not have
+        written its record yet).
+        """
+        wanted = set(uuids)
+        found: dict[str, IssuedCardInfo] = {}
+        for card_uuid in wanted:  # queued here first: a written card leaves the queue after
+            pending = self.writer.pending_card(card_uuid)
+            if pending is not None:
+                service_id, card = pending
+                found[card_uuid] = IssuedCardInfo(
+                    service_id, frozenset(card.suggestion_uuids), frozenset(card.override_codes)
+                )
+        deadline = time.monotonic() + wait_s
+        while True:
+            missing = wanted - set(found)
+            if not missing:
+                return found
+            with self.engine.connect() as conn:
+                found.update(repository.issued_cards(conn, missing))
+            if set(found) == wanted or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.05)
+
+    # -- feedback ---------------------------------------------------------------------------
+    def add_feedback(self, items: Iterable[FeedbackRecord]) -> int:
+        """Store feedback items in one transaction; returns how many were new."""
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            return repository.insert_feedback(conn, list(items))
+
+    # -- retention --------------------------------------------------------------------------
+    def set_retention(self, days: int | None, clock: Callable[[], datetime]) -> None:
+        """Keep records for ``days`` (None or 0: for ever); applied now and every 6 hours."""
+        self._retention = (days, clock) if days else None
+        self.writer.housekeeping = self.apply_retention if days else None
+
+    def apply_retention(self) -> tuple[int, int]:
+        if self._retention is None:
+            return 0, 0
+        days, clock = self._retention
+        return self.purge_before(clock() - timedelta(days=days))
+
+    def purge_before(self, cutoff: datetime) -> tuple[int, int]:
+        """Delete evaluations and feedback older than ``cutoff``: (evaluations, feedback)."""
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            return repository.purge_before(conn, cutoff)
+
+    # -- reading ----------------------------------------------------------------------------
+    def analytics(self, f: Filter) -> dict[str, Any]:
+        with self.engine.connect() as conn, conn.begin():
+            return repository.analytics(conn, f)
+
+    def counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return repository.counts(conn)
+
+    def export(self, what: str, since: date, until: date | None = None) -> Iterator[dict[str, Any]]:
+        with self.engine.connect() as conn, conn.begin():
+            if what == "feedback":
+                yield from repository.export_feedback(conn, since, until)
+            else:
+                yield from repository.export_audit(conn, since, until)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write everything queued, then release the database. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        self.writer.close(timeout)
+        self.engine.dispose()
+        with _lock:
+            if _stores.get(self._key) is self:
+                del _stores[self._key]
+
+    @property
+    def _key(self) -> str:
+        return _registry_key(self.url)
+
+
+_stores: dict[str, Store] = {}
+_lock = threading.Lock()
+
+
+def _registry_key(url: str) -> str:
+    return normalise_url(url).render_as_string(hide_password=False)
+
+
+def open_store(url: str) -> Store:
+    """The process's Store for ``url``: one engine, one writer thread, migrated once."""
+    key = _registry_key(url)
+    with _lock:
+        found = _stores.get(key)
+        if found is None or found.closed:
+            found = Store(url)
+            _stores[key] = found
+        return found
+
+
+def close_all() -> None:
+    """Write every queued record and release every database (run at interpreter exit)."""
+    with _lock:
+        stores = list(_stores.values())
+    for s in stores:
+        s.close()
+
+
+atexit.register(close_all)

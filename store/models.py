@@ -1,0 +1,130 @@
+"""The audit and feedback schema (SQLAlchemy 2). Changes need an Alembic revision in
+``store/migrations/versions``; a test checks that the migrations and these models agree.
+
+No patient identifier and no token is ever stored: a patient appears only as an HMAC-SHA256
+of their id under a deployment secret, so records about one patient can be linked without
+holding who they are.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    Uuid,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class AuditEvent(Base):
+    """One hook evaluation: what was decided, from which data, how fast."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_on: Mapped[date] = mapped_column(Date)  # the day in Europe/London, for grouping
+    service_id: Mapped[str] = mapped_column(String(64))
+    hook: Mapped[str] = mapped_column(String(32))
+    hook_instance: Mapped[str] = mapped_column(String(128))
+    patient_hash: Mapped[str] = mapped_column(String(64))  # HMAC-SHA256 hex, never the id
+    outcome: Mapped[str | None] = mapped_column(String(32))  # None: no i-Port order, no decision
+    pathway: Mapped[str | None] = mapped_column(String(32))
+    policy_id: Mapped[str | None] = mapped_column(String(64))
+    policy_version: Mapped[str | None] = mapped_column(String(32))
+    card_count: Mapped[int] = mapped_column(Integer)
+    prefetch_keys: Mapped[list[str]] = mapped_column(JSON)  # keys used from the prefetch
+    fetched_keys: Mapped[list[str]] = mapped_column(JSON)  # keys read from the FHIR server
+    prefetch_used: Mapped[int] = mapped_column(Integer)
+    fetched_count: Mapped[int] = mapped_column(Integer)
+    fhir_requests: Mapped[int] = mapped_column(Integer)
+    fetch_ms: Mapped[float | None] = mapped_column(Float)
+    total_ms: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        Index(None, "recorded_on"),
+        Index(None, "recorded_at"),
+        Index(None, "patient_hash"),
+    )
+
+
+class AuditCriterion(Base):
+    """One criterion's result in one evaluation (met | not-met | unknown)."""
+
+    __tablename__ = "audit_criterion"
+
+    audit_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("audit_event.id", ondelete="CASCADE"), primary_key=True
+    )
+    criterion_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    result: Mapped[str] = mapped_column(String(16))
+    on_pathway: Mapped[bool] = mapped_column()  # read by the deciding pathway (shown on the card)
+
+
+class IssuedCard(Base):
+    """A card the service returned: feedback may only name these."""
+
+    __tablename__ = "issued_card"
+
+    card_uuid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    audit_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("audit_event.id", ondelete="CASCADE")
+    )
+    service_id: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    suggestion_uuids: Mapped[list[str]] = mapped_column(JSON)
+    override_codes: Mapped[list[list[str]]] = mapped_column(JSON)  # [system, code] offered
+
+    __table_args__ = (Index(None, "audit_id"),)
+
+
+class Feedback(Base):
+    """One CDS Hooks feedback item. ``dedup_key`` makes a resent item a no-op."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    dedup_key: Mapped[str] = mapped_column(String(64), unique=True)
+    service_id: Mapped[str] = mapped_column(String(64))
+    card_uuid: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))  # accepted | overridden
+    outcome_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    outcome_on: Mapped[date] = mapped_column(Date)  # Europe/London day of outcome_at
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    accepted_suggestions: Mapped[list[str]] = mapped_column(JSON)
+    reason_system: Mapped[str | None] = mapped_column(String(255))
+    reason_code: Mapped[str | None] = mapped_column(String(64))
+    reason_display: Mapped[str | None] = mapped_column(String(255))
+    user_comment: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index(None, "card_uuid"),
+        Index(None, "outcome_on"),
+        Index(None, "received_at"),
+    )

@@ -1,0 +1,89 @@
+"""Plain records passed to the store: built by the web layer, written by the repository."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+LONDON = ZoneInfo("Europe/London")
+
+
+def london_day(moment: datetime) -> date:
+    """The calendar day in England: what commissioners mean by 'per day'."""
+    return moment.astimezone(LONDON).date()
+
+
+def utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
+
+
+def patient_hash(key: bytes, patient_id: str) -> str:
+    """HMAC-SHA256 of the patient id: links one patient's records without storing the id."""
+    return hmac.new(key, patient_id.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class CardRecord:
+    uuid: str
+    suggestion_uuids: tuple[str, ...] = ()
+    override_codes: tuple[tuple[str, str], ...] = ()  # (system, code) offered on the card
+
+
+@dataclass(frozen=True)
+class CriterionRecord:
+    id: str
+    result: str  # met | not-met | unknown
+    on_pathway: bool
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One evaluation. ``patient_hash`` is already keyed: the id itself never gets here."""
+
+    recorded_at: datetime
+    service_id: str
+    hook: str
+    hook_instance: str
+    patient_hash: str
+    outcome: str | None
+    pathway: str | None
+    policy_id: str | None
+    policy_version: str | None
+    cards: tuple[CardRecord, ...]
+    criteria: tuple[CriterionRecord, ...]
+    prefetch_keys: tuple[str, ...]
+    fetched_keys: tuple[str, ...]
+    fhir_requests: int
+    fetch_ms: float | None
+    total_ms: float
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    """One validated CDS Hooks feedback item."""
+
+    dedup_key: str
+    service_id: str
+    card_uuid: str
+    outcome: str  # accepted | overridden
+    outcome_at: datetime
+    received_at: datetime
+    accepted_suggestions: tuple[str, ...] = ()
+    reason_system: str | None = None
+    reason_code: str | None = None
+    reason_display: str | None = None
+    user_comment: str | None = None
+
+
+@dataclass(frozen=True)
+class IssuedCardInfo:
+    """What feedback is checked against: which service issued the card, what it offered."""
+
+    service_id: str
+    suggestion_uuids: frozenset[str]
+    override_codes: frozenset[tuple[str, str]]

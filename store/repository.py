@@ -1,0 +1,507 @@
+"""Reads and writes on a Connection: inserts, look-ups, retention, analytics and export.
+
+Every function takes an open ``Connection``; the caller owns the transaction. Only portable
+SQL (SQLite and PostgreSQL): grouping is by stored day columns, percentiles are computed here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Select, and_, case, delete, func, select, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql.dml import Insert
+
+from store.models import AuditCriterion, AuditEvent, Base, Feedback, IssuedCard
+from store.records import LONDON, AuditRecord, FeedbackRecord, IssuedCardInfo, london_day, utc
+
+S = TypeVar("S", bound=Select[*tuple[Any, ...]])
+OUTCOMES = ("meets-criteria", "does-not-meet-criteria", "insufficient-information")
+NO_DECISION = "no-decision"  # an order hook with no i-Port draft: evaluated, nothing to say
+
+
+def _insert(conn: Connection, model: type[Base], ignore_duplicate: str | None = None) -> Insert:
+    """INSERT; with ``ignore_duplicate`` (a unique column), a row already there is skipped."""
+    if conn.dialect.name == "postgresql":
+        pg = pg_insert(model)
+        return (
+            pg.on_conflict_do_nothing(index_elements=[ignore_duplicate]) if ignore_duplicate else pg
+        )
+    lite = sqlite_insert(model)
+    return (
+        lite.on_conflict_do_nothing(index_elements=[ignore_duplicate]) if ignore_duplicate else lite
+    )
+
+
+# -- writes ---------------------------------------------------------------------------------------
+def insert_audit(conn: Connection, records: Sequence[AuditRecord]) -> None:
+    """One batch of evaluations: events, their criteria, their cards (a reissued card uuid is
+    kept once: the first issue wins)."""
+    if not records:
+        return
+    conn.execute(
+        _insert(conn, AuditEvent),
+        [
+            {
+                "id": r.id,
+                "recorded_at": utc(r.recorded_at),
+                "recorded_on": london_day(r.recorded_at),
+                "service_id": r.service_id,
+                "hook": r.hook,
+                "hook_instance": r.hook_instance,
+                "patient_hash": r.patient_hash,
+                "outcome": r.outcome,
+                "pathway": r.pathway,
+                "policy_id": r.policy_id,
+                "policy_version": r.policy_version,
+                "card_count": len(r.cards),
+                "prefetch_keys": list(r.prefetch_keys),
+                "fetched_keys": list(r.fetched_keys),
+                "prefetch_used": len(r.prefetch_keys),
+                "fetched_count": len(r.fetched_keys),
+                "fhir_requests": r.fhir_requests,
+                "fetch_ms": r.fetch_ms,
+                "total_ms": r.total_ms,
+            }
+            for r in records
+        ],
+    )
+    criteria = [
+        {"audit_id": r.id, "criterion_id": c.id, "result": c.result, "on_pathway": c.on_pathway}
+        for r in records
+        for c in r.criteria
+    ]
+    if criteria:
+        conn.execute(_insert(conn, AuditCriterion), criteria)
+    cards = [
+        {
+            "card_uuid": c.uuid,
+            "audit_id": r.id,
+            "service_id": r.service_id,
+            "issued_at": utc(r.recorded_at),
+            "suggestion_uuids": list(c.suggestion_uuids),
+            "override_codes": [list(o) for o in c.override_codes],
+        }
+        for r in records
+        for c in r.cards
+    ]
+    if cards:
+        conn.execute(_insert(conn, IssuedCard, ignore_duplicate="card_uuid"), cards)
+
+
+def insert_feedback(conn: Connection, items: Sequence[FeedbackRecord]) -> int:
+    """Store feedback items; one already stored (same dedup key) is skipped. Returns how many
+    were new."""
+    stored = 0
+    stmt = _insert(conn, Feedback, ignore_duplicate="dedup_key")
+    for f in items:
+        result = conn.execute(
+            stmt,
+            {
+                "dedup_key": f.dedup_key,
+                "service_id": f.service_id,
+                "card_uuid": f.card_uuid,
+                "outcome": f.outcome,
+                "outcome_at": utc(f.outcome_at),
+                "outcome_on": london_day(f.outcome_at),
+                "received_at": utc(f.received_at),
+                "accepted_suggestions": list(f.accepted_suggestions),
+                "reason_system": f.reason_system,
+                "reason_code": f.reason_code,
+                "reason_display": f.reason_display,
+                "user_comment": f.user_comment,
+            },
+        )
+        stored += max(result.rowcount, 0)
+    return stored
+
+
+def issued_cards(conn: Connection, uuids: Iterable[str]) -> dict[str, IssuedCardInfo]:
+    wanted = sorted(set(uuids))
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        select(
+            IssuedCard.card_uuid,
+            IssuedCard.service_id,
+            IssuedCard.suggestion_uuids,
+            IssuedCard.override_codes,
+        ).where(IssuedCard.card_uuid.in_(wanted))
+    )
+    return {
+        r.card_uuid: IssuedCardInfo(
+            service_id=r.service_id,
+            suggestion_uuids=frozenset(r.suggestion_uuids or ()),
+            override_codes=frozenset((str(s), str(c)) for s, c in (r.override_codes or ())),
+        )
+        for r in rows
+    }
+
+
+def purge_before(conn: Connection, cutoff: datetime) -> tuple[int, int]:
+    """Delete evaluations (with their criteria and cards) and feedback older than ``cutoff``.
+    Returns (evaluations, feedback items) deleted."""
+    cutoff = utc(cutoff)
+    old = select(AuditEvent.id).where(AuditEvent.recorded_at < cutoff).scalar_subquery()
+    conn.execute(delete(AuditCriterion).where(AuditCriterion.audit_id.in_(old)))
+    conn.execute(delete(IssuedCard).where(IssuedCard.audit_id.in_(old)))
+    events = conn.execute(delete(AuditEvent).where(AuditEvent.recorded_at < cutoff)).rowcount
+    feedback = conn.execute(delete(Feedback).where(Feedback.received_at < cutoff)).rowcount
+    return max(events, 0), max(feedback, 0)
+
+
+def counts(conn: Connection) -> dict[str, int]:
+    """Rows per table (tests and the CLI's summary)."""
+    out: dict[str, int] = {}
+    for model in (AuditEvent, AuditCriterion, IssuedCard, Feedback):
+        out[model.__tablename__] = int(
+            conn.execute(select(func.count()).select_from(model)).scalar_one()
+        )
+    return out
+
+
+# -- analytics ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Filter:
+    start: date  # inclusive, Europe/London days
+    end: date  # inclusive
+    service_id: str | None = None
+
+    def days(self) -> list[date]:
+        return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
+
+
+def _events(f: Filter, stmt: S) -> S:
+    stmt = stmt.where(AuditEvent.recorded_on >= f.start, AuditEvent.recorded_on <= f.end)
+    if f.service_id:
+        stmt = stmt.where(AuditEvent.service_id == f.service_id)
+    return stmt
+
+
+def _feedback(f: Filter, stmt: S) -> S:
+    stmt = stmt.where(Feedback.outcome_on >= f.start, Feedback.outcome_on <= f.end)
+    if f.service_id:
+        stmt = stmt.where(Feedback.service_id == f.service_id)
+    return stmt
+
+
+def percentiles(
+    values: Sequence[float], points: Sequence[int] = (50, 90, 95, 99)
+) -> dict[str, Any]:
+    """Nearest-rank percentiles of ``values`` (None when there are none)."""
+    ordered = sorted(values)
+    out: dict[str, Any] = {"count": len(ordered)}
+    for p in points:
+        out[f"p{p}"] = (
+            round(ordered[max(math.ceil(p / 100 * len(ordered)) - 1, 0)], 2) if ordered else None
+        )
+    out["max"] = round(ordered[-1], 2) if ordered else None
+    return out
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def analytics(conn: Connection, f: Filter) -> dict[str, Any]:
+    """Every figure the dashboard shows, for the days and service in ``f``."""
+    per_day: dict[date, dict[str, dict[str, int]]] = defaultdict(
+        lambda: {"cards": defaultdict(int), "evaluations": defaultdict(int)}
+    )
+    evaluations: dict[str, int] = defaultdict(int)
+    cards: dict[str, int] = defaultdict(int)
+    rows = conn.execute(
+        _events(
+            f,
+            select(
+                AuditEvent.recorded_on,
+                AuditEvent.outcome,
+                func.count(),
+                func.coalesce(func.sum(AuditEvent.card_count), 0),
+            ),
+        ).group_by(AuditEvent.recorded_on, AuditEvent.outcome)
+    )
+    for day, outcome, n, n_cards in rows:
+        key = outcome or NO_DECISION
+        per_day[day]["evaluations"][key] += int(n)
+        per_day[day]["cards"][key] += int(n_cards)
+        evaluations[key] += int(n)
+        cards[key] += int(n_cards)
+    cards_per_day = [
+        {
+            "day": d.isoformat(),
+            **{o: per_day[d]["cards"].get(o, 0) for o in OUTCOMES},
+            "evaluations": sum(per_day[d]["evaluations"].values()),
+        }
+        for d in f.days()
+    ]
+
+    feedback_rows = conn.execute(
+        _feedback(
+            f,
+            select(Feedback.outcome, Feedback.reason_code, Feedback.reason_display, func.count()),
+        ).group_by(Feedback.outcome, Feedback.reason_code, Feedback.reason_display)
+    ).all()
+    accepted = sum(int(n) for o, _, _, n in feedback_rows if o == "accepted")
+    overridden = sum(int(n) for o, _, _, n in feedback_rows if o == "overridden")
+    reasons: dict[str, dict[str, Any]] = {}
+    for outcome, code, display, n in feedback_rows:
+        if outcome != "overridden":
+            continue
+        key = code or "(no reason given)"
+        entry = reasons.setdefault(key, {"code": code, "display": display or key, "count": 0})
+        entry["count"] += int(n)
+
+    by_card_outcome: dict[str, dict[str, int]] = {}
+    joined = conn.execute(
+        _feedback(
+            f,
+            select(AuditEvent.outcome, Feedback.outcome, func.count())
+            .select_from(Feedback)
+            .join(IssuedCard, IssuedCard.card_uuid == Feedback.card_uuid)
+            .join(AuditEvent, AuditEvent.id == IssuedCard.audit_id),
+        ).group_by(AuditEvent.outcome, Feedback.outcome)
+    )
+    for card_outcome, fb_outcome, n in joined:
+        entry2 = by_card_outcome.setdefault(
+            card_outcome or NO_DECISION, {"accepted": 0, "overridden": 0}
+        )
+        entry2[fb_outcome] = entry2.get(fb_outcome, 0) + int(n)
+
+    blocking: dict[str, dict[str, int]] = {}
+    crit_rows = conn.execute(
+        _events(
+            f,
+            select(AuditCriterion.criterion_id, AuditCriterion.result, func.count())
+            .select_from(AuditCriterion)
+            .join(AuditEvent, AuditEvent.id == AuditCriterion.audit_id)
+            .where(
+                AuditEvent.outcome.in_(OUTCOMES[1:]),
+                AuditCriterion.on_pathway.is_(True),
+                AuditCriterion.result != "met",
+            ),
+        ).group_by(AuditCriterion.criterion_id, AuditCriterion.result)
+    )
+    for cid, result, n in crit_rows:
+        entry3 = blocking.setdefault(cid, {"not-met": 0, "unknown": 0})
+        entry3[result] = entry3.get(result, 0) + int(n)
+    blocked = sum(evaluations.get(o, 0) for o in OUTCOMES[1:])
+
+    prefetch_row: tuple[Any, ...] = tuple(
+        conn.execute(
+            _events(
+                f,
+                select(
+                    func.coalesce(func.sum(AuditEvent.prefetch_used), 0),
+                    func.coalesce(func.sum(AuditEvent.fetched_count), 0),
+                    func.count(),
+                    func.coalesce(func.sum(case((AuditEvent.fetched_count == 0, 1), else_=0)), 0),
+                ).where(AuditEvent.outcome.is_not(None)),
+            )
+        ).one()
+    )
+    used, fetched, decided, fully = (int(v or 0) for v in prefetch_row)
+
+    totals = [float(v) for (v,) in conn.execute(_events(f, select(AuditEvent.total_ms)))]
+    fetch_times = [
+        float(v or 0.0)
+        for (v,) in conn.execute(
+            _events(
+                f,
+                select(AuditEvent.fetch_ms).where(
+                    and_(AuditEvent.fetched_count > 0, AuditEvent.fetch_ms.is_not(None))
+                ),
+            )
+        )
+    ]
+    n_cards = sum(cards.values())
+    n_feedback = accepted + overridden
+    return {
+        "range": {"from": f.start.isoformat(), "to": f.end.isoformat()},
+        "service": f.service_id,
+        "totals": {
+            "evaluations": sum(evaluations.values()),
+            "cards": n_cards,
+            "feedback": n_feedback,
+            "accepted": accepted,
+            "overridden": overridden,
+            "overrideRate": _rate(overridden, n_feedback),
+            "feedbackRate": _rate(n_feedback, n_cards),
+        },
+        "evaluationsByOutcome": {o: evaluations.get(o, 0) for o in (*OUTCOMES, NO_DECISION)},
+        "cardsByOutcome": {o: cards.get(o, 0) for o in OUTCOMES},
+        "cardsPerDay": cards_per_day,
+        "overrideReasons": sorted(reasons.values(), key=lambda r: (-r["count"], str(r["code"]))),
+        "feedbackByCardOutcome": {
+            k: {**v, "overrideRate": _rate(v.get("overridden", 0), sum(v.values()))}
+            for k, v in sorted(by_card_outcome.items())
+        },
+        "blockingCriteria": sorted(
+            (
+                {
+                    "id": cid,
+                    "notMet": v.get("not-met", 0),
+                    "unknown": v.get("unknown", 0),
+                    "total": v.get("not-met", 0) + v.get("unknown", 0),
+                    "share": _rate(v.get("not-met", 0) + v.get("unknown", 0), blocked),
+                }
+                for cid, v in blocking.items()
+            ),
+            key=lambda b: (-int(b["total"]), str(b["id"])),
+        ),
+        "notEligibleEvaluations": blocked,
+        "prefetch": {
+            "evaluations": int(decided),
+            "keysPrefetched": int(used),
+            "keysFetched": int(fetched),
+            "hitRate": _rate(int(used), int(used) + int(fetched)),
+            "fullyPrefetched": int(fully),
+            "fullyPrefetchedRate": _rate(int(fully), int(decided)),
+        },
+        "latencyMs": percentiles(totals),
+        "fhirFetchMs": percentiles(fetch_times),
+    }
+
+
+# -- export ---------------------------------------------------------------------------------------
+AUDIT_COLUMNS = (
+    "recorded_at",
+    "recorded_on",
+    "service_id",
+    "hook",
+    "hook_instance",
+    "patient_hash",
+    "outcome",
+    "pathway",
+    "policy_id",
+    "policy_version",
+    "card_uuids",
+    "criteria",
+    "prefetch_keys",
+    "fetched_keys",
+    "fhir_requests",
+    "fetch_ms",
+    "total_ms",
+)
+FEEDBACK_COLUMNS = (
+    "received_at",
+    "outcome_at",
+    "service_id",
+    "card_uuid",
+    "outcome",
+    "accepted_suggestions",
+    "reason_system",
+    "reason_code",
+    "reason_display",
+    "user_comment",
+)
+
+
+def _since(moment: datetime | date) -> datetime:
+    return utc(moment) if isinstance(moment, datetime) else utc(_day_start(moment))
+
+
+def _day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=LONDON)
+
+
+def export_audit(
+    conn: Connection, since: date, until: date | None = None, chunk: int = 1000
+) -> Iterator[dict[str, Any]]:
+    """Evaluations recorded on or after ``since`` (and on or before ``until``), oldest first,
+    read ``chunk`` at a time (keyset pagination: memory stays flat for any range)."""
+    base = select(*AuditEvent.__table__.columns).where(AuditEvent.recorded_on >= since)
+    if until is not None:
+        base = base.where(AuditEvent.recorded_on <= until)
+    base = base.order_by(AuditEvent.recorded_at, AuditEvent.id).limit(chunk)
+    stmt = base
+    while True:
+        events = conn.execute(stmt).all()
+        if not events:
+            return
+        yield from _audit_rows(conn, events)
+        last = events[-1]
+        stmt = base.where(
+            tuple_(AuditEvent.recorded_at, AuditEvent.id) > tuple_(last.recorded_at, last.id)
+        )
+
+
+def _audit_rows(conn: Connection, events: Sequence[Any]) -> Iterator[dict[str, Any]]:
+    ids = [e.id for e in events]
+    criteria: dict[Any, list[str]] = defaultdict(list)
+    for audit_id, cid, result in conn.execute(
+        select(AuditCriterion.audit_id, AuditCriterion.criterion_id, AuditCriterion.result)
+        .where(AuditCriterion.audit_id.in_(ids))
+        .order_by(AuditCriterion.audit_id, AuditCriterion.criterion_id)
+    ):
+        criteria[audit_id].append(f"{cid}={result}")
+    card_uuids: dict[Any, list[str]] = defaultdict(list)
+    for audit_id, card in conn.execute(
+        select(IssuedCard.audit_id, IssuedCard.card_uuid).where(IssuedCard.audit_id.in_(ids))
+    ):
+        card_uuids[audit_id].append(card)
+    for e in events:
+        yield {
+            "recorded_at": _iso(e.recorded_at),
+            "recorded_on": e.recorded_on.isoformat(),
+            "service_id": e.service_id,
+            "hook": e.hook,
+            "hook_instance": e.hook_instance,
+            "patient_hash": e.patient_hash,
+            "outcome": e.outcome or "",
+            "pathway": e.pathway or "",
+            "policy_id": e.policy_id or "",
+            "policy_version": e.policy_version or "",
+            "card_uuids": " ".join(sorted(card_uuids[e.id])),
+            "criteria": ";".join(criteria[e.id]),
+            "prefetch_keys": " ".join(e.prefetch_keys or ()),
+            "fetched_keys": " ".join(e.fetched_keys or ()),
+            "fhir_requests": e.fhir_requests,
+            "fetch_ms": "" if e.fetch_ms is None else e.fetch_ms,
+            "total_ms": e.total_ms,
+        }
+
+
+def export_feedback(
+    conn: Connection, since: date, until: date | None = None
+) -> Iterator[dict[str, Any]]:
+    base = select(*Feedback.__table__.columns).where(Feedback.received_at >= _since(since))
+    if until is not None:
+        base = base.where(Feedback.received_at < _since(until + timedelta(days=1)))
+    last_id = 0
+    while True:
+        rows = conn.execute(
+            base.where(Feedback.id > last_id).order_by(Feedback.id).limit(1000)
+        ).all()
+        if not rows:
+            return
+        last_id = rows[-1].id
+        yield from (_feedback_row(fb) for fb in rows)
+
+
+def _feedback_row(fb: Any) -> dict[str, Any]:
+    return {
+        "received_at": _iso(fb.received_at),
+        "outcome_at": _iso(fb.outcome_at),
+        "service_id": fb.service_id,
+        "card_uuid": fb.card_uuid,
+        "outcome": fb.outcome,
+        "accepted_suggestions": " ".join(fb.accepted_suggestions or ()),
+        "reason_system": fb.reason_system or "",
+        "reason_code": fb.reason_code or "",
+        "reason_display": fb.reason_display or "",
+        "user_comment": fb.user_comment or "",
+    }
+
+
+def _iso(moment: datetime) -> str:
+    """Stored timestamps are UTC (SQLite returns them naive)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return utc(moment).isoformat(timespec="milliseconds")

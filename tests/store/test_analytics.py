@@ -1,0 +1,423 @@
+"""The commissioners' figures (/analytics.json), their access control, and the CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+
+import store
+from service.analytics import EXEMPT_PATHS
+from store import AuditRecord, CardRecord, CriterionRecord, FeedbackRecord
+from tests.store.conftest import HASH_KEY, AppFactory, store_of
+
+D1, D2, D3 = date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 20)
+OVERRIDE = "https://iport-cds.example.org/fhir/CodeSystem/override-reason"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def at(day: date, hour: int = 12) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
+
+
+def evaluation(
+    day: date,
+    outcome: str | None,
+    card: str | None,
+    criteria: list[tuple[str, str, bool]],
+    prefetched: int,
+    fetched: int,
+    fetch_ms: float | None,
+    total_ms: float,
+    service: str = "iport-advance-order-select",
+) -> AuditRecord:
+    return AuditRecord(
+        recorded_at=at(day),
+        service_id=service,
+        hook="order-select",
+        hook_instance=f"h-{card}",
+        patient_hash="0" * 64,
+        outcome=outcome,
+        pathway="type-1" if outcome else None,
+        policy_id="hny-iport-advance" if outcome else None,
+        policy_version="2025-12-04" if outcome else None,
+        cards=(CardRecord(card, ("s1",), ((OVERRIDE, "ifr-submitted"),)),) if card else (),
+        criteria=tuple(CriterionRecord(*c) for c in criteria),
+        prefetch_keys=tuple(f"k{i}" for i in range(prefetched)),
+        fetched_keys=tuple(f"f{i}" for i in range(fetched)),
+        fhir_requests=fetched,
+        fetch_ms=fetch_ms,
+        total_ms=total_ms,
+    )
+
+
+def feedback(
+    card: str, outcome: str, day: date, code: str | None = None, comment: str | None = None
+) -> FeedbackRecord:
+    return FeedbackRecord(
+        dedup_key=f"{card}-{outcome}-{code}-{comment}",
+        service_id="iport-advance-order-select",
+        card_uuid=card,
+        outcome=outcome,
+        outcome_at=at(day, 14),
+        received_at=at(day, 14),
+        accepted_suggestions=("s1",) if outcome == "accepted" else (),
+        reason_system=OVERRIDE if code else None,
+        reason_code=code,
+        reason_display={"ifr-submitted": "IFR submitted", "clinical-judgement": "Judgement"}.get(
+            code or ""
+        ),
+        user_comment=comment,
+    )
+
+
+def seed(s: store.Store) -> None:
+    for record in (
+        evaluation(D1, "meets-criteria", "c1", [("needle-phobia", "met", True)], 8, 0, 0.0, 10),
+        evaluation(
+            D1,
+            "does-not-meet-criteria",
+            "c2",
+            [("type-1-diabetes", "not-met", True), ("type-2-diabetes", "not-met", True)],
+            6,
+            2,
+            100.0,
+            120,
+        ),
+        evaluation(
+            D2,
+            "insufficient-information",
+            "c3",
+            [
+                ("type-1-diabetes", "met", True),
+                ("needle-phobia", "unknown", True),
+                ("mdi-impractical", "unknown", True),
+                ("type-2-diabetes", "not-met", False),
+            ],
+            0,
+            8,
+            200.0,
+            250,
+        ),
+        evaluation(D3, None, None, [], 0, 0, None, 1, service="iport-advance-order-sign"),
+    ):
+        s.record(record)
+    assert s.flush(10)
+    s.add_feedback(
+        [
+            feedback("c1", "accepted", D1),
+            feedback("c2", "overridden", D1, "ifr-submitted"),
+            feedback("c3", "overridden", D2, "clinical-judgement"),
+            feedback("c3", "overridden", D2, comment='=HYPERLINK("http://x")'),
+        ]
+    )
+
+
+@pytest.fixture
+def seeded(make_app: AppFactory, database_url: str) -> Flask:
+    app = make_app(database_url)
+    seed(store_of(app))
+    return app
+
+
+def test_figures_for_the_whole_range(seeded: Flask) -> None:
+    with seeded.test_client() as client:
+        resp = client.get("/analytics.json?from=2026-11-01&to=2026-11-20")
+    assert resp.status_code == 200
+    assert resp.headers["Cache-Control"] == "no-store"
+    f = resp.json
+    assert f["range"] == {"from": "2026-11-01", "to": "2026-11-20"}
+    assert f["totals"] == {
+        "evaluations": 4,
+        "cards": 3,
+        "feedback": 4,
+        "accepted": 1,
+        "overridden": 3,
+        "overrideRate": 0.75,
+        "feedbackRate": 1.3333,
+    }
+    assert f["evaluationsByOutcome"] == {
+        "meets-criteria": 1,
+        "does-not-meet-criteria": 1,
+        "insufficient-information": 1,
+        "no-decision": 1,
+    }
+    assert len(f["cardsPerDay"]) == 20
+    assert f["cardsPerDay"][0] == {
+        "day": "2026-11-01",
+        "meets-criteria": 1,
+        "does-not-meet-criteria": 1,
+        "insufficient-information": 0,
+        "evaluations": 2,
+    }
+    assert f["cardsPerDay"][1]["insufficient-information"] == 1
+    assert f["cardsPerDay"][19]["evaluations"] == 1
+    assert f["overrideReasons"] == [
+        {"code": None, "display": "(no reason given)", "count": 1},
+        {"code": "clinical-judgement", "display": "Judgement", "count": 1},
+        {"code": "ifr-submitted", "display": "IFR submitted", "count": 1},
+    ]
+    assert f["feedbackByCardOutcome"] == {
+        "does-not-meet-criteria": {"accepted": 0, "overridden": 1, "overrideRate": 1.0},
+        "insufficient-information": {"accepted": 0, "overridden": 2, "overrideRate": 1.0},
+        "meets-criteria": {"accepted": 1, "overridden": 0, "overrideRate": 0.0},
+    }
+    blocking = {b["id"]: b for b in f["blockingCriteria"]}
+    assert set(blocking) == {
+        "type-1-diabetes",
+        "type-2-diabetes",
+        "needle-phobia",
+        "mdi-impractical",
+    }
+    assert blocking["type-2-diabetes"]["notMet"] == 1  # the off-pathway not-met is not counted
+    assert blocking["needle-phobia"] == {
+        "id": "needle-phobia",
+        "notMet": 0,
+        "unknown": 1,
+        "total": 1,
+        "share": 0.5,
+        "title": blocking["needle-phobia"]["title"],
+    }
+    assert "phobia" in blocking["needle-phobia"]["title"].lower()
+    assert f["notEligibleEvaluations"] == 2
+    assert f["prefetch"] == {
+        "evaluations": 3,
+        "keysPrefetched": 14,
+        "keysFetched": 10,
+        "hitRate": 0.5833,
+        "fullyPrefetched": 1,
+        "fullyPrefetchedRate": 0.3333,
+    }
+    assert f["latencyMs"] == {
+        "count": 4,
+        "p50": 10.0,
+        "p90": 250.0,
+        "p95": 250.0,
+        "p99": 250.0,
+        "max": 250.0,
+    }
+    assert f["fhirFetchMs"]["p50"] == 100.0
+    assert f["fhirFetchMs"]["count"] == 2
+    assert {p["id"] for p in f["policies"]} >= {"hny-iport-advance"}
+
+
+def test_filters_change_the_figures(seeded: Flask) -> None:
+    with seeded.test_client() as client:
+        day2 = client.get("/analytics.json?from=2026-11-02&to=2026-11-02").json
+        sign = client.get(
+            "/analytics.json?from=2026-11-01&to=2026-11-20&service=iport-advance-order-sign"
+        ).json
+    assert day2["totals"]["evaluations"] == 1
+    assert day2["totals"]["feedback"] == 2
+    assert day2["totals"]["overrideRate"] == 1.0
+    assert [b["id"] for b in day2["blockingCriteria"]] == ["mdi-impractical", "needle-phobia"]
+    assert sign["totals"]["evaluations"] == 1
+    assert sign["totals"]["cards"] == 0
+    assert sign["totals"]["feedback"] == 0
+    assert sign["latencyMs"]["p50"] == 1.0
+
+
+def test_default_range_is_the_last_30_days(seeded: Flask) -> None:
+    with seeded.test_client() as client:
+        f = client.get("/analytics.json").json
+    assert f["range"] == {"from": "2026-10-23", "to": "2026-11-21"}  # the clock says 21 Nov
+    assert f["totals"]["evaluations"] == 4
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("from=yesterday", "'from' must be a date"),
+        ("to=2026-13-01", "'to' must be a date"),
+        ("from=2026-11-05&to=2026-11-01", "'from' must not be after 'to'"),
+        ("from=2020-01-01&to=2026-11-01", "at most"),
+        ("service=nope", "'service' is not a service"),
+    ],
+)
+def test_bad_filters_are_400(
+    make_app: AppFactory, sqlite_url: str, query: str, message: str
+) -> None:
+    with make_app(sqlite_url).test_client() as client:
+        resp = client.get(f"/analytics.json?{query}")
+    assert resp.status_code == 400
+    assert message in resp.json["issue"][0]["diagnostics"]
+
+
+# -- access ---------------------------------------------------------------------------------------
+ADMIN = "admin-token-5a9f0c7e2b4d"
+
+
+def test_token_protects_the_figures_and_the_page(make_app: AppFactory, sqlite_url: str) -> None:
+    app = make_app(sqlite_url, ANALYTICS_TOKEN=ADMIN)
+    with app.test_client() as client:
+        resp = client.get("/analytics.json")
+        assert resp.status_code == 401
+        assert resp.json["issue"][0]["code"] == "login"
+        assert (
+            client.get("/analytics.json", headers={"Authorization": "Bearer nope"}).status_code
+            == 401
+        )
+        ok = client.get("/analytics.json", headers={"Authorization": f"Bearer {ADMIN}"})
+        assert ok.status_code == 200
+        page = client.get("/analytics")
+        assert page.status_code == 401
+        assert page.headers["WWW-Authenticate"].startswith("Bearer")
+        assert b'name="token"' in page.data
+        assert (
+            client.get("/analytics", headers={"Authorization": f"Bearer {ADMIN}"}).status_code
+            == 200
+        )
+        # the static assets hold no data and load without a token
+        static = client.get("/analytics/static/analytics.js")
+        assert static.status_code == 200
+        static.close()
+
+
+def test_browser_sign_in_sets_a_session_cookie(make_app: AppFactory, sqlite_url: str) -> None:
+    app = make_app(sqlite_url, ANALYTICS_TOKEN=ADMIN)
+    with app.test_client() as client:
+        wrong = client.post("/analytics/login", data={"token": "guess"})
+        assert wrong.status_code == 401
+        assert b"not right" in wrong.data
+        assert client.get_cookie("iport_cds_analytics") is None
+        resp = client.post("/analytics/login", data={"token": ADMIN})
+        assert resp.status_code == 303
+        cookie = client.get_cookie("iport_cds_analytics")
+        assert cookie is not None
+        assert cookie.http_only
+        assert cookie.same_site == "Strict"
+        assert ADMIN not in cookie.value
+        assert client.get("/analytics").status_code == 200
+        assert client.get("/analytics.json").status_code == 200
+        client.set_cookie("iport_cds_analytics", cookie.value[:-1] + "0")
+        assert client.get("/analytics.json").status_code == 401
+        client.set_cookie("iport_cds_analytics", cookie.value)
+        client.post("/analytics/logout")
+        assert client.get("/analytics.json").status_code == 401
+
+
+def test_open_without_a_token_only_when_the_service_runs_without_auth(
+    make_app: AppFactory, sqlite_url: str, tmp_path: Path
+) -> None:
+    with make_app(sqlite_url).test_client() as client:  # REQUIRE_AUTH false (sandbox)
+        page = client.get("/analytics")
+        assert page.status_code == 200
+        assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+        assert b"/analytics/static/vendor/chart.umd.min.js" in page.data
+        assert b"cdn" not in page.data.lower()
+    issuers = tmp_path / "issuers.json"
+    issuers.write_text(
+        json.dumps([{"iss": "https://ehr.example", "jwks_url": "https://ehr.example/jwks"}])
+    )
+    secured = make_app(
+        sqlite_url,
+        REQUIRE_AUTH=True,
+        TRUSTED_ISSUERS_FILE=str(issuers),
+        AUTH_EXEMPT_PATHS=["/healthz", *EXEMPT_PATHS],
+    )
+    with secured.test_client() as client:
+        assert client.get("/analytics").status_code == 403
+        assert client.get("/analytics.json").status_code == 403
+    with make_app(
+        sqlite_url,
+        REQUIRE_AUTH=True,
+        TRUSTED_ISSUERS_FILE=str(issuers),
+        AUTH_EXEMPT_PATHS=["/healthz", *EXEMPT_PATHS],
+        ANALYTICS_TOKEN=ADMIN,
+    ).test_client() as client:
+        assert (
+            client.get("/analytics.json", headers={"Authorization": f"Bearer {ADMIN}"}).status_code
+            == 200
+        )
+
+
+def test_every_exempt_static_path_exists() -> None:
+    static = REPO / "service" / "static"
+    for path in EXEMPT_PATHS:
+        if path.startswith("/analytics/static/"):
+            assert (static / path.removeprefix("/analytics/static/")).is_file(), path
+
+
+# -- export ---------------------------------------------------------------------------------------
+def test_export_audit_writes_csv(seeded: Flask, tmp_path: Path) -> None:
+    runner = seeded.test_cli_runner()
+    result = runner.invoke(args=["export-audit", "--since", "2026-11-02"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [r["outcome"] for r in rows] == ["insufficient-information", ""]
+    assert rows[0]["criteria"] == (
+        "mdi-impractical=unknown;needle-phobia=unknown;type-1-diabetes=met;type-2-diabetes=not-met"
+    )
+    assert rows[0]["card_uuids"] == "c3"
+    assert rows[0]["fetched_keys"] == "f0 f1 f2 f3 f4 f5 f6 f7"
+    assert "exported 2 row(s)" in result.stderr
+
+    out = tmp_path / "feedback.csv"
+    result = runner.invoke(
+        args=[
+            "export-audit",
+            "--since",
+            "2026-11-01",
+            "--until",
+            "2026-11-02",
+            "--feedback",
+            "-o",
+            str(out),
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert len(rows) == 4
+    assert rows[3]["user_comment"] == '\'=HYPERLINK("http://x")'  # not a live formula
+
+    bad = runner.invoke(args=["export-audit", "--since", "1 Nov"])
+    assert bad.exit_code == 2
+    assert "YYYY-MM-DD" in bad.output
+
+
+def test_export_audit_from_the_flask_command_line(tmp_path: Path) -> None:
+    db = tmp_path / "audit.sqlite3"
+    s = store.open_store(store.sqlite_url(db))
+    try:
+        seed(s)
+    finally:
+        s.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IPORT_CDS_")}
+    env.update(
+        IPORT_CDS_REQUIRE_AUTH="false",
+        IPORT_CDS_DATABASE_URL=store.sqlite_url(db),
+        IPORT_CDS_AUDIT_HASH_KEY=HASH_KEY,
+        IPORT_CDS_LOG_LEVEL="WARNING",
+    )
+    flask = Path(sys.executable).with_name("flask")
+    done = subprocess.run(
+        [str(flask), "--app", "service", "export-audit", "--since", "2026-11-01"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    assert len(rows) == 4
+    assert rows[0]["recorded_at"] == "2026-11-01T12:00:00.000+00:00"
+
+
+def test_purge_before_reports_counts(make_app: AppFactory, database_url: str) -> None:
+    s = store_of(make_app(database_url))
+    seed(s)
+    assert s.purge_before(at(D2, 0)) == (2, 2)
+    left: dict[str, Any] = s.counts()
+    assert left["audit_event"] == 2
+    assert left["feedback"] == 2

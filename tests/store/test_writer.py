@@ -1,0 +1,97 @@
+"""The background writer on its own: shutdown writes what is queued; nothing after close."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+import store
+from store import AuditRecord, CardRecord
+
+
+def record(i: int) -> AuditRecord:
+    return AuditRecord(
+        recorded_at=datetime(2026, 11, 21, 10, tzinfo=UTC),
+        service_id="iport-advance-order-select",
+        hook="order-select",
+        hook_instance=f"h{i}",
+        patient_hash="0" * 64,
+        outcome=None,
+        pathway=None,
+        policy_id=None,
+        policy_version=None,
+        cards=(CardRecord(f"card-{i}"),),
+        criteria=(),
+        prefetch_keys=(),
+        fetched_keys=(),
+        fhir_requests=0,
+        fetch_ms=None,
+        total_ms=1.0,
+    )
+
+
+def test_close_writes_everything_still_queued(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = store.open_store(sqlite_url)
+    release = threading.Event()
+    real_insert = s.writer._insert
+
+    def slow_insert(batch: Any) -> None:
+        release.wait(10)
+        real_insert(batch)
+
+    monkeypatch.setattr(s.writer, "_insert", slow_insert)
+    for i in range(1200):  # more than one batch
+        s.record(record(i))
+    assert s.writer.backlog == 1200
+    closer = threading.Thread(target=s.close)
+    closer.start()
+    release.set()
+    closer.join(30)
+    assert not closer.is_alive()
+    reopened = store.open_store(sqlite_url)
+    try:
+        assert reopened.counts()["audit_event"] == 1200
+        assert reopened.counts()["issued_card"] == 1200
+    finally:
+        reopened.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        s.record(record(0))
+
+
+def test_a_reissued_card_uuid_is_kept_once_and_the_rest_still_written(sqlite_url: str) -> None:
+    s = store.open_store(sqlite_url)
+    try:
+        s.record(record(1))
+        s.record(record(1))  # a deployment whose uuid factory repeats (tests, a bad EHR replay)
+        s.record(record(2))
+        assert s.flush(10)
+        assert s.counts()["audit_event"] == 3
+        assert s.counts()["issued_card"] == 2
+        assert s.writer.dropped == 0
+    finally:
+        s.close()
+
+
+def test_one_store_per_database_per_process(sqlite_url: str) -> None:
+    a = store.open_store(sqlite_url)
+    try:
+        assert store.open_store(sqlite_url) is a
+    finally:
+        a.close()
+    b = store.open_store(sqlite_url)
+    try:
+        assert b is not a
+    finally:
+        b.close()
+
+
+def test_an_in_memory_database_is_refused() -> None:
+    with pytest.raises(ValueError, match="in-memory"):
+        store.open_store("sqlite://")
+    with pytest.raises(ValueError, match="unsupported"):
+        store.open_store("mysql://db/x")
