@@ -1,0 +1,165 @@
+"""Benchmark: population mode (``iport-cds evaluate --population``) on a synthetic export.
+
+    .venv/bin/python bench/population.py [--sizes 10000,100000] [--workers N] [--keep DIR]
+
+For each size: generate a Bulk FHIR NDJSON population (``iport-cds demo generate-population``),
+evaluate it exactly as a commissioner would (the CLI in its own process, every core), and
+record wall time, patients per second and peak resident memory of the main process and of the
+largest worker. Two sizes show whether memory stays flat as the population grows. Results go
+to ``bench/results/population.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results" / "population.md"
+TODAY = date(2026, 11, 21)  # fixed, so every run evaluates the same data the same way
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    system = f"{platform.system()}, Python {platform.python_version()}"
+    return f"{os.cpu_count()} cores, {cpu}{mem}, {system}"
+
+
+def cli(*args: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "cli", *args], cwd=REPO, check=True)
+    return time.perf_counter() - started
+
+
+def run_size(patients: int, workers: int, work: Path) -> dict[str, Any]:
+    data = work / f"population-{patients}"
+    gen_s = cli(
+        "demo",
+        "generate-population",
+        "--patients",
+        str(patients),
+        "--out",
+        str(data),
+        "--today",
+        TODAY.isoformat(),
+    )
+    size_mb = sum(f.stat().st_size for f in data.glob("*.ndjson")) / 1e6
+    summary_file = work / f"summary-{patients}.json"
+    wall = cli(
+        "evaluate",
+        "--population",
+        str(data),
+        "--out",
+        str(work / f"rows-{patients}.csv"),
+        "--summary-json",
+        str(summary_file),
+        "--workers",
+        str(workers),
+        "--today",
+        TODAY.isoformat(),
+    )
+    s: dict[str, Any] = json.loads(summary_file.read_text())
+    return {**s, "generate_s": gen_s, "input_mb": size_mb, "process_wall_s": wall}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--sizes", default="10000,100000", help="comma-separated population sizes")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--keep", metavar="DIR", help="keep the generated data and CSVs here")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="iport-cds-bench-") as tmp:
+        work = Path(args.keep) if args.keep else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        results = [run_size(n, args.workers, work) for n in sizes]
+    load_after = os.getloadavg()[0]
+    rows = []
+    for r in results:
+        n = int(r["patients"])
+        wall = float(r["process_wall_s"])
+        rows.append(
+            [
+                f"{n:,}",
+                f"{int(r['resources']):,}",
+                f"{float(r['input_mb']):.0f} MB",
+                f"{float(r['generate_s']):.1f}",
+                f"{float(r['index_seconds']):.1f}",
+                f"{float(r['evaluate_seconds']):.1f}",
+                f"{wall:.1f}",
+                f"{n / wall:,.0f}",
+                f"{r['peak_rss_main_mb']} MB",
+                f"{r['peak_rss_worker_mb']} MB",
+                str(r["workers"]),
+            ]
+        )
+    header = [
+        "patients",
+        "resources",
+        "NDJSON size",
+        "generate s",
+        "index s",
+        "evaluate s",
+        "wall s (whole command)",
+        "patients/s",
+        "peak RSS main",
+        "peak RSS per worker",
+        "workers",
+    ]
+    biggest = results[-1]
+    outcomes: dict[str, int] = biggest["outcomes"]
+    total = int(biggest["patients"])
+    lines = [
+        "## Population mode: `iport-cds evaluate --population` over a Bulk FHIR NDJSON export",
+        "",
+        f"_{datetime.now(UTC):%Y-%m-%d %H:%M} UTC — `.venv/bin/python bench/population.py "
+        f"--sizes {args.sizes}`; {machine()}_",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(row) + " |" for row in rows),
+        "",
+        f"Outcomes for the {total:,}-patient population (synthetic mix from "
+        "`demo/population.py`, evaluated as on " + TODAY.isoformat() + "):",
+        "",
+        "| outcome | patients | share |",
+        "|---|---|---|",
+        *(f"| {k} | {v:,} | {100 * v / total:.1f}% |" for k, v in outcomes.items()),
+        "",
+        "Wall time is the whole command (start-up, index, evaluation, CSV). Peak RSS is each "
+        "process's own high-water mark (`VmHWM`): the main process, and the largest of the "
+        "worker processes. Memory is bounded if these do not grow with the number of patients.",
+        "",
+        f"1-minute load average before / after the run: {load_before:.2f} / {load_after:.2f} "
+        "(other work on the machine slows the figures above).",
+    ]
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text("\n".join(lines) + "\n")
+    print(RESULTS.read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""``iport-cds demo …``: list, load and export the demo patients; generate a population."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any, TextIO
+
+from cli.errors import EXIT_USAGE, CliError
+from cli.http import FHIR_JSON, json_body, new_session, problem, send, shown
+from cli.progress import Progress
+from demo import DemoError, DemoPatient, bundle_resources, get_patient, list_patients
+from demo.population import generate_population
+
+
+def select(names: Sequence[str] | None) -> list[DemoPatient]:
+    try:
+        return [get_patient(n) for n in names] if names else list_patients()
+    except DemoError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+
+
+def run_list(out: TextIO, as_json: bool) -> None:
+    patients = select(None)
+    if as_json:
+        rows = [
+            {
+                "name": p.name,
+                "patientId": p.patient_id,
+                "expectedOutcome": p.expected_outcome,
+                "expectedPathway": p.expected_pathway,
+                "description": p.description,
+            }
+            for p in patients
+        ]
+        out.write(json.dumps(rows, indent=2) + "\n")
+        return
+    w_id = max(len(p.patient_id) for p in patients) + 2
+    out.write(f"{'Patient id':<{w_id}}{'Expected outcome':<26}{'Pathway':<9}Scenario\n")
+    for p in patients:
+        out.write(
+            f"{p.patient_id:<{w_id}}{p.expected_outcome:<26}{p.expected_pathway or '-':<9}"
+            f"{p.description}\n"
+        )
+
+
+def _check_transaction(resp_body: Any, name: str) -> None:
+    if not isinstance(resp_body, dict) or resp_body.get("resourceType") != "Bundle":
+        raise CliError(f"{name}: the FHIR server's answer is not a Bundle")
+    failed = [
+        str((e.get("response") or {}).get("status"))
+        for e in resp_body.get("entry") or []
+        if isinstance(e, dict)
+        and not str((e.get("response") or {}).get("status", "")).startswith(("2", "3"))
+    ]
+    if failed:
+        raise CliError(f"{name}: {len(failed)} entries were not stored ({', '.join(failed[:3])})")
+
+
+def run_load(
+    fhir_server: str,
+    names: Sequence[str] | None,
+    today: date,
+    mode: str,
+    timeout: float,
+    out: TextIO,
+    err: TextIO,
+) -> None:
+    """PUT every demo patient (one transaction each, or resource by resource) into the server."""
+    patients = select(names)
+    session = new_session()
+    headers = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON}
+    progress = Progress(err, f"loading into {shown(fhir_server)}", len(patients), "patients")
+    stored = 0
+    try:
+        for n, p in enumerate(patients, 1):
+            bundle = p.bundle(today)
+            if mode == "transaction":
+                resp = send(
+                    session,
+                    "POST",
+                    fhir_server,
+                    "the FHIR server",
+                    timeout=timeout,
+                    data=json.dumps(bundle),
+                    headers=headers,
+                )
+                if resp.status_code != 200:
+                    raise CliError(f"{p.name}: the transaction failed: {problem(resp)}")
+                _check_transaction(json_body(resp, "the FHIR server"), p.name)
+                stored += len(bundle_resources(bundle))
+            else:
+                for r in bundle_resources(bundle):
+                    url = f"{fhir_server}/{r['resourceType']}/{r['id']}"
+                    resp = send(
+                        session,
+                        "PUT",
+                        url,
+                        "the FHIR server",
+                        timeout=timeout,
+                        data=json.dumps(r),
+                        headers=headers,
+                    )
+                    if resp.status_code not in (200, 201):
+                        raise CliError(f"{p.name}: PUT {r['resourceType']} failed: {problem(resp)}")
+                    stored += 1
+            progress.update(n)
+    finally:
+        session.close()
+    progress.done(len(patients))
+    out.write(
+        f"Loaded {len(patients)} demo patient(s) ({stored} resources) into {shown(fhir_server)}:\n"
+    )
+    for p in patients:
+        out.write(f"  {p.patient_id:<40} expected: {p.expected_outcome}\n")
+
+
+def run_export(out_dir: Path, names: Sequence[str] | None, today: date, out: TextIO) -> None:
+    """Write the demo Bundles with dates resolved, for loading with another tool (curl …)."""
+    patients = select(names)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for p in patients:
+            (out_dir / f"{p.name}.json").write_text(
+                json.dumps(p.bundle(today), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
+    except OSError as exc:
+        raise CliError(f"{out_dir}: cannot write ({exc.strerror or exc})", EXIT_USAGE) from exc
+    out.write(f"Wrote {len(patients)} transaction Bundle(s) dated for {today} to {out_dir}\n")
+
+
+def run_generate(
+    out_dir: Path, patients: int, seed: int, today: date, out: TextIO, err: TextIO
+) -> None:
+    if patients < 1:
+        raise CliError("--patients must be at least 1", EXIT_USAGE)
+    progress = Progress(err, "generating", patients, "patients")
+    try:
+        resources = generate_population(
+            out_dir, patients, today=today, seed=seed, progress=progress.update
+        )
+    except OSError as exc:
+        raise CliError(f"{out_dir}: cannot write ({exc.strerror or exc})", EXIT_USAGE) from exc
+    progress.done(patients)
+    out.write(
+        f"Wrote {patients:,} synthetic patients ({resources:,} resources) as NDJSON to {out_dir}; "
+        f"evaluate them with --today {today}\n"
+    )

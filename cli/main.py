@@ -1,0 +1,386 @@
+"""``iport-cds``: the command line. ``main(argv)`` parses, runs one command, returns the exit code.
+
+Exit codes: 0 done; 1 the command could not do its job (a server unreachable or answering an
+error); 2 bad usage or input (arguments, a missing or malformed file). Errors are one line on
+stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import date
+from importlib import metadata
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from cli.errors import EXIT_OK, EXIT_USAGE, CliError
+
+PROG = "iport-cds"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the fix, not the whole usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from exc
+
+
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from exc
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value!r}")
+    return n
+
+
+def _positive_float(value: str) -> float:
+    try:
+        n = float(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from exc
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0: {value!r}")
+    return n
+
+
+def _version() -> str:
+    try:
+        return metadata.version("iport-cds")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from an uninstalled tree
+        return "unknown"
+
+
+def _today_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--today",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help=f"{what} (default: today in Europe/London)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="i-Port Advance commissioning criteria: CDS Hooks service, demo data, "
+        "offline and population evaluation, and a CDS client for testing.",
+        epilog="Exit codes: 0 done; 1 a server was unreachable or answered an error; "
+        "2 bad usage or input.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="run the CDS Hooks service (gunicorn, demo configuration)")
+    p.add_argument(
+        "--bind", metavar="HOST:PORT", help="address to listen on (default 127.0.0.1:8080)"
+    )
+    p.add_argument("--workers", type=_positive_int, help="gunicorn worker processes (default 2)")
+    p.add_argument(
+        "--deploy-dir",
+        metavar="DIR",
+        help="folder holding gunicorn.conf.py (default: the checkout's deploy/)",
+    )
+    p.add_argument(
+        "--print-command",
+        action="store_true",
+        help="print the gunicorn command instead of running it",
+    )
+
+    demo = sub.add_parser("demo", help="demo patients and synthetic populations")
+    dsub = demo.add_subparsers(dest="demo_command", required=True, metavar="ACTION")
+    d = dsub.add_parser("list", help="list the demo patients and their expected outcomes")
+    d.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    d = dsub.add_parser("load", help="PUT the demo patients into a FHIR server (idempotent)")
+    d.add_argument("--fhir-server", required=True, metavar="URL", help="FHIR R4 base URL")
+    d.add_argument(
+        "--only", action="append", metavar="NAME", help="load only this demo patient (repeatable)"
+    )
+    d.add_argument(
+        "--mode",
+        choices=("transaction", "put"),
+        default="transaction",
+        help="one transaction Bundle per patient (default), or one PUT per resource",
+    )
+    d.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=30.0,
+        metavar="S",
+        help="seconds per request (default 30)",
+    )
+    _today_option(d, "resolve the demo patients' relative dates against this day")
+    d = dsub.add_parser("export", help="write the demo Bundles with their dates resolved")
+    d.add_argument(
+        "--out", required=True, metavar="DIR", help="folder to write <name>.json files to"
+    )
+    d.add_argument(
+        "--only", action="append", metavar="NAME", help="export only this demo patient (repeatable)"
+    )
+    _today_option(d, "resolve relative dates against this day")
+    d = dsub.add_parser("generate-population", help="write a synthetic Bulk FHIR NDJSON population")
+    d.add_argument("--patients", type=_positive_int, required=True, metavar="N")
+    d.add_argument("--out", required=True, metavar="DIR")
+    d.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    _today_option(d, "the day the data is dated relative to")
+
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate one patient's record offline (Bundle, resource or NDJSON), or a population",
+    )
+    p.add_argument("file", nargs="?", metavar="FILE", help="a FHIR Bundle, resource or NDJSON file")
+    p.add_argument(
+        "--population",
+        metavar="DIR",
+        help="a folder of Bulk FHIR NDJSON files: one CSV row per patient",
+    )
+    p.add_argument(
+        "--patient", metavar="ID", help="the patient to evaluate when FILE holds several"
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print the decision as the card's JSON extension"
+    )
+    p.add_argument(
+        "--out", metavar="CSV", help="--population: write the CSV here (default: stdout)"
+    )
+    p.add_argument(
+        "--workers", type=_positive_int, help="--population: worker processes (default: every core)"
+    )
+    p.add_argument(
+        "--chunk-size",
+        type=_positive_int,
+        default=250,
+        help="--population: patients per task (default 250)",
+    )
+    p.add_argument(
+        "--summary-json", metavar="FILE", help="--population: also write counts and timings as JSON"
+    )
+    p.add_argument(
+        "--policy", default="iport-advance", help="policy name or file (default iport-advance)"
+    )
+    p.add_argument(
+        "--valueset-extra-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="local ValueSet files to add",
+    )
+    _today_option(p, "evaluate as on this day")
+
+    p = sub.add_parser("hook", help="act as an EHR: call a CDS service's hook and show the cards")
+    p.add_argument("hook", metavar="HOOK", help="patient-view, order-select or order-sign")
+    p.add_argument(
+        "--service", required=True, metavar="URL", help="the CDS service's base (or discovery) URL"
+    )
+    p.add_argument(
+        "--fhir-server", required=True, metavar="URL", help="the FHIR server the patient is on"
+    )
+    p.add_argument(
+        "--patient", required=True, metavar="ID", help="the Patient id on that FHIR server"
+    )
+    p.add_argument(
+        "--service-id",
+        metavar="ID",
+        help="call only this service (default: every service for the hook)",
+    )
+    p.add_argument(
+        "--prefetch",
+        action="store_true",
+        help="fill the service's prefetch templates first, as an EHR would",
+    )
+    p.add_argument(
+        "--user",
+        default="Practitioner/iport-cds-cli",
+        metavar="REF",
+        help="context.userId (default Practitioner/iport-cds-cli)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the services' JSON answers, keyed by service id",
+    )
+    p.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=30.0,
+        metavar="S",
+        help="seconds per request (default 30)",
+    )
+    p.add_argument(
+        "--jwt-key",
+        metavar="PEM_FILE",
+        help="sign each request with this EC P-384 private key (ES384)",
+    )
+    p.add_argument("--jwt-iss", metavar="ISS", help="the JWT's issuer (this client's identifier)")
+    p.add_argument(
+        "--jwt-kid", metavar="KID", help="the key id the service knows the public key by"
+    )
+    p.add_argument(
+        "--jwt-jku", metavar="URL", help="optional: the JWK Set URL to put in the JWT header"
+    )
+    return parser
+
+
+# -- commands --------------------------------------------------------------------------------------
+def _today(args: argparse.Namespace) -> date:
+    from cli.evaluate import london_today
+
+    today: date | None = args.today
+    return today or london_today()
+
+
+def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+    from cli.serve import run_serve
+
+    run_serve(args.deploy_dir, args.bind, args.workers, args.print_command, out, err)
+
+
+def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+    from cli import demo_cmd
+    from cli.http import check_base_url
+
+    if args.demo_command == "list":
+        demo_cmd.run_list(out, args.json)
+    elif args.demo_command == "load":
+        base = check_base_url(args.fhir_server, "--fhir-server")
+        demo_cmd.run_load(base, args.only, _today(args), args.mode, args.timeout, out, err)
+    elif args.demo_command == "export":
+        demo_cmd.run_export(Path(args.out), args.only, _today(args), out)
+    else:
+        demo_cmd.run_generate(Path(args.out), args.patients, args.seed, _today(args), out, err)
+
+
+def _cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+    from cli.evaluate import load_core, run_evaluate
+
+    if bool(args.file) == bool(args.population):
+        raise CliError("give either FILE or --population DIR", EXIT_USAGE)
+    given: tuple[tuple[str, object], ...]
+    if args.population:
+        given = (("--patient", args.patient), ("--json", args.json))
+    else:
+        given = (
+            ("--out", args.out),
+            ("--workers", args.workers),
+            ("--summary-json", args.summary_json),
+        )
+    wrong = [name for name, value in given if value]
+    if wrong:
+        mode = "--population" if args.population else "FILE"
+        raise CliError(f"{', '.join(wrong)} cannot be used with {mode}", EXIT_USAGE)
+    core = load_core(args.policy, args.valueset_extra_dir)  # a bad policy fails before any work
+    if args.file:
+        run_evaluate(core, Path(args.file), _today(args), args.patient, args.json, out)
+        return
+    _population(args, out, err)
+
+
+def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+    from cli.population import PopulationSummary, run_population, summary_text
+
+    def run(stream: TextIO) -> PopulationSummary:
+        return run_population(
+            Path(args.population),
+            stream,
+            err,
+            today=_today(args),
+            policy=args.policy,
+            valueset_dirs=args.valueset_extra_dir,
+            workers=args.workers,
+            chunk_size=args.chunk_size,
+        )
+
+    if args.out:
+        try:
+            csv_file = Path(args.out).open("w", encoding="utf-8", newline="")  # noqa: SIM115
+        except OSError as exc:
+            raise CliError(
+                f"--out {args.out}: cannot write ({exc.strerror or exc})", EXIT_USAGE
+            ) from exc
+        with csv_file:
+            summary = run(csv_file)
+    else:
+        summary = run(out)
+    err.write(summary_text(summary))
+    if args.summary_json:
+        try:
+            Path(args.summary_json).write_text(
+                json.dumps(summary.as_json(), indent=2) + "\n", encoding="utf-8"
+            )
+        except OSError as exc:
+            raise CliError(
+                f"--summary-json {args.summary_json}: cannot write ({exc.strerror or exc})",
+                EXIT_USAGE,
+            ) from exc
+
+
+def _cmd_hook(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+    from cli.auth import load_signer
+    from cli.hook import HOOKS, HookOptions, run_hook, service_base
+    from cli.http import check_base_url
+
+    if args.hook not in HOOKS:
+        raise CliError(f"unknown hook {args.hook!r}: use one of {', '.join(HOOKS)}", EXIT_USAGE)
+    jwt_opts = [args.jwt_key, args.jwt_iss, args.jwt_kid]
+    if any(jwt_opts) and not all(jwt_opts):
+        raise CliError("--jwt-key, --jwt-iss and --jwt-kid go together: give all three", EXIT_USAGE)
+    signer = (
+        load_signer(args.jwt_key, args.jwt_iss, args.jwt_kid, args.jwt_jku)
+        if args.jwt_key
+        else None
+    )
+    opts = HookOptions(
+        hook=args.hook,
+        service=service_base(check_base_url(args.service, "--service")),
+        fhir_server=check_base_url(args.fhir_server, "--fhir-server"),
+        patient=args.patient,
+        user=args.user,
+        service_id=args.service_id,
+        prefetch=args.prefetch,
+        as_json=args.json,
+        timeout=args.timeout,
+        signer=signer,
+    )
+    run_hook(opts, out, err)
+
+
+_COMMANDS = {"serve": _cmd_serve, "demo": _cmd_demo, "evaluate": _cmd_evaluate, "hook": _cmd_hook}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    out, err = sys.stdout, sys.stderr
+    for stream in (out, err):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="replace")  # a decision is still shown on an ASCII terminal
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        _COMMANDS[args.command](args, out, err)
+    except CliError as exc:
+        out.flush()
+        err.write(f"{PROG}: error: {exc.message}\n")
+        return exc.code
+    except KeyboardInterrupt:
+        err.write(f"{PROG}: interrupted\n")
+        return 130
+    except BrokenPipeError:  # e.g. piped into head
+        return EXIT_OK
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,408 @@
+"""``iport-cds evaluate --population DIR``: every patient in a Bulk FHIR NDJSON export.
+
+Bounded memory, all cores, no sort of the input:
+
+1. **Index** — one pass over each ``*.ndjson`` file records, for every line, the patient it
+   belongs to and where it is (file, byte offset, length) in a temporary SQLite database
+   (``Patient`` by its id; other resources by ``subject`` / ``patient``; ``Medication`` by
+   its own id, for ``medicationReference``). Only the index is stored, never the resources.
+2. **Evaluate** — patient ids stream out of the index in order, in chunks, to a pool of
+   worker processes. Each worker loads the value sets and the policy once, reads its
+   patients' lines back by offset, and evaluates them with the pure core. At most
+   ``2 × workers`` chunks are in flight, so memory does not grow with the population.
+3. **Write** — one CSV row per patient, in patient-id order: ``patient_ref`` (the Patient id
+   as in the export), ``outcome``, ``pathway`` and one column per criterion
+   (``met`` / ``not-met`` / ``unknown``). Counts by outcome and pathway go to stderr.
+"""
+
+from __future__ import annotations
+
+import csv
+import multiprocessing
+import os
+import sqlite3
+import tempfile
+import time
+from collections import Counter, deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+
+from cli.errors import EXIT_USAGE, CliError
+from cli.progress import Progress
+from facts import extract_record
+from policy import Policy, evaluate, load_policy
+from valuesets import ValueSetLibrary, load_value_sets
+
+try:
+    import resource as _resource
+except ImportError:  # pragma: no cover - not on Windows
+    _resource = None  # type: ignore[assignment]
+
+INSERT_BATCH = 20_000
+
+
+def peak_rss_mb() -> float | None:
+    """This process's own peak resident set size in MB (None where the OS does not say).
+
+    Linux: ``VmHWM`` from /proc, because ``ru_maxrss`` survives exec and so would report a
+    spawned worker's parent's peak instead of its own.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    if _resource is None:  # pragma: no cover
+        return None
+    kb = _resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss  # pragma: no cover - not Linux
+    return round(kb / 1024, 1)  # pragma: no cover
+
+
+@dataclass
+class PopulationSummary:
+    patients: int = 0
+    resources: int = 0
+    files: int = 0
+    skipped_lines: int = 0
+    unassigned_resources: int = 0  # no patient reference (and not a Medication)
+    workers: int = 1
+    index_seconds: float = 0.0
+    evaluate_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    peak_rss_main_mb: float | None = None
+    peak_rss_worker_mb: float | None = None
+    outcomes: dict[str, int] = field(default_factory=dict)
+    pathways: dict[str, int] = field(default_factory=dict)
+    skipped_examples: list[str] = field(default_factory=list)  # "file:line", never content
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- index -----------------------------------------------------------------------------------
+def _patient_of(resource: dict[str, Any]) -> str | None:
+    if resource.get("resourceType") == "Patient":
+        rid = resource.get("id")
+        return rid if isinstance(rid, str) and rid else None
+    for key in ("subject", "patient"):
+        target = resource.get(key)
+        ref = target.get("reference") if isinstance(target, dict) else None
+        if isinstance(ref, str):
+            parts = ref.split("/_history")[0].rstrip("/").split("/")
+            if len(parts) >= 2 and parts[-2] == "Patient" and parts[-1]:
+                return parts[-1]
+            return None
+    return None
+
+
+def ndjson_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        raise CliError(f"{directory}: not a folder of NDJSON files", EXIT_USAGE)
+    files = sorted(p for p in directory.iterdir() if p.suffix.lower() == ".ndjson" and p.is_file())
+    if not files:
+        raise CliError(f"{directory}: no *.ndjson files (a Bulk FHIR export's output)", EXIT_USAGE)
+    return files
+
+
+def build_index(
+    files: Sequence[Path], db_path: Path, summary: PopulationSummary, err: TextIO
+) -> int:
+    """Index every line of every file; return the number of distinct patients."""
+    conn = sqlite3.connect(db_path)
+    try:
+        conn.execute("PRAGMA journal_mode=OFF")
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute("CREATE TABLE idx (pid TEXT NOT NULL, file INTEGER, off INTEGER, len INTEGER)")
+        conn.execute(
+            "CREATE TABLE meds (ref TEXT PRIMARY KEY, file INTEGER, off INTEGER, len INTEGER)"
+        )
+        progress = Progress(err, "indexing", unit="resources")
+        rows: list[tuple[str, int, int, int]] = []
+        meds: list[tuple[str, int, int, int]] = []
+        for file_no, path in enumerate(files):
+            with path.open("rb") as fh:
+                offset = 0
+                for lineno, line in enumerate(fh, 1):
+                    size = len(line)
+                    if line.strip():
+                        _index_line(
+                            line, path, lineno, (file_no, offset, size), rows, meds, summary
+                        )
+                    offset += size
+                    if len(rows) >= INSERT_BATCH:
+                        conn.executemany("INSERT INTO idx VALUES (?,?,?,?)", rows)
+                        rows.clear()
+                        progress.update(summary.resources)
+        conn.executemany("INSERT INTO idx VALUES (?,?,?,?)", rows)
+        conn.executemany("INSERT OR REPLACE INTO meds VALUES (?,?,?,?)", meds)
+        conn.execute("CREATE INDEX idx_pid ON idx (pid)")
+        conn.commit()
+        patients = int(conn.execute("SELECT COUNT(DISTINCT pid) FROM idx").fetchone()[0])
+        summary.index_seconds = round(progress.done(summary.resources), 2)
+        return patients
+    finally:
+        conn.close()
+
+
+def _index_line(
+    line: bytes,
+    path: Path,
+    lineno: int,
+    where: tuple[int, int, int],
+    rows: list[tuple[str, int, int, int]],
+    meds: list[tuple[str, int, int, int]],
+    summary: PopulationSummary,
+) -> None:
+    try:
+        res = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        res = None
+    if not isinstance(res, dict) or not isinstance(res.get("resourceType"), str):
+        summary.skipped_lines += 1
+        if len(summary.skipped_examples) < 5:
+            summary.skipped_examples.append(f"{path.name}:{lineno}")
+        return
+    pid = _patient_of(res)
+    if pid is not None:
+        rows.append((pid, *where))
+        summary.resources += 1
+    elif res["resourceType"] == "Medication" and isinstance(res.get("id"), str):
+        meds.append((f"Medication/{res['id']}", *where))
+        summary.resources += 1
+    else:
+        summary.unassigned_resources += 1
+
+
+# -- workers -----------------------------------------------------------------------------------
+@dataclass
+class _Worker:
+    vsl: ValueSetLibrary
+    policy: Policy
+    conn: sqlite3.Connection
+    fds: list[int]
+    today: date
+    criteria: tuple[str, ...]
+
+
+_WORKER: _Worker | None = None
+
+
+def _init_worker(
+    db_path: str, files: list[str], policy: str, valueset_dirs: list[str], today: str
+) -> None:
+    """Runs once in each worker: value sets, policy, the index and the files, opened once."""
+    global _WORKER
+    vsl = load_value_sets(valueset_dirs)
+    pol = load_policy(policy)
+    _WORKER = _Worker(
+        vsl=vsl,
+        policy=pol,
+        conn=sqlite3.connect(f"file:{db_path}?mode=ro", uri=True),
+        fds=[os.open(f, os.O_RDONLY) for f in files],
+        today=date.fromisoformat(today),
+        criteria=pol.criterion_ids,
+    )
+
+
+def _close_worker() -> None:
+    global _WORKER
+    if _WORKER is not None:
+        _WORKER.conn.close()
+        for fd in _WORKER.fds:
+            os.close(fd)
+        _WORKER = None
+
+
+def _read(w: _Worker, file_no: int, off: int, size: int) -> Any:
+    return orjson.loads(os.pread(w.fds[file_no], size, off))
+
+
+def _medications(w: _Worker, resources: list[Any]) -> list[Any]:
+    """The Medication resources this patient's MedicationRequests refer to (not contained)."""
+    have = {f"Medication/{r.get('id')}" for r in resources if r.get("resourceType") == "Medication"}
+    wanted = set()
+    for r in resources:
+        ref = (
+            (r.get("medicationReference") or {})
+            if r.get("resourceType") == "MedicationRequest"
+            else {}
+        )
+        target = ref.get("reference") if isinstance(ref, dict) else None
+        if isinstance(target, str) and "Medication/" in target:
+            key = "/".join(target.split("/_history")[0].split("/")[-2:])
+            if key not in have:
+                wanted.add(key)
+    out = []
+    for key in sorted(wanted):
+        row = w.conn.execute("SELECT file, off, len FROM meds WHERE ref = ?", (key,)).fetchone()
+        if row is not None:
+            out.append(_read(w, *row))
+    return out
+
+
+def evaluate_chunk(pids: list[str]) -> tuple[list[list[str]], float | None]:
+    """CSV rows for these patients, in the given order, and this worker's peak RSS."""
+    w = _WORKER
+    if w is None:
+        raise RuntimeError("worker not initialised")
+    marks = ",".join("?" * len(pids))
+    by_pid: dict[str, list[Any]] = {p: [] for p in pids}
+    for pid, file_no, off, size in w.conn.execute(
+        f"SELECT pid, file, off, len FROM idx WHERE pid IN ({marks}) ORDER BY file, off",  # noqa: S608
+        pids,
+    ):
+        by_pid[pid].append(_read(w, file_no, off, size))
+    rows = []
+    system = w.policy.info.criteria_system
+    for pid in pids:
+        resources = by_pid[pid]
+        resources += _medications(w, resources)
+        record = extract_record(resources, w.vsl, patient_id=pid, criteria_system=system)
+        d = evaluate(w.policy, record, w.today)
+        rows.append(
+            [
+                pid,
+                d.outcome.value,
+                d.pathway or "",
+                *(d.criteria[c].result.value for c in w.criteria),
+            ]
+        )
+    return rows, peak_rss_mb()
+
+
+# -- driver ------------------------------------------------------------------------------------
+def usable_cores() -> int:
+    """The cores this process may run on (a container's CPU set, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _patient_chunks(db_path: Path, size: int) -> Iterator[list[str]]:
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        cursor = conn.execute("SELECT DISTINCT pid FROM idx ORDER BY pid")
+        while True:
+            batch = cursor.fetchmany(size)
+            if not batch:
+                return
+            yield [row[0] for row in batch]
+    finally:
+        conn.close()
+
+
+def run_population(
+    directory: Path,
+    out: TextIO,
+    err: TextIO,
+    *,
+    today: date,
+    policy: str = "iport-advance",
+    valueset_dirs: Sequence[str] = (),
+    workers: int | None = None,
+    chunk_size: int = 250,
+) -> PopulationSummary:
+    """Evaluate every patient in ``directory``'s NDJSON files; write CSV rows to ``out``."""
+    started = time.perf_counter()
+    files = ndjson_files(directory)
+    criteria = load_policy(policy).criterion_ids
+    workers = max(1, workers or usable_cores())
+    summary = PopulationSummary(files=len(files), workers=workers)
+    with tempfile.TemporaryDirectory(prefix="iport-cds-population-") as tmp:
+        db_path = Path(tmp) / "index.sqlite"
+        total = build_index(files, db_path, summary, err)
+        if summary.skipped_lines:
+            err.write(
+                f"skipped {summary.skipped_lines:,} line(s) that are not FHIR JSON resources "
+                f"(first: {', '.join(summary.skipped_examples)})\n"
+            )
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["patient_ref", "outcome", "pathway", *criteria])
+        outcomes: Counter[str] = Counter()
+        pathways: Counter[str] = Counter()
+        progress = Progress(
+            err, f"evaluating ({workers} worker{'s' if workers > 1 else ''})", total, "patients"
+        )
+        worker_rss: list[float] = []
+
+        def write(rows: list[list[str]], rss: float | None) -> None:
+            writer.writerows(rows)
+            for row in rows:
+                outcomes[row[1]] += 1
+                pathways[row[2] or "none"] += 1
+            if rss is not None:
+                worker_rss.append(rss)
+            summary.patients += len(rows)
+            progress.update(summary.patients)
+
+        init_args = (
+            str(db_path),
+            [str(f) for f in files],
+            policy,
+            list(valueset_dirs),
+            today.isoformat(),
+        )
+        if workers == 1:
+            _init_worker(*init_args)
+            try:
+                for chunk in _patient_chunks(db_path, chunk_size):
+                    write(*evaluate_chunk(chunk))
+            finally:
+                _close_worker()
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(
+                workers, mp_context=ctx, initializer=_init_worker, initargs=init_args
+            ) as pool:
+                pending: deque[Future[tuple[list[list[str]], float | None]]] = deque()
+                for chunk in _patient_chunks(db_path, chunk_size):
+                    pending.append(pool.submit(evaluate_chunk, chunk))
+                    while len(pending) >= 2 * workers:
+                        write(*_result(pending.popleft()))
+                while pending:
+                    write(*_result(pending.popleft()))
+        summary.evaluate_seconds = round(progress.done(summary.patients), 2)
+    out.flush()
+    summary.outcomes = dict(outcomes.most_common())
+    summary.pathways = dict(pathways.most_common())
+    summary.wall_seconds = round(time.perf_counter() - started, 2)
+    summary.peak_rss_main_mb = peak_rss_mb()
+    summary.peak_rss_worker_mb = max(worker_rss) if worker_rss else None
+    return summary
+
+
+def _result(
+    future: Future[tuple[list[list[str]], float | None]],
+) -> tuple[list[list[str]], float | None]:
+    try:
+        return future.result()
+    except Exception as exc:  # a worker died or failed: say which kind, not the data
+        raise CliError(f"a worker process failed ({type(exc).__name__}: {str(exc)[:200]})") from exc
+
+
+def summary_text(s: PopulationSummary) -> str:
+    rate = s.patients / s.wall_seconds if s.wall_seconds else 0.0
+    lines = [
+        f"{s.patients:,} patients, {s.resources:,} resources from {s.files} file(s) in "
+        f"{s.wall_seconds:.1f} s ({rate:,.0f} patients/s, {s.workers} worker(s))",
+    ]
+    width = max((len(k) for k in [*s.outcomes, *s.pathways]), default=10) + 2
+    lines.append("By outcome:")
+    for name, n in s.outcomes.items():
+        pct = 100 * n / s.patients if s.patients else 0
+        lines.append(f"  {name:<{width}}{n:>10,}  {pct:5.1f}%")
+    lines.append("By pathway named:")
+    for name, n in s.pathways.items():
+        pct = 100 * n / s.patients if s.patients else 0
+        lines.append(f"  {name:<{width}}{n:>10,}  {pct:5.1f}%")
+    if s.unassigned_resources:
+        lines.append(f"{s.unassigned_resources:,} resource(s) named no patient and were not used")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,180 @@
+"""Demo patients: one FHIR R4 transaction Bundle per patient, for sandboxes and walk-throughs.
+
+Each ``patients/*.json`` file is a transaction Bundle of ``PUT`` entries with stable ids
+(``iport-demo-<name>``), so loading it twice changes nothing. The Bundle's ``meta.tag``
+declares what the engine is expected to decide (Bundle has no ``extension`` element in R4):
+
+- ``https://iport-cds.example.org/fhir/CodeSystem/demo-expected-outcome``: the outcome code;
+- ``https://iport-cds.example.org/fhir/CodeSystem/demo-expected-pathway``: ``type-1``,
+  ``type-2``, or ``none`` when no pathway is named;
+- ``https://iport-cds.example.org/fhir/CodeSystem/demo-scenario``: the name, and (display) a
+  one-line description.
+
+Every resource also carries the tag ``https://iport-cds.example.org/fhir/CodeSystem/demo|
+iport-cds-demo``, so demo data on a shared server can be found (``_tag=``) and removed.
+
+**Dates are stored relative to today** wherever the policy looks at them (HbA1c within
+12 months, hypoglycaemia within 12 months, a child's age): a date or dateTime value written
+``@today``, ``@today-6w``, ``@today-9y-3m`` or ``@today-8mT09:10:00Z`` is resolved by
+``resolve_dates`` when the bundle is loaded. Offsets are in days ``d``, weeks ``w``, months
+``m`` and years ``y``; years and months are applied together first (a day the month lacks
+becomes its last day), then days and weeks. Fixed dates (an adult's birth date, a diagnosis
+years ago) are ordinary FHIR dates. So the demo patients keep their expected outcome on any
+day they are loaded, and ``iport-cds evaluate`` resolves the same tokens in any file.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+PATIENTS_DIR = Path(__file__).resolve().parent / "patients"
+CS = "https://iport-cds.example.org/fhir/CodeSystem/"
+EXPECTED_OUTCOME_SYSTEM = CS + "demo-expected-outcome"
+EXPECTED_PATHWAY_SYSTEM = CS + "demo-expected-pathway"
+SCENARIO_SYSTEM = CS + "demo-scenario"
+DEMO_TAG_SYSTEM = CS + "demo"
+DEMO_TAG_CODE = "iport-cds-demo"
+NO_PATHWAY = "none"
+
+_TOKEN = re.compile(r"@today((?:[+-]\d+[dwmy])*)(T[0-9:.]+(?:Z|[+-]\d\d:\d\d)?)?")
+_OFFSET = re.compile(r"([+-])(\d+)([dwmy])")
+
+
+class DemoError(Exception):
+    """A demo patient is unknown or its file is not a usable demo Bundle."""
+
+
+@dataclass(frozen=True)
+class DemoPatient:
+    name: str  # the file name without .json, e.g. "t1-mdi-needle-phobia"
+    patient_id: str
+    expected_outcome: str
+    expected_pathway: str | None  # None: the engine names no pathway
+    description: str
+    path: Path
+
+    def bundle(self, today: date) -> dict[str, Any]:
+        """The transaction Bundle with every relative date resolved against ``today``."""
+        resolved: dict[str, Any] = resolve_dates(_read(self.path), today)
+        return resolved
+
+
+def _add_months(day: date, months: int) -> date:
+    year, m0 = divmod(day.year * 12 + day.month - 1 + months, 12)
+    return date(year, m0 + 1, min(day.day, calendar.monthrange(year, m0 + 1)[1]))
+
+
+def resolve_date_token(value: str, today: date) -> str | None:
+    """The FHIR date (or dateTime) a ``@today…`` token stands for; None if it is not one."""
+    m = _TOKEN.fullmatch(value)
+    if m is None:
+        return None
+    months = days = 0
+    for sign, amount, unit in _OFFSET.findall(m.group(1)):
+        n = int(amount) * (-1 if sign == "-" else 1)
+        if unit in ("d", "w"):
+            days += n * (7 if unit == "w" else 1)
+        else:
+            months += n * (12 if unit == "y" else 1)
+    day = _add_months(today, months) + timedelta(days=days)
+    return day.isoformat() + (m.group(2) or "")
+
+
+def resolve_dates(doc: Any, today: date) -> Any:
+    """A copy of ``doc`` with every ``@today…`` string replaced by the date it stands for.
+
+    Strings that are not exactly a token are left alone, so resolving real FHIR data is a
+    no-op.
+    """
+    if isinstance(doc, dict):
+        return {k: resolve_dates(v, today) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [resolve_dates(v, today) for v in doc]
+    if isinstance(doc, str) and doc.startswith("@today"):
+        resolved = resolve_date_token(doc, today)
+        return doc if resolved is None else resolved
+    return doc
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DemoError(f"{path.name}: cannot read: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("resourceType") != "Bundle":
+        raise DemoError(f"{path.name}: not a FHIR Bundle")
+    return doc
+
+
+def _tag(doc: dict[str, Any], system: str) -> dict[str, Any] | None:
+    for tag in (doc.get("meta") or {}).get("tag") or []:
+        if isinstance(tag, dict) and tag.get("system") == system:
+            return tag
+    return None
+
+
+def _describe(path: Path) -> DemoPatient:
+    doc = _read(path)
+    outcome, pathway = _tag(doc, EXPECTED_OUTCOME_SYSTEM), _tag(doc, EXPECTED_PATHWAY_SYSTEM)
+    if outcome is None or pathway is None:
+        raise DemoError(f"{path.name}: no expected-outcome / expected-pathway tag")
+    patients = [
+        e["resource"]["id"]
+        for e in doc.get("entry") or []
+        if isinstance(e, dict) and (e.get("resource") or {}).get("resourceType") == "Patient"
+    ]
+    if len(patients) != 1:
+        raise DemoError(f"{path.name}: needs exactly one Patient, has {len(patients)}")
+    scenario = _tag(doc, SCENARIO_SYSTEM) or {}
+    return DemoPatient(
+        name=path.stem,
+        patient_id=str(patients[0]),
+        expected_outcome=str(outcome["code"]),
+        expected_pathway=None if pathway["code"] == NO_PATHWAY else str(pathway["code"]),
+        description=str(scenario.get("display", "")),
+        path=path,
+    )
+
+
+def list_patients() -> list[DemoPatient]:
+    """Every demo patient, in file-name order."""
+    return [_describe(p) for p in sorted(PATIENTS_DIR.glob("*.json"))]
+
+
+def get_patient(name_or_id: str) -> DemoPatient:
+    """A demo patient by name ("t1-mdi-needle-phobia") or Patient id ("iport-demo-…")."""
+    for p in list_patients():
+        if name_or_id in (p.name, p.patient_id):
+            return p
+    raise DemoError(f"no demo patient called {name_or_id!r} (see 'iport-cds demo list')")
+
+
+def bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    """The resources in a Bundle's entries."""
+    return [
+        e["resource"]
+        for e in bundle.get("entry") or []
+        if isinstance(e, dict) and isinstance(e.get("resource"), dict)
+    ]
+
+
+__all__ = [
+    "DEMO_TAG_CODE",
+    "DEMO_TAG_SYSTEM",
+    "EXPECTED_OUTCOME_SYSTEM",
+    "EXPECTED_PATHWAY_SYSTEM",
+    "PATIENTS_DIR",
+    "DemoError",
+    "DemoPatient",
+    "bundle_resources",
+    "get_patient",
+    "list_patients",
+    "resolve_date_token",
+    "resolve_dates",
+]

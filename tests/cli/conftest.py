@@ -1,0 +1,65 @@
+"""Fixtures for the command-line tests: run ``cli.main.main(argv)`` and capture what it prints;
+the real FHIR server (re-exported from the integration fixtures) and the real service."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+
+import pytest
+
+from tests.fhir_server import FhirTestServer
+from tests.integration.conftest import fhir_server
+from tests.service_process import ServiceProcess
+
+__all__ = ["fhir_server"]
+
+TODAY = date(2026, 11, 21)
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
+    """``cli("evaluate", "x.json")``: the exit code and everything printed."""
+    from cli.main import main
+
+    def run(*argv: str) -> Run:
+        capsys.readouterr()
+        code = main(list(argv))
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def service() -> Iterator[ServiceProcess]:
+    """The real service (gunicorn), JWT checks off, allowed to read loopback FHIR servers."""
+    with ServiceProcess({"FHIR_ALLOW_LOOPBACK": "true"}) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="module")
+def demo_fhir(fhir_server: FhirTestServer) -> FhirTestServer:
+    """The FHIR server with every demo patient loaded through ``iport-cds demo load``."""
+    from cli.main import main
+
+    assert main(["demo", "load", "--fhir-server", fhir_server.base_url]) == 0
+    return fhir_server
+
+
+def one_line_error(run: Run) -> str:
+    """The error a failed command printed: exactly one line, no traceback."""
+    lines = run.err.strip().splitlines()
+    assert "Traceback" not in run.err
+    assert lines, "no error message"
+    assert lines[-1].startswith("iport-cds"), run.err
+    assert "error:" in lines[-1]
+    return lines[-1]

@@ -1,0 +1,153 @@
+"""The demo patients: each declares its outcome, and the engine agrees on any day they load."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+
+import demo
+from facts import extract_record
+from policy import Policy, Tri, evaluate
+from valuesets import ValueSetLibrary
+
+# Days the demo data is resolved against: today-ish, a leap day, and after the policy's review.
+DAYS = [date(2026, 11, 21), date(2028, 2, 29), date(2031, 1, 1)]
+
+# The criteria each scenario exists to show (besides the outcome it declares).
+KEY_CRITERIA: dict[str, dict[str, Tri]] = {
+    "t1-mdi-needle-phobia": {"hba1c-69-or-above-on-mdi": Tri.MET, "needle-phobia": Tri.MET},
+    "t1-hypo-lipohypertrophy": {
+        "disabling-hypoglycaemia": Tri.MET,
+        "lipohypertrophy": Tri.MET,
+        "hba1c-69-or-above-on-mdi": Tri.NOT_MET,
+    },
+    "t1-child-mdi-impractical": {"age-12-or-over": Tri.NOT_MET, "mdi-impractical": Tri.MET},
+    "t2-specialist-bd-insulin": {
+        "diabetes-specialist-recommendation": Tri.MET,
+        "insulin-more-than-once-daily": Tri.MET,
+    },
+    "t1-no-iport-criterion": {"nice-pump-criteria": Tri.MET, "needle-phobia": Tri.UNKNOWN},
+    "t2-no-specialist": {"diabetes-specialist-recommendation": Tri.UNKNOWN},
+    "t1-no-recent-hba1c": {"hba1c-69-or-above-on-mdi": Tri.UNKNOWN},
+    "t1-low-hba1c-nothing-else": {
+        "hba1c-69-or-above-on-mdi": Tri.NOT_MET,
+        "disabling-hypoglycaemia": Tri.UNKNOWN,
+    },
+    "t1-low-hba1c-no-hypos": {"disabling-hypoglycaemia": Tri.NOT_MET},
+    "no-diabetes": {"type-1-diabetes": Tri.NOT_MET, "type-2-diabetes": Tri.NOT_MET},
+    "us-t1-lipohypertrophy": {"hba1c-69-or-above-on-mdi": Tri.MET, "lipohypertrophy": Tri.MET},
+    "us-t1-poor-adherence": {"hba1c-above-69-with-poor-adherence": Tri.MET},
+    "us-t2-bid-no-specialist": {"needle-phobia": Tri.MET, "insulin-more-than-once-daily": Tri.MET},
+    "us-prediabetes": {"type-2-diabetes": Tri.NOT_MET},
+}
+
+PATIENTS = demo.list_patients()
+
+
+def test_every_pathway_and_outcome_has_a_demo_patient() -> None:
+    pairs = {(p.expected_outcome, p.expected_pathway) for p in PATIENTS}
+    for outcome in ("meets-criteria", "insufficient-information", "does-not-meet-criteria"):
+        assert any(o == outcome for o, _ in pairs), outcome
+    assert ("meets-criteria", "type-1") in pairs
+    assert ("meets-criteria", "type-2") in pairs
+    assert ("does-not-meet-criteria", None) in pairs
+    assert set(KEY_CRITERIA) == {p.name for p in PATIENTS}
+    assert any(p.name.startswith("us-") for p in PATIENTS)
+
+
+@pytest.mark.parametrize("today", DAYS, ids=str)
+@pytest.mark.parametrize("patient", PATIENTS, ids=lambda p: p.name)
+def test_the_engine_agrees_with_the_declared_outcome(
+    patient: demo.DemoPatient, today: date, vsl: ValueSetLibrary, iport_policy: Policy
+) -> None:
+    bundle = patient.bundle(today)
+    record = extract_record(
+        demo.bundle_resources(bundle),
+        vsl,
+        patient_id=patient.patient_id,
+        criteria_system=iport_policy.info.criteria_system,
+    )
+    decision = evaluate(iport_policy, record, today)
+    assert (decision.outcome.value, decision.pathway) == (
+        patient.expected_outcome,
+        patient.expected_pathway,
+    ), decision.reason
+    assert record.warnings == ()
+    for criterion, expected in KEY_CRITERIA[patient.name].items():
+        assert decision.criteria[criterion].result is expected, (criterion, decision.reason)
+
+
+@pytest.mark.parametrize("patient", PATIENTS, ids=lambda p: p.name)
+def test_bundles_are_idempotent_transactions_of_tagged_r4_resources(
+    patient: demo.DemoPatient,
+) -> None:
+    bundle = patient.bundle(DAYS[0])
+    Bundle.model_validate(bundle)  # valid FHIR R4 (fhir.resources' R4B models) once resolved
+    assert bundle["type"] == "transaction"
+    assert "@today" not in str(bundle)
+    ids = set()
+    for entry in bundle["entry"]:
+        r = entry["resource"]
+        assert entry["request"] == {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}
+        assert r["id"].startswith(patient.patient_id)
+        assert len(r["id"]) <= 64
+        assert {"system": demo.DEMO_TAG_SYSTEM, "code": demo.DEMO_TAG_CODE}.items() <= (
+            r["meta"]["tag"][0].items()
+        )
+        subject = r.get("subject", {}).get("reference")
+        assert subject in (None, f"Patient/{patient.patient_id}")
+        ids.add((r["resourceType"], r["id"]))
+    assert len(ids) == len(bundle["entry"])
+
+
+def test_uk_patients_carry_a_valid_nhs_number_and_us_ones_an_mrn() -> None:
+    def nhs_number_ok(n: str) -> bool:
+        total = sum(int(d) * (10 - i) for i, d in enumerate(n[:9]))
+        check = (11 - total % 11) % 11
+        return len(n) == 10 and check != 10 and check == int(n[9])
+
+    for p in PATIENTS:
+        pat = next(
+            r for r in demo.bundle_resources(p.bundle(DAYS[0])) if r["resourceType"] == "Patient"
+        )
+        ident = pat["identifier"][0]
+        if p.name.startswith("us-"):
+            assert ident["type"]["coding"][0]["code"] == "MR"
+        else:
+            assert ident["system"] == "https://fhir.nhs.uk/Id/nhs-number"
+            assert ident["value"].startswith("999")  # the NHS test range
+            assert nhs_number_ok(ident["value"])
+
+
+@pytest.mark.parametrize(
+    ("token", "today", "expected"),
+    [
+        ("@today", date(2026, 11, 21), "2026-11-21"),
+        ("@today-6w", date(2026, 11, 21), "2026-10-10"),
+        ("@today-45d", date(2026, 3, 1), "2026-01-15"),
+        ("@today+1d", date(2026, 12, 31), "2027-01-01"),
+        ("@today-1m", date(2026, 3, 31), "2026-02-28"),
+        ("@today-9y-3m", date(2028, 2, 29), "2018-11-29"),
+        ("@today-1y", date(2028, 2, 29), "2027-02-28"),
+        ("@today-8mT09:10:00Z", date(2026, 11, 21), "2026-03-21T09:10:00Z"),
+        ("@today-2dT10:00:00+01:00", date(2026, 6, 3), "2026-06-01T10:00:00+01:00"),
+    ],
+)
+def test_relative_dates(token: str, today: date, expected: str) -> None:
+    assert demo.resolve_date_token(token, today) == expected
+
+
+def test_only_whole_tokens_are_resolved() -> None:
+    doc = {"a": ["@today-1d", "seen @today", "@todayish", "@today-1q"], "b": {"c": "@today"}}
+    assert demo.resolve_dates(doc, date(2026, 1, 2)) == {
+        "a": ["2026-01-01", "seen @today", "@todayish", "@today-1q"],
+        "b": {"c": "2026-01-02"},
+    }
+
+
+def test_lookup_by_name_or_id_and_unknown_names() -> None:
+    assert demo.get_patient("no-diabetes") == demo.get_patient("iport-demo-no-diabetes")
+    with pytest.raises(demo.DemoError, match="no demo patient"):
+        demo.get_patient("nobody")

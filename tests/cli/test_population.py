@@ -1,0 +1,216 @@
+"""``iport-cds evaluate --population DIR``: one CSV row per patient of a Bulk FHIR export,
+the same decision ``evaluate FILE`` gives for each of them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli.population import run_population
+from facts import extract_record
+from policy import Policy, evaluate
+from tests.cli.conftest import TODAY, Run, one_line_error
+from valuesets import ValueSetLibrary
+
+Cli = Callable[..., Run]
+PATIENTS = 200
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from cli.main import main
+
+    out = tmp_path_factory.mktemp("population")
+    argv = ["demo", "generate-population", "--patients", str(PATIENTS), "--out", str(out)]
+    assert main([*argv, "--seed", "7", "--today", TODAY.isoformat()]) == 0
+    return out
+
+
+def by_patient(directory: Path) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for f in sorted(directory.glob("*.ndjson")):
+        for line in f.read_text().splitlines():
+            r = json.loads(line)
+            pid = r["id"] if r["resourceType"] == "Patient" else r["subject"]["reference"][8:]
+            grouped[pid].append(r)
+    return grouped
+
+
+def read_csv(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_generated_export_looks_like_bulk_fhir(population: Path) -> None:
+    names = sorted(p.name for p in population.iterdir())
+    assert names == [
+        "Condition.ndjson",
+        "MedicationRequest.ndjson",
+        "Observation.ndjson",
+        "Patient.ndjson",
+    ]
+    grouped = by_patient(population)
+    assert len(grouped) == PATIENTS
+    kinds = Counter(r["resourceType"] for rs in grouped.values() for r in rs)
+    assert kinds["Patient"] == PATIENTS
+    assert kinds["Observation"] > PATIENTS / 2
+    assert kinds["MedicationRequest"] > PATIENTS / 10
+
+
+def test_one_row_per_patient_matching_the_per_patient_decision(
+    cli: Cli,
+    population: Path,
+    tmp_path: Path,
+    vsl: ValueSetLibrary,
+    iport_policy: Policy,
+) -> None:
+    out = tmp_path / "out.csv"
+    summary_file = tmp_path / "summary.json"
+    run = cli(
+        "evaluate", "--population", str(population), "--out", str(out), "--workers", "2",
+        "--chunk-size", "16", "--summary-json", str(summary_file), "--today", TODAY.isoformat(),
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    rows = read_csv(out.read_text())
+    assert len(rows) == PATIENTS
+    assert list(rows[0]) == ["patient_ref", "outcome", "pathway", *iport_policy.criterion_ids]
+    assert [r["patient_ref"] for r in rows] == sorted(r["patient_ref"] for r in rows)
+    grouped = by_patient(population)
+    assert {r["patient_ref"] for r in rows} == set(grouped)
+    for row in rows:  # every row is what the pure core decides for that patient alone
+        record = extract_record(
+            grouped[row["patient_ref"]],
+            vsl,
+            patient_id=row["patient_ref"],
+            criteria_system=iport_policy.info.criteria_system,
+        )
+        d = evaluate(iport_policy, record, TODAY)
+        assert row["outcome"] == d.outcome.value
+        assert row["pathway"] == (d.pathway or "")
+        for c in iport_policy.criterion_ids:
+            assert row[c] == d.criteria[c].result.value
+    outcomes = Counter(r["outcome"] for r in rows)
+    assert len(outcomes) == 3  # the generated mix reaches every outcome
+    summary = json.loads(summary_file.read_text())
+    assert summary["patients"] == PATIENTS
+    assert summary["outcomes"] == dict(outcomes)
+    assert summary["workers"] == 2
+    assert summary["peak_rss_worker_mb"] > 0
+    assert "evaluating (2 workers): 200 / 200 patients (100%)" in run.err
+    assert f"{PATIENTS} patients" in run.err
+    assert "By outcome:" in run.err
+    for pid in grouped:  # progress and summary never name a patient
+        assert pid not in run.err
+
+
+def test_rows_agree_with_evaluate_file(cli: Cli, population: Path, tmp_path: Path) -> None:
+    """A sample of patients, each written to its own NDJSON file and run through ``evaluate``."""
+    run = cli(
+        "evaluate", "--population", str(population), "--workers", "1", "--today",
+        TODAY.isoformat(),
+    )  # fmt: skip
+    assert run.code == 0
+    rows = {r["patient_ref"]: r for r in read_csv(run.out)}
+    assert len(rows) == PATIENTS
+    grouped = by_patient(population)
+    sample = sorted(grouped)[:: PATIENTS // 20]
+    for pid in sample:
+        f = tmp_path / "one.ndjson"
+        f.write_text("\n".join(json.dumps(r) for r in grouped[pid]))
+        single = cli("evaluate", str(f), "--json", "--today", TODAY.isoformat())
+        ext = json.loads(single.out)
+        assert rows[pid]["outcome"] == ext["outcome"]
+        assert rows[pid]["pathway"] == (ext["pathway"] or "")
+        assert {c["id"]: c["result"] for c in ext["criteria"]} == {
+            k: v for k, v in rows[pid].items() if k not in ("patient_ref", "outcome", "pathway")
+        }
+
+
+def test_medication_references_bad_lines_and_unassigned_resources(tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    export.mkdir()
+    lines = {
+        "Patient.ndjson": [
+            {"resourceType": "Patient", "id": "p1", "birthDate": "1980-01-01"},
+            {"resourceType": "Patient", "id": "p2", "birthDate": "1980-01-01"},
+        ],
+        "Condition.ndjson": [
+            {
+                "resourceType": "Condition",
+                "id": "c1",
+                "subject": {"reference": "Patient/p1"},
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "44054006"}]},
+            },
+        ],
+        "MedicationRequest.ndjson": [
+            {
+                "resourceType": "MedicationRequest",
+                "id": "m1",
+                "status": "active",
+                "intent": "order",
+                "subject": {"reference": "Patient/p1"},
+                "medicationReference": {"reference": "Medication/humulin"},
+                "dosageInstruction": [{"text": "twice daily"}],
+            }
+        ],
+        "Medication.ndjson": [
+            {
+                "resourceType": "Medication",
+                "id": "humulin",
+                "code": {"text": "Humulin M3 KwikPen"},
+            }
+        ],
+        "Practitioner.ndjson": [{"resourceType": "Practitioner", "id": "dr"}],
+    }
+    for name, resources in lines.items():
+        (export / name).write_text("".join(json.dumps(r) + "\n" for r in resources))
+    with (export / "Condition.ndjson").open("a") as f:
+        f.write("{truncated\n")
+    out, err = io.StringIO(), io.StringIO()
+    summary = run_population(export, out, err, today=TODAY, workers=1)
+    rows = {r["patient_ref"]: r for r in read_csv(out.getvalue())}
+    assert set(rows) == {"p1", "p2"}
+    assert rows["p1"]["insulin-more-than-once-daily"] == "met"  # via the referenced Medication
+    assert rows["p2"]["outcome"] == "does-not-meet-criteria"
+    assert summary.skipped_lines == 1
+    assert summary.skipped_examples == ["Condition.ndjson:2"]
+    assert summary.unassigned_resources == 1
+    assert "skipped 1 line(s)" in err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d / "missing", "not a folder of NDJSON files"),
+        (lambda d: d, "no *.ndjson files"),
+    ],
+)
+def test_population_usage_errors(
+    cli: Cli, tmp_path: Path, make: Callable[[Path], Path], message: str
+) -> None:
+    run = cli("evaluate", "--population", str(make(tmp_path)))
+    assert run.code == 2
+    assert message in one_line_error(run)
+
+
+def test_unwritable_output(cli: Cli, population: Path, tmp_path: Path) -> None:
+    run = cli("evaluate", "--population", str(population), "--out", str(tmp_path / "no" / "x.csv"))
+    assert run.code == 2
+    assert "cannot write" in one_line_error(run)
+
+
+def test_generate_population_usage_errors(cli: Cli, tmp_path: Path) -> None:
+    run = cli("demo", "generate-population", "--patients", "0", "--out", str(tmp_path))
+    assert run.code == 2
+    assert "must be at least 1" in one_line_error(run)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    run = cli("demo", "generate-population", "--patients", "3", "--out", str(blocker))
+    assert run.code == 2
+    assert "cannot write" in one_line_error(run)
