@@ -37,6 +37,9 @@ PATIENTS_DIR = Path(__file__).resolve().parent / "patients"
 CS = "https://iport-cds.example.org/fhir/CodeSystem/"
 EXPECTED_OUTCOME_SYSTEM = CS + "demo-expected-outcome"
 EXPECTED_PATHWAY_SYSTEM = CS + "demo-expected-pathway"
+# The second policy (NICE insulin pump): its outcome, and whether its patient-view card shows.
+EXPECTED_PUMP_OUTCOME_SYSTEM = CS + "demo-expected-pump-outcome"
+EXPECTED_PUMP_CARD_SYSTEM = CS + "demo-expected-pump-card"
 SCENARIO_SYSTEM = CS + "demo-scenario"
 DEMO_TAG_SYSTEM = CS + "demo"
 DEMO_TAG_CODE = "iport-cds-demo"
@@ -56,6 +59,8 @@ class DemoPatient:
     patient_id: str
     expected_outcome: str
     expected_pathway: str | None  # None: the engine names no pathway
+    expected_pump_outcome: str | None  # NICE insulin pump policy; None: not declared
+    expected_pump_card: bool | None  # does the pump patient-view card show
     description: str
     path: Path
 
@@ -119,6 +124,10 @@ def _tag(doc: dict[str, Any], system: str) -> dict[str, Any] | None:
     return None
 
 
+def _yes_no(tag: dict[str, Any] | None) -> bool | None:
+    return None if tag is None else tag.get("code") == "yes"
+
+
 def _describe(path: Path) -> DemoPatient:
     doc = _read(path)
     outcome, pathway = _tag(doc, EXPECTED_OUTCOME_SYSTEM), _tag(doc, EXPECTED_PATHWAY_SYSTEM)
@@ -137,6 +146,8 @@ def _describe(path: Path) -> DemoPatient:
         patient_id=str(patients[0]),
         expected_outcome=str(outcome["code"]),
         expected_pathway=None if pathway["code"] == NO_PATHWAY else str(pathway["code"]),
+        expected_pump_outcome=(_tag(doc, EXPECTED_PUMP_OUTCOME_SYSTEM) or {}).get("code"),
+        expected_pump_card=_yes_no(_tag(doc, EXPECTED_PUMP_CARD_SYSTEM)),
         description=str(scenario.get("display", "")),
         path=path,
     )

@@ -21,7 +21,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -427,7 +427,14 @@ def _filter(args: Mapping[str, str]) -> store.Filter:
     engine: Engine = current_app.extensions["iport_cds.engine"]
     if service is not None and service not in engine.services:
         raise BadRequest("'service' is not a service of this deployment")
-    return store.Filter(start, end, service)
+    policy = args.get("policy") or None
+    if policy is not None and policy not in engine.policies:
+        raise BadRequest("'policy' is not a policy of this deployment")
+    return store.Filter(start, end, service, _policy_services(engine, policy) if policy else ())
+
+
+def _policy_services(engine: Engine, policy_id: str) -> tuple[str, ...]:
+    return tuple(sorted(s.id for s in engine.services.values() if s.policy == policy_id))
 
 
 def figures(f: store.Filter) -> dict[str, Any]:
@@ -445,6 +452,19 @@ def figures(f: store.Filter) -> dict[str, Any]:
         {"id": p.info.id, "version": p.info.version, "title": p.info.title}
         for p in engine.policies.values()
     ]
+    out["policy"] = next(
+        (
+            p
+            for p in engine.policies
+            if f.service_ids and f.service_ids == _policy_services(engine, p)
+        ),
+        None,
+    )
+    # The same totals split by policy (i-Port Advance and NICE insulin pump), for the date range.
+    out["byPolicy"] = {
+        p: _store().analytics(replace(f, service_ids=_policy_services(engine, p)))["totals"]
+        for p in engine.policies
+    }
     return out
 
 
@@ -470,6 +490,8 @@ def analytics_page() -> Response | str:
         end=f.end.isoformat(),
         service=f.service_id or "",
         services=sorted(engine.services),
+        policy=request.args.get("policy") or "",
+        policies=sorted(engine.policies),
         token_login=bool(current_app.config.get("ANALYTICS_TOKEN")),
     )
     return _secure(Response(html, mimetype="text/html"))

@@ -172,6 +172,7 @@ class Filter:
     start: date  # inclusive, Europe/London days
     end: date  # inclusive
     service_id: str | None = None
+    service_ids: tuple[str, ...] = ()  # a policy's services (the policy filter)
 
     def days(self) -> list[date]:
         return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
@@ -181,6 +182,8 @@ def _events(f: Filter, stmt: S) -> S:
     stmt = stmt.where(AuditEvent.recorded_on >= f.start, AuditEvent.recorded_on <= f.end)
     if f.service_id:
         stmt = stmt.where(AuditEvent.service_id == f.service_id)
+    if f.service_ids:
+        stmt = stmt.where(AuditEvent.service_id.in_(f.service_ids))
     return stmt
 
 
@@ -188,6 +191,8 @@ def _feedback(f: Filter, stmt: S) -> S:
     stmt = stmt.where(Feedback.outcome_on >= f.start, Feedback.outcome_on <= f.end)
     if f.service_id:
         stmt = stmt.where(Feedback.service_id == f.service_id)
+    if f.service_ids:
+        stmt = stmt.where(Feedback.service_id.in_(f.service_ids))
     return stmt
 
 

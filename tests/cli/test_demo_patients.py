@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 import demo
 from facts import extract_record
-from policy import Policy, Tri, evaluate
+from policy import Policy, Tri, evaluate, load_policy
+from service import create_app
+from tests.hooks import hook_request
 from valuesets import ValueSetLibrary
 
 # Days the demo data is resolved against: today-ish, a leap day, and after the policy's review.
@@ -41,6 +43,7 @@ KEY_CRITERIA: dict[str, dict[str, Tri]] = {
     "us-t1-poor-adherence": {"hba1c-above-69-with-poor-adherence": Tri.MET},
     "us-t2-bid-no-specialist": {"needle-phobia": Tri.MET, "insulin-more-than-once-daily": Tri.MET},
     "us-prediabetes": {"type-2-diabetes": Tri.NOT_MET},
+    "t1-on-pump": {"nice-pump-criteria": Tri.MET},
 }
 
 PATIENTS = demo.list_patients()
@@ -151,3 +154,41 @@ def test_lookup_by_name_or_id_and_unknown_names() -> None:
     assert demo.get_patient("no-diabetes") == demo.get_patient("iport-demo-no-diabetes")
     with pytest.raises(demo.DemoError, match="no demo patient"):
         demo.get_patient("nobody")
+
+
+# -- the second policy: NICE insulin pump therapy -------------------------------------------------
+PUMP = load_policy("nice-insulin-pump")
+
+
+def test_the_pump_policy_has_demo_patients_for_each_case() -> None:
+    pump = {(p.expected_pump_outcome, p.expected_pump_card) for p in PATIENTS}
+    assert ("meets-criteria", True) in pump  # a prompt
+    assert ("meets-criteria", False) in pump  # criteria met but already on a pump: silent
+    assert ("insufficient-information", False) in pump
+    assert ("does-not-meet-criteria", False) in pump
+    assert all(p.expected_pump_outcome for p in PATIENTS)
+
+
+@pytest.mark.parametrize("today", DAYS, ids=str)
+@pytest.mark.parametrize("patient", PATIENTS, ids=lambda p: p.name)
+def test_the_pump_policy_and_its_card_agree_with_the_declared_outcome(
+    patient: demo.DemoPatient, today: date, vsl: ValueSetLibrary
+) -> None:
+    resources = demo.bundle_resources(patient.bundle(today))
+    record = extract_record(
+        resources, vsl, patient_id=patient.patient_id, criteria_system=PUMP.info.criteria_system
+    )
+    assert evaluate(PUMP, record, today).outcome.value == patient.expected_pump_outcome
+    app = create_app(
+        {
+            "REQUIRE_AUTH": False,
+            "CLOCK": lambda: datetime(today.year, today.month, today.day, 12, tzinfo=UTC),
+        }
+    )
+    body = hook_request("patient-view", resources=resources, patient_id=patient.patient_id)
+    cards = (
+        app.test_client()
+        .post("/cds-services/nice-insulin-pump-patient-view", json=body)
+        .json["cards"]
+    )
+    assert bool(cards) is patient.expected_pump_card

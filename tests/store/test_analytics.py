@@ -421,3 +421,31 @@ def test_purge_before_reports_counts(make_app: AppFactory, database_url: str) ->
     left: dict[str, Any] = s.counts()
     assert left["audit_event"] == 2
     assert left["feedback"] == 2
+
+
+def test_figures_split_by_policy(make_app: AppFactory, database_url: str) -> None:
+    app = make_app(database_url)
+    s = store_of(app)
+    seed(s)
+    met = [("nice-pump-criteria", "met", True)]
+    pump = evaluation(
+        D2, "meets-criteria", "p1", met, 8, 0, 0.0, 5, service="nice-insulin-pump-patient-view"
+    )
+    s.record(pump)
+    assert s.flush(10)
+    with app.test_client() as client:
+        everything = client.get("/analytics.json?from=2026-11-01&to=2026-11-20").json
+        pump_only = client.get(
+            "/analytics.json?from=2026-11-01&to=2026-11-20&policy=nice-insulin-pump"
+        ).json
+        iport_only = client.get(
+            "/analytics.json?from=2026-11-01&to=2026-11-20&policy=hny-iport-advance"
+        ).json
+        bad = client.get("/analytics.json?policy=nope")
+    assert everything["totals"]["evaluations"] == 5
+    assert pump_only["totals"]["evaluations"] == 1
+    assert pump_only["policy"] == "nice-insulin-pump"
+    assert iport_only["totals"]["evaluations"] == 4
+    assert everything["byPolicy"]["nice-insulin-pump"]["cards"] == 1
+    assert everything["byPolicy"]["hny-iport-advance"]["cards"] == 3
+    assert bad.status_code == 400
