@@ -159,19 +159,30 @@ def _result(spec: CriterionSpec, result: Tri, reason: str, **kw: Any) -> Criteri
 
 
 # -- rules ---------------------------------------------------------------------------------------
+def _recorded_or_not_met(
+    record: PatientRecord, spec: CriterionSpec, ctx: Context, met: str, absent: str
+) -> CriterionResult:
+    """Met by any record in the value set (``met`` names the earliest); absence is *not met*."""
+    found = _recent(record.findings_in(spec.params["valueSet"]), None, ctx.today)
+    if not found:
+        return _result(spec, Tri.NOT_MET, absent)
+    first = min(found, key=lambda f: (f.date or date.max, f.ref))
+    what = f"{first.display or first.matched_on} ({_fmt(first.date)})"
+    return _result(
+        spec, Tri.MET, met.format(what=what), evidence=tuple(finding_evidence(f) for f in found)
+    )
+
+
 @rule("diagnosis")
 def diagnosis(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
     """Met by an active, not refuted diagnosis in the value set; absence is *not met*."""
-    found = _recent(record.findings_in(spec.params["valueSet"]), None, ctx.today)
-    if found:
-        first = min(found, key=lambda f: (f.date or date.max, f.ref))
-        return _result(
-            spec,
-            Tri.MET,
-            f"{spec.title} is recorded: {first.display or first.matched_on} ({_fmt(first.date)}).",
-            evidence=tuple(finding_evidence(f) for f in found),
-        )
-    return _result(spec, Tri.NOT_MET, f"No active {spec.title.lower()} diagnosis in the record.")
+    return _recorded_or_not_met(
+        record,
+        spec,
+        ctx,
+        f"{spec.title} is recorded: {{what}}.",
+        f"No active {spec.title.lower()} diagnosis in the record.",
+    )
 
 
 @rule("age-at-least")
@@ -436,13 +447,6 @@ def recorded(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Criter
     For facts a record reliably holds when true (a pump is started and reviewed by a
     specialist service), unlike findings whose absence means little.
     """
-    found = _recent(record.findings_in(spec.params["valueSet"]), None, ctx.today)
-    if found:
-        latest = max(found, key=lambda f: (f.date or date.min, f.ref))
-        return _result(
-            spec,
-            Tri.MET,
-            f"Recorded: {latest.display or latest.matched_on} ({_fmt(latest.date)}).",
-            evidence=tuple(finding_evidence(f) for f in found),
-        )
-    return _result(spec, Tri.NOT_MET, f"No record of {spec.title.lower()}.")
+    return _recorded_or_not_met(
+        record, spec, ctx, "Recorded: {what}.", f"No record of {spec.title.lower()}."
+    )
