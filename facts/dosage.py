@@ -185,21 +185,33 @@ def dosage_per_day(dosage: Mapping[str, Any]) -> tuple[float | None, str]:
 
 
 def injections_per_day(dosages: Sequence[Any]) -> tuple[float | None, str]:
-    """Total injections per day over all dosage instructions (split doses add up).
+    """Injections per day over a prescription's dosage instructions.
 
-    None when there is no dosage, or any instruction does not state its frequency: a
-    partial count would understate the total.
+    Instructions with the same ``sequence`` (or none) run together, so split doses add up
+    ("8 units in the morning" + "6 units at night" = 2); different sequences run one after
+    another ("10 units daily for 7 days, then 12 units daily"), so the busiest step counts.
+    None when there is no dosage, or any instruction in a step does not state its frequency:
+    a partial count would understate that step.
     """
     dosages = [d for d in dosages if isinstance(d, dict)]
     if not dosages:
         return None, "no dosage instruction"
-    total = 0.0
-    sources = []
+    steps: dict[object, list[Mapping[str, Any]]] = {}
     for d in dosages:
-        per_day, source = dosage_per_day(d)
-        if per_day is None:
-            text = d.get("text")
-            return None, f"dosage '{text}' states no frequency" if text else "no frequency"
-        total += per_day
-        sources.append(source)
-    return total, "; ".join(sources)
+        sequence = d.get("sequence")
+        steps.setdefault(sequence if isinstance(sequence, int) else None, []).append(d)
+    best: tuple[float, str] | None = None
+    for step in steps.values():
+        total = 0.0
+        sources = []
+        for d in step:
+            per_day, source = dosage_per_day(d)
+            if per_day is None:
+                text = d.get("text")
+                return None, f"dosage '{text}' states no frequency" if text else "no frequency"
+            total += per_day
+            sources.append(source)
+        if best is None or total > best[0]:
+            best = (total, "; ".join(sources))
+    assert best is not None
+    return best

@@ -7,9 +7,10 @@ Which statuses count is the policy-interpretation document's "Facts" section.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -50,6 +51,13 @@ REFERRAL_OK = frozenset({"active", "completed"})
 ORDER_ACTIVE = frozenset({"active"})
 
 
+# Supplies that carry the word "insulin" (or a brand) in their name but are not insulin.
+_INSULIN_DEVICE = re.compile(
+    r"\b(needles?|syringes?|lancets?|strips?|sharps|reservoirs?|infusion sets?|cannulae?|pumps?"
+    r"|pen(?!.*\bunits?\b))\b"
+)
+
+
 class Malformed(Exception):
     """A resource does not have the shape FHIR R4 gives it; the message says where."""
 
@@ -83,11 +91,11 @@ def _opt_str(parent: Mapping[str, Any], key: str) -> str | None:
     return value
 
 
-def parse_fhir_date(value: Any, where: str = "date") -> date | None:
-    """A FHIR date / dateTime / instant as a calendar date in Europe/London.
+def parse_fhir_instant(value: Any, where: str = "date") -> datetime | None:
+    """A FHIR date / dateTime / instant as an aware moment (UTC).
 
-    Partial dates ("2025", "2025-06") give the first day they allow. Raises Malformed on
-    anything that is not a FHIR date.
+    A date without a time is midnight in Europe/London; partial dates ("2025", "2025-06")
+    give the first day they allow. Raises Malformed on anything that is not a FHIR date.
     """
     if value is None:
         return None
@@ -95,17 +103,29 @@ def parse_fhir_date(value: Any, where: str = "date") -> date | None:
         raise Malformed(f"{where} is not a FHIR date")
     try:
         if len(value) == 4:
-            return date(int(value), 1, 1)
-        if len(value) == 7:
-            return date(int(value[:4]), int(value[5:7]), 1)
-        if len(value) == 10:
-            return date.fromisoformat(value)
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
+            moment = datetime(int(value), 1, 1)
+        elif len(value) == 7:
+            moment = datetime(int(value[:4]), int(value[5:7]), 1)
+        elif len(value) == 10:
+            moment = datetime.fromisoformat(value)
+        else:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=LONDON)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise Malformed(f"{where} {value!r} is not a FHIR date") from exc
-    if moment.tzinfo is None:
-        return moment.date()
-    return moment.astimezone(LONDON).date()
+
+
+def parse_fhir_date(value: Any, where: str = "date") -> date | None:
+    """A FHIR date / dateTime / instant as a calendar date in Europe/London (see above)."""
+    moment = parse_fhir_instant(value, where)
+    if moment is None:
+        return None
+    try:
+        return moment.astimezone(LONDON).date()
+    except OverflowError as exc:
+        raise Malformed(f"{where} {value!r} is out of range") from exc
 
 
 def parse_birth_date(value: str) -> BirthDate:
@@ -193,6 +213,7 @@ class _Extractor:
         self.hba1c: list[HbA1cResult] = []
         self.insulin: list[InsulinOrder] = []
         self.confirmations: list[Confirmation] = []
+        self.hba1c_unusable: list[tuple[str, date]] = []
         self.orders: list[Order] = []
         self.warnings: list[str] = []
         self.birth: BirthDate | None = None
@@ -215,7 +236,7 @@ class _Extractor:
                 self.warnings.append(f"{ref} skipped: it belongs to another patient.")
                 return
             handler(resource, ref)
-        except (Malformed, TypeError, ValueError, KeyError, AttributeError) as exc:
+        except (Malformed, TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
             self.warnings.append(f"{ref} skipped: malformed ({_short(exc)}).")
 
     def _belongs_to_patient(self, resource: Mapping[str, Any]) -> bool:
@@ -232,6 +253,16 @@ class _Extractor:
                     f"/Patient/{self.patient_id}"
                 )
         return True
+
+    def _names_this_patient(self, resource: Mapping[str, Any]) -> bool:
+        """True only when ``subject`` is a literal reference to the context patient."""
+        subject = resource.get("subject")
+        reference = subject.get("reference") if isinstance(subject, dict) else None
+        if not isinstance(reference, str) or not self.patient_id:
+            return False
+        return reference == f"Patient/{self.patient_id}" or reference.endswith(
+            f"/Patient/{self.patient_id}"
+        )
 
     # -- resource handlers --------------------------------------------------------------------
     def _Patient(self, r: Mapping[str, Any], ref: str) -> None:
@@ -310,59 +341,62 @@ class _Extractor:
         if hba1c is not None:
             self._hba1c(r, ref, hba1c, when)
             return
-        if r.get("valueBoolean") is False:
-            return  # "finding: absent"
+        if _answers_no(r):
+            return  # "finding: absent" / "No" / "Negative": the record denies it
         self._add_findings(ref, _display(code), matches, when)
         if value is not None:
             self._finding(r, ref, value, when)
 
     def _confirmation(self, r: Mapping[str, Any], ref: str, codings: list[dict[str, Any]]) -> None:
         criterion = next(
-            str(c["code"])
-            for c in codings
-            if c.get("system") == self.criteria_system and isinstance(c.get("code"), str)
+            (
+                c["code"]
+                for c in codings
+                if c.get("system") == self.criteria_system and isinstance(c.get("code"), str)
+            ),
+            None,
         )
+        if criterion is None:
+            raise Malformed("confirmation code is not a string")
+        if not self._names_this_patient(r):
+            # A clinician's judgement must be attributable to this patient by reference.
+            self.warnings.append(f"{ref} skipped: a confirmation must reference the patient.")
+            return
         value = r.get("valueBoolean")
         if not isinstance(value, bool):
             raise Malformed("confirmation has no valueBoolean")
-        when = _observation_date(r)
-        if when is None:
+        at = _observation_instant(r)
+        if at is None:
             self.warnings.append(f"{ref} skipped: a confirmation must be dated.")
             return
+        when = _observation_date(r)
+        assert when is not None
         performer = None
         for p in _list(r, "performer"):
             p = _obj(p, "performer")
             performer = _opt_str(p, "display") or _opt_str(p, "reference")
             if performer:
                 break
-        self.confirmations.append(Confirmation(ref, criterion, value, when, performer))
+        self.confirmations.append(Confirmation(ref, criterion, value, when, performer, at))
 
     def _hba1c(self, r: Mapping[str, Any], ref: str, match: _Match, when: date | None) -> None:
         if when is None:
             self.warnings.append(f"{ref} skipped: HbA1c result has no date.")
             return
-        quantity = _opt_obj(r, "valueQuantity")
-        if quantity is None:
-            self.warnings.append(f"{ref} skipped: HbA1c result has no numeric value.")
-            return
-        value = quantity.get("value")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise Malformed("valueQuantity.value is not a number")
-        if quantity.get("comparator") is not None:
-            self.warnings.append(
-                f"{ref} skipped: HbA1c result is a bound ({quantity['comparator']})."
-            )
-            return
-        unit = _hba1c_unit(quantity, match.concept)
-        if unit == "mmol/mol":
-            mmol = float(value)
-        elif unit == "%":
-            mmol = (float(value) - 2.15) * 10.929
-        else:
-            self.warnings.append(f"{ref} skipped: HbA1c unit {unit!r} is not mmol/mol or %.")
-            return
-        shown = f"{value:g} {unit}"
-        self.hba1c.append(HbA1cResult(ref, round(mmol, 1), shown, when))
+        problem = None
+        try:
+            result = _hba1c_value(r, ref, match, when)
+            if isinstance(result, str):
+                problem = result
+            else:
+                self.hba1c.append(result)
+        except (Malformed, TypeError, ValueError) as exc:
+            problem = f"malformed ({_short(exc)})"
+        if problem:
+            # Remembered: an unusable result newer than every usable one must not let an
+            # older result decide (the newest may be the one that matters).
+            self.hba1c_unusable.append((ref, when))
+            self.warnings.append(f"{ref} skipped: HbA1c {problem}.")
 
     def _medication_concept(self, r: Mapping[str, Any]) -> dict[str, Any] | None:
         concept = _opt_obj(r, "medicationCodeableConcept")
@@ -402,6 +436,9 @@ class _Extractor:
         insulin = next((m for m in matches if m.value_set == INSULIN), None)
         if insulin is None:
             return
+        display = _display(concept)
+        if insulin.matched_by == "term" and _INSULIN_DEVICE.search(display.lower()):
+            return  # "insulin pen needles", "insulin syringe": supplies, not insulin
         per_day, source = injections_per_day(_list(r, "dosageInstruction"))
         action = insulin.concept.insulin_action if insulin.concept else None
         self.insulin.append(
@@ -413,6 +450,11 @@ class _Extractor:
                 frequency_from=source,
                 date=parse_fhir_date(r.get("authoredOn"), "authoredOn"),
                 matched_by=insulin.matched_by,
+                product=(
+                    f"{insulin.concept.system}|{insulin.concept.code}"
+                    if insulin.concept
+                    else " ".join(display.lower().split()) or ref
+                ),
             )
         )
 
@@ -432,6 +474,7 @@ class _Extractor:
             birth_date=self.birth,
             findings=tuple(self.findings),
             hba1c=tuple(self.hba1c),
+            hba1c_unusable=tuple(self.hba1c_unusable),
             insulin=tuple(self.insulin),
             confirmations=tuple(self.confirmations),
             iport_orders=tuple(o for o in self.orders if o.status in ORDER_ACTIVE),
@@ -439,7 +482,33 @@ class _Extractor:
         )
 
 
-def _observation_date(r: Mapping[str, Any]) -> date | None:
+# SNOMED CT answers meaning the finding is not there: No, Negative, Absent, Not present.
+_NO_ANSWERS = frozenset({"373067005", "260385009", "2667000", "410594000"})
+_NO_WORDS = frozenset({"no", "none", "nil", "negative", "absent", "not present", "denies", "false"})
+
+
+def _answers_no(r: Mapping[str, Any]) -> bool:
+    """True when an Observation's value says its coded finding is absent."""
+    if r.get("valueBoolean") is False:
+        return True
+    text = r.get("valueString")
+    if isinstance(text, str) and " ".join(text.lower().split()).strip(" .") in _NO_WORDS:
+        return True
+    concept = r.get("valueCodeableConcept")
+    if isinstance(concept, dict):
+        for c in concept.get("coding") or []:
+            if isinstance(c, dict) and c.get("code") in _NO_ANSWERS:
+                return True
+        words = [concept.get("text")] + [
+            c.get("display") for c in concept.get("coding") or [] if isinstance(c, dict)
+        ]
+        for w in words:
+            if isinstance(w, str) and " ".join(w.lower().split()).strip(" .") in _NO_WORDS:
+                return True
+    return False
+
+
+def _observation_instant(r: Mapping[str, Any]) -> datetime | None:
     period = _opt_obj(r, "effectivePeriod") or {}
     for value, where in (
         (r.get("effectiveDateTime"), "effectiveDateTime"),
@@ -448,10 +517,38 @@ def _observation_date(r: Mapping[str, Any]) -> date | None:
         (period.get("start"), "effectivePeriod.start"),
         (r.get("issued"), "issued"),
     ):
-        when = parse_fhir_date(value, where)
+        when = parse_fhir_instant(value, where)
         if when is not None:
             return when
     return None
+
+
+def _observation_date(r: Mapping[str, Any]) -> date | None:
+    moment = _observation_instant(r)
+    try:
+        return moment.astimezone(LONDON).date() if moment else None
+    except OverflowError as exc:
+        raise Malformed("the observation's date is out of range") from exc
+
+
+def _hba1c_value(r: Mapping[str, Any], ref: str, match: _Match, when: date) -> HbA1cResult | str:
+    """The result in IFCC mmol/mol, or why it cannot be used."""
+    quantity = _opt_obj(r, "valueQuantity")
+    if quantity is None:
+        return "result has no numeric value"
+    value = quantity.get("value")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Malformed("valueQuantity.value is not a number")
+    if quantity.get("comparator") is not None:
+        return f"result is a bound ({quantity['comparator']})"
+    unit = _hba1c_unit(quantity, match.concept)
+    if unit == "mmol/mol":
+        mmol = float(value)
+    elif unit == "%":
+        mmol = (float(value) - 2.15) * 10.929
+    else:
+        return f"unit {unit!r} is not mmol/mol or %"
+    return HbA1cResult(ref, round(mmol, 1), f"{value:g} {unit}", when, _observation_instant(r))
 
 
 def _hba1c_unit(quantity: Mapping[str, Any], concept: Concept | None) -> str | None:
@@ -495,7 +592,7 @@ def extract_record(
     for r, ref in ex.pending_medication_requests:
         try:
             ex._finish_medication_request(r, ref)
-        except (Malformed, TypeError, ValueError, KeyError, AttributeError) as exc:
+        except (Malformed, TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
             ex.warnings.append(f"{ref} skipped: malformed ({_short(exc)}).")
     return ex.record()
 
@@ -507,6 +604,6 @@ def order_is_iport(resource: Any, vsl: ValueSetLibrary) -> Order | None:
     for r, ref in ex.pending_medication_requests:
         try:
             ex._order_if_iport(r, ref, ex._medication_concept(r))
-        except (Malformed, TypeError, ValueError, KeyError, AttributeError):
+        except (Malformed, TypeError, ValueError, KeyError, AttributeError, OverflowError):
             return None
     return ex.orders[0] if ex.orders else None

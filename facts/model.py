@@ -6,7 +6,7 @@ Every fact keeps ``ref`` ("Condition/abc") so a decision can cite where it came 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
 
 MatchedBy = Literal["code", "term"]
@@ -34,6 +34,7 @@ class HbA1cResult:
     mmol_mol: float  # IFCC; DCCT % results are converted
     original: str  # as recorded, e.g. "8.4 %"
     date: date
+    at: datetime | None = None  # the moment, to order same-day results
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,9 @@ class InsulinOrder:
     frequency_from: str  # which part of the dosage gave the count, for the reason
     date: date | None
     matched_by: MatchedBy
+    product: str = (
+        ""  # "system|code" of the product, or its normalised name: what a re-issue shares
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,7 @@ class Confirmation:
     value: bool
     date: date
     performer: str | None
+    at: datetime | None = None  # the moment recorded, to order same-day confirmations
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +90,7 @@ class PatientRecord:
     birth_date: BirthDate | None
     findings: tuple[Finding, ...] = ()
     hba1c: tuple[HbA1cResult, ...] = ()
+    hba1c_unusable: tuple[tuple[str, date], ...] = ()  # (ref, date) of dated, unusable results
     insulin: tuple[InsulinOrder, ...] = ()
     confirmations: tuple[Confirmation, ...] = ()
     iport_orders: tuple[Order, ...] = ()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import calendar
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from facts.model import Finding, HbA1cResult, InsulinOrder, PatientRecord
@@ -92,11 +92,48 @@ def _window(params: Mapping[str, Any], key: str, today: date) -> date | None:
     return months_before(today, int(months)) if months is not None else None
 
 
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
 def latest_hba1c(record: PatientRecord, ctx: Context) -> HbA1cResult | None:
     """The most recent HbA1c within the lookback; results after today are ignored."""
     since = months_before(ctx.today, ctx.hba1c_lookback_months)
     usable = [h for h in record.hba1c if since <= h.date <= ctx.today]
-    return max(usable, key=lambda h: (h.date, h.ref)) if usable else None
+    return max(usable, key=lambda h: (h.date, h.at or _EARLIEST, h.ref)) if usable else None
+
+
+def _latest_or_unknown(
+    record: PatientRecord, spec: CriterionSpec, ctx: Context
+) -> HbA1cResult | CriterionResult:
+    """The latest usable HbA1c, or the *unknown* result that says why there is none to use.
+
+    An unreadable result newer than every readable one blocks the older ones: the newest
+    result is the one the policy reads, and it cannot be read.
+    """
+    latest = latest_hba1c(record, ctx)
+    since = months_before(ctx.today, ctx.hba1c_lookback_months)
+    newer_unusable = sorted(
+        (d, ref)
+        for ref, d in record.hba1c_unusable
+        if since <= d <= ctx.today and (latest is None or d > latest.date)
+    )
+    if newer_unusable:
+        d, ref = newer_unusable[-1]
+        return _result(
+            spec,
+            Tri.UNKNOWN,
+            f"The newest HbA1c ({ref}, {d.isoformat()}) could not be read; an older result "
+            "must not decide.",
+            missing="a readable HbA1c result",
+        )
+    if latest is None:
+        return _result(
+            spec,
+            Tri.UNKNOWN,
+            f"No HbA1c result in the last {ctx.hba1c_lookback_months} months.",
+            missing="an HbA1c result",
+        )
+    return latest
 
 
 _SYMBOL = {">=": "≥", ">": ">"}
@@ -110,32 +147,33 @@ def _compare(value: float, op: str, threshold: float) -> bool:
     raise ValueError(f"unsupported comparison {op!r}")
 
 
-def insulin_injections(record: PatientRecord) -> tuple[float | None, list[Evidence], str]:
-    """Total insulin injections a day over active prescriptions.
+def insulin_injections(record: PatientRecord) -> tuple[float, bool, list[Evidence], str]:
+    """Insulin injections a day over active prescriptions: (known total, some unknown, evidence,
+    how it was counted).
 
-    The same product prescribed twice (a re-issue) counts once, at its higher frequency.
-    Returns (total or None if any prescription's frequency is unknown, evidence, how).
+    Each *kind* of insulin counts once, at its highest stated frequency: the same product
+    issued twice, or two products of the same action (two basal insulins are a switch or a
+    duplicate, not two regimens). A kind whose every prescription states no frequency makes the
+    total uncertain; the known part can still reach a threshold, never exceed the truth.
     """
-    per_product: dict[str, InsulinOrder] = {}
-    unknown: list[InsulinOrder] = []
+    known: dict[str, InsulinOrder] = {}
+    unstated: dict[str, InsulinOrder] = {}
     for o in record.insulin:
+        kind = o.action if o.action != "unknown" else o.product
         if o.injections_per_day is None:
-            unknown.append(o)
+            unstated.setdefault(kind, o)
             continue
-        key = o.display.strip().lower() or o.ref
-        best = per_product.get(key)
+        best = known.get(kind)
         if best is None or (best.injections_per_day or 0) < o.injections_per_day:
-            per_product[key] = o
-    evidence = [insulin_evidence(o) for o in [*per_product.values(), *unknown]]
-    total = sum(o.injections_per_day or 0 for o in per_product.values())
-    parts = " + ".join(f"{o.injections_per_day:g}" for o in per_product.values())
-    if unknown:
-        return (
-            None,
-            evidence,
-            f"known {parts or '0'}/day; {len(unknown)} prescription(s) state no frequency",
-        )
-    return total, evidence, f"{parts} = {total:g}/day" if len(per_product) > 1 else f"{total:g}/day"
+            known[kind] = o
+    unstated = {k: o for k, o in unstated.items() if k not in known}
+    evidence = [insulin_evidence(o) for o in [*known.values(), *unstated.values()]]
+    total = sum(o.injections_per_day or 0 for o in known.values())
+    parts = " + ".join(f"{o.injections_per_day:g}" for o in known.values())
+    how = f"{parts} = {total:g}/day" if len(known) > 1 else f"{total:g}/day"
+    if unstated:
+        how = f"known {how}; {len(unstated)} prescription(s) state no frequency"
+    return total, bool(unstated), evidence, how
 
 
 def _injections_at_least(record: PatientRecord, minimum: float) -> tuple[Tri, list[Evidence], str]:
@@ -145,13 +183,10 @@ def _injections_at_least(record: PatientRecord, minimum: float) -> tuple[Tri, li
             [],
             "no active insulin prescription in the record (it may be prescribed elsewhere)",
         )
-    total, evidence, how = insulin_injections(record)
-    if total is None:
-        known = sum(o.injections_per_day or 0 for o in record.insulin)
-        if known >= minimum:
-            return Tri.MET, evidence, how
-        return Tri.UNKNOWN, evidence, how
-    return (Tri.MET if total >= minimum else Tri.NOT_MET), evidence, how
+    total, some_unstated, evidence, how = insulin_injections(record)
+    if total >= minimum:
+        return Tri.MET, evidence, how
+    return (Tri.UNKNOWN if some_unstated else Tri.NOT_MET), evidence, how
 
 
 def _result(spec: CriterionSpec, result: Tri, reason: str, **kw: Any) -> CriterionResult:
@@ -164,6 +199,10 @@ def _recorded_or_not_met(
 ) -> CriterionResult:
     """Met by any record in the value set (``met`` names the earliest); absence is *not met*."""
     found = _recent(record.findings_in(spec.params["valueSet"]), None, ctx.today)
+    if spec.params.get("codedOnly"):
+        found = [f for f in found if f.matched_by == "code"]
+    excluded = tuple(f"{t}/" for t in spec.params.get("excludeResourceTypes", ()))
+    found = [f for f in found if not f.ref.startswith(excluded)] if excluded else found
     if not found:
         return _result(spec, Tri.NOT_MET, absent)
     first = min(found, key=lambda f: (f.date or date.max, f.ref))
@@ -295,14 +334,9 @@ def hba1c_on_mdi(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
         str(p["comparison"]),
         float(p["minInjectionsPerDay"]),
     )
-    latest = latest_hba1c(record, ctx)
-    if latest is None:
-        return _result(
-            spec,
-            Tri.UNKNOWN,
-            f"No HbA1c result in the last {ctx.hba1c_lookback_months} months.",
-            missing="an HbA1c result",
-        )
+    latest = _latest_or_unknown(record, spec, ctx)
+    if isinstance(latest, CriterionResult):
+        return latest
     ev = [hba1c_evidence(latest)]
     if not _compare(latest.mmol_mol, op, threshold):
         return _result(
@@ -339,14 +373,9 @@ def hba1c_with_finding(record: PatientRecord, spec: CriterionSpec, ctx: Context)
     """Latest HbA1c above the threshold *and* a documented finding (e.g. non-adherence)."""
     p = spec.params
     threshold, op = float(p["threshold"]), str(p["comparison"])
-    latest = latest_hba1c(record, ctx)
-    if latest is None:
-        return _result(
-            spec,
-            Tri.UNKNOWN,
-            f"No HbA1c result in the last {ctx.hba1c_lookback_months} months.",
-            missing="an HbA1c result",
-        )
+    latest = _latest_or_unknown(record, spec, ctx)
+    if isinstance(latest, CriterionResult):
+        return latest
     ev = [hba1c_evidence(latest)]
     if not _compare(latest.mmol_mol, op, threshold):
         return _result(
@@ -426,7 +455,7 @@ def confirmation_result(
     ]
     if not mine:
         return None
-    c = max(mine, key=lambda c: (c.date, c.ref))
+    c = max(mine, key=lambda c: (c.date, c.at or _EARLIEST, c.ref))
     who = c.performer or "a clinician"
     verdict = "met" if c.value else "not met"
     ev = Evidence(
@@ -445,7 +474,9 @@ def recorded(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Criter
     """Met by a record in the value set; absence is *not met* (e.g. no insulin pump recorded).
 
     For facts a record reliably holds when true (a pump is started and reviewed by a
-    specialist service), unlike findings whose absence means little.
+    specialist service), unlike findings whose absence means little. ``codedOnly`` ignores
+    term matches and ``excludeResourceTypes`` e.g. referrals: "referral for insulin pump
+    assessment" is not a pump.
     """
     return _recorded_or_not_met(
         record, spec, ctx, "Recorded: {what}.", f"No record of {spec.title.lower()}."

@@ -229,29 +229,49 @@ def _evaluate_expr(expr: Expr, results: Mapping[str, CriterionResult]) -> Tri:
     return _evaluate_expr(arg, results).negate()
 
 
+def _deciding_leaves(
+    expr: Expr, value: Tri, results: Mapping[str, CriterionResult]
+) -> list[tuple[str, bool]]:
+    """The criteria that give ``expr`` its ``value``: (criterion id, negated) pairs.
+
+    For *met*: the branch that met it (the first met alternative of an "any"); for *not met*:
+    the parts that failed; for *unknown*: only the unknowns that could still change it, so an
+    under-12's card does not ask about the adult route.
+    """
+    if isinstance(expr, str):
+        return [(expr, False)] if results[expr].result is value else []
+    ((op, arg),) = expr.items()
+    if op == "not":
+        inner = _deciding_leaves(arg, value.negate(), results)
+        return [(i, not negated) for i, negated in inner]
+    children = [(e, _evaluate_expr(e, results)) for e in arg]
+    if value is Tri.MET and op == "any":
+        children = [next(c for c in children if c[1] is Tri.MET)]
+    elif value is Tri.NOT_MET and op == "all":
+        children = [c for c in children if c[1] is Tri.NOT_MET][:1]
+    return [leaf for e, v in children if v is value for leaf in _deciding_leaves(e, value, results)]
+
+
 def _derived_result(
     d: DerivedSpec, policy: Policy, results: Mapping[str, CriterionResult]
 ) -> CriterionResult:
     value = _evaluate_expr(d.expression, results)
-    ids = list(dict.fromkeys(_expr_ids(d.expression)))
-    met = [i for i in ids if results[i].result is Tri.MET]
-    unknown = [i for i in ids if results[i].result is Tri.UNKNOWN]
-    if value is Tri.MET:
-        reason = "Met through: " + "; ".join(policy.title_of(i) for i in met) + "."
-    elif value is Tri.NOT_MET:
-        reason = (
-            "Not met: "
-            + "; ".join(f"{policy.title_of(i)} ({results[i].result.value})" for i in ids)
-            + "."
-        )
-    else:
-        reason = (
-            "Unknown until these are known: " + "; ".join(policy.title_of(i) for i in unknown) + "."
-        )
+    leaves = list(dict.fromkeys(_deciding_leaves(d.expression, value, results)))
+
+    def label(cid: str, negated: bool) -> str:
+        title = policy.title_of(cid)
+        return f"{title}: {results[cid].result.value.replace('-', ' ')}" if negated else title
+
+    names = "; ".join(label(i, n) for i, n in leaves)
+    reason = {
+        Tri.MET: f"Met through: {names}.",
+        Tri.NOT_MET: f"Not met: {names}.",
+        Tri.UNKNOWN: f"Unknown until these are known: {names}.",
+    }[value]
     evidence: list[Evidence] = []
     if value is Tri.MET:
-        for i in met:
-            evidence.extend(e for e in results[i].evidence if e not in evidence)
+        for cid, _ in leaves:  # a "not" branch cites what it rests on (e.g. the birth date)
+            evidence.extend(e for e in results[cid].evidence if e not in evidence)
     return CriterionResult(d.id, d.title, value, reason, tuple(evidence), confirmable=d.confirmable)
 
 

@@ -120,6 +120,12 @@ _NEGATIONS = (
     "resolved",
 )
 _NEGATION_WINDOW_WORDS = 4
+# "Needle phobia: denies", "needle phobia - none", "... screen negative": a negation word
+# shortly after the term also denies it. Erring this way makes a finding unknown, not met.
+_NEGATED_AFTER = frozenset(
+    {"no", "none", "nil", "not", "denies", "denied", "negative", "absent", "resolved", "never"}
+)
+_NEGATION_AFTER_WORDS = 3
 
 
 @dataclass(frozen=True)
@@ -160,8 +166,8 @@ class TermMatcher:
         hits: list[TermHit] = []
         for m in self._pattern.finditer(norm):
             before = norm[: m.start()].split()[-_NEGATION_WINDOW_WORDS:]
-            after = norm[m.end() :].split()[:2]
-            if self._negation.search(" ".join(before)) or "resolved" in after:
+            after = norm[m.end() :].split()[:_NEGATION_AFTER_WORDS]
+            if self._negation.search(" ".join(before)) or _NEGATED_AFTER.intersection(after):
                 continue
             hits.extend(TermHit(vs, m.group(0)) for vs in sorted(self._by_term[m.group(0)]))
         return tuple(hits)

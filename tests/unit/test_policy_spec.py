@@ -437,3 +437,131 @@ def test_thresholds_are_configurable(decide: Decide) -> None:
     d = decide(patient(), condition(T1DM), hba1c(72), *MDI, policy=stricter)
     assert result(d, "hba1c-69-or-above-on-mdi") is Tri.NOT_MET
     assert any("6 months" in a for a in stricter.assumptions)
+
+
+# -- Found in review: each of these once let the service claim more than the record shows ----------
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Needle phobia: denies",
+        "Needle phobia - none",
+        "fear of needles? no",
+        "Needle phobia screen negative",
+    ],
+)
+def test_a_negation_after_the_term_denies_it(decide: Decide, text: str) -> None:
+    d = decide(patient(), condition(T1DM), observation_finding(text=text))
+    assert result(d, "needle-phobia") is Tri.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {
+            "valueCodeableConcept": {
+                "coding": [{"system": "http://snomed.info/sct", "code": "373067005"}]
+            }
+        },
+        {"valueCodeableConcept": {"text": "No"}},
+        {"valueString": "none"},
+        {"valueBoolean": False},
+    ],
+)
+def test_an_observation_answering_no_is_not_the_finding(
+    decide: Decide, value: dict[str, Any]
+) -> None:
+    o = observation_finding(LIPO)
+    o.update(value)
+    assert result(decide(patient(), condition(T1DM), o), "lipohypertrophy") is Tri.UNKNOWN
+
+
+def test_a_reissued_product_counts_once_even_beside_an_unstated_frequency(decide: Decide) -> None:
+    glargine = ("http://snomed.info/sct", "126212009", "Insulin glargine")
+    d = decide(
+        patient(),
+        condition(T2DM),
+        insulin(glargine, text="10 units once daily"),
+        insulin(glargine, text="10 units once daily"),
+        insulin(text="as directed"),  # aspart: frequency unstated
+    )
+    assert result(d, "insulin-more-than-once-daily") is Tri.UNKNOWN  # known: 1/day
+
+
+def test_the_same_code_issued_twice_without_a_display_counts_once(decide: Decide) -> None:
+    a, b = insulin(text="once daily"), insulin(text="once daily")
+    for m in (a, b):
+        del m["medicationCodeableConcept"]["text"]
+        del m["medicationCodeableConcept"]["coding"][0]["display"]
+    assert (
+        result(decide(patient(), condition(T2DM), a, b), "insulin-more-than-once-daily")
+        is Tri.NOT_MET
+    )
+
+
+def test_dosage_steps_that_follow_one_another_are_not_added(decide: Decide) -> None:
+    m = insulin()
+    m["dosageInstruction"] = [
+        {"sequence": 1, "text": "10 units once daily for 7 days"},
+        {"sequence": 2, "text": "then 12 units once daily"},
+    ]
+    d = decide(patient(), condition(T1DM), hba1c(80), m)
+    assert result(d, "hba1c-69-or-above-on-mdi") is Tri.NOT_MET  # 1 a day, not 2
+
+
+def test_insulin_supplies_are_not_insulin(decide: Decide) -> None:
+    needles = insulin(text="up to four times a day")
+    needles["medicationCodeableConcept"] = {"text": "BD Viva insulin pen needles 4mm"}
+    d = decide(patient(), condition(T2DM), needles, insulin(text="once daily"))
+    assert result(d, "insulin-more-than-once-daily") is Tri.NOT_MET
+
+
+def test_a_newer_unreadable_hba1c_stops_an_older_one_deciding(decide: Decide) -> None:
+    bound = hba1c(130, on="2026-10-01")
+    bound["valueQuantity"]["comparator"] = ">"
+    d = decide(patient(), condition(T1DM), bound, hba1c(60, on="2026-03-01"), *MDI)
+    assert result(d, "hba1c-69-or-above-on-mdi") is Tri.UNKNOWN
+    assert result(d, "hba1c-above-69-with-poor-adherence") is Tri.UNKNOWN
+
+
+def test_same_day_confirmations_are_ordered_by_time(decide: Decide) -> None:
+    morning = confirmation("needle-phobia", True, on="2026-10-01T09:00:00Z")
+    morning["id"] = "zzz-morning"
+    afternoon = confirmation("needle-phobia", False, on="2026-10-01T15:00:00Z")
+    afternoon["id"] = "aaa-afternoon"
+    assert (
+        result(decide(patient(), condition(T1DM), morning, afternoon), "needle-phobia")
+        is Tri.NOT_MET
+    )
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [None, {"identifier": {"value": "9434765919"}}, {"reference": "urn:uuid:1234"}],
+)
+def test_a_confirmation_must_reference_this_patient(decide: Decide, subject: Any) -> None:
+    c = confirmation("mdi-impractical")
+    if subject is None:
+        del c["subject"]
+    else:
+        c["subject"] = subject
+    d = decide(patient("2018-01-01"), condition(T1DM), c)
+    assert result(d, "mdi-impractical") is Tri.UNKNOWN
+    assert any("must reference the patient" in w for w in d.warnings)
+
+
+def test_the_nice_criteria_cite_the_branch_that_met_them(decide: Decide) -> None:
+    d = decide(
+        patient("2018-01-01"), condition(T1DM), hba1c(80), *MDI, confirmation("mdi-impractical")
+    )
+    r = d.criteria["nice-pump-criteria"]
+    assert r.reason == "Met through: Aged 12 or over: not met; MDI impractical or inappropriate."
+    assert {e.ref.split("/")[0] for e in r.evidence} == {"Patient", "Observation"}
+    assert not any(e.ref.startswith("MedicationRequest") for e in r.evidence)  # adult route unused
+
+
+def test_hostile_confirmation_and_date_values_are_skipped_not_fatal(decide: Decide) -> None:
+    c = confirmation("needle-phobia")
+    c["code"]["coding"][0]["code"] = 5
+    far = hba1c(75, on="9999-12-31T23:30:00-01:00")
+    d = decide(patient(), condition(T1DM), c, far)
+    assert len(d.warnings) == 2

@@ -183,3 +183,17 @@ def test_iport_card_defers_to_the_pump_when_both_apply(client: FlaskClient) -> N
     (iport_on_pump,) = cards(client, "patient-view", [*record, on_pump()])
     assert "insulin pump therapy (TA151)" not in iport_on_pump["detail"]
     assert cards(client, "pump-patient-view", [*record, on_pump()]) == []
+
+
+def test_a_referral_for_pump_assessment_is_not_a_pump(decide: Decide) -> None:
+    referral = {
+        "resourceType": "ServiceRequest",
+        "id": "ref-1",
+        "status": "active",
+        "subject": {"reference": "Patient/pat-1"},
+        "code": {"text": "Referral for insulin pump assessment"},
+        "authoredOn": "2026-10-01",
+    }
+    d = decide(patient(), condition(T1DM), hba1c(75), *MDI, referral, policy=PUMP)
+    assert d.criteria["already-on-pump"].result is Tri.NOT_MET
+    assert d.outcome is Outcome.MEETS
