@@ -18,13 +18,27 @@ class FhirServerNotAllowed(Exception):
     """The request's fhirServer is not one this service may contact."""
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback IP address (host already lower-cased, no brackets)."""
     if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def unsafe_path(path: str) -> bool:
+    """True when ``path`` has a ``.`` or ``..`` segment, plain or percent-encoded, or an
+    encoded slash or backslash.
+
+    A prefix check on such a path means nothing: ``/tenantA/../tenantB`` starts with
+    ``/tenantA/`` but the HTTP stack (or the server) resolves it to ``/tenantB``.
+    """
+    lowered = path.lower()
+    if "%2f" in lowered or "%5c" in lowered or "\\" in lowered:
+        return True
+    return any(seg in (".", "..") for seg in lowered.replace("%2e", ".").split("/"))
 
 
 def normalise_base(url: str) -> str:
@@ -70,10 +84,14 @@ class FhirServerPolicy:
             raise FhirServerNotAllowed("fhirServer must be an http(s) URL without credentials")
         if parts.query or parts.fragment:
             raise FhirServerNotAllowed("fhirServer must be a base URL without query or fragment")
-        if parts.scheme == "http" and not (_is_loopback(host) or host in self.insecure_hosts):
+        if unsafe_path(parts.path):
+            raise FhirServerNotAllowed(
+                "fhirServer path must not contain '.' or '..' segments or encoded slashes"
+            )
+        if parts.scheme == "http" and not (is_loopback(host) or host in self.insecure_hosts):
             raise FhirServerNotAllowed("fhirServer must use https")
         base = normalise_base(fhir_server)
-        if self.any_loopback and _is_loopback(host):
+        if self.any_loopback and is_loopback(host):
             return base
         for allowed in (*self.allowed, *(normalise_base(u) for u in extra_allowed)):
             if base == allowed or base.startswith(allowed + "/"):

@@ -19,6 +19,8 @@ import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
+from fhirdata.allowlist import unsafe_path
+
 FHIR_JSON = "application/fhir+json"
 
 
@@ -94,6 +96,7 @@ class FhirClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._origin = _origin(self.base_url)
+        self._base_path = urlsplit(self.base_url).path
         self._session = session
         self._executor = executor
         self._settings = settings
@@ -133,9 +136,16 @@ class FhirClient:
 
     # -- transport ---------------------------------------------------------------------
     def _get(self, url: str, deadline: _Deadline) -> Any:
+        # A next link (or anything else) pointing elsewhere never gets our token: not another
+        # host, and not another base on the same host (another tenant's FHIR endpoint).
         if _origin(url) != self._origin:
-            # A next link (or anything else) pointing elsewhere never gets our token.
             raise FhirBadResponse("the FHIR server linked to a different host; not followed")
+        path = urlsplit(url).path
+        if unsafe_path(path) or not (
+            path in (self._base_path, self._base_path + "/")
+            or path.startswith(self._base_path + "/")
+        ):
+            raise FhirBadResponse("the FHIR server linked outside its base URL; not followed")
         return self._send("GET", url, deadline)
 
     def _send(self, method: str, url: str, deadline: _Deadline, body: bytes | None = None) -> Any:
@@ -213,12 +223,18 @@ class FhirClient:
             raise FhirBadResponse("the batch answer does not have one entry per request")
         out: dict[str, Any] = {}
         for key, entry in zip(keys, entries, strict=True):
-            status = str(((entry or {}).get("response") or {}).get("status", ""))
+            response = entry.get("response") if isinstance(entry, dict) else None
+            status = response.get("status") if isinstance(response, dict) else None
+            if not isinstance(status, str) or not status.strip():
+                raise FhirBadResponse(f"the batch entry for {key} has no response status")
+            status = status.strip()
             if not status.startswith("2"):
-                if status.startswith("404"):
+                if status.startswith("404") and "?" not in queries[key]:
+                    result.warnings.append(f"{key}: not found on the FHIR server.")
                     out[key] = None
                     continue
-                raise FhirBadResponse(f"a batch entry answered {status or 'nothing'}")
+                # A search that 404s means the server cannot search that type (as in parallel).
+                raise FhirBadResponse(f"a batch entry answered {status[:40]}")
             out[key] = entry.get("resource")
         return out
 
@@ -261,38 +277,66 @@ class FhirClient:
 def bundle_resources(
     bundle: Mapping[str, Any], key: str, warnings: list[str]
 ) -> list[dict[str, Any]]:
-    """The resources of a searchset page; OperationOutcome entries become warnings."""
+    """The resources of a searchset page; warning-level OperationOutcome entries become warnings.
+
+    Raises FhirBadResponse when the page cannot be read as the whole answer: ``entry`` is not
+    a list, an OperationOutcome is malformed, or one says ``error``/``fatal`` (the search
+    failed or is incomplete, so the entries are not all the patient's records). The message
+    names the key and the severity, never the server's text (it may quote the query).
+    """
     out: list[dict[str, Any]] = []
-    entries = bundle.get("entry") or []
-    if not isinstance(entries, list):
-        warnings.append(f"{key}: the Bundle's entry is not a list; ignored.")
+    entries = bundle.get("entry")
+    if entries is None:
         return out
+    if not isinstance(entries, list):
+        raise FhirBadResponse(f"{key}: the Bundle's entry is not a list")
+    skipped = 0
     for entry in entries:
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict):
+            skipped += 1
             continue
         if resource.get("resourceType") == "OperationOutcome":
-            for issue in resource.get("issue") or []:
-                if isinstance(issue, dict) and issue.get("severity") in (
-                    "error",
-                    "fatal",
-                    "warning",
-                ):
-                    text = str(issue.get("diagnostics") or issue.get("code") or "issue")[:160]
-                    warnings.append(f"{key}: the FHIR server reported: {text}")
+            _outcome_entry(resource, key, warnings)
             continue
         out.append(resource)
+    if skipped:
+        warnings.append(f"{key}: {skipped} Bundle entries held no FHIR resource; ignored.")
     return out
 
 
+def _outcome_entry(outcome: Mapping[str, Any], key: str, warnings: list[str]) -> None:
+    issues = outcome.get("issue")
+    if not isinstance(issues, list):
+        raise FhirBadResponse(f"{key}: an OperationOutcome in the Bundle has no list of issues")
+    for issue in issues:
+        if not isinstance(issue, dict):
+            continue
+        severity = issue.get("severity")
+        if severity in ("error", "fatal"):
+            raise FhirBadResponse(
+                f"{key}: the FHIR server reported that the search failed or is incomplete "
+                f"(severity {severity})"
+            )
+        if severity == "warning":
+            text = str(issue.get("diagnostics") or issue.get("code") or "issue")[:160]
+            warnings.append(f"{key}: the FHIR server reported: {text}")
+
+
 def next_link(bundle: Mapping[str, Any]) -> str | None:
-    for link in bundle.get("link") or []:
-        if (
-            isinstance(link, dict)
-            and link.get("relation") == "next"
-            and isinstance(link.get("url"), str)
-        ):
-            return str(link["url"])
+    """The Bundle's ``next`` link; FhirBadResponse when ``link`` is malformed (pages would be
+    silently lost)."""
+    links = bundle.get("link")
+    if links is None:
+        return None
+    if not isinstance(links, list):
+        raise FhirBadResponse("a Bundle's link is not a list")
+    for link in links:
+        if isinstance(link, dict) and link.get("relation") == "next":
+            url = link.get("url")
+            if not isinstance(url, str) or not url:
+                raise FhirBadResponse("a Bundle's next link has no URL")
+            return url
     return None
 
 

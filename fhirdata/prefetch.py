@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from fhirdata.client import FetchResult, FhirClient, FhirError, bundle_resources, next_link
+from fhirdata.client import (
+    FetchResult,
+    FhirBadResponse,
+    FhirClient,
+    FhirError,
+    bundle_resources,
+    next_link,
+)
 from valuesets import ValueSetLibrary
 
 PATIENT_TOKEN = "{{context.patientId}}"  # noqa: S105 (a prefetch token, not a secret)
@@ -89,6 +96,10 @@ def gather(
 
     A prefetch key with data is used (its further pages read from the server); a key with
     ``null`` means the client looked and found nothing; an absent or unusable key is fetched.
+    Unusable includes a searchset that is malformed or holds an ``error``/``fatal``
+    OperationOutcome: the client's search failed or is incomplete, so its entries are not
+    all the patient's records.
+
     ``client`` makes the FHIR client for this request, or is None when the request named no
     usable FHIR server. Raises DataUnavailable when anything required cannot be had.
     """
@@ -107,26 +118,38 @@ def gather(
                 out.warnings.append(
                     f"Prefetch '{key}' was an error report from the client; fetched instead."
                 )
+            elif isinstance(value, dict) and value.get("resourceType") == "Bundle":
+                page_warnings: list[str] = []
+                try:
+                    resources = bundle_resources(value, f"prefetch '{key}'", page_warnings)
+                    more = next_link(value) is not None
+                except FhirBadResponse as exc:
+                    reason = str(exc)
+                    out.warnings.append(f"{reason[:1].upper()}{reason[1:]}; fetched instead.")
+                else:
+                    out.prefetched.append(key)
+                    if more:
+                        continued[key] = value  # all pages are read below, the first included
+                    else:
+                        out.resources.extend(resources)
+                        out.warnings.extend(page_warnings)
+                    continue
             elif isinstance(value, dict) and isinstance(value.get("resourceType"), str):
                 out.prefetched.append(key)
-                if value["resourceType"] != "Bundle":
-                    out.resources.append(value)
-                elif next_link(value):
-                    continued[key] = value  # all pages are read below, the first included
-                else:
-                    out.resources.extend(bundle_resources(value, f"prefetch '{key}'", out.warnings))
+                out.resources.append(value)
                 continue
-            out.warnings.append(
-                f"Prefetch '{key}' was not a FHIR resource or Bundle; fetched instead."
-            )
+            else:
+                out.warnings.append(
+                    f"Prefetch '{key}' was not a FHIR resource or Bundle; fetched instead."
+                )
         to_fetch[key] = fill(template, patient_id)
     if not to_fetch and not continued:
         return out
     if client is None:
         missing = sorted([*to_fetch, *continued])
         raise DataUnavailable(
-            f"Required data was not prefetched ({', '.join(missing)}) and no usable FHIR server "
-            "was given to fetch it from."
+            f"Required data was not prefetched, or not usably ({', '.join(missing)}), and no "
+            "usable FHIR server was given to fetch it from."
         )
     started = time.perf_counter()
     fhir = client()

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 import orjson
@@ -24,7 +25,7 @@ import requests
 from flask import Flask, Response, g, request
 from jwt import PyJWKSet
 
-from fhirdata.allowlist import FhirServerPolicy, normalise_base
+from fhirdata.allowlist import FhirServerPolicy, is_loopback, normalise_base
 from service.errors import operation_outcome
 
 log = logging.getLogger("iport_cds.auth")
@@ -47,6 +48,26 @@ class TrustedIssuer:
     tenants: tuple[str, ...] = ()
 
 
+def _key_set_url(url: Any) -> str | None:
+    """Why ``url`` may not be a JWK Set URL, or None when it may.
+
+    Keys fetched over plain http could be swapped in transit and every token forged, so
+    https is required; plain http only for a loopback host (a local sandbox).
+    """
+    if not isinstance(url, str):
+        return "must be a URL string"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return "is not a valid URL"
+    if not host:
+        return "must be an absolute https URL"
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host.lower())):
+        return None
+    return "must use https (plain http only for a loopback host)"
+
+
 def load_trusted_issuers(path: str | Path) -> dict[str, TrustedIssuer]:
     """Read the trusted-issuers JSON file; raise ValueError naming the problem."""
     try:
@@ -65,11 +86,19 @@ def load_trusted_issuers(path: str | Path) -> dict[str, TrustedIssuer]:
             )
         if entry.get("jwks"):
             PyJWKSet.from_dict(entry["jwks"])  # fail at start-up, not on the first request
+        allowed_jku = entry.get("allowed_jku", [])
+        if not isinstance(allowed_jku, list):
+            raise ValueError(f"{path}: issuer {entry['iss']!r}: allowed_jku must be a list")
+        urls = [("jwks_url", entry["jwks_url"])] if entry.get("jwks_url") else []
+        for name, url in [*urls, *(("allowed_jku", u) for u in allowed_jku)]:
+            problem = _key_set_url(url)
+            if problem:
+                raise ValueError(f"{path}: issuer {entry['iss']!r}: {name} {url!r} {problem}")
         issuers[entry["iss"]] = TrustedIssuer(
             iss=entry["iss"],
             jwks_url=entry.get("jwks_url"),
             jwks=entry.get("jwks"),
-            allowed_jku=tuple(entry.get("allowed_jku", [])),
+            allowed_jku=tuple(allowed_jku),
             fhir_servers=tuple(entry.get("fhir_servers", [])),
             tenants=tuple(entry.get("tenants", [])),
         )
@@ -201,11 +230,16 @@ class JwtValidator:
     def _key(self, issuer: TrustedIssuer, header: Mapping[str, Any]) -> Any:
         kid = header.get("kid")
         jku = header.get("jku")
+        # Both are attacker-chosen JSON: a list or object would break the lookups below.
+        if kid is not None and not isinstance(kid, str):
+            raise AuthError("kid is not a string")
+        if jku is not None and not isinstance(jku, str):
+            raise AuthError("jku is not a string")
         if jku is not None:
             allowed = {issuer.jwks_url, *issuer.allowed_jku} - {None}
             if jku not in allowed:
                 raise AuthError("jku not on the issuer's allowlist")
-            return self.jwks.key(str(jku), kid)
+            return self.jwks.key(jku, kid)
         if issuer.jwks is not None:
             found = _find_key(PyJWKSet.from_dict(dict(issuer.jwks)), kid)
             if found is None:
@@ -235,11 +269,32 @@ def build_validator(config: Mapping[str, Any], session: requests.Session) -> Jwt
     )
 
 
-def audience_for(path: str, base_url: str, external_base: str | None) -> str:
+def external_base_url(config: Mapping[str, Any]) -> str:
+    """The configured public base URL, normalised; ValueError when it is missing or malformed.
+
+    The JWT ``aud`` is checked against it. It is never derived from the request: the Host
+    header is the caller's to choose, so a token minted for another CDS service would pass.
+    """
+    value = config.get("EXTERNAL_BASE_URL")
+    hint = (
+        "REQUIRE_AUTH is on but EXTERNAL_BASE_URL is {}: set it to the public base URL "
+        "clients call (e.g. https://cds.example.nhs.uk); the JWT 'aud' is checked against it"
+    )
+    if not value:
+        raise ValueError(hint.format("not set"))
+    try:
+        parts = urlsplit(str(value))
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok or parts.query or parts.fragment:
+        raise ValueError(hint.format(f"not an absolute http(s) base URL ({str(value)[:80]!r})"))
+    return normalise_base(str(value))
+
+
+def audience_for(path: str, external_base: str) -> str:
     """The URL the client called, as it will have put it in ``aud``."""
-    if external_base:
-        return normalise_base(external_base) + path
-    return base_url
+    return external_base + path
 
 
 def init_app(app: Flask, session: requests.Session) -> None:
@@ -255,6 +310,7 @@ def init_app(app: Flask, session: requests.Session) -> None:
 
         return
     validator = build_validator(config, session)
+    external_base = external_base_url(config)
     exempt = set(config["AUTH_EXEMPT_PATHS"])
     unauthorised = Response(
         orjson.dumps(operation_outcome("login", "unauthorised")),
@@ -274,7 +330,7 @@ def init_app(app: Flask, session: requests.Session) -> None:
         try:
             if scheme.lower() != "bearer" or not token:
                 raise AuthError("no bearer token")
-            audience = audience_for(request.path, request.base_url, config.get("EXTERNAL_BASE_URL"))
+            audience = audience_for(request.path, external_base)
             issuer = validator.validate(token.strip(), audience)
         except AuthError as exc:
             log.warning("authentication failed", extra={"reason": str(exc)})

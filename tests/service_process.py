@@ -26,11 +26,14 @@ class ServiceProcess:
     """``with ServiceProcess({"FHIR_ALLOW_LOOPBACK": "true"}) as svc: svc.url``
 
     Settings are IPORT_CDS_* names without the prefix; REQUIRE_AUTH defaults to "false" here
-    (tests of authentication pass "true" and a TRUSTED_ISSUERS_FILE).
+    (tests of authentication pass "true", a TRUSTED_ISSUERS_FILE and an EXTERNAL_BASE_URL:
+    choose the ``port`` first with ``free_port()`` to know the URL).
     """
 
-    def __init__(self, env: dict[str, str] | None = None, workers: int = 1) -> None:
-        self.port = free_port()
+    def __init__(
+        self, env: dict[str, str] | None = None, workers: int = 1, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         settings = {"REQUIRE_AUTH": "false", **(env or {})}
         self._env = {f"IPORT_CDS_{k}": v for k, v in settings.items()}

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 import demo
 from tests.cli.conftest import Run, one_line_error
 from tests.fhir_server import FhirTestServer
-from tests.service_process import ServiceProcess
+from tests.service_process import ServiceProcess, free_port
 
 Cli = Callable[..., Run]
 ISS = "https://ehr.example.nhs.uk/cds-client"
@@ -212,9 +212,14 @@ def test_the_real_service_accepts_the_cli_jwt(
             ]
         )
     )
-    env = {"REQUIRE_AUTH": "true", "TRUSTED_ISSUERS_FILE": str(issuers)}
+    port = free_port()
+    env = {
+        "REQUIRE_AUTH": "true",
+        "TRUSTED_ISSUERS_FILE": str(issuers),
+        "EXTERNAL_BASE_URL": f"http://127.0.0.1:{port}",  # the URL the CLI calls, so its aud
+    }
     p = demo.get_patient("t1-mdi-needle-phobia")
-    with ServiceProcess(env) as svc:
+    with ServiceProcess(env, port=port) as svc:
         base = [
             "--service",
             svc.url,

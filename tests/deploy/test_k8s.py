@@ -191,6 +191,9 @@ def test_settings_and_secrets_are_wired_in() -> None:
         name = key.removeprefix("IPORT_CDS_")
         assert key.startswith("IPORT_CDS_")
         assert name in DEFAULTS or name in GUNICORN_SETTINGS, key
+    # With auth on, the service refuses to start without the public base URL (the JWT aud).
+    assert settings["data"]["IPORT_CDS_REQUIRE_AUTH"] == "true"
+    assert settings["data"]["IPORT_CDS_EXTERNAL_BASE_URL"].startswith("https://")
     # No secret in the ConfigMap.
     for key in settings["data"]:
         assert not re.search("PASSWORD|SECRET|TOKEN|HASH_KEY|DATABASE_URL", key), key

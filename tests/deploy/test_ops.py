@@ -164,7 +164,11 @@ def trusted_issuers(tmp_path: Path) -> Path:
 
 
 def test_probes_and_metrics_need_no_token_but_hooks_do(tmp_path: Path) -> None:
-    app = make_app(REQUIRE_AUTH=True, TRUSTED_ISSUERS_FILE=str(trusted_issuers(tmp_path)))
+    app = make_app(
+        REQUIRE_AUTH=True,
+        TRUSTED_ISSUERS_FILE=str(trusted_issuers(tmp_path)),
+        EXTERNAL_BASE_URL="http://localhost",
+    )
     with app.test_client() as client:
         before = samples(client)
         assert client.get("/healthz").status_code == 200

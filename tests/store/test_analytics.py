@@ -322,6 +322,7 @@ def test_open_without_a_token_only_when_the_service_runs_without_auth(
         sqlite_url,
         REQUIRE_AUTH=True,
         TRUSTED_ISSUERS_FILE=str(issuers),
+        EXTERNAL_BASE_URL="http://localhost",
         AUTH_EXEMPT_PATHS=["/healthz", *EXEMPT_PATHS],
     )
     with secured.test_client() as client:
@@ -331,6 +332,7 @@ def test_open_without_a_token_only_when_the_service_runs_without_auth(
         sqlite_url,
         REQUIRE_AUTH=True,
         TRUSTED_ISSUERS_FILE=str(issuers),
+        EXTERNAL_BASE_URL="http://localhost",
         AUTH_EXEMPT_PATHS=["/healthz", *EXEMPT_PATHS],
         ANALYTICS_TOKEN=ADMIN,
     ).test_client() as client:

@@ -22,6 +22,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from service import create_app
+from service.auth import load_trusted_issuers
 from tests.builders import T1DM, condition, hba1c, iport_device_request, patient
 from tests.hooks import hook_request
 
@@ -96,6 +97,16 @@ def forged_hs384() -> str:
     return f"{header}.{payload}.{_b64(signature)}"
 
 
+def hand_signed(header: dict[str, Any]) -> str:
+    """A validly signed ES384 token with header values PyJWT itself would refuse to write."""
+    now = int(time.time())
+    head = {"alg": "ES384", "typ": "JWT", "kid": "k1", **header}
+    claims = {"iss": ISS, "aud": DISCOVERY, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())}
+    signing_input = f"{_b64(json.dumps(head).encode())}.{_b64(json.dumps(claims).encode())}"
+    es384 = jwt.algorithms.ECAlgorithm(jwt.algorithms.ECAlgorithm.SHA384)
+    return f"{signing_input}.{_b64(es384.sign(signing_input.encode(), KEY))}"
+
+
 @pytest.fixture
 def issuers_file(tmp_path: Path) -> Path:
     path = tmp_path / "trusted-issuers.json"
@@ -121,7 +132,12 @@ def issuers_file(tmp_path: Path) -> Path:
 def make_app(issuers_file: Path) -> Callable[..., Flask]:
     def build(**config: Any) -> Flask:
         return create_app(
-            {"REQUIRE_AUTH": True, "TRUSTED_ISSUERS_FILE": str(issuers_file), **config}
+            {
+                "REQUIRE_AUTH": True,
+                "TRUSTED_ISSUERS_FILE": str(issuers_file),
+                "EXTERNAL_BASE_URL": BASE,
+                **config,
+            }
         )
 
     return build
@@ -170,6 +186,15 @@ def test_a_valid_rs384_token_is_accepted(client: FlaskClient) -> None:
             lambda: token(headers={"jku": "https://attacker.example/jwks.json"}),
             id="jku not allowlisted",
         ),
+        pytest.param(lambda: token(headers={"jku": [JWKS_URL]}), id="jku a list"),
+        pytest.param(lambda: token(headers={"jku": {"url": JWKS_URL}}), id="jku an object"),
+        pytest.param(
+            lambda: token(iss=ROTATING_ISS, tenant="practice-b82005", headers={"jku": [JWKS_URL]}),
+            id="jku a list (issuer with a jwks_url)",
+        ),
+        pytest.param(lambda: hand_signed({"kid": ["k1"]}), id="kid a list"),
+        pytest.param(lambda: hand_signed({"kid": {"id": "k1"}}), id="kid an object"),
+        pytest.param(lambda: hand_signed({"kid": 1}), id="kid a number"),
     ],
 )
 def test_refused_tokens_get_a_bare_401(client: FlaskClient, bad: Callable[[], str | None]) -> None:
@@ -203,6 +228,58 @@ def test_aud_uses_the_external_base_url_behind_a_proxy(make_app: Callable[..., F
     c = app.test_client()
     assert get(c, token(aud="https://cds.example.nhs.uk/cds-services")) == 200
     assert get(c, token(aud=DISCOVERY)) == 401
+
+
+def test_the_host_header_cannot_choose_the_audience(client: FlaskClient) -> None:
+    """A token minted for another CDS service is refused, whatever Host the caller sends."""
+    other = "https://other-cds.example.nhs.uk"
+    resp = client.get(
+        "/cds-services",
+        base_url=other,
+        headers={"Authorization": f"Bearer {token(aud=f'{other}/cds-services')}"},
+    )
+    assert resp.status_code == 401
+
+
+@pytest.mark.parametrize("base", [None, "", "cds.example.nhs.uk", "ftp://cds.example.nhs.uk"])
+def test_auth_on_without_an_external_base_url_fails_start_up(
+    issuers_file: Path, base: str | None
+) -> None:
+    with pytest.raises(ValueError, match="EXTERNAL_BASE_URL"):
+        create_app(
+            {
+                "REQUIRE_AUTH": True,
+                "TRUSTED_ISSUERS_FILE": str(issuers_file),
+                "EXTERNAL_BASE_URL": base,
+            }
+        )
+
+
+@pytest.mark.parametrize(
+    ("entry", "ok"),
+    [
+        ({"jwks_url": "http://ehr.example.nhs.uk/jwks.json"}, False),
+        ({"jwks_url": "ftp://ehr.example.nhs.uk/jwks.json"}, False),
+        ({"jwks_url": "https:///jwks.json"}, False),
+        ({"jwks_url": 5}, False),
+        ({"jwks_url": JWKS_URL, "allowed_jku": ["http://ehr.example.nhs.uk/jwks.json"]}, False),
+        ({"jwks_url": JWKS_URL, "allowed_jku": "https://ehr.example.nhs.uk/jwks.json"}, False),
+        ({"jwks_url": JWKS_URL, "allowed_jku": [7]}, False),
+        ({"jwks_url": JWKS_URL, "allowed_jku": ["https://keys.example.nhs.uk/jwks.json"]}, True),
+        ({"jwks_url": "http://localhost:8081/jwks.json"}, True),
+        ({"jwks_url": "http://127.0.0.1:8081/jwks.json", "allowed_jku": ["http://[::1]/k"]}, True),
+    ],
+)
+def test_jwk_set_urls_must_be_https_unless_loopback(
+    tmp_path: Path, entry: dict[str, Any], ok: bool
+) -> None:
+    path = tmp_path / "issuers.json"
+    path.write_text(json.dumps([{"iss": ISS, **entry}]))
+    if ok:
+        assert load_trusted_issuers(path)[ISS].iss == ISS
+    else:
+        with pytest.raises(ValueError, match=r"jwks_url|allowed_jku"):
+            load_trusted_issuers(path)
 
 
 @responses.activate

@@ -101,6 +101,165 @@ def test_a_next_link_to_another_host_is_not_followed(executor: ThreadPoolExecuto
 
 
 @pytest.mark.parametrize(
+    "nxt",
+    [
+        "https://fhir.example.nhs.uk/tenantB/Condition?patient=p1",  # same host, another base
+        "https://fhir.example.nhs.uk/r4other/Condition?patient=p1",  # a prefix, not a parent
+        "https://fhir.example.nhs.uk/r4/../tenantB/Condition?patient=p1",
+        "https://fhir.example.nhs.uk/r4/%2e%2e/tenantB/Condition",
+        "https://fhir.example.nhs.uk/r4/%2E%2E/tenantB/Condition",
+        "https://fhir.example.nhs.uk/r4/./Condition?patient=p1",
+        "https://fhir.example.nhs.uk/r4/..%2ftenantB/Condition",
+        "https://fhir.example.nhs.uk/r4/..%2FtenantB/Condition",
+        "../tenantB/Condition?patient=p1",  # relative, resolved against the base
+        "/tenantB/Condition?patient=p1",
+        "http://fhir.example.nhs.uk/r4/Condition?patient=p1",  # same host, plain http
+    ],
+)
+@responses.activate
+def test_a_next_link_outside_the_base_url_is_not_followed(
+    executor: ThreadPoolExecutor, nxt: str
+) -> None:
+    page = searchset([condition(1)])
+    page["link"] = [{"relation": "next", "url": nxt}]
+    responses.get(f"{BASE}/Condition", json=page)
+    with pytest.raises(FhirBadResponse, match="not followed"):
+        client(executor).fetch_all({"conditions": "Condition?patient=p1"})
+    assert len(responses.calls) == 1  # the token went nowhere else
+
+
+@responses.activate
+def test_a_next_link_to_the_base_url_itself_is_followed(executor: ThreadPoolExecutor) -> None:
+    """HAPI pages at the base: ``[base]?_getpages=…``; query values may hold encoded slashes."""
+    page1 = searchset([condition(1)])
+    page1["link"] = [
+        {"relation": "self", "url": f"{BASE}/Condition?patient=p1"},
+        {"relation": "next", "url": f"{BASE}?_getpages=abc&code=http%3A%2F%2Fx%7C1"},
+    ]
+    responses.get(f"{BASE}/Condition", json=page1)
+    responses.get(BASE, json=searchset([condition(2)]))
+    result = client(executor).fetch_all({"conditions": "Condition?patient=p1"})
+    assert [r["id"] for r in result.resources["conditions"]] == ["c1", "c2"]
+
+
+def _outcome(severity: str) -> dict[str, object]:
+    issue = {"severity": severity, "code": "incomplete", "diagnostics": "DB shard 3 down"}
+    return {"resource": {"resourceType": "OperationOutcome", "issue": [issue]}}
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        pytest.param({**searchset([condition(1)]), "link": 5}, id="link is a number"),
+        pytest.param({**searchset([condition(1)]), "link": {"relation": "next"}}, id="link dict"),
+        pytest.param({**searchset([]), "entry": 5}, id="entry is a number"),
+        pytest.param({**searchset([]), "entry": {"resource": condition(1)}}, id="entry is a dict"),
+        pytest.param(
+            {
+                **searchset([]),
+                "entry": [{"resource": {"resourceType": "OperationOutcome", "issue": 7}}],
+            },
+            id="OperationOutcome issue is a number",
+        ),
+        pytest.param(
+            {**searchset([condition(1)]), "entry": [{"resource": condition(1)}, _outcome("error")]},
+            id="OperationOutcome error: the search failed",
+        ),
+        pytest.param(
+            {**searchset([condition(1)]), "entry": [{"resource": condition(1)}, _outcome("fatal")]},
+            id="OperationOutcome fatal",
+        ),
+    ],
+)
+@responses.activate
+def test_a_hostile_or_failed_searchset_is_a_bad_response(
+    executor: ThreadPoolExecutor, page: dict[str, object]
+) -> None:
+    responses.get(f"{BASE}/Condition", json=page)
+    with pytest.raises(FhirBadResponse) as exc:
+        client(executor).fetch_all({"conditions": "Condition?patient=p1"})
+    assert "shard" not in str(exc.value)  # the server's text is not echoed in the 412
+
+
+@responses.activate
+def test_a_failed_later_page_is_a_bad_response(executor: ThreadPoolExecutor) -> None:
+    page1 = searchset([condition(1)])
+    page1["link"] = [{"relation": "next", "url": f"{BASE}/Condition?patient=p1&_page=2"}]
+    page2 = {**searchset([]), "entry": [_outcome("error")]}
+    responses.get(
+        f"{BASE}/Condition",
+        json=page2,
+        match=[matchers.query_param_matcher({"patient": "p1", "_page": "2"})],
+    )
+    responses.get(f"{BASE}/Condition", json=page1)
+    with pytest.raises(FhirBadResponse, match="conditions"):
+        client(executor).fetch_all({"conditions": "Condition?patient=p1"})
+
+
+@pytest.mark.parametrize("severity", ["warning", "information"])
+@responses.activate
+def test_a_warning_outcome_is_not_a_failure(executor: ThreadPoolExecutor, severity: str) -> None:
+    page = {**searchset([condition(1)]), "entry": [{"resource": condition(1)}, _outcome(severity)]}
+    responses.get(f"{BASE}/Condition", json=page)
+    result = client(executor).fetch_all({"conditions": "Condition?patient=p1"})
+    assert [r["id"] for r in result.resources["conditions"]] == ["c1"]
+    assert any("shard" in w for w in result.warnings) == (severity == "warning")  # as before
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        pytest.param([{"response": {"status": "200 OK"}}], id="entry is a list"),
+        pytest.param({"resource": searchset([]), "response": "200 OK"}, id="response a string"),
+        pytest.param("200 OK", id="entry a string"),
+        pytest.param(
+            {"resource": searchset([]), "response": {"status": ["200"]}}, id="status list"
+        ),
+    ],
+)
+@responses.activate
+def test_a_hostile_batch_answer_is_a_bad_response(
+    executor: ThreadPoolExecutor, second: object
+) -> None:
+    reply = {
+        "resourceType": "Bundle",
+        "type": "batch-response",
+        "entry": [
+            {"resource": {"resourceType": "Patient", "id": "p1"}, "response": {"status": "200"}},
+            second,
+        ],
+    }
+    responses.post(BASE, json=reply)
+    with pytest.raises(FhirBadResponse):
+        client(executor, mode="batch").fetch_all(
+            {"patient": "Patient/p1", "conditions": "Condition?patient=p1"}
+        )
+
+
+@responses.activate
+def test_a_search_that_404s_in_a_batch_is_a_failure_not_no_records(
+    executor: ThreadPoolExecutor,
+) -> None:
+    reply = {
+        "resourceType": "Bundle",
+        "type": "batch-response",
+        "entry": [
+            {"response": {"status": "404 Not Found"}},
+            {"response": {"status": "404 Not Found"}},
+        ],
+    }
+    responses.post(BASE, json=reply)
+    with pytest.raises(FhirBadResponse, match="404"):
+        client(executor, mode="batch").fetch_all(
+            {"patient": "Patient/p1", "conditions": "Condition?patient=p1"}
+        )
+    responses.replace(responses.POST, BASE, json={**reply, "entry": reply["entry"][:1]})
+    result = client(executor, mode="batch").fetch_all({"patient": "Patient/p1"})
+    assert result.resources["patient"] == []  # a missing read is a warning, as in parallel mode
+    assert "not found" in result.warnings[0]
+
+
+@pytest.mark.parametrize(
     ("answer", "error"),
     [
         ({"status": 401, "json": {}}, FhirUnauthorised),
@@ -199,6 +358,16 @@ def test_allowed_servers(url: str) -> None:
         ("https://fhir.example.nhs.uk/r4?x=1", "query"),
         ("http://169.254.169.254/latest", "https"),
         ("not a url", "http"),
+        ("https://fhir.example.nhs.uk/r4/../tenantB", "path"),
+        ("https://fhir.example.nhs.uk/r4/..", "path"),
+        ("https://fhir.example.nhs.uk/r4/./x", "path"),
+        ("https://fhir.example.nhs.uk/r4/%2e%2e/tenantB", "path"),
+        ("https://fhir.example.nhs.uk/r4/%2E%2E/tenantB", "path"),
+        ("https://fhir.example.nhs.uk/r4/.%2e/tenantB", "path"),
+        ("https://fhir.example.nhs.uk/r4/%2e/x", "path"),
+        ("https://fhir.example.nhs.uk/r4/..%2ftenantB", "path"),
+        ("https://fhir.example.nhs.uk/r4/x%2F..%2F..%2FtenantB", "path"),
+        ("https://fhir.example.nhs.uk/r4/..%5ctenantB", "path"),
     ],
 )
 def test_refused_servers(url: str, why: str) -> None:

@@ -506,3 +506,82 @@ def test_a_prefetch_that_is_an_operation_outcome_is_fetched_not_trusted(
         "Condition"
     ]
     assert "error report" in card["detail"]
+
+
+def _failed_search(*resources: dict[str, Any], severity: str = "error") -> dict[str, Any]:
+    """A searchset whose server says, in an OperationOutcome entry, that the search failed."""
+    bundle = searchset(list(resources))
+    bundle["entry"].append(
+        {
+            "resource": {
+                "resourceType": "OperationOutcome",
+                "issue": [{"severity": severity, "code": "incomplete", "diagnostics": "timed out"}],
+            },
+            "search": {"mode": "outcome"},
+        }
+    )
+    return bundle
+
+
+@pytest.mark.parametrize(
+    "conditions",
+    [
+        pytest.param(_failed_search(), id="error OperationOutcome, no entries"),
+        pytest.param(_failed_search(severity="fatal"), id="fatal OperationOutcome"),
+        pytest.param({**searchset([]), "link": 5}, id="link is a number"),
+        pytest.param({**searchset([]), "entry": 5}, id="entry is a number"),
+        pytest.param(
+            {
+                **searchset([]),
+                "entry": [{"resource": {"resourceType": "OperationOutcome", "issue": 7}}],
+            },
+            id="OperationOutcome issue is a number",
+        ),
+        pytest.param(
+            {**searchset([]), "link": [{"relation": "next", "url": 5}]}, id="next url a number"
+        ),
+    ],
+)
+@responses.activate
+def test_a_failed_or_malformed_prefetch_search_is_fetched_not_trusted(
+    client: FlaskClient, conditions: dict[str, Any]
+) -> None:
+    fake_fhir(MEETS)
+    body = hook_request(
+        "order-sign", resources=MEETS, drafts=[draft()], fhir_server=FHIR, access_token="tok"
+    )
+    body["prefetch"]["conditions"] = conditions
+    card = card_of(post(client, "order-sign", body))
+    assert card["extension"]["iport-cds.eligibility"]["outcome"] == "meets-criteria"
+    assert [urlsplit(c.request.url).path.rsplit("/", 1)[1] for c in responses.calls] == [
+        "Condition"
+    ]
+    assert "fetched instead" in card["detail"]
+
+
+def test_a_failed_prefetch_search_without_a_fhir_server_is_412(client: FlaskClient) -> None:
+    body = hook_request("order-sign", resources=MEETS, drafts=[draft()])
+    body["prefetch"]["conditions"] = _failed_search(condition(T1DM))
+    resp = post(client, "order-sign", body)
+    assert resp.status_code == 412
+    assert "conditions" in resp.json["issue"][0]["diagnostics"]
+
+
+def test_a_warning_outcome_in_a_prefetch_search_is_a_card_warning(client: FlaskClient) -> None:
+    body = hook_request("order-sign", resources=MEETS, drafts=[draft()])
+    conditions = [r for r in MEETS if r["resourceType"] == "Condition"]
+    body["prefetch"]["conditions"] = _failed_search(*conditions, severity="warning")
+    card = card_of(post(client, "order-sign", body))
+    assert card["extension"]["iport-cds.eligibility"]["outcome"] == "meets-criteria"
+    assert "timed out" in card["detail"]
+
+
+@responses.activate
+def test_a_fetched_search_the_server_says_failed_is_412(client: FlaskClient) -> None:
+    responses.get(f"{FHIR}/Condition", json=_failed_search())  # matched before fake_fhir's
+    fake_fhir(MEETS)
+    body = hook_request("order-sign", drafts=[draft()], fhir_server=FHIR, access_token="tok")
+    resp = post(client, "order-sign", body)
+    assert resp.status_code == 412
+    assert "conditions" in resp.json["issue"][0]["diagnostics"]
+    assert "timed out" not in resp.get_data(as_text=True)
