@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -92,7 +92,7 @@ def _opt_str(parent: Mapping[str, Any], key: str) -> str | None:
 
 
 def parse_fhir_instant(value: Any, where: str = "date") -> datetime | None:
-    """A FHIR date / dateTime / instant as an aware moment (UTC).
+    """A FHIR date / dateTime / instant as an aware moment.
 
     A date without a time is midnight in Europe/London; partial dates ("2025", "2025-06")
     give the first day they allow. Raises Malformed on anything that is not a FHIR date.
@@ -110,22 +110,23 @@ def parse_fhir_instant(value: Any, where: str = "date") -> datetime | None:
             moment = datetime.fromisoformat(value)
         else:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=LONDON)
-        return moment.astimezone(UTC)
+        # Aware, in whatever zone it was written in: aware moments compare correctly across
+        # zones, and converting each one would cost more than the rest of the parse.
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=LONDON)
     except (ValueError, OverflowError) as exc:
         raise Malformed(f"{where} {value!r} is not a FHIR date") from exc
 
 
 def parse_fhir_date(value: Any, where: str = "date") -> date | None:
     """A FHIR date / dateTime / instant as a calendar date in Europe/London (see above)."""
-    moment = parse_fhir_instant(value, where)
-    if moment is None:
-        return None
-    try:
-        return moment.astimezone(LONDON).date()
-    except OverflowError as exc:
-        raise Malformed(f"{where} {value!r} is out of range") from exc
+    if isinstance(value, str) and len(value) in (4, 7, 10):
+        try:  # the common case, a plain date: no time zone arithmetic needed
+            if len(value) == 10:
+                return date.fromisoformat(value)
+            return date(int(value[:4]), int(value[5:7]) if len(value) == 7 else 1, 1)
+        except ValueError as exc:
+            raise Malformed(f"{where} {value!r} is not a FHIR date") from exc
+    return _london_date(parse_fhir_instant(value, where))
 
 
 def parse_birth_date(value: str) -> BirthDate:
@@ -336,10 +337,11 @@ class _Extractor:
         value = r.get("valueCodeableConcept")
         if (not matches and value is None) or status not in OBSERVATION_OK:
             return  # nothing the policy reads (vital signs, other tests ...)
-        when = _observation_date(r)
+        at = _observation_instant(r)
+        when = _london_date(at)
         hba1c = next((m for m in matches if m.value_set == HBA1C and m.matched_by == "code"), None)
         if hba1c is not None:
-            self._hba1c(r, ref, hba1c, when)
+            self._hba1c(r, ref, hba1c, when, at)
             return
         if _answers_no(r):
             return  # "finding: absent" / "No" / "Negative": the record denies it
@@ -366,11 +368,10 @@ class _Extractor:
         if not isinstance(value, bool):
             raise Malformed("confirmation has no valueBoolean")
         at = _observation_instant(r)
-        if at is None:
+        when = _london_date(at)
+        if at is None or when is None:
             self.warnings.append(f"{ref} skipped: a confirmation must be dated.")
             return
-        when = _observation_date(r)
-        assert when is not None
         performer = None
         for p in _list(r, "performer"):
             p = _obj(p, "performer")
@@ -379,13 +380,20 @@ class _Extractor:
                 break
         self.confirmations.append(Confirmation(ref, criterion, value, when, performer, at))
 
-    def _hba1c(self, r: Mapping[str, Any], ref: str, match: _Match, when: date | None) -> None:
+    def _hba1c(
+        self,
+        r: Mapping[str, Any],
+        ref: str,
+        match: _Match,
+        when: date | None,
+        at: datetime | None,
+    ) -> None:
         if when is None:
             self.warnings.append(f"{ref} skipped: HbA1c result has no date.")
             return
         problem = None
         try:
-            result = _hba1c_value(r, ref, match, when)
+            result = _hba1c_value(r, ref, match, when, at)
             if isinstance(result, str):
                 problem = result
             else:
@@ -523,15 +531,20 @@ def _observation_instant(r: Mapping[str, Any]) -> datetime | None:
     return None
 
 
-def _observation_date(r: Mapping[str, Any]) -> date | None:
-    moment = _observation_instant(r)
+def _london_date(moment: datetime | None) -> date | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is LONDON:
+        return moment.date()
     try:
-        return moment.astimezone(LONDON).date() if moment else None
+        return moment.astimezone(LONDON).date()
     except OverflowError as exc:
-        raise Malformed("the observation's date is out of range") from exc
+        raise Malformed("the date is out of range") from exc
 
 
-def _hba1c_value(r: Mapping[str, Any], ref: str, match: _Match, when: date) -> HbA1cResult | str:
+def _hba1c_value(
+    r: Mapping[str, Any], ref: str, match: _Match, when: date, at: datetime | None
+) -> HbA1cResult | str:
     """The result in IFCC mmol/mol, or why it cannot be used."""
     quantity = _opt_obj(r, "valueQuantity")
     if quantity is None:
@@ -548,7 +561,7 @@ def _hba1c_value(r: Mapping[str, Any], ref: str, match: _Match, when: date) -> H
         mmol = (float(value) - 2.15) * 10.929
     else:
         return f"unit {unit!r} is not mmol/mol or %"
-    return HbA1cResult(ref, round(mmol, 1), f"{value:g} {unit}", when, _observation_instant(r))
+    return HbA1cResult(ref, round(mmol, 1), f"{value:g} {unit}", when, at)
 
 
 def _hba1c_unit(quantity: Mapping[str, Any], concept: Concept | None) -> str | None:
