@@ -197,3 +197,11 @@ def test_a_referral_for_pump_assessment_is_not_a_pump(decide: Decide) -> None:
     d = decide(patient(), condition(T1DM), hba1c(75), *MDI, referral, policy=PUMP)
     assert d.criteria["already-on-pump"].result is Tri.NOT_MET
     assert d.outcome is Outcome.MEETS
+
+
+def test_the_i_port_policy_url_setting_does_not_move_the_nice_link() -> None:
+    both = load_policies(
+        ["iport-advance", "nice-insulin-pump"], {"policyUrl": "https://icb.example/iport.pdf"}
+    )
+    assert both["hny-iport-advance"].info.url == "https://icb.example/iport.pdf"
+    assert both["nice-insulin-pump"].info.url == "https://www.nice.org.uk/guidance/ta151"
