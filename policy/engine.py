@@ -8,6 +8,7 @@ A second policy is a second file, plus any rules it needs that do not exist yet.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -68,9 +69,12 @@ class Policy:
     def criterion_ids(self) -> tuple[str, ...]:
         return tuple(c.id for c in self.criteria) + tuple(d.id for d in self.derived)
 
+    @functools.cached_property
+    def _titles(self) -> dict[str, str]:
+        return {c.id: c.title for c in self.criteria} | {d.id: d.title for d in self.derived}
+
     def title_of(self, criterion_id: str) -> str:
-        titles = {c.id: c.title for c in self.criteria} | {d.id: d.title for d in self.derived}
-        return titles[criterion_id]
+        return self._titles[criterion_id]
 
 
 def _expr_ids(expr: Expr) -> list[str]:
@@ -173,15 +177,20 @@ def parse_policy(doc: Mapping[str, Any], overrides: Mapping[str, Any] | None = N
     )
 
 
-def load_policy(name_or_path: str | Path, overrides: Mapping[str, Any] | None = None) -> Policy:
-    """Load a policy by name (a file in ``policies/``) or by path."""
+def _read_policy_file(name_or_path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """A policy file by name (in ``policies/``) or by path, parsed as JSON."""
     path = Path(name_or_path)
     if not path.suffix:
         path = POLICY_DIR / f"{name_or_path}.json"
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        return path, json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise PolicyError(f"{path}: {exc}") from exc
+
+
+def load_policy(name_or_path: str | Path, overrides: Mapping[str, Any] | None = None) -> Policy:
+    """Load a policy by name (a file in ``policies/``) or by path."""
+    path, doc = _read_policy_file(name_or_path)
     try:
         return parse_policy(doc, overrides)
     except (KeyError, TypeError) as exc:
@@ -194,14 +203,7 @@ def load_policies(names: Iterable[str], overrides: Mapping[str, Any]) -> dict[st
     Each override applies to every policy that declares that parameter; one that no policy
     declares is a PolicyError (a misspelt setting must not be silently ignored).
     """
-    docs = []
-    for name in names:
-        path = Path(name)
-        path = POLICY_DIR / f"{name}.json" if not path.suffix else path
-        try:
-            docs.append(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise PolicyError(f"{path}: {exc}") from exc
+    docs = [_read_policy_file(name)[1] for name in names]
     unknown = set(overrides) - {k for d in docs for k in d.get("parameters", {})}
     if unknown:
         raise PolicyError(f"POLICY_PARAMETERS names parameters no policy has: {sorted(unknown)}")

@@ -178,22 +178,22 @@ class Filter:
         return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
 
 
-def _events(f: Filter, stmt: S) -> S:
-    stmt = stmt.where(AuditEvent.recorded_on >= f.start, AuditEvent.recorded_on <= f.end)
+def _filtered(f: Filter, stmt: S, day: Any, service: Any) -> S:
+    """``stmt`` limited to the filter's days (on column ``day``) and services."""
+    stmt = stmt.where(day >= f.start, day <= f.end)
     if f.service_id:
-        stmt = stmt.where(AuditEvent.service_id == f.service_id)
+        stmt = stmt.where(service == f.service_id)
     if f.service_ids:
-        stmt = stmt.where(AuditEvent.service_id.in_(f.service_ids))
+        stmt = stmt.where(service.in_(f.service_ids))
     return stmt
+
+
+def _events(f: Filter, stmt: S) -> S:
+    return _filtered(f, stmt, AuditEvent.recorded_on, AuditEvent.service_id)
 
 
 def _feedback(f: Filter, stmt: S) -> S:
-    stmt = stmt.where(Feedback.outcome_on >= f.start, Feedback.outcome_on <= f.end)
-    if f.service_id:
-        stmt = stmt.where(Feedback.service_id == f.service_id)
-    if f.service_ids:
-        stmt = stmt.where(Feedback.service_id.in_(f.service_ids))
-    return stmt
+    return _filtered(f, stmt, Feedback.outcome_on, Feedback.service_id)
 
 
 def percentiles(

@@ -186,3 +186,15 @@ def iport_device_request(
         "subject": {"reference": f"Patient/{pid}"},
         "codeCodeableConcept": {"text": text},
     }
+
+
+def type1_meets(pid: str = PID) -> list[dict[str, Any]]:
+    """A type 1 adult who meets the i-Port criteria: HbA1c 75 on basal-bolus MDI, needle phobia."""
+    return [
+        patient(pid=pid),
+        condition(T1DM, pid=pid),
+        hba1c(75, pid=pid),
+        insulin(text="with meals", pid=pid),
+        insulin(text="at night", pid=pid),
+        condition(text="Needle phobia", pid=pid),
+    ]

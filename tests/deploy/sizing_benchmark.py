@@ -26,19 +26,15 @@ from typing import Any
 
 import requests
 
-from tests.builders import T1DM, condition, hba1c, insulin, iport_device_request, patient
+from tests.builders import (
+    iport_device_request,
+    type1_meets,
+)
 from tests.deploy.fhir_stub import SlowFhirServer
 from tests.hooks import SERVICE, hook_request
 from tests.service_process import ServiceProcess
 
-MEETS = [
-    patient(),
-    condition(T1DM),
-    hba1c(75),
-    insulin(text="with meals"),
-    insulin(text="at night"),
-    condition(text="Needle phobia"),
-]
+MEETS = type1_meets()
 
 
 def _rss_mib(pid: int) -> float:

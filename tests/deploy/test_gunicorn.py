@@ -16,7 +16,10 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.builders import T1DM, condition, hba1c, insulin, iport_device_request, patient
+from tests.builders import (
+    iport_device_request,
+    type1_meets,
+)
 from tests.deploy.fhir_stub import SlowFhirServer
 from tests.hooks import SERVICE, hook_request
 from tests.service_process import ServiceProcess
@@ -25,14 +28,7 @@ SECRET_PID = "pat-gunicorn-4857773456"
 SECRET_TOKEN = "fhir-access-token-gunicorn-c0ffee"
 SECRET_JWT = "eyJhbGciOiJFUzM4NCJ9.eyJzdWIiOiJzZWNyZXQifQ.c2lnbmF0dXJl"
 ORDER_SIGN = SERVICE["order-sign"]
-MEETS = [
-    patient(pid=SECRET_PID),
-    condition(T1DM, pid=SECRET_PID),
-    hba1c(75, pid=SECRET_PID),
-    insulin(text="with meals", pid=SECRET_PID),
-    insulin(text="at night", pid=SECRET_PID),
-    condition(text="Needle phobia", pid=SECRET_PID),
-]
+MEETS = type1_meets(SECRET_PID)
 
 
 def start(svc: ServiceProcess, monkeypatch: pytest.MonkeyPatch, **env: str) -> ServiceProcess:

@@ -33,7 +33,10 @@ from fhirdata.client import (
 from service import create_app, ops
 from service.errors import PreconditionFailed
 from service.evaluation import HookResult
-from tests.builders import T1DM, condition, hba1c, insulin, iport_device_request, patient
+from tests.builders import (
+    iport_device_request,
+    type1_meets,
+)
 from tests.hooks import SERVICE, hook_request
 
 FHIR = "https://fhir.example.nhs.uk/r4"
@@ -41,14 +44,7 @@ NOW = datetime(2026, 11, 21, 10, 30, tzinfo=UTC)
 SECRET_PID = "pat-ops-9434765919"
 SECRET_TOKEN = "fhir-access-token-ops-5f2b"
 ORDER_SIGN = f"/cds-services/{SERVICE['order-sign']}"
-MEETS = [
-    patient(pid=SECRET_PID),
-    condition(T1DM, pid=SECRET_PID),
-    hba1c(75, pid=SECRET_PID),
-    insulin(text="with meals", pid=SECRET_PID),
-    insulin(text="at night", pid=SECRET_PID),
-    condition(text="Needle phobia", pid=SECRET_PID),
-]
+MEETS = type1_meets(SECRET_PID)
 
 
 def make_app(**config: Any) -> Flask:

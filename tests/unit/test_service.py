@@ -25,20 +25,14 @@ from tests.builders import (
     insulin,
     iport_device_request,
     patient,
+    type1_meets,
 )
 from tests.hooks import PREFETCH_KEYS, SERVICE, hook_request, searchset
 
 FHIR = "https://fhir.example.nhs.uk/r4"
 NOW = datetime(2026, 11, 21, 10, 30, tzinfo=UTC)
 
-MEETS = [
-    patient(),
-    condition(T1DM),
-    hba1c(75),
-    insulin(text="with meals"),
-    insulin(text="at night"),
-    condition(text="Needle phobia"),
-]
+MEETS = type1_meets()
 INSUFFICIENT = [
     patient(),
     condition(T1DM),
