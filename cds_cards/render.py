@@ -32,7 +32,12 @@ class CardContext:
     note: str | None = None  # a line from a companion policy, shown first (see evaluation)
 
 
+DECEASED_SUMMARY = "Patient recorded as deceased: no eligibility assessed"
+
+
 def _summary(decision: Decision, patient_view: bool) -> str:
+    if decision.deceased:
+        return DECEASED_SUMMARY
     words = decision.policy.presentation
     head = (
         words["patientViewSummary"] if patient_view else words["summaries"][decision.outcome.value]
@@ -69,7 +74,10 @@ def _evidence_cell(r: CriterionResult) -> str:
 def detail_markdown(decision: Decision, note: str | None = None) -> str:
     policy = decision.policy
     lines = [f"> {_md(note)}", ""] if note else []
+    lines += [f"> {_md(n)}\n" for n in decision.notices]
     lines += [f"**{_md(decision.reason)}**", ""]
+    if decision.deceased:
+        return "\n".join([*lines, _policy_line(decision)])
     lines += ["| Criterion | Result | Evidence and reason |", "| --- | --- | --- |"]
     for cid in decision.shown_criteria:
         r = decision.criteria[cid]
@@ -95,12 +103,7 @@ def detail_markdown(decision: Decision, note: str | None = None) -> str:
             lines.append(f"- … and {len(decision.warnings) - 10} more")
     lines += ["", "**Assumed in reading the policy:**"]
     lines += [f"- {_md(a)}" for a in decision.assumptions]
-    lines += [
-        "",
-        f"Policy: [{_md(policy.title)}]({policy.url}), {_md(policy.publisher)}; "
-        f"version {policy.version}; review due {policy.review_due.isoformat()}. "
-        f"Evaluated {decision.evaluated_on.isoformat()}.",
-    ]
+    lines += ["", _policy_line(decision)]
     if decision.policy_overdue:
         lines += [
             "",
@@ -111,10 +114,21 @@ def detail_markdown(decision: Decision, note: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def _policy_line(decision: Decision) -> str:
+    policy = decision.policy
+    return (
+        f"Policy: [{_md(policy.title)}]({policy.url}), {_md(policy.publisher)}; "
+        f"version {policy.version}; review due {policy.review_due.isoformat()}. "
+        f"Evaluated {decision.evaluated_on.isoformat()}."
+    )
+
+
 def extension(decision: Decision) -> dict[str, Any]:
     """The machine-readable decision: the card's ``extension`` value, and the CLI's --json."""
+    deceased = {"deceased": True} if decision.deceased else {}
     return {
         "outcome": decision.outcome.value,
+        **deceased,
         "pathway": decision.pathway,
         "policy": {
             "id": decision.policy.id,
@@ -162,6 +176,8 @@ def _suggestions(decision: Decision, ctx: CardContext) -> list[dict[str, Any]]:
     None when the criteria are already met: more confirmations would only be noise.
     """
     out: list[dict[str, Any]] = []
+    if decision.deceased:
+        return out
     if decision.outcome is Outcome.MEETS:
         referral = decision.policy.presentation.get("referral")
         if referral:

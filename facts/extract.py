@@ -218,6 +218,7 @@ class _Extractor:
         self.orders: list[Order] = []
         self.warnings: list[str] = []
         self.birth: BirthDate | None = None
+        self.deceased: str | None = None
         self.medications: dict[str, dict[str, Any]] = {}
         self.pending_medication_requests: list[tuple[Mapping[str, Any], str]] = []
 
@@ -273,6 +274,12 @@ class _Extractor:
         birth = _opt_str(r, "birthDate")
         if birth is not None:
             self.birth = parse_birth_date(birth)
+        died = r.get("deceasedDateTime")
+        if died is not None:
+            when = parse_fhir_date(died, "deceasedDateTime")
+            self.deceased = f"on {when.isoformat()}" if when else "deceased"
+        elif r.get("deceasedBoolean") is True:
+            self.deceased = "deceased"
 
     def _Medication(self, r: Mapping[str, Any], ref: str) -> None:
         self.medications[ref] = dict(r)
@@ -301,8 +308,12 @@ class _Extractor:
             return
         if verification in VERIFICATION_EXCLUDED:
             return
-        when = parse_fhir_date(r.get("onsetDateTime"), "onsetDateTime") or parse_fhir_date(
-            r.get("recordedDate"), "recordedDate"
+        # A finding is as current as its latest date: when it was recorded, else its onset.
+        onset_period = _opt_obj(r, "onsetPeriod") or {}
+        when = (
+            parse_fhir_date(r.get("recordedDate"), "recordedDate")
+            or parse_fhir_date(r.get("onsetDateTime"), "onsetDateTime")
+            or parse_fhir_date(onset_period.get("start"), "onsetPeriod.start")
         )
         self._add_findings(ref, _display(code), matches, when)
 
@@ -480,6 +491,7 @@ class _Extractor:
         return PatientRecord(
             patient_ref=f"Patient/{self.patient_id}" if self.patient_id else None,
             birth_date=self.birth,
+            deceased=self.deceased,
             findings=tuple(self.findings),
             hba1c=tuple(self.hba1c),
             hba1c_unusable=tuple(self.hba1c_unusable),

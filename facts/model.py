@@ -23,7 +23,7 @@ class Finding:
     ref: str
     value_set: str
     display: str
-    date: date | None
+    date: date | None  # the latest date it carries: recorded, else onset / effective / issued
     matched_by: MatchedBy
     matched_on: str  # "SNOMED 238894004" or the term, e.g. "needle phobia"
 
@@ -88,6 +88,7 @@ class BirthDate:
 class PatientRecord:
     patient_ref: str | None
     birth_date: BirthDate | None
+    deceased: str | None = None  # "on 2025-03-01" or "deceased" when the record says so
     findings: tuple[Finding, ...] = ()
     hba1c: tuple[HbA1cResult, ...] = ()
     hba1c_unusable: tuple[tuple[str, date], ...] = ()  # (ref, date) of dated, unusable results

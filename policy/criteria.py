@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from facts.model import Finding, HbA1cResult, InsulinOrder, PatientRecord
+from facts.model import Confirmation, Finding, HbA1cResult, InsulinOrder, PatientRecord
 from policy.model import CriterionResult, Evidence, Tri
 
 
@@ -31,6 +31,8 @@ class CriterionSpec:
 class Context:
     today: date
     hba1c_lookback_months: int
+    confirmation_valid_months: int | None = 12
+    hba1c_plausible_mmol_mol: tuple[float, float] = (20.0, 200.0)
 
 
 Rule = Callable[[PatientRecord, CriterionSpec, Context], CriterionResult]
@@ -80,26 +82,101 @@ def insulin_evidence(o: InsulinOrder) -> Evidence:
     return Evidence(o.ref, f"{o.display} ({o.action}, {per_day}{how})", o.date, o.matched_by)
 
 
-def _recent(findings: tuple[Finding, ...], since: date | None, today: date) -> list[Finding]:
-    """Findings dated within [since, today]; undated findings count only when no window is set."""
-    if since is None:
-        return [f for f in findings if f.date is None or f.date <= today]
-    return [f for f in findings if f.date is not None and since <= f.date <= today]
+def _recorded_by(findings: tuple[Finding, ...], today: date) -> list[Finding]:
+    """Findings recorded by today (dated, or undated): for facts that do not go out of date."""
+    return [f for f in findings if f.date is None or f.date <= today]
 
 
-def _window(params: Mapping[str, Any], key: str, today: date) -> date | None:
-    months = params.get(key)
-    return months_before(today, int(months)) if months is not None else None
+@dataclass(frozen=True)
+class Currency:
+    """Findings sorted by whether they are current: inside the window, older, or undated."""
+
+    current: list[Finding]
+    stale: list[Finding]
+    undated: list[Finding]
+    months: int
+
+    @property
+    def not_current(self) -> list[Finding]:
+        return [*self.stale, *self.undated]
+
+
+def currency(findings: tuple[Finding, ...], months: int, today: date) -> Currency:
+    """A finding is current when its latest date is within ``months`` before ``today``.
+
+    Records dated after today are neither current nor shown (a data error, not evidence).
+    """
+    since = months_before(today, months)
+    return Currency(
+        current=[f for f in findings if f.date is not None and since <= f.date <= today],
+        stale=[f for f in findings if f.date is not None and f.date < since],
+        undated=[f for f in findings if f.date is None],
+        months=months,
+    )
+
+
+def stale_evidence(f: Finding) -> Evidence:
+    how = f"matched by term '{f.matched_on}'" if f.matched_by == "term" else f.matched_on
+    when = f"last recorded on {f.date.isoformat()}" if f.date else "undated"
+    return Evidence(f.ref, f"{f.display or f.value_set} ({how}), {when}", f.date, f.matched_by)
+
+
+def _not_current_reason(c: Currency, what: str) -> str:
+    """Why records of ``what`` that exist do not count: too old, or undated."""
+    if c.stale:
+        last = max(f.date for f in c.stale if f.date is not None)
+        return (
+            f"{what} last recorded on {last.isoformat()}, more than {c.months} months ago: "
+            "not current evidence. A clinician may confirm it is still current."
+        )
+    return f"{what} is recorded without a date: an undated record is not enough on its own."
 
 
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
-def latest_hba1c(record: PatientRecord, ctx: Context) -> HbA1cResult | None:
-    """The most recent HbA1c within the lookback; results after today are ignored."""
+def _in_lookback(record: PatientRecord, ctx: Context) -> list[HbA1cResult]:
     since = months_before(ctx.today, ctx.hba1c_lookback_months)
-    usable = [h for h in record.hba1c if since <= h.date <= ctx.today]
-    return max(usable, key=lambda h: (h.date, h.at or _EARLIEST, h.ref)) if usable else None
+    return [h for h in record.hba1c if since <= h.date <= ctx.today]
+
+
+def _plausible(h: HbA1cResult, ctx: Context) -> bool:
+    low, high = ctx.hba1c_plausible_mmol_mol
+    return low <= h.mmol_mol <= high
+
+
+def _newest_first(results: list[HbA1cResult]) -> list[HbA1cResult]:
+    return sorted(results, key=lambda h: (h.date, h.at or _EARLIEST, h.ref), reverse=True)
+
+
+def latest_hba1c(record: PatientRecord, ctx: Context) -> HbA1cResult | None:
+    """The most recent plausible HbA1c within the lookback; results after today are ignored."""
+    usable = [h for h in _in_lookback(record, ctx) if _plausible(h, ctx)]
+    return _newest_first(usable)[0] if usable else None
+
+
+def implausible_evidence(h: HbA1cResult) -> Evidence:
+    shown = hba1c_evidence(h).summary
+    return Evidence(h.ref, f"{shown}: implausible, not used", h.date)
+
+
+def _unreadable_in_lookback(record: PatientRecord, ctx: Context) -> list[tuple[date, str, str]]:
+    """(date, ref, why) of every result in the lookback that cannot be used."""
+    since = months_before(ctx.today, ctx.hba1c_lookback_months)
+    low, high = ctx.hba1c_plausible_mmol_mol
+    out = [(d, ref, "could not be read") for ref, d in record.hba1c_unusable]
+    out += [
+        (h.date, h.ref, f"is implausible ({h.original}, outside {low:g}-{high:g} mmol/mol)")
+        for h in record.hba1c
+        if not _plausible(h, ctx)
+    ]
+    return sorted(x for x in out if since <= x[0] <= ctx.today)
+
+
+def _implausible_context(record: PatientRecord, ctx: Context) -> tuple[Evidence, ...]:
+    return tuple(
+        implausible_evidence(h) for h in _in_lookback(record, ctx) if not _plausible(h, ctx)
+    )
 
 
 def _latest_or_unknown(
@@ -107,24 +184,23 @@ def _latest_or_unknown(
 ) -> HbA1cResult | CriterionResult:
     """The latest usable HbA1c, or the *unknown* result that says why there is none to use.
 
-    An unreadable result newer than every readable one blocks the older ones: the newest
-    result is the one the policy reads, and it cannot be read.
+    An unreadable or implausible result newer than every usable one blocks the older ones:
+    the newest result is the one the policy reads, and it cannot be used.
     """
     latest = latest_hba1c(record, ctx)
-    since = months_before(ctx.today, ctx.hba1c_lookback_months)
-    newer_unusable = sorted(
-        (d, ref)
-        for ref, d in record.hba1c_unusable
-        if since <= d <= ctx.today and (latest is None or d > latest.date)
-    )
+    newer_unusable = [
+        x for x in _unreadable_in_lookback(record, ctx) if latest is None or x[0] > latest.date
+    ]
+    context = _implausible_context(record, ctx)
     if newer_unusable:
-        d, ref = newer_unusable[-1]
+        d, ref, why = newer_unusable[-1]
         return _result(
             spec,
             Tri.UNKNOWN,
-            f"The newest HbA1c ({ref}, {d.isoformat()}) could not be read; an older result "
-            "must not decide.",
-            missing="a readable HbA1c result",
+            f"The newest HbA1c ({ref}, {d.isoformat()}) {why}; it is not used, and an older "
+            "result must not decide.",
+            context=context,
+            missing="a readable, plausible HbA1c result",
         )
     if latest is None:
         return _result(
@@ -189,6 +265,47 @@ def _injections_at_least(record: PatientRecord, minimum: float) -> tuple[Tri, li
     return (Tri.UNKNOWN if some_unstated else Tri.NOT_MET), evidence, how
 
 
+def _on_mdi(record: PatientRecord, minimum: float) -> tuple[Tri, list[Evidence], str]:
+    """NICE "multiple daily injections": a basal-bolus regimen, or ``minimum`` injections a day.
+
+    Basal-bolus is an active basal (long- or intermediate-acting) insulin together with an
+    active rapid- or short-acting one, whatever their stated frequency. Premixed insulin
+    twice a day is not MDI. Unknown when a prescription's kind or frequency is not known and
+    could change the answer.
+    """
+    if not record.insulin:
+        return (
+            Tri.UNKNOWN,
+            [],
+            "no active insulin prescription in the record (it may be prescribed elsewhere)",
+        )
+    basal = [o for o in record.insulin if o.action == "basal"]
+    bolus = [o for o in record.insulin if o.action == "bolus"]
+    if basal and bolus:
+        evidence = [insulin_evidence(o) for o in (basal[0], bolus[0])]
+        return (
+            Tri.MET,
+            evidence,
+            f"basal-bolus: {basal[0].display} (basal) with {bolus[0].display} "
+            "(rapid- or short-acting)",
+        )
+    total, some_unstated, evidence, how = insulin_injections(record)
+    if total >= minimum:
+        return Tri.MET, evidence, f"{how} insulin injections in all"
+    products = {o.product for o in record.insulin}
+    kind_unknown = any(o.action == "unknown" for o in record.insulin) and len(products) > 1
+    if some_unstated or kind_unknown:
+        why = "a prescription states no frequency" if some_unstated else "an insulin's kind"
+        return Tri.UNKNOWN, evidence, f"not shown to be basal-bolus, {how}; {why} is unknown"
+    kinds = ", ".join(sorted({o.action for o in record.insulin}))
+    return (
+        Tri.NOT_MET,
+        evidence,
+        f"not basal-bolus ({kinds} insulin only) and {how}: fewer than {minimum:g} "
+        "injections a day",
+    )
+
+
 def _result(spec: CriterionSpec, result: Tri, reason: str, **kw: Any) -> CriterionResult:
     return CriterionResult(spec.id, spec.title, result, reason, confirmable=spec.confirmable, **kw)
 
@@ -198,7 +315,7 @@ def _recorded_or_not_met(
     record: PatientRecord, spec: CriterionSpec, ctx: Context, met: str, absent: str
 ) -> CriterionResult:
     """Met by any record in the value set (``met`` names the earliest); absence is *not met*."""
-    found = _recent(record.findings_in(spec.params["valueSet"]), None, ctx.today)
+    found = _recorded_by(record.findings_in(spec.params["valueSet"]), ctx.today)
     if spec.params.get("codedOnly"):
         found = [f for f in found if f.matched_by == "code"]
     excluded = tuple(f"{t}/" for t in spec.params.get("excludeResourceTypes", ()))
@@ -212,15 +329,70 @@ def _recorded_or_not_met(
     )
 
 
+def _diagnoses(
+    record: PatientRecord, value_set: str, excluded: set[str], today: date
+) -> list[Finding]:
+    """Diagnosis records in ``value_set``: coded in any resource, by term only on a Condition
+    (a problem-list entry; "type 2 diabetes review" on an encounter is not a diagnosis)."""
+    return [
+        f
+        for f in _recorded_by(record.findings_in(value_set), today)
+        if f.ref not in excluded and (f.matched_by == "code" or f.ref.startswith("Condition/"))
+    ]
+
+
 @rule("diagnosis")
 def diagnosis(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
-    """Met by an active, not refuted diagnosis in the value set; absence is *not met*."""
-    return _recorded_or_not_met(
-        record,
+    """Met by an active, not refuted diagnosis in the value set; absence is *not met*.
+
+    Records in ``remissionValueSet`` never count. When ``otherTypeValueSet`` (the other type
+    of diabetes) is also recorded, the record contradicts itself: *unknown* until corrected.
+    No diabetes diagnosis of either type but active insulin: the type is *unknown*.
+    """
+    p = spec.params
+    remission = p.get("remissionValueSet")
+    in_remission = list(record.findings_in(remission)) if remission else []
+    excluded = {f.ref for f in in_remission}
+    found = _diagnoses(record, p["valueSet"], excluded, ctx.today)
+    other_set = p.get("otherTypeValueSet")
+    other = _diagnoses(record, other_set, excluded, ctx.today) if other_set else []
+    context = tuple(stale_evidence(f) for f in in_remission)
+    if found and other:
+        return _result(
+            spec,
+            Tri.UNKNOWN,
+            "Type 1 and type 2 diabetes are both recorded as active: the record contradicts "
+            "itself and needs correcting before eligibility can be assessed.",
+            evidence=tuple(finding_evidence(f) for f in [*found, *other]),
+            missing="a corrected diabetes diagnosis (one type active, the other resolved or "
+            "entered in error)",
+        )
+    if found:
+        first = min(found, key=lambda f: (f.date or date.max, f.ref))
+        by_term = " (matched by clinical term, not a code)" if first.matched_by == "term" else ""
+        return _result(
+            spec,
+            Tri.MET,
+            f"{spec.title} is recorded: {first.display or first.matched_on} "
+            f"({_fmt(first.date)}){by_term}.",
+            evidence=tuple(finding_evidence(f) for f in found),
+            context=context,
+        )
+    if not other and record.insulin:
+        return _result(
+            spec,
+            Tri.UNKNOWN,
+            "No diabetes diagnosis is recorded, but insulin is prescribed: the type of "
+            "diabetes is unknown.",
+            context=tuple(insulin_evidence(o) for o in record.insulin) + context,
+            missing="the diabetes diagnosis",
+        )
+    remission_note = " (a diagnosis in remission does not count)" if in_remission else ""
+    return _result(
         spec,
-        ctx,
-        f"{spec.title} is recorded: {{what}}.",
-        f"No active {spec.title.lower()} diagnosis in the record.",
+        Tri.NOT_MET,
+        f"No active {spec.title.lower()} diagnosis in the record{remission_note}.",
+        context=context,
     )
 
 
@@ -257,29 +429,41 @@ def age_at_least(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
 
 @rule("finding")
 def finding(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
-    """Met by a recorded finding (coded, or by clinical term); absence is *unknown*."""
-    since = _window(spec.params, "lookbackMonths", ctx.today)
-    found = _recent(record.findings_in(spec.params["valueSet"]), since, ctx.today)
+    """Met by a current finding (coded, or by clinical term); an older or undated one, or none,
+    is *unknown*: absence is not evidence of absence, and an old record is not evidence of now.
+    """
+    c = currency(
+        record.findings_in(spec.params["valueSet"]), int(spec.params["lookbackMonths"]), ctx.today
+    )
     note = spec.params.get("note", "")
-    if found:
-        latest = max(found, key=lambda f: (f.date or date.min, f.ref))
+    if c.current:
+        latest = max(c.current, key=lambda f: (f.date or date.min, f.ref))
         by_term = (
             " (matched by clinical term, not a code)"
-            if all(f.matched_by == "term" for f in found)
+            if all(f.matched_by == "term" for f in c.current)
             else ""
         )
         return _result(
             spec,
             Tri.MET,
-            f"Recorded: {latest.display or latest.matched_on} ({_fmt(latest.date)})"
-            f"{by_term}. {note}".strip(),
-            evidence=tuple(finding_evidence(f) for f in found),
+            f"Recorded: {latest.display or latest.matched_on} ({_fmt(latest.date)}, within "
+            f"{c.months} months){by_term}. {note}".strip(),
+            evidence=tuple(finding_evidence(f) for f in c.current),
         )
-    window = f" in the last {spec.params['lookbackMonths']} months" if since else ""
+    if c.not_current:
+        return _result(
+            spec,
+            Tri.UNKNOWN,
+            _not_current_reason(c, spec.title),
+            evidence=tuple(stale_evidence(f) for f in c.not_current),
+            missing=f"a record of {spec.title.lower()} in the last {c.months} months, or a "
+            "clinician's confirmation that it is still current",
+        )
     return _result(
         spec,
         Tri.UNKNOWN,
-        f"No record of {spec.title.lower()}{window}; absence is not evidence it is absent.",
+        f"No record of {spec.title.lower()} in the last {c.months} months; absence is not "
+        "evidence it is absent.",
         missing=f"a record of {spec.title.lower()}, or a clinician's confirmation",
     )
 
@@ -288,46 +472,67 @@ def finding(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Criteri
 def disabling_hypoglycaemia(
     record: PatientRecord, spec: CriterionSpec, ctx: Context
 ) -> CriterionResult:
-    """Met by a severe-hypoglycaemia / impaired-awareness record, or by repeated events.
+    """Met by a current record of impaired awareness of hypoglycaemia, or by hypoglycaemia
+    episodes on at least ``minDays`` distinct days within the window.
 
     NICE: "repeated and unpredictable occurrence of hypoglycaemia that results in persistent
     anxiety about recurrence and is associated with a significant adverse effect on quality
-    of life". One ordinary event is context, not evidence.
+    of life". Records of one day are one episode, whatever their type or severity: one
+    episode is *unknown*, for a clinician to judge and confirm.
     """
     p = spec.params
-    since = _window(p, "lookbackMonths", ctx.today)
-    severe = _recent(record.findings_in(p["severeValueSet"]), since, ctx.today)
-    events = _recent(record.findings_in(p["eventValueSet"]), since, ctx.today)
-    min_events = int(p["minEvents"])
-    window = f"in the last {p['lookbackMonths']} months" if since else "in the record"
-    if severe:
+    months = int(p["lookbackMonths"])
+    awareness = currency(record.findings_in(p["awarenessValueSet"]), months, ctx.today)
+    if awareness.current:
         return _result(
             spec,
             Tri.MET,
-            f"Severe hypoglycaemia or impaired awareness recorded {window}.",
-            evidence=tuple(finding_evidence(f) for f in severe),
+            f"Impaired awareness of hypoglycaemia recorded in the last {months} months.",
+            evidence=tuple(finding_evidence(f) for f in awareness.current),
         )
-    if len({(f.ref) for f in events}) >= min_events:
+    episodes: dict[str, Finding] = {}
+    for vs in p["eventValueSets"]:
+        for f in record.findings_in(vs):
+            episodes.setdefault(f.ref, f)
+    events = currency(tuple(episodes.values()), months, ctx.today)
+    days = sorted({f.date for f in events.current if f.date is not None})
+    min_days = int(p["minDays"])
+    event_ev = tuple(finding_evidence(f) for f in events.current)
+    if len(days) >= min_days:
         return _result(
             spec,
             Tri.MET,
-            f"{len(events)} hypoglycaemia records {window} "
-            f"(at least {min_events} count as repeated).",
-            evidence=tuple(finding_evidence(f) for f in events),
+            f"Hypoglycaemia recorded on {len(days)} different days in the last {months} months "
+            f"(episodes on at least {min_days} days count as repeated).",
+            evidence=event_ev,
         )
+    parts = []
+    if days:
+        parts.append(
+            f"Hypoglycaemia recorded on {len(days)} day ({days[0].isoformat()}) in the last "
+            f"{months} months: one episode is not 'repeated'; a clinician may judge it "
+            "disabling and confirm."
+        )
+    else:
+        parts.append(f"No record of disabling hypoglycaemia in the last {months} months.")
+    if awareness.not_current:
+        parts.append(_not_current_reason(awareness, "Impaired awareness of hypoglycaemia"))
+    elif events.stale:
+        parts.append(_not_current_reason(events, "Hypoglycaemia"))
     return _result(
         spec,
         Tri.UNKNOWN,
-        f"No record of disabling hypoglycaemia {window}"
-        + (f"; {len(events)} hypoglycaemia record(s), fewer than {min_events}." if events else "."),
-        context=tuple(finding_evidence(f) for f in events),
-        missing="a record of disabling hypoglycaemia, or a clinician's confirmation",
+        " ".join(parts),
+        evidence=tuple(stale_evidence(f) for f in awareness.not_current),
+        context=event_ev + tuple(stale_evidence(f) for f in events.stale[:3]),
+        missing="a current record of disabling hypoglycaemia, or a clinician's confirmation",
     )
 
 
 @rule("hba1c-on-mdi")
 def hba1c_on_mdi(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
-    """Latest HbA1c in the lookback at/above the threshold, and on multiple daily injections."""
+    """HbA1c has "remained high": every result in the lookback at/above the threshold (at least
+    one), and on multiple daily injections (see ``_on_mdi``)."""
     p = spec.params
     threshold, op, minimum = (
         float(p["threshold"]),
@@ -337,45 +542,65 @@ def hba1c_on_mdi(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
     latest = _latest_or_unknown(record, spec, ctx)
     if isinstance(latest, CriterionResult):
         return latest
-    ev = [hba1c_evidence(latest)]
-    if not _compare(latest.mmol_mol, op, threshold):
+    results = _newest_first([h for h in _in_lookback(record, ctx) if _plausible(h, ctx)])
+    context = _implausible_context(record, ctx)
+    n = len(results)
+    read = f"{n} result{'s' if n != 1 else ''} read in the last {ctx.hba1c_lookback_months} months"
+    low = [h for h in results if not _compare(h.mmol_mol, op, threshold)]
+    if low:
         return _result(
             spec,
             Tri.NOT_MET,
-            f"Latest HbA1c {latest.mmol_mol:g} mmol/mol ({latest.date}) is below {threshold:g}.",
-            evidence=tuple(ev),
+            f"HbA1c {low[0].mmol_mol:g} mmol/mol ({low[0].date}) is below {threshold:g}: "
+            f"not 'remained high' ({read}).",
+            evidence=tuple(hba1c_evidence(h) for h in results),
+            context=context,
         )
-    on_mdi, insulin_ev, how = _injections_at_least(record, minimum)
-    ev += insulin_ev
+    ev = [hba1c_evidence(h) for h in results]
+    unreadable = _unreadable_in_lookback(record, ctx)
+    if unreadable:
+        d, ref, why = unreadable[-1]
+        return _result(
+            spec,
+            Tri.UNKNOWN,
+            f"Every usable HbA1c is {_SYMBOL[op]} {threshold:g} ({read}), but {ref} "
+            f"({d.isoformat()}) {why}: it may have been lower.",
+            evidence=tuple(ev),
+            context=context,
+            missing="a readable, plausible value for every HbA1c in the lookback",
+        )
     head = (
-        f"Latest HbA1c {latest.mmol_mol:g} mmol/mol ({latest.date}) is {_SYMBOL[op]} {threshold:g}"
+        f"Every HbA1c is {_SYMBOL[op]} {threshold:g} mmol/mol ({read}; latest {latest.mmol_mol:g})"
     )
+    on_mdi, insulin_ev, how = _on_mdi(record, minimum)
+    ev += insulin_ev
     if on_mdi is Tri.MET:
-        return _result(spec, Tri.MET, f"{head}, on {how} insulin injections.", evidence=tuple(ev))
+        return _result(spec, Tri.MET, f"{head}, on MDI: {how}.", evidence=tuple(ev))
     if on_mdi is Tri.NOT_MET:
-        return _result(
-            spec,
-            Tri.NOT_MET,
-            f"{head}, but insulin is {how}: fewer than {minimum:g} injections a day.",
-            evidence=tuple(ev),
-        )
+        return _result(spec, Tri.NOT_MET, f"{head}, but not on MDI: {how}.", evidence=tuple(ev))
     return _result(
         spec,
         Tri.UNKNOWN,
-        f"{head}; injections a day unknown: {how}.",
+        f"{head}; MDI unknown: {how}.",
         evidence=tuple(ev),
-        missing="insulin dosage with a stated frequency",
+        missing="insulin prescriptions showing a basal-bolus regimen, or a stated frequency",
     )
 
 
 @rule("hba1c-with-finding")
 def hba1c_with_finding(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
-    """Latest HbA1c above the threshold *and* a documented finding (e.g. non-adherence)."""
+    """Latest HbA1c above the threshold *and* a current documented finding (poor adherence).
+
+    A clinician's confirmation covers the finding part only ("is related to poor
+    compliance"): it meets the criterion only when the HbA1c part is met from the record.
+    """
     p = spec.params
     threshold, op = float(p["threshold"]), str(p["comparison"])
+    confirmed = latest_confirmation(record, spec.id, ctx)
     latest = _latest_or_unknown(record, spec, ctx)
+    ignored = (confirmation_context(confirmed, "its HbA1c part is not met"),) if confirmed else ()
     if isinstance(latest, CriterionResult):
-        return latest
+        return replace(latest, context=latest.context + ignored)
     ev = [hba1c_evidence(latest)]
     if not _compare(latest.mmol_mol, op, threshold):
         return _result(
@@ -384,20 +609,40 @@ def hba1c_with_finding(record: PatientRecord, spec: CriterionSpec, ctx: Context)
             f"Latest HbA1c {latest.mmol_mol:g} mmol/mol ({latest.date}) is not "
             f"{_SYMBOL[op]} {threshold:g}.",
             evidence=tuple(ev),
+            context=_implausible_context(record, ctx) + ignored,
         )
-    since = _window(p, "findingLookbackMonths", ctx.today)
-    found = _recent(record.findings_in(p["valueSet"]), since, ctx.today)
     label = p.get("findingLabel", p["valueSet"])
     head = (
         f"Latest HbA1c {latest.mmol_mol:g} mmol/mol ({latest.date}) is {_SYMBOL[op]} {threshold:g}"
     )
-    if found:
-        ev += [finding_evidence(f) for f in found]
+    if confirmed is not None:
+        ev.append(confirmation_evidence(confirmed))
+        who = confirmed.performer or "a clinician"
+        verdict = "related" if confirmed.value else "not related"
+        return _result(
+            spec,
+            Tri.MET if confirmed.value else Tri.NOT_MET,
+            f"{head}; {who} recorded on {confirmed.date.isoformat()} that it is {verdict} to "
+            f"{label}.",
+            evidence=tuple(ev),
+        )
+    c = currency(record.findings_in(p["valueSet"]), int(p["findingLookbackMonths"]), ctx.today)
+    if c.current:
+        ev += [finding_evidence(f) for f in c.current]
         return _result(spec, Tri.MET, f"{head}, and {label} is documented.", evidence=tuple(ev))
+    if c.not_current:
+        return _result(
+            spec,
+            Tri.UNKNOWN,
+            f"{head}. {_not_current_reason(c, label.capitalize())}",
+            evidence=tuple(ev + [stale_evidence(f) for f in c.not_current]),
+            missing=f"a record of {label} in the last {c.months} months, or a clinician's "
+            "confirmation",
+        )
     return _result(
         spec,
         Tri.UNKNOWN,
-        f"{head}, but no {label} is documented.",
+        f"{head}, but no {label} is documented in the last {c.months} months.",
         evidence=tuple(ev),
         missing=f"a record of {label}, or a clinician's confirmation",
     )
@@ -443,29 +688,51 @@ def confirmation_only(record: PatientRecord, spec: CriterionSpec, ctx: Context) 
     )
 
 
-def confirmation_result(
-    record: PatientRecord, spec: CriterionSpec, ctx: Context, valid_months: int | None
-) -> CriterionResult | None:
-    """The latest clinician confirmation of this criterion, if any; it overrides coded data."""
-    since = months_before(ctx.today, valid_months) if valid_months else None
+def latest_confirmation(record: PatientRecord, criterion: str, ctx: Context) -> Confirmation | None:
+    """The latest confirmation of ``criterion`` that still counts: dated no later than today
+    and no older than ``confirmation_valid_months``."""
+    months = ctx.confirmation_valid_months
+    since = months_before(ctx.today, months) if months else None
     mine = [
         c
         for c in record.confirmations
-        if c.criterion == spec.id and c.date <= ctx.today and (since is None or c.date >= since)
+        if c.criterion == criterion and c.date <= ctx.today and (since is None or c.date >= since)
     ]
-    if not mine:
-        return None
-    c = max(mine, key=lambda c: (c.date, c.at or _EARLIEST, c.ref))
-    who = c.performer or "a clinician"
+    return max(mine, key=lambda c: (c.date, c.at or _EARLIEST, c.ref)) if mine else None
+
+
+def confirmation_evidence(c: Confirmation) -> Evidence:
     verdict = "met" if c.value else "not met"
-    ev = Evidence(
+    who = c.performer or "a clinician"
+    return Evidence(
         c.ref, f"confirmed {verdict} by {who} on {c.date.isoformat()}", c.date, "confirmation"
     )
+
+
+def confirmation_context(c: Confirmation, why: str) -> Evidence:
+    """A confirmation shown beside a result it does not decide, and why it does not."""
+    return Evidence(
+        c.ref,
+        f"a clinician's confirmation recorded on {c.date.isoformat()} is not used: {why}",
+        c.date,
+        "confirmation",
+    )
+
+
+def confirmation_result(
+    record: PatientRecord, spec: CriterionSpec, ctx: Context
+) -> CriterionResult | None:
+    """The latest valid clinician confirmation of this criterion, if any; it decides it."""
+    c = latest_confirmation(record, spec.id, ctx)
+    if c is None:
+        return None
+    who = c.performer or "a clinician"
+    verdict = "met" if c.value else "not met"
     return _result(
         spec,
         Tri.MET if c.value else Tri.NOT_MET,
         f"{who} recorded on {c.date.isoformat()} that this is {verdict}.",
-        evidence=(ev,),
+        evidence=(confirmation_evidence(c),),
     )
 
 
@@ -481,3 +748,11 @@ def recorded(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Criter
     return _recorded_or_not_met(
         record, spec, ctx, "Recorded: {what}.", f"No record of {spec.title.lower()}."
     )
+
+
+# Rules read from the record alone: a clinician's confirmation never decides them.
+DATA_DERIVED_RULES = frozenset(
+    {"diagnosis", "age-at-least", "hba1c-on-mdi", "insulin-injections-at-least", "recorded"}
+)
+# Rules that read their own confirmation (it covers only part of the criterion).
+SELF_CONFIRMING_RULES = frozenset({"hba1c-with-finding"})

@@ -11,13 +11,22 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from facts.model import PatientRecord
-from policy.criteria import RULES, Context, CriterionSpec, confirmation_result
+from policy.criteria import (
+    DATA_DERIVED_RULES,
+    RULES,
+    SELF_CONFIRMING_RULES,
+    Context,
+    CriterionSpec,
+    confirmation_context,
+    confirmation_result,
+    latest_confirmation,
+)
 from policy.model import (
     CriterionResult,
     Decision,
@@ -43,7 +52,7 @@ class DerivedSpec:
     title: str
     expression: Expr
     policy_text: str = ""
-    confirmable: bool = True
+    confirmable: bool = False  # a composite is never confirmed as a whole
 
 
 @dataclass(frozen=True)
@@ -59,11 +68,13 @@ class Policy:
     info: PolicyInfo
     hba1c_lookback_months: int
     confirmation_valid_months: int | None
+    hba1c_plausible_mmol_mol: tuple[float, float]
     criteria: tuple[CriterionSpec, ...]
     derived: tuple[DerivedSpec, ...]
     pathways: tuple[PathwaySpec, ...]
     assumptions: tuple[str, ...]
     value_sets: frozenset[str]
+    notices: tuple[tuple[str, str], ...] = ()  # (criterion id, sentence shown when it is met)
 
     @property
     def criterion_ids(self) -> tuple[str, ...]:
@@ -120,21 +131,29 @@ def parse_policy(doc: Mapping[str, Any], overrides: Mapping[str, Any] | None = N
         if c.get("rule") not in RULES:
             raise PolicyError(f"criterion {c.get('id')!r}: unknown rule {c.get('rule')!r}")
         rule_params = {k: resolve(v) for k, v in c.get("params", {}).items()}
-        value_sets.update(v for k, v in rule_params.items() if k.endswith("alueSet") and v)
+        for k, v in rule_params.items():
+            if k.endswith("alueSet") and v:
+                value_sets.add(v)
+            elif k.endswith("alueSets"):
+                value_sets.update(v)
         criteria.append(
             CriterionSpec(
                 id=c["id"],
                 title=c["title"],
                 rule=c["rule"],
                 params=rule_params,
-                confirmable=bool(c.get("confirmable", True)),
+                confirmable=_confirmable(c),
                 policy_text=c.get("policyText", ""),
             )
         )
-    derived = tuple(
-        DerivedSpec(d["id"], d["title"], d["expression"], d.get("policyText", ""))
-        for d in doc.get("derived", [])
-    )
+    derived = []
+    for d in doc.get("derived", []):
+        if d.get("confirmable") is not False:
+            raise PolicyError(
+                f'derived criterion {d.get("id")!r} must declare "confirmable": false '
+                "(a composite is never confirmed as a whole; its parts are)"
+            )
+        derived.append(DerivedSpec(d["id"], d["title"], d["expression"], d.get("policyText", "")))
     pathways = tuple(
         PathwaySpec(p["id"], p["title"], p["diagnosis"], p["expression"]) for p in doc["pathways"]
     )
@@ -148,6 +167,10 @@ def parse_policy(doc: Mapping[str, Any], overrides: Mapping[str, Any] | None = N
         for ref in [p.diagnosis, *_expr_ids(p.expression)]:
             if ref not in known:
                 raise PolicyError(f"pathway {p.id!r} uses undefined criterion {ref!r}")
+    notices = tuple((n["when"], n["text"]) for n in doc.get("notices", []))
+    for when, _ in notices:
+        if when not in known:
+            raise PolicyError(f"notice names undefined criterion {when!r}")
     m = doc["metadata"]
     info = PolicyInfo(
         id=m["id"],
@@ -164,17 +187,42 @@ def parse_policy(doc: Mapping[str, Any], overrides: Mapping[str, Any] | None = N
         presentation=doc.get("presentation", {}),
     )
     assumptions = tuple(a.format(**params) for a in doc.get("assumptions", []))
-    valid = params.get("confirmationValidMonths")
+    valid = params.get("confirmationValidMonths", 12)
+    plausible = (
+        float(params.get("hba1cPlausibleMinMmolMol", 20)),
+        float(params.get("hba1cPlausibleMaxMmolMol", 200)),
+    )
+    if not 0 < plausible[0] < plausible[1]:
+        raise PolicyError(f"HbA1c plausible range {plausible} is not a range")
     return Policy(
         info=info,
         hba1c_lookback_months=int(params["hba1cLookbackMonths"]),
         confirmation_valid_months=int(valid) if valid is not None else None,
+        hba1c_plausible_mmol_mol=plausible,
         criteria=tuple(criteria),
-        derived=derived,
+        derived=tuple(derived),
         pathways=pathways,
         assumptions=assumptions,
         value_sets=frozenset(value_sets),
+        notices=notices,
     )
+
+
+def _confirmable(c: Mapping[str, Any]) -> bool:
+    """Whether a clinician may confirm this criterion: declared in the file, never defaulted.
+
+    Raises PolicyError when it is missing, or declared for a rule read from data alone
+    (diagnoses, age, HbA1c thresholds, insulin frequency).
+    """
+    value = c.get("confirmable")
+    if not isinstance(value, bool):
+        raise PolicyError(f'criterion {c.get("id")!r} must declare "confirmable": true or false')
+    if value and c["rule"] in DATA_DERIVED_RULES:
+        raise PolicyError(
+            f"criterion {c.get('id')!r}: rule {c['rule']!r} is read from the record and "
+            "cannot be confirmable"
+        )
+    return value
 
 
 def _read_policy_file(name_or_path: str | Path) -> tuple[Path, dict[str, Any]]:
@@ -283,15 +331,26 @@ def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
     Pure: no I/O, no clock. Every criterion is evaluated (the card shows them all);
     a clinician's confirmation, where recorded, decides its criterion.
     """
-    ctx = Context(today=today, hba1c_lookback_months=policy.hba1c_lookback_months)
+    ctx = Context(
+        today=today,
+        hba1c_lookback_months=policy.hba1c_lookback_months,
+        confirmation_valid_months=policy.confirmation_valid_months,
+        hba1c_plausible_mmol_mol=policy.hba1c_plausible_mmol_mol,
+    )
     results: dict[str, CriterionResult] = {}
     for spec in policy.criteria:
-        confirmed = confirmation_result(record, spec, ctx, policy.confirmation_valid_months)
-        results[spec.id] = confirmed or RULES[spec.rule](record, spec, ctx)
+        confirmed = None
+        if spec.confirmable and spec.rule not in SELF_CONFIRMING_RULES:
+            confirmed = confirmation_result(record, spec, ctx)
+        results[spec.id] = confirmed or _ignoring_confirmation(
+            RULES[spec.rule](record, spec, ctx), record, ctx, spec.confirmable
+        )
     for d in policy.derived:
-        as_spec = CriterionSpec(d.id, d.title, "derived", {}, d.confirmable)
-        confirmed = confirmation_result(record, as_spec, ctx, policy.confirmation_valid_months)
-        results[d.id] = confirmed or _derived_result(d, policy, results)
+        results[d.id] = _ignoring_confirmation(
+            _derived_result(d, policy, results), record, ctx, d.confirmable
+        )
+    if record.deceased:
+        return _deceased_decision(policy, record, today, results)
     pathways = tuple(
         PathwayResult(
             p.id,
@@ -316,6 +375,40 @@ def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
         warnings=record.warnings,
         policy_overdue=today > policy.info.review_due,
         shown_criteria=shown,
+        notices=tuple(text for when, text in policy.notices if results[when].result is Tri.MET),
+    )
+
+
+def _ignoring_confirmation(
+    result: CriterionResult, record: PatientRecord, ctx: Context, confirmable: bool
+) -> CriterionResult:
+    """A criterion read from data is never decided by a confirmation: one recorded for it is
+    shown beside the result as context, with the reason it is not used."""
+    if confirmable:
+        return result
+    c = latest_confirmation(record, result.id, ctx)
+    if c is None:
+        return result
+    note = confirmation_context(c, "this criterion is read from the record, not confirmed")
+    return replace(result, context=(*result.context, note))
+
+
+def _deceased_decision(
+    policy: Policy, record: PatientRecord, today: date, results: dict[str, CriterionResult]
+) -> Decision:
+    """A patient recorded as deceased: no eligibility is assessed, and the outcome never meets."""
+    return Decision(
+        policy=policy.info,
+        outcome=Outcome.INSUFFICIENT,
+        pathway=None,
+        reason=f"The patient is recorded as deceased ({record.deceased}): no eligibility is "
+        "assessed.",
+        criteria=results,
+        pathways=(),
+        evaluated_on=today,
+        warnings=record.warnings,
+        policy_overdue=today > policy.info.review_due,
+        deceased=True,
     )
 
 
@@ -368,6 +461,9 @@ def _reason(
         diagnoses = " or ".join(policy.title_of(p.diagnosis).lower() for p in pathways)
         return f"Does not meet the criteria: no {diagnoses} diagnosis is recorded."
     ids = [i for i in chosen.criteria if i != chosen.diagnosis]
+    diagnosis = results[chosen.diagnosis]
+    if outcome is Outcome.INSUFFICIENT and diagnosis.result is Tri.UNKNOWN:
+        return f"Not enough information: {diagnosis.reason}"
     if outcome is Outcome.MEETS:
         met = [policy.title_of(i) for i in ids if results[i].result is Tri.MET]
         return f"Meets the {chosen.title} pathway: " + "; ".join(met) + "."

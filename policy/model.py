@@ -102,3 +102,5 @@ class Decision:
     warnings: tuple[str, ...] = ()
     policy_overdue: bool = False
     shown_criteria: tuple[str, ...] = field(default=())  # those the deciding pathway reads
+    notices: tuple[str, ...] = ()  # sentences about the patient's state, shown first
+    deceased: bool = False  # recorded as deceased: no eligibility assessed

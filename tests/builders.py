@@ -50,7 +50,7 @@ def condition(
     text: str | None = None,
     clinical: str | None = "active",
     verification: str | None = "confirmed",
-    onset: str | None = "2020-01-01",
+    onset: str | None = "2026-06-01",
     pid: str = PID,
 ) -> dict[str, Any]:
     c: dict[str, Any] = {

@@ -102,30 +102,101 @@ class ValueSet:
     terms: tuple[str, ...]
 
 
-# Words that, shortly before a term, mean the term is denied rather than asserted.
-_NEGATIONS = (
-    "no",
-    "not",
-    "denies",
-    "denied",
-    "without",
-    "negative for",
-    "ruled out",
-    "rule out",
-    "r o",
-    "never",
-    "nil",
-    "absence of",
-    "free of",
-    "resolved",
-)
-_NEGATION_WINDOW_WORDS = 4
-# "Needle phobia: denies", "needle phobia - none", "... screen negative": a negation word
-# shortly after the term also denies it. Erring this way makes a finding unknown, not met.
-_NEGATED_AFTER = frozenset(
-    {"no", "none", "nil", "not", "denies", "denied", "negative", "absent", "resolved", "never"}
-)
-_NEGATION_AFTER_WORDS = 3
+QUALIFIERS_FILE = BUILTIN_DIR / "text-qualifiers.json"
+
+
+@dataclass(frozen=True)
+class QualifierGroup:
+    """Phrases that, in scope of a term, mean the text does not assert it of this patient now.
+
+    ``before`` phrases count within ``before_words`` words before the term, ``after`` ones
+    within ``after_words`` words after it, ``anywhere`` ones anywhere in the text, and
+    ``characters`` (e.g. "?") anywhere in the raw text.
+    """
+
+    id: str
+    why: str
+    before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    anywhere: tuple[str, ...] = ()
+    characters: tuple[str, ...] = ()
+    before_words: int = 4
+    after_words: int = 3
+
+
+def _phrase_list(group: Mapping[str, Any], key: str, file: str) -> tuple[str, ...]:
+    value = group.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ValueSetError(f"{file}: group {group.get('id')!r}: {key!r} must be a list of phrases")
+    return tuple(value)
+
+
+def parse_qualifiers(doc: Any, file: str) -> tuple[QualifierGroup, ...]:
+    """The qualifier groups of a text-qualifiers document; ValueSetError naming ``file`` if bad."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("groups"), list) or not doc["groups"]:
+        raise ValueSetError(f"{file}: needs a non-empty 'groups' list")
+    if not isinstance(doc.get("provenance"), str) or not doc["provenance"].strip():
+        raise ValueSetError(f"{file}: needs a 'provenance' statement")
+    groups = []
+    for g in doc["groups"]:
+        if not isinstance(g, dict) or not isinstance(g.get("id"), str):
+            raise ValueSetError(f"{file}: every group needs an 'id'")
+        if not isinstance(g.get("why"), str) or not g["why"].strip():
+            raise ValueSetError(f"{file}: group {g['id']!r} needs a 'why'")
+        unknown = set(g) - {
+            "id",
+            "why",
+            "before",
+            "after",
+            "anywhere",
+            "characters",
+            "beforeWords",
+            "afterWords",
+        }
+        if unknown:
+            raise ValueSetError(f"{file}: group {g['id']!r} has unknown keys {sorted(unknown)}")
+        words = {k: g.get(k, d) for k, d in (("beforeWords", 4), ("afterWords", 3))}
+        if not all(isinstance(v, int) and 0 < v <= 10 for v in words.values()):
+            raise ValueSetError(f"{file}: group {g['id']!r}: word windows must be 1 to 10")
+        group = QualifierGroup(
+            id=g["id"],
+            why=g["why"],
+            before=_phrase_list(g, "before", file),
+            after=_phrase_list(g, "after", file),
+            anywhere=_phrase_list(g, "anywhere", file),
+            characters=_phrase_list(g, "characters", file),
+            before_words=words["beforeWords"],
+            after_words=words["afterWords"],
+        )
+        if not (group.before or group.after or group.anywhere or group.characters):
+            raise ValueSetError(f"{file}: group {g['id']!r} lists no phrases")
+        groups.append(group)
+    return tuple(groups)
+
+
+def load_qualifiers(path: Path = QUALIFIERS_FILE) -> tuple[QualifierGroup, ...]:
+    """The built-in text qualifiers; raises ValueSetError naming the file if it is unusable."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueSetError(f"{path}: cannot read JSON: {exc}") from exc
+    return parse_qualifiers(doc, str(path))
+
+
+def _alternation(phrases: Iterable[str]) -> re.Pattern[str] | None:
+    norm = sorted({normalise_text(p) for p in phrases if normalise_text(p)}, key=len, reverse=True)
+    return re.compile(rf"\b(?:{'|'.join(re.escape(p) for p in norm)})\b") if norm else None
+
+
+@dataclass(frozen=True)
+class _CompiledGroup:
+    id: str
+    before: re.Pattern[str] | None
+    after: re.Pattern[str] | None
+    anywhere: re.Pattern[str] | None
+    characters: tuple[str, ...]
+    before_words: int
+    after_words: int
 
 
 @dataclass(frozen=True)
@@ -135,9 +206,18 @@ class TermHit:
 
 
 class TermMatcher:
-    """Finds value-set terms in free text; a term preceded closely by a negation is no hit."""
+    """Finds value-set terms in free text asserted of this patient now.
 
-    def __init__(self, terms_by_set: Mapping[str, Iterable[str]]) -> None:
+    A term in scope of a qualifier (a negation, a relative, a screen or questionnaire, a
+    query, "history of"; see ``text-qualifiers.json``) is no hit: such text never meets a
+    criterion.
+    """
+
+    def __init__(
+        self,
+        terms_by_set: Mapping[str, Iterable[str]],
+        qualifiers: Iterable[QualifierGroup] = (),
+    ) -> None:
         entries: list[tuple[str, str]] = []
         for vs_id, terms in terms_by_set.items():
             entries.extend((normalise_text(t), vs_id) for t in terms if normalise_text(t))
@@ -148,16 +228,42 @@ class TermMatcher:
             self._by_term.setdefault(term, set()).add(vs_id)
         alternatives = "|".join(re.escape(t) for t in self._by_term)
         self._pattern = re.compile(rf"\b(?:{alternatives})\b") if alternatives else None
-        negs = "|".join(re.escape(n) for n in _NEGATIONS)
-        self._negation = re.compile(rf"\b(?:{negs})\b")
+        self._groups = tuple(
+            _CompiledGroup(
+                g.id,
+                _alternation(g.before),
+                _alternation(g.after),
+                _alternation(g.anywhere),
+                g.characters,
+                g.before_words,
+                g.after_words,
+            )
+            for g in qualifiers
+        )
 
         # Records repeat the same displays ("Atorvastatin 20mg tablets") many times over: the
         # answer for a text is cached, bounded, per library.
         self.find = functools.lru_cache(maxsize=8192)(self._find)  # type: ignore[method-assign]
 
     def find(self, text: str) -> tuple[TermHit, ...]:
-        """The value-set terms asserted in ``text`` (negated mentions are left out)."""
+        """The value-set terms asserted in ``text`` (qualified mentions are left out)."""
         return self._find(text)
+
+    def _qualified(self, raw: str, norm: str, start: int, end: int) -> str | None:
+        before = " ".join(norm[:start].split()[-10:])
+        after_words = norm[end:].split()[:10]
+        for g in self._groups:
+            if any(c in raw for c in g.characters):
+                return g.id
+            if g.anywhere is not None and g.anywhere.search(norm):
+                return g.id
+            if g.before is not None and g.before.search(
+                " ".join(before.split()[-g.before_words :])
+            ):
+                return g.id
+            if g.after is not None and g.after.search(" ".join(after_words[: g.after_words])):
+                return g.id
+        return None
 
     def _find(self, text: str) -> tuple[TermHit, ...]:
         if self._pattern is None or not text:
@@ -165,9 +271,7 @@ class TermMatcher:
         norm = normalise_text(text)
         hits: list[TermHit] = []
         for m in self._pattern.finditer(norm):
-            before = norm[: m.start()].split()[-_NEGATION_WINDOW_WORDS:]
-            after = norm[m.end() :].split()[:_NEGATION_AFTER_WORDS]
-            if self._negation.search(" ".join(before)) or _NEGATED_AFTER.intersection(after):
+            if self._qualified(text, norm, m.start(), m.end()) is not None:
                 continue
             hits.extend(TermHit(vs, m.group(0)) for vs in sorted(self._by_term[m.group(0)]))
         return tuple(hits)
@@ -179,6 +283,7 @@ class ValueSetLibrary:
 
     sets: dict[str, ValueSet] = field(default_factory=dict)
     _index: dict[tuple[str, str], tuple[Concept, ...]] = field(default_factory=dict)
+    qualifiers: tuple[QualifierGroup, ...] = field(default_factory=lambda: load_qualifiers())
     _matcher: TermMatcher | None = None
 
     def __post_init__(self) -> None:
@@ -191,12 +296,21 @@ class ValueSetLibrary:
                 key = (c.system, c.code)
                 index.setdefault(key, []).append(c)
         self._index = {k: tuple(v) for k, v in index.items()}
-        self._matcher = TermMatcher({vs.id: vs.terms for vs in self.sets.values()})
+        self._matcher = TermMatcher({vs.id: vs.terms for vs in self.sets.values()}, self.qualifiers)
 
     def lookup(self, system: str, code: str) -> tuple[Concept, ...]:
-        """Every concept (across value sets) that this coding is; empty if none."""
+        """Every concept (across value sets) that this coding is; empty if none.
+
+        ICD-10 and ICD-10-CM share their three-character categories: a category in a value
+        set (E10) stands for its whole family, so E10.65 in either system is found by it.
+        """
         system = normalise_system(system)
-        return self._index.get((system, normalise_code(system, code)), ())
+        code = normalise_code(system, code)
+        hit = self._index.get((system, code), ())
+        if hit or system not in _ICD_SYSTEMS or len(code) <= 3:
+            return hit
+        category = code[:3]
+        return tuple(c for s in sorted(_ICD_SYSTEMS) for c in self._index.get((s, category), ()))
 
     def find_terms(self, text: str) -> tuple[TermHit, ...]:
         assert self._matcher is not None
@@ -304,6 +418,8 @@ def _read_dir(directory: Path) -> list[ValueSet]:
         raise ValueSetError(f"{directory}: value set folder does not exist")
     out = []
     for path in sorted(directory.glob("*.json")):
+        if path.name == QUALIFIERS_FILE.name:
+            continue  # the text qualifiers, loaded by ``load_qualifiers``
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -294,6 +294,17 @@ SPECS: tuple[Spec, ...] = (
             "Primary Care Domain refset DMTYPE1_COD as published in OpenCodelists, plus "
             "type-specific codes from the Exeter CPRD diabetes codelist and ICD-10 E10.x."
         ),
+        terms=(
+            "type 1 diabetes",
+            "type 1 diabetes mellitus",
+            "diabetes mellitus type 1",
+            "diabetes type 1",
+            "type i diabetes",
+            "type i diabetes mellitus",
+            "diabetes mellitus type i",
+            "t1dm",
+            "t1 diabetes",
+        ),
     ),
     Spec(
         id="type-2-diabetes",
@@ -312,6 +323,17 @@ SPECS: tuple[Spec, ...] = (
             "703136005": "generic 'Diabetes mellitus in remission', not type-specific "
             "(a member of DMTYPE2_COD as published)",
         },
+        terms=(
+            "type 2 diabetes",
+            "type 2 diabetes mellitus",
+            "diabetes mellitus type 2",
+            "diabetes type 2",
+            "type ii diabetes",
+            "type ii diabetes mellitus",
+            "diabetes mellitus type ii",
+            "t2dm",
+            "t2 diabetes",
+        ),
     ),
     Spec(
         id="hba1c",

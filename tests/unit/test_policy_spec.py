@@ -192,11 +192,11 @@ def test_two_hypoglycaemia_events_in_a_year_count_as_repeated(decide: Decide) ->
     assert result(d, "disabling-hypoglycaemia") is Tri.MET
 
 
-def test_hypoglycaemia_recognised_by_clinical_term(decide: Decide) -> None:
+def test_impaired_awareness_recognised_by_clinical_term(decide: Decide) -> None:
     d = decide(
         patient(),
         condition(T1DM),
-        observation_finding(text="Recurrent severe hypoglycaemia", on="2026-05-01"),
+        observation_finding(text="Impaired awareness of hypoglycaemia", on="2026-05-01"),
     )
     r = d.criteria["disabling-hypoglycaemia"]
     assert r.result is Tri.MET
@@ -392,9 +392,13 @@ def test_confirmations_that_do_not_count(decide: Decide, bad: dict[str, Any]) ->
     assert result(d, "needle-phobia") is Tri.UNKNOWN
 
 
-def test_confirmation_of_the_derived_nice_criteria(decide: Decide) -> None:
+def test_a_confirmation_of_the_derived_nice_criteria_is_ignored_and_shown(decide: Decide) -> None:
     d = decide(patient(), condition(T1DM), confirmation("nice-pump-criteria"), condition(LIPO))
-    assert d.outcome is Outcome.MEETS
+    r = d.criteria["nice-pump-criteria"]
+    assert r.result is Tri.UNKNOWN
+    assert not r.confirmable
+    assert any("read from the record" in e.summary for e in r.context)
+    assert d.outcome is Outcome.INSUFFICIENT
 
 
 # -- Robustness: a malformed resource is skipped and reported -----------------------------------

@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 
 from service import create_app
 from tests.builders import (
+    IMPAIRED_AWARENESS,
     LIPO,
     PID,
     T1DM,
@@ -253,7 +254,7 @@ def test_does_not_meet_links_the_individual_funding_request_route(client: FlaskC
 def test_no_empty_optional_fields(client: FlaskClient) -> None:
     body = hook_request(
         "order-sign",
-        resources=[patient(), condition(T1DM), condition(LIPO), confirmation("nice-pump-criteria")],
+        resources=[patient(), condition(T1DM), condition(LIPO), condition(IMPAIRED_AWARENESS)],
         drafts=[draft()],
     )
     card = card_of(post(client, "order-sign", body))
