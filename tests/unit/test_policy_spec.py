@@ -182,16 +182,6 @@ def test_one_ordinary_hypoglycaemia_event_is_context_not_evidence(decide: Decide
     assert len(r.context) == 1
 
 
-def test_two_hypoglycaemia_events_in_a_year_count_as_repeated(decide: Decide) -> None:
-    d = decide(
-        patient(),
-        condition(T1DM),
-        condition(HYPO_EVENT, onset="2026-08-01"),
-        condition(HYPO_EVENT, onset="2026-02-01"),
-    )
-    assert result(d, "disabling-hypoglycaemia") is Tri.MET
-
-
 def test_impaired_awareness_recognised_by_clinical_term(decide: Decide) -> None:
     d = decide(
         patient(),

@@ -28,6 +28,13 @@ from tests.hooks import SERVICE, hook_request
 Decide = Callable[..., Decision]
 PUMP = load_policy("nice-insulin-pump")
 MDI = (insulin(text="with meals"), insulin(text="at night"))
+NOVOMIX = (
+    "https://dmd.nhs.uk",
+    "3468811000001107",
+    "Insulin aspart biphasic 30/70 100units/ml suspension for injection 3ml cartridges",
+)
+HYPO_COMA = (SNOMED, "421437000", "Hypoglycemic coma due to type 1 diabetes mellitus")
+LOSS_OF_WARNING = (SNOMED, "170766006", "Loss of hypoglycaemic warning")
 
 
 def on_pump() -> dict[str, Any]:
@@ -58,6 +65,22 @@ def on_pump() -> dict[str, Any]:
         ),
         ((patient("2018-01-01"), condition(T1DM), confirmation("mdi-impractical")), Outcome.MEETS),
         ((patient(), condition(T2DM), hba1c(90), *MDI), Outcome.DOES_NOT_MEET),  # type 1 only
+        # both types active: a conflict, never met
+        ((patient(), condition(T1DM), condition(T2DM), hba1c(80), *MDI), Outcome.INSUFFICIENT),
+        # no diagnosis but insulin: the type is unknown, not "does not meet"
+        ((patient(), hba1c(80), *MDI), Outcome.INSUFFICIENT),
+        # a type 1 diagnosis recorded as text
+        ((patient(), condition(text="Type 1 diabetes"), hba1c(80), *MDI), Outcome.MEETS),
+        # premixed twice a day is not MDI; hypoglycaemia unknown
+        (
+            (patient(), condition(T1DM), hba1c(80), insulin(NOVOMIX, text="twice daily")),
+            Outcome.INSUFFICIENT,
+        ),
+        # a deceased patient is never assessed
+        (
+            ({**patient(), "deceasedBoolean": True}, condition(T1DM), hba1c(80), *MDI),
+            Outcome.INSUFFICIENT,
+        ),
     ],
 )
 def test_nice_criteria(decide: Decide, resources: tuple[Any, ...], outcome: Outcome) -> None:
@@ -89,6 +112,22 @@ def test_the_two_policies_read_the_shared_nice_criteria_identically(
             condition(("http://snomed.info/sct", "170766006", "Loss of hypo warning")),
         ),
         (patient(None), condition(T1DM), hba1c(75), *MDI),
+        (patient(), condition(T1DM), hba1c(75), insulin(NOVOMIX, text="twice daily")),
+        (patient(), condition(T1DM), hba1c(72, "%"), *MDI),
+        (
+            patient(),
+            condition(T1DM),
+            hba1c(55, on="2026-02-01"),
+            hba1c(58, on="2026-06-01"),
+            hba1c(71, on="2026-10-01"),
+            *MDI,
+        ),
+        (patient(), condition(T1DM), condition(HYPO_COMA, onset="2026-08-01")),
+        (patient(), condition(T1DM), condition(LOSS_OF_WARNING, onset="2018-01-01")),
+        (patient(), condition(T1DM), condition(T2DM), hba1c(75), *MDI),
+        (patient(), condition(text="Type 1 diabetes"), hba1c(75), *MDI),
+        (patient(), hba1c(75), *MDI),
+        (patient(), condition(T1DM), hba1c(75), *MDI, confirmation("hba1c-69-or-above-on-mdi")),
     ]
     shared = [
         "type-1-diabetes",

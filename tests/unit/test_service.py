@@ -580,3 +580,38 @@ def test_a_fetched_search_the_server_says_failed_is_412(client: FlaskClient) -> 
     assert resp.status_code == 412
     assert "conditions" in resp.json["issue"][0]["diagnostics"]
     assert "timed out" not in resp.get_data(as_text=True)
+
+
+# -- patient state -------------------------------------------------------------------------
+def deceased(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = [dict(r) for r in resources]
+    out[0]["deceasedDateTime"] = "2026-09-14"
+    return out
+
+
+def test_a_deceased_patient_gets_no_patient_view_card(client: FlaskClient) -> None:
+    body = hook_request("patient-view", resources=deceased(MEETS))
+    assert post(client, "patient-view", body).json == {"cards": []}
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+def test_an_order_for_a_deceased_patient_gets_a_warning_and_no_assessment(
+    client: FlaskClient, hook: str
+) -> None:
+    body = hook_request(hook, resources=deceased(MEETS), drafts=[draft()])
+    card = card_of(post(client, hook, body))
+    assert card["indicator"] == "warning"
+    assert "recorded as deceased" in card["summary"]
+    assert "no eligibility is assessed" in card["detail"]
+    assert "| Criterion |" not in card["detail"]  # no criteria table
+    assert "suggestions" not in card
+    ext = card["extension"]["iport-cds.eligibility"]
+    assert ext["outcome"] != "meets-criteria"
+    assert ext["deceased"] is True
+
+
+def test_the_iport_card_says_when_a_pump_is_already_in_use(client: FlaskClient) -> None:
+    pump = condition(("http://snomed.info/sct", "180178009", "Continuous subcutaneous infusion"))
+    body = hook_request("order-sign", resources=[*MEETS, pump], drafts=[draft()])
+    card = card_of(post(client, "order-sign", body))
+    assert "already using an insulin pump" in card["detail"]

@@ -1,0 +1,542 @@
+"""A criterion is met only by evidence that is about this patient, current and plausible.
+
+Anything less is *unknown* with the reason shown, never *met*. Each section is one rule of
+docs/policy-interpretation.md ("Evidence that counts"), written as executable examples
+through the pure core. "Today" is 2026-11-21.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import pytest
+
+from policy import Decision, Outcome, PolicyError, Tri, parse_policy
+from policy.engine import POLICY_DIR
+from tests.builders import (
+    HYPO_EVENT,
+    IMPAIRED_AWARENESS,
+    LIPO,
+    NON_ADHERENCE,
+    SNOMED,
+    T1DM,
+    T2DM,
+    condition,
+    confirmation,
+    hba1c,
+    insulin,
+    observation_finding,
+    patient,
+)
+
+Decide = Callable[..., Decision]
+
+GLARGINE = (SNOMED, "126212009", "Insulin glargine")  # basal
+ASPART = ("https://dmd.nhs.uk", "3468611000001108", "Insulin aspart 3ml cartridges")  # bolus
+NOVOMIX = (
+    "https://dmd.nhs.uk",
+    "3468811000001107",
+    "Insulin aspart biphasic 30/70 100units/ml suspension for injection 3ml cartridges",
+)  # premixed
+BASAL_BOLUS = (insulin(GLARGINE, text="once daily at night"), insulin(ASPART, text="with meals"))
+HYPO_COMA = (SNOMED, "421437000", "Hypoglycemic coma due to type 1 diabetes mellitus")
+T1_REMISSION = (SNOMED, "703137001", "Type I diabetes mellitus in remission")
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+
+
+def result(decision: Decision, criterion: str) -> Tri:
+    return decision.criteria[criterion].result
+
+
+def iport_doc() -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((POLICY_DIR / "iport-advance.json").read_text())
+    return doc
+
+
+# -- 1. Currency: a finding counts only inside its window ------------------------------------------
+@pytest.mark.parametrize(
+    ("criterion", "code", "inside", "outside"),
+    [
+        ("lipohypertrophy", LIPO, "2025-11-21", "2025-11-20"),  # 12 months
+        ("needle-phobia", None, "2024-11-21", "2024-11-20"),  # 24 months
+        ("disabling-hypoglycaemia", IMPAIRED_AWARENESS, "2025-11-21", "2025-11-20"),  # 12 months
+    ],
+)
+def test_a_finding_counts_only_inside_its_window(
+    decide: Decide, criterion: str, code: Any, inside: str, outside: str
+) -> None:
+    def at(day: str) -> Decision:
+        if code is None:
+            return decide(patient(), condition(T1DM), condition(text="Needle phobia", onset=day))
+        return decide(patient(), condition(T1DM), condition(code, onset=day))
+
+    assert result(at(inside), criterion) is Tri.MET
+    stale = at(outside).criteria[criterion]
+    assert stale.result is Tri.UNKNOWN
+    assert f"last recorded on {outside}" in stale.reason
+    assert stale.confirmable  # "still current" is a clinician's judgement
+
+
+def test_poor_adherence_counts_for_24_months(decide: Decide) -> None:
+    def at(day: str) -> Tri:
+        d = decide(patient(), condition(T1DM), hba1c(80), condition(NON_ADHERENCE, onset=day))
+        return result(d, "hba1c-above-69-with-poor-adherence")
+
+    assert at("2024-11-21") is Tri.MET
+    assert at("2024-11-20") is Tri.UNKNOWN
+
+
+def test_an_eight_year_old_active_finding_is_unknown_and_shown_with_its_date(
+    decide: Decide,
+) -> None:
+    d = decide(
+        patient(),
+        condition(T1DM),
+        condition(LIPO, onset="2018-03-01"),
+        condition(IMPAIRED_AWARENESS, onset="2018-03-01"),
+    )
+    for criterion in ("lipohypertrophy", "disabling-hypoglycaemia"):
+        r = d.criteria[criterion]
+        assert r.result is Tri.UNKNOWN
+        assert "last recorded on 2018-03-01" in r.reason
+        assert any("last recorded on 2018-03-01" in e.summary for e in r.evidence)
+    assert d.outcome is not Outcome.MEETS
+
+
+def test_the_recorded_date_decides_over_an_older_onset(decide: Decide) -> None:
+    lipo = condition(LIPO, onset="2017-01-01")
+    lipo["recordedDate"] = "2026-10-01"  # recorded at this year's review
+    assert result(decide(patient(), condition(T1DM), lipo), "lipohypertrophy") is Tri.MET
+    old = condition(LIPO, onset="2026-10-01")
+    old["recordedDate"] = "2017-01-01"  # the record is from 2017, whatever onset it claims
+    assert result(decide(patient(), condition(T1DM), old), "lipohypertrophy") is Tri.UNKNOWN
+
+
+def test_an_undated_finding_is_never_enough_on_its_own(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM), condition(LIPO, onset=None))
+    r = d.criteria["lipohypertrophy"]
+    assert r.result is Tri.UNKNOWN
+    assert "without a date" in r.reason
+
+
+def test_a_finding_dated_after_today_does_not_count(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM), condition(LIPO, onset="2027-01-01"))
+    assert result(d, "lipohypertrophy") is Tri.UNKNOWN
+
+
+def test_windows_are_parameters(decide: Decide) -> None:
+    longer = parse_policy(iport_doc(), {"lipohypertrophyLookbackMonths": 120})
+    d = decide(patient(), condition(T1DM), condition(LIPO, onset="2018-03-01"), policy=longer)
+    assert result(d, "lipohypertrophy") is Tri.MET
+
+
+# -- 2. Confirmations: only judgement criteria, only while valid -----------------------------------
+JUDGEMENT = {
+    "mdi-impractical",
+    "diabetes-specialist-recommendation",
+    "needle-phobia",
+    "lipohypertrophy",
+    "disabling-hypoglycaemia",
+    "hba1c-above-69-with-poor-adherence",
+}
+
+
+def test_only_judgement_criteria_are_confirmable(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM))
+    assert {cid for cid, r in d.criteria.items() if r.confirmable} == JUDGEMENT
+
+
+@pytest.mark.parametrize(
+    "criterion",
+    [
+        "type-1-diabetes",
+        "type-2-diabetes",
+        "age-12-or-over",
+        "hba1c-69-or-above-on-mdi",
+        "insulin-more-than-once-daily",
+        "nice-pump-criteria",
+    ],
+)
+def test_a_confirmation_of_a_data_criterion_is_ignored_and_shown(
+    decide: Decide, criterion: str
+) -> None:
+    d = decide(patient(None), hba1c(52), insulin(text="once daily"), confirmation(criterion))
+    r = d.criteria[criterion]
+    assert r.result is not Tri.MET
+    assert any(e.matched_by == "confirmation" for e in r.context)
+    assert d.outcome is not Outcome.MEETS
+
+
+def test_a_2019_confirmation_does_not_outrank_a_current_hba1c(decide: Decide) -> None:
+    d = decide(
+        patient(),
+        condition(T1DM),
+        hba1c(52),
+        *BASAL_BOLUS,
+        confirmation("hba1c-69-or-above-on-mdi", on="2019-05-01"),
+        confirmation("nice-pump-criteria", on="2019-05-01"),
+        condition(text="Needle phobia"),
+    )
+    assert result(d, "hba1c-69-or-above-on-mdi") is Tri.NOT_MET
+    assert d.outcome is not Outcome.MEETS
+
+
+@pytest.mark.parametrize(
+    ("on", "expected"),
+    [("2025-11-21", Tri.MET), ("2025-11-20", Tri.UNKNOWN), ("2026-11-22", Tri.UNKNOWN)],
+)
+def test_a_confirmation_counts_for_12_months_and_not_from_the_future(
+    decide: Decide, on: str, expected: Tri
+) -> None:
+    d = decide(patient(), condition(T1DM), confirmation("needle-phobia", on=on))
+    assert result(d, "needle-phobia") is expected
+
+
+def test_confirmation_validity_is_a_parameter(decide: Decide) -> None:
+    policy = parse_policy(iport_doc(), {"confirmationValidMonths": 36})
+    d = decide(
+        patient(), condition(T1DM), confirmation("needle-phobia", on="2024-01-01"), policy=policy
+    )
+    assert result(d, "needle-phobia") is Tri.MET
+
+
+def test_a_confirmation_false_makes_the_criterion_not_met(decide: Decide) -> None:
+    d = decide(
+        patient(),
+        condition(T1DM),
+        condition(text="Needle phobia"),
+        confirmation("needle-phobia", False),
+    )
+    assert result(d, "needle-phobia") is Tri.NOT_MET
+
+
+@pytest.mark.parametrize(
+    ("status", "counts"), [("final", True), ("amended", True), ("preliminary", False)]
+)
+def test_a_confirmation_counts_only_when_final_or_amended(
+    decide: Decide, status: str, counts: bool
+) -> None:
+    c = confirmation("lipohypertrophy")
+    c["status"] = status
+    d = decide(patient(), condition(T1DM), c)
+    assert result(d, "lipohypertrophy") is (Tri.MET if counts else Tri.UNKNOWN)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(80, Tri.MET), (60, Tri.NOT_MET)],
+)
+def test_an_adherence_confirmation_meets_only_when_the_hba1c_part_is_met(
+    decide: Decide, value: float, expected: Tri
+) -> None:
+    d = decide(
+        patient(), condition(T1DM), hba1c(value), confirmation("hba1c-above-69-with-poor-adherence")
+    )
+    r = d.criteria["hba1c-above-69-with-poor-adherence"]
+    assert r.result is expected
+    if expected is Tri.NOT_MET:
+        assert any("HbA1c part is not met" in e.summary for e in r.context)
+
+
+def test_an_adherence_confirmation_does_not_stand_in_for_a_missing_hba1c(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM), confirmation("hba1c-above-69-with-poor-adherence"))
+    assert result(d, "hba1c-above-69-with-poor-adherence") is Tri.UNKNOWN
+
+
+def test_a_policy_file_must_declare_confirmability_and_may_not_confirm_data() -> None:
+    doc = iport_doc()
+    del doc["criteria"][0]["confirmable"]
+    with pytest.raises(PolicyError, match="must declare"):
+        parse_policy(doc)
+    doc = iport_doc()
+    doc["criteria"][0]["confirmable"] = True  # type-1-diabetes: a diagnosis
+    with pytest.raises(PolicyError, match="cannot be confirmable"):
+        parse_policy(doc)
+    doc = iport_doc()
+    doc["derived"][0]["confirmable"] = True
+    with pytest.raises(PolicyError, match="composite"):
+        parse_policy(doc)
+
+
+# -- 3. Plausibility -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "unit", "usable"),
+    [
+        (72, "%", False),  # = 763 mmol/mol: a % unit on an mmol/mol value
+        (19, "mmol/mol", False),
+        (20, "mmol/mol", True),
+        (200, "mmol/mol", True),
+        (201, "mmol/mol", False),
+        (9.0, "%", True),
+        (75, "mg/dL", False),
+    ],
+)
+def test_an_implausible_hba1c_is_not_used(
+    decide: Decide, value: float, unit: str, usable: bool
+) -> None:
+    d = decide(patient(), condition(T1DM), hba1c(value, unit), *BASAL_BOLUS)
+    r = d.criteria["hba1c-69-or-above-on-mdi"]
+    if usable:
+        assert r.result is not Tri.UNKNOWN
+    else:
+        assert r.result is Tri.UNKNOWN
+        if unit != "mg/dL":
+            assert any("implausible, not used" in e.summary for e in r.context)
+
+
+def test_an_implausible_newest_result_blocks_older_ones(decide: Decide) -> None:
+    d = decide(
+        patient(),
+        condition(T1DM),
+        hba1c(72, "%", on="2026-10-01"),
+        hba1c(75, on="2026-06-01"),
+        *BASAL_BOLUS,
+    )
+    assert result(d, "hba1c-69-or-above-on-mdi") is Tri.UNKNOWN
+    assert result(d, "hba1c-above-69-with-poor-adherence") is Tri.UNKNOWN
+
+
+# -- 4. "Remained high": every result in the lookback ----------------------------------------------
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ((55, 58, 71), Tri.NOT_MET),  # the latest alone is high: not "remained"
+        ((71, 58, 75), Tri.NOT_MET),
+        ((70, 69, 80), Tri.MET),
+        ((75,), Tri.MET),  # at least one
+    ],
+)
+def test_remained_high_means_every_result_in_the_lookback(
+    decide: Decide, values: tuple[float, ...], expected: Tri
+) -> None:
+    days = ["2026-02-01", "2026-06-01", "2026-10-01"]
+    results = [hba1c(v, on=day) for v, day in zip(values, days[-len(values) :], strict=True)]
+    d = decide(patient(), condition(T1DM), *results, *BASAL_BOLUS)
+    r = d.criteria["hba1c-69-or-above-on-mdi"]
+    assert r.result is expected
+    assert f"{len(values)} result" in r.reason  # how many it read
+
+
+def test_a_result_before_the_lookback_does_not_count_against(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM), hba1c(50, on="2025-06-01"), hba1c(75), *BASAL_BOLUS)
+    assert result(d, "hba1c-69-or-above-on-mdi") is Tri.MET
+
+
+def test_an_unreadable_older_result_leaves_remained_high_unknown(decide: Decide) -> None:
+    bound = hba1c(60, on="2026-02-01")
+    bound["valueQuantity"]["comparator"] = "<"
+    d = decide(patient(), condition(T1DM), bound, hba1c(75), *BASAL_BOLUS)
+    assert result(d, "hba1c-69-or-above-on-mdi") is Tri.UNKNOWN
+
+
+# -- 5. MDI: basal-bolus, or three injections a day ------------------------------------------------
+@pytest.mark.parametrize(
+    ("prescriptions", "expected"),
+    [
+        (BASAL_BOLUS, Tri.MET),
+        ((insulin(GLARGINE, text="once daily"), insulin(ASPART, text="as directed")), Tri.MET),
+        ((insulin(NOVOMIX, text="twice daily"),), Tri.NOT_MET),  # premixed BD is not MDI
+        ((insulin(NOVOMIX, text="three times a day"),), Tri.MET),
+        ((insulin(GLARGINE, text="once daily"),), Tri.NOT_MET),
+        ((insulin(ASPART, text="BD"),), Tri.NOT_MET),
+        ((insulin(NOVOMIX, text="as directed"),), Tri.UNKNOWN),
+    ],
+)
+def test_mdi_is_basal_bolus_or_three_injections_a_day(
+    decide: Decide, prescriptions: tuple[dict[str, Any], ...], expected: Tri
+) -> None:
+    d = decide(patient(), condition(T1DM), hba1c(80), *prescriptions)
+    assert result(d, "hba1c-69-or-above-on-mdi") is expected
+
+
+def test_the_type2_criterion_stays_two_injections_a_day(decide: Decide) -> None:
+    d = decide(patient(), condition(T2DM), insulin(NOVOMIX, text="twice daily"))
+    assert result(d, "insulin-more-than-once-daily") is Tri.MET
+
+
+# -- 6. Disabling hypoglycaemia: impaired awareness, or episodes on two days -----------------------
+def test_one_hypoglycaemic_coma_is_one_episode(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM), condition(HYPO_COMA, onset="2026-08-01"))
+    r = d.criteria["disabling-hypoglycaemia"]
+    assert r.result is Tri.UNKNOWN
+    assert r.confirmable
+    assert "one episode" in r.reason
+
+
+def test_one_episode_recorded_twice_on_one_day_is_one_episode(decide: Decide) -> None:
+    d = decide(
+        patient(),
+        condition(T1DM),
+        condition(HYPO_EVENT, onset="2026-08-01"),
+        observation_finding(HYPO_EVENT, on="2026-08-01T14:00:00+01:00"),
+    )
+    assert result(d, "disabling-hypoglycaemia") is Tri.UNKNOWN
+
+
+def test_episodes_on_two_days_in_the_window_are_repeated(decide: Decide) -> None:
+    d = decide(
+        patient(),
+        condition(T1DM),
+        condition(HYPO_COMA, onset="2026-08-01"),
+        observation_finding(HYPO_EVENT, on="2026-03-02"),
+    )
+    assert result(d, "disabling-hypoglycaemia") is Tri.MET
+
+
+@pytest.mark.parametrize(
+    ("days", "expected"),
+    [
+        (("2026-08-01", "2026-02-01"), Tri.MET),
+        (("2026-08-01", "2025-06-01"), Tri.UNKNOWN),  # the second is outside the 12 months
+        (("2026-08-01",), Tri.UNKNOWN),
+    ],
+)
+def test_hypoglycaemia_on_two_days_in_the_window_is_repeated(
+    decide: Decide, days: tuple[str, ...], expected: Tri
+) -> None:
+    episodes = [condition(HYPO_EVENT, onset=day) for day in days]
+    assert result(decide(patient(), condition(T1DM), *episodes), "disabling-hypoglycaemia") is (
+        expected
+    )
+
+
+# -- 7. Diagnoses ----------------------------------------------------------------------------------
+def test_both_diabetes_types_active_is_a_conflict(decide: Decide) -> None:
+    d = decide(
+        patient(),
+        condition(T1DM),
+        condition(T2DM),
+        insulin(text="twice daily"),
+        confirmation("diabetes-specialist-recommendation"),
+    )
+    assert result(d, "type-1-diabetes") is Tri.UNKNOWN
+    assert result(d, "type-2-diabetes") is Tri.UNKNOWN
+    assert d.outcome is Outcome.INSUFFICIENT
+    assert "correct" in d.reason
+    assert not d.criteria["type-1-diabetes"].confirmable
+
+
+def test_a_refuted_second_type_is_no_conflict(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM), condition(T2DM, verification="entered-in-error"))
+    assert result(d, "type-1-diabetes") is Tri.MET
+
+
+@pytest.mark.parametrize(
+    "text", ["Type 1 diabetes", "Diabetes mellitus type 1", "T1DM", "Type I diabetes mellitus"]
+)
+def test_a_diagnosis_recorded_as_text_is_recognised(decide: Decide, text: str) -> None:
+    d = decide(patient(), condition(text=text), hba1c(75), *BASAL_BOLUS)
+    assert result(d, "type-1-diabetes") is Tri.MET
+    assert d.outcome is not Outcome.DOES_NOT_MEET
+
+
+@pytest.mark.parametrize("text", ["Family history of type 1 diabetes", "?Type 1 diabetes"])
+def test_a_qualified_text_diagnosis_is_not_a_diagnosis(decide: Decide, text: str) -> None:
+    d = decide(patient(), condition(text=text))
+    assert result(d, "type-1-diabetes") is Tri.NOT_MET
+
+
+def test_a_text_diagnosis_counts_only_on_a_condition(decide: Decide) -> None:
+    review = observation_finding(text="Type 2 diabetes annual review")
+    d = decide(patient(), condition(T1DM), review)
+    assert result(d, "type-2-diabetes") is Tri.NOT_MET
+    assert result(d, "type-1-diabetes") is Tri.MET  # so no conflict either
+
+
+@pytest.mark.parametrize(
+    ("system", "code", "criterion"),
+    [
+        (ICD10CM, "E10.65", "type-1-diabetes"),
+        (ICD10CM, "E10.9", "type-1-diabetes"),
+        (ICD10CM, "E11.649", "type-2-diabetes"),
+        ("http://hl7.org/fhir/sid/icd-10", "E10.52", "type-1-diabetes"),
+        ("http://hl7.org/fhir/sid/icd-10", "E1010", "type-1-diabetes"),
+    ],
+)
+def test_icd10_diagnoses_are_recognised_as_families(
+    decide: Decide, system: str, code: str, criterion: str
+) -> None:
+    d = decide(patient(), condition((system, code, "Diabetes")))
+    assert result(d, criterion) is Tri.MET
+
+
+def test_other_icd_chapters_are_not_diabetes(decide: Decide) -> None:
+    d = decide(patient(), condition((ICD10CM, "E13.9", "Other specified diabetes")))
+    assert result(d, "type-1-diabetes") is Tri.NOT_MET
+
+
+def test_no_diagnosis_but_insulin_is_unknown_not_not_met(decide: Decide) -> None:
+    d = decide(patient(), hba1c(75), *BASAL_BOLUS)
+    assert result(d, "type-1-diabetes") is Tri.UNKNOWN
+    assert result(d, "type-2-diabetes") is Tri.UNKNOWN
+    assert d.outcome is Outcome.INSUFFICIENT
+
+
+def test_a_diagnosis_in_remission_does_not_meet(decide: Decide) -> None:
+    d = decide(patient(), condition(T1_REMISSION))
+    r = d.criteria["type-1-diabetes"]
+    assert r.result is Tri.NOT_MET
+    assert "remission" in r.reason
+
+
+def test_a_diagnosis_text_in_remission_does_not_meet(decide: Decide) -> None:
+    d = decide(patient(), condition(text="Type 2 diabetes in remission"))
+    assert result(d, "type-2-diabetes") is Tri.NOT_MET
+
+
+# -- 8. Text about someone else, or not now, never counts ------------------------------------------
+def test_family_history_of_needle_phobia_is_not_needle_phobia(decide: Decide) -> None:
+    d = decide(
+        patient(), condition(T1DM), condition(text="Family history of needle phobia (mother)")
+    )
+    assert result(d, "needle-phobia") is Tri.UNKNOWN
+
+
+def test_a_family_member_history_resource_never_counts(decide: Decide) -> None:
+    fmh = {
+        "resourceType": "FamilyMemberHistory",
+        "id": "fmh1",
+        "status": "completed",
+        "patient": {"reference": "Patient/pat-1"},
+        "relationship": {"text": "mother"},
+        "condition": [{"code": {"coding": [{"system": SNOMED, "code": "46635009"}]}}],
+    }
+    d = decide(patient(), fmh, condition(text="Needle phobia"))
+    assert result(d, "type-1-diabetes") is Tri.NOT_MET
+
+
+# -- 9. Patient state ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "deceased", [{"deceasedBoolean": True}, {"deceasedDateTime": "2026-09-14T08:00:00Z"}]
+)
+def test_a_deceased_patient_is_never_assessed(decide: Decide, deceased: dict[str, Any]) -> None:
+    p = patient()
+    p.update(deceased)
+    d = decide(p, condition(T1DM), hba1c(75), *BASAL_BOLUS, condition(text="Needle phobia"))
+    assert d.outcome is not Outcome.MEETS
+    assert d.deceased
+    assert "recorded as deceased" in d.reason
+    assert "no eligibility is assessed" in d.reason
+
+
+def test_deceased_false_is_alive(decide: Decide) -> None:
+    p = patient()
+    p["deceasedBoolean"] = False
+    d = decide(p, condition(T1DM), hba1c(75), *BASAL_BOLUS, condition(text="Needle phobia"))
+    assert d.outcome is Outcome.MEETS
+    assert not d.deceased
+
+
+def test_the_iport_decision_says_when_a_pump_is_already_in_use(decide: Decide) -> None:
+    pump = (SNOMED, "180178009", "Continuous subcutaneous infusion of insulin")
+    d = decide(patient(), condition(T1DM), condition(pump))
+    assert any("already using an insulin pump" in n for n in d.notices)
+    assert not decide(patient(), condition(T1DM)).notices
+
+
+def test_evaluation_date_is_the_only_clock(decide: Decide) -> None:
+    later = decide(patient(), condition(T1DM), condition(LIPO), today=date(2027, 7, 1))
+    assert result(later, "lipohypertrophy") is Tri.UNKNOWN  # 13 months after 2026-06-01
