@@ -24,6 +24,12 @@ ASPART = (
     "Insulin aspart 100units/ml solution for injection 3ml cartridges",
 )
 GLARGINE_VTM = (SNOMED, "126212009", "Insulin glargine")
+PREMIXED_ASPART = (
+    DMD,
+    "3468811000001107",
+    "Insulin aspart biphasic 30/70 100units/ml suspension for injection 3ml cartridges",
+)
+HYPO_COMA = (SNOMED, "421437000", "Hypoglycemic coma due to type 1 diabetes mellitus")
 
 _ids = itertools.count(1)
 
@@ -112,13 +118,17 @@ def hba1c(
 
 
 def observation_finding(
-    code: tuple[str, str, str] | None = None, *, text: str | None = None, on: str = "2026-06-01"
+    code: tuple[str, str, str] | None = None,
+    *,
+    text: str | None = None,
+    on: str = "2026-06-01",
+    pid: str = PID,
 ) -> dict[str, Any]:
     o: dict[str, Any] = {
         "resourceType": "Observation",
         "id": _id("obs"),
         "status": "final",
-        "subject": {"reference": f"Patient/{PID}"},
+        "subject": {"reference": f"Patient/{pid}"},
         "code": {},
         "effectiveDateTime": on,
     }
@@ -160,12 +170,13 @@ def confirmation(
     *,
     on: str = "2026-10-01",
     performer: str | None = "Practitioner/dr-1",
+    pid: str = PID,
 ) -> dict[str, Any]:
     o: dict[str, Any] = {
         "resourceType": "Observation",
         "id": _id("confirm"),
         "status": "final",
-        "subject": {"reference": f"Patient/{PID}"},
+        "subject": {"reference": f"Patient/{pid}"},
         "code": {"coding": [{"system": CRITERIA, "code": criterion}]},
         "effectiveDateTime": on,
         "valueBoolean": value,

@@ -4,16 +4,22 @@ with the client's prefetch and with none (the service fetches from the FHIR serv
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 import requests
 
 from tests.builders import (
+    GLARGINE_VTM,
+    HYPO_COMA,
+    IMPAIRED_AWARENESS,
     LIPO,
+    PREMIXED_ASPART,
     T1DM,
     T2DM,
     condition,
+    confirmation,
     hba1c,
     insulin,
     iport_device_request,
@@ -63,7 +69,96 @@ def records() -> list[dict[str, Any]]:
     type2 = [patient("1960-01-01", pid=p), condition(T2DM, pid=p), insulin(text="BD", pid=p)]
     p = CHILD_ID
     child = [patient("2018-05-05", pid=p), condition(T1DM, pid=p), condition(LIPO, pid=p)]
-    return [*meets, *insufficient, *type2, *child, iport_device_request(status="active", pid=T2_ID)]
+    why = [r for resources in why_records().values() for r in resources]
+    return [
+        *meets,
+        *insufficient,
+        *type2,
+        *child,
+        iport_device_request(status="active", pid=T2_ID),
+        *why,
+    ]
+
+
+def ago(days: int) -> str:
+    """A date relative to the day the suite runs: the service reads its own clock."""
+    return (date.today() - timedelta(days=days)).isoformat()
+
+
+def why_records() -> dict[str, list[dict[str, Any]]]:
+    """Records a clinical-safety reviewer wrote from the policy text, each once a false answer."""
+
+    def basal_bolus(pid: str) -> list[dict[str, Any]]:
+        return [
+            insulin(GLARGINE_VTM, text="once daily at night", pid=pid),
+            insulin(text="with meals", pid=pid),
+        ]
+
+    def t1(pid: str, *rest: dict[str, Any]) -> list[dict[str, Any]]:
+        return [patient("1985-03-04", pid=pid), condition(T1DM, onset=ago(3000), pid=pid), *rest]
+
+    dead = patient("1985-03-04", pid="it-deceased")
+    dead["deceasedDateTime"] = ago(20)
+    return {
+        "it-stale-confirmation": t1(
+            "it-stale-confirmation",
+            hba1c(52, on=ago(30), pid="it-stale-confirmation"),
+            *basal_bolus("it-stale-confirmation"),
+            confirmation("hba1c-69-or-above-on-mdi", on="2019-05-01", pid="it-stale-confirmation"),
+            confirmation("nice-pump-criteria", on="2019-05-01", pid="it-stale-confirmation"),
+            condition(text="Needle phobia", onset=ago(30), pid="it-stale-confirmation"),
+        ),
+        "it-family-history": t1(
+            "it-family-history",
+            condition(
+                text="Family history of needle phobia (mother)",
+                onset=ago(30),
+                pid="it-family-history",
+            ),
+        ),
+        "it-hba1c-72-percent": t1(
+            "it-hba1c-72-percent",
+            hba1c(72, "%", on=ago(30), pid="it-hba1c-72-percent"),
+            *basal_bolus("it-hba1c-72-percent"),
+        ),
+        "it-premix-bd": t1(
+            "it-premix-bd",
+            hba1c(80, on=ago(30), pid="it-premix-bd"),
+            insulin(PREMIXED_ASPART, text="twice daily", pid="it-premix-bd"),
+        ),
+        "it-both-types": [
+            *t1("it-both-types", hba1c(80, on=ago(30), pid="it-both-types")),
+            condition(T2DM, onset=ago(400), pid="it-both-types"),
+            *basal_bolus("it-both-types"),
+            condition(text="Needle phobia", onset=ago(30), pid="it-both-types"),
+        ],
+        "it-deceased": [
+            dead,
+            condition(T1DM, onset=ago(3000), pid="it-deceased"),
+            hba1c(80, on=ago(60), pid="it-deceased"),
+            *basal_bolus("it-deceased"),
+            condition(text="Needle phobia", onset=ago(60), pid="it-deceased"),
+        ],
+        "it-text-type1": [
+            patient("1985-03-04", pid="it-text-type1"),
+            condition(text="Type 1 diabetes", onset=ago(3000), pid="it-text-type1"),
+            hba1c(80, on=ago(30), pid="it-text-type1"),
+            *basal_bolus("it-text-type1"),
+        ],
+        "it-hypo-coma": t1("it-hypo-coma", condition(HYPO_COMA, onset=ago(40), pid="it-hypo-coma")),
+        "it-old-findings": t1(
+            "it-old-findings",
+            condition(LIPO, onset=ago(8 * 365), pid="it-old-findings"),
+            condition(IMPAIRED_AWARENESS, onset=ago(8 * 365), pid="it-old-findings"),
+        ),
+        "it-remained-high": t1(
+            "it-remained-high",
+            hba1c(55, on=ago(300), pid="it-remained-high"),
+            hba1c(58, on=ago(150), pid="it-remained-high"),
+            hba1c(71, on=ago(20), pid="it-remained-high"),
+            *basal_bolus("it-remained-high"),
+        ),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +266,7 @@ def test_fetched_and_prefetched_answers_agree_criterion_by_criterion(
         for c in ext_a["iport-cds.eligibility"]["criteria"]
         if c["id"] == "hba1c-69-or-above-on-mdi"
     )
-    assert hba1c_result["result"] == "met"  # 8.9 % = 73.8 mmol/mol, on BD insulin
+    assert hba1c_result["result"] == "not-met"  # 8.9 % = 73.8 mmol/mol, but BD is not MDI
 
 
 def test_unreachable_fhir_server_answers_412(service: ServiceProcess) -> None:
@@ -204,3 +299,100 @@ def test_the_log_holds_no_token_or_patient_id(
     assert '"outcome":"meets-criteria"' in log
     assert "it-secret-token-123" not in log
     assert MEETS_ID not in log
+
+
+# (patient, criterion -> expected result, outcomes the answer must not be)
+WHY_CASES = [
+    (
+        "it-stale-confirmation",
+        {"hba1c-69-or-above-on-mdi": "not-met", "nice-pump-criteria": "unknown"},
+        {"meets-criteria"},
+    ),
+    ("it-family-history", {"needle-phobia": "unknown"}, {"meets-criteria"}),
+    ("it-hba1c-72-percent", {"hba1c-69-or-above-on-mdi": "unknown"}, {"meets-criteria"}),
+    ("it-premix-bd", {"hba1c-69-or-above-on-mdi": "not-met"}, {"meets-criteria"}),
+    (
+        "it-both-types",
+        {"type-1-diabetes": "unknown", "type-2-diabetes": "unknown"},
+        {"meets-criteria", "does-not-meet-criteria"},
+    ),
+    ("it-deceased", {}, {"meets-criteria", "does-not-meet-criteria"}),
+    ("it-text-type1", {"type-1-diabetes": "met"}, {"does-not-meet-criteria"}),
+    ("it-hypo-coma", {"disabling-hypoglycaemia": "unknown"}, {"meets-criteria"}),
+    (
+        "it-old-findings",
+        {"lipohypertrophy": "unknown", "disabling-hypoglycaemia": "unknown"},
+        {"meets-criteria"},
+    ),
+    ("it-remained-high", {"hba1c-69-or-above-on-mdi": "not-met"}, {"meets-criteria"}),
+]
+
+
+def order_sign(
+    service: ServiceProcess, fhir: FhirTestServer, mode: str, pid: str
+) -> dict[str, Any]:
+    if mode == "prefetch":
+        body = hook_request(
+            "order-sign",
+            prefetch=ehr_prefetch(service, fhir, "order-sign", pid),
+            drafts=[draft(pid)],
+            patient_id=pid,
+        )
+    else:
+        body = hook_request(
+            "order-sign", drafts=[draft(pid)], patient_id=pid, fhir_server=fhir.base_url
+        )
+    resp = call(service, "order-sign", body)
+    assert resp.status_code == 200, resp.text
+    (card,) = resp.json()["cards"]
+    return card  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("mode", ["prefetch", "fetch"])
+@pytest.mark.parametrize(
+    ("pid", "criteria", "never"), WHY_CASES, ids=[c[0].removeprefix("it-") for c in WHY_CASES]
+)
+def test_records_that_once_gave_a_false_answer(
+    service: ServiceProcess,
+    loaded_fhir: FhirTestServer,
+    mode: str,
+    pid: str,
+    criteria: dict[str, str],
+    never: set[str],
+) -> None:
+    card = order_sign(service, loaded_fhir, mode, pid)
+    ext = card["extension"]["iport-cds.eligibility"]
+    assert ext["outcome"] not in never, card["detail"]
+    results = {c["id"]: c["result"] for c in ext["criteria"]}
+    for criterion, expected in criteria.items():
+        assert results[criterion] == expected, (criterion, card["detail"])
+
+
+def test_the_card_explains_what_it_did_not_use(
+    service: ServiceProcess, loaded_fhir: FhirTestServer
+) -> None:
+    detail = order_sign(service, loaded_fhir, "fetch", "it-hba1c-72-percent")["detail"]
+    assert "implausible, not used" in detail
+    detail = order_sign(service, loaded_fhir, "fetch", "it-old-findings")["detail"]
+    assert "last recorded on" in detail
+    detail = order_sign(service, loaded_fhir, "fetch", "it-remained-high")["detail"]
+    assert "3 results read" in detail
+
+
+@pytest.mark.parametrize("mode", ["prefetch", "fetch"])
+def test_a_deceased_patient_is_not_assessed(
+    service: ServiceProcess, loaded_fhir: FhirTestServer, mode: str
+) -> None:
+    pid = "it-deceased"
+    card = order_sign(service, loaded_fhir, mode, pid)
+    assert card["indicator"] == "warning"
+    assert "recorded as deceased" in card["summary"]
+    if mode == "prefetch":
+        body = hook_request(
+            "patient-view",
+            prefetch=ehr_prefetch(service, loaded_fhir, "patient-view", pid),
+            patient_id=pid,
+        )
+    else:
+        body = hook_request("patient-view", patient_id=pid, fhir_server=loaded_fhir.base_url)
+    assert outcome(call(service, "patient-view", body)) is None

@@ -17,10 +17,14 @@ import pytest
 from policy import Decision, Outcome, PolicyError, Tri, parse_policy
 from policy.engine import POLICY_DIR
 from tests.builders import (
+    ASPART,
+    GLARGINE_VTM,
+    HYPO_COMA,
     HYPO_EVENT,
     IMPAIRED_AWARENESS,
     LIPO,
     NON_ADHERENCE,
+    PREMIXED_ASPART,
     SNOMED,
     T1DM,
     T2DM,
@@ -34,15 +38,9 @@ from tests.builders import (
 
 Decide = Callable[..., Decision]
 
-GLARGINE = (SNOMED, "126212009", "Insulin glargine")  # basal
-ASPART = ("https://dmd.nhs.uk", "3468611000001108", "Insulin aspart 3ml cartridges")  # bolus
-NOVOMIX = (
-    "https://dmd.nhs.uk",
-    "3468811000001107",
-    "Insulin aspart biphasic 30/70 100units/ml suspension for injection 3ml cartridges",
-)  # premixed
+GLARGINE = GLARGINE_VTM  # basal
+NOVOMIX = PREMIXED_ASPART
 BASAL_BOLUS = (insulin(GLARGINE, text="once daily at night"), insulin(ASPART, text="with meals"))
-HYPO_COMA = (SNOMED, "421437000", "Hypoglycemic coma due to type 1 diabetes mellitus")
 T1_REMISSION = (SNOMED, "703137001", "Type I diabetes mellitus in remission")
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 

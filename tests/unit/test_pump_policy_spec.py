@@ -14,6 +14,8 @@ from flask.testing import FlaskClient
 from policy import Decision, Outcome, PolicyError, Tri, load_policies, load_policy
 from service import create_app
 from tests.builders import (
+    HYPO_COMA,
+    PREMIXED_ASPART,
     SNOMED,
     T1DM,
     T2DM,
@@ -28,12 +30,6 @@ from tests.hooks import SERVICE, hook_request
 Decide = Callable[..., Decision]
 PUMP = load_policy("nice-insulin-pump")
 MDI = (insulin(text="with meals"), insulin(text="at night"))
-NOVOMIX = (
-    "https://dmd.nhs.uk",
-    "3468811000001107",
-    "Insulin aspart biphasic 30/70 100units/ml suspension for injection 3ml cartridges",
-)
-HYPO_COMA = (SNOMED, "421437000", "Hypoglycemic coma due to type 1 diabetes mellitus")
 LOSS_OF_WARNING = (SNOMED, "170766006", "Loss of hypoglycaemic warning")
 
 
@@ -73,7 +69,7 @@ def on_pump() -> dict[str, Any]:
         ((patient(), condition(text="Type 1 diabetes"), hba1c(80), *MDI), Outcome.MEETS),
         # premixed twice a day is not MDI; hypoglycaemia unknown
         (
-            (patient(), condition(T1DM), hba1c(80), insulin(NOVOMIX, text="twice daily")),
+            (patient(), condition(T1DM), hba1c(80), insulin(PREMIXED_ASPART, text="twice daily")),
             Outcome.INSUFFICIENT,
         ),
         # a deceased patient is never assessed
@@ -112,7 +108,7 @@ def test_the_two_policies_read_the_shared_nice_criteria_identically(
             condition(("http://snomed.info/sct", "170766006", "Loss of hypo warning")),
         ),
         (patient(None), condition(T1DM), hba1c(75), *MDI),
-        (patient(), condition(T1DM), hba1c(75), insulin(NOVOMIX, text="twice daily")),
+        (patient(), condition(T1DM), hba1c(75), insulin(PREMIXED_ASPART, text="twice daily")),
         (patient(), condition(T1DM), hba1c(72, "%"), *MDI),
         (
             patient(),
