@@ -44,6 +44,10 @@ KEY_CRITERIA: dict[str, dict[str, Tri]] = {
     "us-t2-bid-no-specialist": {"needle-phobia": Tri.MET, "insulin-more-than-once-daily": Tri.MET},
     "us-prediabetes": {"type-2-diabetes": Tri.NOT_MET},
     "t1-on-pump": {"nice-pump-criteria": Tri.MET},
+    "t1-stale-needle-phobia": {"needle-phobia": Tri.UNKNOWN, "nice-pump-criteria": Tri.MET},
+    "t1-t2-conflicting-types": {"type-1-diabetes": Tri.UNKNOWN, "type-2-diabetes": Tri.UNKNOWN},
+    # would meet, but is recorded as deceased: never assessed
+    "t1-deceased": {"nice-pump-criteria": Tri.MET, "needle-phobia": Tri.MET},
 }
 
 PATIENTS = demo.list_patients()
