@@ -433,7 +433,7 @@ def test_thresholds_are_configurable(decide: Decide) -> None:
     assert any("6 months" in a for a in stricter.assumptions)
 
 
-# -- Found in review: each of these once let the service claim more than the record shows ----------
+# -- Records that must not let the service claim more than they show -----------------------------
 @pytest.mark.parametrize(
     "text",
     [
