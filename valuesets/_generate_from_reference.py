@@ -674,6 +674,34 @@ SPECS: tuple[Spec, ...] = (
 )
 
 
+# ------------------------------------------------------------------------- provenance
+
+# The reference list cites some codes by the number of a search-index hit, which names no
+# public codelist and cannot be followed. Provenance says so instead, keeping what the hit was.
+_SEARCH_REF = re.compile(r"find_string (?:index )?ids? ")
+_INDEX_NUMBER = re.compile(r"\b\d{7,}\b(?:, )?")
+
+
+def public_source(source: str) -> str:
+    """A source as a reader can follow it: a named codelist, or "no public codelist; …"."""
+    if "find_string" not in source:
+        return source
+    out = _SEARCH_REF.sub("no public codelist; seen in third-party code ", source)
+    out = _INDEX_NUMBER.sub("", out).strip()
+    for pattern, repl in (
+        (r"\(\s*\)", ""),
+        (r"\s+([;,)])", r"\1"),
+        (r",\s*;", ";"),
+        (r"\) and$", ")"),
+        (r" and$", ""),
+        (r",$", ""),
+        (r"\),\s*\(", "; "),
+        (r" {2,}", " "),
+    ):
+        out = re.sub(pattern, repl, out.strip())
+    return out.strip()
+
+
 # ------------------------------------------------------------------------- building
 
 
@@ -806,6 +834,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with args.csv_path.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
+    for row in rows:
+        row["source"] = public_source(row["source"])
     by_code: dict[str, Row] = {}
     for row in rows:
         by_code.setdefault(row["code"], row)

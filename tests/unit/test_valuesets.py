@@ -11,6 +11,7 @@ from fhir.resources.R4B.valueset import ValueSet as FhirValueSet
 from policy import load_policy
 from valuesets import (
     BUILTIN_DIR,
+    EXT_SOURCE,
     EXT_VERIFICATION,
     QUALIFIERS_FILE,
     ValueSetError,
@@ -32,6 +33,12 @@ def test_every_builtin_file_is_a_valid_fhir_valueset_with_provenance(path: Path)
         for concept in include["concept"]:
             urls = {e["url"] for e in concept.get("extension", [])}
             assert EXT_VERIFICATION in urls, f"{path.name}: {concept['code']} has no verification"
+            (source,) = [e["valueString"] for e in concept["extension"] if e["url"] == EXT_SOURCE]
+            # A codelist a reader can follow, or "no public codelist": never a search-index hit.
+            assert source.strip(), f"{path.name}: {concept['code']} has no source"
+            assert "find_string" not in source, source
+            assert "index id" not in source, source
+    assert "find_string" not in doc["description"]
 
 
 @pytest.mark.parametrize(
