@@ -688,10 +688,12 @@ def confirmation_only(record: PatientRecord, spec: CriterionSpec, ctx: Context) 
     )
 
 
-def latest_confirmation(record: PatientRecord, criterion: str, ctx: Context) -> Confirmation | None:
+def latest_confirmation(
+    record: PatientRecord, criterion: str, ctx: Context, *, expired_too: bool = False
+) -> Confirmation | None:
     """The latest confirmation of ``criterion`` that still counts: dated no later than today
-    and no older than ``confirmation_valid_months``."""
-    months = ctx.confirmation_valid_months
+    and no older than ``confirmation_valid_months`` (any age with ``expired_too``)."""
+    months = None if expired_too else ctx.confirmation_valid_months
     since = months_before(ctx.today, months) if months else None
     mine = [
         c

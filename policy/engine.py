@@ -382,10 +382,15 @@ def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
 def _ignoring_confirmation(
     result: CriterionResult, record: PatientRecord, ctx: Context, confirmable: bool
 ) -> CriterionResult:
-    """A criterion read from data is never decided by a confirmation: one recorded for it is
-    shown beside the result as context, with the reason it is not used."""
+    """A confirmation that does not decide the result is shown beside it with the reason: a
+    criterion read from data is never confirmed, and a judgement's confirmation expires."""
     if confirmable:
-        return result
+        # Say so when the only confirmation there is has expired.
+        old = latest_confirmation(record, result.id, ctx, expired_too=True)
+        if old is None or latest_confirmation(record, result.id, ctx) is not None:
+            return result
+        why = f"it is older than {ctx.confirmation_valid_months} months"
+        return replace(result, context=(*result.context, confirmation_context(old, why)))
     c = latest_confirmation(record, result.id, ctx)
     if c is None:
         return result

@@ -193,6 +193,22 @@ def test_a_confirmation_counts_for_12_months_and_not_from_the_future(
     assert result(d, "needle-phobia") is expected
 
 
+def test_an_expired_confirmation_is_shown_as_expired(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM), confirmation("lipohypertrophy", on="2019-05-01"))
+    r = d.criteria["lipohypertrophy"]
+    assert r.result is Tri.UNKNOWN
+    assert any("older than 12 months" in e.summary for e in r.context)
+    current = decide(
+        patient(),
+        condition(T1DM),
+        hba1c(80),
+        confirmation("hba1c-above-69-with-poor-adherence", on="2019-05-01"),
+        confirmation("hba1c-above-69-with-poor-adherence", on="2026-10-01"),
+    ).criteria["hba1c-above-69-with-poor-adherence"]
+    assert current.result is Tri.MET
+    assert not any("older than" in e.summary for e in current.context)
+
+
 def test_confirmation_validity_is_a_parameter(decide: Decide) -> None:
     policy = parse_policy(iport_doc(), {"confirmationValidMonths": 36})
     d = decide(
