@@ -145,6 +145,7 @@ def extension(decision: Decision) -> dict[str, Any]:
                 }
             )
             for r in decision.criteria.values()
+            if not decision.deceased  # no eligibility is assessed: no criteria to report
         ],
     }
 

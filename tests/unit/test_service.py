@@ -608,6 +608,7 @@ def test_an_order_for_a_deceased_patient_gets_a_warning_and_no_assessment(
     ext = card["extension"]["iport-cds.eligibility"]
     assert ext["outcome"] != "meets-criteria"
     assert ext["deceased"] is True
+    assert ext["criteria"] == []
 
 
 def test_the_iport_card_says_when_a_pump_is_already_in_use(client: FlaskClient) -> None:
