@@ -276,10 +276,13 @@ class _Extractor:
             self.birth = parse_birth_date(birth)
         died = r.get("deceasedDateTime")
         if died is not None:
-            when = parse_fhir_date(died, "deceasedDateTime")
-            self.deceased = f"on {when.isoformat()}" if when else "deceased"
+            try:
+                when = parse_fhir_date(died, "deceasedDateTime")
+            except Malformed:
+                when = None  # a date of death that cannot be read is still a death recorded
+            self.deceased = f"on {when.isoformat()}" if when else "date not readable"
         elif r.get("deceasedBoolean") is True:
-            self.deceased = "deceased"
+            self.deceased = "no date recorded"
 
     def _Medication(self, r: Mapping[str, Any], ref: str) -> None:
         self.medications[ref] = dict(r)

@@ -88,7 +88,7 @@ class BirthDate:
 class PatientRecord:
     patient_ref: str | None
     birth_date: BirthDate | None
-    deceased: str | None = None  # "on 2025-03-01" or "deceased" when the record says so
+    deceased: str | None = None  # when the record says so: "on 2025-03-01", "no date recorded"
     findings: tuple[Finding, ...] = ()
     hba1c: tuple[HbA1cResult, ...] = ()
     hba1c_unusable: tuple[tuple[str, date], ...] = ()  # (ref, date) of dated, unusable results

@@ -524,7 +524,12 @@ def test_a_family_member_history_resource_never_counts(decide: Decide) -> None:
 
 # -- 9. Patient state ------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "deceased", [{"deceasedBoolean": True}, {"deceasedDateTime": "2026-09-14T08:00:00Z"}]
+    "deceased",
+    [
+        {"deceasedBoolean": True},
+        {"deceasedDateTime": "2026-09-14T08:00:00Z"},
+        {"deceasedDateTime": "14/09/2026"},  # unreadable, but a death is recorded
+    ],
 )
 def test_a_deceased_patient_is_never_assessed(decide: Decide, deceased: dict[str, Any]) -> None:
     p = patient()
