@@ -34,6 +34,7 @@ def resources(n: int, seed: int = 7) -> list[dict[str, Any]]:
             "id": "np",
             "subject": _subject(),
             "code": {"text": "Needle phobia"},
+            "recordedDate": "2026-09-01",  # a finding counts only when current
         },
         {
             "resourceType": "Observation",
