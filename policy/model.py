@@ -102,3 +102,5 @@ class Decision:
     warnings: tuple[str, ...] = ()
     policy_overdue: bool = False
     shown_criteria: tuple[str, ...] = field(default=())  # those the deciding pathway reads
+    decided_by: tuple[str, ...] = ()  # the criteria that gave the outcome (policy.decisive)
+    decisive: tuple[str, ...] = ()  # unknowns whose answer could change the outcome

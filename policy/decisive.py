@@ -1,0 +1,108 @@
+"""Which criteria decided an outcome, and which unknowns could still change it.
+
+A card has room for a few lines: the criteria that gave the outcome and the unknowns whose
+answer matters. Both are computed here from the policy's own pathway expressions, so a card
+never guesses at the logic it presents.
+
+An unknown is *decisive* when evaluating the policy with it set to *met*, and again with it
+set to *not met*, gives two different outcomes: its answer could change what the clinician is
+told. For a type 2 patient with needle phobia recorded and no specialist recommendation yet,
+only the recommendation is decisive; "MDI impractical" would change nothing either way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from policy.expr import Expr, deciding_leaves, evaluate_expr, expr_ids
+from policy.model import CriterionResult, Outcome, PathwayResult, Tri
+
+OutcomeOf = Callable[[Sequence[PathwayResult], Mapping[str, CriterionResult]], Outcome]
+
+
+@dataclass(frozen=True)
+class Logic:
+    """The parts of a policy the what-if evaluation needs: expressions, in reading order."""
+
+    derived: Mapping[str, Expr]  # derived criterion id → expression (earlier ones first)
+    pathways: Sequence[tuple[PathwayResult, Expr]]
+    outcome_of: OutcomeOf
+    confirmed: frozenset[str] = frozenset()  # decided by a clinician's confirmation, not parts
+
+
+def _outcome_with(
+    logic: Logic, results: Mapping[str, CriterionResult], cid: str, v: Tri
+) -> Outcome:
+    trial = dict(results)
+    trial[cid] = dataclasses.replace(trial[cid], result=v)
+    for did, expr in logic.derived.items():
+        if did != cid and did not in logic.confirmed:
+            trial[did] = dataclasses.replace(trial[did], result=evaluate_expr(expr, trial))
+    pathways = [dataclasses.replace(p, result=evaluate_expr(e, trial)) for p, e in logic.pathways]
+    return logic.outcome_of(pathways, trial)
+
+
+def decisive_unknowns(
+    logic: Logic, results: Mapping[str, CriterionResult], outcome: Outcome
+) -> tuple[str, ...]:
+    """Unknown criteria whose answer could change ``outcome``, in the policy's reading order.
+
+    Only criteria read from the record (not derived ones) are candidates: a derived criterion
+    is settled by its parts, and those are what a clinician can record.
+    """
+    if outcome is not Outcome.INSUFFICIENT:
+        return ()  # a met or failed pathway stays so whatever an unknown turns out to be
+    order = [i for _, e in logic.pathways for i in expr_ids(e)]
+    for expr in logic.derived.values():
+        order += expr_ids(expr)
+    candidates = [
+        cid
+        for cid in dict.fromkeys(order)
+        if cid not in logic.derived and results[cid].result is Tri.UNKNOWN
+    ]
+    return tuple(
+        cid
+        for cid in candidates
+        if _outcome_with(logic, results, cid, Tri.MET)
+        is not _outcome_with(logic, results, cid, Tri.NOT_MET)
+    )
+
+
+def decided_by(
+    logic: Logic,
+    results: Mapping[str, CriterionResult],
+    outcome: Outcome,
+    chosen: PathwayResult | None,
+) -> tuple[str, ...]:
+    """The criteria that gave the outcome, derived criteria opened into their own parts.
+
+    Meets: the branch that met the pathway. Does not meet: what failed (every diagnosis when no
+    pathway applies). Not enough information: what is already met on the way.
+    """
+    if chosen is None:
+        return tuple(dict.fromkeys(p.diagnosis for p, _ in logic.pathways))
+    expr = next(e for p, e in logic.pathways if p.id == chosen.id)
+    value = {Outcome.MEETS: Tri.MET, Outcome.DOES_NOT_MEET: Tri.NOT_MET}.get(outcome, Tri.MET)
+    if outcome is Outcome.INSUFFICIENT:
+        ids = []
+        for i in expr_ids(expr):
+            ids.append(i)
+            inner = logic.derived.get(i)
+            if inner is not None and i not in logic.confirmed:
+                ids += expr_ids(inner)
+        ids = [i for i in ids if results[i].result is Tri.MET]
+    else:
+        # A negated part that failed ("not aged 12 or over" for an adult) only says a route
+        # did not apply: it is not why the outcome is what it is.
+        ids = [i for i, neg in deciding_leaves(expr, value, results) if value is Tri.MET or not neg]
+    out: list[str] = []
+    for cid in dict.fromkeys(ids):
+        inner = logic.derived.get(cid)
+        if inner is None or cid in logic.confirmed:
+            out.append(cid)
+        else:
+            leaves = deciding_leaves(inner, results[cid].result, results)
+            out += [i for i, neg in leaves if value is Tri.MET or not neg] or [cid]
+    return tuple(dict.fromkeys(out))
