@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from policy.model import CriterionResult, Decision, Outcome, Tri
+from policy.model import CriterionResult, Decision, Outcome, PolicyInfo, Tri
 
 EXTENSION_KEY = "iport-cds.eligibility"
 OVERRIDE_SYSTEM = "https://iport-cds.example.org/fhir/CodeSystem/override-reason"
@@ -203,24 +203,28 @@ def extension(decision: Decision) -> dict[str, Any]:
     )
 
 
-def _confirmation_resource(
-    decision: Decision, r: CriterionResult, ctx: CardContext
+def confirmation_observation(
+    policy: PolicyInfo,
+    r: CriterionResult,
+    patient_id: str,
+    user_ref: str | None,
+    now: datetime,
 ) -> dict[str, Any]:
+    """A clinician's confirmation that criterion ``r`` is met: the Observation a card's
+    suggestion creates and the assessment app writes (``facts`` reads it back)."""
     resource: dict[str, Any] = {
         "resourceType": "Observation",
         "status": "final",
         "code": {
-            "coding": [
-                {"system": decision.policy.criteria_system, "code": r.id, "display": r.title}
-            ],
+            "coding": [{"system": policy.criteria_system, "code": r.id, "display": r.title}],
             "text": f"{r.title}: confirmed for the i-Port Advance policy",
         },
-        "subject": {"reference": f"Patient/{ctx.patient_id}"},
-        "effectiveDateTime": ctx.now.isoformat(timespec="seconds"),
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "effectiveDateTime": now.isoformat(timespec="seconds"),
         "valueBoolean": True,
     }
-    if ctx.user_ref:
-        resource["performer"] = [{"reference": ctx.user_ref}]
+    if user_ref:
+        resource["performer"] = [{"reference": user_ref}]
     return resource
 
 
@@ -248,7 +252,9 @@ def _suggestions(decision: Decision, ctx: CardContext) -> list[dict[str, Any]]:
                     {
                         "type": "create",
                         "description": f"Record a clinician confirmation that '{r.title}' is met",
-                        "resource": _confirmation_resource(decision, r, ctx),
+                        "resource": confirmation_observation(
+                            decision.policy, r, ctx.patient_id, ctx.user_ref, ctx.now
+                        ),
                     }
                 ],
             }
