@@ -92,12 +92,21 @@ class Code:
 class SmartServer:
     """The authorization server and FHIR proxy; ``serve()`` runs it on a loopback port."""
 
-    def __init__(self, fhir_base: str, port: int, standalone_patient: str | None = None) -> None:
+    def __init__(
+        self,
+        fhir_base: str,
+        port: int,
+        standalone_patient: str | None = None,
+        open_reads: bool = False,
+    ) -> None:
         self.fhir_base = fhir_base.rstrip("/")
         self.base = f"http://127.0.0.1:{port}"
         self.iss = f"{self.base}/fhir"
         self.port = port
         self.standalone_patient = standalone_patient
+        # The Sandbox reads the record itself without a token (as from an open FHIR server)
+        # and calls from a browser page: open_reads allows token-less GETs, and CORS.
+        self.open_reads = open_reads
         self.launches: dict[str, dict[str, Any]] = {}
         self.codes: dict[str, Code] = {}
         self.tokens: dict[str, dict[str, Any]] = {}
@@ -236,11 +245,22 @@ class SmartServer:
         def jwks() -> Response:
             return jsonify({"keys": [self.key.as_dict(private=False)]})
 
+        @app.after_request
+        def cors(resp: Response) -> Response:
+            if self.open_reads:
+                resp.headers["Access-Control-Allow-Origin"] = "*"
+                resp.headers["Access-Control-Allow-Headers"] = "Content-Type, Authorization"
+                resp.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, OPTIONS"
+            return resp
+
         @app.route("/fhir/<path:rest>", methods=["GET", "POST", "PUT"])
         def fhir(rest: str) -> Response:
-            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            header = request.headers.get("Authorization", "")
+            scheme, _, token = header.partition(" ")
             issued = self.tokens.get(token)
-            if scheme.lower() != "bearer" or not issued or issued["expires"] < time.time():
+            token_ok = scheme.lower() == "bearer" and issued and issued["expires"] > time.time()
+            open_read = self.open_reads and request.method == "GET" and not header
+            if not (token_ok or open_read):
                 return Response(status=401, headers={"WWW-Authenticate": "Bearer"})
             upstream = requests.request(
                 request.method,
@@ -275,8 +295,13 @@ def main() -> None:
     parser.add_argument("--fhir", required=True, help="base URL of the FHIR server to front")
     parser.add_argument("--port", type=int, default=9090)
     parser.add_argument("--patient", help="patient for a standalone launch")
+    parser.add_argument(
+        "--open-reads",
+        action="store_true",
+        help="also answer FHIR reads without a token, with CORS (for the CDS Hooks Sandbox)",
+    )
     args = parser.parse_args()
-    smart = SmartServer(args.fhir, args.port, args.patient)
+    smart = SmartServer(args.fhir, args.port, args.patient, args.open_reads)
     print(f"SMART FHIR base (iss): {smart.iss}", flush=True)
     smart.app.run("127.0.0.1", args.port, threaded=True)
 
