@@ -135,6 +135,11 @@ def detail_markdown(decision: Decision, note: str | None = None) -> str:
     first = [f"> {_md(note)}"] if note else []
     first.append(_head(decision))
     last: list[str] = []
+    age = decision.criteria.get("age-12-or-over")
+    if decision.pathway == "type-1" and age is not None and age.result is Tri.NOT_MET:
+        last.append(
+            "_NICE: children under 12 should have a trial of MDI therapy between 12 and 18._"
+        )
     checks = not_checked(decision)
     if checks:
         last.append("; ".join(_md(c) for c in checks) + ".")

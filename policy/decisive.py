@@ -79,24 +79,18 @@ def decided_by(
     """The criteria that gave the outcome, derived criteria opened into their own parts.
 
     Meets: the branch that met the pathway. Does not meet: what failed (every diagnosis when no
-    pathway applies). Not enough information: what is already met on the way.
+    pathway applies). Not enough information: what is already settled on the branches that
+    can still be met (a child's age, not an HbA1c that only the adult route reads).
     """
     if chosen is None:
         return tuple(dict.fromkeys(p.diagnosis for p, _ in logic.pathways))
     expr = next(e for p, e in logic.pathways if p.id == chosen.id)
-    value = {Outcome.MEETS: Tri.MET, Outcome.DOES_NOT_MEET: Tri.NOT_MET}.get(outcome, Tri.MET)
     if outcome is Outcome.INSUFFICIENT:
-        ids = []
-        for i in expr_ids(expr):
-            ids.append(i)
-            inner = logic.derived.get(i)
-            if inner is not None and i not in logic.confirmed:
-                ids += expr_ids(inner)
-        ids = [i for i in ids if results[i].result is Tri.MET]
-    else:
-        # A negated part that failed ("not aged 12 or over" for an adult) only says a route
-        # did not apply: it is not why the outcome is what it is.
-        ids = [i for i, neg in deciding_leaves(expr, value, results) if value is Tri.MET or not neg]
+        return tuple(dict.fromkeys(_still_open(logic, expr, results)))
+    value = Tri.MET if outcome is Outcome.MEETS else Tri.NOT_MET
+    # A negated part that failed ("not aged 12 or over" for an adult) only says a route
+    # did not apply: it is not why the outcome is what it is.
+    ids = [i for i, neg in deciding_leaves(expr, value, results) if value is Tri.MET or not neg]
     out: list[str] = []
     for cid in dict.fromkeys(ids):
         inner = logic.derived.get(cid)
@@ -106,3 +100,21 @@ def decided_by(
             leaves = deciding_leaves(inner, results[cid].result, results)
             out += [i for i, neg in leaves if value is Tri.MET or not neg] or [cid]
     return tuple(dict.fromkeys(out))
+
+
+def _still_open(logic: Logic, expr: Expr, results: Mapping[str, CriterionResult]) -> list[str]:
+    """The settled criteria on the branches of ``expr`` that are not already failed."""
+    value = evaluate_expr(expr, results)
+    if value is Tri.NOT_MET:
+        return []
+    if isinstance(expr, str):
+        inner = logic.derived.get(expr)
+        if inner is not None and expr not in logic.confirmed:
+            return _still_open(logic, inner, results)
+        return [expr] if value is Tri.MET else []
+    ((op, arg),) = expr.items()
+    if op == "not":  # met because its part failed ("under 12"): that part is what is settled
+        return (
+            [i for i, _ in deciding_leaves(arg, Tri.NOT_MET, results)] if value is Tri.MET else []
+        )
+    return [i for e in arg for i in _still_open(logic, e, results)]
