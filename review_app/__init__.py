@@ -26,6 +26,7 @@ from review_app.assessment import (
     Assessment,
     AssessmentError,
     assess,
+    clinician_name,
     record_confirmation,
     today_text,
 )
@@ -239,4 +240,5 @@ def summary() -> Response:
     if isinstance(launched, Response):
         return launched
     session, a = launched
-    return _page("summary.html", a=a, user=session.user_ref, today=today_text(_now()))
+    user = clinician_name(_engine(), session) or session.user_ref
+    return _page("summary.html", a=a, user=user, today=today_text(_now()))

@@ -18,6 +18,7 @@ from typing import Any
 import requests
 
 from cds_cards.render import clinical_text, confirmation_observation, long_date, not_checked
+from fhirdata import FhirClient, FhirError, FhirServerNotAllowed
 from policy import CriterionResult, Decision, Policy, Tri
 from review_app.smart import ReviewSession
 from service.errors import ServiceError
@@ -27,6 +28,7 @@ from service.hookrequest import HookRequest
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 WRITE_TIMEOUT_S = 4.0
+NO_NAME = "Name not recorded"
 RESULT_LABEL = {Tri.MET: "Met", Tri.NOT_MET: "Not met", Tri.UNKNOWN: "Unknown"}
 RESULT_TAG = {Tri.MET: "green", Tri.NOT_MET: "red", Tri.UNKNOWN: "yellow"}
 
@@ -113,6 +115,18 @@ def _row(rs: ReviewSession, policy: Policy, d: Decision, r: CriterionResult) -> 
     )
 
 
+def human_name(resource: Mapping[str, Any]) -> str | None:
+    """The first usable HumanName of a Patient or Practitioner, as written."""
+    for n in resource.get("name") or []:
+        if isinstance(n, dict):
+            text = n.get("text") or " ".join(
+                [*(str(g) for g in n.get("given") or []), str(n.get("family") or "")]
+            )
+            if text.strip():
+                return str(text).strip()
+    return None
+
+
 def _patient_details(
     resources: list[Any], patient_id: str
 ) -> tuple[str, str | None, tuple[tuple[str, str], ...]]:
@@ -126,15 +140,7 @@ def _patient_details(
         ),
         {},
     )
-    name = "Name not recorded"
-    for n in patient.get("name") or []:
-        if isinstance(n, dict):
-            text = n.get("text") or " ".join(
-                [*(str(g) for g in n.get("given") or []), str(n.get("family") or "")]
-            )
-            if text.strip():
-                name = text.strip()
-                break
+    name = human_name(patient) or NO_NAME
     ids: list[tuple[str, str]] = []
     for ident in patient.get("identifier") or []:
         if isinstance(ident, dict) and isinstance(ident.get("value"), str):
@@ -194,6 +200,33 @@ def assess(engine: Engine, rs: ReviewSession, policy_id: str, now: datetime) -> 
         birth_date=long_date_of(born),
         identifiers=ids,
     )
+
+
+def clinician_name(engine: Engine, rs: ReviewSession) -> str | None:
+    """The signed-in clinician's name from their FHIR resource (``fhirUser``), read through
+    the service's one FHIR client with their token; None when it cannot be read."""
+    if not rs.user_ref or not re.fullmatch(
+        r"(Practitioner|PractitionerRole|Person)/[A-Za-z0-9\-.]{1,64}", rs.user_ref
+    ):
+        return None
+    try:
+        client = FhirClient(
+            engine.server_policy.check(rs.iss),
+            session=engine.session,
+            executor=engine.executor,
+            settings=engine.fetch_settings,
+            access_token=rs.access_token,
+        )
+        found = client.fetch_all({"user": rs.user_ref}).resources.get("user", [])
+    except (FhirError, FhirServerNotAllowed):
+        return None
+    for resource in found:
+        name, _, _ = _patient_details(
+            [{**resource, "resourceType": "Patient"}], str(resource.get("id"))
+        )
+        if name != NO_NAME:
+            return name
+    return None
 
 
 def long_date_of(iso: str | None) -> str | None:

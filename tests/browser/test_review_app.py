@@ -78,6 +78,17 @@ def axe_source() -> str:
 def patient(fhir_server: FhirTestServer) -> str:
     p = demo.get_patient(PATIENT)
     fhir_server.load(p.bundle(date.today()))
+    clinician = {
+        "resourceType": "Practitioner",
+        "id": "demo-clinician",
+        "name": [{"prefix": ["Dr"], "given": ["Asha"], "family": "Patel", "text": "Dr Asha Patel"}],
+    }
+    requests.put(
+        f"{fhir_server.base_url}/Practitioner/demo-clinician",
+        json=clinician,
+        headers={"Content-Type": "application/fhir+json"},
+        timeout=10,
+    ).raise_for_status()
     return p.patient_id
 
 
@@ -271,7 +282,7 @@ def test_smart_launch_from_a_card_confirmation_and_evidence_summary(
         page.click("#summary-link")
         page.wait_for_url("**/review/summary**")
         assert page.locator("#ifr-route").count() == 0
-        assert "Practitioner/demo-clinician" in page.text_content("main")
+        assert "Dr Asha Patel" in page.text_content("main")  # the fhirUser's name, read
         assert errors == []
     finally:
         context.close()
