@@ -469,7 +469,11 @@ def test_feedback_accepts_well_formed_feedback(client: FlaskClient) -> None:
 
 
 def test_record_text_cannot_inject_html_or_links_into_the_card(client: FlaskClient) -> None:
-    evil = condition(text="Needle phobia <img src=x onerror=alert(1)> [click](javascript:alert(1))")
+    # The latest needle phobia record is the one the card quotes.
+    evil = condition(
+        text="Needle phobia <img src=x onerror=alert(1)> [click](javascript:alert(1))",
+        onset="2026-06-01",
+    )
     card = card_of(
         post(
             client,
