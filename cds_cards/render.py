@@ -67,7 +67,7 @@ _ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 MAX_DETAIL_LINES = 12
 MAX_SUGGESTIONS = 3
 _ICON = {Tri.MET: "✅", Tri.NOT_MET: "❌", Tri.UNKNOWN: "❓"}
-_HEAD = {
+OUTCOME_WORDS = {
     Outcome.MEETS: "Meets the criteria",
     Outcome.DOES_NOT_MEET: "Does not meet the criteria",
     Outcome.INSUFFICIENT: "Not enough information",
@@ -121,7 +121,7 @@ def _head(decision: Decision) -> str:
     if title is None:
         return f"**{_md(clinical_text(decision.reason))}**"
     way = "through" if decision.outcome is Outcome.MEETS else "for"
-    return f"**{_HEAD[decision.outcome]}** {way} the {_md(title)} pathway."
+    return f"**{OUTCOME_WORDS[decision.outcome]}** {way} the {_md(title)} pathway."
 
 
 def detail_markdown(decision: Decision, note: str | None = None) -> str:

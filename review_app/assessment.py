@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import requests
 
-from cds_cards.render import clinical_text, confirmation_observation, long_date, not_checked
+from cds_cards.render import (
+    OUTCOME_WORDS,
+    clinical_text,
+    confirmation_observation,
+    long_date,
+    not_checked,
+)
 from fhirdata import FhirClient, FhirError, FhirServerNotAllowed
-from policy import CriterionResult, Decision, Policy, Tri
+from policy import CriterionResult, Decision, Evidence, Policy, Tri
 from review_app.smart import ReviewSession
 from service.errors import ServiceError
 from service.evaluation import LONDON, Engine, run_hook
@@ -75,11 +81,7 @@ class Assessment:
     def head(self) -> str:
         d = self.decision
         title = next((p.title for p in d.pathways if p.id == d.pathway), None)
-        words = {
-            "meets-criteria": "Meets the criteria",
-            "does-not-meet-criteria": "Does not meet the criteria",
-            "insufficient-information": "Not enough information",
-        }[d.outcome.value]
+        words = OUTCOME_WORDS[d.outcome]
         return f"{words} ({title} pathway)" if title else words
 
 
@@ -89,7 +91,7 @@ def policy_text(policy: Policy, cid: str) -> str:
     return specs.get(cid, "")
 
 
-def _evidence(iss: str, items: Any) -> tuple[EvidenceRow, ...]:
+def _evidence(iss: str, items: Iterable[Evidence]) -> tuple[EvidenceRow, ...]:
     rows = []
     for e in items:
         href = f"{iss.rstrip('/')}/{e.ref}" if "/" in e.ref else None

@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import requests
+from authlib.common.errors import AuthlibBaseError
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 from joserfc import jwt
@@ -167,7 +168,7 @@ def exchange_code(
                 code_verifier=pending.code_verifier,
                 timeout=DISCOVERY_TIMEOUT_S,
             )
-        except Exception as exc:  # Authlib raises OAuthError, requests its own; both mean no
+        except (AuthlibBaseError, requests.RequestException, ValueError) as exc:
             raise LaunchError("the authorization server did not grant access") from exc
     access_token, patient = token.get("access_token"), token.get("patient")
     if not isinstance(access_token, str) or not isinstance(patient, str) or not patient:
