@@ -127,7 +127,7 @@ def launch() -> BaseResponse:
         f"{_base_url()}{PREFIX}/callback",
     )
     _state().pending.put(pending, key=state)
-    log.info("SMART launch started", extra={"launch": "ehr" if launch_id else "standalone"})
+    log.info("SMART %s launch started", "EHR" if launch_id else "standalone")
     return redirect(url, 302)
 
 
@@ -147,7 +147,7 @@ def callback() -> BaseResponse:
         )
     except smart.LaunchError as exc:
         return _error(f"The launch could not finish: {exc}.", 502)
-    sid = _state().sessions.put(session)
+    sid = _state().sessions.put(session, ttl_s=session.expires_in_s)
     policy = _context_policy(session.app_context)
     resp = redirect(f"{PREFIX}/" + (f"?{urlencode({'policy': policy})}" if policy else ""), 303)
     resp.set_cookie(
@@ -229,7 +229,7 @@ def confirm() -> BaseResponse:
         record_confirmation(_engine(), session, a, criterion, _now())
     except (AssessmentError, FhirServerNotAllowed) as exc:
         return _error(str(exc), 400)
-    log.info("confirmation recorded", extra={"criterion": criterion[:64]})
+    log.info("a clinician's confirmation was recorded for criterion %s", criterion)
     query = urlencode({"policy": a.policy.info.id, "confirmed": criterion})
     return redirect(f"{PREFIX}/?{query}", 303)
 

@@ -119,6 +119,7 @@ class ReviewSession:
     patient_id: str = field(repr=False)
     user_ref: str | None = field(default=None, repr=False)
     app_context: str | None = None
+    expires_in_s: float | None = None  # the token's lifetime: the session ends with it
     csrf_token: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
 
 
@@ -175,12 +176,14 @@ def exchange_code(
         raise LaunchError("the authorization server gave no access token or no patient")
     user = _fhir_user(token.get("id_token"), pending, client_id, session)
     ctx = token.get("appContext")
+    expires_in = token.get("expires_in")
     return ReviewSession(
         iss=pending.iss,
         access_token=access_token,
         patient_id=patient,
         user_ref=user,
         app_context=ctx if isinstance(ctx, str) else None,
+        expires_in_s=float(expires_in) if isinstance(expires_in, int | float) else None,
     )
 
 
@@ -230,10 +233,12 @@ class SessionStore(Generic[V]):
         self._items: OrderedDict[str, tuple[float, V]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def put(self, value: V, key: str | None = None) -> str:
+    def put(self, value: V, key: str | None = None, ttl_s: float | None = None) -> str:
+        """Keep ``value`` for the store's time to live, or ``ttl_s`` if that is shorter."""
         key = key or secrets.token_urlsafe(32)
+        ttl = self._ttl if ttl_s is None else min(ttl_s, self._ttl)
         with self._lock:
-            self._items[key] = (time.monotonic() + self._ttl, value)
+            self._items[key] = (time.monotonic() + ttl, value)
             self._items.move_to_end(key)
             while len(self._items) > self._max:
                 self._items.popitem(last=False)

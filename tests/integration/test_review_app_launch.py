@@ -186,6 +186,9 @@ def test_sessions_expire_and_are_bounded() -> None:
     assert bounded.get(keys[0]) is None
     assert bounded.pop(keys[2]) == 2
     assert bounded.get(keys[2]) is None
+    # A token that expires sooner ends its session sooner.
+    assert bounded.get(bounded.put(5, ttl_s=-1)) is None
+    assert bounded.get(bounded.put(6, ttl_s=3600)) == 6
 
 
 def test_the_sandbox_launch_request_gets_a_launch_id(smart_server: SmartServer) -> None:
