@@ -41,6 +41,7 @@ STATIC_FILES = ("review.css", "vendor/nhsuk-frontend.min.css")
 DEFAULTS = {
     "REVIEW_APP_CLIENT_ID": "iport-cds-review",  # as registered with the authorization server
     "REVIEW_APP_SESSION_MINUTES": 60,
+    "REVIEW_APP_STANDALONE_ISS": None,  # the FHIR server of a standalone launch without ?iss=
 }
 _CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; "
@@ -111,7 +112,10 @@ def _error(message: str, status: int) -> Response:
 @bp.get("/launch")
 def launch() -> BaseResponse:
     """SMART EHR launch (``iss`` and ``launch``) or standalone launch (``iss`` only)."""
-    iss, launch_id = request.args.get("iss", ""), request.args.get("launch") or None
+    launch_id = request.args.get("launch") or None
+    iss = request.args.get("iss") or str(current_app.config["REVIEW_APP_STANDALONE_ISS"] or "")
+    if not iss:
+        return _error("Open this app from the EHR, or give the FHIR server as ?iss=.", 400)
     try:
         base = _engine().server_policy.check(iss)
         config = smart.discover(base, _engine().session)

@@ -56,7 +56,6 @@ def test_pages_forbid_scripts_and_framing_of_other_origins_content(app: Flask) -
         "https://fhir.example.org/r4",  # not on the allowlist
         "http://fhir.example.org/r4",  # not https
         "https://user:pw@fhir.example.org/r4",  # credentials in the URL
-        "",
     ],
 )
 def test_a_launch_from_a_server_not_allowed_is_refused_before_any_request(
@@ -65,6 +64,12 @@ def test_a_launch_from_a_server_not_allowed_is_refused_before_any_request(
     resp = app.test_client().get("/review/launch", query_string={"iss": iss, "launch": "x"})
     assert resp.status_code == 400
     assert "cannot be used" in resp.get_data(as_text=True)
+
+
+def test_a_launch_names_its_fhir_server(app: Flask) -> None:
+    resp = app.test_client().get("/review/launch")
+    assert resp.status_code == 400
+    assert "give the FHIR server" in resp.get_data(as_text=True)
 
 
 def test_a_confirmation_without_a_session_writes_nothing(app: Flask) -> None:
