@@ -37,6 +37,7 @@ log = logging.getLogger("iport_cds.review_app")
 PREFIX = "/review"
 LAUNCH_PATH = f"{PREFIX}/launch"
 COOKIE = "iport_review"
+STATE_COOKIE = "iport_review_launch"
 STATIC_FILES = ("review.css", "vendor/nhsuk-frontend.min.css")
 DEFAULTS = {
     "REVIEW_APP_CLIENT_ID": "iport-cds-review",  # as registered with the authorization server
@@ -132,12 +133,24 @@ def launch() -> BaseResponse:
     )
     _state().pending.put(pending, key=state)
     log.info("SMART %s launch started", "EHR" if launch_id else "standalone")
-    return redirect(url, 302)
+    resp = redirect(url, 302)
+    # The answer must come back to the browser that started the launch (no login CSRF).
+    _cookie(resp, STATE_COOKIE, state, max_age=600)
+    return resp
+
+
+def _cookie(resp: BaseResponse, name: str, value: str, max_age: int | None = None) -> None:
+    secure = _base_url().startswith("https://")
+    resp.set_cookie(
+        name, value, max_age=max_age, httponly=True, secure=secure, samesite="Lax", path=PREFIX
+    )
 
 
 @bp.get("/callback")
 def callback() -> BaseResponse:
-    pending = _state().pending.pop(request.args.get("state"))
+    state = request.args.get("state", "")
+    same_browser = hmac.compare_digest(state, request.cookies.get(STATE_COOKIE, ""))
+    pending = _state().pending.pop(state) if same_browser else None
     if pending is None:
         return _error("This sign-in has expired or was not started here: launch again.", 400)
     if request.args.get("error") or not request.args.get("code"):
@@ -154,14 +167,8 @@ def callback() -> BaseResponse:
     sid = _state().sessions.put(session, ttl_s=session.expires_in_s)
     policy = _context_policy(session.app_context)
     resp = redirect(f"{PREFIX}/" + (f"?{urlencode({'policy': policy})}" if policy else ""), 303)
-    resp.set_cookie(
-        COOKIE,
-        sid,
-        httponly=True,
-        secure=request.is_secure,
-        samesite="Lax",
-        path=PREFIX,
-    )
+    _cookie(resp, COOKIE, sid)
+    resp.delete_cookie(STATE_COOKIE, path=PREFIX)
     return resp
 
 

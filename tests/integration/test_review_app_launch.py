@@ -148,6 +148,22 @@ def test_an_unknown_state_is_refused(service_url: str) -> None:
     assert resp.status_code == 400
 
 
+def test_a_callback_in_another_browser_is_refused(
+    service_url: str, smart_server: SmartServer
+) -> None:
+    # An attacker starts a launch and gets a code; the victim's browser opens the callback.
+    with requests.Session() as attacker:
+        start = attacker.get(
+            f"{service_url}/review/launch", params={"iss": smart_server.iss}, allow_redirects=False
+        )
+        approved = attacker.get(start.headers["Location"], allow_redirects=False)
+        callback = approved.headers["Location"]
+    with requests.Session() as victim:
+        resp = victim.get(callback, allow_redirects=False)
+        assert resp.status_code == 400
+        assert "iport_review" not in resp.cookies
+
+
 def _confirmations(fhir: FhirTestServer, patient_id: str) -> int:
     resp = requests.get(
         f"{fhir.base_url}/Observation",
