@@ -7,18 +7,18 @@ clock are injected so golden-file tests can fix them.
 from __future__ import annotations
 
 import html
+import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from policy.model import CriterionResult, Decision, Outcome, Tri
+from policy.model import CriterionResult, Decision, Outcome, PolicyInfo, Tri
 
 EXTENSION_KEY = "iport-cds.eligibility"
 OVERRIDE_SYSTEM = "https://iport-cds.example.org/fhir/CodeSystem/override-reason"
 TOPIC_SYSTEM = "https://iport-cds.example.org/fhir/CodeSystem/topic"
-
-_RESULT_LABEL = {Tri.MET: "✅ met", Tri.NOT_MET: "❌ not met", Tri.UNKNOWN: "❓ unknown"}
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class CardContext:
     now: datetime
     new_uuid: Callable[[], str]
     note: str | None = None  # a line from a companion policy, shown first (see evaluation)
+    app_url: str | None = None  # the SMART assessment app's launch URL, linked from the card
 
 
 DECEASED_SUMMARY = "Patient recorded as deceased: no eligibility assessed"
@@ -61,66 +62,149 @@ def _md(text: str) -> str:
     return html.escape(" ".join(text.split()), quote=False).translate(_MD_SPECIAL)
 
 
-def _evidence_cell(r: CriterionResult) -> str:
-    parts = [_md(r.reason)]
-    parts.extend(f"`{_md(e.ref)}` {_md(e.summary)}" for e in r.evidence[:4])
-    if len(r.evidence) > 4:
-        parts.append(f"… and {len(r.evidence) - 4} more")
-    if r.context:
-        parts.append("Context: " + "; ".join(_md(e.summary) for e in r.context[:3]))
-    return "<br>".join(parts)
+# Resource types whose references can appear in a rule's reason; a card names none of them.
+_FHIR_REF = re.compile(
+    r"\b(Patient|Practitioner|PractitionerRole|Observation|Condition|MedicationRequest|"
+    r"MedicationStatement|Medication|ServiceRequest|DeviceRequest|Device|Procedure|Encounter|"
+    r"Organization|RelatedPerson)/[A-Za-z0-9\-.]{1,64}(/_history/[A-Za-z0-9\-.]{1,64})?"
+)
+_ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
+MAX_DETAIL_LINES = 12
+MAX_SUGGESTIONS = 3
+_ICON = {Tri.MET: "✅", Tri.NOT_MET: "❌", Tri.UNKNOWN: "❓"}
+OUTCOME_WORDS = {
+    Outcome.MEETS: "Meets the criteria",
+    Outcome.DOES_NOT_MEET: "Does not meet the criteria",
+    Outcome.INSUFFICIENT: "Not enough information",
+}
+
+
+def long_date(d: date) -> str:
+    """20 Oct 2026: the way a clinical letter writes a date."""
+    return f"{d.day} {d.strftime('%b %Y')}"
+
+
+def clinical_text(text: str) -> str:
+    """A rule's sentence as a clinician reads it: dates written out, no resource references
+    (those stay in the machine-readable extension and the assessment app)."""
+
+    def ref(m: re.Match[str]) -> str:
+        return "a clinician" if m.group(1).startswith("Practitioner") else "a record"
+
+    def day(m: re.Match[str]) -> str:
+        try:
+            return long_date(date(int(m.group(1)), int(m.group(2)), int(m.group(3))))
+        except ValueError:
+            return m.group(0)
+
+    return _ISO_DATE.sub(day, _FHIR_REF.sub(ref, text))
+
+
+def _criterion_line(r: CriterionResult) -> str:
+    text = clinical_text(r.reason)
+    dates = [e.date for e in r.evidence if e.date is not None]
+    if r.result is Tri.MET and dates and not _ISO_DATE.search(r.reason):
+        text = f"{text.rstrip('.')}; last recorded {long_date(max(dates))}."
+    return f"- {_ICON[r.result]} {_md(r.title)}: {_md(text)}"
+
+
+def _unknown_line(r: CriterionResult) -> str:
+    """A decisive unknown, and what would settle it. When the record holds something that did
+    not settle it (an old finding, an implausible result, a contradiction, an expired
+    confirmation, a referral), the criterion's reason says what and why it was not used."""
+    why = "."
+    if r.evidence or r.context:
+        # What was read and not used (an implausible result, an expired confirmation) is
+        # context beside the reason; the first such note the reason does not already quote.
+        notes = [c.summary for c in r.context if c.summary not in r.reason]
+        text = " ".join([r.reason, *(f"{n[0].upper()}{n[1:]}." for n in notes[:1])])
+        why = f": {_md(clinical_text(text))}"
+    settle = f" Settled by {_md(clinical_text(r.missing))}." if r.missing else ""
+    return f"- ❓ **{_md(r.title)}** could change the outcome{why}{settle}"
+
+
+def not_checked(decision: Decision) -> list[str]:
+    """What the decision rests on that the record cannot show, for the criteria that decided
+    it or could (the policy file's ``presentation.notChecked``, by criterion id)."""
+    words: Mapping[str, str] = decision.policy.presentation.get("notChecked", {})
+    ids = [*decision.decided_by, *decision.decisive]
+    return list(dict.fromkeys(words[c] for c in ids if c in words))
+
+
+def _head(decision: Decision) -> str:
+    title = next((p.title for p in decision.pathways if p.id == decision.pathway), None)
+    if title is None:
+        return f"**{_md(clinical_text(decision.reason))}**"
+    way = "through" if decision.outcome is Outcome.MEETS else "for"
+    return f"**{OUTCOME_WORDS[decision.outcome]}** {way} the {_md(title)} pathway."
 
 
 def detail_markdown(decision: Decision, note: str | None = None) -> str:
+    """At most ``MAX_DETAIL_LINES`` lines: the outcome, the criteria that decided it, the
+    unknowns that could change it, what the record cannot show, the policy, "advisory".
+
+    Every other criterion, the evidence behind each and the assumptions are in the
+    assessment app the card links to.
+    """
     policy = decision.policy
-    lines = [f"> {_md(note)}", ""] if note else []
-    lines += [f"> {_md(n)}\n" for n in decision.notices]
-    lines += [f"**{_md(decision.reason)}**", ""]
-    if decision.deceased:
-        return "\n".join([*lines, _policy_line(decision)])
-    lines += ["| Criterion | Result | Evidence and reason |", "| --- | --- | --- |"]
-    for cid in decision.shown_criteria:
-        r = decision.criteria[cid]
-        lines.append(f"| {_md(r.title)} | {_RESULT_LABEL[r.result]} | {_evidence_cell(r)} |")
-    missing = [
-        (decision.criteria[c].title, decision.criteria[c].missing)
-        for c in decision.shown_criteria
-        if decision.criteria[c].result is Tri.UNKNOWN and decision.criteria[c].missing
-    ]
-    if missing:
-        lines += ["", "**What would settle the unknowns:**"]
-        lines += [f"- {_md(t)}: {_md(m or '')}" for t, m in missing]
+    first = [f"> {_md(note)}"] if note else []
+    first += [f"> {_md(n)}" for n in decision.notices]
+    first.append(_head(decision))
+    if decision.deceased:  # no eligibility is assessed: no criteria, nothing to settle
+        return _paragraphs([*first, _policy_line(policy), ADVISORY])
+    last: list[str] = []
     age = decision.criteria.get("age-12-or-over")
     if decision.pathway == "type-1" and age is not None and age.result is Tri.NOT_MET:
-        lines += [
-            "",
-            "_NICE: children under 12 should have a trial of MDI therapy between 12 and 18._",
-        ]
+        last.append(
+            "_NICE: children under 12 should have a trial of MDI therapy between 12 and 18._"
+        )
+    checks = not_checked(decision)
+    if checks:
+        last.append("; ".join(_md(c) for c in checks) + ".")
     if decision.warnings:
-        lines += ["", "**Records that could not be read** (not used):"]
-        lines += [f"- {_md(w)}" for w in decision.warnings[:10]]
-        if len(decision.warnings) > 10:
-            lines.append(f"- … and {len(decision.warnings) - 10} more")
-    lines += ["", "**Assumed in reading the policy:**"]
-    lines += [f"- {_md(a)}" for a in decision.assumptions]
-    lines += ["", _policy_line(decision)]
+        n = len(decision.warnings)
+        last.append(f"{n} record{'s' if n > 1 else ''} could not be read and were not used.")
     if decision.policy_overdue:
-        lines += [
-            "",
-            f"⚠️ **This policy was due for review on {policy.review_due.isoformat()}**: "
-            "check that it is still current.",
-        ]
-    lines += ["", "_Advisory only: the decision to prescribe rests with the clinician._"]
-    return "\n".join(lines)
+        last.append(
+            f"⚠️ **This policy was due for review on {long_date(policy.review_due)}**: "
+            "check that it is still current."
+        )
+    last += [_policy_line(policy), ADVISORY]
+    room = MAX_DETAIL_LINES - len(first) - len(last)
+    unknown = [_unknown_line(decision.criteria[c]) for c in decision.decisive]
+    decided = [_criterion_line(decision.criteria[c]) for c in decision.decided_by]
+    if len(unknown) + len(decided) > room:
+        shown_unknown = unknown[: room - 1]
+        shown_decided = decided[: room - 1 - len(shown_unknown)]
+        hidden = len(unknown) + len(decided) - len(shown_unknown) - len(shown_decided)
+        more = f"- … {hidden} more criteria in the full assessment."
+        decided, unknown = [*shown_decided, more], shown_unknown
+    return _paragraphs([*first, *decided, *unknown, *last])
 
 
-def _policy_line(decision: Decision) -> str:
-    policy = decision.policy
+ADVISORY = "_Advisory only: the decision to prescribe rests with the clinician._"
+
+
+def _policy_line(policy: PolicyInfo) -> str:
     return (
-        f"Policy: [{_md(policy.title)}]({policy.url}), {_md(policy.publisher)}; "
-        f"version {policy.version}; review due {policy.review_due.isoformat()}. "
-        f"Evaluated {decision.evaluated_on.isoformat()}."
+        f"Policy: [{_md(policy.title)}]({policy.url}), version {_md(policy.version)}, "
+        f"review due {long_date(policy.review_due)}."
     )
+
+
+def _paragraphs(body: list[str]) -> str:
+    """One line per paragraph or list item: blank lines keep paragraphs apart."""
+    out: list[str] = []
+    for line in body:
+        if out and not (line.startswith("- ") and out[-1].startswith("- ")):
+            out.append("")
+        out.append(line)
+    return "\n".join(out)
+
+
+def rendered_lines(detail: str) -> int:
+    """How many lines a card's detail shows: its non-blank lines."""
+    return sum(1 for line in detail.splitlines() if line.strip())
 
 
 def extension(decision: Decision) -> dict[str, Any]:
@@ -135,7 +219,7 @@ def extension(decision: Decision) -> dict[str, Any]:
             "version": decision.policy.version,
             "reviewDue": decision.policy.review_due.isoformat(),
         },
-        "criteria": [
+        "criteria": [  # always present: empty for a deceased patient, nothing was assessed
             _omit_empty(
                 {
                     "id": r.id,
@@ -145,36 +229,47 @@ def extension(decision: Decision) -> dict[str, Any]:
                 }
             )
             for r in decision.criteria.values()
-            if not decision.deceased  # no eligibility is assessed: no criteria to report
+            if not decision.deceased
         ],
+        **_omit_empty(
+            {
+                "decisive": list(decision.decisive),
+                "warnings": list(decision.warnings),  # records that could not be read, not used
+            }
+        ),
     }
 
 
-def _confirmation_resource(
-    decision: Decision, r: CriterionResult, ctx: CardContext
+def confirmation_observation(
+    policy: PolicyInfo,
+    r: CriterionResult,
+    patient_id: str,
+    user_ref: str | None,
+    now: datetime,
 ) -> dict[str, Any]:
+    """A clinician's confirmation that criterion ``r`` is met: the Observation a card's
+    suggestion creates and the assessment app writes (``facts`` reads it back)."""
     resource: dict[str, Any] = {
         "resourceType": "Observation",
         "status": "final",
         "code": {
-            "coding": [
-                {"system": decision.policy.criteria_system, "code": r.id, "display": r.title}
-            ],
+            "coding": [{"system": policy.criteria_system, "code": r.id, "display": r.title}],
             "text": f"{r.title}: confirmed for the i-Port Advance policy",
         },
-        "subject": {"reference": f"Patient/{ctx.patient_id}"},
-        "effectiveDateTime": ctx.now.isoformat(timespec="seconds"),
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "effectiveDateTime": now.isoformat(timespec="seconds"),
         "valueBoolean": True,
     }
-    if ctx.user_ref:
-        resource["performer"] = [{"reference": ctx.user_ref}]
+    if user_ref:
+        resource["performer"] = [{"reference": user_ref}]
     return resource
 
 
 def _suggestions(decision: Decision, ctx: CardContext) -> list[dict[str, Any]]:
-    """One 'record a confirmation' suggestion per unknown criterion a clinician can confirm.
+    """'Record a confirmation' for each decisive unknown a clinician can confirm (at most
+    ``MAX_SUGGESTIONS``); the draft referral when the criteria are met and the policy has one.
 
-    None when the criteria are already met: more confirmations would only be noise.
+    Unknowns that could not change the outcome get no button: they would only be noise.
     """
     out: list[dict[str, Any]] = []
     if decision.deceased:
@@ -184,10 +279,9 @@ def _suggestions(decision: Decision, ctx: CardContext) -> list[dict[str, Any]]:
         if referral:
             out.append(_referral_suggestion(referral, ctx))
         return out
-    for cid in decision.shown_criteria:
+    confirmable = [c for c in decision.decisive if decision.criteria[c].confirmable]
+    for cid in confirmable[:MAX_SUGGESTIONS]:
         r = decision.criteria[cid]
-        if r.result is not Tri.UNKNOWN or not r.confirmable:
-            continue
         out.append(
             {
                 "label": f"Record that I confirm: {r.title}",
@@ -197,7 +291,9 @@ def _suggestions(decision: Decision, ctx: CardContext) -> list[dict[str, Any]]:
                     {
                         "type": "create",
                         "description": f"Record a clinician confirmation that '{r.title}' is met",
-                        "resource": _confirmation_resource(decision, r, ctx),
+                        "resource": confirmation_observation(
+                            decision.policy, r, ctx.patient_id, ctx.user_ref, ctx.now
+                        ),
                     }
                 ],
             }
@@ -226,13 +322,47 @@ def _referral_suggestion(referral: Mapping[str, Any], ctx: CardContext) -> dict[
     }
 
 
-def _links(decision: Decision) -> list[dict[str, str]]:
+APP_LINK_LABEL = "Full assessment, confirmations and funding evidence"
+
+
+def app_context(decision: Decision) -> str:
+    """The SMART link's ``appContext``: which decision the app is opened about (no patient
+    identifiers: the EHR's launch context carries the patient)."""
+    return json.dumps(
+        {
+            "policy": decision.policy.id,
+            "version": decision.policy.version,
+            "outcome": decision.outcome.value,
+            "pathway": decision.pathway,
+            "evaluated": decision.evaluated_on.isoformat(),
+        },
+        separators=(",", ":"),
+    )
+
+
+def _links(decision: Decision, app_url: str | None) -> list[dict[str, str]]:
     label = decision.policy.presentation.get("policyLinkLabel", "Policy")
-    links = [{"label": label, "url": decision.policy.url, "type": "absolute"}]
+    links = []
+    if decision.deceased:  # no assessment to open, no funding route: only the policy
+        app_url = None
+    if app_url:
+        links.append(
+            {
+                "label": APP_LINK_LABEL,
+                "url": app_url,
+                "type": "smart",
+                "appContext": app_context(decision),
+            }
+        )
+    links.append({"label": label, "url": decision.policy.url, "type": "absolute"})
     links += [
         {**link, "type": "absolute"} for link in decision.policy.presentation.get("links", [])
     ]
-    if decision.outcome is not Outcome.MEETS and decision.policy.funding_request_url:
+    if (
+        decision.outcome is not Outcome.MEETS
+        and not decision.deceased
+        and decision.policy.funding_request_url
+    ):
         links.append(
             {
                 "label": "Individual funding request (IFR) route",
@@ -262,7 +392,7 @@ def eligibility_card(
         "suggestions": suggestions,
         "selectionBehavior": "any" if suggestions else None,
         "overrideReasons": [{"system": OVERRIDE_SYSTEM, **r} for r in words["overrideReasons"]],
-        "links": _links(decision),
+        "links": _links(decision, ctx.app_url),
         "extension": {EXTENSION_KEY: extension(decision)},
     }
     return _omit_empty(card)

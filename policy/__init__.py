@@ -6,12 +6,12 @@ is the whole interface.
 
 from policy.engine import (
     Policy,
-    PolicyError,
     evaluate,
     load_policies,
     load_policy,
     parse_policy,
 )
+from policy.expr import PolicyError
 from policy.model import CriterionResult, Decision, Evidence, Outcome, PathwayResult, Tri
 
 __all__ = [

@@ -27,6 +27,8 @@ from policy.criteria import (
     confirmation_result,
     latest_confirmation,
 )
+from policy.decisive import Logic, decided_by, decisive_unknowns
+from policy.expr import Expr, PolicyError, deciding_leaves, evaluate_expr, expr_ids
 from policy.model import (
     CriterionResult,
     Decision,
@@ -38,12 +40,6 @@ from policy.model import (
 )
 
 POLICY_DIR = Path(__file__).resolve().parent / "policies"
-
-Expr = str | Mapping[str, Any]
-
-
-class PolicyError(Exception):
-    """The policy file is malformed: unknown rule, undefined criterion, bad expression."""
 
 
 @dataclass(frozen=True)
@@ -86,21 +82,6 @@ class Policy:
 
     def title_of(self, criterion_id: str) -> str:
         return self._titles[criterion_id]
-
-
-def _expr_ids(expr: Expr) -> list[str]:
-    if isinstance(expr, str):
-        return [expr]
-    if not isinstance(expr, Mapping) or len(expr) != 1:
-        raise PolicyError(f"expression must be a criterion id or one of all/any/not: {expr!r}")
-    ((op, arg),) = expr.items()
-    if op in ("all", "any"):
-        if not isinstance(arg, list) or not arg:
-            raise PolicyError(f"'{op}' needs a non-empty list")
-        return [i for sub in arg for i in _expr_ids(sub)]
-    if op == "not":
-        return _expr_ids(arg)
-    raise PolicyError(f"unknown operator {op!r}")
 
 
 def _date(doc: Mapping[str, Any], key: str) -> date:
@@ -159,12 +140,12 @@ def parse_policy(doc: Mapping[str, Any], overrides: Mapping[str, Any] | None = N
     )
     known = {c.id for c in criteria}
     for d in derived:  # derived criteria may use earlier derived ones, never later (no cycles)
-        for ref in _expr_ids(d.expression):
+        for ref in expr_ids(d.expression):
             if ref not in known:
                 raise PolicyError(f"derived criterion {d.id!r} uses undefined {ref!r}")
         known.add(d.id)
     for p in pathways:
-        for ref in [p.diagnosis, *_expr_ids(p.expression)]:
+        for ref in [p.diagnosis, *expr_ids(p.expression)]:
             if ref not in known:
                 raise PolicyError(f"pathway {p.id!r} uses undefined criterion {ref!r}")
     notices = tuple((n["when"], n["text"]) for n in doc.get("notices", []))
@@ -268,45 +249,11 @@ def load_policies(names: Iterable[str], overrides: Mapping[str, Any]) -> dict[st
     return policies
 
 
-def _evaluate_expr(expr: Expr, results: Mapping[str, CriterionResult]) -> Tri:
-    if isinstance(expr, str):
-        return results[expr].result
-    ((op, arg),) = expr.items()
-    if op == "all":
-        return Tri.all_of(_evaluate_expr(e, results) for e in arg)
-    if op == "any":
-        return Tri.any_of(_evaluate_expr(e, results) for e in arg)
-    return _evaluate_expr(arg, results).negate()
-
-
-def _deciding_leaves(
-    expr: Expr, value: Tri, results: Mapping[str, CriterionResult]
-) -> list[tuple[str, bool]]:
-    """The criteria that give ``expr`` its ``value``: (criterion id, negated) pairs.
-
-    For *met*: the branch that met it (the first met alternative of an "any"); for *not met*:
-    the parts that failed; for *unknown*: only the unknowns that could still change it, so an
-    under-12's card does not ask about the adult route.
-    """
-    if isinstance(expr, str):
-        return [(expr, False)] if results[expr].result is value else []
-    ((op, arg),) = expr.items()
-    if op == "not":
-        inner = _deciding_leaves(arg, value.negate(), results)
-        return [(i, not negated) for i, negated in inner]
-    children = [(e, _evaluate_expr(e, results)) for e in arg]
-    if value is Tri.MET and op == "any":
-        children = [next(c for c in children if c[1] is Tri.MET)]
-    elif value is Tri.NOT_MET and op == "all":
-        children = [c for c in children if c[1] is Tri.NOT_MET][:1]
-    return [leaf for e, v in children if v is value for leaf in _deciding_leaves(e, value, results)]
-
-
 def _derived_result(
     d: DerivedSpec, policy: Policy, results: Mapping[str, CriterionResult]
 ) -> CriterionResult:
-    value = _evaluate_expr(d.expression, results)
-    leaves = list(dict.fromkeys(_deciding_leaves(d.expression, value, results)))
+    value = evaluate_expr(d.expression, results)
+    leaves = list(dict.fromkeys(deciding_leaves(d.expression, value, results)))
 
     def label(cid: str, negated: bool) -> str:
         title = policy.title_of(cid)
@@ -355,14 +302,19 @@ def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
         PathwayResult(
             p.id,
             p.title,
-            _evaluate_expr(p.expression, results),
-            tuple(dict.fromkeys(_expr_ids(p.expression))),
+            evaluate_expr(p.expression, results),
+            tuple(dict.fromkeys(expr_ids(p.expression))),
             p.diagnosis,
         )
         for p in policy.pathways
     )
     outcome, chosen = _outcome(pathways, results)
     shown = _shown_criteria(policy, chosen, pathways)
+    logic = Logic(
+        derived={d.id: d.expression for d in policy.derived},
+        pathways=[(r, p.expression) for r, p in zip(pathways, policy.pathways, strict=True)],
+        outcome_of=lambda ps, rs: _outcome(ps, rs)[0],
+    )
     return Decision(
         policy=policy.info,
         outcome=outcome,
@@ -376,6 +328,8 @@ def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
         policy_overdue=today > policy.info.review_due,
         shown_criteria=shown,
         notices=tuple(text for when, text in policy.notices if results[when].result is Tri.MET),
+        decided_by=decided_by(logic, results, outcome, chosen),
+        decisive=decisive_unknowns(logic, results, outcome),
     )
 
 
@@ -451,7 +405,7 @@ def _shown_criteria(
     for cid in chosen.criteria:
         out.append(cid)
         if cid in derived_ids:
-            out.extend(_expr_ids(derived_ids[cid].expression))
+            out.extend(expr_ids(derived_ids[cid].expression))
     return tuple(dict.fromkeys(out))
 
 

@@ -104,3 +104,5 @@ class Decision:
     shown_criteria: tuple[str, ...] = field(default=())  # those the deciding pathway reads
     notices: tuple[str, ...] = ()  # sentences about the patient's state, shown first
     deceased: bool = False  # recorded as deceased: no eligibility assessed
+    decided_by: tuple[str, ...] = ()  # the criteria that gave the outcome (policy.decisive)
+    decisive: tuple[str, ...] = ()  # unknowns whose answer could change the outcome

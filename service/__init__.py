@@ -17,6 +17,7 @@ from flask import Flask, Response
 from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
+import review_app
 from fhirdata import FetchSettings, FhirServerPolicy, new_session, prefetch_templates
 from policy import PolicyError, load_policies
 from service import analytics, auth, ops
@@ -88,6 +89,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # -- extensions: each registers its own routes, listeners and handlers on the app
     analytics.init_app(app)
     ops.init_app(app)
+    review_app.init_app(app)  # the SMART assessment app the cards link to
     return app
 
 

@@ -107,11 +107,13 @@ def run_hook(
     new_uuid: Callable[[], str],
     server_policy: FhirServerPolicy | None = None,
     request_id: str | None = None,
+    app_url: str | None = None,
 ) -> HookResult:
     """Evaluate the policy for this hook call and build its cards.
 
     ``server_policy`` says which FHIR servers may be read (the authenticated client's own);
-    without one, the deployment's allowlist applies.
+    without one, the deployment's allowlist applies. ``app_url`` is the SMART assessment
+    app's launch URL, linked from the card.
 
     Raises PreconditionFailed (412) when required data cannot be obtained.
     """
@@ -151,6 +153,7 @@ def run_hook(
             now=now,
             new_uuid=new_uuid,
             note=_companion_note(engine, service, record, today),
+            app_url=app_url,
         )
         card = eligibility_card(decision, ctx, patient_view=service.hook == "patient-view")
         result.body = {"cards": [card]}

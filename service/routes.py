@@ -33,6 +33,15 @@ def _engine() -> Engine:
     return engine
 
 
+def _app_url() -> str | None:
+    """The launch URL of the SMART assessment app, when one is registered (review_app)."""
+    path = current_app.extensions.get("iport_cds.smart_launch_path")
+    if not path:
+        return None
+    base = current_app.config.get("EXTERNAL_BASE_URL") or request.host_url
+    return f"{str(base).rstrip('/')}{path}"
+
+
 @bp.get("/cds-services")
 def discovery() -> Response:
     engine = _engine()
@@ -53,6 +62,7 @@ def hook(service_id: str) -> Response:
         new_uuid=current_app.config["UUID_FACTORY"],
         server_policy=g.get("fhir_server_policy"),
         request_id=g.request_id,
+        app_url=_app_url(),
     )
     for listener in current_app.extensions.get("iport_cds.evaluation_listeners", []):
         listener(service_id, req, result)  # e.g. the audit trail; must not block or raise

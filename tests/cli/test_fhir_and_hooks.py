@@ -95,7 +95,7 @@ def test_order_sign_cards_as_a_person_sees_them(
     assert run.code == 0, run.err
     out = run.out
     assert "[WARNING] i-Port Advance: not enough information to confirm criteria" in out
-    assert "unknown  Recommended by a diabetes specialist" in out
+    assert "Recommended by a diabetes specialist could change the outcome" in out
     assert "Suggestions (choose any):" in out
     assert "Record that I confirm: Recommended by a diabetes specialist" in out
     assert "Links:" in out

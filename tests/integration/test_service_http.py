@@ -260,6 +260,10 @@ def test_fetched_and_prefetched_answers_agree_criterion_by_criterion(
     )
     ext_a = call(service, "order-sign", a).json()["cards"][0]["extension"]
     ext_b = call(service, "order-sign", b).json()["cards"][0]["extension"]
+    # What could not be read depends on how it was read (a server's unsupported search
+    # parameter is reported only when it is searched); the decision must not.
+    for ext in (ext_a, ext_b):
+        ext["iport-cds.eligibility"].pop("warnings", None)
     assert ext_a == ext_b
     hba1c_result = next(
         c

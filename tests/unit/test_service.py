@@ -140,7 +140,7 @@ def test_order_select_of_an_iport_gives_one_eligibility_card(client: FlaskClient
     assert by_id["needle-phobia"]["result"] == "met"
     assert by_id["needle-phobia"]["evidence"]
     assert by_id["mdi-impractical"]["result"] == "unknown"
-    assert "review due 2028-12-31" in card["detail"]
+    assert "review due 31 Dec 2028" in card["detail"]
     assert card["source"]["topic"]["code"] == "iport-advance-eligibility"
     assert {r["code"] for r in card["overrideReasons"]} >= {"ifr-submitted", "clinical-judgement"}
 
@@ -340,7 +340,7 @@ def test_only_missing_keys_are_fetched(client: FlaskClient) -> None:
         "MedicationRequest",
         "Observation",
     ]
-    assert "was not a FHIR resource" in card["detail"]
+    assert "was not a FHIR resource" in unread(card)
 
 
 @responses.activate
@@ -458,7 +458,7 @@ def test_malformed_resources_in_prefetch_are_reported_on_the_card(client: FlaskC
     broken = {"resourceType": "Condition", "id": "broken", "code": ["not", "an", "object"]}
     body = hook_request("order-sign", resources=[*MEETS, broken], drafts=[draft()])
     card = card_of(post(client, "order-sign", body))
-    assert "Condition/broken skipped" in card["detail"]
+    assert "Condition/broken skipped" in unread(card)
 
 
 def test_feedback_accepts_well_formed_feedback(client: FlaskClient) -> None:
@@ -470,7 +470,11 @@ def test_feedback_accepts_well_formed_feedback(client: FlaskClient) -> None:
 
 
 def test_record_text_cannot_inject_html_or_links_into_the_card(client: FlaskClient) -> None:
-    evil = condition(text="Needle phobia <img src=x onerror=alert(1)> [click](javascript:alert(1))")
+    # The latest needle phobia record is the one the card quotes.
+    evil = condition(
+        text="Needle phobia <img src=x onerror=alert(1)> [click](javascript:alert(1))",
+        onset="2026-07-01",
+    )
     card = card_of(
         post(
             client,
@@ -500,7 +504,7 @@ def test_a_prefetch_that_is_an_operation_outcome_is_fetched_not_trusted(
     assert [urlsplit(c.request.url).path.rsplit("/", 1)[1] for c in responses.calls] == [
         "Condition"
     ]
-    assert "error report" in card["detail"]
+    assert "error report" in unread(card)
 
 
 def _failed_search(*resources: dict[str, Any], severity: str = "error") -> dict[str, Any]:
@@ -551,7 +555,7 @@ def test_a_failed_or_malformed_prefetch_search_is_fetched_not_trusted(
     assert [urlsplit(c.request.url).path.rsplit("/", 1)[1] for c in responses.calls] == [
         "Condition"
     ]
-    assert "fetched instead" in card["detail"]
+    assert "fetched instead" in unread(card)
 
 
 def test_a_failed_prefetch_search_without_a_fhir_server_is_412(client: FlaskClient) -> None:
@@ -568,7 +572,7 @@ def test_a_warning_outcome_in_a_prefetch_search_is_a_card_warning(client: FlaskC
     body["prefetch"]["conditions"] = _failed_search(*conditions, severity="warning")
     card = card_of(post(client, "order-sign", body))
     assert card["extension"]["iport-cds.eligibility"]["outcome"] == "meets-criteria"
-    assert "timed out" in card["detail"]
+    assert "timed out" in unread(card)
 
 
 @responses.activate
@@ -616,3 +620,10 @@ def test_the_iport_card_says_when_a_pump_is_already_in_use(client: FlaskClient) 
     body = hook_request("order-sign", resources=[*MEETS, pump], drafts=[draft()])
     card = card_of(post(client, "order-sign", body))
     assert "already using an insulin pump" in card["detail"]
+
+
+def unread(card: dict[str, Any]) -> str:
+    """The records a card says could not be read (its detail counts them; the extension and the
+    assessment app say which)."""
+    assert "could not be read" in card["detail"]
+    return " ".join(card["extension"]["iport-cds.eligibility"]["warnings"])

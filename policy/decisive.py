@@ -1,0 +1,160 @@
+"""Which criteria decided an outcome, and which unknowns could still change it.
+
+A card has room for a few lines: the criteria that gave the outcome and the unknowns whose
+answer matters. Both are computed here from the policy's own pathway expressions, so a card
+never guesses at the logic it presents.
+
+An unknown is *decisive* when evaluating the policy with it set to *met*, and again with it
+set to *not met*, gives two different outcomes: its answer could change what the clinician is
+told. For a type 2 patient with needle phobia recorded and no specialist recommendation yet,
+only the recommendation is decisive; "MDI impractical" would change nothing either way. When
+no single unknown can change it (the outcome waits on two answers at once), every unknown on a
+pathway branch still open is decisive: each is part of an answer that could.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from policy.expr import Expr, deciding_leaves, evaluate_expr, expr_ids
+from policy.model import CriterionResult, Outcome, PathwayResult, Tri
+
+OutcomeOf = Callable[[Sequence[PathwayResult], Mapping[str, CriterionResult]], Outcome]
+
+
+@dataclass(frozen=True)
+class Logic:
+    """The parts of a policy the what-if evaluation needs: expressions, in reading order."""
+
+    derived: Mapping[str, Expr]  # derived criterion id → expression (earlier ones first)
+    pathways: Sequence[tuple[PathwayResult, Expr]]
+    outcome_of: OutcomeOf
+
+
+def _outcome_with(
+    logic: Logic, results: Mapping[str, CriterionResult], cid: str, v: Tri
+) -> Outcome:
+    trial = dict(results)
+    trial[cid] = dataclasses.replace(trial[cid], result=v)
+    for did, expr in logic.derived.items():
+        if did != cid:
+            trial[did] = dataclasses.replace(trial[did], result=evaluate_expr(expr, trial))
+    pathways = [dataclasses.replace(p, result=evaluate_expr(e, trial)) for p, e in logic.pathways]
+    return logic.outcome_of(pathways, trial)
+
+
+def decisive_unknowns(
+    logic: Logic, results: Mapping[str, CriterionResult], outcome: Outcome
+) -> tuple[str, ...]:
+    """Unknown criteria whose answer could change ``outcome``, in the policy's reading order.
+
+    Only criteria read from the record (not derived ones) are candidates: a derived criterion
+    is settled by its parts, and those are what a clinician can record.
+    """
+    if outcome is not Outcome.INSUFFICIENT:
+        return ()  # a met or failed pathway stays so whatever an unknown turns out to be
+    order = [i for _, e in logic.pathways for i in expr_ids(e)]
+    for expr in logic.derived.values():
+        order += expr_ids(expr)
+    candidates = [
+        cid
+        for cid in dict.fromkeys(order)
+        if cid not in logic.derived and results[cid].result is Tri.UNKNOWN
+    ]
+    alone = tuple(
+        cid
+        for cid in candidates
+        if _outcome_with(logic, results, cid, Tri.MET)
+        is not _outcome_with(logic, results, cid, Tri.NOT_MET)
+    )
+    if alone:
+        return alone
+    # No one answer changes the outcome (a pathway needing two unknowns at once: an adult whose
+    # HbA1c is unusable and who has no i-Port reason recorded yet). Each unknown on a branch
+    # still open is then part of an answer that could, and a card must still say what is missing.
+    still_open: set[str] = set()
+    for p, e in logic.pathways:
+        if p.result is Tri.UNKNOWN:
+            still_open.update(_open_unknowns(logic, e, results))
+    return tuple(cid for cid in candidates if cid in still_open)
+
+
+def _open_unknowns(logic: Logic, expr: Expr, results: Mapping[str, CriterionResult]) -> list[str]:
+    """The unknown criteria on the unknown branches of ``expr``, derived ones opened."""
+    out: list[str] = []
+    for cid, _ in deciding_leaves(expr, Tri.UNKNOWN, results):
+        inner = logic.derived.get(cid)
+        out += [cid] if inner is None else _open_unknowns(logic, inner, results)
+    return out
+
+
+def decided_by(
+    logic: Logic,
+    results: Mapping[str, CriterionResult],
+    outcome: Outcome,
+    chosen: PathwayResult | None,
+) -> tuple[str, ...]:
+    """The criteria that gave the outcome, derived criteria opened into their own parts.
+
+    Meets: the branch that met the pathway. Does not meet: what failed (every diagnosis when no
+    pathway applies). Not enough information: what is already settled on the branches that
+    can still be met (a child's age, not an HbA1c that only the adult route reads).
+    """
+    if chosen is None:
+        return tuple(dict.fromkeys(p.diagnosis for p, _ in logic.pathways))
+    expr = next(e for p, e in logic.pathways if p.id == chosen.id)
+    if outcome is Outcome.INSUFFICIENT:
+        return tuple(dict.fromkeys(_still_open(logic, expr, results)))
+    value = Tri.MET if outcome is Outcome.MEETS else Tri.NOT_MET
+    # A negated part that failed ("not aged 12 or over" for an adult) only says a route
+    # did not apply: it is not why the outcome is what it is.
+    ids = [i for i, neg in deciding_leaves(expr, value, results) if value is Tri.MET or not neg]
+    out: list[str] = []
+    for cid in dict.fromkeys(ids):
+        inner = logic.derived.get(cid)
+        if inner is None:
+            out.append(cid)
+        else:
+            leaves = deciding_leaves(inner, results[cid].result, results)
+            out += [i for i, neg in leaves if value is Tri.MET or not neg] or [cid]
+    return tuple(dict.fromkeys(out))
+
+
+def _still_open(logic: Logic, expr: Expr, results: Mapping[str, CriterionResult]) -> list[str]:
+    """The settled criteria on the branches of ``expr`` that are not already failed."""
+    value = evaluate_expr(expr, results)
+    if value is Tri.NOT_MET:
+        return []
+    if isinstance(expr, str):
+        inner = logic.derived.get(expr)
+        if inner is not None:
+            return _still_open(logic, inner, results)
+        return [expr] if value is Tri.MET else []
+    ((op, arg),) = expr.items()
+    if op == "not":  # met because its part failed ("under 12"): that part is what is settled
+        return (
+            [i for i, _ in deciding_leaves(arg, Tri.NOT_MET, results)] if value is Tri.MET else []
+        )
+    out: list[str] = []
+    for e in arg:
+        if op == "any" and value is Tri.UNKNOWN and evaluate_expr(e, results) is Tri.NOT_MET:
+            # An alternative already failed is settled too: it is why the others are asked
+            # about (an HbA1c that has not remained high leaves disabling hypoglycaemia).
+            out += _failed(logic, e, results)
+        else:
+            out += _still_open(logic, e, results)
+    return out
+
+
+def _failed(logic: Logic, expr: Expr, results: Mapping[str, CriterionResult]) -> list[str]:
+    """The criteria that make ``expr`` not met, derived ones opened; not a negated part (an
+    adult's age is not why the under-12 route failed to help)."""
+    out: list[str] = []
+    for cid, negated in deciding_leaves(expr, Tri.NOT_MET, results):
+        if negated:
+            continue
+        inner = logic.derived.get(cid)
+        out += [cid] if inner is None else (_failed(logic, inner, results) or [cid])
+    return out

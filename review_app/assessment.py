@@ -1,0 +1,281 @@
+"""The full assessment for a launched patient, by the very path the cards take.
+
+``assess`` builds the patient-view hook request the EHR would have sent (this FHIR server, the
+clinician's token, no prefetch) and runs ``service.evaluation.run_hook``: the same fetch, the
+same ``extract_record`` and the same ``policy.evaluate``. Nothing here decides anything; it
+arranges a ``Decision`` for a page and writes a clinician's confirmation.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import requests
+
+from cds_cards.render import (
+    OUTCOME_WORDS,
+    clinical_text,
+    confirmation_observation,
+    long_date,
+    not_checked,
+)
+from fhirdata import FhirClient, FhirError, FhirServerNotAllowed
+from policy import CriterionResult, Decision, Evidence, Policy, Tri
+from review_app.smart import ReviewSession
+from service.errors import ServiceError
+from service.evaluation import LONDON, Engine, run_hook
+from service.hookrequest import HookRequest
+
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
+WRITE_TIMEOUT_S = 4.0
+NO_NAME = "Name not recorded"
+RESULT_LABEL = {Tri.MET: "Met", Tri.NOT_MET: "Not met", Tri.UNKNOWN: "Unknown"}
+RESULT_TAG = {Tri.MET: "green", Tri.NOT_MET: "red", Tri.UNKNOWN: "yellow"}
+
+
+class AssessmentError(Exception):
+    """The record could not be read or written; the message is safe to show the clinician."""
+
+
+@dataclass(frozen=True)
+class EvidenceRow:
+    text: str
+    href: str | None  # the resource on the FHIR server
+
+
+@dataclass(frozen=True)
+class CriterionRow:
+    id: str
+    title: str
+    result: Tri
+    label: str
+    tag: str
+    reason: str
+    policy_text: str
+    evidence: tuple[EvidenceRow, ...]
+    context: tuple[EvidenceRow, ...]
+    missing: str | None
+    decisive: bool
+    can_confirm: bool
+    on_pathway: bool
+
+
+@dataclass(frozen=True)
+class Assessment:
+    decision: Decision
+    policy: Policy
+    service_id: str
+    criteria: tuple[CriterionRow, ...]
+    not_checked: tuple[str, ...]
+    patient_name: str
+    birth_date: str | None
+    identifiers: tuple[tuple[str, str], ...]  # (label, value)
+
+    @property
+    def head(self) -> str:
+        d = self.decision
+        title = next((p.title for p in d.pathways if p.id == d.pathway), None)
+        words = OUTCOME_WORDS[d.outcome]
+        return f"{words} ({title} pathway)" if title else words
+
+
+def policy_text(policy: Policy, cid: str) -> str:
+    specs = {c.id: c.policy_text for c in policy.criteria}
+    specs |= {d.id: d.policy_text for d in policy.derived}
+    return specs.get(cid, "")
+
+
+def _evidence(iss: str, items: Iterable[Evidence]) -> tuple[EvidenceRow, ...]:
+    rows = []
+    for e in items:
+        href = f"{iss.rstrip('/')}/{e.ref}" if "/" in e.ref else None
+        rows.append(EvidenceRow(clinical_text(e.summary), href))
+    return tuple(rows)
+
+
+def _row(rs: ReviewSession, policy: Policy, d: Decision, r: CriterionResult) -> CriterionRow:
+    return CriterionRow(
+        id=r.id,
+        title=r.title,
+        result=r.result,
+        label=RESULT_LABEL[r.result],
+        tag=RESULT_TAG[r.result],
+        reason=clinical_text(r.reason),
+        policy_text=policy_text(policy, r.id),
+        evidence=_evidence(rs.iss, r.evidence),
+        context=_evidence(rs.iss, r.context),
+        missing=clinical_text(r.missing) if r.missing else None,
+        decisive=r.id in d.decisive,
+        can_confirm=r.result is Tri.UNKNOWN and r.confirmable,
+        on_pathway=r.id in d.shown_criteria,
+    )
+
+
+def human_name(resource: Mapping[str, Any]) -> str | None:
+    """The first usable HumanName of a Patient or Practitioner, as written."""
+    for n in resource.get("name") or []:
+        if isinstance(n, dict):
+            text = n.get("text") or " ".join(
+                [*(str(g) for g in n.get("given") or []), str(n.get("family") or "")]
+            )
+            if text.strip():
+                return str(text).strip()
+    return None
+
+
+def _patient_details(
+    resources: list[Any], patient_id: str
+) -> tuple[str, str | None, tuple[tuple[str, str], ...]]:
+    patient: Mapping[str, Any] = next(
+        (
+            r
+            for r in resources
+            if isinstance(r, dict)
+            and r.get("resourceType") == "Patient"
+            and r.get("id") == patient_id
+        ),
+        {},
+    )
+    name = human_name(patient) or NO_NAME
+    ids: list[tuple[str, str]] = []
+    for ident in patient.get("identifier") or []:
+        if isinstance(ident, dict) and isinstance(ident.get("value"), str):
+            system = str(ident.get("system") or "")
+            label = "NHS number" if system == NHS_NUMBER_SYSTEM else (system or "Identifier")
+            ids.append((label, ident["value"]))
+    born = patient.get("birthDate")
+    return name, born if isinstance(born, str) else None, tuple(ids)
+
+
+def patient_view_service(engine: Engine, policy_id: str) -> str:
+    for sid, s in engine.services.items():
+        if s.hook == "patient-view" and s.policy == policy_id:
+            return sid
+    raise AssessmentError("this policy has no assessment here")
+
+
+def assess(engine: Engine, rs: ReviewSession, policy_id: str, now: datetime) -> Assessment:
+    """Read the record with the clinician's token and evaluate ``policy_id`` for the patient.
+
+    Raises AssessmentError when the FHIR server is not allowed or the record cannot be read.
+    """
+    if not FHIR_ID.fullmatch(rs.patient_id):
+        raise AssessmentError("the launch named a patient id that is not a FHIR id")
+    service_id = patient_view_service(engine, policy_id)
+    req = HookRequest(
+        hook="patient-view",
+        hook_instance=str(uuid.uuid4()),
+        patient_id=rs.patient_id,
+        user_id=rs.user_ref,
+        fhir_server=rs.iss,
+        access_token=rs.access_token,
+        prefetch=None,
+        draft_orders=[],
+        selections=(),
+    )
+    try:
+        result = run_hook(
+            engine, engine.services[service_id], req, now=now, new_uuid=lambda: str(uuid.uuid4())
+        )
+    except ServiceError as exc:  # PreconditionFailed: the record could not be had
+        raise AssessmentError(f"The patient's record could not be read: {exc.message}") from exc
+    decision, gathered = result.decision, result.gathered
+    if decision is None or gathered is None:  # patient-view always decides; never reached
+        raise AssessmentError("The assessment could not be made.")
+    policy = engine.policies[policy_id]
+    order = list(dict.fromkeys([*decision.shown_criteria, *decision.criteria]))
+    rows = tuple(_row(rs, policy, decision, decision.criteria[c]) for c in order)
+    name, born, ids = _patient_details(gathered.resources, rs.patient_id)
+    return Assessment(
+        decision=decision,
+        policy=policy,
+        service_id=service_id,
+        criteria=rows,
+        not_checked=tuple(not_checked(decision)),
+        patient_name=name,
+        birth_date=long_date_of(born),
+        identifiers=ids,
+    )
+
+
+def clinician_name(engine: Engine, rs: ReviewSession) -> str | None:
+    """The signed-in clinician's name from their FHIR resource (``fhirUser``), read through
+    the service's one FHIR client with their token; None when it cannot be read."""
+    if not rs.user_ref or not re.fullmatch(
+        r"(Practitioner|PractitionerRole|Person)/[A-Za-z0-9\-.]{1,64}", rs.user_ref
+    ):
+        return None
+    try:
+        client = FhirClient(
+            engine.server_policy.check(rs.iss),
+            session=engine.session,
+            executor=engine.executor,
+            settings=engine.fetch_settings,
+            access_token=rs.access_token,
+        )
+        found = client.fetch_all({"user": rs.user_ref}).resources.get("user", [])
+    except (FhirError, FhirServerNotAllowed):
+        return None
+    for resource in found:
+        name, _, _ = _patient_details(
+            [{**resource, "resourceType": "Patient"}], str(resource.get("id"))
+        )
+        if name != NO_NAME:
+            return name
+    return None
+
+
+def long_date_of(iso: str | None) -> str | None:
+    if not iso:
+        return None
+    return clinical_text(iso)
+
+
+def record_confirmation(
+    engine: Engine,
+    rs: ReviewSession,
+    assessment: Assessment,
+    criterion_id: str,
+    now: datetime,
+) -> str:
+    """Write a clinician's confirmation that ``criterion_id`` is met, with their own token.
+
+    Only a criterion that is unknown and that the policy lets a clinician confirm can be
+    confirmed. Returns the new Observation's reference. Raises AssessmentError.
+    """
+    row = next((r for r in assessment.criteria if r.id == criterion_id), None)
+    if row is None or not row.can_confirm:
+        raise AssessmentError("That criterion cannot be confirmed here.")
+    base = engine.server_policy.check(rs.iss)
+    r = assessment.decision.criteria[criterion_id]
+    resource = confirmation_observation(
+        assessment.decision.policy, r, rs.patient_id, rs.user_ref, now
+    )
+    try:
+        resp = engine.session.post(
+            f"{base}/Observation",
+            json=resource,
+            headers={
+                "Authorization": f"Bearer {rs.access_token}",
+                "Content-Type": "application/fhir+json",
+                "Accept": "application/fhir+json",
+            },
+            timeout=WRITE_TIMEOUT_S,
+            allow_redirects=False,
+        )
+    except requests.RequestException as exc:
+        raise AssessmentError("The FHIR server could not be reached to record it.") from exc
+    if resp.status_code not in (200, 201):
+        raise AssessmentError(f"The FHIR server refused the confirmation ({resp.status_code}).")
+    created = resp.json() if resp.content else {}
+    return f"Observation/{created.get('id', '')}"
+
+
+def today_text(now: datetime) -> str:
+    return long_date(now.astimezone(LONDON).date())

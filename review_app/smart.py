@@ -1,0 +1,264 @@
+"""SMART App Launch 2.x for the assessment app: EHR and standalone launch, authorization code
+with PKCE (S256), done by Authlib's OAuth 2.0 client; nothing here hand-writes OAuth.
+
+The FHIR server is the launch's ``iss``, and only when the service's FHIR allowlist allows it;
+the authorization and token endpoints come from that server's ``.well-known/
+smart-configuration`` and must be https (or on this machine). Tokens stay in this process
+(``SessionStore``): the browser holds only a random session id, and no token is ever logged.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+from authlib.common.errors import AuthlibBaseError
+from authlib.common.security import generate_token
+from authlib.integrations.requests_client import OAuth2Session
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from fhirdata.allowlist import is_loopback
+
+# The narrowest scopes that read what the policy reads and write a confirmation Observation.
+# The record read also follows MedicationRequest:medication and reads Procedures.
+READ_TYPES = (
+    "Patient",
+    "Condition",
+    "Observation",
+    "MedicationRequest",
+    "Medication",
+    "ServiceRequest",
+    "DeviceRequest",
+    "Procedure",
+)
+SCOPES = (
+    *(f"patient/{t}.rs" for t in READ_TYPES),
+    "patient/Observation.c",
+    "openid",
+    "fhirUser",
+)
+EHR_LAUNCH_SCOPE = "launch"
+STANDALONE_SCOPE = "launch/patient"
+DISCOVERY_TIMEOUT_S = 3.0
+_ID_TOKEN_ALGS = ["RS256", "RS384", "ES256", "ES384"]
+
+
+class LaunchError(Exception):
+    """The launch cannot go on; the message is safe to show the user."""
+
+
+@dataclass(frozen=True)
+class SmartConfiguration:
+    authorization_endpoint: str
+    token_endpoint: str
+    issuer: str | None = None
+    jwks_uri: str | None = None
+
+
+def _endpoint(doc: Mapping[str, Any], key: str) -> str:
+    url = doc.get(key)
+    if not isinstance(url, str):
+        raise LaunchError(f"the FHIR server's SMART configuration has no {key}")
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not (
+        parts.scheme == "http" and is_loopback(parts.hostname or "")
+    ):
+        raise LaunchError(f"the FHIR server's {key} must use https")
+    return url
+
+
+def discover(iss: str, session: requests.Session) -> SmartConfiguration:
+    """Read ``{iss}/.well-known/smart-configuration`` (no redirects followed)."""
+    try:
+        resp = session.get(
+            f"{iss.rstrip('/')}/.well-known/smart-configuration",
+            headers={"Accept": "application/json"},
+            timeout=DISCOVERY_TIMEOUT_S,
+            allow_redirects=False,
+        )
+        resp.raise_for_status()
+        doc = resp.json()
+    except (requests.RequestException, ValueError) as exc:
+        raise LaunchError("the FHIR server's SMART configuration could not be read") from exc
+    if not isinstance(doc, dict):
+        raise LaunchError("the FHIR server's SMART configuration is not a JSON object")
+    jwks = doc.get("jwks_uri")
+    return SmartConfiguration(
+        authorization_endpoint=_endpoint(doc, "authorization_endpoint"),
+        token_endpoint=_endpoint(doc, "token_endpoint"),
+        issuer=doc.get("issuer") if isinstance(doc.get("issuer"), str) else None,
+        jwks_uri=_endpoint(doc, "jwks_uri") if isinstance(jwks, str) else None,
+    )
+
+
+@dataclass(frozen=True)
+class PendingLaunch:
+    """Between the redirect to the authorization server and its answer (keyed by ``state``)."""
+
+    iss: str
+    config: SmartConfiguration
+    code_verifier: str
+    redirect_uri: str
+
+
+@dataclass
+class ReviewSession:
+    """One clinician's launch: the FHIR server, the token, the patient, who they are."""
+
+    iss: str
+    access_token: str = field(repr=False)
+    patient_id: str = field(repr=False)
+    user_ref: str | None = field(default=None, repr=False)
+    app_context: str | None = None
+    expires_in_s: float | None = None  # the token's lifetime: the session ends with it
+    csrf_token: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+
+
+def client(client_id: str, redirect_uri: str, scope: str | None = None) -> OAuth2Session:
+    """A public SMART client (no secret): PKCE S256 is what proves the code is ours."""
+    return OAuth2Session(
+        client_id,
+        scope=scope,
+        redirect_uri=redirect_uri,
+        code_challenge_method="S256",
+        token_endpoint_auth_method="none",  # noqa: S106 (a method name, not a secret)
+    )
+
+
+def authorization_url(
+    iss: str,
+    launch: str | None,
+    config: SmartConfiguration,
+    client_id: str,
+    redirect_uri: str,
+) -> tuple[str, str, PendingLaunch]:
+    """The URL to send the browser to, its ``state`` and what to remember until it returns.
+
+    With ``launch`` (EHR launch) the scope asks for that launch context; without (standalone
+    launch) it asks the authorization server to choose a patient.
+    """
+    scope = " ".join([EHR_LAUNCH_SCOPE if launch else STANDALONE_SCOPE, *SCOPES])
+    verifier = generate_token(64)
+    extra = {"aud": iss, **({"launch": launch} if launch else {})}
+    with client(client_id, redirect_uri, scope) as oauth:
+        url, state = oauth.create_authorization_url(
+            config.authorization_endpoint, code_verifier=verifier, **extra
+        )
+    return url, state, PendingLaunch(iss, config, verifier, redirect_uri)
+
+
+def exchange_code(
+    pending: PendingLaunch, code: str, client_id: str, session: requests.Session
+) -> ReviewSession:
+    """Trade the authorization code (with the PKCE verifier) for a token and launch context."""
+    with client(client_id, pending.redirect_uri) as oauth:
+        try:
+            token = oauth.fetch_token(
+                pending.config.token_endpoint,
+                grant_type="authorization_code",
+                code=code,
+                code_verifier=pending.code_verifier,
+                timeout=DISCOVERY_TIMEOUT_S,
+            )
+        except (AuthlibBaseError, requests.RequestException, ValueError) as exc:
+            raise LaunchError("the authorization server did not grant access") from exc
+    access_token, patient = token.get("access_token"), token.get("patient")
+    if not isinstance(access_token, str) or not isinstance(patient, str) or not patient:
+        raise LaunchError("the authorization server gave no access token or no patient")
+    user = _fhir_user(token.get("id_token"), pending, client_id, session)
+    ctx = token.get("appContext")
+    expires_in = token.get("expires_in")
+    return ReviewSession(
+        iss=pending.iss,
+        access_token=access_token,
+        patient_id=patient,
+        user_ref=user,
+        app_context=ctx if isinstance(ctx, str) else None,
+        expires_in_s=float(expires_in) if isinstance(expires_in, int | float) else None,
+    )
+
+
+def _fhir_user(
+    id_token: Any, pending: PendingLaunch, client_id: str, session: requests.Session
+) -> str | None:
+    """The ``fhirUser`` claim of a verified id_token ("Practitioner/123"), or None.
+
+    The id_token is trusted only when its signature checks against the server's JWK Set and
+    its issuer and audience are right; otherwise the app simply does not know who is using it.
+    """
+    config = pending.config
+    if not isinstance(id_token, str) or not config.jwks_uri:
+        return None
+    try:
+        resp = session.get(config.jwks_uri, timeout=DISCOVERY_TIMEOUT_S, allow_redirects=False)
+        resp.raise_for_status()
+        keys = KeySet.import_key_set(resp.json())
+        token = jwt.decode(id_token, keys, algorithms=_ID_TOKEN_ALGS)
+        expected: dict[str, Any] = {"aud": {"essential": True, "value": client_id}}
+        if config.issuer:
+            expected["iss"] = {"essential": True, "value": config.issuer}
+        jwt.JWTClaimsRegistry(leeway=30, exp={"essential": True}, **expected).validate(token.claims)
+        claims = token.claims
+    except (requests.RequestException, ValueError, TypeError, JoseError):
+        return None
+    user = claims.get("fhirUser")
+    if not isinstance(user, str):
+        return None
+    # An absolute fhirUser on this FHIR server becomes a relative reference.
+    base = pending.iss.rstrip("/") + "/"
+    return user.removeprefix(base) if user.startswith(base) or "://" not in user else None
+
+
+V = TypeVar("V")
+
+
+class SessionStore(Generic[V]):
+    """Bounded, expiring, thread-safe map from a random key to a value, in this process.
+
+    Tokens never leave the server. A deployment with several workers routes a clinician to
+    the same worker (sticky sessions) or runs the app in one worker: see docs/sandbox.md.
+    """
+
+    def __init__(self, ttl_s: float, max_entries: int = 10_000) -> None:
+        self._ttl, self._max = ttl_s, max_entries
+        self._items: OrderedDict[str, tuple[float, V]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, value: V, key: str | None = None, ttl_s: float | None = None) -> str:
+        """Keep ``value`` for the store's time to live, or ``ttl_s`` if that is shorter."""
+        key = key or secrets.token_urlsafe(32)
+        ttl = self._ttl if ttl_s is None else min(ttl_s, self._ttl)
+        with self._lock:
+            self._items[key] = (time.monotonic() + ttl, value)
+            self._items.move_to_end(key)
+            while len(self._items) > self._max:
+                self._items.popitem(last=False)
+        return key
+
+    def get(self, key: str | None) -> V | None:
+        if not key:
+            return None
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            if item[0] < time.monotonic():
+                del self._items[key]
+                return None
+            return item[1]
+
+    def pop(self, key: str | None) -> V | None:
+        value = self.get(key)
+        if value is not None and key:
+            with self._lock:
+                self._items.pop(key, None)
+        return value

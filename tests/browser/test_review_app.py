@@ -1,0 +1,309 @@
+"""The SMART assessment app in a real headless browser, launched from a real card.
+
+Real parts throughout: the suite's FHIR server (sekmet) holding a demo patient, the local
+SMART authorization server (tests/smart_server.py, Authlib) in front of it, the service on a
+loopback port, Debian's Chromium through Playwright, and axe-core from the npm registry.
+
+The test calls the order-sign hook, takes the card's SMART link, makes the Sandbox's
+launch-context request, opens the link as an EHR would (``?launch=…&iss=…``) and follows the
+full authorization-code-with-PKCE launch. The app shows the assessment; the clinician records a
+confirmation; the Observation is on the FHIR server and the assessment changes; the printable
+summary renders. Screenshots: test-artifacts/review-*.png, and in docs/images/ with
+``SAVE_DOC_SCREENSHOTS=1``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from markdown_it import MarkdownIt
+from playwright.sync_api import Browser, Locator, Page
+from werkzeug.serving import make_server
+
+import demo
+from service import create_app
+from tests.browser.test_dashboard import browser
+from tests.fhir_server import FhirTestServer
+from tests.integration.conftest import fhir_server
+from tests.service_process import free_port
+from tests.smart_server import SmartServer
+from tests.store import debian
+
+__all__ = ["browser", "fhir_server"]
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+DOC_IMAGES = REPO / "docs" / "images"
+AXE_VERSION = "4.14.1"
+AXE_DIR = REPO / ".cache" / f"axe-core-{AXE_VERSION}"
+PATIENT = "t2-no-specialist"  # insufficient: only the specialist recommendation is missing
+CRITERIA_SYSTEM = "https://iport-cds.example.org/fhir/CodeSystem/iport-criteria"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _emoji_font() -> None:
+    """The card's ✅ ❓ ❌ drawn as an EHR on a desktop would draw them."""
+    debian.ensure(
+        ["fonts-noto-color-emoji"],
+        lambda: Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf").exists(),
+    )
+
+
+@pytest.fixture(scope="module")
+def axe_source() -> str:
+    """axe-core, installed from the npm registry by the test run (once, into .cache/)."""
+    script = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
+    if not script.exists():
+        debian.ensure(["npm"], lambda: shutil.which("npm") is not None)
+        AXE_DIR.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["npm", "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(AXE_DIR),
+             f"axe-core@{AXE_VERSION}"],
+            check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+    return script.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def patient(fhir_server: FhirTestServer) -> str:
+    p = demo.get_patient(PATIENT)
+    fhir_server.load(p.bundle(date.today()))
+    clinician = {
+        "resourceType": "Practitioner",
+        "id": "demo-clinician",
+        "name": [{"prefix": ["Dr"], "given": ["Asha"], "family": "Patel", "text": "Dr Asha Patel"}],
+    }
+    requests.put(
+        f"{fhir_server.base_url}/Practitioner/demo-clinician",
+        json=clinician,
+        headers={"Content-Type": "application/fhir+json"},
+        timeout=10,
+    ).raise_for_status()
+    return p.patient_id
+
+
+@pytest.fixture(scope="module")
+def smart(fhir_server: FhirTestServer) -> Iterator[SmartServer]:
+    with SmartServer(fhir_server.base_url, free_port()).serve() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def service_url(smart: SmartServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    app = create_app(
+        {
+            "REQUIRE_AUTH": False,
+            "FHIR_ALLOW_LOOPBACK": True,
+            "LOG_LEVEL": "WARNING",
+            "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('review') / 'audit.sqlite3'}",
+        }
+    )
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+        app.extensions["iport_cds.store"].close()
+
+
+def order_sign_card(service_url: str, fhir_base: str, patient_id: str) -> dict[str, Any]:
+    """The card an EHR receives when an i-Port order is signed (the service reads the record)."""
+    draft = {
+        "resourceType": "DeviceRequest",
+        "id": "draft-iport",
+        "status": "draft",
+        "intent": "order",
+        "codeCodeableConcept": {"text": "i-Port Advance injection port"},
+        "subject": {"reference": f"Patient/{patient_id}"},
+    }
+    body = {
+        "hook": "order-sign",
+        "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+        "fhirServer": fhir_base,
+        "context": {
+            "userId": "Practitioner/demo-clinician",
+            "patientId": patient_id,
+            "draftOrders": {"resourceType": "Bundle", "type": "collection",
+                            "entry": [{"resource": draft}]},
+        },
+    }  # fmt: skip
+    resp = requests.post(
+        f"{service_url}/cds-services/iport-advance-order-sign", json=body, timeout=30
+    )
+    resp.raise_for_status()
+    (card,) = resp.json()["cards"]
+    return dict(card)
+
+
+def sandbox_launch(smart: SmartServer, link: dict[str, Any], patient_id: str) -> str:
+    """What the CDS Hooks Sandbox does with a SMART link: ask the FHIR server for a launch id,
+    then open the link with ``launch`` and ``iss``."""
+    resp = requests.post(
+        f"{smart.iss}/_services/smart/Launch",
+        json={"launchUrl": link["url"],
+              "parameters": {"patient": patient_id, "appContext": link["appContext"]}},
+        timeout=10,
+    )  # fmt: skip
+    resp.raise_for_status()
+    return f"{link['url']}?launch={resp.json()['launch_id']}&iss={smart.iss}"
+
+
+def serious_violations(page: Page, axe_source: str) -> list[dict[str, Any]]:
+    page.add_script_tag(content=axe_source)
+    found: list[dict[str, Any]] = page.evaluate(
+        """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+            .filter(v => v.impact === 'serious' || v.impact === 'critical')
+            .map(v => ({id: v.id, impact: v.impact, help: v.help,
+                        nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 3)}))"""
+    )
+    return found
+
+
+def card_page(card: dict[str, Any]) -> str:
+    """The card as an EHR pop-up shows it: summary, markdown detail, buttons, links."""
+    md = MarkdownIt("commonmark", {"html": False})
+    buttons = "".join(f"<button>{s['label']}</button>" for s in card.get("suggestions", []))
+    links = "".join(f"<li><a href='#'>{link['label']}</a></li>" for link in card["links"])
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><style>
+      body {{ font: 15px/1.4 system-ui, sans-serif; background: #eef1f4; padding: 16px; }}
+      .card {{ max-width: 720px; background: #fff; border-left: 6px solid #e6a700;
+               border-radius: 4px; padding: 12px 16px; box-shadow: 0 1px 3px #0003; }}
+      h1 {{ font-size: 17px; margin: 0 0 8px; }} p, ul {{ margin: 6px 0; }}
+      button {{ margin: 8px 8px 0 0; padding: 6px 10px; }} .links {{ font-size: 14px; }}
+    </style></head><body><div class="card"><h1>{card["summary"]}</h1>
+      {md.render(card["detail"])}{buttons}<ul class="links">{links}</ul></div></body></html>"""
+
+
+def shoot(target: Page | Locator, name: str) -> None:
+    """A screenshot in test-artifacts/, and in docs/images/ with SAVE_DOC_SCREENSHOTS=1."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    folders = [ARTIFACTS]
+    if os.environ.get("SAVE_DOC_SCREENSHOTS") == "1":
+        DOC_IMAGES.mkdir(parents=True, exist_ok=True)
+        folders.append(DOC_IMAGES)
+    for folder in folders:
+        if isinstance(target, Page):
+            target.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+        else:
+            target.screenshot(path=str(folder / f"{name}.png"))
+
+
+def confirmations_on_server(fhir: FhirTestServer, patient_id: str) -> list[dict[str, Any]]:
+    resp = requests.get(
+        f"{fhir.base_url}/Observation",
+        params={"patient": patient_id,
+                "code": f"{CRITERIA_SYSTEM}|diabetes-specialist-recommendation"},
+        headers={"Accept": "application/fhir+json"},
+        timeout=10,
+    )  # fmt: skip
+    resp.raise_for_status()
+    return [e["resource"] for e in resp.json().get("entry", [])]
+
+
+def test_smart_launch_from_a_card_confirmation_and_evidence_summary(
+    browser: Browser,
+    fhir_server: FhirTestServer,
+    smart: SmartServer,
+    service_url: str,
+    patient: str,
+    axe_source: str,
+) -> None:
+    card = order_sign_card(service_url, fhir_server.base_url, patient)
+    (link,) = [x for x in card["links"] if x["type"] == "smart"]
+    assert link["url"] == f"{service_url}/review/launch"
+    assert json.loads(link["appContext"])["outcome"] == "insufficient-information"
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.set_content(card_page(card))
+        shoot(page.locator(".card"), "review-card")
+
+        # The EHR launch: launch id from the Sandbox request, authorize (PKCE), token, app.
+        page.goto(sandbox_launch(smart, link, patient))
+        page.wait_for_url(f"{service_url}/review/**")
+        outcome = page.locator("h1#outcome")
+        assert outcome.get_attribute("data-outcome") == "insufficient-information"
+        assert "Derek" in page.text_content("main")
+        row = page.locator("#criterion-diabetes-specialist-recommendation")
+        assert row.get_attribute("data-result") == "unknown"
+        assert page.locator("#criterion-needle-phobia").get_attribute("data-result") == "met"
+        assert "Could change the outcome" in row.text_content()
+        assert page.locator("table.review-criteria tbody tr").count() >= 10  # every criterion
+        assert serious_violations(page, axe_source) == []
+        shoot(page, "review-app")
+
+        # The printable summary before the confirmation: the IFR route is offered.
+        page.click("#summary-link")
+        page.wait_for_url("**/review/summary**")
+        assert page.locator("h1").text_content() == "Commissioning evidence summary"
+        main = page.text_content("main")
+        assert "9992233079" in main  # NHS number
+        assert page.locator("#ifr-route").is_visible()  # not met: the IFR route
+        assert "2025-12-04" in main  # policy version
+        assert "31 Dec 2028" in main  # and review date
+        assert serious_violations(page, axe_source) == []
+        page.emulate_media(media="print")
+        assert not page.locator(".nhsuk-header").is_visible()
+        shoot(page, "review-summary")
+        page.emulate_media(media="screen")
+
+        # Record the confirmation; the assessment is made again from the FHIR server.
+        page.go_back()
+        page.wait_for_url(f"{service_url}/review/?**")
+        row = page.locator("#criterion-diabetes-specialist-recommendation")
+        row.get_by_role("button").click()
+        page.wait_for_url("**confirmed=diabetes-specialist-recommendation**")
+        assert page.locator("h1#outcome").get_attribute("data-outcome") == "meets-criteria"
+        row = page.locator("#criterion-diabetes-specialist-recommendation")
+        assert row.get_attribute("data-result") == "met"
+        (obs,) = confirmations_on_server(fhir_server, patient)
+        assert obs["valueBoolean"] is True
+        assert obs["subject"]["reference"] == f"Patient/{patient}"
+        assert obs["performer"] == [{"reference": "Practitioner/demo-clinician"}]
+
+        page.click("#summary-link")
+        page.wait_for_url("**/review/summary**")
+        assert page.locator("#ifr-route").count() == 0
+        assert "Dr Asha Patel" in page.text_content("main")  # the fhirUser's name, read
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_a_launch_from_a_server_off_the_allowlist_is_refused(
+    browser: Browser, service_url: str
+) -> None:
+    page = browser.new_page()
+    try:
+        resp = page.goto(f"{service_url}/review/launch?iss=https://fhir.example.org/r4&launch=x")
+        assert resp is not None
+        assert resp.status == 400
+        assert "cannot be used" in page.text_content("main")
+    finally:
+        page.close()
+
+
+def test_the_confirmation_form_needs_its_csrf_token(service_url: str) -> None:
+    # Without a session nothing is written; with a forged form the token check refuses it.
+    resp = requests.post(
+        f"{service_url}/review/confirm", data={"criterion": "mdi-impractical"}, timeout=10
+    )
+    assert resp.status_code == 401

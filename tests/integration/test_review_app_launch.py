@@ -1,0 +1,226 @@
+"""The assessment app's SMART launch over HTTP, without a browser: standalone launch, PKCE,
+the allowlist, the CSRF check, and that no token or patient id reaches the log.
+
+Real parts: sekmet with a demo patient, the local Authlib authorization server in front of
+it (tests/smart_server.py), and the service on a loopback port; ``requests`` follows the
+redirects a browser would.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import date
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+import demo
+from review_app import smart
+from service import create_app
+from tests.fhir_server import FhirTestServer
+from tests.service_process import free_port
+from tests.smart_server import SmartServer
+
+pytestmark = pytest.mark.integration
+
+PATIENT = "t1-no-iport-criterion"
+
+
+@pytest.fixture(scope="module")
+def patient_id(fhir_server: FhirTestServer) -> str:
+    p = demo.get_patient(PATIENT)
+    fhir_server.load(p.bundle(date.today()))
+    return p.patient_id
+
+
+@pytest.fixture(scope="module")
+def smart_server(fhir_server: FhirTestServer, patient_id: str) -> Iterator[SmartServer]:
+    with SmartServer(fhir_server.base_url, free_port(), standalone_patient=patient_id).serve() as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    app = create_app(
+        {
+            "REQUIRE_AUTH": False,
+            "FHIR_ALLOW_LOOPBACK": True,
+            "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('launch') / 'audit.sqlite3'}",
+        }
+    )
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+        app.extensions["iport_cds.store"].close()
+
+
+def test_standalone_launch_asks_for_a_patient_with_pkce_and_narrow_scopes(
+    service_url: str, smart_server: SmartServer
+) -> None:
+    resp = requests.get(
+        f"{service_url}/review/launch", params={"iss": smart_server.iss}, allow_redirects=False
+    )
+    assert resp.status_code == 302
+    location = urlsplit(resp.headers["Location"])
+    query = {k: v[0] for k, v in parse_qs(location.query).items()}
+    assert f"{location.scheme}://{location.netloc}{location.path}".endswith("/auth/authorize")
+    assert query["code_challenge_method"] == "S256"
+    assert len(query["code_challenge"]) == 43  # base64url of a SHA-256
+    assert query["aud"] == smart_server.iss
+    assert "launch" not in query
+    scopes = query["scope"].split()
+    assert "launch/patient" in scopes
+    assert "launch" not in scopes
+    assert "patient/Observation.c" in scopes
+    assert all(s.endswith((".rs", ".c")) for s in scopes if s.startswith("patient/"))
+    assert not [s for s in scopes if s.startswith("user/") or s.endswith((".*", ".write"))]
+
+
+def test_standalone_launch_opens_the_assessment_and_logs_no_token_or_patient(
+    service_url: str,
+    smart_server: SmartServer,
+    patient_id: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.DEBUG), requests.Session() as browser:
+        page = browser.get(f"{service_url}/review/launch", params={"iss": smart_server.iss})
+        assert page.status_code == 200
+        assert 'data-outcome="insufficient-information"' in page.text
+        assert "Record that I confirm" in page.text
+        cookie = browser.cookies.get("iport_review")
+    assert cookie
+    tokens = list(smart_server.tokens)
+    assert tokens
+    # In no log line, the client libraries' included (the test authorization server's own
+    # grant code logs the tokens it issues at DEBUG: it is the EHR's, not ours).
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if not r.name.startswith(
+            ("authlib.oauth2.rfc6749.grants", "authlib.oauth2.rfc6749.authorization_server")
+        )
+    ]
+    for secret in [*tokens, cookie]:
+        assert not [line for line in lines if secret in line]
+    ours = [r.getMessage() + str(r.__dict__) for r in caplog.records if r.name.startswith("iport")]
+    assert ours  # the service did log the launch and the evaluation
+    assert not [line for line in ours if patient_id in line]
+
+
+def test_a_forged_confirmation_is_refused_and_writes_nothing(
+    service_url: str, smart_server: SmartServer, fhir_server: FhirTestServer, patient_id: str
+) -> None:
+    with requests.Session() as browser:
+        page = browser.get(f"{service_url}/review/launch", params={"iss": smart_server.iss})
+        assert page.status_code == 200
+        before = _confirmations(fhir_server, patient_id)
+        forged = browser.post(
+            f"{service_url}/review/confirm",
+            data={"criterion": "mdi-impractical", "csrf": "not-the-token"},
+        )
+        assert forged.status_code == 403
+        assert _confirmations(fhir_server, patient_id) == before
+
+
+def test_a_server_off_the_allowlist_is_never_contacted(service_url: str) -> None:
+    resp = requests.get(
+        f"{service_url}/review/launch",
+        params={"iss": "https://fhir.example.org/r4", "launch": "abc"},
+        allow_redirects=False,
+    )
+    assert resp.status_code == 400
+    assert "allowlist" in resp.text
+
+
+def test_an_unknown_state_is_refused(service_url: str) -> None:
+    resp = requests.get(f"{service_url}/review/callback", params={"state": "x", "code": "y"})
+    assert resp.status_code == 400
+
+
+def test_a_callback_in_another_browser_is_refused(
+    service_url: str, smart_server: SmartServer
+) -> None:
+    # An attacker starts a launch and gets a code; the victim's browser opens the callback.
+    with requests.Session() as attacker:
+        start = attacker.get(
+            f"{service_url}/review/launch", params={"iss": smart_server.iss}, allow_redirects=False
+        )
+        approved = attacker.get(start.headers["Location"], allow_redirects=False)
+        callback = approved.headers["Location"]
+    with requests.Session() as victim:
+        resp = victim.get(callback, allow_redirects=False)
+        assert resp.status_code == 400
+        assert "iport_review" not in resp.cookies
+
+
+def _confirmations(fhir: FhirTestServer, patient_id: str) -> int:
+    resp = requests.get(
+        f"{fhir.base_url}/Observation",
+        params={"patient": patient_id, "code": "https://iport-cds.example.org/fhir/CodeSystem/iport-criteria|"},
+        headers={"Accept": "application/fhir+json"},
+        timeout=10,
+    )  # fmt: skip
+    resp.raise_for_status()
+    return len(resp.json().get("entry", []))
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://auth.example.org/authorize", True),
+        ("http://127.0.0.1:9090/auth/authorize", True),
+        ("http://auth.example.org/authorize", False),
+        ("ftp://auth.example.org/authorize", False),
+    ],
+)
+def test_authorization_endpoints_must_be_https_unless_on_this_machine(url: str, ok: bool) -> None:
+    doc = {"authorization_endpoint": url}
+    if ok:
+        assert smart._endpoint(doc, "authorization_endpoint") == url
+    else:
+        with pytest.raises(smart.LaunchError):
+            smart._endpoint(doc, "authorization_endpoint")
+
+
+def test_sessions_expire_and_are_bounded() -> None:
+    store: smart.SessionStore[str] = smart.SessionStore(ttl_s=-1)
+    key = store.put("gone")
+    assert store.get(key) is None
+    bounded: smart.SessionStore[int] = smart.SessionStore(ttl_s=60, max_entries=2)
+    keys = [bounded.put(i) for i in range(3)]
+    assert bounded.get(keys[0]) is None
+    assert bounded.pop(keys[2]) == 2
+    assert bounded.get(keys[2]) is None
+    # A token that expires sooner ends its session sooner.
+    assert bounded.get(bounded.put(5, ttl_s=-1)) is None
+    assert bounded.get(bounded.put(6, ttl_s=3600)) == 6
+
+
+def test_the_sandbox_launch_request_gets_a_launch_id(smart_server: SmartServer) -> None:
+    url = f"{smart_server.iss}/_services/smart/Launch"
+    launch = "http://127.0.0.1:8080/review/launch"
+    ok = requests.post(url, json={"launchUrl": launch, "parameters": {"patient": "p1"}}, timeout=5)
+    assert ok.status_code == 200
+    assert smart_server.launches[ok.json()["launch_id"]] == {"patient": "p1"}
+    bad = requests.post(url, json={"launchUrl": launch, "parameters": {}}, timeout=5)
+    assert bad.status_code == 400
+
+
+def test_the_fhir_api_behind_it_needs_a_token_it_issued(
+    smart_server: SmartServer, patient_id: str
+) -> None:
+    url = f"{smart_server.iss}/Patient/{patient_id}"
+    assert requests.get(url, timeout=5).status_code == 401
+    forged = requests.get(url, headers={"Authorization": "Bearer forged"}, timeout=5)
+    assert forged.status_code == 401

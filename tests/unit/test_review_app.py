@@ -1,0 +1,89 @@
+"""The assessment app's pages at the HTTP edge: their own credential, headers, refusals.
+
+The launch, the assessment and the confirmation against real servers are in
+tests/integration/test_review_app_launch.py and tests/browser/test_review_app.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from service import create_app
+
+BASE = "https://cds.example.nhs.uk"
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Flask:
+    issuers = tmp_path / "issuers.json"
+    issuers.write_text(
+        json.dumps([{"iss": "https://ehr.example.org", "jwks_url": "https://ehr.example.org/jwks"}])
+    )
+    return create_app(
+        {"REQUIRE_AUTH": True, "TRUSTED_ISSUERS_FILE": str(issuers), "EXTERNAL_BASE_URL": BASE}
+    )
+
+
+def test_the_app_carries_its_own_credential_not_a_cds_client_jwt(app: Flask) -> None:
+    client = app.test_client()
+    assert client.get("/cds-services").status_code == 401  # the CDS API still needs the JWT
+    page = client.get("/review/")
+    assert page.status_code == 401  # no SMART session yet: the app's own page says so
+    assert page.mimetype == "text/html"
+    assert "Open this app from the EHR" in page.get_data(as_text=True)
+    for path in ("/review/static/review.css", "/review/static/vendor/nhsuk-frontend.min.css"):
+        with client.get(path) as css:
+            assert css.status_code == 200
+
+
+def test_pages_forbid_scripts_and_framing_of_other_origins_content(app: Flask) -> None:
+    page = app.test_client().get("/review/summary")
+    csp = page.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp
+    assert "script-src" not in csp  # no script at all
+    assert "form-action 'self'" in csp
+    assert page.headers["Cache-Control"] == "no-store"
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+
+
+@pytest.mark.parametrize(
+    "iss",
+    [
+        "https://fhir.example.org/r4",  # not on the allowlist
+        "http://fhir.example.org/r4",  # not https
+        "https://user:pw@fhir.example.org/r4",  # credentials in the URL
+    ],
+)
+def test_a_launch_from_a_server_not_allowed_is_refused_before_any_request(
+    app: Flask, iss: str
+) -> None:
+    resp = app.test_client().get("/review/launch", query_string={"iss": iss, "launch": "x"})
+    assert resp.status_code == 400
+    assert "cannot be used" in resp.get_data(as_text=True)
+
+
+def test_a_launch_names_its_fhir_server(app: Flask) -> None:
+    resp = app.test_client().get("/review/launch")
+    assert resp.status_code == 400
+    assert "give the FHIR server" in resp.get_data(as_text=True)
+
+
+def test_a_confirmation_without_a_session_writes_nothing(app: Flask) -> None:
+    resp = app.test_client().post("/review/confirm", data={"criterion": "mdi-impractical"})
+    assert resp.status_code == 401
+
+
+def test_cards_link_the_app_at_the_external_base_url(tmp_path: Path) -> None:
+    from tests.hooks import SERVICE
+
+    golden = Path(__file__).resolve().parents[1] / "golden"
+    request = json.loads((golden / "order-sign-type1-meets.request.json").read_text())
+    app = create_app({"REQUIRE_AUTH": False, "EXTERNAL_BASE_URL": BASE})
+    resp = app.test_client().post(f"/cds-services/{SERVICE['order-sign']}", json=request)
+    (card,) = resp.json["cards"]
+    (smart,) = [link for link in card["links"] if link["type"] == "smart"]
+    assert smart["url"] == f"{BASE}/review/launch"
