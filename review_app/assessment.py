@@ -43,6 +43,10 @@ class AssessmentError(Exception):
     """The record could not be read or written; the message is safe to show the clinician."""
 
 
+class TokenRejected(AssessmentError):
+    """The FHIR server refused the session's token (revoked or expired): the session ends."""
+
+
 @dataclass(frozen=True)
 class EvidenceRow:
     text: str
@@ -271,6 +275,8 @@ def record_confirmation(
         )
     except requests.RequestException as exc:
         raise AssessmentError("The FHIR server could not be reached to record it.") from exc
+    if resp.status_code == 401:
+        raise TokenRejected("The FHIR server no longer accepts this session's token.")
     if resp.status_code not in (200, 201):
         raise AssessmentError(f"The FHIR server refused the confirmation ({resp.status_code}).")
     created = resp.json() if resp.content else {}

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -128,3 +129,21 @@ class Feedback(Base):
         Index(None, "outcome_on"),
         Index(None, "received_at"),
     )
+
+
+class ReviewAppSession(Base):
+    """The assessment app's server-side state, shared by every worker and pod: a SMART launch
+    under way (``launch``: OAuth state and PKCE verifier) or a clinician's session
+    (``session``: token, patient, user). Keyed by the SHA-256 of the random id in the
+    browser's cookie; ``payload`` is Fernet-encrypted JSON, so the token and the patient id
+    are never stored in clear (see store/sessions.py)."""
+
+    __tablename__ = "review_app_session"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # launch | session
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (Index(None, "expires_at"),)

@@ -193,20 +193,6 @@ def test_authorization_endpoints_must_be_https_unless_on_this_machine(url: str, 
             smart._endpoint(doc, "authorization_endpoint")
 
 
-def test_sessions_expire_and_are_bounded() -> None:
-    store: smart.SessionStore[str] = smart.SessionStore(ttl_s=-1)
-    key = store.put("gone")
-    assert store.get(key) is None
-    bounded: smart.SessionStore[int] = smart.SessionStore(ttl_s=60, max_entries=2)
-    keys = [bounded.put(i) for i in range(3)]
-    assert bounded.get(keys[0]) is None
-    assert bounded.pop(keys[2]) == 2
-    assert bounded.get(keys[2]) is None
-    # A token that expires sooner ends its session sooner.
-    assert bounded.get(bounded.put(5, ttl_s=-1)) is None
-    assert bounded.get(bounded.put(6, ttl_s=3600)) == 6
-
-
 def test_the_sandbox_launch_request_gets_a_launch_id(smart_server: SmartServer) -> None:
     url = f"{smart_server.iss}/_services/smart/Launch"
     launch = "http://127.0.0.1:8080/review/launch"
