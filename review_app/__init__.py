@@ -224,6 +224,8 @@ def _launched(check_csrf: bool = False) -> tuple[smart.ReviewSession, Assessment
         return _error("This form has expired: reload the page and try again.", 403)
     try:
         return session, assess(_engine(), session, _policy_id(session), _now())
+    except TokenRejected:
+        return _end_session()
     except (AssessmentError, FhirServerNotAllowed) as exc:
         return _error(str(exc), 502)
 
@@ -254,8 +256,7 @@ def confirm() -> BaseResponse:
     try:
         record_confirmation(_engine(), session, a, criterion, _now())
     except TokenRejected:
-        _sessions().delete(request.cookies.get(COOKIE))  # revoked or expired: launch again
-        return _signed_out(_error(_NO_SESSION, 401))
+        return _end_session()
     except (AssessmentError, FhirServerNotAllowed) as exc:
         return _error(str(exc), 400)
     log.info("a clinician's confirmation was recorded for criterion %s", criterion)
@@ -284,6 +285,13 @@ def logout() -> Response:
     _sessions().delete(request.cookies.get(COOKIE))
     log.info("a review app session was ended by its user")
     return _signed_out(_page("signed-out.html"))
+
+
+def _end_session() -> Response:
+    """The FHIR server refused the session's token (revoked or expired): the row goes too."""
+    _sessions().delete(request.cookies.get(COOKIE))
+    log.info("a review app session ended: the FHIR server refused its token")
+    return _signed_out(_error(_NO_SESSION, 401))
 
 
 def _signed_out(resp: Response) -> Response:
