@@ -1,9 +1,10 @@
 """The audit and feedback schema (SQLAlchemy 2). Changes need an Alembic revision in
 ``store/migrations/versions``; a test checks that the migrations and these models agree.
 
-No patient identifier and no token is ever stored: a patient appears only as an HMAC-SHA256
-of their id under a deployment secret, so records about one patient can be linked without
-holding who they are.
+No patient identifier and no token is ever stored in clear: in the audit trail a patient
+appears only as an HMAC-SHA256 of their id under a deployment secret, so records about one
+patient can be linked without holding who they are; the assessment app's sessions hold the
+token and patient id only encrypted (``review_app_session``).
 """
 
 from __future__ import annotations
