@@ -192,6 +192,10 @@ class FhirClient:
         )
         for f in pending:
             f.cancel()
+        for f in done:  # a read that failed is the reason, not the ones it stopped waiting for
+            error = f.exception()
+            if error is not None and not isinstance(error, FhirNotFound):
+                raise error
         out = {}
         for key, f in futures.items():
             if f not in done:

@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,12 +26,16 @@ from review_app import smart
 from review_app.assessment import (
     Assessment,
     AssessmentError,
+    TokenRejected,
     assess,
     clinician_name,
     record_confirmation,
     today_text,
 )
 from service.evaluation import Engine
+from store import Store
+from store.keys import session_keys
+from store.sessions import LAUNCH, SESSION, SessionStore
 
 log = logging.getLogger("iport_cds.review_app")
 
@@ -41,7 +46,9 @@ STATE_COOKIE = "iport_review_launch"
 STATIC_FILES = ("review.css", "vendor/nhsuk-frontend.min.css")
 DEFAULTS = {
     "REVIEW_APP_CLIENT_ID": "iport-cds-review",  # as registered with the authorization server
-    "REVIEW_APP_SESSION_MINUTES": 60,
+    "REVIEW_APP_SESSION_MINUTES": 60,  # a session ends then, or when its token expires
+    # Fernet key(s) encrypting sessions in the database; None: generated in the instance folder
+    "REVIEW_APP_SESSION_KEY": None,
     "REVIEW_APP_STANDALONE_ISS": None,  # the FHIR server of a standalone launch without ?iss=
 }
 _CSP = (
@@ -58,31 +65,31 @@ bp = Blueprint(
 )
 
 
-class _State:
-    """The app's server-side state: launches under way (by OAuth ``state``) and sessions."""
-
-    def __init__(self, session_minutes: float) -> None:
-        self.pending: smart.SessionStore[smart.PendingLaunch] = smart.SessionStore(600)
-        self.sessions: smart.SessionStore[smart.ReviewSession] = smart.SessionStore(
-            session_minutes * 60
-        )
+LAUNCH_SECONDS = 600  # from the redirect to the authorization server until its answer
 
 
 def init_app(app: Flask) -> None:
-    """Register the app's routes; they carry their own credential (the SMART launch)."""
+    """Register the app's routes; they carry their own credential (the SMART launch).
+
+    Launches and sessions live in the service's database (``store.sessions``), shared by
+    every worker and pod; the store must be open (``service.analytics.init_app``) first.
+    """
     for key, value in DEFAULTS.items():
         app.config.setdefault(key, value)
-    app.extensions["iport_cds.review_app"] = _State(float(app.config["REVIEW_APP_SESSION_MINUTES"]))
+    db: Store = app.extensions["iport_cds.store"]
+    configured = app.config["REVIEW_APP_SESSION_KEY"]
+    keys = session_keys(str(configured) if configured else None, Path(app.instance_path))
+    app.extensions["iport_cds.review_app"] = SessionStore(db.engine, keys)
     app.extensions["iport_cds.smart_launch_path"] = LAUNCH_PATH
-    paths = [f"{PREFIX}/{p}" for p in ("", "launch", "callback", "confirm", "summary")]
+    paths = [f"{PREFIX}/{p}" for p in ("", "launch", "callback", "confirm", "summary", "logout")]
     paths += [f"{PREFIX}/static/{f}" for f in STATIC_FILES]
     app.extensions.setdefault("iport_cds.auth_exempt", set()).update(paths)
     app.register_blueprint(bp)
 
 
-def _state() -> _State:
-    state: _State = current_app.extensions["iport_cds.review_app"]
-    return state
+def _sessions() -> SessionStore:
+    sessions: SessionStore = current_app.extensions["iport_cds.review_app"]
+    return sessions
 
 
 def _engine() -> Engine:
@@ -124,18 +131,18 @@ def launch() -> BaseResponse:
         return _error(f"This FHIR server cannot be used: {exc}.", 400)
     except smart.LaunchError as exc:
         return _error(f"The launch could not start: {exc}.", 502)
-    url, state, pending = smart.authorization_url(
+    url, pending = smart.authorization_url(
         base,
         launch_id,
         config,
         current_app.config["REVIEW_APP_CLIENT_ID"],
         f"{_base_url()}{PREFIX}/callback",
     )
-    _state().pending.put(pending, key=state)
+    launch_sid = _sessions().put(LAUNCH, pending.to_dict(), LAUNCH_SECONDS)
     log.info("SMART %s launch started", "EHR" if launch_id else "standalone")
     resp = redirect(url, 302)
     # The answer must come back to the browser that started the launch (no login CSRF).
-    _cookie(resp, STATE_COOKIE, state, max_age=600)
+    _cookie(resp, STATE_COOKIE, launch_sid, max_age=LAUNCH_SECONDS)
     return resp
 
 
@@ -148,23 +155,30 @@ def _cookie(resp: BaseResponse, name: str, value: str, max_age: int | None = Non
 
 @bp.get("/callback")
 def callback() -> BaseResponse:
-    state = request.args.get("state", "")
-    same_browser = hmac.compare_digest(state, request.cookies.get(STATE_COOKIE, ""))
-    pending = _state().pending.pop(state) if same_browser else None
-    if pending is None:
+    launch_sid = request.cookies.get(STATE_COOKIE)
+    found = _sessions().get(LAUNCH, launch_sid)
+    # The answer is for the launch this browser started, and is used once.
+    same_launch = found is not None and hmac.compare_digest(
+        request.args.get("state", ""), str(found.get("state", ""))
+    )
+    data = _sessions().pop(LAUNCH, launch_sid) if same_launch else None
+    if data is None:
         return _error("This sign-in has expired or was not started here: launch again.", 400)
     if request.args.get("error") or not request.args.get("code"):
         return _error("Access was not granted by the EHR.", 403)
     try:
         session = smart.exchange_code(
-            pending,
+            smart.PendingLaunch.from_dict(data),
             request.args["code"],
             current_app.config["REVIEW_APP_CLIENT_ID"],
             _engine().session,
         )
     except smart.LaunchError as exc:
         return _error(f"The launch could not finish: {exc}.", 502)
-    sid = _state().sessions.put(session, ttl_s=session.expires_in_s)
+    ttl = float(current_app.config["REVIEW_APP_SESSION_MINUTES"]) * 60
+    if session.expires_in_s is not None:  # the session ends with its token
+        ttl = min(ttl, session.expires_in_s)
+    sid = _sessions().put(SESSION, session.to_dict(), ttl)
     policy = _context_policy(session.app_context)
     resp = redirect(f"{PREFIX}/" + (f"?{urlencode({'policy': policy})}" if policy else ""), 303)
     _cookie(resp, COOKIE, sid)
@@ -183,7 +197,8 @@ def _context_policy(app_context: str | None) -> str | None:
 
 
 def _session() -> smart.ReviewSession | None:
-    return _state().sessions.get(request.cookies.get(COOKIE))
+    data = _sessions().get(SESSION, request.cookies.get(COOKIE))
+    return None if data is None else smart.ReviewSession.from_dict(data)
 
 
 def _policy_id(session: smart.ReviewSession) -> str:
@@ -209,6 +224,8 @@ def _launched(check_csrf: bool = False) -> tuple[smart.ReviewSession, Assessment
         return _error("This form has expired: reload the page and try again.", 403)
     try:
         return session, assess(_engine(), session, _policy_id(session), _now())
+    except TokenRejected:
+        return _end_session()
     except (AssessmentError, FhirServerNotAllowed) as exc:
         return _error(str(exc), 502)
 
@@ -238,6 +255,8 @@ def confirm() -> BaseResponse:
     criterion = request.form.get("criterion", "")
     try:
         record_confirmation(_engine(), session, a, criterion, _now())
+    except TokenRejected:
+        return _end_session()
     except (AssessmentError, FhirServerNotAllowed) as exc:
         return _error(str(exc), 400)
     log.info("a clinician's confirmation was recorded for criterion %s", criterion)
@@ -253,3 +272,28 @@ def summary() -> Response:
     session, a = launched
     user = clinician_name(_engine(), session) or session.user_ref
     return _page("summary.html", a=a, user=user, today=today_text(_now()))
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    """End the session: its row (and so the token) is deleted, the cookie cleared."""
+    session = _session()
+    if session is not None and not hmac.compare_digest(
+        request.form.get("csrf", ""), session.csrf_token
+    ):
+        return _error("This form has expired: reload the page and try again.", 403)
+    _sessions().delete(request.cookies.get(COOKIE))
+    log.info("a review app session was ended by its user")
+    return _signed_out(_page("signed-out.html"))
+
+
+def _end_session() -> Response:
+    """The FHIR server refused the session's token (revoked or expired): the row goes too."""
+    _sessions().delete(request.cookies.get(COOKIE))
+    log.info("a review app session ended: the FHIR server refused its token")
+    return _signed_out(_error(_NO_SESSION, 401))
+
+
+def _signed_out(resp: Response) -> Response:
+    resp.delete_cookie(COOKIE, path=PREFIX)
+    return resp

@@ -25,6 +25,7 @@ from cds_cards.render import (
     not_checked,
 )
 from fhirdata import FhirClient, FhirError, FhirServerNotAllowed
+from fhirdata.client import FhirUnauthorised
 from policy import CriterionResult, Decision, Evidence, Policy, Tri
 from review_app.smart import ReviewSession
 from service.errors import ServiceError
@@ -41,6 +42,19 @@ RESULT_TAG = {Tri.MET: "green", Tri.NOT_MET: "red", Tri.UNKNOWN: "yellow"}
 
 class AssessmentError(Exception):
     """The record could not be read or written; the message is safe to show the clinician."""
+
+
+class TokenRejected(AssessmentError):
+    """The FHIR server refused the session's token (revoked or expired): the session ends."""
+
+
+def _token_refused(exc: BaseException) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, FhirUnauthorised):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 @dataclass(frozen=True)
@@ -184,7 +198,8 @@ def assess(engine: Engine, rs: ReviewSession, policy_id: str, now: datetime) -> 
             engine, engine.services[service_id], req, now=now, new_uuid=lambda: str(uuid.uuid4())
         )
     except ServiceError as exc:  # PreconditionFailed: the record could not be had
-        raise AssessmentError(f"The patient's record could not be read: {exc.message}") from exc
+        error = TokenRejected if _token_refused(exc) else AssessmentError
+        raise error(f"The patient's record could not be read: {exc.message}") from exc
     decision, gathered = result.decision, result.gathered
     if decision is None or gathered is None:  # patient-view always decides; never reached
         raise AssessmentError("The assessment could not be made.")
@@ -271,6 +286,8 @@ def record_confirmation(
         )
     except requests.RequestException as exc:
         raise AssessmentError("The FHIR server could not be reached to record it.") from exc
+    if resp.status_code in (401, 403):
+        raise TokenRejected("The FHIR server no longer accepts this session's token.")
     if resp.status_code not in (200, 201):
         raise AssessmentError(f"The FHIR server refused the confirmation ({resp.status_code}).")
     created = resp.json() if resp.content else {}

@@ -3,19 +3,17 @@ with PKCE (S256), done by Authlib's OAuth 2.0 client; nothing here hand-writes O
 
 The FHIR server is the launch's ``iss``, and only when the service's FHIR allowlist allows it;
 the authorization and token endpoints come from that server's ``.well-known/
-smart-configuration`` and must be https (or on this machine). Tokens stay in this process
-(``SessionStore``): the browser holds only a random session id, and no token is ever logged.
+smart-configuration`` and must be https (or on this machine). Tokens stay on the server
+(``store.sessions``, encrypted, shared by every worker): the browser holds only a random
+session id, and no token is ever logged.
 """
 
 from __future__ import annotations
 
 import secrets
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from dataclasses import asdict, dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -102,12 +100,21 @@ def discover(iss: str, session: requests.Session) -> SmartConfiguration:
 
 @dataclass(frozen=True)
 class PendingLaunch:
-    """Between the redirect to the authorization server and its answer (keyed by ``state``)."""
+    """Between the redirect to the authorization server and its answer: the OAuth ``state``
+    the answer must carry, and the PKCE verifier that redeems its code."""
 
     iss: str
     config: SmartConfiguration
-    code_verifier: str
+    code_verifier: str = field(repr=False)
     redirect_uri: str
+    state: str = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PendingLaunch:
+        return cls(**{**data, "config": SmartConfiguration(**data["config"])})
 
 
 @dataclass
@@ -121,6 +128,13 @@ class ReviewSession:
     app_context: str | None = None
     expires_in_s: float | None = None  # the token's lifetime: the session ends with it
     csrf_token: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReviewSession:
+        return cls(**data)
 
 
 def client(client_id: str, redirect_uri: str, scope: str | None = None) -> OAuth2Session:
@@ -140,8 +154,8 @@ def authorization_url(
     config: SmartConfiguration,
     client_id: str,
     redirect_uri: str,
-) -> tuple[str, str, PendingLaunch]:
-    """The URL to send the browser to, its ``state`` and what to remember until it returns.
+) -> tuple[str, PendingLaunch]:
+    """The URL to send the browser to and what to remember until it returns.
 
     With ``launch`` (EHR launch) the scope asks for that launch context; without (standalone
     launch) it asks the authorization server to choose a patient.
@@ -153,7 +167,7 @@ def authorization_url(
         url, state = oauth.create_authorization_url(
             config.authorization_endpoint, code_verifier=verifier, **extra
         )
-    return url, state, PendingLaunch(iss, config, verifier, redirect_uri)
+    return url, PendingLaunch(iss, config, verifier, redirect_uri, state)
 
 
 def exchange_code(
@@ -216,49 +230,3 @@ def _fhir_user(
     # An absolute fhirUser on this FHIR server becomes a relative reference.
     base = pending.iss.rstrip("/") + "/"
     return user.removeprefix(base) if user.startswith(base) or "://" not in user else None
-
-
-V = TypeVar("V")
-
-
-class SessionStore(Generic[V]):
-    """Bounded, expiring, thread-safe map from a random key to a value, in this process.
-
-    Tokens never leave the server. A deployment with several workers routes a clinician to
-    the same worker (sticky sessions) or runs the app in one worker: see docs/sandbox.md.
-    """
-
-    def __init__(self, ttl_s: float, max_entries: int = 10_000) -> None:
-        self._ttl, self._max = ttl_s, max_entries
-        self._items: OrderedDict[str, tuple[float, V]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def put(self, value: V, key: str | None = None, ttl_s: float | None = None) -> str:
-        """Keep ``value`` for the store's time to live, or ``ttl_s`` if that is shorter."""
-        key = key or secrets.token_urlsafe(32)
-        ttl = self._ttl if ttl_s is None else min(ttl_s, self._ttl)
-        with self._lock:
-            self._items[key] = (time.monotonic() + ttl, value)
-            self._items.move_to_end(key)
-            while len(self._items) > self._max:
-                self._items.popitem(last=False)
-        return key
-
-    def get(self, key: str | None) -> V | None:
-        if not key:
-            return None
-        with self._lock:
-            item = self._items.get(key)
-            if item is None:
-                return None
-            if item[0] < time.monotonic():
-                del self._items[key]
-                return None
-            return item[1]
-
-    def pop(self, key: str | None) -> V | None:
-        value = self.get(key)
-        if value is not None and key:
-            with self._lock:
-                self._items.pop(key, None)
-        return value

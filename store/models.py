@@ -1,9 +1,10 @@
 """The audit and feedback schema (SQLAlchemy 2). Changes need an Alembic revision in
 ``store/migrations/versions``; a test checks that the migrations and these models agree.
 
-No patient identifier and no token is ever stored: a patient appears only as an HMAC-SHA256
-of their id under a deployment secret, so records about one patient can be linked without
-holding who they are.
+No patient identifier and no token is ever stored in clear: in the audit trail a patient
+appears only as an HMAC-SHA256 of their id under a deployment secret, so records about one
+patient can be linked without holding who they are; the assessment app's sessions hold the
+token and patient id only encrypted (``review_app_session``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -128,3 +130,21 @@ class Feedback(Base):
         Index(None, "outcome_on"),
         Index(None, "received_at"),
     )
+
+
+class ReviewAppSession(Base):
+    """The assessment app's server-side state, shared by every worker and pod: a SMART launch
+    under way (``launch``: OAuth state and PKCE verifier) or a clinician's session
+    (``session``: token, patient, user). Keyed by the SHA-256 of the random id in the
+    browser's cookie; ``payload`` is Fernet-encrypted JSON, so the token and the patient id
+    are never stored in clear (see store/sessions.py)."""
+
+    __tablename__ = "review_app_session"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # launch | session
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (Index(None, "expires_at"),)

@@ -185,7 +185,11 @@ def test_settings_and_secrets_are_wired_in() -> None:
     env_from = container()["envFrom"]
     settings = one("ConfigMap", env_from[0]["configMapRef"]["name"])
     secret = one("Secret", env_from[1]["secretRef"]["name"])
-    assert set(secret["stringData"]) == {"IPORT_CDS_DATABASE_URL", "IPORT_CDS_AUDIT_HASH_KEY"}
+    assert set(secret["stringData"]) == {
+        "IPORT_CDS_DATABASE_URL",
+        "IPORT_CDS_AUDIT_HASH_KEY",
+        "IPORT_CDS_REVIEW_APP_SESSION_KEY",
+    }
     # Every setting is one the service or gunicorn reads (a misspelt name would be ignored).
     for key in settings["data"]:
         name = key.removeprefix("IPORT_CDS_")

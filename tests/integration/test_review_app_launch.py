@@ -8,26 +8,37 @@ redirects a browser would.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import re
 import threading
+import time
 from collections.abc import Iterator
 from datetime import date
-from urllib.parse import parse_qs, urlsplit
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
 import requests
+import sqlalchemy as sa
+from cryptography.fernet import Fernet
 from werkzeug.serving import make_server
 
 import demo
 from review_app import smart
 from service import create_app
+from store.db import make_engine
+from store.models import ReviewAppSession
 from tests.fhir_server import FhirTestServer
-from tests.service_process import free_port
+from tests.service_process import ServiceProcess, free_port
 from tests.smart_server import SmartServer
+from tests.store.pgserver import PostgresServer
 
 pytestmark = pytest.mark.integration
 
 PATIENT = "t1-no-iport-criterion"
+KEY = Fernet.generate_key().decode()
 
 
 @pytest.fixture(scope="module")
@@ -193,20 +204,6 @@ def test_authorization_endpoints_must_be_https_unless_on_this_machine(url: str, 
             smart._endpoint(doc, "authorization_endpoint")
 
 
-def test_sessions_expire_and_are_bounded() -> None:
-    store: smart.SessionStore[str] = smart.SessionStore(ttl_s=-1)
-    key = store.put("gone")
-    assert store.get(key) is None
-    bounded: smart.SessionStore[int] = smart.SessionStore(ttl_s=60, max_entries=2)
-    keys = [bounded.put(i) for i in range(3)]
-    assert bounded.get(keys[0]) is None
-    assert bounded.pop(keys[2]) == 2
-    assert bounded.get(keys[2]) is None
-    # A token that expires sooner ends its session sooner.
-    assert bounded.get(bounded.put(5, ttl_s=-1)) is None
-    assert bounded.get(bounded.put(6, ttl_s=3600)) == 6
-
-
 def test_the_sandbox_launch_request_gets_a_launch_id(smart_server: SmartServer) -> None:
     url = f"{smart_server.iss}/_services/smart/Launch"
     launch = "http://127.0.0.1:8080/review/launch"
@@ -224,3 +221,139 @@ def test_the_fhir_api_behind_it_needs_a_token_it_issued(
     assert requests.get(url, timeout=5).status_code == 401
     forged = requests.get(url, headers={"Authorization": "Bearer forged"}, timeout=5)
     assert forged.status_code == 401
+
+
+# -- several workers and pods ------------------------------------------------------------------
+# Every worker retires after one request (MAX_REQUESTS=1), so each request of a launch is
+# served by a different process than the one before it: state in a worker's memory is lost.
+ONE_REQUEST_PER_WORKER = {
+    "FHIR_ALLOW_LOOPBACK": "true",
+    "MAX_REQUESTS": "1",
+    "MAX_REQUESTS_JITTER": "0",
+    "LOG_LEVEL": "INFO",
+}
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    with PostgresServer() as server:
+        yield server
+
+
+class Balancer:
+    """A browser behind a round-robin load balancer: each request to the service goes to the
+    next pod, redirects are followed by hand, and no connection is reused."""
+
+    def __init__(self, pods: list[ServiceProcess]) -> None:
+        self.pods = [p.url for p in pods]
+        self._next = itertools.cycle(self.pods)
+        self.browser = requests.Session()
+        self.browser.headers["Connection"] = "close"
+        self.service_requests = 0
+
+    def _route(self, url: str) -> str:
+        for pod in self.pods:
+            if url.startswith(pod):
+                self.service_requests += 1
+                return next(self._next) + url.removeprefix(pod)
+        return url
+
+    def go(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        resp = self.browser.request(method, self._route(url), allow_redirects=False, **kwargs)
+        while resp.is_redirect:
+            url = urljoin(resp.url, resp.headers["Location"])
+            resp = self.browser.get(self._route(url), allow_redirects=False)
+        return resp
+
+
+def _launch_across_processes(
+    pods: list[ServiceProcess], smart_server: SmartServer, database_url: str, patient_id: str
+) -> None:
+    lb = Balancer(pods)
+    page = lb.go("GET", f"{pods[0].url}/review/launch", params={"iss": smart_server.iss})
+    assert page.status_code == 200, page.text[:2000]
+    assert 'data-outcome="insufficient-information"' in page.text
+    csrf = _CSRF.search(page.text)
+    assert csrf
+    summary = lb.go("GET", f"{pods[0].url}/review/summary")
+    assert summary.status_code == 200
+    assert "Commissioning evidence" in summary.text
+
+    # At rest: one session row, holding no token, patient id or cookie value in clear.
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = [tuple(r) for r in conn.execute(sa.select(ReviewAppSession))]
+    finally:
+        engine.dispose()
+    assert [r[1] for r in rows] == ["session"]
+    secrets = [*smart_server.tokens, patient_id, lb.browser.cookies["iport_review"]]
+    for secret in secrets:
+        assert secret not in repr(rows)
+
+    # Sign out (a form with the session's CSRF token) on yet another process: the row goes.
+    out = lb.go("POST", f"{pods[0].url}/review/logout", data={"csrf": csrf.group(1)})
+    assert out.status_code == 200
+    assert "You have signed out" in out.text
+    assert "iport_review" not in lb.browser.cookies
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            assert (
+                conn.execute(sa.select(sa.func.count()).select_from(ReviewAppSession)).scalar() == 0
+            )
+    finally:
+        engine.dispose()
+    lb.browser.close()
+
+    # launch, authorize (not ours), callback, assessment, summary, logout: 5 service requests,
+    # each served by a worker process that served nothing else and then exited.
+    assert lb.service_requests == 5
+
+    def retired() -> int:
+        return sum(p.log.count("Autorestarting worker after current request") for p in pods)
+
+    deadline = time.monotonic() + 10
+    while retired() < lb.service_requests and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert retired() >= lb.service_requests
+    for pod in pods:
+        for secret in secrets:
+            assert secret not in pod.log
+
+
+def test_a_launch_completes_when_every_request_lands_on_another_worker(
+    smart_server: SmartServer, patient_id: str, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'service.sqlite3'}"
+    settings = {**ONE_REQUEST_PER_WORKER, "DATABASE_URL": url, "REVIEW_APP_SESSION_KEY": KEY}
+    with ServiceProcess(settings, workers=2) as svc:
+        _launch_across_processes([svc], smart_server, url, patient_id)
+
+
+def test_a_launch_completes_across_pods_sharing_postgresql(
+    smart_server: SmartServer, patient_id: str, postgres: PostgresServer
+) -> None:
+    url = postgres.new_database()
+    settings = {**ONE_REQUEST_PER_WORKER, "DATABASE_URL": url, "REVIEW_APP_SESSION_KEY": KEY}
+    with ServiceProcess(settings, workers=2) as a, ServiceProcess(settings, workers=2) as b:
+        _launch_across_processes([a, b], smart_server, url, patient_id)
+
+
+def test_a_token_the_fhir_server_refuses_ends_the_session_and_its_row(
+    service_url: str, smart_server: SmartServer
+) -> None:
+    with requests.Session() as browser:
+        known = set(smart_server.tokens)
+        page = browser.get(f"{service_url}/review/launch", params={"iss": smart_server.iss})
+        assert page.status_code == 200
+        cookie = browser.cookies["iport_review"]
+        [token] = set(smart_server.tokens) - known
+        grant = smart_server.tokens.pop(token)  # revoked by the EHR
+        refused = browser.get(f"{service_url}/review/")
+        assert refused.status_code == 401
+        assert "iport_review" not in browser.cookies
+        smart_server.tokens[token] = grant  # valid again: the session is gone all the same
+        again = requests.get(f"{service_url}/review/", cookies={"iport_review": cookie})
+        assert again.status_code == 401

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -281,6 +282,22 @@ def test_failures_are_typed_and_never_quote_the_token(
         client(executor).fetch_all({"conditions": "Condition?patient=p1"})
     assert TOKEN not in str(exc.value)
     assert len(responses.calls) == 1  # no retry, no redirect followed
+
+
+@responses.activate
+def test_a_refused_token_is_reported_as_such_while_other_reads_are_under_way(
+    executor: ThreadPoolExecutor,
+) -> None:
+    def slow(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        time.sleep(1.0)
+        return 200, {}, json.dumps(searchset([]))
+
+    responses.add_callback(responses.GET, f"{BASE}/Observation", callback=slow)
+    responses.get(f"{BASE}/Condition", status=401, json={})
+    with pytest.raises(FhirUnauthorised):
+        client(executor).fetch_all(
+            {"observations": "Observation?patient=p1", "conditions": "Condition?patient=p1"}
+        )
 
 
 @responses.activate
