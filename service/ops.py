@@ -4,7 +4,7 @@
 
 - ``GET /healthz``: the process is up and serving (liveness). Touches nothing else.
 - ``GET /readyz``: the value sets and policy are loaded and the database (when one is
-  configured, ``app.extensions["iport_cds.store"].ping()``) answers (readiness).
+  configured, ``store.Store.ping()``: a query on its schema) answers (readiness).
 - ``GET /metrics``: Prometheus text format. Under gunicorn ``PROMETHEUS_MULTIPROC_DIR`` is set
   (``deploy/gunicorn.conf.py`` does it) and the figures are summed over every worker.
 - A request id for every request: the caller's ``X-Request-ID`` when it is sane, else a new
@@ -55,6 +55,7 @@ from service.discovery import SERVICES
 from service.errors import PreconditionFailed, ServiceError
 from service.evaluation import Engine, HookResult
 from service.hookrequest import HookRequest
+from store import Store
 
 log = logging.getLogger("iport_cds.ops")
 
@@ -261,7 +262,8 @@ def _json(body: Mapping[str, Any], status: int) -> Response:
 
 
 def _database_check() -> str:
-    store = current_app.extensions.get("iport_cds.store")
+    # Typed, so that mypy holds readiness to what the real Store offers.
+    store: Store | None = current_app.extensions.get("iport_cds.store")
     if store is None:
         return "not-configured"
     try:

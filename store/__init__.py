@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from store import repository
@@ -60,6 +61,18 @@ class Store:
     @property
     def backend(self) -> str:
         return self.engine.dialect.name
+
+    def ping(self) -> bool:
+        """True when the database answers a query on its schema (readiness).
+
+        Raises the driver's error when it cannot be reached. A SQLite file that has been
+        deleted is not ready: pooled connections would keep writing to the unlinked file.
+        """
+        database = self.engine.url.database
+        if self.backend == "sqlite" and database and not Path(database).exists():
+            return False
+        with self.engine.connect() as conn:
+            return conn.execute(repository.schema_version()).scalar() is not None
 
     # -- audit ------------------------------------------------------------------------------
     def record(self, record: AuditRecord) -> None:

@@ -37,7 +37,15 @@ def make_engine(url: str) -> Engine:
     parsed = normalise_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
-    return create_engine(parsed, pool_size=8, max_overflow=8, pool_pre_ping=True, pool_recycle=1800)
+    return create_engine(
+        parsed,
+        pool_size=8,
+        max_overflow=8,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        # A database host that drops packets must not hold a worker (or a readiness probe).
+        connect_args={"connect_timeout": 3},
+    )
 
 
 def _sqlite_engine(url: URL) -> Engine:

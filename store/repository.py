@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Select, and_, case, delete, func, select, tuple_
+from sqlalchemy import Connection, Select, and_, case, delete, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.dml import Insert
@@ -24,6 +24,11 @@ from store.records import LONDON, AuditRecord, FeedbackRecord, IssuedCardInfo, l
 S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 OUTCOMES = ("meets-criteria", "does-not-meet-criteria", "insufficient-information")
 NO_DECISION = "no-decision"  # an order hook with no i-Port draft: evaluated, nothing to say
+
+
+def schema_version() -> Any:
+    """The migration the database is at: a cheap query that needs the schema to be there."""
+    return text("SELECT version_num FROM alembic_version")
 
 
 def _insert(conn: Connection, model: type[Base], ignore_duplicate: str | None = None) -> Insert:
