@@ -82,11 +82,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         max_age=600,
     )
     engine: Engine = app.extensions["iport_cds.engine"]
-    auth.init_app(app, engine.session)
+    # The store first: it also holds the token ids seen, shared by every worker and pod.
+    audit_store = analytics.init_app(app)
+    auth.init_app(app, engine.session, audit_store)
     app.register_blueprint(bp)
     _register_error_handlers(app)
-    # -- extensions: each registers its own routes, listeners and handlers on the app
-    analytics.init_app(app)
     ops.init_app(app)
     return app
 

@@ -33,6 +33,7 @@ from flask import (
     Flask,
     Response,
     current_app,
+    g,
     redirect,
     render_template,
     request,
@@ -42,10 +43,11 @@ from flask.cli import with_appcontext
 from werkzeug.wrappers import Response as BaseResponse
 
 import store
+from service import auth
 from service.errors import BadRequest, ServiceError, Unauthorised
 from service.evaluation import Engine, HookResult
 from service.hookrequest import HookRequest
-from store import repository
+from store import AccessRecord, repository
 from store.records import london_day
 
 log = logging.getLogger("iport_cds.analytics")
@@ -106,6 +108,7 @@ def init_app(app: Flask) -> store.Store:
     app.extensions.setdefault("iport_cds.evaluation_listeners", []).append(
         AuditListener(opened, key, clock)
     )
+    app.after_request(AccessAuditor(opened, key, clock))
     engine: Engine = app.extensions["iport_cds.engine"]
     app.extensions["iport_cds.feedback_handler"] = FeedbackHandler(
         opened, clock, override_displays(engine)
@@ -137,6 +140,60 @@ class AuditListener:
             self.store.record(audit_record(service_id, req, result, self.key, self.clock()))
         except Exception as exc:  # the hook's answer must not depend on the audit trail
             log.error("could not queue an audit record: %s", type(exc).__name__)
+
+
+@dataclass
+class AccessAuditor:
+    """After every call to a hook, answered or refused: one access audit record, queued.
+
+    Who (issuer, subject and tenant from the validated token; the EHR user from the hook
+    context), about whom (the patient id's HMAC), what happened (status, and the policy outcome
+    or why the call was refused) and the request id that ties it to the log lines.
+    """
+
+    store: store.Store
+    key: bytes
+    clock: Callable[[], datetime]
+
+    def __call__(self, response: R) -> R:
+        if request.endpoint != "cds.hook":
+            return response
+        try:
+            self.store.record_access(self.access_record(response.status_code))
+        except Exception as exc:  # the answer must not depend on the audit trail
+            log.error("could not queue an access record: %s", type(exc).__name__)
+        return response
+
+    def access_record(self, status: int) -> AccessRecord:
+        principal: auth.Principal | None = g.get("principal")
+        req: HookRequest | None = g.get("hook_request")
+        service_id = (request.view_args or {}).get("service_id")
+        engine: Engine = current_app.extensions["iport_cds.engine"]
+        return AccessRecord(
+            recorded_at=self.clock(),
+            service_id=service_id if service_id in engine.services else "unknown",
+            status=status,
+            outcome=_access_outcome(status),
+            issuer=principal.iss if principal else None,
+            subject=principal.sub if principal else None,
+            tenant=principal.tenant if principal else None,
+            ehr_user=req.user_id if req else None,
+            patient_hash=store.patient_hash(self.key, req.patient_id) if req else None,
+            request_id=str(g.get("request_id") or ""),
+        )
+
+
+def _access_outcome(status: int) -> str:
+    """The policy outcome of an answered call, or the class of the refusal (never free text
+    from the caller)."""
+    if status == 200:
+        return str(g.get("hook_outcome") or "no-decision")
+    if status == 401:
+        return f"unauthorised: {g.get('auth_refused') or 'no token'}"[:64]
+    if status == 412:
+        return f"precondition-failed: {g.get('ops_precondition_reason') or 'other'}"
+    return {400: "bad-request", 404: "not-found", 413: "too-large", 415: "unsupported-media",
+            503: "overloaded"}.get(status, f"error {status}")  # fmt: skip
 
 
 def audit_record(
@@ -447,6 +504,7 @@ def figures(f: store.Filter) -> dict[str, Any]:
             titles.setdefault(cid, policy.title_of(cid))
     for b in out["blockingCriteria"]:
         b["title"] = titles.get(b["id"], b["id"])
+    out["access"] = _store().access_counts(f)
     out["generatedAt"] = datetime.now(UTC).isoformat(timespec="seconds")
     out["policies"] = [
         {"id": p.info.id, "version": p.info.version, "title": p.info.title}
@@ -571,6 +629,12 @@ def _parse_day(value: str | None, name: str) -> date | None:
     "--feedback", is_flag=True, help="Export clinician feedback items instead of evaluations."
 )
 @click.option(
+    "--access",
+    is_flag=True,
+    help="Export the access audit (every hook call, answered or refused: who, about which "
+    "patient hash, what happened) for an information governance review.",
+)
+@click.option(
     "--output",
     "-o",
     default="-",
@@ -578,15 +642,20 @@ def _parse_day(value: str | None, name: str) -> date | None:
     help="CSV file to write (default: standard output).",
 )
 @with_appcontext
-def export_audit(since: str, until: str | None, feedback: bool, output: str) -> None:
-    """Write the audit trail (or feedback) as CSV for offline analysis."""
+def export_audit(since: str, until: str | None, feedback: bool, access: bool, output: str) -> None:
+    """Write the audit trail (or feedback, or the access audit) as CSV."""
     first = _parse_day(since, "--since")
     last = _parse_day(until, "--until")
     assert first is not None
     s = _store()
     s.flush(30)
-    columns = repository.FEEDBACK_COLUMNS if feedback else repository.AUDIT_COLUMNS
-    rows = s.export("feedback" if feedback else "audit", first, last)
+    what = "access" if access else "feedback" if feedback else "audit"
+    columns = {
+        "access": repository.ACCESS_COLUMNS,
+        "feedback": repository.FEEDBACK_COLUMNS,
+        "audit": repository.AUDIT_COLUMNS,
+    }[what]
+    rows = s.export(what, first, last)
     if output == "-":
         n = write_csv(rows, columns, sys.stdout)
     else:

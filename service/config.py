@@ -22,7 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "CORS_ORIGINS": "*",
     # Authentication of the CDS client (CDS Hooks 2.0 JWT)
     "REQUIRE_AUTH": True,
-    # JSON list of {iss, jwks_url | jwks, allowed_jku, fhir_servers, tenants}
+    # JSON list of {iss, jwks_url | jwks, allowed_jku, fhir_servers | tenants: {id: {fhir_servers}}}
     "TRUSTED_ISSUERS_FILE": None,
     "JWT_ALLOW_256": False,  # also accept ES256/RS256 (ES384/RS384 always)
     "JWT_LEEWAY_SECONDS": 30,
@@ -30,7 +30,6 @@ DEFAULTS: dict[str, Any] = {
     "JWKS_CACHE_SECONDS": 3600,
     "JWKS_TIMEOUT_SECONDS": 2.0,
     "JWKS_MIN_REFETCH_SECONDS": 30,  # an unknown kid refetches the JWK Set at most this often
-    "JTI_CACHE_MAX_ENTRIES": 100_000,
     "AUTH_EXEMPT_PATHS": ["/healthz", "/readyz", "/metrics"],
     # FHIR access
     "FHIR_SERVER_ALLOWLIST": [],  # with auth off: base URLs the service may read from

@@ -45,6 +45,7 @@ def hook(service_id: str) -> Response:
     if service is None:
         raise UnknownService(f"no CDS service with id '{service_id[:64]}'")
     req = parse_hook_request(_json_body(), service.hook)
+    g.hook_request = req  # for the access audit, whatever the answer
     result = run_hook(
         _engine(),
         service,
@@ -54,6 +55,7 @@ def hook(service_id: str) -> Response:
         server_policy=g.get("fhir_server_policy"),
         request_id=g.request_id,
     )
+    g.hook_outcome = result.outcome or "no-decision"
     for listener in current_app.extensions.get("iport_cds.evaluation_listeners", []):
         listener(service_id, req, result)  # e.g. the audit trail; must not block or raise
     log.info(

@@ -8,10 +8,11 @@ writer; feedback is written synchronously and idempotently. Nothing here knows F
 from __future__ import annotations
 
 import atexit
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from store import repository
 from store.db import make_engine, migrate, normalise_url, sqlite_url
 from store.keys import hash_key
 from store.records import (
+    AccessRecord,
     AuditRecord,
     CardRecord,
     CriterionRecord,
@@ -30,6 +32,7 @@ from store.repository import Filter
 from store.writer import AuditWriter
 
 __all__ = [
+    "AccessRecord",
     "AuditRecord",
     "CardRecord",
     "CriterionRecord",
@@ -45,6 +48,9 @@ __all__ = [
 ]
 
 
+TOKEN_PURGE_EVERY_S = 60.0  # how often a process deletes token ids past their expiry
+
+
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -57,6 +63,7 @@ class Store:
         self.writer = AuditWriter(self.engine)
         self.closed = False
         self._retention: tuple[int, Callable[[], datetime]] | None = None
+        self._next_token_purge = 0.0
 
     @property
     def backend(self) -> str:
@@ -78,6 +85,23 @@ class Store:
     def record(self, record: AuditRecord) -> None:
         """Queue one evaluation for the background writer (returns at once)."""
         self.writer.submit(record)
+
+    def record_access(self, record: AccessRecord) -> None:
+        """Queue one access audit record for the background writer (returns at once)."""
+        self.writer.submit(record)
+
+    # -- replay protection ------------------------------------------------------------------
+    def claim_token(self, iss: str, jti: str, expires_at: float) -> bool:
+        """True the first time (``iss``, ``jti``) is claimed, in any process using this
+        database; remembered until ``expires_at`` (epoch seconds). Raises the driver's error
+        when the database cannot be asked."""
+        key = hashlib.sha256(f"{iss}\x00{jti}".encode()).hexdigest()
+        now = time.time()
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            if now >= self._next_token_purge:
+                self._next_token_purge = now + TOKEN_PURGE_EVERY_S
+                repository.purge_seen_tokens(conn, datetime.fromtimestamp(now, UTC))
+            return repository.claim_token(conn, key, datetime.fromtimestamp(expires_at, UTC))
 
     def flush(self, timeout: float = 30.0) -> bool:
         return self.writer.flush(timeout)
@@ -140,10 +164,17 @@ class Store:
         with self.engine.connect() as conn:
             return repository.counts(conn)
 
+    def access_counts(self, f: Filter) -> dict[str, Any]:
+        with self.engine.connect() as conn, conn.begin():
+            return repository.access_counts(conn, f)
+
     def export(self, what: str, since: date, until: date | None = None) -> Iterator[dict[str, Any]]:
+        """Rows of ``what`` ("audit", "feedback" or "access") for the days given."""
         with self.engine.connect() as conn, conn.begin():
             if what == "feedback":
                 yield from repository.export_feedback(conn, since, until)
+            elif what == "access":
+                yield from repository.export_access(conn, since, until)
             else:
                 yield from repository.export_audit(conn, since, until)
 

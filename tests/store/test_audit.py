@@ -51,7 +51,7 @@ def test_migrations_build_exactly_the_models(database_url: str) -> None:
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
             version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
         assert diff == []
-        assert version == "0001"
+        assert version == "0002"
     finally:
         engine.dispose()
 
@@ -140,6 +140,7 @@ def test_a_restart_loses_nothing(make_app: AppFactory, database_url: str, clock:
         "audit_criterion": 25 * criteria_per_evaluation,
         "issued_card": 25,
         "feedback": 10,
+        "access_event": 25,  # one per hook call (feedback calls are not hook calls)
     }
     with second.test_client() as client:
         # cards issued before the restart still take feedback; resent feedback is still a no-op

@@ -219,6 +219,7 @@ def test_feedback_straight_after_the_card_before_it_is_written(
         "audit_criterion": 0,
         "issued_card": 1,
         "feedback": 1,
+        "access_event": 1,
     }
 
 
