@@ -1,9 +1,10 @@
 """The one door to FHIR: every read the service makes goes through ``FhirClient``.
 
 Reads run concurrently (or as one ``batch`` Bundle) under one overall deadline, over a
-pooled keep-alive session, following ``next`` links. Failures become typed errors; the
-access token is only ever sent to the server the caller has already checked against the
-allowlist, and never appears in an error message or a log line.
+pooled keep-alive session, following ``next`` links. The deadline bounds the whole exchange,
+bodies included: when it passes, the connections still in use are dropped (``transport``).
+Failures become typed errors; the access token is only ever sent to the server the caller has
+already checked against the allowlist, and never appears in an error message or a log line.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from urllib.parse import urljoin, urlsplit
 
 import orjson
 import requests
-from requests.adapters import HTTPAdapter
 
 from fhirdata.allowlist import unsafe_path
+from fhirdata.transport import WATCHDOG, Watch, new_session
 
 FHIR_JSON = "application/fhir+json"
 
@@ -66,6 +67,9 @@ class FetchResult:
     requests_made: int = 0
 
 
+_LATE = "the FHIR server did not answer within the deadline"
+
+
 class _Deadline:
     def __init__(self, seconds: float) -> None:
         self.end = time.monotonic() + seconds
@@ -73,8 +77,19 @@ class _Deadline:
     def remaining(self) -> float:
         left = self.end - time.monotonic()
         if left <= 0:
-            raise FhirTimeout("the FHIR server did not answer within the deadline")
+            raise FhirTimeout(_LATE)
         return left
+
+    def passed(self) -> bool:
+        return time.monotonic() >= self.end
+
+
+class _NotFound:
+    """A read (not a search) the server answered 404 to: a value, so that it does not end the
+    wait for the other reads as an exception would."""
+
+
+_NOT_FOUND = _NotFound()
 
 
 class FhirClient:
@@ -100,9 +115,10 @@ class FhirClient:
         self._session = session
         self._executor = executor
         self._settings = settings
-        self._deadline = _Deadline(
-            settings.deadline_s
-        )  # one deadline for all of this request's I/O
+        self._deadline = _Deadline(settings.deadline_s)  # one deadline for all of its I/O
+        # When it passes, whatever is still being read is dropped (no read outlives it).
+        self._watch = Watch()
+        self._watchdog_id = WATCHDOG.at(self._deadline.end, self._watch.expire)
         self._headers = {"Accept": FHIR_JSON}
         if access_token:
             self._headers["Authorization"] = f"Bearer {access_token}"
@@ -110,6 +126,10 @@ class FhirClient:
             self._headers["X-Request-ID"] = request_id
 
     # -- public ------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Done with this request: nothing is left to drop at the deadline."""
+        WATCHDOG.cancel(self._watchdog_id)
+
     def continue_pages(
         self, key: str, first_page: Mapping[str, Any], result: FetchResult
     ) -> list[dict[str, Any]]:
@@ -158,12 +178,15 @@ class FhirClient:
         if body is not None:
             headers["Content-Type"] = FHIR_JSON
         try:
-            resp = self._session.request(
-                method, url, headers=headers, data=body, timeout=timeout, allow_redirects=False
-            )
-        except requests.Timeout as exc:
-            raise FhirTimeout("the FHIR server did not answer in time") from exc
+            with self._watch.sending():
+                resp = self._session.request(
+                    method, url, headers=headers, data=body, timeout=timeout, allow_redirects=False
+                )
         except requests.RequestException as exc:
+            if self._watch.expired or deadline.passed():
+                raise FhirTimeout(f"{_LATE}; the connection was dropped") from exc
+            if isinstance(exc, requests.Timeout):
+                raise FhirTimeout("the FHIR server did not answer in time") from exc
             raise FhirUnreachable(
                 f"could not reach the FHIR server ({type(exc).__name__})"
             ) from exc
@@ -183,8 +206,7 @@ class FhirClient:
         self, queries: Mapping[str, str], deadline: _Deadline, result: FetchResult
     ) -> dict[str, Any]:
         futures: dict[str, Future[Any]] = {
-            key: self._executor.submit(self._get, self._url(q), deadline)
-            for key, q in queries.items()
+            key: self._executor.submit(self._read, q, deadline) for key, q in queries.items()
         }
         result.requests_made += len(futures)
         done, pending = wait(
@@ -195,15 +217,28 @@ class FhirClient:
         out = {}
         for key, f in futures.items():
             if f not in done:
-                raise FhirTimeout("the FHIR server did not answer within the deadline")
-            try:
-                out[key] = f.result()  # re-raises the typed FhirError of a failed read
-            except FhirNotFound:
-                if "?" in queries[key]:
-                    raise  # a search that 404s means the server cannot search that type
-                result.warnings.append(f"{key}: not found on the FHIR server.")
-                out[key] = None
+                raise FhirTimeout(_LATE)
+            answer = f.result()  # re-raises the typed FhirError of a failed read
+            out[key] = (
+                self._not_found(key, queries[key], result) if answer is _NOT_FOUND else answer
+            )
         return out
+
+    def _read(self, query: str, deadline: _Deadline) -> Any:
+        try:
+            return self._get(self._url(query), deadline)
+        except FhirNotFound:
+            if "?" in query:
+                raise  # a search that 404s means the server cannot search that type
+            return _NOT_FOUND
+
+    @staticmethod
+    def _not_found(key: str, query: str, result: FetchResult) -> None:
+        """A read that 404s: the context patient missing is fatal (the EHR and this FHIR
+        server disagree about who the patient is); anything else is a warning."""
+        if query.startswith("Patient/"):
+            raise FhirNotFound(f"the FHIR server has no {query}")
+        result.warnings.append(f"{key}: not found on the FHIR server.")
 
     def _batch(
         self, queries: Mapping[str, str], deadline: _Deadline, result: FetchResult
@@ -230,8 +265,7 @@ class FhirClient:
             status = status.strip()
             if not status.startswith("2"):
                 if status.startswith("404") and "?" not in queries[key]:
-                    result.warnings.append(f"{key}: not found on the FHIR server.")
-                    out[key] = None
+                    out[key] = self._not_found(key, queries[key], result)
                     continue
                 # A search that 404s means the server cannot search that type (as in parallel).
                 raise FhirBadResponse(f"a batch entry answered {status[:40]}")
@@ -343,18 +377,6 @@ def next_link(bundle: Mapping[str, Any]) -> str | None:
 def _origin(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     return parts.scheme.lower(), parts.netloc.lower()
-
-
-def new_session(pool_size: int) -> requests.Session:
-    """A keep-alive session with a bounded pool; no retries (the deadline is too short)."""
-    session = requests.Session()
-    adapter = HTTPAdapter(
-        pool_connections=4, pool_maxsize=pool_size, max_retries=0, pool_block=True
-    )
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    session.trust_env = False  # no proxies or .netrc credentials picked up from the host
-    return session
 
 
 __all__: Sequence[str] = (

@@ -160,6 +160,7 @@ def gather(
     except FhirError as exc:
         raise DataUnavailable(f"Could not obtain the patient's data: {exc}.") from exc
     finally:
+        fhir.close()
         out.fetch_ms = (time.perf_counter() - started) * 1000
     for resources in fetched.resources.values():
         out.resources.extend(resources)

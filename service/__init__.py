@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +17,7 @@ from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
 from fhirdata import FetchSettings, FhirServerPolicy, new_session, prefetch_templates
+from fhirdata.transport import OriginExecutors
 from policy import PolicyError, load_policies
 from service import analytics, auth, ops
 from service.config import load_config
@@ -62,7 +62,7 @@ def build_engine(config: Mapping[str, Any]) -> Engine:
             mode=str(config["FHIR_FETCH_MODE"]),
         ),
         session=new_session(pool),
-        executor=ThreadPoolExecutor(max_workers=pool, thread_name_prefix="fhir"),
+        executors=OriginExecutors(pool),
     )
 
 

@@ -38,7 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "FHIR_DEADLINE_SECONDS": 4.0,
     "FHIR_CONNECT_TIMEOUT_SECONDS": 1.0,
     "FHIR_READ_TIMEOUT_SECONDS": 3.0,
-    "FHIR_POOL_SIZE": 16,
+    "FHIR_POOL_SIZE": 16,  # per FHIR server (origin) per worker: connections and reads at once
     "FHIR_MAX_PAGES": 10,
     "FHIR_FETCH_MODE": "parallel",  # or "batch"
     # Policy and value sets
@@ -47,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "VALUESET_EXTRA_DIR": None,
     # Operations
     "LOG_LEVEL": "INFO",
+    "HOOKS_IN_FLIGHT_MAX": None,  # per worker; None: THREADS - 2 (probes keep a free thread)
     # Audit trail, feedback and the commissioners' dashboard (service/analytics.py, store/)
     "DATABASE_URL": None,  # None: SQLite in the instance folder; else postgresql://...
     "AUDIT_HASH_KEY": None,  # HMAC key for patient ids; None: generated in the instance folder

@@ -33,6 +33,11 @@ class Unauthorised(ServiceError):
     code = "login"
 
 
+class UnsupportedMediaType(ServiceError):
+    status = 415
+    code = "not-supported"
+
+
 class PreconditionFailed(ServiceError):
     """412: required data could not be obtained (CDS Hooks 2.0: the service SHALL answer 412)."""
 

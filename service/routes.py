@@ -9,7 +9,7 @@ import orjson
 from flask import Blueprint, Response, current_app, g, request
 
 from service.discovery import discovery_document
-from service.errors import BadRequest, UnknownService
+from service.errors import BadRequest, UnknownService, UnsupportedMediaType
 from service.evaluation import Engine, run_hook
 from service.hookrequest import parse_hook_request
 
@@ -21,7 +21,12 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status=status, mimetype="application/json")
 
 
+JSON_TYPES = ("application/json", "application/fhir+json")
+
+
 def _json_body() -> Any:
+    if request.mimetype not in JSON_TYPES:
+        raise UnsupportedMediaType("the request body must be JSON (Content-Type: application/json)")
     try:
         return orjson.loads(request.get_data(cache=False))
     except orjson.JSONDecodeError as exc:

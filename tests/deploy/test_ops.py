@@ -6,6 +6,8 @@ import io
 import json
 import logging
 import re
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -413,3 +415,64 @@ def test_log_lines_hold_no_token_or_patient_id(client: FlaskClient, json_log: io
     assert any(line["message"] == "hook precondition failed" for line in lines)
     for secret in (SECRET_PID, SECRET_TOKEN, "jwt.x.y"):
         assert secret not in text
+
+
+# ------------------------------------------------------------------------ capacity and headers
+
+
+def test_hooks_past_the_in_flight_cap_are_answered_503_at_once() -> None:
+    from tests.deploy.fhir_stub import SlowFhirServer
+
+    with SlowFhirServer(delay_s=1.0) as fhir:
+        app = make_app(HOOKS_IN_FLIGHT_MAX=1, FHIR_SERVER_ALLOWLIST=[fhir.base_url])
+        body = hook_request(
+            "order-sign",
+            drafts=[iport_device_request(pid=SECRET_PID)],
+            patient_id=SECRET_PID,
+            fhir_server=fhir.base_url,
+        )
+        first: dict[str, int] = {}
+
+        def slow_hook() -> None:
+            first["status"] = app.test_client().post(ORDER_SIGN, json=body).status_code
+
+        holder = threading.Thread(target=slow_hook)
+        holder.start()
+        while fhir.requests == 0:  # the first hook is now waiting on the FHIR server
+            time.sleep(0.01)
+        started = time.monotonic()
+        busy = app.test_client().post(ORDER_SIGN, json=body)
+        assert time.monotonic() - started < 0.2
+        assert busy.status_code == 503
+        assert busy.headers["Retry-After"] == "1"
+        assert busy.json["issue"][0]["code"] == "transient"
+        assert app.test_client().get("/healthz").status_code == 200
+        holder.join(10)
+        assert first["status"] == 200
+        # The slot is free again.
+        assert app.test_client().post(ORDER_SIGN, json=body).status_code == 200
+
+
+def test_hooks_in_flight_default_leaves_threads_for_the_probes() -> None:
+    assert ops.hooks_in_flight_max({"THREADS": 8}) == 6
+    assert ops.hooks_in_flight_max({"THREADS": 2}) == 1
+    assert ops.hooks_in_flight_max({"THREADS": 8, "HOOKS_IN_FLIGHT_MAX": 3}) == 3
+
+
+def test_hook_answers_are_not_cached_nor_sniffed_and_need_json(client: FlaskClient) -> None:
+    body = sign_body(resources=MEETS)
+    resp = client.post(ORDER_SIGN, json=body)
+    assert resp.status_code == 200
+    assert resp.headers["Cache-Control"] == "no-store"
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    form = client.post(ORDER_SIGN, data=json.dumps(body), content_type="text/plain")
+    assert form.status_code == 415
+    assert form.json["resourceType"] == "OperationOutcome"
+    assert form.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("instance", ["<script>", "a b", "x" * 129, "ünï"])
+def test_hook_instance_must_look_like_a_uuid(client: FlaskClient, instance: str) -> None:
+    resp = client.post(ORDER_SIGN, json={**sign_body(resources=MEETS), "hookInstance": instance})
+    assert resp.status_code == 400
+    assert "hookInstance" in resp.json["issue"][0]["diagnostics"]

@@ -188,8 +188,8 @@ def test_concurrent_load_every_evaluation_and_feedback_is_stored_once(
     """2,000 evaluations and 2,000 feedback posts from 16 concurrent clients: exactly 2,000
     rows of each. Each client sends feedback straight after its card, before the writer has
     necessarily written it."""
-    app = make_app(database_url)
     clients, per_client = 16, 125
+    app = make_app(database_url, HOOKS_IN_FLIGHT_MAX=clients)
     latencies: list[float] = []
     lock = threading.Lock()
 
