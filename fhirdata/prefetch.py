@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from fhirdata.binding import bind, patient_urns
 from fhirdata.client import (
     FetchResult,
     FhirBadResponse,
@@ -91,6 +92,7 @@ def gather(
     templates: Mapping[str, str],
     patient_id: str,
     client: Callable[[], FhirClient] | None,
+    fhir_server: str | None = None,
 ) -> Gathered:
     """All resources the policy needs for ``patient_id``.
 
@@ -101,7 +103,11 @@ def gather(
     all the patient's records.
 
     ``client`` makes the FHIR client for this request, or is None when the request named no
-    usable FHIR server. Raises DataUnavailable when anything required cannot be had.
+    usable FHIR server; ``fhir_server`` is the request's, against which absolute subject
+    references are checked. Only resources bound to this patient are kept
+    (``fhirdata.binding``); the others are named in the warnings.
+
+    Raises DataUnavailable when anything required cannot be had.
     """
     out = Gathered()
     prefetch = prefetch or {}
@@ -131,12 +137,15 @@ def gather(
                     if more:
                         continued[key] = value  # all pages are read below, the first included
                     else:
-                        out.resources.extend(resources)
+                        urns = patient_urns(value.get("entry") or (), patient_id)
+                        out.resources.extend(
+                            bind(resources, patient_id, fhir_server, out.warnings, urns)
+                        )
                         out.warnings.extend(page_warnings)
                     continue
             elif isinstance(value, dict) and isinstance(value.get("resourceType"), str):
                 out.prefetched.append(key)
-                out.resources.append(value)
+                out.resources.extend(bind([value], patient_id, fhir_server, out.warnings))
                 continue
             else:
                 out.warnings.append(
@@ -163,7 +172,7 @@ def gather(
         fhir.close()
         out.fetch_ms = (time.perf_counter() - started) * 1000
     for resources in fetched.resources.values():
-        out.resources.extend(resources)
+        out.resources.extend(bind(resources, patient_id, fhir_server, out.warnings))
     out.warnings.extend(fetched.warnings)
     out.fetched.extend(to_fetch)
     out.fhir_requests = fetched.requests_made

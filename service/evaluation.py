@@ -124,6 +124,7 @@ def run_hook(
             engine.templates,
             req.patient_id,
             _client_factory(engine, req, server_policy or engine.server_policy, request_id),
+            fhir_server=req.fhir_server,
         )
     except DataUnavailable as exc:
         raise PreconditionFailed(str(exc)) from exc

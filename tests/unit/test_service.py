@@ -452,7 +452,12 @@ def test_unexpected_errors_are_500_without_a_traceback(client: FlaskClient) -> N
 
 
 def test_malformed_resources_in_prefetch_are_reported_on_the_card(client: FlaskClient) -> None:
-    broken = {"resourceType": "Condition", "id": "broken", "code": ["not", "an", "object"]}
+    broken = {
+        "resourceType": "Condition",
+        "id": "broken",
+        "subject": {"reference": f"Patient/{PID}"},
+        "code": ["not", "an", "object"],
+    }
     body = hook_request("order-sign", resources=[*MEETS, broken], drafts=[draft()])
     card = card_of(post(client, "order-sign", body))
     assert "Condition/broken skipped" in card["detail"]
