@@ -34,7 +34,7 @@ def bearer(aud: str, tenant: str = "trust-a", alg_header: str | None = None) -> 
               "jti": str(uuid.uuid4()), "tenant": tenant}  # fmt: skip
     token = jwt.encode(claims, KEY, algorithm="ES384", headers={"kid": "k1"})
     if alg_header:  # the same ES384 signature under a header that claims another algorithm
-        head, payload, sig = token.split(".")
+        _head, payload, sig = token.split(".")
         header = {"alg": alg_header, "typ": "JWT", "kid": "k1"}
         token = ".".join([_b64(json.dumps(header).encode()), payload, sig])
     return {"Authorization": f"Bearer {token}"}
@@ -172,4 +172,3 @@ def test_logs_name_no_patient_and_no_token(svc: ServiceProcess) -> None:
     assert "trust-b-access-token" not in log
     assert PID not in log
     assert "Traceback" not in log
-
