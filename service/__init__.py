@@ -22,7 +22,7 @@ from policy import PolicyError, load_policies
 from service import analytics, auth, ops
 from service.config import load_config
 from service.discovery import enabled_services
-from service.errors import ServiceError, operation_outcome
+from service.errors import ServiceBusy, ServiceError, operation_outcome
 from service.evaluation import Engine
 from service.logs import configure_logging
 from service.routes import bp, json_response
@@ -62,8 +62,18 @@ def build_engine(config: Mapping[str, Any]) -> Engine:
             mode=str(config["FHIR_FETCH_MODE"]),
         ),
         session=new_session(pool),
-        executors=OriginExecutors(pool),
+        executors=OriginExecutors(pool, hooks_per_fhir_server(config)),
     )
+
+
+def hooks_per_fhir_server(config: Mapping[str, Any]) -> int:
+    """FHIR_SERVER_HOOKS_MAX, or all but two of a worker's hook slots: however slow one FHIR
+    server is, hooks for the others always find a slot."""
+    configured = config.get("FHIR_SERVER_HOOKS_MAX")
+    if configured:
+        return max(1, int(configured))
+    in_flight = ops.hooks_in_flight_max(config)
+    return in_flight - 2 if in_flight > 2 else in_flight
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -94,7 +104,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ServiceError)
     def service_error(exc: ServiceError) -> Response:
-        return json_response(operation_outcome(exc.code, exc.message), exc.status)
+        resp = json_response(operation_outcome(exc.code, exc.message), exc.status)
+        if isinstance(exc, ServiceBusy):
+            resp.headers["Retry-After"] = str(exc.retry_after_s)
+        return resp
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:

@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "FHIR_CONNECT_TIMEOUT_SECONDS": 1.0,
     "FHIR_READ_TIMEOUT_SECONDS": 3.0,
     "FHIR_POOL_SIZE": 16,  # per FHIR server (origin) per worker: connections and reads at once
+    "FHIR_SERVER_HOOKS_MAX": None,  # per worker per FHIR server; None: HOOKS_IN_FLIGHT_MAX - 2
     "FHIR_MAX_PAGES": 10,
     "FHIR_FETCH_MODE": "parallel",  # or "batch"
     # Policy and value sets

@@ -45,6 +45,14 @@ class PreconditionFailed(ServiceError):
     code = "incomplete"
 
 
+class ServiceBusy(ServiceError):
+    """503 at once, with Retry-After: capacity is taken (better than queueing past the deadline)."""
+
+    status = 503
+    code = "transient"
+    retry_after_s = 1
+
+
 def operation_outcome(code: str, diagnostics: str, severity: str = "error") -> dict[str, Any]:
     return {
         "resourceType": "OperationOutcome",

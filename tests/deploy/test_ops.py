@@ -476,3 +476,45 @@ def test_hook_instance_must_look_like_a_uuid(client: FlaskClient, instance: str)
     resp = client.post(ORDER_SIGN, json={**sign_body(resources=MEETS), "hookInstance": instance})
     assert resp.status_code == 400
     assert "hookInstance" in resp.json["issue"][0]["diagnostics"]
+
+
+def test_a_slow_fhir_server_cannot_take_every_hook_slot_of_a_worker() -> None:
+    from tests.deploy.fhir_stub import SlowFhirServer
+
+    with SlowFhirServer(delay_s=1.0) as slow, SlowFhirServer() as healthy:
+        app = make_app(
+            HOOKS_IN_FLIGHT_MAX=4,
+            FHIR_SERVER_HOOKS_MAX=1,
+            FHIR_SERVER_ALLOWLIST=[slow.base_url, healthy.base_url],
+        )
+
+        def body(fhir: str) -> dict[str, Any]:
+            return hook_request(
+                "order-sign",
+                drafts=[iport_device_request(pid=SECRET_PID)],
+                patient_id=SECRET_PID,
+                fhir_server=fhir,
+            )
+
+        holder = threading.Thread(
+            target=lambda: app.test_client().post(ORDER_SIGN, json=body(slow.base_url))
+        )
+        holder.start()
+        end = time.monotonic() + 5
+        while slow.requests < 8 and time.monotonic() < end:  # the holder's eight reads
+            time.sleep(0.01)
+        refused = app.test_client().post(ORDER_SIGN, json=body(slow.base_url))
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "1"
+        assert slow.requests == 8  # the refused hook sent nothing
+        served = app.test_client().post(ORDER_SIGN, json=body(healthy.base_url))
+        assert served.status_code == 200
+        holder.join(10)
+
+
+def test_hooks_per_fhir_server_default_leaves_slots_for_the_others() -> None:
+    from service import hooks_per_fhir_server
+
+    assert hooks_per_fhir_server({"THREADS": 8}) == 4
+    assert hooks_per_fhir_server({"THREADS": 3}) == 1
+    assert hooks_per_fhir_server({"THREADS": 8, "FHIR_SERVER_HOOKS_MAX": 2}) == 2
