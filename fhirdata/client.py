@@ -10,7 +10,7 @@ already checked against the allowlist, and never appears in an error message or 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,10 +39,6 @@ class FhirTimeout(FhirError):
 
 class FhirUnauthorised(FhirError):
     """The server answered 401 or 403 to the access token."""
-
-
-class FhirServerBusy(FhirError):
-    """This worker already has as many hook calls waiting on that FHIR server as it allows."""
 
 
 class FhirNotFound(FhirError):
@@ -112,9 +108,7 @@ class FhirClient:
         settings: FetchSettings,
         access_token: str | None = None,
         request_id: str | None = None,
-        on_close: Callable[[], None] | None = None,
     ) -> None:
-        self._on_close = on_close
         self.base_url = base_url.rstrip("/")
         self._origin = _origin(self.base_url)
         self._base_path = urlsplit(self.base_url).path
@@ -135,9 +129,6 @@ class FhirClient:
     def close(self) -> None:
         """Done with this request: nothing is left to drop at the deadline."""
         WATCHDOG.cancel(self._watchdog_id)
-        if self._on_close is not None:
-            self._on_close()
-            self._on_close = None
 
     def continue_pages(
         self, key: str, first_page: Mapping[str, Any], result: FetchResult
@@ -395,7 +386,6 @@ __all__: Sequence[str] = (
     "FhirClient",
     "FhirError",
     "FhirNotFound",
-    "FhirServerBusy",
     "FhirTimeout",
     "FhirUnauthorised",
     "FhirUnreachable",

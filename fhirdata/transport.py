@@ -190,48 +190,19 @@ def _origin(url: str) -> tuple[str, str]:
 
 
 class OriginExecutors:
-    """A bounded executor per FHIR origin (scheme, host, port), and a bound on the hook calls
-    waiting on each origin at once: the bulkheads.
+    """A bounded executor per FHIR origin (scheme, host, port): the bulkheads.
 
     A slow server's reads queue behind its own ``per_origin`` threads; another server's reads
-    never wait for them. At most ``hooks_per_origin`` hook calls of a worker wait on one
-    origin, so a slow server cannot take every hook slot of the worker either (the next call
-    for it is refused at once). Origins beyond ``max_origins`` (only possible when any loopback
+    never wait for them. Origins beyond ``max_origins`` (only possible when any loopback
     server is allowed) share one more executor.
     """
 
-    def __init__(
-        self,
-        per_origin: int,
-        hooks_per_origin: int | None = None,
-        max_origins: int = MAX_ORIGIN_POOLS,
-    ) -> None:
+    def __init__(self, per_origin: int, max_origins: int = MAX_ORIGIN_POOLS) -> None:
         self.per_origin = per_origin
-        self.hooks_per_origin = hooks_per_origin
         self._max = max_origins
         self._lock = threading.Lock()
         self._executors: dict[tuple[str, str], ThreadPoolExecutor] = {}
         self._overflow = ThreadPoolExecutor(per_origin, thread_name_prefix="fhir-other")
-        self._hooks: dict[tuple[str, str], int] = {}
-
-    def enter(self, url: str) -> bool:
-        """Take a hook slot on ``url``'s origin; False when they are all taken."""
-        origin = _origin(url)
-        with self._lock:
-            waiting = self._hooks.get(origin, 0)
-            if self.hooks_per_origin is not None and waiting >= self.hooks_per_origin:
-                return False
-            self._hooks[origin] = waiting + 1
-            return True
-
-    def leave(self, url: str) -> None:
-        origin = _origin(url)
-        with self._lock:
-            left = self._hooks.get(origin, 1) - 1
-            if left > 0:
-                self._hooks[origin] = left
-            else:
-                self._hooks.pop(origin, None)
 
     def for_url(self, url: str) -> ThreadPoolExecutor:
         origin = _origin(url)

@@ -20,6 +20,7 @@ from fhirdata import FetchSettings, FhirServerPolicy, new_session, prefetch_temp
 from fhirdata.transport import OriginExecutors
 from policy import PolicyError, load_policies
 from service import analytics, auth, ops
+from service.admission import HookAdmission
 from service.config import load_config
 from service.discovery import enabled_services
 from service.errors import ServiceBusy, ServiceError, operation_outcome
@@ -62,18 +63,8 @@ def build_engine(config: Mapping[str, Any]) -> Engine:
             mode=str(config["FHIR_FETCH_MODE"]),
         ),
         session=new_session(pool),
-        executors=OriginExecutors(pool, hooks_per_fhir_server(config)),
+        executors=OriginExecutors(pool),
     )
-
-
-def hooks_per_fhir_server(config: Mapping[str, Any]) -> int:
-    """FHIR_SERVER_HOOKS_MAX, or all but two of a worker's hook slots: however slow one FHIR
-    server is, hooks for the others always find a slot."""
-    configured = config.get("FHIR_SERVER_HOOKS_MAX")
-    if configured:
-        return max(1, int(configured))
-    in_flight = ops.hooks_in_flight_max(config)
-    return in_flight - 2 if in_flight > 2 else in_flight
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -84,6 +75,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.setdefault("UUID_FACTORY", lambda: str(uuid.uuid4()))
     configure_logging(str(app.config["LOG_LEVEL"]))
     app.extensions["iport_cds.engine"] = build_engine(app.config)
+    app.extensions["iport_cds.hook_admission"] = HookAdmission.from_config(app.config)
     CORS(
         app,
         resources={r"/cds-services*": {"origins": app.config["CORS_ORIGINS"]}},

@@ -29,7 +29,7 @@ from fhirdata import (
 from fhirdata.transport import OriginExecutors
 from policy import Decision, Outcome, Policy, Tri, evaluate
 from service.discovery import ServiceDef
-from service.errors import PreconditionFailed, ServiceBusy
+from service.errors import PreconditionFailed
 from service.hookrequest import HookRequest
 from valuesets import ValueSetLibrary
 
@@ -86,11 +86,6 @@ def _client_factory(
             base = server_policy.check(fhir_server)
         except FhirServerNotAllowed as exc:
             raise DataUnavailable(f"{exc}; no request was sent to it") from exc
-        if not engine.executors.enter(base):
-            raise ServiceBusy(
-                "this FHIR server already has as many requests waiting as the service allows; "
-                "retry shortly"
-            )
         return FhirClient(
             base,
             session=engine.session,
@@ -98,7 +93,6 @@ def _client_factory(
             settings=engine.fetch_settings,
             access_token=req.access_token,
             request_id=request_id,
-            on_close=lambda: engine.executors.leave(base),
         )
 
     return make
@@ -119,8 +113,7 @@ def run_hook(
     ``server_policy`` says which FHIR servers may be read (the authenticated client's own);
     without one, the deployment's allowlist applies.
 
-    Raises PreconditionFailed (412) when required data cannot be obtained, ServiceBusy (503)
-    when the FHIR server already has as many of this worker's hook calls waiting as allowed.
+    Raises PreconditionFailed (412) when required data cannot be obtained.
     """
     started = time.perf_counter()
     if service.hook in ("order-select", "order-sign") and not iport_drafts(req, engine.vsl):

@@ -7,8 +7,6 @@
   configured, ``store.Store.ping()``: a query on its schema) answers (readiness).
 - ``GET /metrics``: Prometheus text format. Under gunicorn ``PROMETHEUS_MULTIPROC_DIR`` is set
   (``deploy/gunicorn.conf.py`` does it) and the figures are summed over every worker.
-- A cap on hook calls in flight per worker (``HookAdmission``): the one past it gets 503 with
-  ``Retry-After`` at once instead of queueing past the FHIR deadline.
 - ``Cache-Control: no-store`` on every CDS Hooks answer, ``X-Content-Type-Options: nosniff``
   on every answer.
 - A request id for every request: the caller's ``X-Request-ID`` when it is sane, else a new
@@ -30,7 +28,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -131,11 +128,6 @@ FHIR_FETCH_DURATION = Histogram(
 FHIR_REQUESTS = Counter(
     "iport_cds_fhir_requests",
     "HTTP requests sent to FHIR servers by successful hook calls, by service.",
-    ["service"],
-)
-HOOKS_REFUSED_BUSY = Counter(
-    "iport_cds_hooks_refused_busy",
-    "Hook calls answered 503 at once because this worker had HOOKS_IN_FLIGHT_MAX in flight.",
     ["service"],
 )
 PRECONDITION_FAILED = Counter(
@@ -311,63 +303,11 @@ def metrics() -> Response:
     return resp
 
 
-class HookAdmission:
-    """At most ``limit`` hook calls in flight per worker; the next is answered 503 at once.
-
-    Queued past the deadline, a hook answer is useless to the EHR and holds a thread the
-    probes need: with gunicorn's gthread workers the limit sits below the thread count, so
-    /healthz and /readyz always find a free thread however many hooks arrive.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._slots = threading.BoundedSemaphore(limit)
-
-    def admit(self) -> bool:
-        return self._slots.acquire(blocking=False)
-
-    def release(self) -> None:
-        self._slots.release()
-
-
-def hooks_in_flight_max(config: Mapping[str, Any]) -> int:
-    """HOOKS_IN_FLIGHT_MAX, or gunicorn's THREADS less two (kept for probes and discovery)."""
-    configured = config.get("HOOKS_IN_FLIGHT_MAX")
-    if configured:
-        return max(1, int(configured))
-    return max(1, int(config.get("THREADS") or 8) - 2)
-
-
-def _busy() -> Response:
-    resp = _json(
-        {
-            "resourceType": "OperationOutcome",
-            "issue": [
-                {
-                    "severity": "error",
-                    "code": "transient",
-                    "diagnostics": "the service is at capacity; retry shortly",
-                }
-            ],
-        },
-        503,
-    )
-    resp.headers["Retry-After"] = "1"
-    return resp
-
-
-def _before() -> Response | None:
+def _before() -> None:
     g.ops_started = time.perf_counter()
     request_id()
     IN_PROGRESS.inc()
     g.ops_in_progress = True
-    if request.endpoint == "cds.hook" and request.method == "POST":
-        admission: HookAdmission = current_app.extensions["iport_cds.hook_admission"]
-        if not admission.admit():
-            HOOKS_REFUSED_BUSY.labels(_labels()[1]).inc()
-            return _busy()
-        g.ops_admitted = True
-    return None
 
 
 def _labels() -> tuple[str, str, str]:
@@ -407,14 +347,10 @@ def _after(response: Response) -> Response:
 def _teardown(_exc: BaseException | None) -> None:
     if g.pop("ops_in_progress", False):
         IN_PROGRESS.dec()
-    if g.pop("ops_admitted", False):
-        admission: HookAdmission = current_app.extensions["iport_cds.hook_admission"]
-        admission.release()
 
 
 def init_app(app: Flask) -> None:
     """Register the probes, /metrics, request ids and the metrics hooks on ``app``."""
-    app.extensions["iport_cds.hook_admission"] = HookAdmission(hooks_in_flight_max(app.config))
     app.add_url_rule("/healthz", "ops_healthz", healthz, methods=["GET"])
     app.add_url_rule("/readyz", "ops_readyz", readyz, methods=["GET"])
     app.add_url_rule("/metrics", "ops_metrics", metrics, methods=["GET"])

@@ -454,9 +454,11 @@ def test_hooks_past_the_in_flight_cap_are_answered_503_at_once() -> None:
 
 
 def test_hooks_in_flight_default_leaves_threads_for_the_probes() -> None:
-    assert ops.hooks_in_flight_max({"THREADS": 8}) == 6
-    assert ops.hooks_in_flight_max({"THREADS": 2}) == 1
-    assert ops.hooks_in_flight_max({"THREADS": 8, "HOOKS_IN_FLIGHT_MAX": 3}) == 3
+    from service.admission import hooks_in_flight_max
+
+    assert hooks_in_flight_max({"THREADS": 8}) == 6
+    assert hooks_in_flight_max({"THREADS": 2}) == 1
+    assert hooks_in_flight_max({"THREADS": 8, "HOOKS_IN_FLIGHT_MAX": 3}) == 3
 
 
 def test_hook_answers_are_not_cached_nor_sniffed_and_need_json(client: FlaskClient) -> None:
@@ -513,7 +515,7 @@ def test_a_slow_fhir_server_cannot_take_every_hook_slot_of_a_worker() -> None:
 
 
 def test_hooks_per_fhir_server_default_leaves_slots_for_the_others() -> None:
-    from service import hooks_per_fhir_server
+    from service.admission import hooks_per_fhir_server
 
     assert hooks_per_fhir_server({"THREADS": 8}) == 4
     assert hooks_per_fhir_server({"THREADS": 3}) == 1
