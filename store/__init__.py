@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -103,6 +104,22 @@ class Store:
                 repository.purge_seen_tokens(conn, datetime.fromtimestamp(now, UTC))
             return repository.claim_token(conn, key, datetime.fromtimestamp(expires_at, UTC))
 
+    # -- dashboard sessions -----------------------------------------------------------------
+    def start_session(self, expires_at: datetime) -> str:
+        """A new session id, valid in every process until ``expires_at`` or ``end_session``."""
+        session_id = secrets.token_urlsafe(32)
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            repository.start_session(conn, _session_hash(session_id), expires_at)
+        return session_id
+
+    def session_live(self, session_id: str, now: datetime) -> bool:
+        with self.engine.connect() as conn:
+            return repository.session_live(conn, _session_hash(session_id), now)
+
+    def end_session(self, session_id: str) -> None:
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            repository.end_session(conn, _session_hash(session_id))
+
     def flush(self, timeout: float = 30.0) -> bool:
         return self.writer.flush(timeout)
 
@@ -192,6 +209,10 @@ class Store:
     @property
     def _key(self) -> str:
         return _registry_key(self.url)
+
+
+def _session_hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
 
 
 _stores: dict[str, Store] = {}

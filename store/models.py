@@ -173,3 +173,15 @@ class AccessEvent(Base):
         Index(None, "recorded_at"),
         Index(None, "patient_hash"),
     )
+
+
+class AnalyticsSession(Base):
+    """A signed-in browser session on the dashboard, until it expires or is signed out.
+
+    Only a hash of the session id is kept: a copy of the database signs no one in.
+    """
+
+    __tablename__ = "analytics_session"
+
+    session_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

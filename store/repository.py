@@ -20,6 +20,7 @@ from sqlalchemy.sql.dml import Insert
 
 from store.models import (
     AccessEvent,
+    AnalyticsSession,
     AuditCriterion,
     AuditEvent,
     Base,
@@ -155,6 +156,25 @@ def purge_seen_tokens(conn: Connection, now: datetime) -> int:
     """Forget token ids whose tokens can no longer be accepted anyway."""
     deleted = conn.execute(delete(SeenToken).where(SeenToken.expires_at < utc(now))).rowcount
     return max(deleted, 0)
+
+
+def start_session(conn: Connection, session_hash: str, expires_at: datetime) -> None:
+    conn.execute(delete(AnalyticsSession).where(AnalyticsSession.expires_at < datetime.now(UTC)))
+    conn.execute(
+        _insert(conn, AnalyticsSession),
+        {"session_hash": session_hash, "expires_at": utc(expires_at)},
+    )
+
+
+def session_live(conn: Connection, session_hash: str, now: datetime) -> bool:
+    found = conn.execute(
+        select(AnalyticsSession.expires_at).where(AnalyticsSession.session_hash == session_hash)
+    ).scalar()
+    return found is not None and utc(found if found.tzinfo else found.replace(tzinfo=UTC)) > now
+
+
+def end_session(conn: Connection, session_hash: str) -> None:
+    conn.execute(delete(AnalyticsSession).where(AnalyticsSession.session_hash == session_hash))
 
 
 def insert_feedback(conn: Connection, items: Sequence[FeedbackRecord]) -> int:

@@ -1,4 +1,5 @@
-"""Token ids seen (replay protection shared by every worker) and the access audit.
+"""Token ids seen (replay protection shared by every worker), the access audit and dashboard
+sessions (revocable, shared by every worker).
 
 Revision ID: 0002
 Revises: 0001
@@ -53,7 +54,15 @@ def upgrade() -> None:
             batch_op.f("ix_access_event_recorded_on"), ["recorded_on"], unique=False
         )
 
+    op.create_table(
+        "analytics_session",
+        sa.Column("session_hash", sa.String(length=64), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("session_hash", name=op.f("pk_analytics_session")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("analytics_session")
     op.drop_table("access_event")
     op.drop_table("seen_token")
