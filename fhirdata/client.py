@@ -9,6 +9,7 @@ already checked against the allowlist, and never appears in an error message or 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -65,9 +66,12 @@ class FetchResult:
     resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     requests_made: int = 0
+    unfiltered: set[str] = field(default_factory=set)  # keys the server could not filter
 
 
 _LATE = "the FHIR server did not answer within the deadline"
+_REPORTED_UNSUPPORTED: set[str] = set()  # search keys already logged as not supported
+log = logging.getLogger("iport_cds.fhir")
 
 
 class _Deadline:
@@ -291,7 +295,7 @@ class FhirClient:
         resources: list[dict[str, Any]] = []
         pages = 1
         while True:
-            resources.extend(bundle_resources(body, key, result.warnings))
+            resources.extend(bundle_resources(body, key, result.warnings, result.unfiltered))
             nxt = next_link(body)
             if nxt is None:
                 break
@@ -309,7 +313,10 @@ class FhirClient:
 
 
 def bundle_resources(
-    bundle: Mapping[str, Any], key: str, warnings: list[str]
+    bundle: Mapping[str, Any],
+    key: str,
+    warnings: list[str],
+    unfiltered: set[str] | None = None,
 ) -> list[dict[str, Any]]:
     """The resources of a searchset page; warning-level OperationOutcome entries become warnings.
 
@@ -331,7 +338,7 @@ def bundle_resources(
             skipped += 1
             continue
         if resource.get("resourceType") == "OperationOutcome":
-            _outcome_entry(resource, key, warnings)
+            _outcome_entry(resource, key, warnings, unfiltered)
             continue
         out.append(resource)
     if skipped:
@@ -339,7 +346,9 @@ def bundle_resources(
     return out
 
 
-def _outcome_entry(outcome: Mapping[str, Any], key: str, warnings: list[str]) -> None:
+def _outcome_entry(
+    outcome: Mapping[str, Any], key: str, warnings: list[str], unfiltered: set[str] | None
+) -> None:
     issues = outcome.get("issue")
     if not isinstance(issues, list):
         raise FhirBadResponse(f"{key}: an OperationOutcome in the Bundle has no list of issues")
@@ -352,6 +361,16 @@ def _outcome_entry(outcome: Mapping[str, Any], key: str, warnings: list[str]) ->
                 f"{key}: the FHIR server reported that the search failed or is incomplete "
                 f"(severity {severity})"
             )
+        if severity in ("warning", "information") and issue.get("code") == "not-supported":
+            # A search parameter the server ignored (lenient handling): the answer is wider
+            # than asked. Said once per process in the log; the caller keeps only this
+            # patient's records and says so once, not a line per record or per server message.
+            if unfiltered is not None:
+                unfiltered.add(key)
+            if key not in _REPORTED_UNSUPPORTED:
+                _REPORTED_UNSUPPORTED.add(key)
+                log.warning("the FHIR server ignored a search parameter", extra={"key": key})
+            continue
         if severity == "warning":
             text = str(issue.get("diagnostics") or issue.get("code") or "issue")[:160]
             warnings.append(f"{key}: the FHIR server reported: {text}")

@@ -141,3 +141,26 @@ def test_binding_rules(resource: dict[str, Any], problem: str | None) -> None:
     else:
         assert found is not None
         assert problem in found
+
+
+def test_a_search_the_server_could_not_filter_is_said_once_not_per_record(
+    client: FlaskClient,
+) -> None:
+    prefetch = full_prefetch(type1_meets())
+    ignored = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "warning",
+                "code": "not-supported",
+                "diagnostics": "Unknown search parameter 'subject' for DeviceRequest; ignored",
+            }
+        ],
+    }
+    others = [iport_device_request(pid=f"someone-else-{i}") for i in range(3)]
+    prefetch["devices"]["entry"] = [{"resource": r} for r in [ignored, *others]]
+    detail = card(client, prefetch)["detail"]
+    assert "not used: " not in detail
+    assert "Unknown search parameter" not in detail
+    assert detail.count("does not support this search as asked") == 1
+    assert "3 other record(s) set aside" in detail
