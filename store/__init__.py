@@ -50,6 +50,7 @@ __all__ = [
 
 
 TOKEN_PURGE_EVERY_S = 60.0  # how often a process deletes token ids past their expiry
+CLAIM_WAIT_S = 2.0  # SQLite: how long a token claim waits for another writer's lock
 
 
 class Store:
@@ -62,6 +63,13 @@ class Store:
             self.engine.dispose()
             raise
         self.writer = AuditWriter(self.engine)
+        # Token claims are on the request path: on SQLite they wait briefly for another
+        # writer (a long export, a backup), then the call is refused 503 instead of held.
+        self._claims = (
+            make_engine(url, sqlite_busy_timeout_s=CLAIM_WAIT_S)
+            if self.backend == "sqlite"
+            else self.engine
+        )
         self.closed = False
         self._retention: tuple[int, Callable[[], datetime]] | None = None
         self._next_token_purge = 0.0
@@ -98,7 +106,7 @@ class Store:
         when the database cannot be asked."""
         key = hashlib.sha256(f"{iss}\x00{jti}".encode()).hexdigest()
         now = time.time()
-        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+        with self._claims.connect().execution_options(write=True) as conn, conn.begin():
             if now >= self._next_token_purge:
                 self._next_token_purge = now + TOKEN_PURGE_EVERY_S
                 repository.purge_seen_tokens(conn, datetime.fromtimestamp(now, UTC))
@@ -202,6 +210,7 @@ class Store:
         self.closed = True
         self.writer.close(timeout)
         self.engine.dispose()
+        self._claims.dispose()
         with _lock:
             if _stores.get(self._key) is self:
                 del _stores[self._key]

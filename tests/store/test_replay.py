@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 import store
 
@@ -28,3 +33,17 @@ def test_a_token_id_is_claimed_once_across_processes_and_forgotten_after_expiry(
     finally:
         first.close()
         second.close()
+
+
+def test_a_claim_waits_briefly_for_a_locked_sqlite_database_then_fails(sqlite_url: str) -> None:
+    s = store.Store(sqlite_url)
+    blocker = sqlite3.connect(str(make_url(sqlite_url).database), isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")  # a long export or a backup holds the write lock
+        started = time.monotonic()
+        with pytest.raises(sa.exc.OperationalError):
+            s.claim_token("https://ehr.example", "jti-locked", time.time() + 60)
+        assert time.monotonic() - started < store.CLAIM_WAIT_S + 1  # not the writer's 30 s
+    finally:
+        blocker.close()
+        s.close()

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -240,6 +241,24 @@ def test_a_replay_is_refused_by_another_app_on_the_same_database(
     same = token(jti="seen-by-the-first-worker")
     assert get(first.test_client(), same) == 200
     assert get(second.test_client(), same) == 401
+
+
+def test_a_replay_check_that_cannot_be_made_is_503_not_a_pass(
+    make_app: Callable[..., Flask], tmp_path: Path
+) -> None:
+    db = tmp_path / "locked.sqlite3"
+    app = make_app(DATABASE_URL=f"sqlite:///{db}")
+    blocker = sqlite3.connect(str(db), isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")  # the database cannot take the token id now
+        resp = app.test_client().get(
+            "/cds-services", headers={"Authorization": f"Bearer {token()}"}
+        )
+    finally:
+        blocker.close()
+    assert resp.status_code == 503
+    assert resp.headers["Retry-After"] == "5"
+    assert resp.json["issue"][0]["code"] == "transient"
 
 
 def test_seen_token_ids_are_forgotten_once_their_tokens_could_not_be_accepted(
