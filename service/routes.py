@@ -87,7 +87,7 @@ def _admit(req: HookRequest) -> None:
     admission: HookAdmission = current_app.extensions["iport_cds.hook_admission"]
     ticket = admission.admit(req.fhir_server)
     if ticket is None:
-        raise ServiceBusy("the service is at capacity for this FHIR server; retry shortly")
+        raise ServiceBusy("the service is at capacity (this worker, or this FHIR server); retry")
     g.hook_ticket = ticket
 
 
