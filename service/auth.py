@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,7 +22,7 @@ import jwt
 import orjson
 import requests
 from flask import Flask, Response, g, request
-from jwt import PyJWKSet
+from jwt import PyJWK, PyJWKSet
 
 from fhirdata.allowlist import FhirServerPolicy, is_loopback, normalise_base
 from service.errors import operation_outcome
@@ -161,7 +161,7 @@ def _tenants(entry: Mapping[str, Any], path: str | Path) -> dict[str, tuple[str,
 
 @dataclass
 class _CachedSet:
-    keys: PyJWKSet
+    keys: list[Mapping[str, Any]]  # the JWKs as published (checked to parse when fetched)
     fetched_at: float
 
 
@@ -186,8 +186,16 @@ class JwksCache:
         try:
             resp = self._session.get(url, timeout=self._timeout, allow_redirects=False)
             resp.raise_for_status()
-            entry = _CachedSet(PyJWKSet.from_dict(resp.json()), time.monotonic())
-        except (requests.RequestException, ValueError, jwt.PyJWKSetError) as exc:
+            doc = resp.json()
+            PyJWKSet.from_dict(doc)  # a malformed set fails here, not on each token
+            entry = _CachedSet(list(doc["keys"]), time.monotonic())
+        except (
+            requests.RequestException,
+            ValueError,
+            KeyError,
+            TypeError,
+            jwt.PyJWKSetError,
+        ) as exc:
             raise AuthError(f"could not fetch the JWK Set ({type(exc).__name__})") from exc
         with self._lock:
             self._sets[url] = entry
@@ -208,18 +216,26 @@ class JwksCache:
 _KTY_FOR_ALG = {"ES": "EC", "RS": "RSA"}
 
 
-def _find_key(keys: PyJWKSet, kid: str | None, alg: str) -> Any:
+def _find_key(keys: Iterable[Any], kid: str | None, alg: str) -> Any:
     """The one key for this ``kid`` whose ``kty`` fits ``alg`` and whose own ``alg`` (when it
-    states one) is ``alg``: a key is never tried with an algorithm it was not made for."""
+    states one) is ``alg``: a key is never tried with an algorithm it was not made for.
+    None when there is no such key (or, without a ``kid``, more than one)."""
     kty = _KTY_FOR_ALG.get(alg[:2])
     candidates = [
         k
-        for k in keys.keys
-        if (kid is None or k.key_id == kid)
-        and k.key_type == kty
-        and k._jwk_data.get("alg", alg) == alg
+        for k in keys
+        if isinstance(k, Mapping)
+        and (kid is None or k.get("kid") == kid)
+        and k.get("kty") == kty
+        and k.get("alg", alg) == alg
+        and k.get("use", "sig") == "sig"
     ]
-    return candidates[0].key if len(candidates) == 1 or (candidates and kid) else None
+    if not (len(candidates) == 1 or (candidates and kid)):
+        return None
+    try:
+        return PyJWK(dict(candidates[0]), algorithm=alg).key
+    except jwt.PyJWTError as exc:
+        raise AuthError(f"the issuer's key cannot be used ({type(exc).__name__})") from exc
 
 
 class ReplayGuard(Protocol):
@@ -327,7 +343,7 @@ class JwtValidator:
                 raise AuthError("jku not on the issuer's allowlist")
             return self.jwks.key(jku, kid, alg)
         if issuer.jwks is not None:
-            found = _find_key(PyJWKSet.from_dict(dict(issuer.jwks)), kid, alg)
+            found = _find_key(issuer.jwks.get("keys", ()), kid, alg)
             if found is None:
                 raise AuthError("no key with that kid for that algorithm in the configured JWK Set")
             return found
