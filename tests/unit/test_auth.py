@@ -522,3 +522,18 @@ def test_the_dashboard_has_its_own_admin_token_not_the_cds_jwt(
         c.get("/cds-services", headers={"Authorization": "Bearer commissioner-secret"}).status_code
         == 401
     )
+
+
+@pytest.mark.parametrize(
+    "jwk_changes",
+    [{"use": "enc"}, {"alg": "ES256"}],
+    ids=["an encryption key", "a key for another algorithm"],
+)
+def test_only_a_signing_key_made_for_the_headers_algorithm_is_used(
+    make_app: Callable[..., Flask], tmp_path: Path, jwk_changes: dict[str, str]
+) -> None:
+    path = tmp_path / "issuers.json"
+    jwk = {**public_jwk(KEY, "k1", "ES384"), **jwk_changes}
+    path.write_text(json.dumps([{"iss": ISS, "jwks": {"keys": [jwk]}}]))
+    app = make_app(TRUSTED_ISSUERS_FILE=str(path))
+    assert get(app.test_client(), token()) == 401
