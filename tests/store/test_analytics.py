@@ -240,6 +240,10 @@ def test_default_range_is_the_last_30_days(seeded: Flask) -> None:
         ("to=2026-13-01", "'to' must be a date"),
         ("from=2026-11-05&to=2026-11-01", "'from' must not be after 'to'"),
         ("from=2020-01-01&to=2026-11-01", "at most"),
+        ("from=0001-01-01", "'from' must be between 2000-01-01 and 2999-12-31"),
+        ("from=0001-01-01&to=0001-01-02", "must be between"),
+        ("to=0001-01-01", "'to' must be between"),
+        ("from=9999-12-30&to=9999-12-31", "must be between"),
         ("service=nope", "'service' is not a service"),
     ],
 )
