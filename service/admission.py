@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from fhirdata.allowlist import normalise_base
+
 
 def hooks_in_flight_max(config: Mapping[str, Any]) -> int:
     """HOOKS_IN_FLIGHT_MAX, or gunicorn's THREADS less two (kept for probes and discovery)."""
@@ -78,10 +80,12 @@ class HookAdmission:
 
 
 def _origin(url: str | None) -> tuple[str, str] | None:
+    """(scheme, host[:port]) as the allowlist spells it: another spelling of the same server
+    (case, a default port) shares its slots."""
     if not url:
         return None
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(normalise_base(url))
     except ValueError:
         return None
-    return parts.scheme.lower(), parts.netloc.lower()
+    return parts.scheme, parts.netloc

@@ -520,3 +520,15 @@ def test_hooks_per_fhir_server_default_leaves_slots_for_the_others() -> None:
     assert hooks_per_fhir_server({"THREADS": 8}) == 4
     assert hooks_per_fhir_server({"THREADS": 3}) == 1
     assert hooks_per_fhir_server({"THREADS": 8, "FHIR_SERVER_HOOKS_MAX": 2}) == 2
+
+
+def test_another_spelling_of_a_fhir_server_shares_its_slots() -> None:
+    from service.admission import HookAdmission
+
+    admission = HookAdmission(limit=10, per_server=1)
+    held = admission.admit("https://FHIR.example.nhs.uk:443/r4")
+    assert held is not None
+    assert admission.admit("https://fhir.example.nhs.uk/other-base") is None  # same server
+    assert admission.admit("https://fhir.other.nhs.uk/r4") is not None
+    admission.release(held)
+    assert admission.admit("https://fhir.example.nhs.uk/r4") is not None
