@@ -2,8 +2,9 @@
 
 PyJWT (with cryptography) does the JOSE work — parsing, key handling, signatures, exp/iat/aud
 checks; this module decides *which* issuers, keys, algorithms and audiences are acceptable,
-caches JWK Sets, and refuses replays. Any failure is a bare 401; the reason is logged (never
-the token).
+which FHIR servers each tenant's tokens may reach, caches JWK Sets, and refuses replays (token
+ids kept in the database, shared by every worker and pod). Any failure is a bare 401; the
+reason is logged (never the token).
 """
 
 from __future__ import annotations
@@ -241,7 +242,7 @@ def _find_key(keys: Iterable[Any], kid: str | None, alg: str) -> Any:
 class ReplayGuard(Protocol):
     """Remembers each token id until it expires, shared by every worker and pod (the database).
 
-    ``claim`` is True the first time an (issuer, jti) pair is seen and False after; it raises
+    ``claim_token`` is True the first time an (issuer, jti) pair is seen and False after; it raises
     when it cannot tell (the caller refuses the request).
     """
 
