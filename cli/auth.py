@@ -1,7 +1,8 @@
 """The CDS client's JWT (CDS Hooks 2.0 "Trusting CDS Clients"): ES384, signed per request.
 
-Claims: ``iss`` (the client), ``aud`` (the exact URL called), ``iat``, ``exp = iat + 300``
-and a fresh ``jti``; header ``kid`` (and ``jku`` when given). Tokens are never printed.
+Claims: ``iss`` (the client), ``sub`` (its client id, here the same), ``aud`` (the exact URL
+called), ``iat``, ``exp = iat + 300`` and a fresh ``jti``; header ``kid`` (and ``jku`` when
+given). Tokens are never printed.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class ClientSigner:
             headers["jku"] = self.jku
         claims = {
             "iss": self.iss,
+            "sub": self.iss,
             "aud": aud,
             "iat": iat,
             "exp": iat + LIFETIME_S,

@@ -16,10 +16,11 @@ from zoneinfo import ZoneInfo
 
 from cds_cards import extension
 from cli.errors import EXIT_USAGE, CliError
-from cli.inputs import choose_patient, read_resources
+from cli.inputs import choose_patient, read_resources, require_patient_record
 from cli.render import decision_table
 from facts import extract_record
 from policy import Decision, Policy, PolicyError, evaluate, load_policy
+from policy.engine import POLICY_DIR
 from valuesets import ValueSetError, ValueSetLibrary, load_value_sets
 
 LONDON = ZoneInfo("Europe/London")
@@ -37,6 +38,13 @@ class Core:
 
 def load_core(policy: str = "iport-advance", valueset_dirs: Sequence[str] = ()) -> Core:
     """Value sets and policy, as the service loads them; a bad file is a usage error."""
+    if not Path(policy).suffix and not (POLICY_DIR / f"{policy}.json").is_file():
+        names = ", ".join(sorted(p.stem for p in POLICY_DIR.glob("*.json")))
+        raise CliError(
+            f"--policy {policy!r} is not a policy of this service; choose one of: {names} "
+            "(or give the path of a policy file)",
+            EXIT_USAGE,
+        )
     try:
         vsl = load_value_sets(valueset_dirs)
         pol = load_policy(policy)
@@ -50,6 +58,7 @@ def decide_file(
     core: Core, path: Path, today: date, patient: str | None
 ) -> tuple[Decision, str | None]:
     resources = read_resources(path, today)
+    require_patient_record(resources, path)
     pid = choose_patient(resources, patient, path)
     record = extract_record(
         resources, core.vsl, patient_id=pid, criteria_system=core.policy.info.criteria_system

@@ -10,6 +10,7 @@ from typing import Any
 
 from cli.errors import EXIT_USAGE, CliError
 from demo import resolve_dates
+from fhirdata.binding import PATIENT_SPECIFIC
 
 _NDJSON_SUFFIXES = (".ndjson", ".jsonl")
 
@@ -88,6 +89,21 @@ def read_resources(path: Path, today: date) -> list[dict[str, Any]]:
             resources = _ndjson(text, path)
     result: list[dict[str, Any]] = resolve_dates(resources, today)
     return result
+
+
+def require_patient_record(resources: list[dict[str, Any]], path: Path) -> None:
+    """CliError (exit 2) unless the file holds a Patient or a record about one: deciding on
+    anything else would print a confident "does not meet" about nothing."""
+    if any(
+        r.get("resourceType") == "Patient" or r.get("resourceType") in PATIENT_SPECIFIC
+        for r in resources
+    ):
+        return
+    found = sorted({str(r.get("resourceType"))[:40] for r in resources}) or ["nothing"]
+    raise _bad(
+        path,
+        f"not a patient record: no Patient and no clinical resource (found {', '.join(found)})",
+    )
 
 
 def _referenced_patient(resource: dict[str, Any]) -> str | None:

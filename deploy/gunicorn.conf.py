@@ -17,10 +17,12 @@ Graceful shutdown: on SIGTERM the master stops listening and gives workers ``gra
 seconds to finish the requests they are handling; only then are they killed.
 """
 
+import errno
 import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import time
 import traceback
@@ -58,7 +60,32 @@ _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _OWN_DIR_ENV = "IPORT_CDS_METRICS_OWN_DIR"  # set when this file made the directory
 _MASTER_ENV = "IPORT_CDS_METRICS_MASTER"  # the master pid that prepared the directory
+
+
+def _in_use(address):
+    """True when a TCP ``host:port`` cannot be bound because something already listens there."""
+    host, _, port = address.rpartition(":")
+    if address.startswith("unix:") or not port.isdigit():
+        return False
+    host = host.strip("[]") or "0.0.0.0"  # noqa: S104 (only a probe; closed at once)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind((host, int(port)))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
 if os.environ.get(_MASTER_ENV) != str(os.getpid()):  # a first load, not a SIGHUP reload
+    # gunicorn would retry for several seconds and then print a traceback: say what to change.
+    for _address in bind.split(","):
+        if _in_use(_address.strip()):
+            raise SystemExit(
+                f"iport-cds: {_address.strip()} is already in use by another program; choose "
+                "another address with IPORT_CDS_BIND=HOST:PORT (iport-cds serve --bind HOST:PORT)"
+            )
     if not os.environ.get(_MULTIPROC_ENV):
         os.environ[_MULTIPROC_ENV] = os.environ[_OWN_DIR_ENV] = tempfile.mkdtemp(
             prefix="iport-cds-metrics-"

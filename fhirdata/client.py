@@ -1,13 +1,15 @@
 """The one door to FHIR: every read the service makes goes through ``FhirClient``.
 
 Reads run concurrently (or as one ``batch`` Bundle) under one overall deadline, over a
-pooled keep-alive session, following ``next`` links. Failures become typed errors; the
-access token is only ever sent to the server the caller has already checked against the
-allowlist, and never appears in an error message or a log line.
+pooled keep-alive session, following ``next`` links. The deadline bounds the whole exchange,
+bodies included: when it passes, the connections still in use are dropped (``transport``).
+Failures become typed errors; the access token is only ever sent to the server the caller has
+already checked against the allowlist, and never appears in an error message or a log line.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -17,9 +19,9 @@ from urllib.parse import urljoin, urlsplit
 
 import orjson
 import requests
-from requests.adapters import HTTPAdapter
 
 from fhirdata.allowlist import unsafe_path
+from fhirdata.transport import WATCHDOG, Watch, new_session
 
 FHIR_JSON = "application/fhir+json"
 
@@ -64,6 +66,12 @@ class FetchResult:
     resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     requests_made: int = 0
+    unfiltered: set[str] = field(default_factory=set)  # keys the server could not filter
+
+
+_LATE = "the FHIR server did not answer within the deadline"
+_REPORTED_UNSUPPORTED: set[str] = set()  # search keys already logged as not supported
+log = logging.getLogger("iport_cds.fhir")
 
 
 class _Deadline:
@@ -73,8 +81,19 @@ class _Deadline:
     def remaining(self) -> float:
         left = self.end - time.monotonic()
         if left <= 0:
-            raise FhirTimeout("the FHIR server did not answer within the deadline")
+            raise FhirTimeout(_LATE)
         return left
+
+    def passed(self) -> bool:
+        return time.monotonic() >= self.end
+
+
+class _NotFound:
+    """A read (not a search) the server answered 404 to: a value, so that it does not end the
+    wait for the other reads as an exception would."""
+
+
+_NOT_FOUND = _NotFound()
 
 
 class FhirClient:
@@ -100,9 +119,10 @@ class FhirClient:
         self._session = session
         self._executor = executor
         self._settings = settings
-        self._deadline = _Deadline(
-            settings.deadline_s
-        )  # one deadline for all of this request's I/O
+        self._deadline = _Deadline(settings.deadline_s)  # one deadline for all of its I/O
+        # When it passes, whatever is still being read is dropped (no read outlives it).
+        self._watch = Watch()
+        self._watchdog_id = WATCHDOG.at(self._deadline.end, self._watch.expire)
         self._headers = {"Accept": FHIR_JSON}
         if access_token:
             self._headers["Authorization"] = f"Bearer {access_token}"
@@ -110,6 +130,10 @@ class FhirClient:
             self._headers["X-Request-ID"] = request_id
 
     # -- public ------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Done with this request: nothing is left to drop at the deadline."""
+        WATCHDOG.cancel(self._watchdog_id)
+
     def continue_pages(
         self, key: str, first_page: Mapping[str, Any], result: FetchResult
     ) -> list[dict[str, Any]]:
@@ -158,12 +182,15 @@ class FhirClient:
         if body is not None:
             headers["Content-Type"] = FHIR_JSON
         try:
-            resp = self._session.request(
-                method, url, headers=headers, data=body, timeout=timeout, allow_redirects=False
-            )
-        except requests.Timeout as exc:
-            raise FhirTimeout("the FHIR server did not answer in time") from exc
+            with self._watch.sending():
+                resp = self._session.request(
+                    method, url, headers=headers, data=body, timeout=timeout, allow_redirects=False
+                )
         except requests.RequestException as exc:
+            if self._watch.expired or deadline.passed():
+                raise FhirTimeout(f"{_LATE}; the connection was dropped") from exc
+            if isinstance(exc, requests.Timeout):
+                raise FhirTimeout("the FHIR server did not answer in time") from exc
             raise FhirUnreachable(
                 f"could not reach the FHIR server ({type(exc).__name__})"
             ) from exc
@@ -183,8 +210,7 @@ class FhirClient:
         self, queries: Mapping[str, str], deadline: _Deadline, result: FetchResult
     ) -> dict[str, Any]:
         futures: dict[str, Future[Any]] = {
-            key: self._executor.submit(self._get, self._url(q), deadline)
-            for key, q in queries.items()
+            key: self._executor.submit(self._read, q, deadline) for key, q in queries.items()
         }
         result.requests_made += len(futures)
         done, pending = wait(
@@ -192,22 +218,40 @@ class FhirClient:
         )
         for f in pending:
             f.cancel()
-        for f in done:  # a read that failed is the reason, not the ones it stopped waiting for
+        # A read that failed is the reason, not the ones it stopped waiting for (a read's 404
+        # is a value, see _read: only a failure is an exception here). Past the deadline, a
+        # read cut short by the dropped connection failed because it was late.
+        for f in done:
             error = f.exception()
-            if error is not None and not isinstance(error, FhirNotFound):
+            if error is not None:
+                if self._watch.expired or deadline.passed():
+                    raise FhirTimeout(_LATE) from error
                 raise error
         out = {}
         for key, f in futures.items():
             if f not in done:
-                raise FhirTimeout("the FHIR server did not answer within the deadline")
-            try:
-                out[key] = f.result()  # re-raises the typed FhirError of a failed read
-            except FhirNotFound:
-                if "?" in queries[key]:
-                    raise  # a search that 404s means the server cannot search that type
-                result.warnings.append(f"{key}: not found on the FHIR server.")
-                out[key] = None
+                raise FhirTimeout(_LATE)
+            answer = f.result()  # re-raises the typed FhirError of a failed read
+            out[key] = (
+                self._not_found(key, queries[key], result) if answer is _NOT_FOUND else answer
+            )
         return out
+
+    def _read(self, query: str, deadline: _Deadline) -> Any:
+        try:
+            return self._get(self._url(query), deadline)
+        except FhirNotFound:
+            if "?" in query:
+                raise  # a search that 404s means the server cannot search that type
+            return _NOT_FOUND
+
+    @staticmethod
+    def _not_found(key: str, query: str, result: FetchResult) -> None:
+        """A read that 404s: the context patient missing is fatal (the EHR and this FHIR
+        server disagree about who the patient is); anything else is a warning."""
+        if query.startswith("Patient/"):
+            raise FhirNotFound(f"the FHIR server has no {query}")
+        result.warnings.append(f"{key}: not found on the FHIR server.")
 
     def _batch(
         self, queries: Mapping[str, str], deadline: _Deadline, result: FetchResult
@@ -234,8 +278,7 @@ class FhirClient:
             status = status.strip()
             if not status.startswith("2"):
                 if status.startswith("404") and "?" not in queries[key]:
-                    result.warnings.append(f"{key}: not found on the FHIR server.")
-                    out[key] = None
+                    out[key] = self._not_found(key, queries[key], result)
                     continue
                 # A search that 404s means the server cannot search that type (as in parallel).
                 raise FhirBadResponse(f"a batch entry answered {status[:40]}")
@@ -261,7 +304,7 @@ class FhirClient:
         resources: list[dict[str, Any]] = []
         pages = 1
         while True:
-            resources.extend(bundle_resources(body, key, result.warnings))
+            resources.extend(bundle_resources(body, key, result.warnings, result.unfiltered))
             nxt = next_link(body)
             if nxt is None:
                 break
@@ -279,7 +322,10 @@ class FhirClient:
 
 
 def bundle_resources(
-    bundle: Mapping[str, Any], key: str, warnings: list[str]
+    bundle: Mapping[str, Any],
+    key: str,
+    warnings: list[str],
+    unfiltered: set[str] | None = None,
 ) -> list[dict[str, Any]]:
     """The resources of a searchset page; warning-level OperationOutcome entries become warnings.
 
@@ -301,7 +347,7 @@ def bundle_resources(
             skipped += 1
             continue
         if resource.get("resourceType") == "OperationOutcome":
-            _outcome_entry(resource, key, warnings)
+            _outcome_entry(resource, key, warnings, unfiltered)
             continue
         out.append(resource)
     if skipped:
@@ -309,7 +355,9 @@ def bundle_resources(
     return out
 
 
-def _outcome_entry(outcome: Mapping[str, Any], key: str, warnings: list[str]) -> None:
+def _outcome_entry(
+    outcome: Mapping[str, Any], key: str, warnings: list[str], unfiltered: set[str] | None
+) -> None:
     issues = outcome.get("issue")
     if not isinstance(issues, list):
         raise FhirBadResponse(f"{key}: an OperationOutcome in the Bundle has no list of issues")
@@ -322,6 +370,16 @@ def _outcome_entry(outcome: Mapping[str, Any], key: str, warnings: list[str]) ->
                 f"{key}: the FHIR server reported that the search failed or is incomplete "
                 f"(severity {severity})"
             )
+        if severity in ("warning", "information") and issue.get("code") == "not-supported":
+            # A search parameter the server ignored (lenient handling): the answer is wider
+            # than asked. Said once per process in the log; the caller keeps only this
+            # patient's records and says so once, not a line per record or per server message.
+            if unfiltered is not None:
+                unfiltered.add(key)
+            if key not in _REPORTED_UNSUPPORTED:
+                _REPORTED_UNSUPPORTED.add(key)
+                log.warning("the FHIR server ignored a search parameter", extra={"key": key})
+            continue
         if severity == "warning":
             text = str(issue.get("diagnostics") or issue.get("code") or "issue")[:160]
             warnings.append(f"{key}: the FHIR server reported: {text}")
@@ -347,18 +405,6 @@ def next_link(bundle: Mapping[str, Any]) -> str | None:
 def _origin(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     return parts.scheme.lower(), parts.netloc.lower()
-
-
-def new_session(pool_size: int) -> requests.Session:
-    """A keep-alive session with a bounded pool; no retries (the deadline is too short)."""
-    session = requests.Session()
-    adapter = HTTPAdapter(
-        pool_connections=4, pool_maxsize=pool_size, max_retries=0, pool_block=True
-    )
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    session.trust_env = False  # no proxies or .netrc credentials picked up from the host
-    return session
 
 
 __all__: Sequence[str] = (

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from fhirdata.binding import bind, patient_urns
 from fhirdata.client import (
     FetchResult,
     FhirBadResponse,
@@ -55,20 +56,24 @@ def _codes(vsl: ValueSetLibrary, set_ids: Iterable[str]) -> list[str]:
 def prefetch_templates(vsl: ValueSetLibrary, criteria_system: str) -> dict[str, str]:
     """The prefetch templates every service advertises; keys are stable API."""
     p = PATIENT_TOKEN
+    # subject=Patient/<id>, not patient=<id>: every FHIR server supports subject on these
+    # types; some do not support patient on all of them (DeviceRequest), and a search a server
+    # rejects leaves a criterion unchecked.
+    s = f"subject=Patient/{p}"
     # _count: servers page searches (sekmet at 20, HAPI at 20); each further page is another
     # round trip, so ask for pages large enough that a typical record is one page.
     n = f"&_count={PAGE_SIZE}"
     return {
         "patient": f"Patient/{p}",
-        "conditions": f"Condition?patient={p}{n}",
-        "hba1c": f"Observation?patient={p}&code={','.join(_codes(vsl, ['hba1c']))}&_sort=-date{n}",
-        "findings": f"Observation?patient={p}{n}&code="
+        "conditions": f"Condition?{s}{n}",
+        "hba1c": f"Observation?{s}&code={','.join(_codes(vsl, ['hba1c']))}&_sort=-date{n}",
+        "findings": f"Observation?{s}{n}&code="
         + ",".join([f"{criteria_system}|", *_codes(vsl, _FINDING_SETS)]),
-        "medications": f"MedicationRequest?patient={p}&status=active"
+        "medications": f"MedicationRequest?{s}&status=active"
         f"&_include=MedicationRequest:medication{n}",
-        "referrals": f"ServiceRequest?patient={p}{n}",
-        "procedures": f"Procedure?patient={p}{n}",
-        "devices": f"DeviceRequest?patient={p}&status=active{n}",
+        "referrals": f"ServiceRequest?{s}{n}",
+        "procedures": f"Procedure?{s}{n}",
+        "devices": f"DeviceRequest?{s}&status=active{n}",
     }
 
 
@@ -91,6 +96,7 @@ def gather(
     templates: Mapping[str, str],
     patient_id: str,
     client: Callable[[], FhirClient] | None,
+    fhir_server: str | None = None,
 ) -> Gathered:
     """All resources the policy needs for ``patient_id``.
 
@@ -101,7 +107,11 @@ def gather(
     all the patient's records.
 
     ``client`` makes the FHIR client for this request, or is None when the request named no
-    usable FHIR server. Raises DataUnavailable when anything required cannot be had.
+    usable FHIR server; ``fhir_server`` is the request's, against which absolute subject
+    references are checked. Only resources bound to this patient are kept
+    (``fhirdata.binding``); the others are named in the warnings.
+
+    Raises DataUnavailable when anything required cannot be had.
     """
     out = Gathered()
     prefetch = prefetch or {}
@@ -120,8 +130,11 @@ def gather(
                 )
             elif isinstance(value, dict) and value.get("resourceType") == "Bundle":
                 page_warnings: list[str] = []
+                unfiltered: set[str] = set()
                 try:
-                    resources = bundle_resources(value, f"prefetch '{key}'", page_warnings)
+                    resources = bundle_resources(
+                        value, f"prefetch '{key}'", page_warnings, unfiltered
+                    )
                     more = next_link(value) is not None
                 except FhirBadResponse as exc:
                     reason = str(exc)
@@ -131,12 +144,15 @@ def gather(
                     if more:
                         continued[key] = value  # all pages are read below, the first included
                     else:
-                        out.resources.extend(resources)
+                        urns = patient_urns(value.get("entry") or (), patient_id)
+                        out.resources.extend(
+                            _bound(key, resources, patient_id, fhir_server, out, unfiltered, urns)
+                        )
                         out.warnings.extend(page_warnings)
                     continue
             elif isinstance(value, dict) and isinstance(value.get("resourceType"), str):
                 out.prefetched.append(key)
-                out.resources.append(value)
+                out.resources.extend(bind([value], patient_id, fhir_server, out.warnings))
                 continue
             else:
                 out.warnings.append(
@@ -160,10 +176,36 @@ def gather(
     except FhirError as exc:
         raise DataUnavailable(f"Could not obtain the patient's data: {exc}.") from exc
     finally:
+        fhir.close()
         out.fetch_ms = (time.perf_counter() - started) * 1000
-    for resources in fetched.resources.values():
-        out.resources.extend(resources)
+    for key, resources in fetched.resources.items():
+        out.resources.extend(
+            _bound(key, resources, patient_id, fhir_server, out, fetched.unfiltered)
+        )
     out.warnings.extend(fetched.warnings)
     out.fetched.extend(to_fetch)
     out.fhir_requests = fetched.requests_made
     return out
+
+
+def _bound(
+    key: str,
+    resources: list[Any],
+    patient_id: str,
+    fhir_server: str | None,
+    out: Gathered,
+    unfiltered: set[str],
+    urns: frozenset[str] = frozenset(),
+) -> list[Any]:
+    """This patient's resources of one search. When the server could not filter the search by
+    patient, its answer holds other patients' records by design: they are set aside with one
+    line of context instead of one warning each."""
+    if key not in unfiltered and f"prefetch '{key}'" not in unfiltered:
+        return bind(resources, patient_id, fhir_server, out.warnings, urns)
+    set_aside: list[str] = []
+    kept = bind(resources, patient_id, fhir_server, set_aside, urns)
+    out.warnings.append(
+        f"{key}: the FHIR server does not support this search as asked; its answer was "
+        f"filtered to this patient ({len(set_aside)} other record(s) set aside)."
+    )
+    return kept

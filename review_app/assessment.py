@@ -227,14 +227,18 @@ def clinician_name(engine: Engine, rs: ReviewSession) -> str | None:
     ):
         return None
     try:
+        base = engine.server_policy.check(rs.iss)
         client = FhirClient(
-            engine.server_policy.check(rs.iss),
+            base,
             session=engine.session,
-            executor=engine.executor,
+            executor=engine.executors.for_url(base),  # this FHIR server's bulkhead
             settings=engine.fetch_settings,
             access_token=rs.access_token,
         )
-        found = client.fetch_all({"user": rs.user_ref}).resources.get("user", [])
+        try:
+            found = client.fetch_all({"user": rs.user_ref}).resources.get("user", [])
+        finally:
+            client.close()
     except (FhirError, FhirServerNotAllowed):
         return None
     for resource in found:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,11 +18,13 @@ from werkzeug.exceptions import HTTPException
 
 import review_app
 from fhirdata import FetchSettings, FhirServerPolicy, new_session, prefetch_templates
+from fhirdata.transport import OriginExecutors
 from policy import PolicyError, load_policies
 from service import analytics, auth, ops
+from service.admission import HookAdmission
 from service.config import load_config
 from service.discovery import enabled_services
-from service.errors import ServiceError, operation_outcome
+from service.errors import ServiceBusy, ServiceError, operation_outcome
 from service.evaluation import Engine
 from service.logs import configure_logging
 from service.routes import bp, json_response
@@ -63,7 +64,7 @@ def build_engine(config: Mapping[str, Any]) -> Engine:
             mode=str(config["FHIR_FETCH_MODE"]),
         ),
         session=new_session(pool),
-        executor=ThreadPoolExecutor(max_workers=pool, thread_name_prefix="fhir"),
+        executors=OriginExecutors(pool),
     )
 
 
@@ -75,6 +76,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.setdefault("UUID_FACTORY", lambda: str(uuid.uuid4()))
     configure_logging(str(app.config["LOG_LEVEL"]))
     app.extensions["iport_cds.engine"] = build_engine(app.config)
+    app.extensions["iport_cds.hook_admission"] = HookAdmission.from_config(app.config)
     CORS(
         app,
         resources={r"/cds-services*": {"origins": app.config["CORS_ORIGINS"]}},
@@ -83,11 +85,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         max_age=600,
     )
     engine: Engine = app.extensions["iport_cds.engine"]
-    auth.init_app(app, engine.session)
+    # The store first: it also holds the token ids seen, shared by every worker and pod.
+    audit_store = analytics.init_app(app)
+    auth.init_app(app, engine.session, audit_store)
     app.register_blueprint(bp)
     _register_error_handlers(app)
-    # -- extensions: each registers its own routes, listeners and handlers on the app
-    analytics.init_app(app)
     ops.init_app(app)
     review_app.init_app(app)  # the SMART assessment app the cards link to
     return app
@@ -96,7 +98,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ServiceError)
     def service_error(exc: ServiceError) -> Response:
-        return json_response(operation_outcome(exc.code, exc.message), exc.status)
+        resp = json_response(operation_outcome(exc.code, exc.message), exc.status)
+        if isinstance(exc, ServiceBusy):
+            resp.headers["Retry-After"] = str(exc.retry_after_s)
+        return resp
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:

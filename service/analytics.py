@@ -19,6 +19,7 @@ import hmac
 import logging
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -33,6 +34,7 @@ from flask import (
     Flask,
     Response,
     current_app,
+    g,
     redirect,
     render_template,
     request,
@@ -42,20 +44,24 @@ from flask.cli import with_appcontext
 from werkzeug.wrappers import Response as BaseResponse
 
 import store
+from fhirdata.allowlist import is_loopback
+from service import auth
 from service.errors import BadRequest, ServiceError, Unauthorised
 from service.evaluation import Engine, HookResult
 from service.hookrequest import HookRequest
-from store import repository
+from store import AccessRecord, repository
 from store.records import london_day
 
 log = logging.getLogger("iport_cds.analytics")
 R = TypeVar("R", bound=BaseResponse)
 
 EXTENSION_STORE = "iport_cds.store"
+EXTENSION_THROTTLE = "iport_cds.analytics_login_throttle"
 MAX_FEEDBACK_ITEMS = 100
 MAX_COMMENT_CHARS = 4000
 FEEDBACK_CARD_WAIT_S = 1.0  # how long to wait for another worker's not-yet-written card
 MAX_RANGE_DAYS = 3 * 366
+EARLIEST_DAY, LATEST_DAY = date(2000, 1, 1), date(2999, 12, 31)
 DEFAULT_RANGE_DAYS = 30
 SESSION_COOKIE = "iport_cds_analytics"
 SESSION_HOURS = 8
@@ -103,9 +109,11 @@ def init_app(app: Flask) -> store.Store:
     opened.set_retention(int(retention) if retention else None, clock)
     opened.apply_retention()
     app.extensions[EXTENSION_STORE] = opened
+    app.extensions[EXTENSION_THROTTLE] = LoginThrottle()
     app.extensions.setdefault("iport_cds.evaluation_listeners", []).append(
         AuditListener(opened, key, clock)
     )
+    app.after_request(AccessAuditor(opened, key, clock))
     engine: Engine = app.extensions["iport_cds.engine"]
     app.extensions["iport_cds.feedback_handler"] = FeedbackHandler(
         opened, clock, override_displays(engine)
@@ -137,6 +145,60 @@ class AuditListener:
             self.store.record(audit_record(service_id, req, result, self.key, self.clock()))
         except Exception as exc:  # the hook's answer must not depend on the audit trail
             log.error("could not queue an audit record: %s", type(exc).__name__)
+
+
+@dataclass
+class AccessAuditor:
+    """After every call to a hook, answered or refused: one access audit record, queued.
+
+    Who (issuer, subject and tenant from the validated token; the EHR user from the hook
+    context), about whom (the patient id's HMAC), what happened (status, and the policy outcome
+    or why the call was refused) and the request id that ties it to the log lines.
+    """
+
+    store: store.Store
+    key: bytes
+    clock: Callable[[], datetime]
+
+    def __call__(self, response: R) -> R:
+        if request.endpoint != "cds.hook":
+            return response
+        try:
+            self.store.record_access(self.access_record(response.status_code))
+        except Exception as exc:  # the answer must not depend on the audit trail
+            log.error("could not queue an access record: %s", type(exc).__name__)
+        return response
+
+    def access_record(self, status: int) -> AccessRecord:
+        principal: auth.Principal | None = g.get("principal")
+        req: HookRequest | None = g.get("hook_request")
+        service_id = (request.view_args or {}).get("service_id")
+        engine: Engine = current_app.extensions["iport_cds.engine"]
+        return AccessRecord(
+            recorded_at=self.clock(),
+            service_id=service_id if service_id in engine.services else "unknown",
+            status=status,
+            outcome=_access_outcome(status),
+            issuer=principal.iss if principal else None,
+            subject=principal.sub if principal else None,
+            tenant=principal.tenant if principal else None,
+            ehr_user=req.user_id if req else None,
+            patient_hash=store.patient_hash(self.key, req.patient_id) if req else None,
+            request_id=str(g.get("request_id") or ""),
+        )
+
+
+def _access_outcome(status: int) -> str:
+    """The policy outcome of an answered call, or the class of the refusal (never free text
+    from the caller)."""
+    if status == 200:
+        return str(g.get("hook_outcome") or "no-decision")
+    if status == 401:
+        return f"unauthorised: {g.get('auth_refused') or 'no token'}"[:64]
+    if status == 412:
+        return f"precondition-failed: {g.get('ops_precondition_reason') or 'other'}"
+    return {400: "bad-request", 404: "not-found", 413: "too-large", 415: "unsupported-media",
+            503: "overloaded"}.get(status, f"error {status}")  # fmt: skip
 
 
 def audit_record(
@@ -360,18 +422,54 @@ def parse_feedback_item(
 
 
 # -- dashboard -----------------------------------------------------------------------------------
-def _session_value(token: str, expires: int) -> str:
-    mac = hmac.new(token.encode(), f"iport-cds-analytics:{expires}".encode(), hashlib.sha256)
-    return f"{expires}.{mac.hexdigest()}"
+def _session_cookie(token: str, session_id: str) -> str:
+    mac = hmac.new(token.encode(), f"iport-cds-analytics:{session_id}".encode(), hashlib.sha256)
+    return f"{session_id}.{mac.hexdigest()}"
 
 
-def _session_ok(token: str, cookie: str | None) -> bool:
+def _session_id(token: str, cookie: str | None) -> str | None:
+    """The live session a cookie names: signed with the current admin token (rotating the token
+    signs everyone out) and not expired or signed out (the store is shared by every worker)."""
     if not cookie or "." not in cookie:
-        return False
-    expires, _, _ = cookie.partition(".")
-    if not expires.isdigit() or int(expires) < time.time():
-        return False
-    return hmac.compare_digest(_session_value(token, int(expires)), cookie)
+        return None
+    session_id, _, _ = cookie.rpartition(".")
+    if not hmac.compare_digest(_session_cookie(token, session_id), cookie):
+        return None
+    return session_id if _store().session_live(session_id, datetime.now(UTC)) else None
+
+
+class LoginThrottle:
+    """Failed sign-ins allowed per client address (and in all) per window, per worker; past
+    that, sign-in answers 429 without looking at the token."""
+
+    def __init__(self, per_address: int = 5, overall: int = 50, window_s: float = 900) -> None:
+        self.per_address, self.overall, self.window_s = per_address, overall, window_s
+        self._lock = threading.Lock()
+        self._failures: dict[str, list[float]] = {}
+
+    def _recent(self, now: float) -> None:
+        for address in list(self._failures):
+            kept = [t for t in self._failures[address] if now - t < self.window_s]
+            if kept:
+                self._failures[address] = kept
+            else:
+                del self._failures[address]
+
+    def retry_after(self, address: str, now: float) -> int | None:
+        """Seconds to wait before trying again, or None when a try is allowed now."""
+        with self._lock:
+            self._recent(now)
+            mine = self._failures.get(address, [])
+            every = sorted(t for ts in self._failures.values() for t in ts)
+            if len(mine) >= self.per_address:
+                return int(mine[-self.per_address] + self.window_s - now) + 1
+            if len(every) >= self.overall:
+                return int(every[-self.overall] + self.window_s - now) + 1
+            return None
+
+    def failed(self, address: str, now: float) -> None:
+        with self._lock:
+            self._failures.setdefault(address, []).append(now)
 
 
 def _access() -> str:
@@ -383,7 +481,7 @@ def _access() -> str:
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and given.strip():
         return "ok" if hmac.compare_digest(given.strip().encode(), str(token).encode()) else "login"
-    return "ok" if _session_ok(str(token), request.cookies.get(SESSION_COOKIE)) else "login"
+    return "ok" if _session_id(str(token), request.cookies.get(SESSION_COOKIE)) else "login"
 
 
 def _require_access() -> None:
@@ -413,9 +511,13 @@ def _filter(args: Mapping[str, str]) -> store.Filter:
         if not raw:
             return default
         try:
-            return date.fromisoformat(raw)
+            found = date.fromisoformat(raw)
         except ValueError as exc:
             raise BadRequest(f"'{name}' must be a date (YYYY-MM-DD)") from exc
+        if not EARLIEST_DAY <= found <= LATEST_DAY:
+            # Also keeps date arithmetic (a default start, time zones) far from its limits.
+            raise BadRequest(f"'{name}' must be between {EARLIEST_DAY} and {LATEST_DAY}")
+        return found
 
     end = day("to", _today())
     start = day("from", end - timedelta(days=DEFAULT_RANGE_DAYS - 1))
@@ -447,6 +549,7 @@ def figures(f: store.Filter) -> dict[str, Any]:
             titles.setdefault(cid, policy.title_of(cid))
     for b in out["blockingCriteria"]:
         b["title"] = titles.get(b["id"], b["id"])
+    out["access"] = _store().access_counts(f)
     out["generatedAt"] = datetime.now(UTC).isoformat(timespec="seconds")
     out["policies"] = [
         {"id": p.info.id, "version": p.info.version, "title": p.info.title}
@@ -509,26 +612,45 @@ def analytics_login() -> BaseResponse:
     token = current_app.config.get("ANALYTICS_TOKEN")
     if not token:
         return _secure(redirect(url_for("analytics.analytics_page"), code=303))
+    throttle: LoginThrottle = current_app.extensions[EXTENSION_THROTTLE]
+    address, now = request.remote_addr or "unknown", time.time()
+    wait_s = throttle.retry_after(address, now)
+    if wait_s is not None:
+        log.warning("analytics sign-in throttled")
+        throttled = _login_page(error="Too many wrong tokens; try again later.", status=429)
+        throttled.headers["Retry-After"] = str(wait_s)
+        return throttled
     given = request.form.get("token", "")
     if not hmac.compare_digest(given.encode(), str(token).encode()):
+        throttle.failed(address, now)
         log.warning("analytics login failed")
         return _login_page(error="That token is not right.", status=401)
-    expires = int(time.time()) + SESSION_HOURS * 3600
+    session_id = _store().start_session(datetime.now(UTC) + timedelta(hours=SESSION_HOURS))
     resp = _secure(redirect(url_for("analytics.analytics_page"), code=303))
     resp.set_cookie(
         SESSION_COOKIE,
-        _session_value(str(token), expires),
+        _session_cookie(str(token), session_id),
         max_age=SESSION_HOURS * 3600,
         httponly=True,
-        secure=request.is_secure,
+        secure=_cookie_must_be_secure(),
         samesite="Strict",
         path="/",
     )
     return resp
 
 
+def _cookie_must_be_secure() -> bool:
+    """Secure unless the dashboard is being used on this machine: behind a TLS-terminating
+    ingress the request the service sees is plain http, yet the browser's is https."""
+    return not is_loopback((request.host.rpartition(":")[0] or request.host).strip("[]").lower())
+
+
 @bp.post("/analytics/logout")
 def analytics_logout() -> BaseResponse:
+    token = current_app.config.get("ANALYTICS_TOKEN")
+    session_id = _session_id(str(token), request.cookies.get(SESSION_COOKIE)) if token else None
+    if session_id is not None:
+        _store().end_session(session_id)  # the cookie is worthless from now on, wherever kept
     resp = _secure(redirect(url_for("analytics.analytics_page"), code=303))
     resp.delete_cookie(SESSION_COOKIE, path="/")
     return resp
@@ -571,6 +693,12 @@ def _parse_day(value: str | None, name: str) -> date | None:
     "--feedback", is_flag=True, help="Export clinician feedback items instead of evaluations."
 )
 @click.option(
+    "--access",
+    is_flag=True,
+    help="Export the access audit (every hook call, answered or refused: who, about which "
+    "patient hash, what happened) for an information governance review.",
+)
+@click.option(
     "--output",
     "-o",
     default="-",
@@ -578,15 +706,20 @@ def _parse_day(value: str | None, name: str) -> date | None:
     help="CSV file to write (default: standard output).",
 )
 @with_appcontext
-def export_audit(since: str, until: str | None, feedback: bool, output: str) -> None:
-    """Write the audit trail (or feedback) as CSV for offline analysis."""
+def export_audit(since: str, until: str | None, feedback: bool, access: bool, output: str) -> None:
+    """Write the audit trail (or feedback, or the access audit) as CSV."""
     first = _parse_day(since, "--since")
     last = _parse_day(until, "--until")
     assert first is not None
     s = _store()
     s.flush(30)
-    columns = repository.FEEDBACK_COLUMNS if feedback else repository.AUDIT_COLUMNS
-    rows = s.export("feedback" if feedback else "audit", first, last)
+    what = "access" if access else "feedback" if feedback else "audit"
+    columns = {
+        "access": repository.ACCESS_COLUMNS,
+        "feedback": repository.FEEDBACK_COLUMNS,
+        "audit": repository.AUDIT_COLUMNS,
+    }[what]
+    rows = s.export(what, first, last)
     if output == "-":
         n = write_csv(rows, columns, sys.stdout)
     else:

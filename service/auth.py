@@ -2,8 +2,9 @@
 
 PyJWT (with cryptography) does the JOSE work — parsing, key handling, signatures, exp/iat/aud
 checks; this module decides *which* issuers, keys, algorithms and audiences are acceptable,
-caches JWK Sets, and refuses replays. Any failure is a bare 401; the reason is logged (never
-the token).
+which FHIR servers each tenant's tokens may reach, caches JWK Sets, and refuses replays (token
+ids kept in the database, shared by every worker and pod). Any failure is a bare 401; the
+reason is logged (never the token).
 """
 
 from __future__ import annotations
@@ -12,18 +13,17 @@ import json
 import logging
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import jwt
 import orjson
 import requests
 from flask import Flask, Response, g, request
-from jwt import PyJWKSet
+from jwt import PyJWK, PyJWKSet
 
 from fhirdata.allowlist import FhirServerPolicy, is_loopback, normalise_base
 from service.errors import operation_outcome
@@ -40,12 +40,39 @@ class AuthError(Exception):
 
 @dataclass(frozen=True)
 class TrustedIssuer:
+    """A CDS client the service trusts, and the FHIR servers its tokens may reach.
+
+    ``tenants`` maps each tenant (the token's ``tenant`` claim) to its own FHIR servers: an
+    integration engine fronting several trusts signs for all of them, and a token for one
+    trust must not read another's records. Without ``tenants``, the issuer is one tenant and
+    ``fhir_servers`` are its servers.
+    """
+
     iss: str
     jwks_url: str | None = None
     jwks: Mapping[str, Any] | None = None
     allowed_jku: tuple[str, ...] = ()
     fhir_servers: tuple[str, ...] = ()
-    tenants: tuple[str, ...] = ()
+    tenants: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def servers_for(self, tenant: Any) -> tuple[str, ...]:
+        """The FHIR servers a token with this ``tenant`` claim may reach; AuthError when the
+        issuer has tenants and this is not one of them."""
+        if not self.tenants:
+            return self.fhir_servers
+        if not isinstance(tenant, str) or tenant not in self.tenants:
+            raise AuthError("tenant missing or not one of this issuer's")
+        return self.tenants[tenant]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, as the validated token says (for FHIR access and the access audit)."""
+
+    iss: str
+    sub: str
+    tenant: str | None
+    fhir_servers: tuple[str, ...]
 
 
 def _key_set_url(url: Any) -> str | None:
@@ -99,15 +126,43 @@ def load_trusted_issuers(path: str | Path) -> dict[str, TrustedIssuer]:
             jwks_url=entry.get("jwks_url"),
             jwks=entry.get("jwks"),
             allowed_jku=tuple(allowed_jku),
-            fhir_servers=tuple(entry.get("fhir_servers", [])),
-            tenants=tuple(entry.get("tenants", [])),
+            fhir_servers=_servers(entry.get("fhir_servers", []), f"{path}: {entry['iss']!r}"),
+            tenants=_tenants(entry, path),
         )
     return issuers
 
 
+def _servers(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(u, str) and u for u in value):
+        raise ValueError(f"{where}: fhir_servers must be a list of base URLs")
+    return tuple(value)
+
+
+def _tenants(entry: Mapping[str, Any], path: str | Path) -> dict[str, tuple[str, ...]]:
+    """``{"tenant-id": {"fhir_servers": [...]}, ...}``: each tenant's own FHIR servers."""
+    where = f"{path}: issuer {entry['iss']!r}"
+    tenants = entry.get("tenants", {})
+    if not isinstance(tenants, dict):
+        raise ValueError(
+            f"{where}: tenants must map each tenant id to its own FHIR servers, e.g. "
+            '{"trust-a": {"fhir_servers": ["https://fhir.trust-a.nhs.uk/r4"]}}'
+        )
+    if tenants and entry.get("fhir_servers"):
+        raise ValueError(
+            f"{where}: give fhir_servers per tenant, not for the whole issuer as well "
+            "(a token for one tenant must not reach another's servers)"
+        )
+    out: dict[str, tuple[str, ...]] = {}
+    for tenant, spec in tenants.items():
+        if not isinstance(spec, dict):
+            raise ValueError(f"{where}: tenant {tenant!r} must be an object with fhir_servers")
+        out[tenant] = _servers(spec.get("fhir_servers", []), f"{where}: tenant {tenant!r}")
+    return out
+
+
 @dataclass
 class _CachedSet:
-    keys: PyJWKSet
+    keys: list[Mapping[str, Any]]  # the JWKs as published (checked to parse when fetched)
     fetched_at: float
 
 
@@ -132,80 +187,99 @@ class JwksCache:
         try:
             resp = self._session.get(url, timeout=self._timeout, allow_redirects=False)
             resp.raise_for_status()
-            entry = _CachedSet(PyJWKSet.from_dict(resp.json()), time.monotonic())
-        except (requests.RequestException, ValueError, jwt.PyJWKSetError) as exc:
+            doc = resp.json()
+            PyJWKSet.from_dict(doc)  # a malformed set fails here, not on each token
+            entry = _CachedSet(list(doc["keys"]), time.monotonic())
+        except (
+            requests.RequestException,
+            ValueError,
+            KeyError,
+            TypeError,
+            jwt.PyJWKSetError,
+        ) as exc:
             raise AuthError(f"could not fetch the JWK Set ({type(exc).__name__})") from exc
         with self._lock:
             self._sets[url] = entry
         return entry
 
-    def key(self, url: str, kid: str | None) -> Any:
+    def key(self, url: str, kid: str | None, alg: str) -> Any:
         cached = self._sets.get(url)
         if cached is None or time.monotonic() - cached.fetched_at > self._ttl:
             cached = self._fetch(url)
-        found = _find_key(cached.keys, kid)
+        found = _find_key(cached.keys, kid, alg)
         if found is None and time.monotonic() - cached.fetched_at > self._min_refetch:
-            found = _find_key(self._fetch(url).keys, kid)
+            found = _find_key(self._fetch(url).keys, kid, alg)
         if found is None:
-            raise AuthError("no key with that kid in the issuer's JWK Set")
+            raise AuthError("no key with that kid for that algorithm in the issuer's JWK Set")
         return found
 
 
-def _find_key(keys: PyJWKSet, kid: str | None) -> Any:
-    candidates = [k for k in keys.keys if kid is None or k.key_id == kid]
-    return candidates[0].key if len(candidates) == 1 or (candidates and kid) else None
+_KTY_FOR_ALG = {"ES": "EC", "RS": "RSA"}
 
 
-class ReplayCache:
-    """Seen (iss, jti) pairs until their token expires; bounded so memory cannot grow without end.
+def _find_key(keys: Iterable[Any], kid: str | None, alg: str) -> Any:
+    """The one key for this ``kid`` whose ``kty`` fits ``alg`` and whose own ``alg`` (when it
+    states one) is ``alg``: a key is never tried with an algorithm it was not made for.
+    None when there is no such key (or, without a ``kid``, more than one)."""
+    kty = _KTY_FOR_ALG.get(alg[:2])
+    candidates = [
+        k
+        for k in keys
+        if isinstance(k, Mapping)
+        and (kid is None or k.get("kid") == kid)
+        and k.get("kty") == kty
+        and k.get("alg", alg) == alg
+        and k.get("use", "sig") == "sig"
+    ]
+    if not (len(candidates) == 1 or (candidates and kid)):
+        return None
+    try:
+        return PyJWK(dict(candidates[0]), algorithm=alg).key
+    except jwt.PyJWTError as exc:
+        raise AuthError(f"the issuer's key cannot be used ({type(exc).__name__})") from exc
 
-    Per process: under several gunicorn workers a replay could land on another worker within
-    the token's lifetime (≤ max age); the deployment doc says so.
+
+class ReplayGuard(Protocol):
+    """Remembers each token id until it expires, shared by every worker and pod (the database).
+
+    ``claim_token`` is True the first time an (issuer, jti) pair is seen and False after; it raises
+    when it cannot tell (the caller refuses the request).
     """
 
-    def __init__(self, max_entries: int) -> None:
-        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
-        self._max = max_entries
-        self._lock = threading.Lock()
+    def claim_token(self, iss: str, jti: str, expires_at: float) -> bool: ...
 
-    def check_and_add(self, iss: str, jti: str, expires_at: float, now: float) -> None:
-        with self._lock:
-            while self._seen and next(iter(self._seen.values())) < now:
-                self._seen.popitem(last=False)  # oldest-expiring first: entries are time-ordered
-            if (iss, jti) in self._seen:
-                raise AuthError("jti replayed")
-            if len(self._seen) >= self._max:
-                for key in [k for k, exp in self._seen.items() if exp < now]:
-                    del self._seen[key]
-            if len(self._seen) >= self._max:
-                raise AuthError("replay cache full; refusing rather than forgetting")
-            self._seen[(iss, jti)] = expires_at
+
+class ReplayCheckUnavailable(Exception):
+    """The replay store cannot be asked: the request is refused with 503, not let through."""
 
 
 @dataclass
 class JwtValidator:
     issuers: Mapping[str, TrustedIssuer]
     jwks: JwksCache
-    replay: ReplayCache
+    replay: ReplayGuard
     algorithms: tuple[str, ...] = RECOMMENDED_ALGORITHMS
     leeway_s: float = 30
     max_age_s: float = 600
     clock: Callable[[], float] = field(default=time.time)
 
-    def validate(self, token: str, audience: str) -> TrustedIssuer:
-        """The trusted issuer of a valid token for ``audience``; AuthError otherwise."""
+    def validate(self, token: str, audience: str) -> Principal:
+        """Who a valid token for ``audience`` speaks for; AuthError otherwise.
+
+        Raises ReplayCheckUnavailable when the replay store cannot be asked.
+        """
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.PyJWTError as exc:
             raise AuthError(f"not a JWT ({type(exc).__name__})") from exc
         alg = header.get("alg")
-        if alg not in self.algorithms:
-            raise AuthError(f"algorithm {str(alg)[:10]!r} not accepted")
+        if not isinstance(alg, str) or alg not in self.algorithms:
+            raise AuthError("algorithm not accepted")
         issuer = self.issuers.get(str(unverified.get("iss")))
         if issuer is None:
             raise AuthError("issuer not trusted")
-        key = self._key(issuer, header)
+        key = self._key(issuer, header, alg)
         now = self.clock()
         try:
             claims = jwt.decode(
@@ -215,19 +289,48 @@ class JwtValidator:
                 audience=audience,
                 issuer=issuer.iss,
                 leeway=self.leeway_s,
-                options={"require": ["iss", "aud", "exp", "iat", "jti"]},
+                options={"require": ["iss", "sub", "aud", "exp", "iat", "jti"]},
             )
         except jwt.PyJWTError as exc:
             raise AuthError(f"rejected: {type(exc).__name__}") from exc
-        iat, exp = float(claims["iat"]), float(claims["exp"])
+        except Exception as exc:  # a key that does not fit the header's algorithm, and the like
+            raise AuthError(
+                f"rejected: key and algorithm do not fit ({type(exc).__name__})"
+            ) from exc
+        return self._accept(issuer, claims, now)
+
+    def _accept(self, issuer: TrustedIssuer, claims: Mapping[str, Any], now: float) -> Principal:
+        sub, jti = claims["sub"], claims["jti"]
+        if not (isinstance(sub, str) and 0 < len(sub) <= 255):
+            raise AuthError("sub is not a string of 1 to 255 characters")
+        if not (isinstance(jti, str) and 0 < len(jti) <= 255):
+            raise AuthError("jti is not a string of 1 to 255 characters")
+        try:
+            iat, exp = float(claims["iat"]), float(claims["exp"])
+        except (TypeError, ValueError) as exc:
+            raise AuthError("iat or exp is not a number") from exc
         if now - iat > self.max_age_s + self.leeway_s:
             raise AuthError("token too old (iat)")
-        if issuer.tenants and claims.get("tenant") not in issuer.tenants:
-            raise AuthError("tenant not allowed for this issuer")
-        self.replay.check_and_add(issuer.iss, str(claims["jti"]), exp + self.leeway_s, now)
-        return issuer
+        if exp - iat > self.max_age_s:
+            raise AuthError("token lives longer than the maximum age (exp - iat)")
+        tenant = claims.get("tenant")
+        servers = issuer.servers_for(tenant)
+        # Past this moment the token is refused anyway (too old or expired): forget it then.
+        expires_at = min(exp, iat + self.max_age_s) + self.leeway_s
+        try:
+            first_use = self.replay.claim_token(issuer.iss, jti, expires_at)
+        except Exception as exc:
+            raise ReplayCheckUnavailable(type(exc).__name__) from exc
+        if not first_use:
+            raise AuthError("jti replayed")
+        return Principal(
+            iss=issuer.iss,
+            sub=sub,
+            tenant=tenant if isinstance(tenant, str) and issuer.tenants else None,
+            fhir_servers=servers,
+        )
 
-    def _key(self, issuer: TrustedIssuer, header: Mapping[str, Any]) -> Any:
+    def _key(self, issuer: TrustedIssuer, header: Mapping[str, Any], alg: str) -> Any:
         kid = header.get("kid")
         jku = header.get("jku")
         # Both are attacker-chosen JSON: a list or object would break the lookups below.
@@ -239,17 +342,19 @@ class JwtValidator:
             allowed = {issuer.jwks_url, *issuer.allowed_jku} - {None}
             if jku not in allowed:
                 raise AuthError("jku not on the issuer's allowlist")
-            return self.jwks.key(jku, kid)
+            return self.jwks.key(jku, kid, alg)
         if issuer.jwks is not None:
-            found = _find_key(PyJWKSet.from_dict(dict(issuer.jwks)), kid)
+            found = _find_key(issuer.jwks.get("keys", ()), kid, alg)
             if found is None:
-                raise AuthError("no key with that kid in the configured JWK Set")
+                raise AuthError("no key with that kid for that algorithm in the configured JWK Set")
             return found
         assert issuer.jwks_url is not None
-        return self.jwks.key(issuer.jwks_url, kid)
+        return self.jwks.key(issuer.jwks_url, kid, alg)
 
 
-def build_validator(config: Mapping[str, Any], session: requests.Session) -> JwtValidator:
+def build_validator(
+    config: Mapping[str, Any], session: requests.Session, replay: ReplayGuard
+) -> JwtValidator:
     path = config.get("TRUSTED_ISSUERS_FILE")
     if not path:
         raise ValueError("REQUIRE_AUTH is on but TRUSTED_ISSUERS_FILE is not set")
@@ -262,7 +367,7 @@ def build_validator(config: Mapping[str, Any], session: requests.Session) -> Jwt
             timeout_s=float(config["JWKS_TIMEOUT_SECONDS"]),
             min_refetch_s=float(config["JWKS_MIN_REFETCH_SECONDS"]),
         ),
-        replay=ReplayCache(int(config["JTI_CACHE_MAX_ENTRIES"])),
+        replay=replay,
         algorithms=algorithms,
         leeway_s=float(config["JWT_LEEWAY_SECONDS"]),
         max_age_s=float(config["JWT_MAX_AGE_SECONDS"]),
@@ -297,8 +402,12 @@ def audience_for(path: str, external_base: str) -> str:
     return external_base + path
 
 
-def init_app(app: Flask, session: requests.Session) -> None:
-    """Require a valid CDS client JWT on every endpoint except CORS preflight and exempt paths."""
+def init_app(app: Flask, session: requests.Session, replay: ReplayGuard) -> None:
+    """Require a valid CDS client JWT on every endpoint except CORS preflight and exempt paths.
+
+    The validated caller is ``g.principal``; a refusal's reason is ``g.auth_refused`` (for the
+    access audit). Raises ValueError at start-up for a configuration that would be unsafe.
+    """
     config = app.config
     if not config["REQUIRE_AUTH"]:
         log.warning(_AUTH_OFF)
@@ -309,7 +418,13 @@ def init_app(app: Flask, session: requests.Session) -> None:
                 log.warning(_AUTH_OFF)
 
         return
-    validator = build_validator(config, session)
+    if config["FHIR_ALLOW_LOOPBACK"]:
+        raise ValueError(
+            "FHIR_ALLOW_LOOPBACK is for local sandboxes without authentication: with "
+            "REQUIRE_AUTH on it would send EHR access tokens to any port on this machine. "
+            "List loopback FHIR servers in the issuer's (or tenant's) fhir_servers instead."
+        )
+    validator = build_validator(config, session, replay)
     external_base = external_base_url(config)
     exempt = set(config["AUTH_EXEMPT_PATHS"])
     unauthorised = Response(
@@ -317,6 +432,12 @@ def init_app(app: Flask, session: requests.Session) -> None:
         status=401,
         mimetype="application/json",
         headers={"WWW-Authenticate": "Bearer"},
+    )
+    unavailable = Response(
+        orjson.dumps(operation_outcome("transient", "authentication is unavailable; retry")),
+        status=503,
+        mimetype="application/json",
+        headers={"Retry-After": "5"},
     )
 
     @app.before_request
@@ -331,14 +452,25 @@ def init_app(app: Flask, session: requests.Session) -> None:
             if scheme.lower() != "bearer" or not token:
                 raise AuthError("no bearer token")
             audience = audience_for(request.path, external_base)
-            issuer = validator.validate(token.strip(), audience)
+            principal = validator.validate(token.strip(), audience)
         except AuthError as exc:
-            log.warning("authentication failed", extra={"reason": str(exc)})
-            return unauthorised
+            return _refuse(str(exc), unauthorised)
+        except ReplayCheckUnavailable as exc:
+            log.error("replay check unavailable: %s", exc)
+            return _refuse("replay check unavailable", unavailable)
+        except Exception as exc:  # whatever a hostile token trips over is still a 401
+            return _refuse(f"unexpected {type(exc).__name__}", unauthorised)
+        g.principal = principal
         g.fhir_server_policy = FhirServerPolicy.from_config(
-            issuer.fhir_servers, config["FHIR_INSECURE_HOSTS"], bool(config["FHIR_ALLOW_LOOPBACK"])
+            principal.fhir_servers, config["FHIR_INSECURE_HOSTS"]
         )
         return None
+
+
+def _refuse(reason: str, answer: Response) -> Response:
+    log.warning("authentication failed", extra={"reason": reason})
+    g.auth_refused = reason
+    return answer
 
 
 _AUTH_OFF = (

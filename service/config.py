@@ -22,7 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "CORS_ORIGINS": "*",
     # Authentication of the CDS client (CDS Hooks 2.0 JWT)
     "REQUIRE_AUTH": True,
-    # JSON list of {iss, jwks_url | jwks, allowed_jku, fhir_servers, tenants}
+    # JSON list of {iss, jwks_url | jwks, allowed_jku, fhir_servers | tenants: {id: {fhir_servers}}}
     "TRUSTED_ISSUERS_FILE": None,
     "JWT_ALLOW_256": False,  # also accept ES256/RS256 (ES384/RS384 always)
     "JWT_LEEWAY_SECONDS": 30,
@@ -30,7 +30,6 @@ DEFAULTS: dict[str, Any] = {
     "JWKS_CACHE_SECONDS": 3600,
     "JWKS_TIMEOUT_SECONDS": 2.0,
     "JWKS_MIN_REFETCH_SECONDS": 30,  # an unknown kid refetches the JWK Set at most this often
-    "JTI_CACHE_MAX_ENTRIES": 100_000,
     "AUTH_EXEMPT_PATHS": ["/healthz", "/readyz", "/metrics"],
     # FHIR access
     "FHIR_SERVER_ALLOWLIST": [],  # with auth off: base URLs the service may read from
@@ -39,7 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "FHIR_DEADLINE_SECONDS": 4.0,
     "FHIR_CONNECT_TIMEOUT_SECONDS": 1.0,
     "FHIR_READ_TIMEOUT_SECONDS": 3.0,
-    "FHIR_POOL_SIZE": 16,
+    "FHIR_POOL_SIZE": 16,  # per FHIR server (origin) per worker: connections and reads at once
+    "FHIR_SERVER_HOOKS_MAX": None,  # per worker per FHIR server; None: HOOKS_IN_FLIGHT_MAX - 2
     "FHIR_MAX_PAGES": 10,
     "FHIR_FETCH_MODE": "parallel",  # or "batch"
     # Policy and value sets
@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "VALUESET_EXTRA_DIR": None,
     # Operations
     "LOG_LEVEL": "INFO",
+    "HOOKS_IN_FLIGHT_MAX": None,  # per worker; None: THREADS - 2 (probes keep a free thread)
     # Audit trail, feedback and the commissioners' dashboard (service/analytics.py, store/)
     "DATABASE_URL": None,  # None: SQLite in the instance folder; else postgresql://...
     "AUDIT_HASH_KEY": None,  # HMAC key for patient ids; None: generated in the instance folder

@@ -33,11 +33,24 @@ class Unauthorised(ServiceError):
     code = "login"
 
 
+class UnsupportedMediaType(ServiceError):
+    status = 415
+    code = "not-supported"
+
+
 class PreconditionFailed(ServiceError):
     """412: required data could not be obtained (CDS Hooks 2.0: the service SHALL answer 412)."""
 
     status = 412
     code = "incomplete"
+
+
+class ServiceBusy(ServiceError):
+    """503 at once, with Retry-After: capacity is taken (better than queueing past the deadline)."""
+
+    status = 503
+    code = "transient"
+    retry_after_s = 1
 
 
 def operation_outcome(code: str, diagnostics: str, severity: str = "error") -> dict[str, Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -27,6 +26,7 @@ from fhirdata import (
     Gathered,
     gather,
 )
+from fhirdata.transport import OriginExecutors
 from policy import Decision, Outcome, Policy, Tri, evaluate
 from service.discovery import ServiceDef
 from service.errors import PreconditionFailed
@@ -45,7 +45,7 @@ class Engine:
     server_policy: FhirServerPolicy
     fetch_settings: FetchSettings
     session: requests.Session
-    executor: ThreadPoolExecutor
+    executors: OriginExecutors  # one bounded executor per FHIR origin (bulkheads)
 
 
 @dataclass
@@ -89,7 +89,7 @@ def _client_factory(
         return FhirClient(
             base,
             session=engine.session,
-            executor=engine.executor,
+            executor=engine.executors.for_url(base),
             settings=engine.fetch_settings,
             access_token=req.access_token,
             request_id=request_id,
@@ -126,6 +126,7 @@ def run_hook(
             engine.templates,
             req.patient_id,
             _client_factory(engine, req, server_policy or engine.server_policy, request_id),
+            fhir_server=req.fhir_server,
         )
     except DataUnavailable as exc:
         raise PreconditionFailed(str(exc)) from exc

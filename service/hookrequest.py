@@ -9,6 +9,8 @@ from typing import Any
 from service.errors import BadRequest
 
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+# A UUID in practice (CDS Hooks 2.0); it reaches logs and the audit trail, so nothing else.
+_HOOK_INSTANCE = re.compile(r"[A-Za-z0-9\-._:]{1,128}")
 _USER = re.compile(r"(Practitioner|PractitionerRole|Patient|RelatedPerson)/[A-Za-z0-9\-.]{1,64}")
 
 
@@ -57,8 +59,10 @@ def parse_hook_request(body: Any, expected_hook: str) -> HookRequest:
     if hook != expected_hook:
         raise BadRequest(f"this service answers the '{expected_hook}' hook, not '{hook[:40]}'")
     hook_instance = _require_str(body, "hookInstance", "")
-    if len(hook_instance) > 128:
-        raise BadRequest("'hookInstance' is too long")
+    if not _HOOK_INSTANCE.fullmatch(hook_instance):
+        raise BadRequest(
+            "'hookInstance' must be a UUID (letters, digits, '-', '.', '_', ':'; 128 at most)"
+        )
     context = body.get("context")
     if not isinstance(context, dict):
         raise BadRequest("'context' is required and must be an object")

@@ -4,9 +4,11 @@
 
 - ``GET /healthz``: the process is up and serving (liveness). Touches nothing else.
 - ``GET /readyz``: the value sets and policy are loaded and the database (when one is
-  configured, ``app.extensions["iport_cds.store"].ping()``) answers (readiness).
+  configured, ``store.Store.ping()``: a query on its schema) answers (readiness).
 - ``GET /metrics``: Prometheus text format. Under gunicorn ``PROMETHEUS_MULTIPROC_DIR`` is set
   (``deploy/gunicorn.conf.py`` does it) and the figures are summed over every worker.
+- ``Cache-Control: no-store`` on every CDS Hooks answer, ``X-Content-Type-Options: nosniff``
+  on every answer.
 - A request id for every request: the caller's ``X-Request-ID`` when it is sane, else a new
   UUID; kept in ``flask.g.request_id``, sent back in the ``X-Request-ID`` response header,
   forwarded to the FHIR server and added to every JSON log line written during the request.
@@ -55,6 +57,7 @@ from service.discovery import SERVICES
 from service.errors import PreconditionFailed, ServiceError
 from service.evaluation import Engine, HookResult
 from service.hookrequest import HookRequest
+from store import Store
 
 log = logging.getLogger("iport_cds.ops")
 
@@ -261,7 +264,8 @@ def _json(body: Mapping[str, Any], status: int) -> Response:
 
 
 def _database_check() -> str:
-    store = current_app.extensions.get("iport_cds.store")
+    # Typed, so that mypy holds readiness to what the real Store offers.
+    store: Store | None = current_app.extensions.get("iport_cds.store")
     if store is None:
         return "not-configured"
     try:
@@ -318,6 +322,10 @@ def _labels() -> tuple[str, str, str]:
 
 def _after(response: Response) -> Response:
     response.headers[REQUEST_ID_HEADER] = request_id()
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if request.path.startswith("/cds-services"):
+        # Cards and OperationOutcomes are about one patient: no cache may keep them.
+        response.headers["Cache-Control"] = "no-store"
     try:
         endpoint, service, hook = _labels()
         HTTP_REQUESTS.labels(endpoint, service, hook, str(response.status_code)).inc()

@@ -8,10 +8,11 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, current_app, g, request
 
+from service.admission import HookAdmission
 from service.discovery import discovery_document
-from service.errors import BadRequest, UnknownService
+from service.errors import BadRequest, ServiceBusy, UnknownService, UnsupportedMediaType
 from service.evaluation import Engine, run_hook
-from service.hookrequest import parse_hook_request
+from service.hookrequest import HookRequest, parse_hook_request
 
 bp = Blueprint("cds", __name__)
 log = logging.getLogger("iport_cds.request")
@@ -21,7 +22,12 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status=status, mimetype="application/json")
 
 
+JSON_TYPES = ("application/json", "application/fhir+json")
+
+
 def _json_body() -> Any:
+    if request.mimetype not in JSON_TYPES:
+        raise UnsupportedMediaType("the request body must be JSON (Content-Type: application/json)")
     try:
         return orjson.loads(request.get_data(cache=False))
     except orjson.JSONDecodeError as exc:
@@ -54,6 +60,8 @@ def hook(service_id: str) -> Response:
     if service is None:
         raise UnknownService(f"no CDS service with id '{service_id[:64]}'")
     req = parse_hook_request(_json_body(), service.hook)
+    g.hook_request = req  # for the access audit, whatever the answer
+    _admit(req)
     result = run_hook(
         _engine(),
         service,
@@ -64,6 +72,7 @@ def hook(service_id: str) -> Response:
         request_id=g.request_id,
         app_url=_app_url(),
     )
+    g.hook_outcome = result.outcome or "no-decision"
     for listener in current_app.extensions.get("iport_cds.evaluation_listeners", []):
         listener(service_id, req, result)  # e.g. the audit trail; must not block or raise
     log.info(
@@ -81,6 +90,24 @@ def hook(service_id: str) -> Response:
         },
     )
     return json_response(result.body)
+
+
+def _admit(req: HookRequest) -> None:
+    """Take a hook slot for this call (released when it is answered), or ServiceBusy."""
+    admission: HookAdmission = current_app.extensions["iport_cds.hook_admission"]
+    ticket = admission.admit(req.fhir_server)
+    if ticket is None:
+        raise ServiceBusy("the service is at capacity (this worker, or this FHIR server); retry")
+    g.hook_ticket = ticket
+
+
+@bp.teardown_request
+def release_hook_slot(_exc: BaseException | None) -> None:
+    """Teardown: give back the slot whatever happened to the call."""
+    ticket = g.pop("hook_ticket", None)
+    if ticket is not None:
+        admission: HookAdmission = current_app.extensions["iport_cds.hook_admission"]
+        admission.release(ticket)
 
 
 @bp.post("/cds-services/<service_id>/feedback")

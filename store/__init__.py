@@ -8,16 +8,20 @@ writer; feedback is written synchronously and idempotently. Nothing here knows F
 from __future__ import annotations
 
 import atexit
+import hashlib
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from store import repository
 from store.db import make_engine, migrate, normalise_url, sqlite_url
 from store.keys import hash_key
 from store.records import (
+    AccessRecord,
     AuditRecord,
     CardRecord,
     CriterionRecord,
@@ -29,6 +33,7 @@ from store.repository import Filter
 from store.writer import AuditWriter
 
 __all__ = [
+    "AccessRecord",
     "AuditRecord",
     "CardRecord",
     "CriterionRecord",
@@ -44,6 +49,10 @@ __all__ = [
 ]
 
 
+TOKEN_PURGE_EVERY_S = 60.0  # how often a process deletes token ids past their expiry
+CLAIM_WAIT_S = 2.0  # SQLite: how long a token claim waits for another writer's lock
+
+
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -54,17 +63,70 @@ class Store:
             self.engine.dispose()
             raise
         self.writer = AuditWriter(self.engine)
+        # Token claims are on the request path: on SQLite they wait briefly for another
+        # writer (a long export, a backup), then the call is refused 503 instead of held.
+        self._claims = (
+            make_engine(url, sqlite_busy_timeout_s=CLAIM_WAIT_S)
+            if self.backend == "sqlite"
+            else self.engine
+        )
         self.closed = False
         self._retention: tuple[int, Callable[[], datetime]] | None = None
+        self._next_token_purge = 0.0
 
     @property
     def backend(self) -> str:
         return self.engine.dialect.name
 
+    def ping(self) -> bool:
+        """True when the database answers a query on its schema (readiness).
+
+        Raises the driver's error when it cannot be reached. A SQLite file that has been
+        deleted is not ready: pooled connections would keep writing to the unlinked file.
+        """
+        database = self.engine.url.database
+        if self.backend == "sqlite" and database and not Path(database).exists():
+            return False
+        with self.engine.connect() as conn:
+            return conn.execute(repository.schema_version()).scalar() is not None
+
     # -- audit ------------------------------------------------------------------------------
     def record(self, record: AuditRecord) -> None:
         """Queue one evaluation for the background writer (returns at once)."""
         self.writer.submit(record)
+
+    def record_access(self, record: AccessRecord) -> None:
+        """Queue one access audit record for the background writer (returns at once)."""
+        self.writer.submit(record)
+
+    # -- replay protection ------------------------------------------------------------------
+    def claim_token(self, iss: str, jti: str, expires_at: float) -> bool:
+        """True the first time (``iss``, ``jti``) is claimed, in any process using this
+        database; remembered until ``expires_at`` (epoch seconds). Raises the driver's error
+        when the database cannot be asked."""
+        key = hashlib.sha256(f"{iss}\x00{jti}".encode()).hexdigest()
+        now = time.time()
+        with self._claims.connect().execution_options(write=True) as conn, conn.begin():
+            if now >= self._next_token_purge:
+                self._next_token_purge = now + TOKEN_PURGE_EVERY_S
+                repository.purge_seen_tokens(conn, datetime.fromtimestamp(now, UTC))
+            return repository.claim_token(conn, key, datetime.fromtimestamp(expires_at, UTC))
+
+    # -- dashboard sessions -----------------------------------------------------------------
+    def start_session(self, expires_at: datetime) -> str:
+        """A new session id, valid in every process until ``expires_at`` or ``end_session``."""
+        session_id = secrets.token_urlsafe(32)
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            repository.start_session(conn, _session_hash(session_id), expires_at)
+        return session_id
+
+    def session_live(self, session_id: str, now: datetime) -> bool:
+        with self.engine.connect() as conn:
+            return repository.session_live(conn, _session_hash(session_id), now)
+
+    def end_session(self, session_id: str) -> None:
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            repository.end_session(conn, _session_hash(session_id))
 
     def flush(self, timeout: float = 30.0) -> bool:
         return self.writer.flush(timeout)
@@ -127,10 +189,17 @@ class Store:
         with self.engine.connect() as conn:
             return repository.counts(conn)
 
+    def access_counts(self, f: Filter) -> dict[str, Any]:
+        with self.engine.connect() as conn, conn.begin():
+            return repository.access_counts(conn, f)
+
     def export(self, what: str, since: date, until: date | None = None) -> Iterator[dict[str, Any]]:
+        """Rows of ``what`` ("audit", "feedback" or "access") for the days given."""
         with self.engine.connect() as conn, conn.begin():
             if what == "feedback":
                 yield from repository.export_feedback(conn, since, until)
+            elif what == "access":
+                yield from repository.export_access(conn, since, until)
             else:
                 yield from repository.export_audit(conn, since, until)
 
@@ -141,6 +210,7 @@ class Store:
         self.closed = True
         self.writer.close(timeout)
         self.engine.dispose()
+        self._claims.dispose()
         with _lock:
             if _stores.get(self._key) is self:
                 del _stores[self._key]
@@ -148,6 +218,10 @@ class Store:
     @property
     def _key(self) -> str:
         return _registry_key(self.url)
+
+
+def _session_hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
 
 
 _stores: dict[str, Store] = {}

@@ -33,20 +33,30 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, sqlite_busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> Engine:
+    """An engine for ``url``; on SQLite, a write waits up to ``sqlite_busy_timeout_s`` for
+    another writer's lock."""
     parsed = normalise_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed)
-    return create_engine(parsed, pool_size=8, max_overflow=8, pool_pre_ping=True, pool_recycle=1800)
+        return _sqlite_engine(parsed, sqlite_busy_timeout_s)
+    return create_engine(
+        parsed,
+        pool_size=8,
+        max_overflow=8,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        # A database host that drops packets must not hold a worker (or a readiness probe).
+        connect_args={"connect_timeout": 3},
+    )
 
 
-def _sqlite_engine(url: URL) -> Engine:
+def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
     if url.database in (None, "", ":memory:"):
         raise ValueError("an in-memory SQLite database would lose every record; give a file")
     Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+        connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
         pool_size=8,
         max_overflow=8,
     )
@@ -58,7 +68,7 @@ def _sqlite_engine(url: URL) -> Engine:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")  # durable at each WAL checkpoint; safe in WAL
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
         cur.close()
 
     @event.listens_for(engine, "begin")

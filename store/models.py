@@ -148,3 +148,60 @@ class ReviewAppSession(Base):
     payload: Mapped[bytes] = mapped_column(LargeBinary)
 
     __table_args__ = (Index(None, "expires_at"),)
+
+
+class SeenToken(Base):
+    """A CDS client token id (jti) already used, until the token could no longer be accepted.
+
+    Shared by every worker and pod: a replay is refused wherever it lands. The key is a hash
+    of (issuer, jti), so its length is fixed whatever the client sends.
+    """
+
+    __tablename__ = "seen_token"
+
+    token_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index(None, "expires_at"),)
+
+
+class AccessEvent(Base):
+    """One call to a CDS service, answered or refused: who asked, about whom, what happened.
+
+    The information governance record of access: ``issuer``, ``subject`` and ``tenant`` come
+    from the validated token (none for a refused one), ``ehr_user`` from the hook context,
+    the patient only as an HMAC like in ``audit_event``.
+    """
+
+    __tablename__ = "access_event"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_on: Mapped[date] = mapped_column(Date)
+    service_id: Mapped[str] = mapped_column(String(64))  # "unknown" for an id not offered
+    status: Mapped[int] = mapped_column(Integer)  # the HTTP status answered
+    outcome: Mapped[str] = mapped_column(String(64))  # policy outcome, or why it was refused
+    issuer: Mapped[str | None] = mapped_column(String(255))
+    subject: Mapped[str | None] = mapped_column(String(255))
+    tenant: Mapped[str | None] = mapped_column(String(128))
+    ehr_user: Mapped[str | None] = mapped_column(String(128))
+    patient_hash: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(128))
+
+    __table_args__ = (
+        Index(None, "recorded_on"),
+        Index(None, "recorded_at"),
+        Index(None, "patient_hash"),
+    )
+
+
+class AnalyticsSession(Base):
+    """A signed-in browser session on the dashboard, until it expires or is signed out.
+
+    Only a hash of the session id is kept: a copy of the database signs no one in.
+    """
+
+    __tablename__ = "analytics_session"
+
+    session_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -64,6 +64,28 @@ class AuditRecord:
 
 
 @dataclass(frozen=True)
+class AccessRecord:
+    """One call to a CDS service, answered or refused (the access audit).
+
+    ``outcome`` is the policy outcome of an answered call, or the class of a refusal
+    ("unauthorised", "precondition-failed: timeout", ...). Identity fields are None when the
+    call was refused before the token was validated.
+    """
+
+    recorded_at: datetime
+    service_id: str
+    status: int
+    outcome: str
+    issuer: str | None
+    subject: str | None
+    tenant: str | None
+    ehr_user: str | None
+    patient_hash: str | None
+    request_id: str
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass(frozen=True)
 class FeedbackRecord:
     """One validated CDS Hooks feedback item."""
 

@@ -13,17 +13,39 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Select, and_, case, delete, func, select, tuple_
+from sqlalchemy import Connection, Select, and_, case, delete, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.dml import Insert
 
-from store.models import AuditCriterion, AuditEvent, Base, Feedback, IssuedCard
-from store.records import LONDON, AuditRecord, FeedbackRecord, IssuedCardInfo, london_day, utc
+from store.models import (
+    AccessEvent,
+    AnalyticsSession,
+    AuditCriterion,
+    AuditEvent,
+    Base,
+    Feedback,
+    IssuedCard,
+    SeenToken,
+)
+from store.records import (
+    LONDON,
+    AccessRecord,
+    AuditRecord,
+    FeedbackRecord,
+    IssuedCardInfo,
+    london_day,
+    utc,
+)
 
 S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 OUTCOMES = ("meets-criteria", "does-not-meet-criteria", "insufficient-information")
 NO_DECISION = "no-decision"  # an order hook with no i-Port draft: evaluated, nothing to say
+
+
+def schema_version() -> Any:
+    """The migration the database is at: a cheap query that needs the schema to be there."""
+    return text("SELECT version_num FROM alembic_version")
 
 
 def _insert(conn: Connection, model: type[Base], ignore_duplicate: str | None = None) -> Insert:
@@ -95,6 +117,66 @@ def insert_audit(conn: Connection, records: Sequence[AuditRecord]) -> None:
         conn.execute(_insert(conn, IssuedCard, ignore_duplicate="card_uuid"), cards)
 
 
+def insert_access(conn: Connection, records: Sequence[AccessRecord]) -> None:
+    """One batch of access audit records."""
+    if not records:
+        return
+    conn.execute(
+        _insert(conn, AccessEvent),
+        [
+            {
+                "id": r.id,
+                "recorded_at": utc(r.recorded_at),
+                "recorded_on": london_day(r.recorded_at),
+                "service_id": r.service_id[:64],
+                "status": r.status,
+                "outcome": r.outcome[:64],
+                "issuer": r.issuer[:255] if r.issuer else None,
+                "subject": r.subject[:255] if r.subject else None,
+                "tenant": r.tenant[:128] if r.tenant else None,
+                "ehr_user": r.ehr_user[:128] if r.ehr_user else None,
+                "patient_hash": r.patient_hash,
+                "request_id": r.request_id[:128],
+            }
+            for r in records
+        ],
+    )
+
+
+def claim_token(conn: Connection, token_key: str, expires_at: datetime) -> bool:
+    """Remember a token id; True when it was not seen before (the primary key decides, so two
+    workers racing with the same token cannot both win)."""
+    # RETURNING, not rowcount: drivers disagree on rowcount for a skipped conflicting row.
+    stmt = _insert(conn, SeenToken, ignore_duplicate="token_key").returning(SeenToken.token_key)
+    row = conn.execute(stmt, {"token_key": token_key, "expires_at": utc(expires_at)}).first()
+    return row is not None
+
+
+def purge_seen_tokens(conn: Connection, now: datetime) -> int:
+    """Forget token ids whose tokens can no longer be accepted anyway."""
+    deleted = conn.execute(delete(SeenToken).where(SeenToken.expires_at < utc(now))).rowcount
+    return max(deleted, 0)
+
+
+def start_session(conn: Connection, session_hash: str, expires_at: datetime) -> None:
+    conn.execute(delete(AnalyticsSession).where(AnalyticsSession.expires_at < datetime.now(UTC)))
+    conn.execute(
+        _insert(conn, AnalyticsSession),
+        {"session_hash": session_hash, "expires_at": utc(expires_at)},
+    )
+
+
+def session_live(conn: Connection, session_hash: str, now: datetime) -> bool:
+    found = conn.execute(
+        select(AnalyticsSession.expires_at).where(AnalyticsSession.session_hash == session_hash)
+    ).scalar()
+    return found is not None and utc(found if found.tzinfo else found.replace(tzinfo=UTC)) > now
+
+
+def end_session(conn: Connection, session_hash: str) -> None:
+    conn.execute(delete(AnalyticsSession).where(AnalyticsSession.session_hash == session_hash))
+
+
 def insert_feedback(conn: Connection, items: Sequence[FeedbackRecord]) -> int:
     """Store feedback items; one already stored (same dedup key) is skipped. Returns how many
     were new."""
@@ -153,13 +235,14 @@ def purge_before(conn: Connection, cutoff: datetime) -> tuple[int, int]:
     conn.execute(delete(IssuedCard).where(IssuedCard.audit_id.in_(old)))
     events = conn.execute(delete(AuditEvent).where(AuditEvent.recorded_at < cutoff)).rowcount
     feedback = conn.execute(delete(Feedback).where(Feedback.received_at < cutoff)).rowcount
+    conn.execute(delete(AccessEvent).where(AccessEvent.recorded_at < cutoff))
     return max(events, 0), max(feedback, 0)
 
 
 def counts(conn: Connection) -> dict[str, int]:
     """Rows per table (tests and the CLI's summary)."""
     out: dict[str, int] = {}
-    for model in (AuditEvent, AuditCriterion, IssuedCard, Feedback):
+    for model in (AuditEvent, AuditCriterion, IssuedCard, Feedback, AccessEvent):
         out[model.__tablename__] = int(
             conn.execute(select(func.count()).select_from(model)).scalar_one()
         )
@@ -408,6 +491,52 @@ FEEDBACK_COLUMNS = (
 )
 
 
+ACCESS_COLUMNS = (
+    "recorded_at",
+    "service_id",
+    "status",
+    "outcome",
+    "issuer",
+    "subject",
+    "tenant",
+    "ehr_user",
+    "patient_hash",
+    "request_id",
+)
+
+
+def export_access(
+    conn: Connection, since: date, until: date | None = None, chunk: int = 1000
+) -> Iterator[dict[str, Any]]:
+    """Access audit records on or after ``since`` (to ``until``), oldest first, in chunks."""
+    for events in _chunks(conn, AccessEvent, since, until, chunk):
+        for e in events:
+            row = {c: getattr(e, c) for c in ACCESS_COLUMNS}
+            row["recorded_at"] = _iso(e.recorded_at)
+            yield row
+
+
+def access_counts(conn: Connection, f: Filter) -> dict[str, Any]:
+    """Calls to the hooks in the date range: answered and refused, by status and outcome."""
+    stmt = _filtered(
+        f,
+        select(AccessEvent.status, AccessEvent.outcome, func.count()),
+        AccessEvent.recorded_on,
+        AccessEvent.service_id,
+    )
+    by_status: dict[str, int] = defaultdict(int)
+    refusals: dict[str, int] = defaultdict(int)
+    for status, outcome, n in conn.execute(stmt.group_by(AccessEvent.status, AccessEvent.outcome)):
+        by_status[str(status)] += int(n)
+        if status >= 400:
+            refusals[outcome] += int(n)
+    return {
+        "calls": sum(by_status.values()),
+        "byStatus": dict(sorted(by_status.items())),
+        "refusals": dict(sorted(refusals.items(), key=lambda kv: (-kv[1], kv[0]))),
+    }
+
+
 def _since(moment: datetime | date) -> datetime:
     return utc(moment) if isinstance(moment, datetime) else utc(_day_start(moment))
 
@@ -419,22 +548,32 @@ def _day_start(day: date) -> datetime:
 def export_audit(
     conn: Connection, since: date, until: date | None = None, chunk: int = 1000
 ) -> Iterator[dict[str, Any]]:
-    """Evaluations recorded on or after ``since`` (and on or before ``until``), oldest first,
-    read ``chunk`` at a time (keyset pagination: memory stays flat for any range)."""
-    base = select(*AuditEvent.__table__.columns).where(AuditEvent.recorded_on >= since)
+    """Evaluations recorded on or after ``since`` (and on or before ``until``), oldest first."""
+    for events in _chunks(conn, AuditEvent, since, until, chunk):
+        yield from _audit_rows(conn, events)
+
+
+def _chunks(
+    conn: Connection,
+    model: type[AuditEvent] | type[AccessEvent],
+    since: date,
+    until: date | None,
+    chunk: int,
+) -> Iterator[Sequence[Any]]:
+    """Rows of ``model`` recorded on the days given, oldest first, ``chunk`` at a time (keyset
+    pagination: memory stays flat for any range)."""
+    base = select(*model.__table__.columns).where(model.recorded_on >= since)
     if until is not None:
-        base = base.where(AuditEvent.recorded_on <= until)
-    base = base.order_by(AuditEvent.recorded_at, AuditEvent.id).limit(chunk)
+        base = base.where(model.recorded_on <= until)
+    base = base.order_by(model.recorded_at, model.id).limit(chunk)
     stmt = base
     while True:
-        events = conn.execute(stmt).all()
-        if not events:
+        rows = conn.execute(stmt).all()
+        if not rows:
             return
-        yield from _audit_rows(conn, events)
-        last = events[-1]
-        stmt = base.where(
-            tuple_(AuditEvent.recorded_at, AuditEvent.id) > tuple_(last.recorded_at, last.id)
-        )
+        yield rows
+        last = rows[-1]
+        stmt = base.where(tuple_(model.recorded_at, model.id) > tuple_(last.recorded_at, last.id))
 
 
 def _audit_rows(conn: Connection, events: Sequence[Any]) -> Iterator[dict[str, Any]]:

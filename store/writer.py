@@ -23,7 +23,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DisconnectionError, OperationalError, TimeoutError
 
 from store import repository
-from store.records import AuditRecord, CardRecord
+from store.records import AccessRecord, AuditRecord, CardRecord
+
+Record = AuditRecord | AccessRecord
 
 log = logging.getLogger("iport_cds.store")
 
@@ -59,7 +61,7 @@ class AuditWriter:
 
     def _init_state(self) -> None:
         self._cond = threading.Condition()
-        self._queue: deque[AuditRecord] = deque()
+        self._queue: deque[Record] = deque()
         self._pending_cards: dict[str, tuple[str, CardRecord]] = {}
         self._thread: threading.Thread | None = None
         self._closing = False
@@ -75,13 +77,13 @@ class AuditWriter:
         self._init_state()
 
     # -- producer side (request threads) ------------------------------------------------------
-    def submit(self, record: AuditRecord) -> None:
+    def submit(self, record: Record) -> None:
         """Queue one record; never blocks on the database, never raises for it."""
         with self._cond:
             if self._closing:
                 raise RuntimeError("the audit writer is closed")
             self._queue.append(record)
-            for card in record.cards:
+            for card in _cards(record):
                 self._pending_cards[card.uuid] = (record.service_id, card)
             self.submitted += 1
             if self._thread is None:
@@ -145,7 +147,7 @@ class AuditWriter:
                 written, dropped = self._write(batch)
                 with self._cond:
                     for record in batch:
-                        for card in record.cards:
+                        for card in _cards(record):
                             self._pending_cards.pop(card.uuid, None)
                     self.written += written
                     self.dropped += dropped
@@ -167,7 +169,7 @@ class AuditWriter:
         except Exception as exc:
             log.error("audit housekeeping failed: %s", type(exc).__name__)
 
-    def _write(self, batch: Sequence[AuditRecord]) -> tuple[int, int]:
+    def _write(self, batch: Sequence[Record]) -> tuple[int, int]:
         """(written, dropped). Retries transient failures until written."""
         delay = 0.05
         while True:
@@ -194,6 +196,11 @@ class AuditWriter:
                     written, dropped = written + w, dropped + d
                 return written, dropped
 
-    def _insert(self, batch: Sequence[AuditRecord]) -> None:
+    def _insert(self, batch: Sequence[Record]) -> None:
         with self.engine.connect().execution_options(write=True) as conn, conn.begin():
-            repository.insert_audit(conn, batch)
+            repository.insert_audit(conn, [r for r in batch if isinstance(r, AuditRecord)])
+            repository.insert_access(conn, [r for r in batch if isinstance(r, AccessRecord)])
+
+
+def _cards(record: Record) -> tuple[CardRecord, ...]:
+    return record.cards if isinstance(record, AuditRecord) else ()

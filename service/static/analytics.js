@@ -189,6 +189,19 @@
       })
     );
 
+    var access = data.access;
+    text("access-calls", num(access.calls));
+    fillTable(
+      "tbl-access",
+      Object.keys(access.byStatus).map(function (status) {
+        return ["HTTP " + status, num(access.byStatus[status])];
+      }).concat(
+        Object.keys(access.refusals).map(function (reason) {
+          return ["refused: " + reason, num(access.refusals[reason])];
+        })
+      )
+    );
+
     text(
       "policies",
       "Policies: " + data.policies.map(function (x) { return x.title + " (version " + x.version + ")"; }).join("; ") + "."

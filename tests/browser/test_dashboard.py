@@ -208,6 +208,12 @@ def test_dashboard_draws_the_figures_and_follows_the_date_filter(
         reasons = chart_state(page, "c-reasons")
         assert sum(reasons["sums"]) == totals["overridden"]
         assert page.locator("#tbl-blocking tbody tr").count() >= 3
+        access = expected["access"]
+        assert access["calls"] > 200  # every order-select call of the seed went over HTTP
+        assert page.text_content("#access-calls") == f"{access['calls']:,}"
+        assert page.locator("#tbl-access tbody tr").first.text_content() == (
+            f"HTTP 200{access['byStatus']['200']:,}"
+        )
 
         # A shorter range: the figures change to match /analytics.json for that range.
         page.fill("#from", "2026-11-15")

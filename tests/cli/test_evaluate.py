@@ -115,6 +115,9 @@ def test_relative_dates_follow_today(cli: Cli) -> None:
         ('{"hello": "world"}', "not a FHIR resource or Bundle"),
         ('[{"resourceType": "Patient"}, 3]', "a JSON list must hold only FHIR resources"),
         ('{"resourceType": "Bundle", "entry": {}}', "Bundle.entry is not a list"),
+        ('{"resourceType": "Foo"}', "not a patient record: no Patient and no clinical resource"),
+        ('{"resourceType": "Bundle", "entry": []}', "not a patient record"),
+        ('[{"resourceType": "Medication", "id": "m"}]', "(found Medication)"),
     ],
 )
 def test_bad_files_are_usage_errors(cli: Cli, tmp_path: Path, content: str, message: str) -> None:
@@ -149,7 +152,7 @@ def test_not_utf8(cli: Cli, tmp_path: Path) -> None:
         (["evaluate"], "give either FILE or --population DIR"),
         (["evaluate", "x.json", "--population", "dir"], "give either FILE or --population DIR"),
         (["evaluate", "x.json", "--today", "21/11/2026"], "not a date (YYYY-MM-DD)"),
-        (["evaluate", "x.json", "--policy", "no-such-policy"], "no-such-policy.json"),
+        (["evaluate", "x.json", "--policy", "no-such-policy"], "choose one of: iport-advance"),
         (["evaluate", "x.json", "--valueset-extra-dir", "/no/such/dir"], "does not exist"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
@@ -187,3 +190,12 @@ def test_options_of_the_other_mode_are_refused(cli: Cli, argv: list[str], messag
     run = cli("evaluate", *argv)
     assert run.code == 2
     assert message in one_line_error(run)
+
+
+def test_an_unknown_policy_lists_the_valid_names(cli: Cli) -> None:
+    run = cli("evaluate", str(NEEDLE.path), "--policy", "nope")
+    assert run.code == 2
+    message = one_line_error(run)
+    assert "--policy 'nope' is not a policy" in message
+    assert "iport-advance, nice-insulin-pump" in message
+    assert "Errno" not in message

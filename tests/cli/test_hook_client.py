@@ -133,7 +133,7 @@ def test_every_request_carries_a_fresh_es384_jwt_for_the_exact_url(
             token, ec_key.public_key(), algorithms=["ES384"], audience=expected_aud, issuer=ISS
         )
         assert claims["exp"] - claims["iat"] == 300
-        assert set(claims) == {"iss", "aud", "iat", "exp", "jti"}
+        assert set(claims) == {"iss", "sub", "aud", "iat", "exp", "jti"}
         jtis.add(claims["jti"])
         assert token not in run.out + run.err  # never printed
     assert len(jtis) == 2

@@ -75,3 +75,28 @@ def test_serve_runs_the_service(tmp_path: Path) -> None:
     text = (tmp_path / "serve.log").read_text()
     assert f"discovery at http://127.0.0.1:{port}/cds-services" in text
     assert "demo-config.json" in text
+
+
+def test_a_busy_port_says_which_setting_changes_it(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IPORT_CDS_")}
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "cli", "serve", "--bind", f"127.0.0.1:{port}"],
+            cwd=tmp_path,
+            env={**env, "PYTHONPATH": str(REPO_ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert done.returncode != 0
+    assert time.monotonic() - started < 10
+    assert f"127.0.0.1:{port} is already in use" in done.stderr
+    assert "IPORT_CDS_BIND" in done.stderr
+    assert "Traceback" not in done.stderr

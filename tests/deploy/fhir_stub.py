@@ -1,8 +1,11 @@
-"""A tiny FHIR server on loopback that answers every read after a delay.
+"""A tiny FHIR server on loopback that answers every read after a delay, or drips it.
 
 ``Patient/<id>`` gets a Patient; any search gets an empty searchset Bundle. Enough for the
 service to evaluate (as "insufficient information") while a request is slow on purpose, and to
-see which headers the service sent (request id propagation).
+see which headers the service sent (request id propagation). With ``drip_s`` the answer,
+status line first, is written one byte every ``drip_s`` seconds: a socket read timeout never
+fires, only a deadline on the whole exchange ends it; ``dropped`` counts the connections the
+client closed mid-answer.
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ class _Server(ThreadingHTTPServer):
 class SlowFhirServer:
     """``with SlowFhirServer(delay_s=1.5) as fhir: fhir.base_url``"""
 
-    def __init__(self, delay_s: float = 0.0) -> None:
+    def __init__(self, delay_s: float = 0.0, drip_s: float = 0.0) -> None:
         self.delay_s = delay_s
+        self.drip_s = drip_s
         self.request_ids: list[str | None] = []
+        self.authorizations: list[str | None] = []
         self.requests = 0
+        self.dropped = 0
         self._lock = threading.Lock()
         stub = self
 
@@ -37,6 +43,7 @@ class SlowFhirServer:
                 with stub._lock:
                     stub.requests += 1
                     stub.request_ids.append(self.headers.get("X-Request-ID"))
+                    stub.authorizations.append(self.headers.get("Authorization"))
                 time.sleep(stub.delay_s)
                 path = self.path.split("?", 1)[0]
                 parts = [p for p in path.split("/") if p]
@@ -46,11 +53,29 @@ class SlowFhirServer:
                 else:
                     body = {"resourceType": "Bundle", "type": "searchset", "total": 0, "entry": []}
                 data = json.dumps(body).encode()
+                if stub.drip_s:
+                    self._drip(data)
+                    return
                 self.send_response(200)
                 self.send_header("Content-Type", "application/fhir+json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _drip(self, data: bytes) -> None:
+                head = (
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/fhir+json\r\n"
+                    f"Content-Length: {len(data)}\r\n\r\n"
+                ).encode()
+                try:
+                    for i in range(len(head + data)):
+                        self.wfile.write((head + data)[i : i + 1])
+                        self.wfile.flush()
+                        time.sleep(stub.drip_s)
+                except OSError:  # the client dropped the connection
+                    with stub._lock:
+                        stub.dropped += 1
+                    self.close_connection = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 return

@@ -6,6 +6,8 @@ import io
 import json
 import logging
 import re
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -101,42 +103,6 @@ def test_healthz_says_ok_and_nothing_else(client: FlaskClient) -> None:
     assert resp.status_code == 200
     assert resp.json == {"status": "ok"}
     assert resp.headers["Cache-Control"] == "no-store"
-
-
-def test_readyz_checks_value_sets_and_database(app: Flask, client: FlaskClient) -> None:
-    class Store:
-        def __init__(self, answer: bool | Exception) -> None:
-            self.answer = answer
-
-        def ping(self) -> bool:
-            if isinstance(self.answer, Exception):
-                raise self.answer
-            return self.answer
-
-    app.extensions["iport_cds.store"] = Store(True)
-    resp = client.get("/readyz")
-    assert resp.status_code == 200
-    assert resp.json == {"status": "ready", "checks": {"valueSets": "ok", "database": "ok"}}
-
-    app.extensions["iport_cds.store"] = Store(False)
-    resp = client.get("/readyz")
-    assert resp.status_code == 503
-    assert resp.json == {
-        "status": "not-ready",
-        "checks": {"valueSets": "ok", "database": "unavailable"},
-    }
-
-    # A driver error says nothing about the database (no host, user or message) to the prober.
-    app.extensions["iport_cds.store"] = Store(RuntimeError("password=hunter2 host=db.internal"))
-    resp = client.get("/readyz")
-    assert resp.status_code == 503
-    assert b"hunter2" not in resp.data
-    assert b"db.internal" not in resp.data
-
-    del app.extensions["iport_cds.store"]
-    resp = client.get("/readyz")
-    assert resp.status_code == 200
-    assert resp.json["checks"]["database"] == "not-configured"
 
 
 def test_readyz_fails_without_value_sets(app: Flask, client: FlaskClient) -> None:
@@ -449,3 +415,120 @@ def test_log_lines_hold_no_token_or_patient_id(client: FlaskClient, json_log: io
     assert any(line["message"] == "hook precondition failed" for line in lines)
     for secret in (SECRET_PID, SECRET_TOKEN, "jwt.x.y"):
         assert secret not in text
+
+
+# ------------------------------------------------------------------------ capacity and headers
+
+
+def test_hooks_past_the_in_flight_cap_are_answered_503_at_once() -> None:
+    from tests.deploy.fhir_stub import SlowFhirServer
+
+    with SlowFhirServer(delay_s=1.0) as fhir:
+        app = make_app(HOOKS_IN_FLIGHT_MAX=1, FHIR_SERVER_ALLOWLIST=[fhir.base_url])
+        body = hook_request(
+            "order-sign",
+            drafts=[iport_device_request(pid=SECRET_PID)],
+            patient_id=SECRET_PID,
+            fhir_server=fhir.base_url,
+        )
+        first: dict[str, int] = {}
+
+        def slow_hook() -> None:
+            first["status"] = app.test_client().post(ORDER_SIGN, json=body).status_code
+
+        holder = threading.Thread(target=slow_hook)
+        holder.start()
+        while fhir.requests == 0:  # the first hook is now waiting on the FHIR server
+            time.sleep(0.01)
+        started = time.monotonic()
+        busy = app.test_client().post(ORDER_SIGN, json=body)
+        assert time.monotonic() - started < 0.2
+        assert busy.status_code == 503
+        assert busy.headers["Retry-After"] == "1"
+        assert busy.json["issue"][0]["code"] == "transient"
+        assert app.test_client().get("/healthz").status_code == 200
+        holder.join(10)
+        assert first["status"] == 200
+        # The slot is free again.
+        assert app.test_client().post(ORDER_SIGN, json=body).status_code == 200
+
+
+def test_hooks_in_flight_default_leaves_threads_for_the_probes() -> None:
+    from service.admission import hooks_in_flight_max
+
+    assert hooks_in_flight_max({"THREADS": 8}) == 6
+    assert hooks_in_flight_max({"THREADS": 2}) == 1
+    assert hooks_in_flight_max({"THREADS": 8, "HOOKS_IN_FLIGHT_MAX": 3}) == 3
+
+
+def test_hook_answers_are_not_cached_nor_sniffed_and_need_json(client: FlaskClient) -> None:
+    body = sign_body(resources=MEETS)
+    resp = client.post(ORDER_SIGN, json=body)
+    assert resp.status_code == 200
+    assert resp.headers["Cache-Control"] == "no-store"
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    form = client.post(ORDER_SIGN, data=json.dumps(body), content_type="text/plain")
+    assert form.status_code == 415
+    assert form.json["resourceType"] == "OperationOutcome"
+    assert form.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("instance", ["<script>", "a b", "x" * 129, "ünï"])
+def test_hook_instance_must_look_like_a_uuid(client: FlaskClient, instance: str) -> None:
+    resp = client.post(ORDER_SIGN, json={**sign_body(resources=MEETS), "hookInstance": instance})
+    assert resp.status_code == 400
+    assert "hookInstance" in resp.json["issue"][0]["diagnostics"]
+
+
+def test_a_slow_fhir_server_cannot_take_every_hook_slot_of_a_worker() -> None:
+    from tests.deploy.fhir_stub import SlowFhirServer
+
+    with SlowFhirServer(delay_s=1.0) as slow, SlowFhirServer() as healthy:
+        app = make_app(
+            HOOKS_IN_FLIGHT_MAX=4,
+            FHIR_SERVER_HOOKS_MAX=1,
+            FHIR_SERVER_ALLOWLIST=[slow.base_url, healthy.base_url],
+        )
+
+        def body(fhir: str) -> dict[str, Any]:
+            return hook_request(
+                "order-sign",
+                drafts=[iport_device_request(pid=SECRET_PID)],
+                patient_id=SECRET_PID,
+                fhir_server=fhir,
+            )
+
+        holder = threading.Thread(
+            target=lambda: app.test_client().post(ORDER_SIGN, json=body(slow.base_url))
+        )
+        holder.start()
+        end = time.monotonic() + 5
+        while slow.requests < 8 and time.monotonic() < end:  # the holder's eight reads
+            time.sleep(0.01)
+        refused = app.test_client().post(ORDER_SIGN, json=body(slow.base_url))
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "1"
+        assert slow.requests == 8  # the refused hook sent nothing
+        served = app.test_client().post(ORDER_SIGN, json=body(healthy.base_url))
+        assert served.status_code == 200
+        holder.join(10)
+
+
+def test_hooks_per_fhir_server_default_leaves_slots_for_the_others() -> None:
+    from service.admission import hooks_per_fhir_server
+
+    assert hooks_per_fhir_server({"THREADS": 8}) == 4
+    assert hooks_per_fhir_server({"THREADS": 3}) == 1
+    assert hooks_per_fhir_server({"THREADS": 8, "FHIR_SERVER_HOOKS_MAX": 2}) == 2
+
+
+def test_another_spelling_of_a_fhir_server_shares_its_slots() -> None:
+    from service.admission import HookAdmission
+
+    admission = HookAdmission(limit=10, per_server=1)
+    held = admission.admit("https://FHIR.example.nhs.uk:443/r4")
+    assert held is not None
+    assert admission.admit("https://fhir.example.nhs.uk/other-base") is None  # same server
+    assert admission.admit("https://fhir.other.nhs.uk/r4") is not None
+    admission.release(held)
+    assert admission.admit("https://fhir.example.nhs.uk/r4") is not None

@@ -287,6 +287,44 @@ def test_unreachable_fhir_server_answers_412(service: ServiceProcess) -> None:
     assert resp.json()["resourceType"] == "OperationOutcome"
 
 
+def test_every_search_is_one_the_fhir_server_supports(
+    service: ServiceProcess, loaded_fhir: FhirTestServer
+) -> None:
+    """Fetched from the real FHIR server: every search is scoped to the patient by a parameter
+    the server supports, except DeviceRequest, which this server cannot search by patient at
+    all; its answer is filtered here and said once, not as a warning per record."""
+    body = hook_request(
+        "order-sign",
+        drafts=[draft(MEETS_ID)],
+        patient_id=MEETS_ID,
+        fhir_server=loaded_fhir.base_url,
+    )
+    card = call(service, "order-sign", body).json()["cards"][0]
+    unread = card["extension"]["iport-cds.eligibility"].get("warnings", [])
+    said = [card["detail"], *unread]  # the card counts them; its extension names each
+    assert not [text for text in said if "search parameter" in text.lower()]
+    assert not [text for text in said if "not used: " in text]
+    lines = [text for text in unread if "does not support this search" in text]
+    assert len(lines) == 1
+    assert lines[0].startswith("devices:")
+
+
+def test_a_patient_the_fhir_server_does_not_have_is_said_as_such(
+    service: ServiceProcess, loaded_fhir: FhirTestServer
+) -> None:
+    body = hook_request(
+        "order-sign",
+        drafts=[draft("no-such-patient")],
+        patient_id="no-such-patient",
+        fhir_server=loaded_fhir.base_url,
+    )
+    resp = call(service, "order-sign", body)
+    assert resp.status_code == 412
+    diagnostics = resp.json()["issue"][0]["diagnostics"]
+    assert "the FHIR server has no Patient/no-such-patient" in diagnostics
+    assert "deadline" not in diagnostics
+
+
 def test_the_log_holds_no_token_or_patient_id(
     service: ServiceProcess, loaded_fhir: FhirTestServer
 ) -> None:

@@ -85,28 +85,36 @@ class PostgresServer:
             "UTF8",
             "--no-sync",
         )
-        options = (
-            f"-p {self.port} -k {self._dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
         try:
-            self._run(
-                str(self.bin / "pg_ctl"),
-                "-D",
-                str(self.data),
-                "-o",
-                options,
-                "-l",
-                str(self.log),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            )
+            self.start()
         except BaseException:
             shutil.rmtree(self._dir, ignore_errors=True)
             raise
         return self
+
+    def start(self) -> None:
+        """Start (or restart) the server on its port."""
+        options = (
+            f"-p {self.port} -k {self._dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.log),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
+
+    def stop(self) -> None:
+        """Stop the server (a database outage); ``start()`` brings it back."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def admin_url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
@@ -125,6 +133,7 @@ class PostgresServer:
         tb: TracebackType | None,
     ) -> None:
         try:
-            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "stop")
+            if (self.data / "postmaster.pid").exists():  # not already stopped by a test
+                self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "stop")
         finally:
             shutil.rmtree(self._dir, ignore_errors=True)

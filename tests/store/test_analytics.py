@@ -240,6 +240,10 @@ def test_default_range_is_the_last_30_days(seeded: Flask) -> None:
         ("to=2026-13-01", "'to' must be a date"),
         ("from=2026-11-05&to=2026-11-01", "'from' must not be after 'to'"),
         ("from=2020-01-01&to=2026-11-01", "at most"),
+        ("from=0001-01-01", "'from' must be between 2000-01-01 and 2999-12-31"),
+        ("from=0001-01-01&to=0001-01-02", "must be between"),
+        ("to=0001-01-01", "'to' must be between"),
+        ("from=9999-12-30&to=9999-12-31", "must be between"),
         ("service=nope", "'service' is not a service"),
     ],
 )
@@ -303,6 +307,61 @@ def test_browser_sign_in_sets_a_session_cookie(make_app: AppFactory, sqlite_url:
         client.set_cookie("iport_cds_analytics", cookie.value)
         client.post("/analytics/logout")
         assert client.get("/analytics.json").status_code == 401
+        # A copy of the cookie kept from before signing out is worthless: the session is over
+        # for every worker, not only forgotten by this browser.
+        client.set_cookie("iport_cds_analytics", cookie.value)
+        assert client.get("/analytics.json").status_code == 401
+
+
+def test_a_session_is_valid_on_every_worker_and_ends_when_the_token_changes(
+    make_app: AppFactory, sqlite_url: str
+) -> None:
+    first = make_app(sqlite_url, ANALYTICS_TOKEN=ADMIN)
+    with first.test_client() as client:
+        client.post("/analytics/login", data={"token": ADMIN})
+        cookie = client.get_cookie("iport_cds_analytics")
+    assert cookie is not None
+    with make_app(sqlite_url, ANALYTICS_TOKEN=ADMIN).test_client() as other_worker:
+        other_worker.set_cookie("iport_cds_analytics", cookie.value)
+        assert other_worker.get("/analytics.json").status_code == 200
+    with make_app(sqlite_url, ANALYTICS_TOKEN="rotated-token").test_client() as rotated:
+        rotated.set_cookie("iport_cds_analytics", cookie.value)
+        assert rotated.get("/analytics.json").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("base_url", "secure"),
+    [
+        ("https://cds.example.nhs.uk", True),
+        ("http://cds.example.nhs.uk", True),  # TLS ended at the ingress: still https outside
+        ("http://cds.internal:8080", True),
+        ("http://localhost:8080", False),  # the sandbox on this machine
+        ("http://127.0.0.1:8080", False),
+    ],
+)
+def test_the_session_cookie_is_secure_except_on_this_machine(
+    make_app: AppFactory, sqlite_url: str, base_url: str, secure: bool
+) -> None:
+    with make_app(sqlite_url, ANALYTICS_TOKEN=ADMIN).test_client() as client:
+        resp = client.post("/analytics/login", data={"token": ADMIN}, base_url=base_url)
+    assert resp.status_code == 303
+    assert ("Secure" in resp.headers["Set-Cookie"]) is secure
+
+
+def test_wrong_tokens_are_throttled(make_app: AppFactory, sqlite_url: str) -> None:
+    with make_app(sqlite_url, ANALYTICS_TOKEN=ADMIN).test_client() as client:
+        statuses = [
+            client.post("/analytics/login", data={"token": f"guess-{i}"}).status_code
+            for i in range(6)
+        ]
+        assert statuses == [401] * 5 + [429]
+        right = client.post("/analytics/login", data={"token": ADMIN})
+        assert right.status_code == 429  # even the right token waits: the token is not checked
+        assert int(right.headers["Retry-After"]) > 0
+        other = client.post(
+            "/analytics/login", data={"token": ADMIN}, environ_base={"REMOTE_ADDR": "10.0.0.9"}
+        )
+        assert other.status_code == 303  # another address is not locked out
 
 
 def test_open_without_a_token_only_when_the_service_runs_without_auth(

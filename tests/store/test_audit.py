@@ -13,7 +13,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -24,6 +23,7 @@ import store
 from store.db import make_engine, migrate
 from store.models import Base
 from tests.store.conftest import HASH_KEY, AppFactory, Clock, store_of
+from tests.store.pgserver import PostgresServer
 from tests.store.seed import accepted, order_select, overridden, post_feedback, post_hook
 
 SECRET_PID = "pat-Zq9x7Kw3"
@@ -140,6 +140,7 @@ def test_a_restart_loses_nothing(make_app: AppFactory, database_url: str, clock:
         "audit_criterion": 25 * criteria_per_evaluation,
         "issued_card": 25,
         "feedback": 10,
+        "access_event": 25,  # one per hook call (feedback calls are not hook calls)
     }
     with second.test_client() as client:
         # cards issued before the restart still take feedback; resent feedback is still a no-op
@@ -187,8 +188,8 @@ def test_concurrent_load_every_evaluation_and_feedback_is_stored_once(
     """2,000 evaluations and 2,000 feedback posts from 16 concurrent clients: exactly 2,000
     rows of each. Each client sends feedback straight after its card, before the writer has
     necessarily written it."""
-    app = make_app(database_url)
     clients, per_client = 16, 125
+    app = make_app(database_url, HOOKS_IN_FLIGHT_MAX=clients)
     latencies: list[float] = []
     lock = threading.Lock()
 
@@ -250,27 +251,26 @@ def test_a_locked_database_delays_records_but_does_not_slow_the_hook_or_lose_the
     assert s.counts()["audit_event"] == 40
 
 
-def test_a_database_outage_is_retried_until_it_is_back(
-    make_app: AppFactory, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    app = make_app(sqlite_url)
-    s = store_of(app)
-    failures = {"left": 3}
-    real_insert = store.repository.insert_audit
-
-    def flaky(conn: Any, records: Any) -> None:
-        if failures["left"]:
-            failures["left"] -= 1
-            raise sa.exc.OperationalError("INSERT", {}, Exception("server closed the connection"))
-        real_insert(conn, records)
-
-    monkeypatch.setattr(store.repository, "insert_audit", flaky)
-    with app.test_client() as client:
-        for i in range(5):
-            post_hook(client, "meets", hook_instance=f"h{i}")
-    assert s.flush(30)
-    assert s.writer.failures == 3
-    assert s.counts()["audit_event"] == 5
+def test_a_database_outage_is_retried_until_it_is_back(make_app: AppFactory) -> None:
+    """A PostgreSQL server of its own, stopped while hooks are answered and started again:
+    the hooks do not wait for it, and every record is written once it is back."""
+    with PostgresServer() as pg:
+        app = make_app(pg.new_database())
+        s = store_of(app)
+        pg.stop()
+        with app.test_client() as client:
+            for i in range(5):
+                post_hook(client, "meets", hook_instance=f"h{i}")
+        deadline = time.monotonic() + 20
+        while s.writer.failures == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert s.writer.failures > 0  # it tried, and failed, while the server was down
+        assert s.writer.backlog == 10  # 5 evaluations and the 5 calls' access records
+        pg.start()
+        assert s.flush(60)
+        assert s.counts()["audit_event"] == 5
+        assert s.writer.dropped == 0
+        s.close()
 
 
 def test_embedded_default_sqlite_and_generated_key_in_the_instance_folder(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy.engine import make_url
 
 from tests.store.conftest import AppFactory, store_of
 from tests.store.seed import ORDER_SELECT, accepted, overridden, post_feedback, post_hook
@@ -196,29 +198,31 @@ def test_valid_feedback_is_stored_once_however_often_it_is_sent(
 
 
 def test_feedback_straight_after_the_card_before_it_is_written(
-    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+    app: Flask, client: FlaskClient, sqlite_url: str
 ) -> None:
     s = store_of(app)
-    release = threading.Event()
-    real_insert = s.writer._insert
-
-    def slow_insert(batch: Any) -> None:
-        release.wait(10)
-        real_insert(batch)
-
-    monkeypatch.setattr(s.writer, "_insert", slow_insert)
+    # Another process holds the write lock: the card's record stays queued.
+    blocker = sqlite3.connect(
+        str(make_url(sqlite_url).database), isolation_level=None, check_same_thread=False
+    )
     try:
+        blocker.execute("BEGIN IMMEDIATE")
         card = post_hook(client, "insufficient", hook_instance="pending")
         assert s.counts()["issued_card"] == 0  # still queued
+        # The feedback's own write waits for the lock too: let it go half a second later.
+        release = threading.Timer(0.5, blocker.execute, ("COMMIT",))
+        release.start()
         assert post_feedback(client, overridden(card)).status_code == 200
+        release.join()
     finally:
-        release.set()
+        blocker.close()
     assert s.flush(10)
     assert s.counts() | {"audit_criterion": 0} == {
         "audit_event": 1,
         "audit_criterion": 0,
         "issued_card": 1,
         "feedback": 1,
+        "access_event": 1,
     }
 
 

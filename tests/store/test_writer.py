@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 import store
 from store import AuditRecord, CardRecord
+from store.db import make_engine
 
 
 def record(i: int) -> AuditRecord:
@@ -33,25 +34,21 @@ def record(i: int) -> AuditRecord:
     )
 
 
-def test_close_writes_everything_still_queued(
-    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_close_writes_everything_still_queued(sqlite_url: str) -> None:
     s = store.open_store(sqlite_url)
-    release = threading.Event()
-    real_insert = s.writer._insert
-
-    def slow_insert(batch: Any) -> None:
-        release.wait(10)
-        real_insert(batch)
-
-    monkeypatch.setattr(s.writer, "_insert", slow_insert)
-    for i in range(1200):  # more than one batch
-        s.record(record(i))
-    assert s.writer.backlog == 1200
-    closer = threading.Thread(target=s.close)
-    closer.start()
-    release.set()
-    closer.join(30)
+    blocker = make_engine(sqlite_url)
+    try:
+        with blocker.connect().execution_options(write=True) as conn, conn.begin():
+            # Another process holds the write lock: nothing can be written yet.
+            conn.execute(sa.text("DELETE FROM feedback WHERE 1 = 0"))
+            for i in range(1200):  # more than one batch
+                s.record(record(i))
+            assert s.writer.backlog == 1200
+            closer = threading.Thread(target=s.close)
+            closer.start()
+        closer.join(30)  # the lock is released: close() writes everything, then returns
+    finally:
+        blocker.dispose()
     assert not closer.is_alive()
     reopened = store.open_store(sqlite_url)
     try:

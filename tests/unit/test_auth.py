@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ ISS = "https://ehr.example.nhs.uk"
 ROTATING_ISS = "https://rotating.example.nhs.uk"
 JWKS_URL = "https://rotating.example.nhs.uk/.well-known/jwks.json"
 FHIR = "https://fhir.example.nhs.uk/r4"
+OTHER_TENANT_FHIR = "https://fhir.trust-y.example.nhs.uk/r4"
 BASE = "http://localhost"
 DISCOVERY = f"{BASE}/cds-services"
 ORDER_SIGN = f"{BASE}/cds-services/iport-advance-order-sign"
@@ -66,6 +68,7 @@ def token(
     now = time.time()
     payload = {
         "iss": iss,
+        "sub": "ehr-client-1",
         "aud": aud,
         "iat": int(iat if iat is not None else now),
         "exp": int(exp if exp is not None else now + 300),
@@ -88,7 +91,8 @@ def forged_hs384() -> str:
     """
     now = int(time.time())
     header = _b64(json.dumps({"alg": "HS384", "typ": "JWT", "kid": "k1"}).encode())
-    claims = {"iss": ISS, "aud": DISCOVERY, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())}
+    claims = {"iss": ISS, "sub": "x", "aud": DISCOVERY, "iat": now, "exp": now + 300,
+              "jti": str(uuid.uuid4())}  # fmt: skip
     payload = _b64(json.dumps(claims).encode())
     secret = KEY.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -101,7 +105,8 @@ def hand_signed(header: dict[str, Any]) -> str:
     """A validly signed ES384 token with header values PyJWT itself would refuse to write."""
     now = int(time.time())
     head = {"alg": "ES384", "typ": "JWT", "kid": "k1", **header}
-    claims = {"iss": ISS, "aud": DISCOVERY, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())}
+    claims = {"iss": ISS, "sub": "x", "aud": DISCOVERY, "iat": now, "exp": now + 300,
+              "jti": str(uuid.uuid4())}  # fmt: skip
     signing_input = f"{_b64(json.dumps(head).encode())}.{_b64(json.dumps(claims).encode())}"
     es384 = jwt.algorithms.ECAlgorithm(jwt.algorithms.ECAlgorithm.SHA384)
     return f"{signing_input}.{_b64(es384.sign(signing_input.encode(), KEY))}"
@@ -119,9 +124,15 @@ def issuers_file(tmp_path: Path) -> Path:
                         "keys": [public_jwk(KEY, "k1", "ES384"), public_jwk(RSA_KEY, "r1", "RS384")]
                     },
                     "fhir_servers": [FHIR],
-                    "tenants": [],
                 },
-                {"iss": ROTATING_ISS, "jwks_url": JWKS_URL, "tenants": ["practice-b82005"]},
+                {
+                    "iss": ROTATING_ISS,
+                    "jwks_url": JWKS_URL,
+                    "tenants": {
+                        "practice-b82005": {"fhir_servers": [FHIR]},
+                        "practice-y01234": {"fhir_servers": [OTHER_TENANT_FHIR]},
+                    },
+                },
             ]
         )
     )
@@ -195,6 +206,14 @@ def test_a_valid_rs384_token_is_accepted(client: FlaskClient) -> None:
         pytest.param(lambda: hand_signed({"kid": ["k1"]}), id="kid a list"),
         pytest.param(lambda: hand_signed({"kid": {"id": "k1"}}), id="kid an object"),
         pytest.param(lambda: hand_signed({"kid": 1}), id="kid a number"),
+        pytest.param(lambda: hand_signed({"alg": "RS384"}), id="RS384 header on the EC key"),
+        pytest.param(lambda: hand_signed({"alg": "RS384", "kid": "r1"}), id="RS384, EC signature"),
+        pytest.param(lambda: hand_signed({"alg": "ES384", "kid": "r1"}), id="ES384 on the RSA key"),
+        pytest.param(lambda: hand_signed({"alg": ["ES384"]}), id="alg a list"),
+        pytest.param(lambda: token(sub=None), id="no sub"),
+        pytest.param(lambda: token(sub=""), id="empty sub"),
+        pytest.param(lambda: token(jti="j" * 300), id="jti too long"),
+        pytest.param(lambda: token(exp=time.time() + 3600), id="exp - iat beyond the max age"),
     ],
 )
 def test_refused_tokens_get_a_bare_401(client: FlaskClient, bad: Callable[[], str | None]) -> None:
@@ -211,6 +230,49 @@ def test_a_replayed_jti_is_refused(client: FlaskClient) -> None:
     same = token(jti="once-only")
     assert get(client, same) == 200
     assert get(client, same) == 401
+
+
+def test_a_replay_is_refused_by_another_app_on_the_same_database(
+    make_app: Callable[..., Flask], tmp_path: Path
+) -> None:
+    """Token ids live in the database, so another worker or pod refuses the replay too."""
+    url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    first, second = make_app(DATABASE_URL=url), make_app(DATABASE_URL=url)
+    same = token(jti="seen-by-the-first-worker")
+    assert get(first.test_client(), same) == 200
+    assert get(second.test_client(), same) == 401
+
+
+def test_a_replay_check_that_cannot_be_made_is_503_not_a_pass(
+    make_app: Callable[..., Flask], tmp_path: Path
+) -> None:
+    db = tmp_path / "locked.sqlite3"
+    app = make_app(DATABASE_URL=f"sqlite:///{db}")
+    blocker = sqlite3.connect(str(db), isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")  # the database cannot take the token id now
+        resp = app.test_client().get(
+            "/cds-services", headers={"Authorization": f"Bearer {token()}"}
+        )
+    finally:
+        blocker.close()
+    assert resp.status_code == 503
+    assert resp.headers["Retry-After"] == "5"
+    assert resp.json["issue"][0]["code"] == "transient"
+
+
+def test_seen_token_ids_are_forgotten_once_their_tokens_could_not_be_accepted(
+    make_app: Callable[..., Flask], tmp_path: Path
+) -> None:
+    app = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'tokens.sqlite3'}")
+    s = app.extensions["iport_cds.store"]
+    now = time.time()
+    assert s.claim_token(ISS, "expired-long-ago", now - 5)
+    s._next_token_purge = 0.0  # the next claim purges
+    assert s.claim_token(ISS, "fresh", now + 60)
+    with s.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT count(*) FROM seen_token").scalar_one()
+    assert rows == 1  # the fresh one; the expired one was deleted
 
 
 def test_es256_is_accepted_when_configured(make_app: Callable[..., Flask], tmp_path: Path) -> None:
@@ -303,13 +365,61 @@ def test_jwks_url_is_fetched_cached_and_refetched_on_key_rotation(
 
 
 @responses.activate
-def test_tenant_must_be_one_of_the_issuers(make_app: Callable[..., Flask]) -> None:
+@pytest.mark.parametrize("tenant", ["another-practice", None, ["practice-b82005"]])
+def test_tenant_must_be_one_of_the_issuers(make_app: Callable[..., Flask], tenant: Any) -> None:
     responses.get(JWKS_URL, json={"keys": [public_jwk(ROTATED_KEY, "new", "ES384")]})
     c = make_app().test_client()
-    assert (
-        get(c, token(key=ROTATED_KEY, kid="new", iss=ROTATING_ISS, tenant="another-practice"))
-        == 401
+    claims = {} if tenant is None else {"tenant": tenant}
+    assert get(c, token(key=ROTATED_KEY, kid="new", iss=ROTATING_ISS, **claims)) == 401
+
+
+@responses.activate
+def test_a_tenants_token_reaches_only_that_tenants_fhir_servers(
+    make_app: Callable[..., Flask],
+) -> None:
+    """One integration engine signs for two trusts: practice-b82005's token naming the other
+    trust's FHIR server is refused before anything is sent there."""
+    responses.get(JWKS_URL, json={"keys": [public_jwk(ROTATED_KEY, "new", "ES384")]})
+    c = make_app().test_client()
+    body = hook_request(
+        "order-sign",
+        drafts=[iport_device_request()],
+        fhir_server=OTHER_TENANT_FHIR,
+        access_token="trust-b-token",
     )
+    bearer = token(key=ROTATED_KEY, kid="new", iss=ROTATING_ISS, tenant="practice-b82005",
+                   aud=ORDER_SIGN)  # fmt: skip
+    resp = c.post(
+        "/cds-services/iport-advance-order-sign",
+        json=body,
+        headers={"Authorization": f"Bearer {bearer}"},
+    )
+    assert resp.status_code == 412
+    assert "allowlist" in resp.json["issue"][0]["diagnostics"]
+    assert [call.request.url for call in responses.calls] == [JWKS_URL]  # nothing to FHIR
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"tenants": ["practice-b82005"], "fhir_servers": [FHIR]},
+        {"tenants": {"t1": {"fhir_servers": [FHIR]}}, "fhir_servers": [FHIR]},
+        {"tenants": {"t1": [FHIR]}},
+        {"tenants": {"t1": {"fhir_servers": FHIR}}},
+    ],
+)
+def test_tenants_must_each_have_their_own_fhir_servers(
+    tmp_path: Path, entry: dict[str, Any]
+) -> None:
+    path = tmp_path / "issuers.json"
+    path.write_text(json.dumps([{"iss": ISS, "jwks_url": JWKS_URL, **entry}]))
+    with pytest.raises(ValueError, match=r"tenant|fhir_servers"):
+        load_trusted_issuers(path)
+
+
+def test_loopback_fhir_with_auth_on_refuses_to_start(make_app: Callable[..., Flask]) -> None:
+    with pytest.raises(ValueError, match="FHIR_ALLOW_LOOPBACK"):
+        make_app(FHIR_ALLOW_LOOPBACK=True)
 
 
 @responses.activate
@@ -412,3 +522,18 @@ def test_the_dashboard_has_its_own_admin_token_not_the_cds_jwt(
         c.get("/cds-services", headers={"Authorization": "Bearer commissioner-secret"}).status_code
         == 401
     )
+
+
+@pytest.mark.parametrize(
+    "jwk_changes",
+    [{"use": "enc"}, {"alg": "ES256"}],
+    ids=["an encryption key", "a key for another algorithm"],
+)
+def test_only_a_signing_key_made_for_the_headers_algorithm_is_used(
+    make_app: Callable[..., Flask], tmp_path: Path, jwk_changes: dict[str, str]
+) -> None:
+    path = tmp_path / "issuers.json"
+    jwk = {**public_jwk(KEY, "k1", "ES384"), **jwk_changes}
+    path.write_text(json.dumps([{"iss": ISS, "jwks": {"keys": [jwk]}}]))
+    app = make_app(TRUSTED_ISSUERS_FILE=str(path))
+    assert get(app.test_client(), token()) == 401

@@ -13,7 +13,13 @@ import responses
 from responses import matchers
 
 from fhirdata import FetchSettings, FhirClient, FhirServerNotAllowed, FhirServerPolicy, new_session
-from fhirdata.client import FhirBadResponse, FhirTimeout, FhirUnauthorised, FhirUnreachable
+from fhirdata.client import (
+    FhirBadResponse,
+    FhirNotFound,
+    FhirTimeout,
+    FhirUnauthorised,
+    FhirUnreachable,
+)
 from tests.hooks import searchset
 
 BASE = "https://fhir.example.nhs.uk/r4"
@@ -252,12 +258,15 @@ def test_a_search_that_404s_in_a_batch_is_a_failure_not_no_records(
     responses.post(BASE, json=reply)
     with pytest.raises(FhirBadResponse, match="404"):
         client(executor, mode="batch").fetch_all(
-            {"patient": "Patient/p1", "conditions": "Condition?patient=p1"}
+            {"conditions": "Condition?patient=p1", "patient": "Patient/p1"}
         )
     responses.replace(responses.POST, BASE, json={**reply, "entry": reply["entry"][:1]})
-    result = client(executor, mode="batch").fetch_all({"patient": "Patient/p1"})
-    assert result.resources["patient"] == []  # a missing read is a warning, as in parallel mode
+    result = client(executor, mode="batch").fetch_all({"medication": "Medication/m1"})
+    assert result.resources["medication"] == []  # a missing read is a warning, as in parallel
     assert "not found" in result.warnings[0]
+    # ... except the context patient: the EHR and the FHIR server disagree about who it is.
+    with pytest.raises(FhirNotFound, match="the FHIR server has no Patient/p1"):
+        client(executor, mode="batch").fetch_all({"patient": "Patient/p1"})
 
 
 @pytest.mark.parametrize(
@@ -301,10 +310,15 @@ def test_a_refused_token_is_reported_as_such_while_other_reads_are_under_way(
 
 
 @responses.activate
-def test_missing_patient_read_is_a_warning_not_a_failure(executor: ThreadPoolExecutor) -> None:
+def test_an_unknown_patient_is_said_as_such_not_as_a_timeout(executor: ThreadPoolExecutor) -> None:
+    """The Patient 404 does not end the wait for the searches, which are not timeouts."""
     responses.get(f"{BASE}/Patient/p1", status=404, json={"resourceType": "OperationOutcome"})
-    result = client(executor).fetch_all({"patient": "Patient/p1"})
-    assert result.resources["patient"] == []
+    responses.get(f"{BASE}/Condition", json=searchset([]))
+    responses.get(f"{BASE}/Medication/m1", status=404)
+    with pytest.raises(FhirNotFound, match=r"^the FHIR server has no Patient/p1$"):
+        client(executor).fetch_all({"patient": "Patient/p1", "conditions": "Condition?patient=p1"})
+    result = client(executor).fetch_all({"medication": "Medication/m1"})
+    assert result.resources["medication"] == []
     assert "not found" in result.warnings[0]
 
 

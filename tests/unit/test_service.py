@@ -312,7 +312,7 @@ def fake_fhir(resources: list[dict[str, Any]]) -> None:
             rtype, rid = path.split("/")
             found = [r for r in resources if r["resourceType"] == rtype and r["id"] == rid]
             return (200, {}, json.dumps(found[0])) if found else (404, {}, "{}")
-        assert parse_qs(url.query)["patient"] == [PID]
+        assert parse_qs(url.query)["subject"] == [f"Patient/{PID}"]
         return 200, {}, json.dumps(searchset([r for r in resources if r["resourceType"] == path]))
 
     responses.add_callback(responses.GET, re.compile(re.escape(FHIR) + r"/.*"), callback=answer)
@@ -439,15 +439,13 @@ def test_body_over_the_size_limit_is_413(app_config: dict[str, Any]) -> None:
     assert resp.json["resourceType"] == "OperationOutcome"
 
 
-def test_unexpected_errors_are_500_without_a_traceback(
-    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import service.routes
+def test_unexpected_errors_are_500_without_a_traceback(client: FlaskClient) -> None:
+    app = client.application
 
-    def boom(*a: Any, **k: Any) -> None:
+    def failing_listener(*_args: Any) -> None:  # an extension that breaks its contract
         raise RuntimeError(f"secret detail for {PID}")
 
-    monkeypatch.setattr(service.routes, "run_hook", boom)
+    app.extensions["iport_cds.evaluation_listeners"].append(failing_listener)
     resp = post(client, "order-sign", hook_request("order-sign", resources=MEETS, drafts=[draft()]))
     assert resp.status_code == 500
     assert PID not in resp.get_data(as_text=True)
@@ -455,7 +453,12 @@ def test_unexpected_errors_are_500_without_a_traceback(
 
 
 def test_malformed_resources_in_prefetch_are_reported_on_the_card(client: FlaskClient) -> None:
-    broken = {"resourceType": "Condition", "id": "broken", "code": ["not", "an", "object"]}
+    broken = {
+        "resourceType": "Condition",
+        "id": "broken",
+        "subject": {"reference": f"Patient/{PID}"},
+        "code": ["not", "an", "object"],
+    }
     body = hook_request("order-sign", resources=[*MEETS, broken], drafts=[draft()])
     card = card_of(post(client, "order-sign", body))
     assert "Condition/broken skipped" in unread(card)

@@ -1,0 +1,221 @@
+"""Deadlines that hold and bulkheads between FHIR servers, beneath ``FhirClient``.
+
+A socket timeout bounds each read, not the request: a server that drips one byte a second
+never trips it, and a thread blocked in ``recv`` cannot be cancelled. So every connection a
+request uses is registered with that request's ``Watch``; when the deadline passes, the
+``Watchdog`` shuts those sockets down, the blocked read returns at once, and the connection is
+discarded (never handed back to the pool).
+
+Each FHIR origin gets its own bounded executor (``OriginExecutors``) and its own connection
+pool, so a slow server holds at most its own threads and connections, never another's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+_current = threading.local()  # the Watch of the request this thread is sending, if any
+
+
+class Watch:
+    """The connections one hook request is using now; ``expire`` drops them all."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conns: set[HTTPConnection] = set()
+        self.expired = False
+
+    def add(self, conn: HTTPConnection) -> None:
+        with self._lock:
+            if self.expired:
+                _drop(conn)
+            self._conns.add(conn)
+
+    def discard(self, conns: list[HTTPConnection]) -> None:
+        with self._lock:
+            self._conns.difference_update(conns)
+
+    def expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            conns, self._conns = self._conns, set()
+        for conn in conns:
+            _drop(conn)
+
+    def sending(self) -> _Sending:
+        """``with watch.sending():`` around one HTTP exchange on this thread."""
+        return _Sending(self)
+
+
+class _Sending:
+    def __init__(self, watch: Watch) -> None:
+        self._watch = watch
+        self._conns: list[HTTPConnection] = []
+
+    def __enter__(self) -> None:
+        _current.watch, _current.conns = self._watch, self._conns
+
+    def __exit__(self, *_exc: object) -> None:
+        _current.watch = _current.conns = None
+        # Done with them: the pool may hand them to another request, which this watch must
+        # then never touch.
+        self._watch.discard(self._conns)
+
+
+def _drop(conn: HTTPConnection) -> None:
+    sock = conn.sock
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):  # already closed
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _register(conn: HTTPConnection) -> None:
+    watch: Watch | None = getattr(_current, "watch", None)
+    if watch is not None:
+        _current.conns.append(conn)
+        watch.add(conn)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _register(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _register(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _WatchedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _WatchedHTTPPool,
+            "https": _WatchedHTTPSPool,
+        }
+
+
+MAX_ORIGIN_POOLS = 64  # connection pools (one per FHIR origin) kept per worker
+
+
+def new_session(pool_size: int) -> requests.Session:
+    """A keep-alive session: per origin a pool of ``pool_size`` connections (a request waits
+    for one rather than opening more), no retries (the deadline is too short), connections
+    dropped by their request's ``Watch`` when its deadline passes."""
+    session = requests.Session()
+    adapter = _WatchedAdapter(
+        pool_connections=MAX_ORIGIN_POOLS, pool_maxsize=pool_size, max_retries=0, pool_block=True
+    )
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.trust_env = False  # no proxies or .netrc credentials picked up from the host
+    return session
+
+
+class Watchdog:
+    """One thread per process that runs callbacks at their (monotonic) time."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._ids = itertools.count()
+        self._cancelled: set[int] = set()
+        self._pid = -1
+
+    def at(self, when: float, callback: Callable[[], None]) -> int:
+        """Run ``callback`` at ``when`` (time.monotonic()); the id cancels it."""
+        with self._cond:
+            if self._pid != os.getpid():  # first use, or a forked worker: no thread yet
+                self._pid = os.getpid()
+                self._heap, self._cancelled = [], set()
+                threading.Thread(target=self._run, name="fhir-watchdog", daemon=True).start()
+            ident = next(self._ids)
+            heapq.heappush(self._heap, (when, ident, callback))
+            self._cond.notify()
+            return ident
+
+    def cancel(self, ident: int) -> None:
+        with self._cond:
+            if any(i == ident for _, i, _ in self._heap):
+                self._cancelled.add(ident)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._cond.wait(timeout)
+                _, ident, callback = heapq.heappop(self._heap)
+                if ident in self._cancelled:
+                    self._cancelled.discard(ident)
+                    continue
+            try:
+                callback()
+            except Exception:  # noqa: S112 (a failed drop must not stop the watchdog)
+                continue
+
+
+WATCHDOG = Watchdog()
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+class OriginExecutors:
+    """A bounded executor per FHIR origin (scheme, host, port): the bulkheads.
+
+    A slow server's reads queue behind its own ``per_origin`` threads; another server's reads
+    never wait for them. Origins beyond ``max_origins`` (only possible when any loopback
+    server is allowed) share one more executor.
+    """
+
+    def __init__(self, per_origin: int, max_origins: int = MAX_ORIGIN_POOLS) -> None:
+        self.per_origin = per_origin
+        self._max = max_origins
+        self._lock = threading.Lock()
+        self._executors: dict[tuple[str, str], ThreadPoolExecutor] = {}
+        self._overflow = ThreadPoolExecutor(per_origin, thread_name_prefix="fhir-other")
+
+    def for_url(self, url: str) -> ThreadPoolExecutor:
+        origin = _origin(url)
+        with self._lock:
+            found = self._executors.get(origin)
+            if found is None:
+                if len(self._executors) >= self._max:
+                    return self._overflow
+                found = ThreadPoolExecutor(
+                    self.per_origin, thread_name_prefix=f"fhir-{len(self._executors)}"
+                )
+                self._executors[origin] = found
+            return found
+
+
+__all__ = ["WATCHDOG", "OriginExecutors", "Watch", "Watchdog", "new_session"]
