@@ -18,6 +18,7 @@ from typing import Any
 import requests
 
 from cds_cards.render import (
+    DECEASED_SUMMARY,
     OUTCOME_WORDS,
     clinical_text,
     confirmation_observation,
@@ -94,6 +95,8 @@ class Assessment:
     @property
     def head(self) -> str:
         d = self.decision
+        if d.deceased:
+            return DECEASED_SUMMARY
         title = next((p.title for p in d.pathways if p.id == d.pathway), None)
         words = OUTCOME_WORDS[d.outcome]
         return f"{words} ({title} pathway)" if title else words
@@ -204,7 +207,9 @@ def assess(engine: Engine, rs: ReviewSession, policy_id: str, now: datetime) -> 
     if decision is None or gathered is None:  # patient-view always decides; never reached
         raise AssessmentError("The assessment could not be made.")
     policy = engine.policies[policy_id]
-    order = list(dict.fromkeys([*decision.shown_criteria, *decision.criteria]))
+    # A patient recorded as deceased is not assessed: no criteria to show or confirm.
+    order = [] if decision.deceased else [*decision.shown_criteria, *decision.criteria]
+    order = list(dict.fromkeys(order))
     rows = tuple(_row(rs, policy, decision, decision.criteria[c]) for c in order)
     name, born, ids = _patient_details(gathered.resources, rs.patient_id)
     return Assessment(

@@ -357,3 +357,33 @@ def test_a_token_the_fhir_server_refuses_ends_the_session_and_its_row(
         smart_server.tokens[token] = grant  # valid again: the session is gone all the same
         again = requests.get(f"{service_url}/review/", cookies={"iport_review": cookie})
         assert again.status_code == 401
+
+
+def test_a_deceased_patient_is_not_assessed_and_nothing_can_be_confirmed(
+    service_url: str, fhir_server: FhirTestServer
+) -> None:
+    deceased = demo.get_patient("t1-deceased")
+    fhir_server.load(deceased.bundle(date.today()))
+    pid = deceased.patient_id
+    with (
+        SmartServer(fhir_server.base_url, free_port(), standalone_patient=pid).serve() as smart,
+        requests.Session() as browser,
+    ):
+        page = browser.get(f"{service_url}/review/launch", params={"iss": smart.iss})
+        assert page.status_code == 200
+        assert "recorded as deceased" in page.text
+        assert "Record that I confirm" not in page.text
+        assert 'id="criterion-' not in page.text  # no criteria are assessed
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf  # the sign-out form's: a real session's token
+        before = _confirmations(fhir_server, pid)
+        resp = browser.post(
+            f"{service_url}/review/confirm",
+            data={"criterion": "needle-phobia", "policy": "hny-iport-advance", "csrf": csrf[1]},
+        )
+        assert resp.status_code == 400
+        assert "cannot be confirmed" in resp.text
+        assert _confirmations(fhir_server, pid) == before
+        summary = browser.get(f"{service_url}/review/summary")
+        assert "recorded as deceased" in summary.text
+        assert 'id="ifr-route"' not in summary.text
