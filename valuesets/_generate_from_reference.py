@@ -450,6 +450,8 @@ SPECS: tuple[Spec, ...] = (
         terms=(
             "needle phobia",
             "needle-phobia",
+            "needle phobic",
+            "needle-phobic",
             "fear of needles",
             "fear of injections",
             "injection phobia",
