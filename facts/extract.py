@@ -45,6 +45,8 @@ _NOT_FINDINGS = frozenset({HBA1C, INSULIN, IPORT})
 
 CONDITION_CLINICAL_OK = frozenset({"active", "recurrence", "relapse"})
 VERIFICATION_EXCLUDED = frozenset({"refuted", "entered-in-error"})
+# A query, not an established finding or diagnosis: kept, shown, never enough to meet.
+VERIFICATION_TENTATIVE = frozenset({"unconfirmed", "provisional", "differential"})
 OBSERVATION_OK = frozenset({"final", "amended", "corrected"})
 PROCEDURE_OK = frozenset({"completed", "in-progress"})
 REFERRAL_OK = frozenset({"active", "completed"})
@@ -292,12 +294,17 @@ class _Extractor:
         self._add_findings(ref, _display(concept), classify(concept, self.vsl), when)
 
     def _add_findings(
-        self, ref: str, display: str, matches: list[_Match], when: date | None
+        self,
+        ref: str,
+        display: str,
+        matches: list[_Match],
+        when: date | None,
+        tentative: str | None = None,
     ) -> None:
         for m in matches:
             if m.value_set not in _NOT_FINDINGS:
                 self.findings.append(
-                    Finding(ref, m.value_set, display, when, m.matched_by, m.matched_on)
+                    Finding(ref, m.value_set, display, when, m.matched_by, m.matched_on, tentative)
                 )
 
     def _Condition(self, r: Mapping[str, Any], ref: str) -> None:
@@ -318,7 +325,8 @@ class _Extractor:
             or parse_fhir_date(r.get("onsetDateTime"), "onsetDateTime")
             or parse_fhir_date(onset_period.get("start"), "onsetPeriod.start")
         )
-        self._add_findings(ref, _display(code), matches, when)
+        tentative = verification if verification in VERIFICATION_TENTATIVE else None
+        self._add_findings(ref, _display(code), matches, when, tentative)
 
     def _Procedure(self, r: Mapping[str, Any], ref: str) -> None:
         if r.get("status") not in PROCEDURE_OK:

@@ -26,6 +26,13 @@ class Finding:
     date: date | None  # the latest date it carries: recorded, else onset / effective / issued
     matched_by: MatchedBy
     matched_on: str  # "SNOMED 238894004" or the term, e.g. "needle phobia"
+    # A Condition's verificationStatus when it says the record is a query, not yet established
+    # ("unconfirmed", "provisional", "differential"); None otherwise.
+    tentative: str | None = None
+
+    @property
+    def established(self) -> bool:
+        return self.tentative is None
 
 
 @dataclass(frozen=True, slots=True)

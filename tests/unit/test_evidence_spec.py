@@ -559,3 +559,66 @@ def test_the_iport_decision_says_when_a_pump_is_already_in_use(decide: Decide) -
 def test_evaluation_date_is_the_only_clock(decide: Decide) -> None:
     later = decide(patient(), condition(T1DM), condition(LIPO), today=date(2027, 7, 1))
     assert result(later, "lipohypertrophy") is Tri.UNKNOWN  # 13 months after 2026-06-01
+
+
+# -- Established: a provisional, unconfirmed or differential record is a query, not a finding ----
+NEEDLE_PHOBIA_CM = (ICD10CM, "F40.231", "Fear of injections and transfusions")
+NOT_ESTABLISHED = ["unconfirmed", "provisional", "differential"]
+
+
+@pytest.mark.parametrize("verification", NOT_ESTABLISHED)
+@pytest.mark.parametrize(
+    ("criterion", "code"),
+    [
+        ("needle-phobia", NEEDLE_PHOBIA_CM),
+        ("lipohypertrophy", LIPO),
+        ("disabling-hypoglycaemia", IMPAIRED_AWARENESS),
+    ],
+)
+def test_a_finding_not_yet_established_is_unknown_and_shown(
+    decide: Decide, verification: str, criterion: str, code: Any
+) -> None:
+    d = decide(patient(), condition(T1DM), condition(code, verification=verification))
+    found = d.criteria[criterion]
+    assert found.result is Tri.UNKNOWN
+    assert verification in found.reason
+    assert any(verification in e.summary for e in found.evidence + found.context)
+    assert found.confirmable
+
+
+def test_provisional_hypoglycaemia_on_two_days_is_not_repeated(decide: Decide) -> None:
+    d = decide(
+        patient(),
+        condition(T1DM),
+        condition(HYPO_EVENT, verification="provisional", onset="2026-03-01"),
+        condition(HYPO_EVENT, verification="provisional", onset="2026-09-01"),
+    )
+    assert result(d, "disabling-hypoglycaemia") is Tri.UNKNOWN
+
+
+@pytest.mark.parametrize("verification", NOT_ESTABLISHED)
+def test_a_provisional_diagnosis_is_unknown_never_met(decide: Decide, verification: str) -> None:
+    on_insulin = decide(
+        patient(),
+        condition(T1DM, verification=verification),
+        *BASAL_BOLUS,
+        hba1c(80, on="2026-09-01"),
+        condition(text="Needle phobia"),
+    )
+    assert result(on_insulin, "type-1-diabetes") is Tri.UNKNOWN
+    assert verification in on_insulin.criteria["type-1-diabetes"].reason
+    assert on_insulin.outcome is not Outcome.MEETS
+    alone = decide(patient(), condition(T1DM, verification=verification))
+    assert result(alone, "type-1-diabetes") is Tri.UNKNOWN
+
+
+def test_a_possible_type_1_diagnosis_stops_the_type_2_route(decide: Decide) -> None:
+    d = decide(
+        patient(),
+        condition(T2DM),
+        condition(T1DM, verification="provisional"),
+        insulin(NOVOMIX, text="twice daily"),
+        confirmation("diabetes-specialist-recommendation"),
+    )
+    assert result(d, "type-2-diabetes") is Tri.UNKNOWN
+    assert d.outcome is not Outcome.MEETS
