@@ -622,3 +622,16 @@ def test_a_possible_type_1_diagnosis_stops_the_type_2_route(decide: Decide) -> N
     )
     assert result(d, "type-2-diabetes") is Tri.UNKNOWN
     assert d.outcome is not Outcome.MEETS
+
+
+def test_a_history_of_hypoglycaemia_code_is_not_an_episode(decide: Decide) -> None:
+    # "H/O: hypoglycaemic event" is entered at a review: its date is when it was written down,
+    # not when an episode happened, so two reviews are not two episodes.
+    history = (SNOMED, "1957911000006107", "H/O: hypoglycaemic event in diabetes")
+    d = decide(
+        patient(),
+        condition(T1DM),
+        observation_finding(history, on="2026-03-01"),
+        observation_finding(history, on="2026-09-01"),
+    )
+    assert result(d, "disabling-hypoglycaemia") is Tri.UNKNOWN
