@@ -470,6 +470,7 @@ class _Extractor:
         if insulin.matched_by == "term" and _INSULIN_DEVICE.search(display.lower()):
             return  # "insulin pen needles", "insulin syringe": supplies, not insulin
         per_day, source = injections_per_day(_list(r, "dosageInstruction"))
+        validity = _opt_obj(_opt_obj(r, "dispenseRequest") or {}, "validityPeriod") or {}
         action = insulin.concept.insulin_action if insulin.concept else None
         self.insulin.append(
             InsulinOrder(
@@ -485,6 +486,7 @@ class _Extractor:
                     if insulin.concept
                     else " ".join(display.lower().split()) or ref
                 ),
+                valid_until=parse_fhir_date(validity.get("end"), "validityPeriod.end"),
             )
         )
 

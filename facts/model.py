@@ -10,6 +10,7 @@ from datetime import date, datetime
 from typing import Literal
 
 MatchedBy = Literal["code", "term"]
+_Day = date  # for fields declared after a field named ``date``
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,7 @@ class InsulinOrder:
     product: str = (
         ""  # "system|code" of the product, or its normalised name: what a re-issue shares
     )
+    valid_until: _Day | None = None  # dispenseRequest.validityPeriod.end: not current after it
 
 
 @dataclass(frozen=True, slots=True)

@@ -635,3 +635,22 @@ def test_a_history_of_hypoglycaemia_code_is_not_an_episode(decide: Decide) -> No
         observation_finding(history, on="2026-09-01"),
     )
     assert result(d, "disabling-hypoglycaemia") is Tri.UNKNOWN
+
+
+def test_an_insulin_prescription_past_its_validity_period_is_not_current(decide: Decide) -> None:
+    # An order left "active" in a system that never closed it: its validity period says it ended.
+    ended = insulin(ASPART, text="with meals")
+    ended["dispenseRequest"] = {"validityPeriod": {"start": "2016-01-01", "end": "2017-01-01"}}
+    d = decide(
+        patient(),
+        condition(T1DM),
+        insulin(GLARGINE, text="once daily at night"),
+        ended,
+        hba1c(80, on="2026-03-01"),
+        hba1c(82, on="2026-09-01"),
+    )
+    assert result(d, "hba1c-69-or-above-on-mdi") is Tri.NOT_MET
+    assert any("2017-01-01" in w and ended["id"] in w for w in d.warnings)
+    current = dict(ended, dispenseRequest={"validityPeriod": {"end": "2027-01-01"}})
+    d = decide(patient(), condition(T1DM), insulin(GLARGINE, text="at night"), current, hba1c(80))
+    assert result(d, "hba1c-69-or-above-on-mdi") is Tri.MET
