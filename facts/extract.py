@@ -44,6 +44,8 @@ IPORT = "iport-device"
 _NOT_FINDINGS = frozenset({HBA1C, INSULIN, IPORT})
 
 CONDITION_CLINICAL_OK = frozenset({"active", "recurrence", "relapse"})
+CONDITION_BACK = frozenset({"recurrence", "relapse"})  # active again after an abatement
+ABATEMENT = ("abatementDateTime", "abatementAge", "abatementPeriod", "abatementRange")
 VERIFICATION_EXCLUDED = frozenset({"refuted", "entered-in-error"})
 # A query, not an established finding or diagnosis: kept, shown, never enough to meet.
 VERIFICATION_TENTATIVE = frozenset({"unconfirmed", "provisional", "differential"})
@@ -316,6 +318,8 @@ class _Extractor:
         verification = _status_code(_opt_obj(r, "verificationStatus"))
         if clinical is not None and clinical not in CONDITION_CLINICAL_OK:
             return
+        if clinical not in CONDITION_BACK and _abated(r):
+            return  # it resolved or remitted, whatever an "active" (or no) status says
         if verification in VERIFICATION_EXCLUDED:
             return
         # A finding is as current as its latest date: when it was recorded, else its onset.
@@ -539,6 +543,14 @@ def _answers_no(r: Mapping[str, Any]) -> bool:
             if isinstance(w, str) and " ".join(w.lower().split()).strip(" .") in _NO_WORDS:
                 return True
     return False
+
+
+def _abated(r: Mapping[str, Any]) -> bool:
+    """True when a Condition records an abatement: FHIR's "resolved or went into remission"."""
+    text = r.get("abatementString")
+    return any(r.get(key) is not None for key in ABATEMENT) or (
+        isinstance(text, str) and bool(text.strip())
+    )
 
 
 def _observation_instant(r: Mapping[str, Any]) -> datetime | None:

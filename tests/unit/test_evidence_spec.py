@@ -654,3 +654,30 @@ def test_an_insulin_prescription_past_its_validity_period_is_not_current(decide:
     current = dict(ended, dispenseRequest={"validityPeriod": {"end": "2027-01-01"}})
     d = decide(patient(), condition(T1DM), insulin(GLARGINE, text="at night"), current, hba1c(80))
     assert result(d, "hba1c-69-or-above-on-mdi") is Tri.MET
+
+
+@pytest.mark.parametrize("clinical", ["active", None])
+@pytest.mark.parametrize(
+    "abatement",
+    [
+        {"abatementDateTime": "2026-08-01"},
+        {"abatementPeriod": {"start": "2026-07-01", "end": "2026-08-01"}},
+        {"abatementString": "resolved with CBT"},
+    ],
+)
+def test_a_condition_that_has_abated_is_not_current(
+    decide: Decide, clinical: str | None, abatement: dict[str, Any]
+) -> None:
+    # FHIR: an abatement means the condition resolved or went into remission, whatever a
+    # clinicalStatus left at "active" (or left out) says.
+    phobia = condition(text="Needle phobia", onset="2026-06-01", clinical=clinical) | abatement
+    lipo = condition(LIPO, onset="2026-06-01", clinical=clinical) | abatement
+    d = decide(patient(), condition(T1DM), phobia, lipo)
+    assert result(d, "needle-phobia") is Tri.UNKNOWN
+    assert result(d, "lipohypertrophy") is Tri.UNKNOWN
+
+
+def test_a_condition_that_came_back_after_abating_counts(decide: Decide) -> None:
+    back = condition(LIPO, onset="2026-06-01", clinical="recurrence")
+    back["abatementDateTime"] = "2026-03-01"
+    assert result(decide(patient(), condition(T1DM), back), "lipohypertrophy") is Tri.MET
