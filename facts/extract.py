@@ -218,7 +218,7 @@ class _Extractor:
         self.hba1c: list[HbA1cResult] = []
         self.insulin: list[InsulinOrder] = []
         self.confirmations: list[Confirmation] = []
-        self.hba1c_unusable: list[tuple[str, date]] = []
+        self.hba1c_unusable: list[tuple[str, date, str]] = []
         self.orders: list[Order] = []
         self.warnings: list[str] = []
         self.birth: BirthDate | None = None
@@ -429,7 +429,7 @@ class _Extractor:
         if problem:
             # Remembered: an unusable result newer than every usable one must not let an
             # older result decide (the newest may be the one that matters).
-            self.hba1c_unusable.append((ref, when))
+            self.hba1c_unusable.append((ref, when, problem))
             self.warnings.append(f"{ref} skipped: HbA1c {problem}.")
 
     def _medication_concept(self, r: Mapping[str, Any]) -> dict[str, Any] | None:

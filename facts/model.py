@@ -100,7 +100,8 @@ class PatientRecord:
     deceased: str | None = None  # when the record says so: "on 2025-03-01", "no date recorded"
     findings: tuple[Finding, ...] = ()
     hba1c: tuple[HbA1cResult, ...] = ()
-    hba1c_unusable: tuple[tuple[str, date], ...] = ()  # (ref, date) of dated, unusable results
+    # (ref, date, why) of dated results that cannot be used, e.g. "unit 'mg/dL' is not ..."
+    hba1c_unusable: tuple[tuple[str, date, str], ...] = ()
     insulin: tuple[InsulinOrder, ...] = ()
     confirmations: tuple[Confirmation, ...] = ()
     iport_orders: tuple[Order, ...] = ()

@@ -181,7 +181,7 @@ def _unreadable_in_lookback(record: PatientRecord, ctx: Context) -> list[tuple[d
     """(date, ref, why) of every result in the lookback that cannot be used."""
     since = months_before(ctx.today, ctx.hba1c_lookback_months)
     low, high = ctx.hba1c_plausible_mmol_mol
-    out = [(d, ref, "could not be read") for ref, d in record.hba1c_unusable]
+    out = [(d, ref, f"could not be read ({why})") for ref, d, why in record.hba1c_unusable]
     out += [
         (h.date, h.ref, f"is implausible ({h.original}, outside {low:g}-{high:g} mmol/mol)")
         for h in record.hba1c
@@ -312,7 +312,7 @@ def _on_mdi(record: PatientRecord, minimum: float) -> tuple[Tri, list[Evidence],
     products = {o.product for o in record.insulin}
     kind_unknown = any(o.action == "unknown" for o in record.insulin) and len(products) > 1
     if some_unstated or kind_unknown:
-        why = "a prescription states no frequency" if some_unstated else "an insulin's kind"
+        why = "a prescription's frequency" if some_unstated else "an insulin's kind"
         return Tri.UNKNOWN, evidence, f"not shown to be basal-bolus, {how}; {why} is unknown"
     kinds = ", ".join(sorted({o.action for o in record.insulin}))
     return (

@@ -681,3 +681,21 @@ def test_a_condition_that_came_back_after_abating_counts(decide: Decide) -> None
     back = condition(LIPO, onset="2026-06-01", clinical="recurrence")
     back["abatementDateTime"] = "2026-03-01"
     assert result(decide(patient(), condition(T1DM), back), "lipohypertrophy") is Tri.MET
+
+
+@pytest.mark.parametrize(("unit", "why"), [("mg/dL", "unit 'mg/dL'"), ("mmol/L", "unit 'mmol/L'")])
+def test_an_hba1c_in_another_unit_says_why_it_is_not_used(
+    decide: Decide, unit: str, why: str
+) -> None:
+    d = decide(
+        patient(), condition(T1DM), hba1c(80, on="2026-03-01"), hba1c(75, unit, on="2026-09-01")
+    )
+    for criterion in ("hba1c-69-or-above-on-mdi", "hba1c-above-69-with-poor-adherence"):
+        assert d.criteria[criterion].result is Tri.UNKNOWN
+        assert why in d.criteria[criterion].reason
+
+
+def test_mdi_unknown_says_which_fact_is_missing(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM), hba1c(80), insulin(ASPART, text="via pump"))
+    reason = d.criteria["hba1c-69-or-above-on-mdi"].reason
+    assert "a prescription's frequency is unknown" in reason
