@@ -699,3 +699,11 @@ def test_mdi_unknown_says_which_fact_is_missing(decide: Decide) -> None:
     d = decide(patient(), condition(T1DM), hba1c(80), insulin(ASPART, text="via pump"))
     reason = d.criteria["hba1c-69-or-above-on-mdi"].reason
     assert "a prescription's frequency is unknown" in reason
+
+
+def test_every_decision_says_which_clauses_are_the_clinicians_judgement(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM), *BASAL_BOLUS, hba1c(80), condition(text="Needle phobia"))
+    assert d.outcome is Outcome.MEETS
+    said = " ".join(d.assumptions)
+    for clause in ("despite a high level of care", "despite support and advice", "acceptable"):
+        assert clause in said, clause
