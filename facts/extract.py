@@ -44,7 +44,11 @@ IPORT = "iport-device"
 _NOT_FINDINGS = frozenset({HBA1C, INSULIN, IPORT})
 
 CONDITION_CLINICAL_OK = frozenset({"active", "recurrence", "relapse"})
+CONDITION_BACK = frozenset({"recurrence", "relapse"})  # active again after an abatement
+ABATEMENT = ("abatementDateTime", "abatementAge", "abatementPeriod", "abatementRange")
 VERIFICATION_EXCLUDED = frozenset({"refuted", "entered-in-error"})
+# A query, not an established finding or diagnosis: kept, shown, never enough to meet.
+VERIFICATION_TENTATIVE = frozenset({"unconfirmed", "provisional", "differential"})
 OBSERVATION_OK = frozenset({"final", "amended", "corrected"})
 PROCEDURE_OK = frozenset({"completed", "in-progress"})
 REFERRAL_OK = frozenset({"active", "completed"})
@@ -214,7 +218,7 @@ class _Extractor:
         self.hba1c: list[HbA1cResult] = []
         self.insulin: list[InsulinOrder] = []
         self.confirmations: list[Confirmation] = []
-        self.hba1c_unusable: list[tuple[str, date]] = []
+        self.hba1c_unusable: list[tuple[str, date, str]] = []
         self.orders: list[Order] = []
         self.warnings: list[str] = []
         self.birth: BirthDate | None = None
@@ -292,12 +296,17 @@ class _Extractor:
         self._add_findings(ref, _display(concept), classify(concept, self.vsl), when)
 
     def _add_findings(
-        self, ref: str, display: str, matches: list[_Match], when: date | None
+        self,
+        ref: str,
+        display: str,
+        matches: list[_Match],
+        when: date | None,
+        tentative: str | None = None,
     ) -> None:
         for m in matches:
             if m.value_set not in _NOT_FINDINGS:
                 self.findings.append(
-                    Finding(ref, m.value_set, display, when, m.matched_by, m.matched_on)
+                    Finding(ref, m.value_set, display, when, m.matched_by, m.matched_on, tentative)
                 )
 
     def _Condition(self, r: Mapping[str, Any], ref: str) -> None:
@@ -309,6 +318,8 @@ class _Extractor:
         verification = _status_code(_opt_obj(r, "verificationStatus"))
         if clinical is not None and clinical not in CONDITION_CLINICAL_OK:
             return
+        if clinical not in CONDITION_BACK and _abated(r):
+            return  # it resolved or remitted, whatever an "active" (or no) status says
         if verification in VERIFICATION_EXCLUDED:
             return
         # A finding is as current as its latest date: when it was recorded, else its onset.
@@ -318,7 +329,8 @@ class _Extractor:
             or parse_fhir_date(r.get("onsetDateTime"), "onsetDateTime")
             or parse_fhir_date(onset_period.get("start"), "onsetPeriod.start")
         )
-        self._add_findings(ref, _display(code), matches, when)
+        tentative = verification if verification in VERIFICATION_TENTATIVE else None
+        self._add_findings(ref, _display(code), matches, when, tentative)
 
     def _Procedure(self, r: Mapping[str, Any], ref: str) -> None:
         if r.get("status") not in PROCEDURE_OK:
@@ -417,7 +429,7 @@ class _Extractor:
         if problem:
             # Remembered: an unusable result newer than every usable one must not let an
             # older result decide (the newest may be the one that matters).
-            self.hba1c_unusable.append((ref, when))
+            self.hba1c_unusable.append((ref, when, problem))
             self.warnings.append(f"{ref} skipped: HbA1c {problem}.")
 
     def _medication_concept(self, r: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -462,6 +474,7 @@ class _Extractor:
         if insulin.matched_by == "term" and _INSULIN_DEVICE.search(display.lower()):
             return  # "insulin pen needles", "insulin syringe": supplies, not insulin
         per_day, source = injections_per_day(_list(r, "dosageInstruction"))
+        validity = _opt_obj(_opt_obj(r, "dispenseRequest") or {}, "validityPeriod") or {}
         action = insulin.concept.insulin_action if insulin.concept else None
         self.insulin.append(
             InsulinOrder(
@@ -477,6 +490,7 @@ class _Extractor:
                     if insulin.concept
                     else " ".join(display.lower().split()) or ref
                 ),
+                valid_until=parse_fhir_date(validity.get("end"), "validityPeriod.end"),
             )
         )
 
@@ -529,6 +543,14 @@ def _answers_no(r: Mapping[str, Any]) -> bool:
             if isinstance(w, str) and " ".join(w.lower().split()).strip(" .") in _NO_WORDS:
                 return True
     return False
+
+
+def _abated(r: Mapping[str, Any]) -> bool:
+    """True when a Condition records an abatement: FHIR's "resolved or went into remission"."""
+    text = r.get("abatementString")
+    return any(r.get(key) is not None for key in ABATEMENT) or (
+        isinstance(text, str) and bool(text.strip())
+    )
 
 
 def _observation_instant(r: Mapping[str, Any]) -> datetime | None:

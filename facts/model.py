@@ -10,6 +10,7 @@ from datetime import date, datetime
 from typing import Literal
 
 MatchedBy = Literal["code", "term"]
+_Day = date  # for fields declared after a field named ``date``
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,13 @@ class Finding:
     date: date | None  # the latest date it carries: recorded, else onset / effective / issued
     matched_by: MatchedBy
     matched_on: str  # "SNOMED 238894004" or the term, e.g. "needle phobia"
+    # A Condition's verificationStatus when it says the record is a query, not yet established
+    # ("unconfirmed", "provisional", "differential"); None otherwise.
+    tentative: str | None = None
+
+    @property
+    def established(self) -> bool:
+        return self.tentative is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +59,7 @@ class InsulinOrder:
     product: str = (
         ""  # "system|code" of the product, or its normalised name: what a re-issue shares
     )
+    valid_until: _Day | None = None  # dispenseRequest.validityPeriod.end: not current after it
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +100,8 @@ class PatientRecord:
     deceased: str | None = None  # when the record says so: "on 2025-03-01", "no date recorded"
     findings: tuple[Finding, ...] = ()
     hba1c: tuple[HbA1cResult, ...] = ()
-    hba1c_unusable: tuple[tuple[str, date], ...] = ()  # (ref, date) of dated, unusable results
+    # (ref, date, why) of dated results that cannot be used, e.g. "unit 'mg/dL' is not ..."
+    hba1c_unusable: tuple[tuple[str, date, str], ...] = ()
     insulin: tuple[InsulinOrder, ...] = ()
     confirmations: tuple[Confirmation, ...] = ()
     iport_orders: tuple[Order, ...] = ()

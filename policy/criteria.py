@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -58,10 +58,14 @@ def _fmt(d: date | None) -> str:
     return d.isoformat() if d else "undated"
 
 
-def finding_evidence(f: Finding) -> Evidence:
+def _how(f: Finding) -> str:
     how = f"matched by term '{f.matched_on}'" if f.matched_by == "term" else f.matched_on
+    return how if f.established else f"{how}; recorded as {f.tentative}"
+
+
+def finding_evidence(f: Finding) -> Evidence:
     return Evidence(
-        f.ref, f"{f.display or f.value_set} ({how}), {_fmt(f.date)}", f.date, f.matched_by
+        f.ref, f"{f.display or f.value_set} ({_how(f)}), {_fmt(f.date)}", f.date, f.matched_by
     )
 
 
@@ -89,16 +93,18 @@ def _recorded_by(findings: tuple[Finding, ...], today: date) -> list[Finding]:
 
 @dataclass(frozen=True)
 class Currency:
-    """Findings sorted by whether they are current: inside the window, older, or undated."""
+    """Findings sorted by whether they are current: inside the window, older, or undated;
+    and, apart, those recorded only as a query (unconfirmed, provisional, differential)."""
 
     current: list[Finding]
     stale: list[Finding]
     undated: list[Finding]
     months: int
+    tentative: list[Finding] = field(default_factory=list)
 
     @property
     def not_current(self) -> list[Finding]:
-        return [*self.stale, *self.undated]
+        return [*self.stale, *self.undated, *self.tentative]
 
 
 def currency(findings: tuple[Finding, ...], months: int, today: date) -> Currency:
@@ -107,22 +113,33 @@ def currency(findings: tuple[Finding, ...], months: int, today: date) -> Currenc
     Records dated after today are neither current nor shown (a data error, not evidence).
     """
     since = months_before(today, months)
+    established = [f for f in findings if f.established]
     return Currency(
-        current=[f for f in findings if f.date is not None and since <= f.date <= today],
-        stale=[f for f in findings if f.date is not None and f.date < since],
-        undated=[f for f in findings if f.date is None],
+        current=[f for f in established if f.date is not None and since <= f.date <= today],
+        stale=[f for f in established if f.date is not None and f.date < since],
+        undated=[f for f in established if f.date is None],
         months=months,
+        tentative=[f for f in findings if not f.established and (f.date or today) <= today],
     )
 
 
 def stale_evidence(f: Finding) -> Evidence:
-    how = f"matched by term '{f.matched_on}'" if f.matched_by == "term" else f.matched_on
     when = f"last recorded on {f.date.isoformat()}" if f.date else "undated"
-    return Evidence(f.ref, f"{f.display or f.value_set} ({how}), {when}", f.date, f.matched_by)
+    return Evidence(f.ref, f"{f.display or f.value_set} ({_how(f)}), {when}", f.date, f.matched_by)
+
+
+def _tentative_reason(found: list[Finding], what: str) -> str:
+    statuses = " / ".join(sorted({f.tentative for f in found if f.tentative}))
+    return (
+        f"{what} is recorded only as {statuses} (its verification status): a query, not an "
+        "established finding. A clinician may confirm it."
+    )
 
 
 def _not_current_reason(c: Currency, what: str) -> str:
-    """Why records of ``what`` that exist do not count: too old, or undated."""
+    """Why records of ``what`` that exist do not count: too old, a query, or undated."""
+    if c.tentative and not c.stale:
+        return _tentative_reason(c.tentative, what)
     if c.stale:
         last = max(f.date for f in c.stale if f.date is not None)
         return (
@@ -164,7 +181,7 @@ def _unreadable_in_lookback(record: PatientRecord, ctx: Context) -> list[tuple[d
     """(date, ref, why) of every result in the lookback that cannot be used."""
     since = months_before(ctx.today, ctx.hba1c_lookback_months)
     low, high = ctx.hba1c_plausible_mmol_mol
-    out = [(d, ref, "could not be read") for ref, d in record.hba1c_unusable]
+    out = [(d, ref, f"could not be read ({why})") for ref, d, why in record.hba1c_unusable]
     out += [
         (h.date, h.ref, f"is implausible ({h.original}, outside {low:g}-{high:g} mmol/mol)")
         for h in record.hba1c
@@ -295,7 +312,7 @@ def _on_mdi(record: PatientRecord, minimum: float) -> tuple[Tri, list[Evidence],
     products = {o.product for o in record.insulin}
     kind_unknown = any(o.action == "unknown" for o in record.insulin) and len(products) > 1
     if some_unstated or kind_unknown:
-        why = "a prescription states no frequency" if some_unstated else "an insulin's kind"
+        why = "a prescription's frequency" if some_unstated else "an insulin's kind"
         return Tri.UNKNOWN, evidence, f"not shown to be basal-bolus, {how}; {why} is unknown"
     kinds = ", ".join(sorted({o.action for o in record.insulin}))
     return (
@@ -353,8 +370,12 @@ def diagnosis(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Crite
     remission = p.get("remissionValueSet")
     in_remission = list(record.findings_in(remission)) if remission else []
     excluded = {f.ref for f in in_remission}
-    found = _diagnoses(record, p["valueSet"], excluded, ctx.today)
+    recorded = _diagnoses(record, p["valueSet"], excluded, ctx.today)
+    found = [f for f in recorded if f.established]
+    tentative = [f for f in recorded if not f.established]
     other_set = p.get("otherTypeValueSet")
+    # A possible diagnosis of the other type is enough to contradict: the laxer type 2 route
+    # must not decide for someone who may have type 1.
     other = _diagnoses(record, other_set, excluded, ctx.today) if other_set else []
     context = tuple(stale_evidence(f) for f in in_remission)
     if found and other:
@@ -377,6 +398,15 @@ def diagnosis(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Crite
             f"({_fmt(first.date)}){by_term}.",
             evidence=tuple(finding_evidence(f) for f in found),
             context=context,
+        )
+    if tentative:
+        return _result(
+            spec,
+            Tri.UNKNOWN,
+            _tentative_reason(tentative, spec.title).replace("finding", "diagnosis"),
+            evidence=tuple(finding_evidence(f) for f in tentative),
+            context=context,
+            missing=f"a confirmed {spec.title.lower()} diagnosis",
         )
     if not other and record.insulin:
         return _result(
@@ -524,7 +554,8 @@ def disabling_hypoglycaemia(
         Tri.UNKNOWN,
         " ".join(parts),
         evidence=tuple(stale_evidence(f) for f in awareness.not_current),
-        context=event_ev + tuple(stale_evidence(f) for f in events.stale[:3]),
+        context=event_ev
+        + tuple(stale_evidence(f) for f in [*events.stale[:3], *events.tentative[:3]]),
         missing="a current record of disabling hypoglycaemia, or a clinician's confirmation",
     )
 

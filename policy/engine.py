@@ -272,12 +272,35 @@ def _derived_result(
     return CriterionResult(d.id, d.title, value, reason, tuple(evidence), confirmable=d.confirmable)
 
 
+def _without_ended_prescriptions(record: PatientRecord, today: date) -> PatientRecord:
+    """The record without insulin orders whose validity period ended before ``today``.
+
+    An order still marked active after its validity period is a record nobody closed, not a
+    current prescription; it is named in the warnings so the card says it was not used.
+    """
+    ended = {
+        o.ref: o.valid_until for o in record.insulin if o.valid_until and o.valid_until < today
+    }
+    if not ended:
+        return record
+    return replace(
+        record,
+        insulin=tuple(o for o in record.insulin if o.ref not in ended),
+        warnings=record.warnings
+        + tuple(
+            f"{ref} not used: the insulin prescription's validity period ended on {end}."
+            for ref, end in ended.items()
+        ),
+    )
+
+
 def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
     """The policy's decision for one patient on ``today`` (a date in Europe/London).
 
     Pure: no I/O, no clock. Every criterion is evaluated (the card shows them all);
     a clinician's confirmation, where recorded, decides its criterion.
     """
+    record = _without_ended_prescriptions(record, today)
     ctx = Context(
         today=today,
         hba1c_lookback_months=policy.hba1c_lookback_months,

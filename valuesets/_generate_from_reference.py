@@ -450,6 +450,8 @@ SPECS: tuple[Spec, ...] = (
         terms=(
             "needle phobia",
             "needle-phobia",
+            "needle phobic",
+            "needle-phobic",
             "fear of needles",
             "fear of injections",
             "injection phobia",
@@ -545,7 +547,6 @@ SPECS: tuple[Spec, ...] = (
                 "237635002",
                 "84371000119108",
                 "120731000119103",
-                "1957911000006107",
                 "E16.0",
                 "E16.1",
                 "E16.2",
@@ -553,14 +554,12 @@ SPECS: tuple[Spec, ...] = (
         ),
         exclude={
             "1373571000000102": "a distress-scale score (observable), not a hypoglycaemia event",
+            "1957911000006107": "a history-of entry (EMIS local code) dated when it is written "
+            "down at a review, not when an episode happened; two reviews are not two episodes",
             "E10.0 / E11.0": "not a single code; 'with coma' is not specific to hypoglycaemia "
             "(E10.0 / E11.0 are in the type 1 / type 2 diabetes value sets)",
         },
-        notes=(
-            _PARTIAL_HYPO_NOTE,
-            "1957911000006107 is an EMIS local code (not UK Edition), kept as "
-            "'VERIFIED (local code)'.",
-        ),
+        notes=(_PARTIAL_HYPO_NOTE,),
     ),
     Spec(
         id="non-adherence",

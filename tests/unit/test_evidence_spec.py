@@ -559,3 +559,151 @@ def test_the_iport_decision_says_when_a_pump_is_already_in_use(decide: Decide) -
 def test_evaluation_date_is_the_only_clock(decide: Decide) -> None:
     later = decide(patient(), condition(T1DM), condition(LIPO), today=date(2027, 7, 1))
     assert result(later, "lipohypertrophy") is Tri.UNKNOWN  # 13 months after 2026-06-01
+
+
+# -- Established: a provisional, unconfirmed or differential record is a query, not a finding ----
+NEEDLE_PHOBIA_CM = (ICD10CM, "F40.231", "Fear of injections and transfusions")
+NOT_ESTABLISHED = ["unconfirmed", "provisional", "differential"]
+
+
+@pytest.mark.parametrize("verification", NOT_ESTABLISHED)
+@pytest.mark.parametrize(
+    ("criterion", "code"),
+    [
+        ("needle-phobia", NEEDLE_PHOBIA_CM),
+        ("lipohypertrophy", LIPO),
+        ("disabling-hypoglycaemia", IMPAIRED_AWARENESS),
+    ],
+)
+def test_a_finding_not_yet_established_is_unknown_and_shown(
+    decide: Decide, verification: str, criterion: str, code: Any
+) -> None:
+    d = decide(patient(), condition(T1DM), condition(code, verification=verification))
+    found = d.criteria[criterion]
+    assert found.result is Tri.UNKNOWN
+    assert verification in found.reason
+    assert any(verification in e.summary for e in found.evidence + found.context)
+    assert found.confirmable
+
+
+def test_provisional_hypoglycaemia_on_two_days_is_not_repeated(decide: Decide) -> None:
+    d = decide(
+        patient(),
+        condition(T1DM),
+        condition(HYPO_EVENT, verification="provisional", onset="2026-03-01"),
+        condition(HYPO_EVENT, verification="provisional", onset="2026-09-01"),
+    )
+    assert result(d, "disabling-hypoglycaemia") is Tri.UNKNOWN
+
+
+@pytest.mark.parametrize("verification", NOT_ESTABLISHED)
+def test_a_provisional_diagnosis_is_unknown_never_met(decide: Decide, verification: str) -> None:
+    on_insulin = decide(
+        patient(),
+        condition(T1DM, verification=verification),
+        *BASAL_BOLUS,
+        hba1c(80, on="2026-09-01"),
+        condition(text="Needle phobia"),
+    )
+    assert result(on_insulin, "type-1-diabetes") is Tri.UNKNOWN
+    assert verification in on_insulin.criteria["type-1-diabetes"].reason
+    assert on_insulin.outcome is not Outcome.MEETS
+    alone = decide(patient(), condition(T1DM, verification=verification))
+    assert result(alone, "type-1-diabetes") is Tri.UNKNOWN
+
+
+def test_a_possible_type_1_diagnosis_stops_the_type_2_route(decide: Decide) -> None:
+    d = decide(
+        patient(),
+        condition(T2DM),
+        condition(T1DM, verification="provisional"),
+        insulin(NOVOMIX, text="twice daily"),
+        confirmation("diabetes-specialist-recommendation"),
+    )
+    assert result(d, "type-2-diabetes") is Tri.UNKNOWN
+    assert d.outcome is not Outcome.MEETS
+
+
+def test_a_history_of_hypoglycaemia_code_is_not_an_episode(decide: Decide) -> None:
+    # "H/O: hypoglycaemic event" is entered at a review: its date is when it was written down,
+    # not when an episode happened, so two reviews are not two episodes.
+    history = (SNOMED, "1957911000006107", "H/O: hypoglycaemic event in diabetes")
+    d = decide(
+        patient(),
+        condition(T1DM),
+        observation_finding(history, on="2026-03-01"),
+        observation_finding(history, on="2026-09-01"),
+    )
+    assert result(d, "disabling-hypoglycaemia") is Tri.UNKNOWN
+
+
+def test_an_insulin_prescription_past_its_validity_period_is_not_current(decide: Decide) -> None:
+    # An order left "active" in a system that never closed it: its validity period says it ended.
+    ended = insulin(ASPART, text="with meals")
+    ended["dispenseRequest"] = {"validityPeriod": {"start": "2016-01-01", "end": "2017-01-01"}}
+    d = decide(
+        patient(),
+        condition(T1DM),
+        insulin(GLARGINE, text="once daily at night"),
+        ended,
+        hba1c(80, on="2026-03-01"),
+        hba1c(82, on="2026-09-01"),
+    )
+    assert result(d, "hba1c-69-or-above-on-mdi") is Tri.NOT_MET
+    assert any("2017-01-01" in w and ended["id"] in w for w in d.warnings)
+    current = dict(ended, dispenseRequest={"validityPeriod": {"end": "2027-01-01"}})
+    d = decide(patient(), condition(T1DM), insulin(GLARGINE, text="at night"), current, hba1c(80))
+    assert result(d, "hba1c-69-or-above-on-mdi") is Tri.MET
+
+
+@pytest.mark.parametrize("clinical", ["active", None])
+@pytest.mark.parametrize(
+    "abatement",
+    [
+        {"abatementDateTime": "2026-08-01"},
+        {"abatementPeriod": {"start": "2026-07-01", "end": "2026-08-01"}},
+        {"abatementString": "resolved with CBT"},
+    ],
+)
+def test_a_condition_that_has_abated_is_not_current(
+    decide: Decide, clinical: str | None, abatement: dict[str, Any]
+) -> None:
+    # FHIR: an abatement means the condition resolved or went into remission, whatever a
+    # clinicalStatus left at "active" (or left out) says.
+    phobia = condition(text="Needle phobia", onset="2026-06-01", clinical=clinical) | abatement
+    lipo = condition(LIPO, onset="2026-06-01", clinical=clinical) | abatement
+    d = decide(patient(), condition(T1DM), phobia, lipo)
+    assert result(d, "needle-phobia") is Tri.UNKNOWN
+    assert result(d, "lipohypertrophy") is Tri.UNKNOWN
+
+
+def test_a_condition_that_came_back_after_abating_counts(decide: Decide) -> None:
+    back = condition(LIPO, onset="2026-06-01", clinical="recurrence")
+    back["abatementDateTime"] = "2026-03-01"
+    assert result(decide(patient(), condition(T1DM), back), "lipohypertrophy") is Tri.MET
+
+
+@pytest.mark.parametrize(("unit", "why"), [("mg/dL", "unit 'mg/dL'"), ("mmol/L", "unit 'mmol/L'")])
+def test_an_hba1c_in_another_unit_says_why_it_is_not_used(
+    decide: Decide, unit: str, why: str
+) -> None:
+    d = decide(
+        patient(), condition(T1DM), hba1c(80, on="2026-03-01"), hba1c(75, unit, on="2026-09-01")
+    )
+    for criterion in ("hba1c-69-or-above-on-mdi", "hba1c-above-69-with-poor-adherence"):
+        assert d.criteria[criterion].result is Tri.UNKNOWN
+        assert why in d.criteria[criterion].reason
+
+
+def test_mdi_unknown_says_which_fact_is_missing(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM), hba1c(80), insulin(ASPART, text="via pump"))
+    reason = d.criteria["hba1c-69-or-above-on-mdi"].reason
+    assert "a prescription's frequency is unknown" in reason
+
+
+def test_every_decision_says_which_clauses_are_the_clinicians_judgement(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM), *BASAL_BOLUS, hba1c(80), condition(text="Needle phobia"))
+    assert d.outcome is Outcome.MEETS
+    said = " ".join(d.assumptions)
+    for clause in ("despite a high level of care", "despite support and advice", "acceptable"):
+        assert clause in said, clause

@@ -283,14 +283,17 @@ def test_no_diabetes_diagnosis_does_not_meet(decide: Decide) -> None:
         ("remission", "confirmed", False),
         ("active", "refuted", False),
         ("active", "entered-in-error", False),
-        ("active", "provisional", True),
+        ("active", "provisional", None),  # a query: unknown, never met
+        ("active", "unconfirmed", None),
+        ("active", "differential", None),
     ],
 )
 def test_which_conditions_count(
-    decide: Decide, clinical: str | None, verification: str | None, counts: bool
+    decide: Decide, clinical: str | None, verification: str | None, counts: bool | None
 ) -> None:
     d = decide(patient(), condition(T1DM, clinical=clinical, verification=verification))
-    assert result(d, "type-1-diabetes") is (Tri.MET if counts else Tri.NOT_MET)
+    expected = Tri.UNKNOWN if counts is None else Tri.MET if counts else Tri.NOT_MET
+    assert result(d, "type-1-diabetes") is expected
 
 
 def test_diabetes_coded_in_icd10_with_or_without_the_dot(decide: Decide) -> None:

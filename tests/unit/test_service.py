@@ -630,3 +630,52 @@ def unread(card: dict[str, Any]) -> str:
     assessment app say which)."""
     assert "could not be read" in card["detail"]
     return " ".join(card["extension"]["iport-cds.eligibility"]["warnings"])
+
+
+def test_a_card_after_the_policy_review_date_warns_that_it_may_be_out_of_date(
+    app_config: dict[str, Any],
+) -> None:
+    app = create_app(app_config | {"CLOCK": lambda: datetime(2029, 1, 2, 12, tzinfo=UTC)})
+    with app.test_client() as late:
+        card = card_of(
+            post(
+                late,
+                "order-select",
+                hook_request("order-select", resources=MEETS, drafts=[draft()]),
+            )
+        )
+    assert "This policy was due for review on 31 Dec 2028" in card["detail"]
+    on_time = card_of(
+        post(
+            create_app(app_config).test_client(),
+            "order-select",
+            hook_request("order-select", resources=MEETS, drafts=[draft()]),
+        )
+    )
+    assert "was due for review" not in on_time["detail"]
+
+
+def test_only_judgement_criteria_are_offered_for_confirmation(client: FlaskClient) -> None:
+    # No HbA1c: the HbA1c criteria and the derived NICE criteria are unknown, yet data-derived.
+    card = card_of(
+        post(
+            client,
+            "order-sign",
+            hook_request("order-sign", resources=[patient(), condition(T1DM)], drafts=[draft()]),
+        )
+    )
+    by_id = {c["id"]: c for c in card["extension"]["iport-cds.eligibility"]["criteria"]}
+    assert by_id["hba1c-69-or-above-on-mdi"]["result"] == "unknown"
+    assert by_id["nice-pump-criteria"]["result"] == "unknown"
+    offered = {
+        s["actions"][0]["resource"]["code"]["coding"][0]["code"] for s in card["suggestions"]
+    }
+    assert offered
+    assert offered <= {
+        "mdi-impractical",
+        "diabetes-specialist-recommendation",
+        "needle-phobia",
+        "lipohypertrophy",
+        "disabling-hypoglycaemia",
+        "hba1c-above-69-with-poor-adherence",
+    }
