@@ -194,11 +194,13 @@ def test_children_and_young_people_under_18(
     assert d.outcome is outcome
     if pathway:
         assert d.pathway == pathway
+        assert d.reason.endswith("pathway: Aged 18 or over: not met.")
 
 
 def test_a_child_with_type_2_diabetes_does_not_meet(decide: Decide) -> None:
     d = hcl(decide, patient(CHILD), condition(T2DM), hba1c(80))
     assert d.outcome is Outcome.DOES_NOT_MEET
+    assert d.reason == "Does not meet the criteria: no type 1 diabetes diagnosis is recorded."
 
 
 # -- 1.3 pregnancy -------------------------------------------------------------------------------
