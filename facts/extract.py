@@ -320,6 +320,8 @@ class _Extractor:
         device = _opt_obj(r, "device") or {}
         target = _opt_str(device, "reference") or ""
         found = self.devices.get("/".join(target.split("/_history")[0].split("/")[-2:]))
+        if found is not None and found.get("status", "active") not in DEVICE_OK:
+            return  # the device itself is no longer in use
         concept = _opt_obj(found, "type") if found is not None else None
         if concept is None:
             display = _opt_str(device, "display")

@@ -179,6 +179,22 @@ def test_a_device_without_a_use_statement_is_shown_but_is_not_current(decide: De
     assert "without a date" in result.reason
 
 
+@pytest.mark.parametrize(
+    ("device", "use"),
+    [
+        ({**PUMP_DEVICE, "status": "inactive"}, {}),  # a pump no longer assigned
+        (PUMP_DEVICE, {"status": "completed"}),  # use has ended
+        ({**PUMP_DEVICE, "patient": {"reference": "Patient/someone-else"}}, {}),
+    ],
+)
+def test_devices_not_in_use_by_this_patient_do_not_count(
+    decide: Decide, device: dict[str, Any], use: dict[str, Any]
+) -> None:
+    d = hcl(decide, patient(), condition(T1DM), hba1c(70), device, {**pump_in_use(), **use})
+    assert d.criteria["uses-csii"].result is Tri.UNKNOWN
+    assert not [e for e in d.criteria["uses-csii"].evidence if e.ref.startswith("DeviceUse")]
+
+
 # -- 1.2 children and young people ---------------------------------------------------------------
 @pytest.mark.parametrize(
     ("born", "pathway", "outcome"),
