@@ -40,6 +40,10 @@ EXPECTED_PATHWAY_SYSTEM = CS + "demo-expected-pathway"
 # The second policy (NICE insulin pump): its outcome, and whether its patient-view card shows.
 EXPECTED_PUMP_OUTCOME_SYSTEM = CS + "demo-expected-pump-outcome"
 EXPECTED_PUMP_CARD_SYSTEM = CS + "demo-expected-pump-card"
+# The third policy (NICE TA943 hybrid closed loop): its outcome, and whether it would prompt
+# (meets, and no criterion in its presentation.silenceWhenMet is met).
+EXPECTED_HCL_OUTCOME_SYSTEM = CS + "demo-expected-hcl-outcome"
+EXPECTED_HCL_PROMPT_SYSTEM = CS + "demo-expected-hcl-prompt"
 SCENARIO_SYSTEM = CS + "demo-scenario"
 DEMO_TAG_SYSTEM = CS + "demo"
 DEMO_TAG_CODE = "iport-cds-demo"
@@ -61,6 +65,8 @@ class DemoPatient:
     expected_pathway: str | None  # None: the engine names no pathway
     expected_pump_outcome: str | None  # NICE insulin pump policy; None: not declared
     expected_pump_card: bool | None  # does the pump patient-view card show
+    expected_hcl_outcome: str | None  # NICE TA943 hybrid closed loop; None: not declared
+    expected_hcl_prompt: bool | None  # meets TA943 and not already using HCL
     description: str
     path: Path
 
@@ -148,6 +154,8 @@ def _describe(path: Path) -> DemoPatient:
         expected_pathway=None if pathway["code"] == NO_PATHWAY else str(pathway["code"]),
         expected_pump_outcome=(_tag(doc, EXPECTED_PUMP_OUTCOME_SYSTEM) or {}).get("code"),
         expected_pump_card=_yes_no(_tag(doc, EXPECTED_PUMP_CARD_SYSTEM)),
+        expected_hcl_outcome=(_tag(doc, EXPECTED_HCL_OUTCOME_SYSTEM) or {}).get("code"),
+        expected_hcl_prompt=_yes_no(_tag(doc, EXPECTED_HCL_PROMPT_SYSTEM)),
         description=str(scenario.get("display", "")),
         path=path,
     )

@@ -53,6 +53,15 @@ OBSERVATION_OK = frozenset({"final", "amended", "corrected"})
 PROCEDURE_OK = frozenset({"completed", "in-progress"})
 REFERRAL_OK = frozenset({"active", "completed"})
 ORDER_ACTIVE = frozenset({"active"})
+DEVICE_OK = frozenset({"active"})
+DEVICE_USE_OK = frozenset({"active", "intended"})
+# Value sets of devices that a prescription (MedicationRequest) records as in use: glucose
+# sensors are prescribed like medicines (dm+d), so an active or completed issue is evidence of
+# use, dated when it was issued.
+PRESCRIBED_DEVICES = frozenset(
+    {"real-time-cgm", "intermittently-scanned-cgm", "hybrid-closed-loop"}
+)
+PRESCRIPTION_ISSUED = frozenset({"active", "completed"})
 
 
 # Supplies that carry the word "insulin" (or a brand) in their name but are not insulin.
@@ -224,6 +233,8 @@ class _Extractor:
         self.birth: BirthDate | None = None
         self.deceased: str | None = None
         self.medications: dict[str, dict[str, Any]] = {}
+        self.devices: dict[str, dict[str, Any]] = {}
+        self.pending_device_uses: list[tuple[Mapping[str, Any], str]] = []
         self.pending_medication_requests: list[tuple[Mapping[str, Any], str]] = []
 
     # -- dispatch ---------------------------------------------------------------------------
@@ -290,6 +301,39 @@ class _Extractor:
 
     def _Medication(self, r: Mapping[str, Any], ref: str) -> None:
         self.medications[ref] = dict(r)
+
+    def _Device(self, r: Mapping[str, Any], ref: str) -> None:
+        """A device assigned to the patient (``Device.patient``): in use while active; undated,
+        so it shows the device but is not on its own current evidence."""
+        self.devices[ref] = dict(r)
+        if r.get("status", "active") not in DEVICE_OK or not isinstance(r.get("patient"), dict):
+            return
+        self._finding(r, ref, r.get("type"), None)
+
+    def _DeviceUseStatement(self, r: Mapping[str, Any], ref: str) -> None:
+        self.pending_device_uses.append((r, ref))
+
+    def _finish_device_use(self, r: Mapping[str, Any], ref: str) -> None:
+        """A statement that the patient uses a device, dated when recorded (else its timing)."""
+        if r.get("status") not in DEVICE_USE_OK:
+            return
+        device = _opt_obj(r, "device") or {}
+        target = _opt_str(device, "reference") or ""
+        found = self.devices.get("/".join(target.split("/_history")[0].split("/")[-2:]))
+        if found is not None and found.get("status", "active") not in DEVICE_OK:
+            return  # the device itself is no longer in use
+        concept = _opt_obj(found, "type") if found is not None else None
+        if concept is None:
+            display = _opt_str(device, "display")
+            concept = {"text": display} if display else None
+        timing = _opt_obj(r, "timingPeriod") or {}
+        when = (
+            parse_fhir_date(r.get("recordedOn"), "recordedOn")
+            or parse_fhir_date(r.get("timingDateTime"), "timingDateTime")
+            or parse_fhir_date(timing.get("end"), "timingPeriod.end")
+            or parse_fhir_date(timing.get("start"), "timingPeriod.start")
+        )
+        self._add_findings(ref, _display(concept), classify(concept, self.vsl), when)
 
     def _finding(self, r: Mapping[str, Any], ref: str, code: Any, when: date | None) -> None:
         concept = _obj(code, "code") if code is not None else None
@@ -465,6 +509,10 @@ class _Extractor:
         concept = self._medication_concept(r)
         matches = classify(concept, self.vsl)
         self._order_if_iport(r, ref, concept, matches)
+        if r.get("status") in PRESCRIPTION_ISSUED:
+            devices = [m for m in matches if m.value_set in PRESCRIBED_DEVICES]
+            when = parse_fhir_date(r.get("authoredOn"), "authoredOn")
+            self._add_findings(ref, _display(concept), devices, when)
         if r.get("status") not in ORDER_ACTIVE:
             return
         insulin = next((m for m in matches if m.value_set == INSULIN), None)
@@ -642,6 +690,12 @@ def extract_record(
     for r, ref in ex.pending_medication_requests:
         try:
             ex._finish_medication_request(r, ref)
+        except (Malformed, TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+            ex.warnings.append(f"{ref} skipped: malformed ({_short(exc)}).")
+    # DeviceUseStatements last too: their device reference may point at a Device listed later.
+    for r, ref in ex.pending_device_uses:
+        try:
+            ex._finish_device_use(r, ref)
         except (Malformed, TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
             ex.warnings.append(f"{ref} skipped: malformed ({_short(exc)}).")
     return ex.record()

@@ -618,6 +618,27 @@ def hba1c_on_mdi(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
     )
 
 
+@rule("hba1c-latest")
+def hba1c_latest(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
+    """The latest plausible HbA1c in the lookback compared with the threshold ("has an HbA1c of
+    58 mmol/mol or more"); an unusable newest result is *unknown*, never decided by an older one.
+    """
+    threshold, op = float(spec.params["threshold"]), str(spec.params["comparison"])
+    latest = _latest_or_unknown(record, spec, ctx)
+    if isinstance(latest, CriterionResult):
+        return latest
+    met = _compare(latest.mmol_mol, op, threshold)
+    verdict = "is" if met else "is not"
+    return _result(
+        spec,
+        Tri.MET if met else Tri.NOT_MET,
+        f"Latest HbA1c {latest.mmol_mol:g} mmol/mol ({latest.date}) {verdict} "
+        f"{_SYMBOL[op]} {threshold:g}.",
+        evidence=(hba1c_evidence(latest),),
+        context=_implausible_context(record, ctx),
+    )
+
+
 @rule("hba1c-with-finding")
 def hba1c_with_finding(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
     """Latest HbA1c above the threshold *and* a current documented finding (poor adherence).
@@ -785,7 +806,14 @@ def recorded(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Criter
 
 # Rules read from the record alone: a clinician's confirmation never decides them.
 DATA_DERIVED_RULES = frozenset(
-    {"diagnosis", "age-at-least", "hba1c-on-mdi", "insulin-injections-at-least", "recorded"}
+    {
+        "diagnosis",
+        "age-at-least",
+        "hba1c-latest",
+        "hba1c-on-mdi",
+        "insulin-injections-at-least",
+        "recorded",
+    }
 )
 # Rules that read their own confirmation (it covers only part of the criterion).
 SELF_CONFIRMING_RULES = frozenset({"hba1c-with-finding"})

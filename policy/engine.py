@@ -440,14 +440,21 @@ def _reason(
     policy: Policy,
 ) -> str:
     if chosen is None:
-        diagnoses = " or ".join(policy.title_of(p.diagnosis).lower() for p in pathways)
+        names = dict.fromkeys(policy.title_of(p.diagnosis).lower() for p in pathways)
+        diagnoses = " or ".join(names)
         return f"Does not meet the criteria: no {diagnoses} diagnosis is recorded."
     ids = [i for i in chosen.criteria if i != chosen.diagnosis]
     diagnosis = results[chosen.diagnosis]
     if outcome is Outcome.INSUFFICIENT and diagnosis.result is Tri.UNKNOWN:
         return f"Not enough information: {diagnosis.reason}"
     if outcome is Outcome.MEETS:
-        met = [policy.title_of(i) for i in ids if results[i].result is Tri.MET]
+        expression = next(p.expression for p in policy.pathways if p.id == chosen.id)
+        leaves = _deciding_leaves(expression, Tri.MET, results)
+        met = [
+            policy.title_of(i) + (": not met" if negated else "")
+            for i, negated in dict.fromkeys(leaves)
+            if i != chosen.diagnosis
+        ]
         return f"Meets the {chosen.title} pathway: " + "; ".join(met) + "."
     if outcome is Outcome.DOES_NOT_MEET:
         failed = [policy.title_of(i) for i in ids if results[i].result is Tri.NOT_MET]

@@ -48,6 +48,10 @@ KEY_CRITERIA: dict[str, dict[str, Tri]] = {
     "t1-t2-conflicting-types": {"type-1-diabetes": Tri.UNKNOWN, "type-2-diabetes": Tri.UNKNOWN},
     # would meet, but is recorded as deceased: never assessed
     "t1-deceased": {"nice-pump-criteria": Tri.MET, "needle-phobia": Tri.MET},
+    # the hybrid closed loop cases: the i-Port policy reads their pump criteria as unknown
+    "t1-hcl-adult-flash-hba1c-61": {"type-1-diabetes": Tri.MET, "nice-pump-criteria": Tri.UNKNOWN},
+    "t1-hcl-pregnant": {"type-1-diabetes": Tri.MET, "nice-pump-criteria": Tri.UNKNOWN},
+    "t1-hcl-child-on-omnipod-5": {"age-12-or-over": Tri.NOT_MET, "already-on-pump": Tri.MET},
 }
 
 PATIENTS = demo.list_patients()
@@ -196,3 +200,45 @@ def test_the_pump_policy_and_its_card_agree_with_the_declared_outcome(
         .json["cards"]
     )
     assert bool(cards) is patient.expected_pump_card
+
+
+# -- the third policy: NICE TA943 hybrid closed loop ----------------------------------------------
+HCL = load_policy("nice-hybrid-closed-loop")
+HCL_KEY_CRITERIA: dict[str, dict[str, Tri]] = {
+    "t1-hcl-adult-flash-hba1c-61": {
+        "hba1c-58-or-above": Tri.MET,
+        "uses-intermittently-scanned-cgm": Tri.MET,
+    },
+    "t1-hcl-pregnant": {"pregnant": Tri.MET, "hba1c-58-or-above": Tri.NOT_MET},
+    "t1-hcl-child-on-omnipod-5": {"age-18-or-over": Tri.NOT_MET, "already-on-hcl": Tri.MET},
+}
+
+
+def test_the_hcl_policy_has_demo_patients_for_each_case() -> None:
+    hcl = {(p.expected_hcl_outcome, p.expected_hcl_prompt) for p in PATIENTS}
+    assert ("meets-criteria", True) in hcl  # a prompt
+    assert ("meets-criteria", False) in hcl  # criteria met but already using HCL: silent
+    assert ("insufficient-information", False) in hcl
+    assert ("does-not-meet-criteria", False) in hcl
+    assert all(p.expected_hcl_outcome for p in PATIENTS)
+    assert sum(p.name.startswith("t1-hcl-") for p in PATIENTS) >= 3
+
+
+@pytest.mark.parametrize("today", DAYS, ids=str)
+@pytest.mark.parametrize("patient", PATIENTS, ids=lambda p: p.name)
+def test_the_hcl_policy_agrees_with_the_declared_outcome(
+    patient: demo.DemoPatient, today: date, vsl: ValueSetLibrary
+) -> None:
+    resources = demo.bundle_resources(patient.bundle(today))
+    record = extract_record(
+        resources, vsl, patient_id=patient.patient_id, criteria_system=HCL.info.criteria_system
+    )
+    decision = evaluate(HCL, record, today)
+    assert decision.outcome.value == patient.expected_hcl_outcome, decision.reason
+    silenced = any(
+        decision.criteria[c].result is Tri.MET for c in HCL.info.presentation["silenceWhenMet"]
+    )
+    prompt = decision.outcome.value == "meets-criteria" and not silenced
+    assert prompt is patient.expected_hcl_prompt
+    for criterion, expected in HCL_KEY_CRITERIA.get(patient.name, {}).items():
+        assert decision.criteria[criterion].result is expected, (criterion, decision.reason)

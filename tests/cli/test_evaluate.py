@@ -31,6 +31,18 @@ def test_table_for_a_demo_bundle(cli: Cli) -> None:
     assert run.err == ""
 
 
+def test_the_hybrid_closed_loop_policy_evaluates_offline(cli: Cli) -> None:
+    child = demo.get_patient("t1-hcl-child-on-omnipod-5")
+    run = cli(
+        "evaluate", "--policy", "nice-hybrid-closed-loop", str(child.path), "--today", "2026-11-21"
+    )
+    assert run.code == 0, run.err
+    assert "TA943" in run.out
+    assert "MEETS CRITERIA (child or young person (TA943 1.2) pathway)" in run.out
+    assert "Already using a hybrid closed loop" in run.out
+    assert "Conditions of use" in run.out  # 1.4-1.5, stated on every decision
+
+
 def test_json_is_the_card_extension_the_core_computes(
     cli: Cli, vsl: ValueSetLibrary, iport_policy: Policy
 ) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from cli.population import run_population
 from facts import extract_record
-from policy import Policy, evaluate
+from policy import Policy, evaluate, load_policy
 from tests.cli.conftest import TODAY, Run, one_line_error
 from valuesets import ValueSetLibrary
 
@@ -130,6 +130,31 @@ def test_rows_agree_with_evaluate_file(cli: Cli, population: Path, tmp_path: Pat
         assert {c["id"]: c["result"] for c in ext["criteria"]} == {
             k: v for k, v in rows[pid].items() if k not in ("patient_ref", "outcome", "pathway")
         }
+
+
+def test_the_hybrid_closed_loop_policy_over_a_population(
+    cli: Cli, population: Path, vsl: ValueSetLibrary
+) -> None:
+    """The HCL uptake gap offline: the same export read against NICE TA943."""
+    hcl = load_policy("nice-hybrid-closed-loop")
+    run = cli(
+        "evaluate", "--population", str(population), "--policy", "nice-hybrid-closed-loop",
+        "--workers", "1", "--today", TODAY.isoformat(),
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    rows = read_csv(run.out)
+    assert len(rows) == PATIENTS
+    assert list(rows[0]) == ["patient_ref", "outcome", "pathway", *hcl.criterion_ids]
+    grouped = by_patient(population)
+    for row in rows[:: PATIENTS // 20]:
+        record = extract_record(
+            grouped[row["patient_ref"]],
+            vsl,
+            patient_id=row["patient_ref"],
+            criteria_system=hcl.info.criteria_system,
+        )
+        d = evaluate(hcl, record, TODAY)
+        assert (row["outcome"], row["pathway"]) == (d.outcome.value, d.pathway or "")
 
 
 def test_medication_references_bad_lines_and_unassigned_resources(tmp_path: Path) -> None:
