@@ -449,7 +449,7 @@ def _reason(
         return f"Not enough information: {diagnosis.reason}"
     if outcome is Outcome.MEETS:
         expression = next(p.expression for p in policy.pathways if p.id == chosen.id)
-        leaves = _deciding_leaves(expression, Tri.MET, results)
+        leaves = deciding_leaves(expression, Tri.MET, results)
         met = [
             policy.title_of(i) + (": not met" if negated else "")
             for i, negated in dict.fromkeys(leaves)
