@@ -181,9 +181,10 @@ def insert_feedback(conn: Connection, items: Sequence[FeedbackRecord]) -> int:
     """Store feedback items; one already stored (same dedup key) is skipped. Returns how many
     were new."""
     stored = 0
-    stmt = _insert(conn, Feedback, ignore_duplicate="dedup_key")
+    # RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT DO NOTHING.
+    stmt = _insert(conn, Feedback, ignore_duplicate="dedup_key").returning(Feedback.dedup_key)
     for f in items:
-        result = conn.execute(
+        row = conn.execute(
             stmt,
             {
                 "dedup_key": f.dedup_key,
@@ -199,8 +200,8 @@ def insert_feedback(conn: Connection, items: Sequence[FeedbackRecord]) -> int:
                 "reason_display": f.reason_display,
                 "user_comment": f.user_comment,
             },
-        )
-        stored += max(result.rowcount, 0)
+        ).first()
+        stored += row is not None
     return stored
 
 
