@@ -7,6 +7,7 @@ SQL (SQLite and PostgreSQL): grouping is by stored day columns, percentiles are 
 from __future__ import annotations
 
 import math
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from sqlalchemy.sql.dml import Insert
 
 from store.models import (
     AccessEvent,
+    AnalyticsLoginFailure,
     AnalyticsSession,
     AuditCriterion,
     AuditEvent,
@@ -175,6 +177,36 @@ def session_live(conn: Connection, session_hash: str, now: datetime) -> bool:
 
 def end_session(conn: Connection, session_hash: str) -> None:
     conn.execute(delete(AnalyticsSession).where(AnalyticsSession.session_hash == session_hash))
+
+
+def record_login_failure(
+    conn: Connection, address_hash: str, now: datetime, keep: timedelta
+) -> None:
+    """Count a wrong dashboard token from one (hashed) address; failures older than ``keep``
+    are deleted, so an address is held no longer than the throttle needs it."""
+    conn.execute(
+        delete(AnalyticsLoginFailure).where(AnalyticsLoginFailure.failed_at <= utc(now - keep))
+    )
+    conn.execute(
+        _insert(conn, AnalyticsLoginFailure),
+        {"id": uuid.uuid4(), "address_hash": address_hash, "failed_at": utc(now)},
+    )
+
+
+def nth_login_failure(
+    conn: Connection, since: datetime, n: int, address_hash: str | None
+) -> datetime | None:
+    """When the ``n``-th most recent failed sign-in after ``since`` was (from one hashed
+    address, or from anywhere when None); None when there were fewer than ``n``."""
+    query = select(AnalyticsLoginFailure.failed_at).where(
+        AnalyticsLoginFailure.failed_at > utc(since)
+    )
+    if address_hash is not None:
+        query = query.where(AnalyticsLoginFailure.address_hash == address_hash)
+    found = conn.execute(
+        query.order_by(AnalyticsLoginFailure.failed_at.desc()).offset(n - 1).limit(1)
+    ).scalar()
+    return None if found is None else found if found.tzinfo else found.replace(tzinfo=UTC)
 
 
 def insert_feedback(conn: Connection, items: Sequence[FeedbackRecord]) -> int:
