@@ -20,7 +20,7 @@ from cli.inputs import choose_patient, read_resources, require_patient_record
 from cli.render import decision_table
 from facts import extract_record
 from policy import Decision, Policy, PolicyError, evaluate, load_policy
-from policy.engine import POLICY_DIR
+from policy.engine import POLICY_DIR, policy_names
 from valuesets import ValueSetError, ValueSetLibrary, load_value_sets
 
 LONDON = ZoneInfo("Europe/London")
@@ -39,7 +39,7 @@ class Core:
 def load_core(policy: str = "iport-advance", valueset_dirs: Sequence[str] = ()) -> Core:
     """Value sets and policy, as the service loads them; a bad file is a usage error."""
     if not Path(policy).suffix and not (POLICY_DIR / f"{policy}.json").is_file():
-        names = ", ".join(sorted(p.stem for p in POLICY_DIR.glob("*.json")))
+        names = ", ".join(policy_names())
         raise CliError(
             f"--policy {policy!r} is not a policy of this service; choose one of: {names} "
             "(or give the path of a policy file)",

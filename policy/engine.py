@@ -206,6 +206,11 @@ def _confirmable(c: Mapping[str, Any]) -> bool:
     return value
 
 
+def policy_names() -> list[str]:
+    """The names of the policies this service ships (files in ``policies/``), sorted."""
+    return sorted(p.stem for p in POLICY_DIR.glob("*.json"))
+
+
 def _read_policy_file(name_or_path: str | Path) -> tuple[Path, dict[str, Any]]:
     """A policy file by name (in ``policies/``) or by path, parsed as JSON."""
     path = Path(name_or_path)
@@ -232,6 +237,13 @@ def load_policies(names: Iterable[str], overrides: Mapping[str, Any]) -> dict[st
     Each override applies to every policy that declares that parameter; one that no policy
     declares is a PolicyError (a misspelt setting must not be silently ignored).
     """
+    names = list(names)
+    for name in names:
+        if not Path(name).suffix and name not in policy_names():
+            raise PolicyError(
+                f"POLICIES names {name!r}, which is not a policy of this service; choose from: "
+                f"{', '.join(policy_names())} (or give the path of a policy file)"
+            )
     docs = [_read_policy_file(name)[1] for name in names]
     unknown = set(overrides) - {k for d in docs for k in d.get("parameters", {})}
     if unknown:

@@ -19,7 +19,6 @@ import hmac
 import logging
 import re
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -109,7 +108,7 @@ def init_app(app: Flask) -> store.Store:
     opened.set_retention(int(retention) if retention else None, clock)
     opened.apply_retention()
     app.extensions[EXTENSION_STORE] = opened
-    app.extensions[EXTENSION_THROTTLE] = LoginThrottle()
+    app.extensions[EXTENSION_THROTTLE] = LoginThrottle(opened, key)
     app.extensions.setdefault("iport_cds.evaluation_listeners", []).append(
         AuditListener(opened, key, clock)
     )
@@ -439,37 +438,40 @@ def _session_id(token: str, cookie: str | None) -> str | None:
 
 
 class LoginThrottle:
-    """Failed sign-ins allowed per client address (and in all) per window, per worker; past
-    that, sign-in answers 429 without looking at the token."""
+    """Failed sign-ins allowed per client address (and in all) per window, counted in the
+    store so that every worker and pod shares the count; past that, sign-in answers 429
+    without looking at the token. Addresses are kept only as an HMAC under the hash key."""
 
-    def __init__(self, per_address: int = 5, overall: int = 50, window_s: float = 900) -> None:
+    def __init__(
+        self,
+        opened: store.Store,
+        key: bytes,
+        per_address: int = 5,
+        overall: int = 50,
+        window_s: float = 900,
+    ) -> None:
+        self.store, self._key = opened, key
         self.per_address, self.overall, self.window_s = per_address, overall, window_s
-        self._lock = threading.Lock()
-        self._failures: dict[str, list[float]] = {}
 
-    def _recent(self, now: float) -> None:
-        for address in list(self._failures):
-            kept = [t for t in self._failures[address] if now - t < self.window_s]
-            if kept:
-                self._failures[address] = kept
-            else:
-                del self._failures[address]
+    def _hash(self, address: str) -> str:
+        return hmac.new(
+            self._key, f"analytics-login:{address}".encode(), hashlib.sha256
+        ).hexdigest()
 
     def retry_after(self, address: str, now: float) -> int | None:
         """Seconds to wait before trying again, or None when a try is allowed now."""
-        with self._lock:
-            self._recent(now)
-            mine = self._failures.get(address, [])
-            every = sorted(t for ts in self._failures.values() for t in ts)
-            if len(mine) >= self.per_address:
-                return int(mine[-self.per_address] + self.window_s - now) + 1
-            if len(every) >= self.overall:
-                return int(every[-self.overall] + self.window_s - now) + 1
-            return None
+        return self.store.login_retry_after(
+            self._hash(address),
+            datetime.fromtimestamp(now, UTC),
+            timedelta(seconds=self.window_s),
+            self.per_address,
+            self.overall,
+        )
 
     def failed(self, address: str, now: float) -> None:
-        with self._lock:
-            self._failures.setdefault(address, []).append(now)
+        self.store.login_failed(
+            self._hash(address), datetime.fromtimestamp(now, UTC), timedelta(seconds=self.window_s)
+        )
 
 
 def _access() -> str:

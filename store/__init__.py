@@ -128,6 +128,25 @@ class Store:
         with self.engine.connect().execution_options(write=True) as conn, conn.begin():
             repository.end_session(conn, _session_hash(session_id))
 
+    # -- dashboard sign-in throttle ---------------------------------------------------------
+    def login_failed(self, address_hash: str, now: datetime, window: timedelta) -> None:
+        """Count a wrong sign-in token from a hashed client address, seen by every process."""
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            repository.record_login_failure(conn, address_hash, now, window)
+
+    def login_retry_after(
+        self, address_hash: str, now: datetime, window: timedelta, per_address: int, overall: int
+    ) -> int | None:
+        """Seconds until another sign-in may be tried, or None when one may be tried now: at
+        most ``per_address`` failures from one address and ``overall`` from all per window."""
+        since = now - window
+        with self.engine.connect() as conn:
+            for n, address in ((per_address, address_hash), (overall, None)):
+                nth = repository.nth_login_failure(conn, since, n, address)
+                if nth is not None:
+                    return int((nth + window - now).total_seconds()) + 1
+        return None
+
     def flush(self, timeout: float = 30.0) -> bool:
         return self.writer.flush(timeout)
 

@@ -205,3 +205,17 @@ class AnalyticsSession(Base):
 
     session_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AnalyticsLoginFailure(Base):
+    """A wrong token given at dashboard sign-in, counted by every worker and pod alike.
+
+    The client address is kept only as an HMAC under the deployment's hash key, and only for
+    the throttle's window: older rows are deleted whenever a new one is added.
+    """
+
+    __tablename__ = "analytics_login_failure"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    address_hash: Mapped[str] = mapped_column(String(64), index=True)
+    failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -7,6 +7,7 @@ SQL (SQLite and PostgreSQL): grouping is by stored day columns, percentiles are 
 from __future__ import annotations
 
 import math
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from sqlalchemy.sql.dml import Insert
 
 from store.models import (
     AccessEvent,
+    AnalyticsLoginFailure,
     AnalyticsSession,
     AuditCriterion,
     AuditEvent,
@@ -177,13 +179,44 @@ def end_session(conn: Connection, session_hash: str) -> None:
     conn.execute(delete(AnalyticsSession).where(AnalyticsSession.session_hash == session_hash))
 
 
+def record_login_failure(
+    conn: Connection, address_hash: str, now: datetime, keep: timedelta
+) -> None:
+    """Count a wrong dashboard token from one (hashed) address; failures older than ``keep``
+    are deleted, so an address is held no longer than the throttle needs it."""
+    conn.execute(
+        delete(AnalyticsLoginFailure).where(AnalyticsLoginFailure.failed_at <= utc(now - keep))
+    )
+    conn.execute(
+        _insert(conn, AnalyticsLoginFailure),
+        {"id": uuid.uuid4(), "address_hash": address_hash, "failed_at": utc(now)},
+    )
+
+
+def nth_login_failure(
+    conn: Connection, since: datetime, n: int, address_hash: str | None
+) -> datetime | None:
+    """When the ``n``-th most recent failed sign-in after ``since`` was (from one hashed
+    address, or from anywhere when None); None when there were fewer than ``n``."""
+    query = select(AnalyticsLoginFailure.failed_at).where(
+        AnalyticsLoginFailure.failed_at > utc(since)
+    )
+    if address_hash is not None:
+        query = query.where(AnalyticsLoginFailure.address_hash == address_hash)
+    found = conn.execute(
+        query.order_by(AnalyticsLoginFailure.failed_at.desc()).offset(n - 1).limit(1)
+    ).scalar()
+    return None if found is None else found if found.tzinfo else found.replace(tzinfo=UTC)
+
+
 def insert_feedback(conn: Connection, items: Sequence[FeedbackRecord]) -> int:
     """Store feedback items; one already stored (same dedup key) is skipped. Returns how many
     were new."""
     stored = 0
-    stmt = _insert(conn, Feedback, ignore_duplicate="dedup_key")
+    # RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT DO NOTHING.
+    stmt = _insert(conn, Feedback, ignore_duplicate="dedup_key").returning(Feedback.dedup_key)
     for f in items:
-        result = conn.execute(
+        row = conn.execute(
             stmt,
             {
                 "dedup_key": f.dedup_key,
@@ -199,8 +232,8 @@ def insert_feedback(conn: Connection, items: Sequence[FeedbackRecord]) -> int:
                 "reason_display": f.reason_display,
                 "user_comment": f.user_comment,
             },
-        )
-        stored += max(result.rowcount, 0)
+        ).first()
+        stored += row is not None
     return stored
 
 

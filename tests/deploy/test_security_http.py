@@ -22,6 +22,7 @@ from tests.unit.test_auth import KEY, public_jwk
 
 ISS = "https://integration-engine.example.nhs.uk"
 HOOK = f"/cds-services/{SERVICE['order-sign']}"
+ANALYTICS_TOKEN = "dashboard-admin-token-for-the-security-tests"
 
 
 def _b64(data: bytes) -> str:
@@ -78,6 +79,7 @@ def svc(
         "TRUSTED_ISSUERS_FILE": str(issuers),
         "EXTERNAL_BASE_URL": f"http://127.0.0.1:{port}",
         "DATABASE_URL": f"sqlite:///{folder / 'audit.sqlite3'}",
+        "ANALYTICS_TOKEN": ANALYTICS_TOKEN,
         # Every worker retires after one request: consecutive requests meet different processes.
         "MAX_REQUESTS": "1",
         "MAX_REQUESTS_JITTER": "0",
@@ -175,3 +177,20 @@ def test_logs_name_no_patient_and_no_token(svc: ServiceProcess) -> None:
     assert "trust-b-access-token" not in log
     assert PID not in log
     assert "Traceback" not in log
+
+
+def test_dashboard_sign_in_is_throttled_across_workers(svc: ServiceProcess) -> None:
+    def sign_in(token: str) -> requests.Response:
+        with requests.Session() as s:  # a new connection, so (MAX_REQUESTS=1) a new worker
+            return s.post(
+                f"{svc.url}/analytics/login",
+                data={"token": token},
+                allow_redirects=False,
+                timeout=15,
+            )
+
+    statuses = [sign_in(f"guess-{i}").status_code for i in range(6)]
+    assert statuses == [401] * 5 + [429]
+    right = sign_in(ANALYTICS_TOKEN)
+    assert right.status_code == 429  # the count is shared: no worker starts afresh
+    assert int(right.headers["Retry-After"]) > 0

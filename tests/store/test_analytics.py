@@ -6,18 +6,21 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import func, select
 
 import store
 from service.analytics import EXEMPT_PATHS
 from store import AuditRecord, CardRecord, CriterionRecord, FeedbackRecord
+from store.models import AnalyticsLoginFailure
 from tests.store.conftest import HASH_KEY, AppFactory, store_of
 
 D1, D2, D3 = date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 20)
@@ -302,7 +305,9 @@ def test_browser_sign_in_sets_a_session_cookie(make_app: AppFactory, sqlite_url:
         assert ADMIN not in cookie.value
         assert client.get("/analytics").status_code == 200
         assert client.get("/analytics.json").status_code == 200
-        client.set_cookie("iport_cds_analytics", cookie.value[:-1] + "0")
+        # one character changed, always to a different one, so the signature cannot match
+        last = "1" if cookie.value[-1] == "0" else "0"
+        client.set_cookie("iport_cds_analytics", cookie.value[:-1] + last)
         assert client.get("/analytics.json").status_code == 401
         client.set_cookie("iport_cds_analytics", cookie.value)
         client.post("/analytics/logout")
@@ -362,6 +367,42 @@ def test_wrong_tokens_are_throttled(make_app: AppFactory, sqlite_url: str) -> No
             "/analytics/login", data={"token": ADMIN}, environ_base={"REMOTE_ADDR": "10.0.0.9"}
         )
         assert other.status_code == 303  # another address is not locked out
+
+
+def test_the_sign_in_throttle_is_shared_by_every_worker_and_keeps_no_address(
+    make_app: AppFactory, database_url: str
+) -> None:
+    workers = [make_app(database_url, ANALYTICS_TOKEN=ADMIN) for _ in range(2)]
+    clients = [app.test_client() for app in workers]
+    statuses = [
+        clients[i % 2].post("/analytics/login", data={"token": f"guess-{i}"}).status_code
+        for i in range(6)
+    ]
+    assert statuses == [401] * 5 + [429]
+    assert clients[0].post("/analytics/login", data={"token": ADMIN}).status_code == 429
+    with store_of(workers[0]).engine.connect() as conn:
+        kept = conn.execute(select(AnalyticsLoginFailure.address_hash)).scalars().all()
+    assert len(kept) == 5
+    assert all(re.fullmatch("[0-9a-f]{64}", h) for h in kept)  # an HMAC, not the address
+
+
+def test_the_sign_in_throttle_counts_a_window_and_forgets_what_is_older(
+    make_app: AppFactory, database_url: str
+) -> None:
+    s = store_of(make_app(database_url))
+    window, t0 = timedelta(minutes=15), datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+    for i in range(5):
+        s.login_failed("a" * 64, t0 + timedelta(seconds=i), window)
+    later = t0 + timedelta(seconds=5)
+    assert s.login_retry_after("a" * 64, later, window, 5, 50) == 15 * 60 - 5 + 1
+    assert s.login_retry_after("b" * 64, later, window, 5, 50) is None  # another address
+    assert s.login_retry_after("b" * 64, later, window, 5, 5) == 15 * 60 - 5 + 1  # in all
+    # the oldest failure leaves the window: four remain, one more try is allowed
+    assert s.login_retry_after("a" * 64, t0 + window, window, 5, 50) is None
+    s.login_failed("b" * 64, t0 + window + timedelta(seconds=3), window)
+    with s.engine.connect() as conn:
+        kept = conn.execute(select(func.count()).select_from(AnalyticsLoginFailure)).scalar()
+    assert kept == 2  # the one at t0 + 4 s and the new one; older ones are deleted
 
 
 def test_open_without_a_token_only_when_the_service_runs_without_auth(

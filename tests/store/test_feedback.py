@@ -12,6 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.engine import make_url
 
+from store import FeedbackRecord
 from tests.store.conftest import AppFactory, store_of
 from tests.store.seed import ORDER_SELECT, accepted, overridden, post_feedback, post_hook
 
@@ -239,3 +240,23 @@ def test_feedback_route_is_the_cds_hooks_path(client: FlaskClient, card: dict[st
         headers={"Origin": "https://sandbox.cds-hooks.org"},
     )
     assert resp.status_code == 200
+
+
+def test_add_feedback_counts_only_the_new_items(make_app: AppFactory, database_url: str) -> None:
+    from tests.store.conftest import NOW
+
+    def item(key: str) -> FeedbackRecord:
+        return FeedbackRecord(
+            dedup_key=key,
+            service_id=ORDER_SELECT,
+            card_uuid="card-1",
+            outcome="accepted",
+            outcome_at=NOW,
+            received_at=NOW,
+        )
+
+    s = store_of(make_app(database_url))
+    assert s.add_feedback([item("a"), item("b")]) == 2
+    assert s.add_feedback([item("a"), item("b"), item("c")]) == 1
+    assert s.add_feedback([item("c")]) == 0
+    assert s.counts()["feedback"] == 3

@@ -145,6 +145,16 @@ def test_a_parameter_no_policy_declares_is_refused() -> None:
     assert {p.hba1c_lookback_months for p in both.values()} == {6}
 
 
+def test_an_unknown_name_in_the_policies_setting_stops_start_up_with_the_valid_names() -> None:
+    with pytest.raises(PolicyError) as raised:
+        create_app({"REQUIRE_AUTH": False, "POLICIES": ["iport-advance", "nope"]})
+    message = str(raised.value)
+    assert message == (
+        "POLICIES names 'nope', which is not a policy of this service; choose from: "
+        "iport-advance, nice-insulin-pump (or give the path of a policy file)"
+    )
+
+
 # -- the patient-view service -------------------------------------------------------------------
 @pytest.fixture
 def client() -> Iterator[FlaskClient]:
