@@ -24,6 +24,7 @@ from store.records import LONDON, AuditRecord, FeedbackRecord, IssuedCardInfo, l
 S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 OUTCOMES = ("meets-criteria", "does-not-meet-criteria", "insufficient-information")
 NO_DECISION = "no-decision"  # an order hook with no i-Port draft: evaluated, nothing to say
+UNKNOWN_PLACE = "unknown"  # places.UNKNOWN (store/ stays free of the places package)
 
 
 def _insert(conn: Connection, model: type[Base], ignore_duplicate: str | None = None) -> Insert:
@@ -68,6 +69,8 @@ def insert_audit(conn: Connection, records: Sequence[AuditRecord]) -> None:
                 "fhir_requests": r.fhir_requests,
                 "fetch_ms": r.fetch_ms,
                 "total_ms": r.total_ms,
+                "practice_code": r.practice_code,
+                "place": r.place,
             }
             for r in records
         ],
@@ -87,6 +90,7 @@ def insert_audit(conn: Connection, records: Sequence[AuditRecord]) -> None:
             "issued_at": utc(r.recorded_at),
             "suggestion_uuids": list(c.suggestion_uuids),
             "override_codes": [list(o) for o in c.override_codes],
+            "suggestion_criteria": dict(c.suggestion_criteria),
         }
         for r in records
         for c in r.cards
@@ -173,6 +177,7 @@ class Filter:
     end: date  # inclusive
     service_id: str | None = None
     service_ids: tuple[str, ...] = ()  # a policy's services (the policy filter)
+    place: str | None = None  # a place key (places.UNKNOWN: neither practice nor tenant said)
 
     def days(self) -> list[date]:
         return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
@@ -189,11 +194,25 @@ def _filtered(f: Filter, stmt: S, day: Any, service: Any) -> S:
 
 
 def _events(f: Filter, stmt: S) -> S:
-    return _filtered(f, stmt, AuditEvent.recorded_on, AuditEvent.service_id)
+    stmt = _filtered(f, stmt, AuditEvent.recorded_on, AuditEvent.service_id)
+    return stmt.where(place_is(f.place)) if f.place else stmt
 
 
 def _feedback(f: Filter, stmt: S) -> S:
-    return _filtered(f, stmt, Feedback.outcome_on, Feedback.service_id)
+    stmt = _filtered(f, stmt, Feedback.outcome_on, Feedback.service_id)
+    if not f.place:
+        return stmt
+    at_place = (
+        select(IssuedCard.card_uuid)
+        .join(AuditEvent, AuditEvent.id == IssuedCard.audit_id)
+        .where(place_is(f.place))
+    )
+    return stmt.where(Feedback.card_uuid.in_(at_place))
+
+
+def place_is(place: str) -> Any:
+    """Evaluations counted at ``place``; records without a place count as unknown."""
+    return func.coalesce(AuditEvent.place, UNKNOWN_PLACE) == place
 
 
 def percentiles(
@@ -214,14 +233,9 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def analytics(conn: Connection, f: Filter) -> dict[str, Any]:
-    """Every figure the dashboard shows, for the days and service in ``f``."""
-    per_day: dict[date, dict[str, dict[str, int]]] = defaultdict(
-        lambda: {"cards": defaultdict(int), "evaluations": defaultdict(int)}
-    )
-    evaluations: dict[str, int] = defaultdict(int)
-    cards: dict[str, int] = defaultdict(int)
-    rows = conn.execute(
+def day_outcome_counts(conn: Connection, f: Filter) -> Sequence[Any]:
+    """(day, outcome or None, evaluations, cards) rows of the filter."""
+    return conn.execute(
         _events(
             f,
             select(
@@ -231,8 +245,17 @@ def analytics(conn: Connection, f: Filter) -> dict[str, Any]:
                 func.coalesce(func.sum(AuditEvent.card_count), 0),
             ),
         ).group_by(AuditEvent.recorded_on, AuditEvent.outcome)
+    ).all()
+
+
+def analytics(conn: Connection, f: Filter) -> dict[str, Any]:
+    """Every figure the dashboard shows, for the days and service in ``f``."""
+    per_day: dict[date, dict[str, dict[str, int]]] = defaultdict(
+        lambda: {"cards": defaultdict(int), "evaluations": defaultdict(int)}
     )
-    for day, outcome, n, n_cards in rows:
+    evaluations: dict[str, int] = defaultdict(int)
+    cards: dict[str, int] = defaultdict(int)
+    for day, outcome, n, n_cards in day_outcome_counts(conn, f):
         key = outcome or NO_DECISION
         per_day[day]["evaluations"][key] += int(n)
         per_day[day]["cards"][key] += int(n_cards)
