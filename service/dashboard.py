@@ -77,7 +77,7 @@ def service_names(engine: Engine) -> dict[str, str]:
 
 def pathway_name(policy: Policy | None, pathway: str | None) -> str:
     if pathway is None:
-        return "No pathway"
+        return "No pathway identified"
     for p in policy.pathways if policy else ():
         if p.id == pathway:
             return p.title[:1].upper() + p.title[1:]
