@@ -491,8 +491,8 @@ def figures(f: store.Filter) -> dict[str, Any]:
         b["title"] = titles.get(b["id"], b["id"])
     out["generatedAt"] = datetime.now(UTC).isoformat(timespec="seconds")
     out["policies"] = [
-        {"id": p.info.id, "version": p.info.version, "title": p.info.title}
-        for p in engine.policies.values()
+        {"key": key, "id": p.info.id, "version": p.info.version, "title": p.info.title}
+        for key, p in engine.policies.items()
     ]
     out["policy"] = next(
         (

@@ -212,6 +212,22 @@
       })
     );
 
+    // The call counts behind the people: every outcome, every policy, every place.
+    fillTable(
+      "tbl-calls",
+      Object.keys(data.evaluationsByOutcome).map(function (k) {
+        return [OUTCOME_LABELS[k] || k, num(data.evaluationsByOutcome[k]), num(data.cardsByOutcome[k] || 0)];
+      })
+    );
+    fillTable(
+      "tbl-by-policy",
+      data.policies.map(function (x) {
+        var totals = data.byPolicy[x.key] || {};
+        return [data.names.policies[x.id] || x.title, num(totals.evaluations), num(totals.cards), num(totals.feedback), pct(totals.overrideRate)];
+      })
+    );
+    fillTable("tbl-calls-place", data.evaluationsByPlace.map(function (r) { return [r.name].concat(outcomeCells(r)); }));
+
     // Feedback, split by whether the card offered anything to accept.
     var offer = data.feedbackByOffer;
     fillTable("tbl-offer", [

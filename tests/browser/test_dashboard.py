@@ -243,6 +243,14 @@ def test_dashboard_draws_the_figures_and_follows_the_date_filter(
                 )
             ]
         assert sum(int(r[5].replace(",", "")) for r in places) == people
+        by_policy = cell_numbers(page, "tbl-by-policy")
+        assert [r[1] for r in by_policy] == [
+            f"{expected['byPolicy'][p['key']]['evaluations']:,}" for p in expected["policies"]
+        ]
+        calls = {r[0]: r[1] for r in cell_numbers(page, "tbl-calls")}
+        assert calls["Not enough information"] == (
+            f"{expected['evaluationsByOutcome']['insufficient-information']:,}"
+        )
         assert "high by construction" in " ".join(page.text_content("#override-explain").split())
 
         for canvas in CHARTS:
