@@ -327,27 +327,37 @@ FEEDBACK_COLUMNS = (
 )
 
 
-def _described(
-    r: Mapping[str, Any], outcome: str | None, engine: Engine
-) -> tuple[Policy | None, list[Any]]:
-    """The policy of a row and its named columns: service, policy, version, pathway, outcome,
-    place."""
-    policy = policy_by_record_id(engine).get(r["policy_id"] or "")
-    return policy, [
-        service_names(engine).get(r["service_id"], r["service_id"]),
-        policy_name(policy) if policy else (r["policy_id"] or ""),
-        r["policy_version"] or "",
-        pathway_name(policy, r["pathway"]) if r["pathway"] else "",
-        OUTCOME_NAMES.get(outcome or "no-decision", outcome),
-        places.place_name(r["place"]),
-    ]
+@dataclass(frozen=True)
+class _Names:
+    services: Mapping[str, str]
+    policies: Mapping[str, Policy]
+
+    @classmethod
+    def of(cls, engine: Engine) -> _Names:
+        return cls(service_names(engine), policy_by_record_id(engine))
+
+    def describe(
+        self, r: Mapping[str, Any], outcome: str | None
+    ) -> tuple[Policy | None, list[Any]]:
+        """The policy of a row and its named columns: service, policy, version, pathway,
+        outcome, place."""
+        policy = self.policies.get(r["policy_id"] or "")
+        return policy, [
+            self.services.get(r["service_id"], r["service_id"]),
+            policy_name(policy) if policy else (r["policy_id"] or ""),
+            r["policy_version"] or "",
+            pathway_name(policy, r["pathway"]) if r["pathway"] else "",
+            OUTCOME_NAMES.get(outcome or "no-decision", outcome),
+            places.place_name(r["place"]),
+        ]
 
 
 def evaluation_rows(
     rows: Iterable[Mapping[str, Any]], engine: Engine, columns: list[CriterionColumn]
 ) -> Iterator[list[Any]]:
+    names = _Names.of(engine)
     for r in rows:
-        _, described = _described(r, r["outcome"], engine)
+        _, described = names.describe(r, r["outcome"])
         yield [
             excel_time(r["recorded_at"]),
             *described,
@@ -367,8 +377,9 @@ def _criterion_title(policy: Policy | None, cid: str) -> str:
 
 
 def feedback_rows(rows: Iterable[Mapping[str, Any]], engine: Engine) -> Iterator[list[Any]]:
+    names = _Names.of(engine)
     for r in rows:
-        policy, described = _described(r, r["card_outcome"], engine)
+        policy, described = names.describe(r, r["card_outcome"])
         yield [
             excel_time(r["outcome_at"]),
             excel_time(r["received_at"]),

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import random
-import shutil
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,47 +21,23 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from werkzeug.serving import make_server
 
 import store
 from service import create_app
 from tests.browser.axe import serious_violations
 from tests.service_process import free_port
-from tests.store import debian
 from tests.store.conftest import HASH_KEY, Clock
 from tests.store.seed import accepted, order_select, overridden, post_feedback
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
 ADMIN = "dashboard-admin-token-9d8c7b6a"
 END = datetime(2026, 11, 21, 16, 0, tzinfo=UTC)
 CHARTS = ("c-people", "c-places", "c-trend", "c-reasons", "c-blocking")
 OPS_CHARTS = ("c-latency", "c-prefetch")
 PRACTICES = {"B81001": "hull", "B82002": "north-yorkshire", "B82003": "vale-of-york"}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    debian.ensure(["chromium", "fonts-dejavu-core"], lambda: shutil.which("chromium") is not None)
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield b
-        b.close()
 
 
 def seed(app: Flask, clock: Clock) -> None:
