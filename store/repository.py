@@ -416,6 +416,8 @@ AUDIT_COLUMNS = (
     "fhir_requests",
     "fetch_ms",
     "total_ms",
+    "practice_code",
+    "place",
 )
 FEEDBACK_COLUMNS = (
     "received_at",
@@ -493,6 +495,8 @@ def _audit_rows(conn: Connection, events: Sequence[Any]) -> Iterator[dict[str, A
             "fhir_requests": e.fhir_requests,
             "fetch_ms": "" if e.fetch_ms is None else e.fetch_ms,
             "total_ms": e.total_ms,
+            "practice_code": e.practice_code or "",
+            "place": e.place or UNKNOWN_PLACE,
         }
 
 

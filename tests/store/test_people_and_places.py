@@ -192,3 +192,16 @@ def test_a_malformed_practice_table_fails_start_up(
     bad.write_text("practice_code,place\nB81001,atlantis\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"bad\.csv line 2: place 'atlantis'"):
         make_app(sqlite_url, PLACE_BY_PRACTICE_FILE=str(bad))
+
+
+def test_the_operators_export_carries_practice_and_place(traffic: dict[str, Any]) -> None:
+    result = traffic["app"].test_cli_runner().invoke(args=["export-audit", "--since", "2026-11-01"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [(r["practice_code"], r["place"]) for r in rows] == [
+        ("B81001", "hull"),
+        ("B82002", "north-yorkshire"),
+        ("", "unknown"),
+        ("Z99999", "unknown"),
+        ("B81001", "hull"),
+    ]
