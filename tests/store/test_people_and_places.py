@@ -205,3 +205,16 @@ def test_the_operators_export_carries_practice_and_place(traffic: dict[str, Any]
         ("Z99999", "unknown"),
         ("B81001", "hull"),
     ]
+
+
+def test_the_page_names_services_policies_and_places_for_people(traffic: dict[str, Any]) -> None:
+    with traffic["app"].test_client() as client:
+        page = get(client, "/analytics?policy=nice-insulin-pump").get_data(as_text=True)
+        everything = get(client, "/analytics").get_data(as_text=True)
+    assert "<h1>NICE TA151: insulin pump therapy criteria: commissioner dashboard</h1>" in page
+    assert '<option value="iport-advance-order-sign">' in page
+    assert "NHS Humber and North Yorkshire: i-Port Advance commissioning policy: order sign" in page
+    assert '<option value="vale-of-york">Vale of York</option>' in page
+    assert '<option value="unknown">Unknown place</option>' in page
+    assert "Places covered: East Riding of Yorkshire" in everything
+    assert "i-Port Advance and insulin pump decision support: commissioner dashboard" in everything
