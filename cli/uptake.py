@@ -143,7 +143,9 @@ def load_deprivation(path: str | Path) -> dict[str, str]:
                     raise DeprivationLookupError(
                         f"{path} line {reader.line_num}: needs an area code and a quintile 1-5"
                     )
-                out[code.replace(" ", "") if len(code.split()[-1]) == 3 else code] = quintile
+                parts = code.split()
+                full = len(parts) == 2 and len(parts[1]) == 3  # 'HU1 2AB', kept as 'HU12AB'
+                out[parts[0] + parts[1] if full else code] = quintile
     except OSError as exc:
         raise DeprivationLookupError(f"{path}: cannot read the deprivation lookup ({exc})") from exc
     return out

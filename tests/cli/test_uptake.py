@@ -18,7 +18,16 @@ from typing import Any
 import pytest
 
 from cli.population import run_population
-from cli.uptake import DATA_MISSING, MEETS, NOT_MET, POTENTIALLY, age_band, band_of
+from cli.uptake import (
+    DATA_MISSING,
+    MEETS,
+    NOT_MET,
+    POTENTIALLY,
+    age_band,
+    band_of,
+    load_deprivation,
+    postcode_keys,
+)
 from facts import extract_record
 from policy import evaluate, load_policy, parse_policy
 from policy.engine import POLICY_DIR
@@ -232,3 +241,22 @@ def test_a_bad_table_is_a_usage_error(
     result = cli("evaluate", "--population", str(population), option, str(bad))
     assert result.code == 2
     assert message in one_line_error(result)
+
+
+def test_deprivation_is_looked_up_by_postcode_then_sector_then_district(tmp_path: Path) -> None:
+    lookup = tmp_path / "imd.csv"
+    lookup.write_text("area_code,quintile\nhu1 2ab,1\nHU1 3,2\nHU1,3\nDN14,4\n", encoding="utf-8")
+    table = load_deprivation(lookup)
+    assert table == {"HU12AB": "1", "HU1 3": "2", "HU1": "3", "DN14": "4"}
+
+    def quintile(postcode: str) -> str | None:
+        keys = postcode_keys({"address": [{"postalCode": postcode}]})
+        return next((table[k] for k in keys if k in table), None)
+
+    assert quintile("HU1 2AB") == "1"
+    assert quintile("hu1 3XY") == "2"
+    assert quintile("HU1 9ZZ") == "3"
+    assert quintile("DN14 6AA") == "4"
+    assert quintile("YO1 7HH") is None
+    assert postcode_keys({"address": "HU1"}) == []
+    assert postcode_keys(None) == []
