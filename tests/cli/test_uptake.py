@@ -27,11 +27,20 @@ from cli.uptake import (
     band_of,
     load_deprivation,
     postcode_keys,
+    technology_in_use,
 )
 from facts import extract_record
 from policy import evaluate, load_policy, parse_policy
 from policy.engine import POLICY_DIR
-from tests.builders import CRITERIA, T1DM, condition, hba1c, insulin, patient
+from tests.builders import (
+    CRITERIA,
+    T1DM,
+    condition,
+    hba1c,
+    insulin,
+    iport_device_request,
+    patient,
+)
 from tests.cli.conftest import TODAY, Run, by_patient, generate_population, one_line_error
 from valuesets import ValueSetLibrary
 
@@ -260,3 +269,55 @@ def test_deprivation_is_looked_up_by_postcode_then_sector_then_district(tmp_path
     assert quintile("YO1 7HH") is None
     assert postcode_keys({"address": "HU1"}) == []
     assert postcode_keys(None) == []
+
+
+@pytest.mark.parametrize(
+    ("birth_date", "band"),
+    [
+        ("2014-11-22", "0-11"),  # 11 the day before the 12th birthday
+        ("2014-11-21", "12-17"),  # 12 on the day
+        ("2008-11-22", "12-17"),
+        ("2008-11-21", "18-39"),
+        ("1961-11-22", "40-64"),
+        ("1961-11-21", "65+"),
+        ("1990", "18-39"),  # a year only: the youngest age it allows
+        (None, "unknown"),
+    ],
+)
+def test_age_bands(vsl: ValueSetLibrary, birth_date: str | None, band: str) -> None:
+    record = extract_record(
+        [patient(birth_date=birth_date)], vsl, patient_id="pat-1", criteria_system=CRITERIA
+    )
+    assert age_band(record, TODAY) == band
+
+
+def pump_procedure() -> dict[str, Any]:
+    return {
+        "resourceType": "Procedure",
+        "id": "pump-1",
+        "status": "completed",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "180178009"}]},
+        "subject": {"reference": "Patient/pat-1"},
+        "performedDateTime": "2024-03-01",
+    }
+
+
+@pytest.mark.parametrize(
+    ("policy_name", "extra", "in_use"),
+    [
+        ("nice-insulin-pump", [pump_procedure()], True),  # already on a pump
+        ("nice-insulin-pump", [], False),
+        ("iport-advance", [iport_device_request(status="active")], True),
+        ("iport-advance", [iport_device_request(status="draft")], False),  # not yet ordered
+        ("iport-advance", [pump_procedure()], False),  # a pump is not an i-Port
+    ],
+)
+def test_technology_in_use_is_what_the_policy_stays_silent_for(
+    vsl: ValueSetLibrary, policy_name: str, extra: list[dict[str, Any]], in_use: bool
+) -> None:
+    policy = load_policy(policy_name)
+    record = extract_record(
+        [*type1_on_mdi(hba1c=75), *extra], vsl, patient_id="pat-1", criteria_system=CRITERIA
+    )
+    d = evaluate(policy, record, TODAY)
+    assert technology_in_use(policy, d, record) is in_use
