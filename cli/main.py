@@ -143,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--population",
         metavar="DIR",
-        help="a folder of Bulk FHIR NDJSON files: one CSV row per patient",
+        help="a folder of Bulk FHIR NDJSON files: one CSV row per patient and policy, and an "
+        "uptake-gap report (HTML)",
     )
     p.add_argument(
         "--patient", metavar="ID", help="the patient to evaluate when FILE holds several"
@@ -167,7 +168,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--summary-json", metavar="FILE", help="--population: also write counts and timings as JSON"
     )
     p.add_argument(
-        "--policy", default="iport-advance", help="policy name or file (default iport-advance)"
+        "--policy",
+        action="append",
+        default=[],
+        help="policy name or file (FILE: default iport-advance; --population: repeat it, "
+        "default every policy the service enables)",
+    )
+    p.add_argument(
+        "--report",
+        metavar="HTML",
+        help="--population: write the uptake-gap report here (default: beside --out, .html)",
+    )
+    p.add_argument(
+        "--places",
+        metavar="CSV",
+        help="--population: practice → place table (practice_code,place) for the place of each "
+        "person",
+    )
+    p.add_argument(
+        "--deprivation",
+        metavar="CSV",
+        help="--population: deprivation lookup (area_code,quintile) by postcode, sector or "
+        "district, for the gap by deprivation quintile",
     )
     p.add_argument(
         "--valueset-extra-dir",
@@ -274,12 +296,20 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
             ("--out", args.out),
             ("--workers", args.workers),
             ("--summary-json", args.summary_json),
+            ("--report", args.report),
+            ("--places", args.places),
+            ("--deprivation", args.deprivation),
+            ("a second --policy", args.policy[1:]),
         )
     wrong = [name for name, value in given if value]
     if wrong:
         mode = "--population" if args.population else "FILE"
         raise CliError(f"{', '.join(wrong)} cannot be used with {mode}", EXIT_USAGE)
-    core = load_core(args.policy, args.valueset_extra_dir)  # a bad policy fails before any work
+    from cli.population import DEFAULT_POLICIES
+
+    policies = args.policy or (DEFAULT_POLICIES if args.population else ["iport-advance"])
+    for policy in policies:  # a bad policy fails before any work
+        core = load_core(policy, args.valueset_extra_dir)
     if args.file:
         run_evaluate(core, Path(args.file), _today(args), args.patient, args.json, out)
         return
@@ -287,7 +317,7 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
 
 
 def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
-    from cli.population import PopulationSummary, run_population, summary_text
+    from cli.population import DEFAULT_POLICIES, PopulationSummary, run_population, summary_text
 
     def run(stream: TextIO) -> PopulationSummary:
         return run_population(
@@ -295,10 +325,12 @@ def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
             stream,
             err,
             today=_today(args),
-            policy=args.policy,
+            policies=args.policy or DEFAULT_POLICIES,
             valueset_dirs=args.valueset_extra_dir,
             workers=args.workers,
             chunk_size=args.chunk_size,
+            places_file=args.places,
+            deprivation_file=args.deprivation,
         )
 
     if args.out:
@@ -313,6 +345,18 @@ def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     else:
         summary = run(out)
     err.write(summary_text(summary))
+    report = args.report or (str(Path(args.out).with_suffix(".html")) if args.out else None)
+    if report:
+        from cli.uptake_report import render_report
+
+        html = render_report(summary, today=_today(args), source=Path(args.population).name)
+        try:
+            Path(report).write_text(html, encoding="utf-8")
+        except OSError as exc:
+            raise CliError(
+                f"--report {report}: cannot write ({exc.strerror or exc})", EXIT_USAGE
+            ) from exc
+        err.write(f"uptake-gap report: {report}\n")
     if args.summary_json:
         try:
             Path(args.summary_json).write_text(

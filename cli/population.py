@@ -10,9 +10,13 @@ Bounded memory, all cores, no sort of the input:
    worker processes. Each worker loads the value sets and the policy once, reads its
    patients' lines back by offset, and evaluates them with the pure core. At most
    ``2 × workers`` chunks are in flight, so memory does not grow with the population.
-3. **Write** — one CSV row per patient, in patient-id order: ``patient_ref`` (the Patient id
-   as in the export), ``outcome``, ``pathway`` and one column per criterion
-   (``met`` / ``not-met`` / ``unknown``). Counts by outcome and pathway go to stderr.
+3. **Write** — one CSV row per patient and policy (every policy in one pass), in patient-id
+   order: ``patient_ref`` (the Patient id as in the export), the policy id and version, the
+   evaluation date, age band, sex, place, practice, deprivation quintile, latest HbA1c and its
+   date, current pump and i-Port use, ``outcome``, its ``band`` (meets / potentially eligible /
+   data missing / does not meet), whether the policy's technology is in use, ``pathway`` and
+   one column per criterion (``met`` / ``not-met`` / ``unknown``; empty where the policy has
+   no such criterion). Counts go to stderr; the tally feeds the HTML report (cli/uptake.py).
 """
 
 from __future__ import annotations
@@ -26,17 +30,27 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
 
+import places
 from cli.errors import EXIT_USAGE, CliError
 from cli.progress import Progress
+from cli.uptake import (
+    PERSON_COLUMNS,
+    TECHNOLOGY_TYPES,
+    DeprivationLookupError,
+    PersonContext,
+    UptakeTally,
+    load_deprivation,
+    person_rows,
+)
 from facts import extract_record
-from policy import Policy, evaluate, load_policy
+from policy import Policy, load_policy
 from valuesets import ValueSetLibrary, load_value_sets
 
 try:
@@ -45,6 +59,7 @@ except ImportError:  # pragma: no cover - not on Windows
     _resource = None  # type: ignore[assignment]
 
 INSERT_BATCH = 20_000
+DEFAULT_POLICIES = ("iport-advance", "nice-insulin-pump")
 
 
 def peak_rss_mb() -> float | None:
@@ -72,18 +87,23 @@ class PopulationSummary:
     files: int = 0
     skipped_lines: int = 0
     unassigned_resources: int = 0  # no patient reference (and not a Medication)
+    technology_resources: int = 0  # Procedure / Device* records: pump and i-Port use measurable
     workers: int = 1
     index_seconds: float = 0.0
     evaluate_seconds: float = 0.0
     wall_seconds: float = 0.0
     peak_rss_main_mb: float | None = None
     peak_rss_worker_mb: float | None = None
-    outcomes: dict[str, int] = field(default_factory=dict)
-    pathways: dict[str, int] = field(default_factory=dict)
+    outcomes: dict[str, dict[str, int]] = field(default_factory=dict)  # by policy
+    pathways: dict[str, dict[str, int]] = field(default_factory=dict)  # by policy
+    bands: dict[str, dict[str, int]] = field(default_factory=dict)  # by policy
     skipped_examples: list[str] = field(default_factory=list)  # "file:line", never content
+    tally: UptakeTally = field(default_factory=UptakeTally, repr=False)
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        del out["tally"]
+        return out
 
 
 # -- index -----------------------------------------------------------------------------------
@@ -169,6 +189,8 @@ def _index_line(
         if len(summary.skipped_examples) < 5:
             summary.skipped_examples.append(f"{path.name}:{lineno}")
         return
+    if res["resourceType"] in TECHNOLOGY_TYPES:
+        summary.technology_resources += 1
     pid = _patient_of(res)
     if pid is not None:
         rows.append((pid, *where))
@@ -184,30 +206,60 @@ def _index_line(
 @dataclass
 class _Worker:
     vsl: ValueSetLibrary
-    policy: Policy
+    policies: list[Policy]
     conn: sqlite3.Connection
     fds: list[int]
-    today: date
     criteria: tuple[str, ...]
+    ctx: PersonContext
 
 
 _WORKER: _Worker | None = None
 
 
-def _init_worker(
-    db_path: str, files: list[str], policy: str, valueset_dirs: list[str], today: str
-) -> None:
-    """Runs once in each worker: value sets, policy, the index and the files, opened once."""
+@dataclass(frozen=True)
+class RunOptions:
+    """What every worker loads once: policies, value sets, place and deprivation tables."""
+
+    policies: tuple[str, ...]
+    valueset_dirs: tuple[str, ...]
+    today: str
+    places_file: str | None
+    deprivation_file: str | None
+    technology_data: bool
+
+
+def load_run(opts: RunOptions) -> tuple[list[Policy], PersonContext]:
+    """The policies and shared context; CliError (usage) naming a bad file."""
+    pols = [load_policy(p) for p in opts.policies]
+    known = {pl for p in pols for pl in p.info.places}
+    try:
+        directory = places.load_directory(opts.places_file, None, known)
+        deprivation = load_deprivation(opts.deprivation_file) if opts.deprivation_file else {}
+    except (places.PlaceTableError, DeprivationLookupError) as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    ctx = PersonContext(
+        date.fromisoformat(opts.today), directory, deprivation, opts.technology_data
+    )
+    return pols, ctx
+
+
+def criteria_of(policies: Sequence[Policy]) -> tuple[str, ...]:
+    """Every criterion of the policies, once, in policy order."""
+    return tuple(dict.fromkeys(c for p in policies for c in p.criterion_ids))
+
+
+def _init_worker(db_path: str, files: list[str], opts: RunOptions) -> None:
+    """Runs once in each worker: value sets, policies, the index and the files, opened once."""
     global _WORKER
-    vsl = load_value_sets(valueset_dirs)
-    pol = load_policy(policy)
+    vsl = load_value_sets(list(opts.valueset_dirs))
+    pols, ctx = load_run(opts)
     _WORKER = _Worker(
         vsl=vsl,
-        policy=pol,
+        policies=pols,
         conn=sqlite3.connect(f"file:{db_path}?mode=ro", uri=True),
         fds=[os.open(f, os.O_RDONLY) for f in files],
-        today=date.fromisoformat(today),
-        criteria=pol.criterion_ids,
+        criteria=criteria_of(pols),
+        ctx=ctx,
     )
 
 
@@ -259,21 +311,13 @@ def evaluate_chunk(pids: list[str]) -> tuple[list[list[str]], float | None]:
         pids,
     ):
         by_pid[pid].append(_read(w, file_no, off, size))
-    rows = []
-    system = w.policy.info.criteria_system
+    rows: list[list[str]] = []
+    system = w.policies[0].info.criteria_system
     for pid in pids:
         resources = by_pid[pid]
         resources += _medications(w, resources)
         record = extract_record(resources, w.vsl, patient_id=pid, criteria_system=system)
-        d = evaluate(w.policy, record, w.today)
-        rows.append(
-            [
-                pid,
-                d.outcome.value,
-                d.pathway or "",
-                *(d.criteria[c].result.value for c in w.criteria),
-            ]
-        )
+        rows += person_rows(pid, resources, record, w.policies, w.criteria, w.ctx)
     return rows, peak_rss_mb()
 
 
@@ -305,15 +349,27 @@ def run_population(
     err: TextIO,
     *,
     today: date,
-    policy: str = "iport-advance",
+    policies: Sequence[str] = DEFAULT_POLICIES,
     valueset_dirs: Sequence[str] = (),
     workers: int | None = None,
     chunk_size: int = 250,
+    places_file: str | None = None,
+    deprivation_file: str | None = None,
 ) -> PopulationSummary:
-    """Evaluate every patient in ``directory``'s NDJSON files; write CSV rows to ``out``."""
+    """Evaluate every policy for every patient in ``directory``'s NDJSON files; write CSV rows
+    to ``out``. CliError (usage) for a bad folder, policy, place table or lookup."""
     started = time.perf_counter()
     files = ndjson_files(directory)
-    criteria = load_policy(policy).criterion_ids
+    opts = RunOptions(
+        tuple(policies),
+        tuple(valueset_dirs),
+        today.isoformat(),
+        places_file,
+        deprivation_file,
+        technology_data=True,
+    )
+    pols, _ = load_run(opts)  # a bad file fails before any work
+    criteria = criteria_of(pols)
     workers = max(1, workers or usable_cores())
     summary = PopulationSummary(files=len(files), workers=workers)
     with tempfile.TemporaryDirectory(prefix="iport-cds-population-") as tmp:
@@ -324,10 +380,19 @@ def run_population(
                 f"skipped {summary.skipped_lines:,} line(s) that are not FHIR JSON resources "
                 f"(first: {', '.join(summary.skipped_examples)})\n"
             )
+        opts = replace(opts, technology_data=summary.technology_resources > 0)
+        summary.tally = UptakeTally(
+            technology_data=opts.technology_data, deprivation=bool(deprivation_file)
+        )
+        summary.tally.describe(pols)
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["patient_ref", "outcome", "pathway", *criteria])
-        outcomes: Counter[str] = Counter()
-        pathways: Counter[str] = Counter()
+        writer.writerow([*PERSON_COLUMNS, *criteria])
+        outcomes: Counter[tuple[str, str]] = Counter()
+        pathways: Counter[tuple[str, str]] = Counter()
+        policy_col = PERSON_COLUMNS.index("policy_id")
+        outcome_col = PERSON_COLUMNS.index("outcome")
+        pathway_col = PERSON_COLUMNS.index("pathway")
+        n_policies = len(pols)
         progress = Progress(
             err, f"evaluating ({workers} worker{'s' if workers > 1 else ''})", total, "patients"
         )
@@ -336,20 +401,15 @@ def run_population(
         def write(rows: list[list[str]], rss: float | None) -> None:
             writer.writerows(rows)
             for row in rows:
-                outcomes[row[1]] += 1
-                pathways[row[2] or "none"] += 1
+                outcomes[(row[policy_col], row[outcome_col])] += 1
+                pathways[(row[policy_col], row[pathway_col] or "none")] += 1
+            summary.tally.add(rows)
             if rss is not None:
                 worker_rss.append(rss)
-            summary.patients += len(rows)
+            summary.patients += len(rows) // n_policies
             progress.update(summary.patients)
 
-        init_args = (
-            str(db_path),
-            [str(f) for f in files],
-            policy,
-            list(valueset_dirs),
-            today.isoformat(),
-        )
+        init_args = (str(db_path), [str(f) for f in files], opts)
         if workers == 1:
             _init_worker(*init_args)
             try:
@@ -371,12 +431,20 @@ def run_population(
                     write(*_result(pending.popleft()))
         summary.evaluate_seconds = round(progress.done(summary.patients), 2)
     out.flush()
-    summary.outcomes = dict(outcomes.most_common())
-    summary.pathways = dict(pathways.most_common())
+    summary.outcomes = _by_policy(outcomes)
+    summary.pathways = _by_policy(pathways)
+    summary.bands = _by_policy(summary.tally.bands)
     summary.wall_seconds = round(time.perf_counter() - started, 2)
     summary.peak_rss_main_mb = peak_rss_mb()
     summary.peak_rss_worker_mb = max(worker_rss) if worker_rss else None
     return summary
+
+
+def _by_policy(counts: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for (policy, key), n in counts.most_common():
+        out.setdefault(policy, {})[key] = n
+    return out
 
 
 def _result(
@@ -394,15 +462,23 @@ def summary_text(s: PopulationSummary) -> str:
         f"{s.patients:,} patients, {s.resources:,} resources from {s.files} file(s) in "
         f"{s.wall_seconds:.1f} s ({rate:,.0f} patients/s, {s.workers} worker(s))",
     ]
-    width = max((len(k) for k in [*s.outcomes, *s.pathways]), default=10) + 2
-    lines.append("By outcome:")
-    for name, n in s.outcomes.items():
-        pct = 100 * n / s.patients if s.patients else 0
-        lines.append(f"  {name:<{width}}{n:>10,}  {pct:5.1f}%")
-    lines.append("By pathway named:")
-    for name, n in s.pathways.items():
-        pct = 100 * n / s.patients if s.patients else 0
-        lines.append(f"  {name:<{width}}{n:>10,}  {pct:5.1f}%")
+    for policy in s.outcomes:
+        counts = {
+            "outcome": s.outcomes[policy],
+            "band": s.bands.get(policy, {}),
+            "pathway named": s.pathways.get(policy, {}),
+        }
+        width = max((len(k) for c in counts.values() for k in c), default=10) + 2
+        for title, c in counts.items():
+            lines.append(f"{policy}, by {title}:")
+            for name, n in c.items():
+                pct = 100 * n / s.patients if s.patients else 0
+                lines.append(f"  {name:<{width}}{n:>10,}  {pct:5.1f}%")
+    if not s.technology_resources:
+        lines.append(
+            "No device or procedure records in the input: pump and i-Port use, and so the "
+            "uptake gap, cannot be measured"
+        )
     if s.unassigned_resources:
         lines.append(f"{s.unassigned_resources:,} resource(s) named no patient and were not used")
     return "\n".join(lines) + "\n"

@@ -1,12 +1,18 @@
 """A synthetic population as a Bulk FHIR export: ``Patient.ndjson``, ``Condition.ndjson``,
-``Observation.ndjson`` and ``MedicationRequest.ndjson``, one resource per line.
+``Observation.ndjson``, ``MedicationRequest.ndjson``, ``Procedure.ndjson`` and
+``DeviceRequest.ndjson``, one resource per line.
 
 Deterministic for a seed; written patient by patient (bounded memory at any size). The mix
 is a diabetes-heavy practice export, so every rule of the policy is exercised: about a third
 without diabetes, a tenth type 1 (some children), the rest type 2; HbA1c in mmol/mol (SNOMED)
 or % (LOINC); insulin by dm+d or RxNorm with text or structured dosage; findings by code or
-by free text; and clinicians' confirmations. Dates are relative to ``today``: evaluate the
-files with the same ``--today``.
+by free text; and clinicians' confirmations. Each patient is registered at a practice
+(fictional ODS codes, in the six Humber and North Yorkshire places; some at none) and lives at
+a postcode of that place; some are on an insulin pump (a Procedure) or have an i-Port on order
+(a DeviceRequest). The practice → place table and a deprivation lookup for these postcodes are
+``demo/practice-places.csv`` and ``demo/deprivation-by-postcode-district.csv`` (synthetic: the
+quintiles are illustrative, not the English Indices of Deprivation). Dates are relative to
+``today``: evaluate the files with the same ``--today``.
 """
 
 from __future__ import annotations
@@ -25,7 +31,33 @@ LOINC = "http://loinc.org"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 CRITERIA = "https://iport-cds.example.org/fhir/CodeSystem/iport-criteria"
-TYPES = ("Patient", "Condition", "Observation", "MedicationRequest")
+TYPES = (
+    "Patient",
+    "Condition",
+    "Observation",
+    "MedicationRequest",
+    "Procedure",
+    "DeviceRequest",
+)
+ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
+# Fictional practices (ODS-shaped codes) per place, with postcode districts of that place.
+PRACTICES = {
+    "hull": (("Z11001", "Z11002", "Z11003"), ("HU1", "HU3", "HU5", "HU8", "HU9")),
+    "east-riding": (("Z12001", "Z12002"), ("HU17", "YO15", "YO25", "DN14")),
+    "north-yorkshire": (("Z13001", "Z13002", "Z13003"), ("HG1", "YO11", "YO12", "DL7", "BD23")),
+    "vale-of-york": (("Z14001", "Z14002"), ("YO1", "YO10", "YO24", "YO31")),
+    "north-lincolnshire": (("Z15001",), ("DN15", "DN16", "DN17")),
+    "north-east-lincolnshire": (("Z16001", "Z16002"), ("DN31", "DN32", "DN34")),
+}
+PLACE_WEIGHTS = {  # roughly by population
+    "hull": 0.16,
+    "east-riding": 0.20,
+    "north-yorkshire": 0.36,
+    "vale-of-york": 0.12,
+    "north-lincolnshire": 0.10,
+    "north-east-lincolnshire": 0.09,
+}
+PUMP_PROCEDURE = (SCT, "180178009", "Continuous subcutaneous infusion of insulin")
 
 T1 = (SCT, "46635009", "Type 1 diabetes mellitus")
 T2 = (SCT, "44054006", "Type 2 diabetes mellitus")
@@ -104,8 +136,11 @@ class _Writer:
 class _Patient:
     """Builds one patient's resources; ids are UUIDs drawn from the seeded generator."""
 
-    def __init__(self, rng: random.Random, today: date, writer: _Writer) -> None:
+    def __init__(
+        self, rng: random.Random, today: date, writer: _Writer, extra: random.Random
+    ) -> None:
         self.rng, self.today, self.w = rng, today, writer
+        self.extra = extra  # places, postcodes and devices: the clinical draws stay as they were
         self.pid = self.new_id()
 
     def new_id(self) -> str:
@@ -131,6 +166,64 @@ class _Patient:
                 ],
                 "gender": self.rng.choice(["female", "male"]),
                 "birthDate": born.isoformat(),
+                **self.registration(),
+            }
+        )
+
+    def registration(self) -> dict[str, Any]:
+        """Registered practice and postcode; 6 % registered nowhere the table knows, 2 % at
+        no practice at all."""
+        x = self.extra
+        place = x.choices(list(PLACE_WEIGHTS), weights=list(PLACE_WEIGHTS.values()))[0]
+        practices, districts = PRACTICES[place]
+        out: dict[str, Any] = {
+            "address": [
+                {
+                    "use": "home",
+                    "postalCode": f"{x.choice(districts)} {x.randint(1, 9)}"
+                    f"{x.choice('ABDEFGHJLNPQRSTUWXYZ')}{x.choice('ABDEFGHJLNPQRSTUWXYZ')}",
+                }
+            ]
+        }
+        roll = x.random()
+        if roll < 0.02:
+            return out
+        code = f"Z99{x.randint(100, 999)}" if roll < 0.08 else x.choice(practices)
+        out["generalPractitioner"] = [
+            {"type": "Organization", "identifier": {"system": ODS, "value": code}}
+        ]
+        return out
+
+    def pump(self) -> None:
+        self.w.write(
+            {
+                "resourceType": "Procedure",
+                "id": self.new_id(),
+                "status": "completed",
+                "code": {
+                    "coding": [
+                        {
+                            "system": PUMP_PROCEDURE[0],
+                            "code": PUMP_PROCEDURE[1],
+                            "display": PUMP_PROCEDURE[2],
+                        }
+                    ]
+                },
+                "subject": self.subj(),
+                "performedDateTime": self.ago(60, 8 * 365),
+            }
+        )
+
+    def iport(self) -> None:
+        self.w.write(
+            {
+                "resourceType": "DeviceRequest",
+                "id": self.new_id(),
+                "status": "active",
+                "intent": "order",
+                "codeCodeableConcept": {"text": "i-Port Advance injection port 9mm"},
+                "subject": self.subj(),
+                "authoredOn": self.ago(10, 400),
             }
         )
 
@@ -319,6 +412,11 @@ def _diabetic(p: _Patient, type1: bool) -> None:
         p.confirmation("diabetes-specialist-recommendation", chance(0.8), p.ago(5, 300))
     if type1 and chance(0.05):
         p.confirmation("disabling-hypoglycaemia", False, p.ago(5, 300))
+    # Technology in use (about 1 in 6 adults with type 1 on a pump; i-Ports are rare).
+    if p.extra.random() < (0.16 if type1 else 0.01):
+        p.pump()
+    if on_insulin and p.extra.random() < 0.015:
+        p.iport()
 
 
 def _other(p: _Patient) -> None:
@@ -340,10 +438,11 @@ def generate_population(
 ) -> int:
     """Write ``patients`` synthetic patients to ``out``; return the number of resources."""
     rng = random.Random(seed)  # noqa: S311 - synthetic data, not security
+    extra = random.Random(seed + 1_000_003)  # noqa: S311
     writer = _Writer(out)
     try:
         for n in range(1, patients + 1):
-            p = _Patient(rng, today, writer)
+            p = _Patient(rng, today, writer, extra)
             kind = rng.random()
             if kind < 0.33:
                 _other(p)

@@ -20,8 +20,8 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -34,6 +34,7 @@ from flask import (
     Response,
     current_app,
     g,
+    has_request_context,
     redirect,
     render_template,
     request,
@@ -42,13 +43,14 @@ from flask import (
 from flask.cli import with_appcontext
 from werkzeug.wrappers import Response as BaseResponse
 
+import places
 import store
 from fhirdata.allowlist import is_loopback
-from service import auth
+from service import auth, dashboard
 from service.errors import BadRequest, ServiceError, Unauthorised
 from service.evaluation import Engine, HookResult
 from service.hookrequest import HookRequest
-from store import AccessRecord, repository
+from store import AccessRecord, people, repository
 from store.records import london_day
 
 log = logging.getLogger("iport_cds.analytics")
@@ -81,6 +83,7 @@ EXEMPT_PATHS = (
     "/analytics.json",
     "/analytics/login",
     "/analytics/logout",
+    "/analytics/export.csv",
     "/analytics/static/analytics.css",
     "/analytics/static/analytics.js",
     "/analytics/static/vendor/chart.umd.min.js",
@@ -109,11 +112,11 @@ def init_app(app: Flask) -> store.Store:
     opened.apply_retention()
     app.extensions[EXTENSION_STORE] = opened
     app.extensions[EXTENSION_THROTTLE] = LoginThrottle(opened, key)
-    app.extensions.setdefault("iport_cds.evaluation_listeners", []).append(
-        AuditListener(opened, key, clock)
-    )
     app.after_request(AccessAuditor(opened, key, clock))
     engine: Engine = app.extensions["iport_cds.engine"]
+    app.extensions.setdefault("iport_cds.evaluation_listeners", []).append(
+        AuditListener(opened, key, clock, dashboard.init_places(app, engine))
+    )
     app.extensions["iport_cds.feedback_handler"] = FeedbackHandler(
         opened, clock, override_displays(engine)
     )
@@ -138,10 +141,16 @@ class AuditListener:
     store: store.Store
     key: bytes
     clock: Callable[[], datetime]
+    places: places.PlaceDirectory = field(default_factory=places.PlaceDirectory)
 
     def __call__(self, service_id: str, req: HookRequest, result: HookResult) -> None:
         try:
-            self.store.record(audit_record(service_id, req, result, self.key, self.clock()))
+            record = audit_record(service_id, req, result, self.key, self.clock())
+            practice = places.practice_code(
+                places.patient_resource(result.gathered.resources if result.gathered else ())
+            )
+            place = self.places.place_of(practice, _tenant())
+            self.store.record(replace(record, practice_code=practice, place=place))
         except Exception as exc:  # the hook's answer must not depend on the audit trail
             log.error("could not queue an audit record: %s", type(exc).__name__)
 
@@ -200,6 +209,26 @@ def _access_outcome(status: int) -> str:
             503: "overloaded"}.get(status, f"error {status}")  # fmt: skip
 
 
+def _tenant() -> str | None:
+    """The CDS client's tenant, as its validated token says (set by authentication)."""
+    principal = g.get("principal") if has_request_context() else None
+    tenant = getattr(principal, "tenant", None)
+    return tenant if isinstance(tenant, str) else None
+
+
+def _suggestion_criterion(suggestion: Mapping[str, Any]) -> str:
+    """The criterion a suggestion's confirmation Observation records ('referral' for a draft
+    referral): the export names accepted suggestions by it."""
+    for action in suggestion.get("actions", ()):
+        resource = action.get("resource") or {}
+        if resource.get("resourceType") == "ServiceRequest":
+            return "referral"
+        for coding in (resource.get("code") or {}).get("coding", ()):
+            if coding.get("code"):
+                return str(coding["code"])
+    return "unknown"
+
+
 def audit_record(
     service_id: str, req: HookRequest, result: HookResult, key: bytes, now: datetime
 ) -> store.AuditRecord:
@@ -221,6 +250,11 @@ def audit_record(
             override_codes=tuple(
                 (str(r.get("system", "")), str(r.get("code", "")))
                 for r in card.get("overrideReasons", ())
+            ),
+            suggestion_criteria=tuple(
+                (str(s["uuid"]), _suggestion_criterion(s))
+                for s in card.get("suggestions", ())
+                if s.get("uuid")
             ),
         )
         for card in result.body.get("cards", ())
@@ -534,7 +568,13 @@ def _filter(args: Mapping[str, str]) -> store.Filter:
     policy = args.get("policy") or None
     if policy is not None and policy not in engine.policies:
         raise BadRequest("'policy' is not a policy of this deployment")
-    return store.Filter(start, end, service, _policy_services(engine, policy) if policy else ())
+    place = args.get("place") or None
+    directory: places.PlaceDirectory = current_app.extensions[dashboard.EXTENSION_PLACES]
+    if place is not None and place not in dashboard.place_keys(engine, directory):
+        raise BadRequest("'place' is not a place of this deployment")
+    return store.Filter(
+        start, end, service, _policy_services(engine, policy) if policy else (), place
+    )
 
 
 def _policy_services(engine: Engine, policy_id: str) -> tuple[str, ...]:
@@ -554,8 +594,8 @@ def figures(f: store.Filter) -> dict[str, Any]:
     out["access"] = _store().access_counts(f)
     out["generatedAt"] = datetime.now(UTC).isoformat(timespec="seconds")
     out["policies"] = [
-        {"id": p.info.id, "version": p.info.version, "title": p.info.title}
-        for p in engine.policies.values()
+        {"key": key, "id": p.info.id, "version": p.info.version, "title": p.info.title}
+        for key, p in engine.policies.items()
     ]
     out["policy"] = next(
         (
@@ -565,6 +605,7 @@ def figures(f: store.Filter) -> dict[str, Any]:
         ),
         None,
     )
+    out.update(dashboard.figures(_store(), f, engine))
     # The same totals split by policy (i-Port Advance and NICE insulin pump), for the date range.
     out["byPolicy"] = {
         p: _store().analytics(replace(f, service_ids=_policy_services(engine, p)))["totals"]
@@ -587,19 +628,65 @@ def analytics_page() -> Response | str:
         raise Forbidden("the dashboard is off: set ANALYTICS_TOKEN to enable it")
     if access == "login":
         return _login_page(error=None, status=401)
-    f = _filter(request.args)
+    try:
+        f = _filter(request.args)
+    except BadRequest as exc:  # a person typed it: a page that says what to change
+        html = render_template("analytics_bad_input.html", message=exc.message)
+        return _secure(Response(html, status=400, mimetype="text/html"))
     engine: Engine = current_app.extensions["iport_cds.engine"]
+    directory: places.PlaceDirectory = current_app.extensions[dashboard.EXTENSION_PLACES]
+    policy = request.args.get("policy") or ""
     html = render_template(
         "analytics.html",
         start=f.start.isoformat(),
         end=f.end.isoformat(),
         service=f.service_id or "",
-        services=sorted(engine.services),
-        policy=request.args.get("policy") or "",
-        policies=sorted(engine.policies),
+        services=sorted(dashboard.service_names(engine).items(), key=lambda kv: kv[1]),
+        policy=policy,
+        policies=[(pid, dashboard.policy_name(p)) for pid, p in sorted(engine.policies.items())],
+        place=f.place or "",
+        places=[(p, places.place_name(p)) for p in dashboard.place_keys(engine, directory)],
+        heading=dashboard.policy_name(engine.policies[policy]) if policy else None,
+        policy_places=sorted(
+            {places.place_name(p) for pol in engine.policies.values() for p in pol.info.places}
+        ),
         token_login=bool(current_app.config.get("ANALYTICS_TOKEN")),
     )
     return _secure(Response(html, mimetype="text/html"))
+
+
+@bp.get("/analytics/export.csv")
+def analytics_export() -> Response:
+    """The evaluations (or, with ``kind=feedback``, the feedback) of the current filters as a
+    spreadsheet-ready CSV: behind the same sign-in as the dashboard."""
+    _require_access()
+    f = _filter(request.args)
+    kind = request.args.get("kind") or "evaluations"
+    if kind not in ("evaluations", "feedback"):
+        raise BadRequest("'kind' must be 'evaluations' or 'feedback'")
+    engine: Engine = current_app.extensions["iport_cds.engine"]
+    s = _store()
+    s.flush(10)
+
+    def body() -> Iterator[bytes]:
+        with s.engine.connect() as conn, conn.begin():
+            if kind == "feedback":
+                yield from dashboard.csv_stream(
+                    dashboard.FEEDBACK_COLUMNS,
+                    dashboard.feedback_rows(people.export_feedback(conn, f), engine),
+                )
+                return
+            columns = dashboard.criterion_columns(engine)
+            yield from dashboard.csv_stream(
+                (*dashboard.EVALUATION_COLUMNS, *(c.header for c in columns)),
+                dashboard.evaluation_rows(people.export_evaluations(conn, f), engine, columns),
+            )
+
+    name = f"iport-cds-{kind}-{f.start.isoformat()}-to-{f.end.isoformat()}.csv"
+    resp = Response(body(), mimetype="text/csv")
+    resp.headers["Content-Type"] = "text/csv; charset=utf-8"
+    resp.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return _secure(resp)
 
 
 def _login_page(error: str | None, status: int) -> Response:

@@ -66,6 +66,10 @@ class AuditEvent(Base):
     fhir_requests: Mapped[int] = mapped_column(Integer)
     fetch_ms: Mapped[float | None] = mapped_column(Float)
     total_ms: Mapped[float] = mapped_column(Float)
+    # The registered practice (an ODS organisation code, not a patient identifier) and the
+    # place it maps to; None on records written before places were recorded.
+    practice_code: Mapped[str | None] = mapped_column(String(16))
+    place: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index(None, "recorded_on"),
@@ -100,6 +104,8 @@ class IssuedCard(Base):
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     suggestion_uuids: Mapped[list[str]] = mapped_column(JSON)
     override_codes: Mapped[list[list[str]]] = mapped_column(JSON)  # [system, code] offered
+    # suggestion uuid → the criterion it confirms ("referral" for a draft referral)
+    suggestion_criteria: Mapped[dict[str, str] | None] = mapped_column(JSON)
 
     __table_args__ = (Index(None, "audit_id"),)
 

@@ -31,6 +31,7 @@ class CardRecord:
     uuid: str
     suggestion_uuids: tuple[str, ...] = ()
     override_codes: tuple[tuple[str, str], ...] = ()  # (system, code) offered on the card
+    suggestion_criteria: tuple[tuple[str, str], ...] = ()  # (suggestion uuid, criterion id)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class AuditRecord:
     fetch_ms: float | None
     total_ms: float
     id: uuid.UUID = field(default_factory=uuid.uuid4)
+    practice_code: str | None = None  # ODS code of the registered practice (an organisation)
+    place: str | None = None  # the place key (places.UNKNOWN when neither practice nor tenant)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from store.records import (
 S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 OUTCOMES = ("meets-criteria", "does-not-meet-criteria", "insufficient-information")
 NO_DECISION = "no-decision"  # an order hook with no i-Port draft: evaluated, nothing to say
+UNKNOWN_PLACE = "unknown"  # places.UNKNOWN (store/ stays free of the places package)
 
 
 def schema_version() -> Any:
@@ -92,6 +93,8 @@ def insert_audit(conn: Connection, records: Sequence[AuditRecord]) -> None:
                 "fhir_requests": r.fhir_requests,
                 "fetch_ms": r.fetch_ms,
                 "total_ms": r.total_ms,
+                "practice_code": r.practice_code,
+                "place": r.place,
             }
             for r in records
         ],
@@ -111,6 +114,7 @@ def insert_audit(conn: Connection, records: Sequence[AuditRecord]) -> None:
             "issued_at": utc(r.recorded_at),
             "suggestion_uuids": list(c.suggestion_uuids),
             "override_codes": [list(o) for o in c.override_codes],
+            "suggestion_criteria": dict(c.suggestion_criteria),
         }
         for r in records
         for c in r.cards
@@ -289,6 +293,7 @@ class Filter:
     end: date  # inclusive
     service_id: str | None = None
     service_ids: tuple[str, ...] = ()  # a policy's services (the policy filter)
+    place: str | None = None  # a place key (places.UNKNOWN: neither practice nor tenant said)
 
     def days(self) -> list[date]:
         return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
@@ -305,11 +310,25 @@ def _filtered(f: Filter, stmt: S, day: Any, service: Any) -> S:
 
 
 def _events(f: Filter, stmt: S) -> S:
-    return _filtered(f, stmt, AuditEvent.recorded_on, AuditEvent.service_id)
+    stmt = _filtered(f, stmt, AuditEvent.recorded_on, AuditEvent.service_id)
+    return stmt.where(place_is(f.place)) if f.place else stmt
 
 
 def _feedback(f: Filter, stmt: S) -> S:
-    return _filtered(f, stmt, Feedback.outcome_on, Feedback.service_id)
+    stmt = _filtered(f, stmt, Feedback.outcome_on, Feedback.service_id)
+    if not f.place:
+        return stmt
+    at_place = (
+        select(IssuedCard.card_uuid)
+        .join(AuditEvent, AuditEvent.id == IssuedCard.audit_id)
+        .where(place_is(f.place))
+    )
+    return stmt.where(Feedback.card_uuid.in_(at_place))
+
+
+def place_is(place: str) -> Any:
+    """Evaluations counted at ``place``; records without a place count as unknown."""
+    return func.coalesce(AuditEvent.place, UNKNOWN_PLACE) == place
 
 
 def percentiles(
@@ -330,14 +349,9 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def analytics(conn: Connection, f: Filter) -> dict[str, Any]:
-    """Every figure the dashboard shows, for the days and service in ``f``."""
-    per_day: dict[date, dict[str, dict[str, int]]] = defaultdict(
-        lambda: {"cards": defaultdict(int), "evaluations": defaultdict(int)}
-    )
-    evaluations: dict[str, int] = defaultdict(int)
-    cards: dict[str, int] = defaultdict(int)
-    rows = conn.execute(
+def day_outcome_counts(conn: Connection, f: Filter) -> Sequence[Any]:
+    """(day, outcome or None, evaluations, cards) rows of the filter."""
+    return conn.execute(
         _events(
             f,
             select(
@@ -347,8 +361,17 @@ def analytics(conn: Connection, f: Filter) -> dict[str, Any]:
                 func.coalesce(func.sum(AuditEvent.card_count), 0),
             ),
         ).group_by(AuditEvent.recorded_on, AuditEvent.outcome)
+    ).all()
+
+
+def analytics(conn: Connection, f: Filter) -> dict[str, Any]:
+    """Every figure the dashboard shows, for the days and service in ``f``."""
+    per_day: dict[date, dict[str, dict[str, int]]] = defaultdict(
+        lambda: {"cards": defaultdict(int), "evaluations": defaultdict(int)}
     )
-    for day, outcome, n, n_cards in rows:
+    evaluations: dict[str, int] = defaultdict(int)
+    cards: dict[str, int] = defaultdict(int)
+    for day, outcome, n, n_cards in day_outcome_counts(conn, f):
         key = outcome or NO_DECISION
         per_day[day]["evaluations"][key] += int(n)
         per_day[day]["cards"][key] += int(n_cards)
@@ -509,6 +532,8 @@ AUDIT_COLUMNS = (
     "fhir_requests",
     "fetch_ms",
     "total_ms",
+    "practice_code",
+    "place",
 )
 FEEDBACK_COLUMNS = (
     "received_at",
@@ -642,6 +667,8 @@ def _audit_rows(conn: Connection, events: Sequence[Any]) -> Iterator[dict[str, A
             "fhir_requests": e.fhir_requests,
             "fetch_ms": "" if e.fetch_ms is None else e.fetch_ms,
             "total_ms": e.total_ms,
+            "practice_code": e.practice_code or "",
+            "place": e.place or UNKNOWN_PLACE,
         }
 
 

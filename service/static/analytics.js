@@ -1,16 +1,16 @@
-// The commissioner dashboard: fetches /analytics.json for the chosen dates and draws it.
+// The commissioner dashboard: fetches /analytics.json for the chosen filters and draws it.
 // No inline script (the page's Content-Security-Policy allows scripts from this origin only).
 (function () {
   "use strict";
 
-  var COLOURS = {
-    "meets-criteria": "#007f3b",
-    "does-not-meet-criteria": "#d5281b",
-    "insufficient-information": "#ed8b00",
-    notMet: "#d5281b",
-    unknown: "#ed8b00",
-    blue: "#005eb8",
-    grey: "#768692",
+  // Okabe–Ito colours (safe for the common colour-vision deficiencies), each outcome also with
+  // its own fill pattern, and of distinct lightness, so they stay apart in greyscale and print.
+  var OUTCOMES = ["meets-criteria", "does-not-meet-criteria", "insufficient-information"];
+  var STYLE = {
+    "meets-criteria": { colour: "#0072b2", pattern: "solid" },
+    "does-not-meet-criteria": { colour: "#d55e00", pattern: "stripes" },
+    "insufficient-information": { colour: "#e69f00", pattern: "dots" },
+    "no-decision": { colour: "#999999", pattern: "cross" },
   };
   var OUTCOME_LABELS = {
     "meets-criteria": "Meets criteria",
@@ -18,10 +18,48 @@
     "insufficient-information": "Not enough information",
     "no-decision": "No i-Port order",
   };
+  var BLUE = "#0072b2";
+  var GREY = "#5f5f5f";
   var charts = {};
   var body = document.body;
   var form = document.getElementById("filters");
   var statusLine = document.getElementById("status");
+
+  function pattern(key) {
+    var style = STYLE[key];
+    if (style.pattern === "solid") return style.colour;
+    var c = document.createElement("canvas");
+    c.width = 10;
+    c.height = 10;
+    var g = c.getContext("2d");
+    g.fillStyle = style.colour;
+    g.fillRect(0, 0, 10, 10);
+    g.strokeStyle = "#ffffff";
+    g.fillStyle = "#ffffff";
+    g.lineWidth = 2;
+    if (style.pattern === "stripes") {
+      g.beginPath();
+      g.moveTo(0, 10);
+      g.lineTo(10, 0);
+      g.moveTo(-5, 5);
+      g.lineTo(5, -5);
+      g.moveTo(5, 15);
+      g.lineTo(15, 5);
+      g.stroke();
+    } else if (style.pattern === "dots") {
+      g.beginPath();
+      g.arc(5, 5, 2, 0, 2 * Math.PI);
+      g.fill();
+    } else {
+      g.beginPath();
+      g.moveTo(0, 5);
+      g.lineTo(10, 5);
+      g.moveTo(5, 0);
+      g.lineTo(5, 10);
+      g.stroke();
+    }
+    return g.createPattern(c, "repeat");
+  }
 
   function text(id, value) {
     document.getElementById(id).textContent = value;
@@ -36,7 +74,7 @@
     return x === null || x === undefined ? "–" : Math.round(x).toLocaleString("en-GB");
   }
 
-  // Long category labels wrap onto several lines instead of being cut off.
+  // Long category labels wrap onto several lines instead of overlapping.
   function wrap(label, width) {
     var lines = [];
     var line = "";
@@ -63,15 +101,41 @@
     charts[id] = new window.Chart(document.getElementById(id), config);
   }
 
-  function fillTable(id, rows) {
+  function outcomeDatasets(rows, keys) {
+    return keys.map(function (o) {
+      return {
+        label: OUTCOME_LABELS[o],
+        data: rows.map(function (r) { return r[o]; }),
+        backgroundColor: pattern(o),
+        borderColor: STYLE[o].colour,
+        borderWidth: 1,
+      };
+    });
+  }
+
+  function stackedBars(id, labels, rows, keys, horizontal) {
+    var value = { stacked: true, beginAtZero: true, ticks: { precision: 0 } };
+    var category = { stacked: true, ticks: { autoSkip: !horizontal, maxRotation: 0 } };
+    draw(id, {
+      type: "bar",
+      data: { labels: labels, datasets: outcomeDatasets(rows, keys) },
+      options: {
+        indexAxis: horizontal ? "y" : "x",
+        scales: horizontal ? { x: value, y: category } : { x: category, y: value },
+      },
+    });
+  }
+
+  function fillTable(id, rows, columns) {
     var tbody = document.querySelector("#" + id + " tbody");
     tbody.replaceChildren();
     rows.forEach(function (cells) {
       var tr = document.createElement("tr");
       cells.forEach(function (cell, i) {
-        var td = document.createElement("td");
+        var td = document.createElement(i === 0 ? "th" : "td");
+        if (i === 0) td.scope = "row";
         td.textContent = cell;
-        if (i > 0) td.className = "n";
+        if (i >= (columns || 1)) td.className = "n";
         tr.appendChild(td);
       });
       tbody.appendChild(tr);
@@ -79,55 +143,113 @@
     if (!rows.length) {
       var tr = document.createElement("tr");
       var td = document.createElement("td");
-      td.colSpan = 4;
+      td.colSpan = document.querySelectorAll("#" + id + " thead th").length;
       td.textContent = "None in this period.";
       tr.appendChild(td);
       tbody.appendChild(tr);
     }
   }
 
+  function outcomeCells(r) {
+    return [num(r["meets-criteria"]), num(r["does-not-meet-criteria"]), num(r["insufficient-information"]), num(r.total)];
+  }
+
   function render(data) {
     var t = data.totals;
+    var multiPolicy = data.people.byPolicy.length > 1;
+    text("t-people", num(data.people.assessed));
     text("t-evaluations", num(t.evaluations));
+    text(
+      "t-evaluations-sub",
+      data.people.assessed ? (t.evaluations / data.people.assessed).toFixed(1) + " per person" : ""
+    );
     text("t-cards", num(t.cards));
     text("t-feedback", num(t.feedback));
     text("t-feedback-rate", t.feedbackRate === null ? "" : pct(t.feedbackRate) + " of cards");
     text("t-override", pct(t.overrideRate));
-    text("t-override-sub", num(t.overridden) + " overridden, " + num(t.accepted) + " accepted");
-    text("t-prefetch", pct(data.prefetch.hitRate));
+    var offered = data.feedbackByOffer.withSuggestions;
     text(
-      "t-prefetch-sub",
-      pct(data.prefetch.fullyPrefetchedRate) + " of evaluations needed no FHIR read"
+      "t-override-sub",
+      "on cards that offered a suggestion: " + pct(offered.overrideRate) + " (see below why)"
     );
-    text("t-latency", ms(data.latencyMs.p50) + " / " + ms(data.latencyMs.p95) + " ms");
-    text("t-latency-sub", "p99 " + ms(data.latencyMs.p99) + " ms over " + num(data.latencyMs.count));
 
-    var days = data.cardsPerDay;
-    draw("c-cards", {
-      type: "bar",
-      data: {
-        labels: days.map(function (d) { return d.day; }),
-        datasets: ["meets-criteria", "does-not-meet-criteria", "insufficient-information"].map(
-          function (o) {
-            return {
-              label: OUTCOME_LABELS[o],
-              data: days.map(function (d) { return d[o]; }),
-              backgroundColor: COLOURS[o],
-            };
-          }
-        ),
-      },
-      options: {
-        scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } } },
-      },
+    // People by policy and pathway.
+    var pathways = [];
+    data.people.byPolicy.forEach(function (p) {
+      p.pathways.forEach(function (pw) {
+        pathways.push(Object.assign({ policyName: p.name }, pw));
+      });
     });
+    stackedBars(
+      "c-people",
+      pathways.map(function (r) { return wrap((multiPolicy ? r.policyName + ": " : "") + r.name, 40); }),
+      pathways,
+      OUTCOMES,
+      true
+    );
+    fillTable("tbl-people", pathways.map(function (r) { return [r.policyName, r.name].concat(outcomeCells(r)); }), 2);
+
+    // People by place.
+    var byPlace = data.people.byPlace;
+    stackedBars(
+      "c-places",
+      byPlace.map(function (r) { return wrap((multiPolicy ? r.policyName + ": " : "") + r.name, 40); }),
+      byPlace,
+      OUTCOMES,
+      true
+    );
+    fillTable("tbl-places", byPlace.map(function (r) { return [r.policyName, r.name].concat(outcomeCells(r)); }), 2);
+
+    // Evaluations over time, binned by day, week or month.
+    var trend = data.trend;
+    text("trend-bin", { day: "per day", week: "per week", month: "per month" }[trend.bin]);
+    var keys = OUTCOMES.concat(["no-decision"]);
+    stackedBars("c-trend", trend.rows.map(function (r) { return r.label; }), trend.rows, keys, false);
+    fillTable(
+      "tbl-trend",
+      trend.rows.map(function (r) {
+        return [r.label, num(r["meets-criteria"]), num(r["does-not-meet-criteria"]), num(r["insufficient-information"]), num(r["no-decision"]), num(r.cards)];
+      })
+    );
+
+    // The call counts behind the people: every outcome, every policy, every place.
+    fillTable(
+      "tbl-calls",
+      Object.keys(data.evaluationsByOutcome).map(function (k) {
+        return [OUTCOME_LABELS[k] || k, num(data.evaluationsByOutcome[k]), num(data.cardsByOutcome[k] || 0)];
+      })
+    );
+    fillTable(
+      "tbl-by-policy",
+      data.policies.map(function (x) {
+        var totals = data.byPolicy[x.key] || {};
+        return [data.names.policies[x.id] || x.title, num(totals.evaluations), num(totals.cards), num(totals.feedback), pct(totals.overrideRate)];
+      })
+    );
+    fillTable("tbl-calls-place", data.evaluationsByPlace.map(function (r) { return [r.name].concat(outcomeCells(r)); }));
+
+    // Feedback, split by whether the card offered anything to accept.
+    var offer = data.feedbackByOffer;
+    fillTable("tbl-offer", [
+      ["Offered a suggestion", num(offer.withSuggestions.accepted), num(offer.withSuggestions.overridden), pct(offer.withSuggestions.overrideRate)],
+      ["Offered nothing to accept", num(offer.withoutSuggestions.accepted), num(offer.withoutSuggestions.overridden), pct(offer.withoutSuggestions.overrideRate)],
+      ["All cards", num(t.accepted), num(t.overridden), pct(t.overrideRate)],
+    ]);
+    var byOutcome = data.feedbackByCardOutcome;
+    fillTable(
+      "tbl-by-outcome",
+      Object.keys(byOutcome).map(function (k) {
+        var v = byOutcome[k];
+        return [OUTCOME_LABELS[k] || k, num(v.accepted), num(v.overridden), pct(v.overrideRate)];
+      })
+    );
 
     var reasons = data.overrideReasons;
     draw("c-reasons", {
       type: "bar",
       data: {
-        labels: reasons.map(function (r) { return wrap(r.display, 24); }),
-        datasets: [{ label: "Overrides", data: reasons.map(function (r) { return r.count; }), backgroundColor: COLOURS.blue }],
+        labels: reasons.map(function (r) { return wrap(r.display, 28); }),
+        datasets: [{ label: "Overrides", data: reasons.map(function (r) { return r.count; }), backgroundColor: BLUE }],
       },
       options: {
         indexAxis: "y",
@@ -137,26 +259,42 @@
     });
     fillTable("tbl-reasons", reasons.map(function (r) { return [r.display, num(r.count)]; }));
 
-    var blocking = data.blockingCriteria.slice(0, 10);
+    // Blocking criteria: a share of the evaluations that needed them, per policy.
+    var blocking = [];
+    data.blockingByPolicy.forEach(function (p) {
+      p.criteria.forEach(function (c) {
+        blocking.push(Object.assign({ policyName: p.name }, c));
+      });
+    });
+    var top = blocking.slice().sort(function (a, b) { return (b.share || 0) - (a.share || 0); }).slice(0, 10);
     draw("c-blocking", {
       type: "bar",
       data: {
-        labels: blocking.map(function (b) { return wrap(b.title, 24); }),
+        labels: top.map(function (b) { return wrap((multiPolicy ? b.policyName + ": " : "") + b.title, 40); }),
         datasets: [
-          { label: "Not met", data: blocking.map(function (b) { return b.notMet; }), backgroundColor: COLOURS.notMet },
-          { label: "Unknown", data: blocking.map(function (b) { return b.unknown; }), backgroundColor: COLOURS.unknown },
+          { label: "Not met (% of evaluations needing it)", data: top.map(function (b) { return (100 * b.notMet) / b.evaluations; }), backgroundColor: pattern("does-not-meet-criteria"), borderColor: STYLE["does-not-meet-criteria"].colour, borderWidth: 1 },
+          { label: "Unknown (% of evaluations needing it)", data: top.map(function (b) { return (100 * b.unknown) / b.evaluations; }), backgroundColor: pattern("insufficient-information"), borderColor: STYLE["insufficient-information"].colour, borderWidth: 1 },
         ],
       },
       options: {
         indexAxis: "y",
         scales: {
-          x: { stacked: true, beginAtZero: true, ticks: { precision: 0 } },
+          x: { stacked: true, beginAtZero: true, max: 100, ticks: { callback: function (v) { return v + "%"; } } },
           y: { stacked: true, ticks: { autoSkip: false } },
         },
       },
     });
-    fillTable("tbl-blocking", blocking.map(function (b) { return [b.title, num(b.notMet), num(b.unknown)]; }));
+    fillTable(
+      "tbl-blocking",
+      blocking.map(function (b) { return [b.policyName, b.title, num(b.evaluations), num(b.notMet), num(b.unknown), pct(b.share)]; }),
+      2
+    );
 
+    // Operations (collapsed section).
+    text("t-prefetch", pct(data.prefetch.hitRate));
+    text("t-prefetch-sub", pct(data.prefetch.fullyPrefetchedRate) + " of evaluations needed no FHIR read");
+    text("t-latency", ms(data.latencyMs.p50) + " / " + ms(data.latencyMs.p95) + " ms");
+    text("t-latency-sub", "p99 " + ms(data.latencyMs.p99) + " ms over " + num(data.latencyMs.count));
     var lat = data.latencyMs;
     var fhir = data.fhirFetchMs;
     draw("c-latency", {
@@ -164,30 +302,28 @@
       data: {
         labels: ["p50", "p90", "p95", "p99", "max"],
         datasets: [
-          { label: "Whole hook", data: [lat.p50, lat.p90, lat.p95, lat.p99, lat.max], backgroundColor: COLOURS.blue },
-          { label: "FHIR reads (when any)", data: [fhir.p50, fhir.p90, fhir.p95, fhir.p99, fhir.max], backgroundColor: COLOURS.grey },
+          { label: "Whole hook", data: [lat.p50, lat.p90, lat.p95, lat.p99, lat.max], backgroundColor: BLUE },
+          { label: "FHIR reads (when any)", data: [fhir.p50, fhir.p90, fhir.p95, fhir.p99, fhir.max], backgroundColor: pattern("no-decision") },
         ],
       },
       options: { scales: { y: { beginAtZero: true } } },
     });
-
+    fillTable("tbl-latency", [
+      ["Whole hook", ms(lat.p50), ms(lat.p90), ms(lat.p95), ms(lat.p99), ms(lat.max)],
+      ["FHIR reads (when any)", ms(fhir.p50), ms(fhir.p90), ms(fhir.p95), ms(fhir.p99), ms(fhir.max)],
+    ]);
     var p = data.prefetch;
     draw("c-prefetch", {
       type: "doughnut",
       data: {
         labels: ["From the EHR's prefetch", "Read from the FHIR server"],
-        datasets: [{ data: [p.keysPrefetched, p.keysFetched], backgroundColor: [COLOURS["meets-criteria"], COLOURS.grey] }],
+        datasets: [{ data: [p.keysPrefetched, p.keysFetched], backgroundColor: [BLUE, pattern("no-decision")] }],
       },
     });
-
-    var byOutcome = data.feedbackByCardOutcome;
-    fillTable(
-      "tbl-by-outcome",
-      Object.keys(byOutcome).map(function (k) {
-        var v = byOutcome[k];
-        return [OUTCOME_LABELS[k] || k, num(v.accepted), num(v.overridden), pct(v.overrideRate)];
-      })
-    );
+    fillTable("tbl-prefetch", [
+      ["From the EHR's prefetch", num(p.keysPrefetched)],
+      ["Read from the FHIR server", num(p.keysFetched)],
+    ]);
 
     var access = data.access;
     text("access-calls", num(access.calls));
@@ -221,6 +357,8 @@
     var q = query();
     var url = body.dataset.json + (q ? "?" + q : "");
     document.getElementById("json-link").href = url;
+    document.getElementById("csv-link").href = body.dataset.export + (q ? "?" + q : "");
+    document.getElementById("csv-feedback-link").href = body.dataset.export + "?" + (q ? q + "&" : "") + "kind=feedback";
     statusLine.className = "";
     statusLine.textContent = "Loading…";
     body.dataset.state = "loading";
@@ -243,7 +381,7 @@
       })
       .catch(function (err) {
         statusLine.className = "error";
-        statusLine.textContent = "Could not load the figures: " + err.message;
+        statusLine.textContent = "The figures could not be shown: " + err.message + ". Check the filters and apply them again.";
         body.dataset.state = "error";
       });
   }

@@ -1,14 +1,17 @@
 """The commissioner dashboard in a real headless browser (Debian's chromium, via Playwright).
 
-The service runs on a loopback port with 60 days of seeded evaluations and feedback; the test
-signs in with the admin token, checks that every chart drew its data, changes the date filter
-and checks the figures follow. Screenshot: test-artifacts/analytics.png.
+The service runs on a loopback port with 60 days of seeded evaluations and feedback from
+patients registered at practices in three places (and some at none); the test signs in with
+the admin token, checks the people-assessed count, the place × outcome table, that every chart
+drew its data, the date filter, the CSV download, and runs axe-core for serious or critical
+accessibility violations. Screenshots: test-artifacts/analytics*.png.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import random
-import shutil
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,44 +21,23 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from werkzeug.serving import make_server
 
 import store
 from service import create_app
+from tests.browser.axe import serious_violations
 from tests.service_process import free_port
-from tests.store import debian
 from tests.store.conftest import HASH_KEY, Clock
 from tests.store.seed import accepted, order_select, overridden, post_feedback
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
 ADMIN = "dashboard-admin-token-9d8c7b6a"
 END = datetime(2026, 11, 21, 16, 0, tzinfo=UTC)
-CHARTS = ("c-cards", "c-reasons", "c-blocking", "c-latency", "c-prefetch")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    debian.ensure(["chromium", "fonts-dejavu-core"], lambda: shutil.which("chromium") is not None)
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield b
-        b.close()
+CHARTS = ("c-people", "c-places", "c-trend", "c-reasons", "c-blocking")
+OPS_CHARTS = ("c-latency", "c-prefetch")
+PRACTICES = {"B81001": "hull", "B82002": "north-yorkshire", "B82003": "vale-of-york"}
 
 
 def seed(app: Flask, clock: Clock) -> None:
@@ -69,9 +51,11 @@ def seed(app: Flask, clock: Clock) -> None:
             clock.now = END - timedelta(days=59 - day)
             for i in range(2 + rng.randrange(6)):
                 kind = rng.choice(kinds)
+                practice = rng.choice([*PRACTICES, None])
+                pid = f"p{rng.randrange(120)}"  # people come back: fewer people than checks
                 resp = client.post(
                     "/cds-services/iport-advance-order-select",
-                    json=order_select(kind, pid=f"p{day}-{i}", hook_instance=f"{day}-{i}"),
+                    json=order_select(kind, pid, f"{day}-{i}", practice),
                 )
                 (card,) = resp.json["cards"]
                 at = (clock.now + timedelta(minutes=2)).isoformat()
@@ -107,9 +91,16 @@ def seed(app: Flask, clock: Clock) -> None:
 @pytest.fixture(scope="module")
 def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     clock = Clock(END)
-    db = tmp_path_factory.mktemp("dashboard") / "audit.sqlite3"
+    folder = tmp_path_factory.mktemp("dashboard")
+    db = folder / "audit.sqlite3"
+    practices = folder / "practices.csv"
+    practices.write_text(
+        "practice_code,place\n" + "".join(f"{c},{p}\n" for c, p in PRACTICES.items()),
+        encoding="utf-8",
+    )
     app = create_app(
         {
+            "PLACE_BY_PRACTICE_FILE": str(practices),
             "REQUIRE_AUTH": False,
             "DATABASE_URL": store.sqlite_url(db),
             "AUDIT_HASH_KEY": HASH_KEY,
@@ -171,11 +162,19 @@ def wait_for_render(page: Page, n: int) -> None:
     )
 
 
+def cell_numbers(page: Page, table: str) -> list[list[str]]:
+    rows: list[list[str]] = page.eval_on_selector_all(
+        f"#{table} tbody tr",
+        "rows => rows.map(r => Array.from(r.children).map(c => c.textContent.trim()))",
+    )
+    return rows
+
+
 def test_dashboard_draws_the_figures_and_follows_the_date_filter(
     browser: Browser, service_url: str
 ) -> None:
     errors: list[str] = []
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     page = context.new_page()
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -192,10 +191,42 @@ def test_dashboard_draws_the_figures_and_follows_the_date_filter(
 
         expected = figures(service_url, "from=2026-09-23&to=2026-11-21")
         totals = expected["totals"]
+        people = expected["people"]["assessed"]
         assert totals["evaluations"] > 200
+        assert 50 < people < totals["evaluations"]  # people come back: fewer people than calls
+        assert page.text_content("#t-people") == f"{people:,}"
         assert page.text_content("#t-evaluations") == f"{totals['evaluations']:,}"
         assert page.text_content("#t-cards") == f"{totals['cards']:,}"
         assert page.text_content("#t-override") == f"{totals['overrideRate'] * 100:.1f}%"
+
+        # The place × outcome table: every place, unknown last, numbers as in the JSON.
+        places = cell_numbers(page, "tbl-places")
+        assert [r[1] for r in places] == [
+            "Hull",
+            "North Yorkshire",
+            "Vale of York",
+            "Unknown place",
+        ]
+        for row, want in zip(places, expected["people"]["byPlace"], strict=True):
+            assert row[2:] == [
+                f"{want[k]:,}"
+                for k in (
+                    "meets-criteria",
+                    "does-not-meet-criteria",
+                    "insufficient-information",
+                    "total",
+                )
+            ]
+        assert sum(int(r[5].replace(",", "")) for r in places) == people
+        by_policy = cell_numbers(page, "tbl-by-policy")
+        assert [r[1] for r in by_policy] == [
+            f"{expected['byPolicy'][p['key']]['evaluations']:,}" for p in expected["policies"]
+        ]
+        calls = {r[0]: r[1] for r in cell_numbers(page, "tbl-calls")}
+        assert calls["Not enough information"] == (
+            f"{expected['evaluationsByOutcome']['insufficient-information']:,}"
+        )
+        assert "high by construction" in " ".join(page.text_content("#override-explain").split())
 
         for canvas in CHARTS:
             state = chart_state(page, canvas)
@@ -203,10 +234,9 @@ def test_dashboard_draws_the_figures_and_follows_the_date_filter(
             assert state["height"] > 100, (canvas, state)
             assert state["painted"] > 500, (canvas, state)  # bars and axes, not a blank canvas
             assert sum(state["sums"]) > 0, (canvas, state)
-        cards_chart = chart_state(page, "c-cards")
-        assert sum(cards_chart["sums"]) == totals["cards"]
-        reasons = chart_state(page, "c-reasons")
-        assert sum(reasons["sums"]) == totals["overridden"]
+        assert sum(chart_state(page, "c-trend")["sums"]) == totals["evaluations"]
+        assert sum(chart_state(page, "c-reasons")["sums"]) == totals["overridden"]
+        assert page.text_content("#trend-bin") == "per day"
         assert page.locator("#tbl-blocking tbody tr").count() >= 3
         access = expected["access"]
         assert access["calls"] > 200  # every order-select call of the seed went over HTTP
@@ -214,23 +244,88 @@ def test_dashboard_draws_the_figures_and_follows_the_date_filter(
         assert page.locator("#tbl-access tbody tr").first.text_content() == (
             f"HTTP 200{access['byStatus']['200']:,}"
         )
+        assert "Type 1 diabetes" not in page.text_content("#tbl-blocking")  # a gate, left out
 
-        # A shorter range: the figures change to match /analytics.json for that range.
-        page.fill("#from", "2026-11-15")
-        page.click("#apply")
-        wait_for_render(page, 2)
-        week = figures(service_url, "from=2026-11-15&to=2026-11-21")["totals"]
-        assert week["evaluations"] < totals["evaluations"]
-        assert page.text_content("#t-evaluations") == f"{week['evaluations']:,}"
-        assert page.text_content("#t-cards") == f"{week['cards']:,}"
-        assert sum(chart_state(page, "c-cards")["sums"]) == week["cards"]
-        assert "from=2026-11-15" in page.url
+        # Operations are collapsed; opened, their charts draw too.
+        assert not page.locator("#c-latency").is_visible()
+        page.click("#ops summary")
+        for canvas in OPS_CHARTS:
+            page.wait_for_function(
+                "(id) => document.getElementById(id).getBoundingClientRect().width > 200",
+                arg=canvas,
+            )
+            assert chart_state(page, canvas)["painted"] > 500, canvas
+
+        # The CSV download: what the filters show, columns a spreadsheet can use.
+        with page.expect_download() as download_info:
+            page.click("#csv-link")
+        raw = Path(download_info.value.path()).read_bytes()
+        assert raw.startswith(b"\xef\xbb\xbf")
+        rows = list(csv.DictReader(io.StringIO(raw[3:].decode("utf-8"))))
+        assert len(rows) == totals["evaluations"]
+        assert {"recorded (Europe/London)", "place", "outcome", "person (hash)"} <= set(rows[0])
+        assert "criterion: Needle phobia / significant injection anxiety" in rows[0]
+        assert {r["place"] for r in rows} == {
+            "Hull",
+            "North Yorkshire",
+            "Vale of York",
+            "Unknown place",
+        }
 
         ARTIFACTS.mkdir(exist_ok=True)
-        page.fill("#from", "2026-09-23")
+        page.screenshot(path=str(ARTIFACTS / "analytics.png"), full_page=True)
+
+        # A shorter range and one place: the figures change to match /analytics.json.
+        page.fill("#from", "2026-11-15")
+        page.select_option("#place", "hull")
+        page.click("#apply")
+        wait_for_render(page, 2)
+        week = figures(service_url, "from=2026-11-15&to=2026-11-21&place=hull")
+        assert week["totals"]["evaluations"] < totals["evaluations"]
+        assert page.text_content("#t-people") == f"{week['people']['assessed']:,}"
+        assert page.text_content("#t-evaluations") == f"{week['totals']['evaluations']:,}"
+        assert sum(chart_state(page, "c-trend")["sums"]) == week["totals"]["evaluations"]
+        assert [r[1] for r in cell_numbers(page, "tbl-places")] == ["Hull"]
+        assert "from=2026-11-15" in page.url
+        assert "place=hull" in page.url
+
+        # A year: monthly bins, not 365 bars.
+        page.fill("#from", "2025-11-22")
+        page.select_option("#place", "")
         page.click("#apply")
         wait_for_render(page, 3)
-        page.screenshot(path=str(ARTIFACTS / "analytics.png"), full_page=True)
+        assert page.text_content("#trend-bin") == "per month"
+        assert len(chart_state(page, "c-trend")["sums"]) == 4  # one dataset per outcome
         assert errors == []
+    finally:
+        context.close()
+
+
+def test_no_serious_accessibility_violations_and_a_friendly_bad_range_page(
+    browser: Browser, service_url: str
+) -> None:
+    # axe is injected as an inline script: this context alone sets the page's CSP aside.
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, bypass_csp=True)
+    context.set_extra_http_headers({"Authorization": f"Bearer {ADMIN}"})
+    page = context.new_page()
+    try:
+        page.goto(f"{service_url}/analytics?from=2026-09-23&to=2026-11-21")
+        wait_for_render(page, 1)
+        page.click("#ops summary")
+        page.click("#cap-trend ~ details summary")
+        assert serious_violations(page) == []
+
+        page.goto(f"{service_url}/analytics?from=2026-11-21&to=2026-09-23")
+        assert page.text_content("h2") == "The figures could not be shown for those filters"
+        assert "'from' must not be after 'to'" in page.text_content("[role=alert]")
+        assert serious_violations(page) == []
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "analytics-bad-range.png"))
+
+        page.goto(f"{service_url}/analytics?from=2026-09-23&to=2026-11-21")
+        wait_for_render(page, 1)
+        page.emulate_media(color_scheme="light")
+        page.add_style_tag(content="html { filter: grayscale(1); }")
+        page.screenshot(path=str(ARTIFACTS / "analytics-greyscale.png"), full_page=True)
     finally:
         context.close()

@@ -3,9 +3,12 @@ the real FHIR server (re-exported from the integration fixtures) and the real se
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,3 +66,24 @@ def one_line_error(run: Run) -> str:
     assert lines[-1].startswith("iport-cds"), run.err
     assert "error:" in lines[-1]
     return lines[-1]
+
+
+def generate_population(tmp_path_factory: pytest.TempPathFactory, patients: int, seed: int) -> Path:
+    """A synthetic Bulk FHIR export written by ``iport-cds demo generate-population``."""
+    from cli.main import main
+
+    out = tmp_path_factory.mktemp("population")
+    argv = ["demo", "generate-population", "--patients", str(patients), "--out", str(out)]
+    assert main([*argv, "--seed", str(seed), "--today", TODAY.isoformat()]) == 0
+    return out
+
+
+def by_patient(directory: Path) -> dict[str, list[dict[str, Any]]]:
+    """The export's resources, grouped by the patient they belong to."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for f in sorted(directory.glob("*.ndjson")):
+        for line in f.read_text().splitlines():
+            r = json.loads(line)
+            pid = r["id"] if r["resourceType"] == "Patient" else r["subject"]["reference"][8:]
+            grouped.setdefault(pid, []).append(r)
+    return grouped

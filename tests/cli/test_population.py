@@ -1,22 +1,23 @@
-"""``iport-cds evaluate --population DIR``: one CSV row per patient of a Bulk FHIR export,
-the same decision ``evaluate FILE`` gives for each of them."""
+"""``iport-cds evaluate --population DIR``: one CSV row per patient and policy of a Bulk FHIR
+export, the same decision ``evaluate FILE`` gives for each of them, with who the person is
+(age band, sex, place, deprivation), their latest HbA1c and current pump / i-Port use."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from cli.population import run_population
+from cli.uptake import PERSON_COLUMNS
 from facts import extract_record
 from policy import Policy, evaluate, load_policy
-from tests.cli.conftest import TODAY, Run, one_line_error
+from tests.cli.conftest import TODAY, Run, by_patient, generate_population, one_line_error
 from valuesets import ValueSetLibrary
 
 Cli = Callable[..., Run]
@@ -25,22 +26,7 @@ PATIENTS = 200
 
 @pytest.fixture(scope="module")
 def population(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from cli.main import main
-
-    out = tmp_path_factory.mktemp("population")
-    argv = ["demo", "generate-population", "--patients", str(PATIENTS), "--out", str(out)]
-    assert main([*argv, "--seed", "7", "--today", TODAY.isoformat()]) == 0
-    return out
-
-
-def by_patient(directory: Path) -> dict[str, list[dict[str, Any]]]:
-    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for f in sorted(directory.glob("*.ndjson")):
-        for line in f.read_text().splitlines():
-            r = json.loads(line)
-            pid = r["id"] if r["resourceType"] == "Patient" else r["subject"]["reference"][8:]
-            grouped[pid].append(r)
-    return grouped
+    return generate_population(tmp_path_factory, PATIENTS, seed=7)
 
 
 def read_csv(text: str) -> list[dict[str, str]]:
@@ -51,9 +37,11 @@ def test_generated_export_looks_like_bulk_fhir(population: Path) -> None:
     names = sorted(p.name for p in population.iterdir())
     assert names == [
         "Condition.ndjson",
+        "DeviceRequest.ndjson",
         "MedicationRequest.ndjson",
         "Observation.ndjson",
         "Patient.ndjson",
+        "Procedure.ndjson",
     ]
     grouped = by_patient(population)
     assert len(grouped) == PATIENTS
@@ -61,6 +49,11 @@ def test_generated_export_looks_like_bulk_fhir(population: Path) -> None:
     assert kinds["Patient"] == PATIENTS
     assert kinds["Observation"] > PATIENTS / 2
     assert kinds["MedicationRequest"] > PATIENTS / 10
+    assert kinds["Procedure"] > 0  # pumps in use
+    patients = [r for rs in grouped.values() for r in rs if r["resourceType"] == "Patient"]
+    practices = [p for p in patients if p.get("generalPractitioner")]
+    assert 0.85 * PATIENTS < len(practices) < PATIENTS
+    assert all(p["address"][0]["postalCode"] for p in patients)
 
 
 def test_one_row_per_patient_matching_the_per_patient_decision(
@@ -75,14 +68,18 @@ def test_one_row_per_patient_matching_the_per_patient_decision(
     run = cli(
         "evaluate", "--population", str(population), "--out", str(out), "--workers", "2",
         "--chunk-size", "16", "--summary-json", str(summary_file), "--today", TODAY.isoformat(),
+        "--policy", "iport-advance",
     )  # fmt: skip
     assert run.code == 0, run.err
     rows = read_csv(out.read_text())
     assert len(rows) == PATIENTS
-    assert list(rows[0]) == ["patient_ref", "outcome", "pathway", *iport_policy.criterion_ids]
+    assert list(rows[0]) == [*PERSON_COLUMNS, *iport_policy.criterion_ids]
     assert [r["patient_ref"] for r in rows] == sorted(r["patient_ref"] for r in rows)
     grouped = by_patient(population)
     assert {r["patient_ref"] for r in rows} == set(grouped)
+    assert {r["policy_id"] for r in rows} == {"hny-iport-advance"}
+    assert {r["policy_version"] for r in rows} == {iport_policy.info.version}
+    assert {r["evaluation_date"] for r in rows} == {TODAY.isoformat()}
     for row in rows:  # every row is what the pure core decides for that patient alone
         record = extract_record(
             grouped[row["patient_ref"]],
@@ -99,12 +96,13 @@ def test_one_row_per_patient_matching_the_per_patient_decision(
     assert len(outcomes) == 3  # the generated mix reaches every outcome
     summary = json.loads(summary_file.read_text())
     assert summary["patients"] == PATIENTS
-    assert summary["outcomes"] == dict(outcomes)
+    assert summary["outcomes"] == {"hny-iport-advance": dict(outcomes)}
+    assert (tmp_path / "out.html").is_file()  # the report, beside the CSV
     assert summary["workers"] == 2
     assert summary["peak_rss_worker_mb"] > 0
     assert "evaluating (2 workers): 200 / 200 patients (100%)" in run.err
     assert f"{PATIENTS} patients" in run.err
-    assert "By outcome:" in run.err
+    assert "hny-iport-advance, by outcome:" in run.err
     for pid in grouped:  # progress and summary never name a patient
         assert pid not in run.err
 
@@ -113,7 +111,7 @@ def test_rows_agree_with_evaluate_file(cli: Cli, population: Path, tmp_path: Pat
     """A sample of patients, each written to its own NDJSON file and run through ``evaluate``."""
     run = cli(
         "evaluate", "--population", str(population), "--workers", "1", "--today",
-        TODAY.isoformat(),
+        TODAY.isoformat(), "--policy", "iport-advance",
     )  # fmt: skip
     assert run.code == 0
     rows = {r["patient_ref"]: r for r in read_csv(run.out)}
@@ -128,7 +126,7 @@ def test_rows_agree_with_evaluate_file(cli: Cli, population: Path, tmp_path: Pat
         assert rows[pid]["outcome"] == ext["outcome"]
         assert rows[pid]["pathway"] == (ext["pathway"] or "")
         assert {c["id"]: c["result"] for c in ext["criteria"]} == {
-            k: v for k, v in rows[pid].items() if k not in ("patient_ref", "outcome", "pathway")
+            k: v for k, v in rows[pid].items() if k not in PERSON_COLUMNS
         }
 
 
@@ -198,7 +196,7 @@ def test_medication_references_bad_lines_and_unassigned_resources(tmp_path: Path
     with (export / "Condition.ndjson").open("a") as f:
         f.write("{truncated\n")
     out, err = io.StringIO(), io.StringIO()
-    summary = run_population(export, out, err, today=TODAY, workers=1)
+    summary = run_population(export, out, err, today=TODAY, workers=1, policies=["iport-advance"])
     rows = {r["patient_ref"]: r for r in read_csv(out.getvalue())}
     assert set(rows) == {"p1", "p2"}
     assert rows["p1"]["insulin-more-than-once-daily"] == "met"  # via the referenced Medication

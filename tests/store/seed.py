@@ -19,12 +19,25 @@ from tests.hooks import SERVICE, hook_request
 ORDER_SELECT = SERVICE["order-select"]
 
 
-def resources(kind: str, pid: str) -> list[dict[str, Any]]:
+ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
+
+
+def registered(pid: str, practice: str | None) -> dict[str, Any]:
+    """The Patient, registered at ``practice`` (an ODS code) when one is given."""
+    p = patient(pid=pid)
+    if practice:
+        p["generalPractitioner"] = [
+            {"type": "Organization", "identifier": {"system": ODS, "value": practice}}
+        ]
+    return p
+
+
+def resources(kind: str, pid: str, practice: str | None = None) -> list[dict[str, Any]]:
     """A record that meets the criteria, lacks one piece of information, or does not meet."""
     if kind == "does-not-meet":
-        return [patient(pid=pid), hba1c(40, pid=pid)]
+        return [registered(pid, practice), hba1c(40, pid=pid)]
     base = [
-        patient(pid=pid),
+        registered(pid, practice),
         condition(T1DM, pid=pid),
         hba1c(75, pid=pid),
         insulin(text="with meals", pid=pid),
@@ -35,12 +48,14 @@ def resources(kind: str, pid: str) -> list[dict[str, Any]]:
     return base
 
 
-def order_select(kind: str, pid: str = "pat-1", hook_instance: str = "h-1") -> dict[str, Any]:
+def order_select(
+    kind: str, pid: str = "pat-1", hook_instance: str = "h-1", practice: str | None = None
+) -> dict[str, Any]:
     draft = iport_device_request(pid=pid)
     draft["id"] = "draft-iport"
     return hook_request(
         "order-select",
-        resources=resources(kind, pid),
+        resources=resources(kind, pid, practice),
         drafts=[draft],
         patient_id=pid,
         hook_instance=hook_instance,
@@ -48,10 +63,16 @@ def order_select(kind: str, pid: str = "pat-1", hook_instance: str = "h-1") -> d
 
 
 def post_hook(
-    client: FlaskClient, kind: str, pid: str = "pat-1", hook_instance: str = "h-1"
+    client: FlaskClient,
+    kind: str,
+    pid: str = "pat-1",
+    hook_instance: str = "h-1",
+    practice: str | None = None,
 ) -> dict[str, Any]:
     """The card the service answered with."""
-    resp = client.post(f"/cds-services/{ORDER_SELECT}", json=order_select(kind, pid, hook_instance))
+    resp = client.post(
+        f"/cds-services/{ORDER_SELECT}", json=order_select(kind, pid, hook_instance, practice)
+    )
     assert resp.status_code == 200, resp.get_data(as_text=True)
     (card,) = resp.json["cards"]
     return card  # type: ignore[no-any-return]

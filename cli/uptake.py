@@ -1,0 +1,287 @@
+"""The uptake gap of a population: who meets each policy's criteria, who could once a clinician
+confirms what only a clinician can, who lacks data, and who meets them without using the
+technology; by place, age band, sex and deprivation quintile.
+
+``person_rows`` turns one patient's resources into one CSV row per policy (run in the worker
+processes); ``UptakeTally`` adds the rows up in the main process (bounded memory: counters
+keyed by policy and group); ``cli.uptake_report`` renders the tally as a self-contained HTML.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import places
+from facts import PatientRecord
+from facts.model import Confirmation
+from policy import Decision, Outcome, Policy, Tri, evaluate
+
+MEETS = "meets"
+POTENTIALLY = "potentially eligible"
+DATA_MISSING = "data missing"
+NOT_MET = "does not meet"
+BANDS = (MEETS, POTENTIALLY, DATA_MISSING, NOT_MET)
+TECHNOLOGY_TYPES = frozenset({"Procedure", "Device", "DeviceRequest", "DeviceUseStatement"})
+AGE_BANDS = ((0, 11, "0-11"), (12, 17, "12-17"), (18, 39, "18-39"), (40, 64, "40-64"))
+ORDER_IN_USE = frozenset({"active", "completed"})
+PERSON_COLUMNS = (
+    "patient_ref",
+    "policy_id",
+    "policy_version",
+    "evaluation_date",
+    "age_band",
+    "sex",
+    "place",
+    "practice_code",
+    "deprivation_quintile",
+    "latest_hba1c_mmol_mol",
+    "latest_hba1c_date",
+    "on_insulin_pump",
+    "on_iport",
+    "outcome",
+    "band",
+    "technology_in_use",
+    "pathway",
+)
+DIMENSIONS = ("place", "age_band", "sex", "deprivation_quintile")
+
+
+class DeprivationLookupError(ValueError):
+    """A deprivation lookup that cannot be used; names the file and line."""
+
+
+# -- bands ---------------------------------------------------------------------------------------
+def band_of(policy: Policy, decision: Decision, record: PatientRecord, today: date) -> str:
+    """The decision's band. 'Potentially eligible': not enough information, and the policy
+    would be met if a clinician confirmed every unknown criterion the policy lets a clinician
+    confirm (``confirmable`` in the policy file) — evaluated by adding those confirmations to
+    the record and deciding again, exactly as confirming on the card would."""
+    if decision.outcome is Outcome.MEETS:
+        return MEETS
+    if decision.outcome is Outcome.DOES_NOT_MEET:
+        return NOT_MET
+    confirmable = [
+        cid for cid, r in decision.criteria.items() if r.result is Tri.UNKNOWN and r.confirmable
+    ]
+    if not confirmable:
+        return DATA_MISSING
+    assumed = replace(
+        record,
+        confirmations=(
+            *record.confirmations,
+            *(
+                Confirmation(f"assumed/{cid}", cid, True, today, "uptake report")
+                for cid in confirmable
+            ),
+        ),
+    )
+    again = evaluate(policy, assumed, today)
+    return POTENTIALLY if again.outcome is Outcome.MEETS else DATA_MISSING
+
+
+def technology_in_use(policy: Policy, decision: Decision, record: PatientRecord) -> bool:
+    """What the policy's own patient-view silence reads as 'already has it': a criterion in
+    ``silenceWhenMet`` met (e.g. already on a pump), or with ``silenceWhenActiveOrder`` an
+    i-Port order in use."""
+    words = policy.info.presentation
+    if words.get("silenceWhenActiveOrder") and any(
+        o.status in ORDER_IN_USE for o in record.iport_orders
+    ):
+        return True
+    return any(decision.criteria[c].result is Tri.MET for c in words.get("silenceWhenMet", ()))
+
+
+# -- one person ----------------------------------------------------------------------------------
+def age_band(record: PatientRecord, today: date) -> str:
+    """The band of the youngest age the recorded birth date allows ('unknown' without one)."""
+    if record.birth_date is None:
+        return "unknown"
+    born = record.birth_date.latest
+    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    for lo, hi, label in AGE_BANDS:
+        if lo <= age <= hi:
+            return label
+    return "65+"
+
+
+def postcode_keys(patient: Mapping[str, Any] | None) -> list[str]:
+    """Lookup keys for the patient's home postcode: the full code, its sector, its district."""
+    if not isinstance(patient, Mapping) or not isinstance(patient.get("address"), list):
+        return []
+    for address in patient["address"]:
+        code = address.get("postalCode") if isinstance(address, Mapping) else None
+        if isinstance(code, str) and code.strip():
+            parts = code.upper().split()
+            if len(parts) == 2 and parts[1]:
+                return [parts[0] + parts[1], f"{parts[0]} {parts[1][0]}", parts[0]]
+            return [code.upper().replace(" ", "")]
+    return []
+
+
+def load_deprivation(path: str | Path) -> dict[str, str]:
+    """A deployment's deprivation lookup: CSV ``area_code,quintile`` (quintile 1 = most
+    deprived, as in the English Indices of Deprivation); area codes are full postcodes,
+    postcode sectors ('HU1 2') or districts ('HU1')."""
+    out: dict[str, str] = {}
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.DictReader(f)
+            if tuple(reader.fieldnames or ()) != ("area_code", "quintile"):
+                raise DeprivationLookupError(
+                    f"{path}: the header must be exactly 'area_code,quintile'"
+                )
+            for row in reader:
+                code = " ".join((row.get("area_code") or "").upper().split())
+                quintile = (row.get("quintile") or "").strip()
+                if not code or quintile not in {"1", "2", "3", "4", "5"}:
+                    raise DeprivationLookupError(
+                        f"{path} line {reader.line_num}: needs an area code and a quintile 1-5"
+                    )
+                parts = code.split()
+                full = len(parts) == 2 and len(parts[1]) == 3  # 'HU1 2AB', kept as 'HU12AB'
+                out[parts[0] + parts[1] if full else code] = quintile
+    except OSError as exc:
+        raise DeprivationLookupError(f"{path}: cannot read the deprivation lookup ({exc})") from exc
+    return out
+
+
+@dataclass(frozen=True)
+class PersonContext:
+    """What every row of a run shares."""
+
+    today: date
+    directory: places.PlaceDirectory
+    deprivation: Mapping[str, str]
+    technology_data: bool  # the input holds device or procedure records
+
+
+def person_rows(
+    pid: str,
+    resources: Sequence[Any],
+    record: PatientRecord,
+    policies: Sequence[Policy],
+    criteria: Sequence[str],
+    ctx: PersonContext,
+) -> list[list[str]]:
+    """One row per policy for this person: PERSON_COLUMNS, then ``criteria``."""
+    patient = places.patient_resource(resources)
+    practice = places.practice_code(patient)
+    gender = patient.get("gender") if patient else None
+    quintile = next(
+        (ctx.deprivation[k] for k in postcode_keys(patient) if k in ctx.deprivation), ""
+    )
+    latest = max(record.hba1c, key=lambda h: (h.date, h.at or h.date), default=None)
+
+    def known(flag: bool) -> str:
+        return ("yes" if flag else "no") if ctx.technology_data else "unknown"
+
+    on_pump = any(
+        not f.ref.startswith("ServiceRequest/") for f in record.findings_in("insulin-pump")
+    )
+    on_iport = any(o.status in ORDER_IN_USE for o in record.iport_orders)
+    person = [
+        age_band(record, ctx.today),
+        gender if isinstance(gender, str) and gender else "unknown",
+        ctx.directory.place_of(practice),
+        practice or "",
+        quintile,
+        f"{latest.mmol_mol:g}" if latest else "",
+        latest.date.isoformat() if latest else "",
+        known(on_pump),
+        known(on_iport),
+    ]
+    rows = []
+    for policy in policies:
+        d = evaluate(policy, record, ctx.today)
+        rows.append(
+            [
+                pid,
+                policy.info.id,
+                policy.info.version,
+                ctx.today.isoformat(),
+                *person,
+                d.outcome.value,
+                band_of(policy, d, record, ctx.today),
+                known(technology_in_use(policy, d, record)),
+                d.pathway or "",
+                *(d.criteria[c].result.value if c in d.criteria else "" for c in criteria),
+            ]
+        )
+    return rows
+
+
+# -- the tally -----------------------------------------------------------------------------------
+_COL = {name: i for i, name in enumerate(PERSON_COLUMNS)}
+
+
+@dataclass
+class UptakeTally:
+    """Counts for the report: people per policy and band, and per policy × dimension × group:
+    people, meeting, potentially eligible, and the gap (meeting, not using the technology)."""
+
+    technology_data: bool = True
+    deprivation: bool = False
+    bands: Counter[tuple[str, str]] = field(default_factory=Counter)
+    groups: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    policies: dict[str, str] = field(default_factory=dict)  # id -> version
+    names: dict[str, str] = field(default_factory=dict)  # id -> what commissioners call it
+    technology: dict[str, str] = field(default_factory=dict)  # id -> what 'in use' means
+
+    def describe(self, policies: Iterable[Policy]) -> None:
+        """Names and 'in use' wording from the policy files."""
+        for p in policies:
+            words = p.info.presentation
+            self.names[p.info.id] = str(words.get("sourceLabel") or p.info.title)
+            uses = [p.title_of(c).lower() for c in words.get("silenceWhenMet", ())]
+            if words.get("silenceWhenActiveOrder"):
+                uses.append("an i-Port on order or in use")
+            self.technology[p.info.id] = " or ".join(uses) or "the technology"
+
+    def add(self, rows: Iterable[Sequence[str]]) -> None:
+        for row in rows:
+            policy, band = row[_COL["policy_id"]], row[_COL["band"]]
+            self.policies.setdefault(policy, row[_COL["policy_version"]])
+            self.bands[(policy, band)] += 1
+            gap = band == MEETS and row[_COL["technology_in_use"]] == "no"
+            for dim in DIMENSIONS:
+                value = row[_COL[dim]] or "unknown"
+                self.groups[(policy, dim, value, "people")] += 1
+                if band == MEETS:
+                    self.groups[(policy, dim, value, MEETS)] += 1
+                if band == POTENTIALLY:
+                    self.groups[(policy, dim, value, POTENTIALLY)] += 1
+                if gap:
+                    self.groups[(policy, dim, value, "gap")] += 1
+
+    def people(self, policy: str) -> int:
+        return sum(n for (p, _), n in self.bands.items() if p == policy)
+
+    def breakdown(self, policy: str, dim: str) -> list[dict[str, Any]]:
+        values = sorted(
+            {v for (p, d, v, _) in self.groups if p == policy and d == dim},
+            key=lambda v: (v == "unknown", v),
+        )
+        out = []
+        for v in values:
+            people = self.groups[(policy, dim, v, "people")]
+            meets = self.groups[(policy, dim, v, MEETS)]
+            gap = self.groups[(policy, dim, v, "gap")]
+            out.append(
+                {
+                    "group": v,
+                    "people": people,
+                    "meets": meets,
+                    "potentially": self.groups[(policy, dim, v, POTENTIALLY)],
+                    "gap": gap if self.technology_data else None,
+                    "gapPer1000": round(1000 * gap / people, 1)
+                    if people and self.technology_data
+                    else None,
+                }
+            )
+        return out

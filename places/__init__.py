@@ -1,0 +1,157 @@
+"""Where a patient is registered: the place (of the policy's places) an evaluation counts for.
+
+A place comes from the patient's registered practice (its ODS code in
+``Patient.generalPractitioner``) through a deployment's practice → place table, else from a
+configured tenant → place mapping, else it is unknown. Pure: no Flask, no database, no clock.
+An ODS practice code is an organisation code, not a patient identifier.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
+UNKNOWN = "unknown"  # the place key for "neither the practice nor the tenant says"
+_ODS_CODE = re.compile(r"[A-Z0-9]{3,10}")
+_PLACE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+PRACTICE_COLUMNS = ("practice_code", "place")
+
+# Display names of the Humber and North Yorkshire places (the policies' ``placesCovered``).
+PLACE_NAMES = {
+    "east-riding": "East Riding of Yorkshire",
+    "hull": "Hull",
+    "north-east-lincolnshire": "North East Lincolnshire",
+    "north-lincolnshire": "North Lincolnshire",
+    "north-yorkshire": "North Yorkshire",
+    "vale-of-york": "Vale of York",
+    UNKNOWN: "Unknown place",
+}
+
+
+class PlaceTableError(ValueError):
+    """A practice → place table or tenant mapping that cannot be used; names file and line."""
+
+
+def place_name(place: str | None) -> str:
+    key = place or UNKNOWN
+    return PLACE_NAMES.get(key, key.replace("-", " ").capitalize())
+
+
+def practice_code(patient: Mapping[str, Any] | None) -> str | None:
+    """The ODS code of the patient's registered practice, from ``generalPractitioner``
+    references that carry an ODS organisation identifier; None when there is none."""
+    if not isinstance(patient, Mapping):
+        return None
+    refs = patient.get("generalPractitioner")
+    if not isinstance(refs, list):
+        return None
+    for ref in refs:
+        ident = ref.get("identifier") if isinstance(ref, Mapping) else None
+        if not isinstance(ident, Mapping) or ident.get("system") != ODS_SYSTEM:
+            continue
+        value = ident.get("value")
+        if isinstance(value, str) and _ODS_CODE.fullmatch(value.strip().upper()):
+            return value.strip().upper()
+    return None
+
+
+def patient_resource(resources: Iterable[Any]) -> Mapping[str, Any] | None:
+    """The Patient among a record's resources (None when there is none)."""
+    for r in resources:
+        if isinstance(r, Mapping) and r.get("resourceType") == "Patient":
+            return r
+    return None
+
+
+@dataclass(frozen=True)
+class PlaceDirectory:
+    """Practice → place and tenant → place; ``place_of`` answers the place key of a record."""
+
+    by_practice: Mapping[str, str] = field(default_factory=dict)
+    by_tenant: Mapping[str, str] = field(default_factory=dict)
+
+    def place_of(self, practice: str | None, tenant: str | None = None) -> str:
+        """The practice's place; else the tenant's; else ``UNKNOWN``."""
+        if practice and practice in self.by_practice:
+            return self.by_practice[practice]
+        if tenant and tenant in self.by_tenant:
+            return self.by_tenant[tenant]
+        return UNKNOWN
+
+    @property
+    def places(self) -> tuple[str, ...]:
+        return tuple(sorted({*self.by_practice.values(), *self.by_tenant.values()}))
+
+
+def _check_place(place: str, where: str, known: frozenset[str]) -> str:
+    place = place.strip()
+    if not _PLACE_ID.fullmatch(place):
+        raise PlaceTableError(f"{where}: place '{place[:40]}' is not a place id (e.g. 'hull')")
+    if known and place not in known:
+        listed = ", ".join(sorted(known))
+        raise PlaceTableError(f"{where}: place '{place}' is not one of the policies' ({listed})")
+    return place
+
+
+def load_practice_places(path: str | Path, known: Iterable[str] = ()) -> dict[str, str]:
+    """Read a CSV of ``practice_code,place`` (header required). Every row is checked: an ODS
+    code, a place id (one of ``known`` when given), no practice twice. PlaceTableError names
+    the file and the line of the first problem."""
+    known_set = frozenset(known)
+    out: dict[str, str] = {}
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.DictReader(f)
+            if tuple(reader.fieldnames or ()) != PRACTICE_COLUMNS:
+                raise PlaceTableError(
+                    f"{path}: the header must be exactly '{','.join(PRACTICE_COLUMNS)}'"
+                )
+            for row in reader:
+                where = f"{path} line {reader.line_num}"
+                code = (row.get("practice_code") or "").strip().upper()
+                if not _ODS_CODE.fullmatch(code):
+                    raise PlaceTableError(
+                        f"{where}: practice_code '{code[:20]}' is not an ODS code"
+                    )
+                if code in out:
+                    raise PlaceTableError(f"{where}: practice {code} is listed twice")
+                out[code] = _check_place(row.get("place") or "", where, known_set)
+    except OSError as exc:
+        raise PlaceTableError(f"{path}: cannot read the practice → place table ({exc})") from exc
+    return out
+
+
+def load_directory(
+    practice_file: str | Path | None, tenant_places: Any, known: Iterable[str] = ()
+) -> PlaceDirectory:
+    """The directory a deployment configures; PlaceTableError when either part is malformed."""
+    known_set = frozenset(known)
+    by_practice = load_practice_places(practice_file, known_set) if practice_file else {}
+    if tenant_places is None:
+        tenant_places = {}
+    if not isinstance(tenant_places, Mapping):
+        raise PlaceTableError("PLACE_BY_TENANT must map each tenant id to a place id")
+    by_tenant = {
+        str(t): _check_place(str(p), f"PLACE_BY_TENANT['{t}']", known_set)
+        for t, p in tenant_places.items()
+    }
+    return PlaceDirectory(by_practice, by_tenant)
+
+
+__all__ = [
+    "ODS_SYSTEM",
+    "PLACE_NAMES",
+    "UNKNOWN",
+    "PlaceDirectory",
+    "PlaceTableError",
+    "load_directory",
+    "load_practice_places",
+    "patient_resource",
+    "place_name",
+    "practice_code",
+]

@@ -1,0 +1,70 @@
+"""The population uptake-gap report opened in Debian's Chromium: every chart draws from the
+numbers in its table, and axe-core finds no serious or critical accessibility violation.
+Screenshot: test-artifacts/uptake-report.png."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser
+
+from cli.population import run_population
+from cli.uptake_report import render_report
+from tests.browser.axe import serious_violations
+from tests.cli.conftest import TODAY, generate_population
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = generate_population(tmp_path_factory, 1500, seed=3)
+    summary = run_population(
+        data,
+        io.StringIO(),
+        io.StringIO(),
+        today=TODAY,
+        workers=1,
+        places_file=str(REPO / "demo" / "practice-places.csv"),
+        deprivation_file=str(REPO / "demo" / "deprivation-by-postcode-district.csv"),
+    )
+    path = data / "report.html"
+    path.write_text(render_report(summary, today=TODAY, source="generated"), encoding="utf-8")
+    return path
+
+
+def test_the_report_draws_every_chart_and_is_accessible(browser: Browser, report: Path) -> None:
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(report.as_uri())
+        page.wait_for_function("document.body.dataset.drawn === 'yes'", timeout=15_000)
+        charts = page.evaluate(
+            """() => Array.from(document.querySelectorAll("canvas")).map((c) => {
+                const chart = Chart.getChart(c);
+                const table = c.closest("figure").querySelector("table");
+                return {
+                    id: c.id,
+                    width: c.getBoundingClientRect().width,
+                    first: chart.data.datasets[0].data,
+                    column: Array.from(table.querySelectorAll("tbody tr")).map(
+                        (tr) => Number(tr.children[tr.children.length > 3 ? 2 : 1]
+                            .textContent.replace(/,/g, ""))),
+                };
+            })"""
+        )
+        assert len(charts) == 10
+        for chart in charts:
+            assert chart["width"] > 300, chart["id"]
+            assert chart["first"] == chart["column"], chart["id"]  # the table is the chart
+        assert serious_violations(page) == []
+        assert errors == []
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "uptake-report.png"), full_page=True)
+    finally:
+        context.close()

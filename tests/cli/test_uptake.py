@@ -1,0 +1,323 @@
+"""The uptake-gap report of ``iport-cds evaluate --population``: every enabled policy in one
+pass, who each person is, the bands (meets / potentially eligible / data missing / does not
+meet) read from the policy's own definition of what a clinician can confirm, and the gap —
+meeting the criteria and not using the technology — which is not guessed when the input holds
+no device or procedure records."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli.population import run_population
+from cli.uptake import (
+    DATA_MISSING,
+    MEETS,
+    NOT_MET,
+    POTENTIALLY,
+    age_band,
+    band_of,
+    load_deprivation,
+    postcode_keys,
+    technology_in_use,
+)
+from facts import extract_record
+from policy import evaluate, load_policy, parse_policy
+from policy.engine import POLICY_DIR
+from tests.builders import (
+    CRITERIA,
+    T1DM,
+    condition,
+    hba1c,
+    insulin,
+    iport_device_request,
+    patient,
+)
+from tests.cli.conftest import TODAY, Run, by_patient, generate_population, one_line_error
+from valuesets import ValueSetLibrary
+
+Cli = Callable[..., Run]
+PATIENTS = 400
+REPO = Path(__file__).resolve().parents[2]
+PLACES = REPO / "demo" / "practice-places.csv"
+DEPRIVATION = REPO / "demo" / "deprivation-by-postcode-district.csv"
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_population(tmp_path_factory, PATIENTS, seed=11)
+
+
+@pytest.fixture(scope="module")
+def run(population: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = io.StringIO()
+    summary = run_population(
+        population,
+        out,
+        io.StringIO(),
+        today=TODAY,
+        workers=2,
+        chunk_size=50,
+        places_file=str(PLACES),
+        deprivation_file=str(DEPRIVATION),
+    )
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    return {"summary": summary, "rows": rows}
+
+
+def test_every_enabled_policy_in_one_pass(run: dict[str, Any]) -> None:
+    rows = run["rows"]
+    assert len(rows) == 2 * PATIENTS
+    assert Counter(r["policy_id"] for r in rows) == {
+        "hny-iport-advance": PATIENTS,
+        "nice-insulin-pump": PATIENTS,
+    }
+    pump = load_policy("nice-insulin-pump")
+    for r in rows:
+        if r["policy_id"] == "nice-insulin-pump":
+            assert r["policy_version"] == pump.info.version
+            assert r["type-2-diabetes"] == ""  # not a criterion of this policy
+    assert run["summary"].patients == PATIENTS
+
+
+def test_who_each_person_is(run: dict[str, Any], population: Path, vsl: ValueSetLibrary) -> None:
+    grouped = by_patient(population)
+    table = dict(line.split(",") for line in PLACES.read_text().splitlines()[1:])
+    lookup = dict(line.split(",") for line in DEPRIVATION.read_text().splitlines()[1:])
+    for r in run["rows"]:
+        resources = grouped[r["patient_ref"]]
+        (p,) = (x for x in resources if x["resourceType"] == "Patient")
+        assert r["sex"] == p["gender"]
+        gp = p.get("generalPractitioner")
+        practice = gp[0]["identifier"]["value"] if gp else ""
+        assert r["practice_code"] == practice
+        assert r["place"] == table.get(practice, "unknown")
+        assert r["deprivation_quintile"] == lookup[p["address"][0]["postalCode"].split()[0]]
+        record = extract_record(
+            resources, vsl, patient_id=r["patient_ref"], criteria_system=CRITERIA
+        )
+        assert r["age_band"] == age_band(record, TODAY)
+        if record.hba1c:
+            latest = max(record.hba1c, key=lambda h: h.date)
+            assert r["latest_hba1c_date"] == latest.date.isoformat()
+            assert float(r["latest_hba1c_mmol_mol"]) == pytest.approx(latest.mmol_mol, abs=0.05)
+        else:
+            assert r["latest_hba1c_mmol_mol"] == r["latest_hba1c_date"] == ""
+        has_pump = any(x["resourceType"] == "Procedure" for x in resources)
+        assert r["on_insulin_pump"] == ("yes" if has_pump else "no")
+        has_iport = any(x["resourceType"] == "DeviceRequest" for x in resources)
+        assert r["on_iport"] == ("yes" if has_iport else "no")
+
+
+def test_the_bands_and_the_gap_are_not_trivial(run: dict[str, Any]) -> None:
+    """The generated population reaches every band that matters and has a gap to show."""
+    rows = run["rows"]
+    iport = Counter(r["band"] for r in rows if r["policy_id"] == "hny-iport-advance")
+    pump = Counter(r["band"] for r in rows if r["policy_id"] == "nice-insulin-pump")
+    for band in (MEETS, POTENTIALLY, NOT_MET):
+        assert iport[band] > 0, band
+    for band in (MEETS, NOT_MET):
+        assert pump[band] > 0, band
+    gap = [r for r in rows if r["band"] == MEETS and r["technology_in_use"] == "no"]
+    in_use = [r for r in rows if r["band"] == MEETS and r["technology_in_use"] == "yes"]
+    assert gap
+    assert in_use  # some who meet already have it: the gap is less than "meets"
+    tally = run["summary"].tally
+    for policy in ("hny-iport-advance", "nice-insulin-pump"):
+        for dim in ("place", "age_band", "sex", "deprivation_quintile"):
+            groups = tally.breakdown(policy, dim)
+            assert sum(g["people"] for g in groups) == PATIENTS
+            assert sum(g["gap"] for g in groups) == sum(1 for r in gap if r["policy_id"] == policy)
+            assert sum(g["meets"] for g in groups) == (iport if "iport" in policy else pump)[MEETS]
+
+
+def test_the_report_is_one_html_file_with_a_table_for_every_chart(
+    cli: Cli, population: Path, tmp_path: Path
+) -> None:
+    out, report = tmp_path / "people.csv", tmp_path / "report.html"
+    result = cli(
+        "evaluate", "--population", str(population), "--out", str(out), "--report", str(report),
+        "--places", str(PLACES), "--deprivation", str(DEPRIVATION), "--workers", "1",
+        "--today", TODAY.isoformat(),
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    html = report.read_text(encoding="utf-8")
+    assert "<script src=" not in html  # self-contained
+    assert "<link" not in html
+    assert html.count("<canvas") == html.count("<table")  # a table of numbers for every chart
+    assert html.count("<canvas") == 2 * (1 + 4)  # per policy: bands, and 4 breakdowns
+    assert "Chart.js" in html or "chart.js" in html
+    assert "Potentially eligible" in html
+    assert "cannot be measured" not in html
+    assert "Vale of York" in html
+    assert f"uptake-gap report: {report}" in result.err
+
+
+def test_without_device_or_procedure_records_the_gap_is_not_guessed(
+    population: Path, tmp_path: Path
+) -> None:
+    bare = tmp_path / "bare"
+    shutil.copytree(population, bare)
+    (bare / "Procedure.ndjson").unlink()
+    (bare / "DeviceRequest.ndjson").unlink()
+    out = io.StringIO()
+    summary = run_population(bare, out, io.StringIO(), today=TODAY, workers=1)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert {r["on_insulin_pump"] for r in rows} == {"unknown"}
+    assert {r["on_iport"] for r in rows} == {"unknown"}
+    assert {r["technology_in_use"] for r in rows} == {"unknown"}
+    assert not summary.tally.technology_data
+    assert all(g["gap"] is None for g in summary.tally.breakdown("nice-insulin-pump", "place"))
+    from cli.population import summary_text
+    from cli.uptake_report import render_report
+
+    html = render_report(summary, today=TODAY, source="bare")
+    assert "The uptake gap cannot be measured from this input" in html
+    assert "cannot be measured" in summary_text(summary)
+    assert "No deprivation lookup was given" in html
+
+
+def type1_on_mdi(**extra: Any) -> list[dict[str, Any]]:
+    resources = [
+        patient(),
+        condition(T1DM),
+        insulin(text="with meals"),
+        insulin(text="at night"),
+    ]
+    if extra.get("hba1c"):
+        resources.append(hba1c(extra["hba1c"], on="2026-10-01"))
+    return resources
+
+
+def iport_with_confirmable(confirmable: dict[str, bool]) -> Any:
+    doc = json.loads((POLICY_DIR / "iport-advance.json").read_text(encoding="utf-8"))
+    for c in [*doc["criteria"], *doc["derived"]]:
+        if c["id"] in confirmable:
+            c["confirmable"] = confirmable[c["id"]]
+    return parse_policy(doc)
+
+
+@pytest.mark.parametrize(
+    ("hba1c_value", "confirmable", "band"),
+    [
+        # HbA1c 75 on MDI: only the i-Port criterion is open, and a clinician may confirm it
+        (75, {}, POTENTIALLY),
+        # ...unless the policy says none of the open criteria is a clinician's to confirm
+        (
+            75,
+            {
+                "mdi-impractical": False,
+                "needle-phobia": False,
+                "hba1c-above-69-with-poor-adherence": False,
+                "lipohypertrophy": False,
+            },
+            DATA_MISSING,
+        ),
+    ],
+)
+def test_potentially_eligible_reads_confirmability_from_the_policy(
+    vsl: ValueSetLibrary, hba1c_value: int | None, confirmable: dict[str, bool], band: str
+) -> None:
+    policy = iport_with_confirmable(confirmable)
+    record = extract_record(
+        type1_on_mdi(hba1c=hba1c_value), vsl, patient_id="pat-1", criteria_system=CRITERIA
+    )
+    d = evaluate(policy, record, TODAY)
+    assert band_of(policy, d, record, TODAY) == band
+
+
+@pytest.mark.parametrize(
+    ("option", "text", "message"),
+    [
+        ("--places", "practice_code,place\nZ11001,atlantis\n", "line 2: place 'atlantis'"),
+        ("--deprivation", "area_code,quintile\nHU1,7\n", "line 2: needs an area code"),
+        ("--deprivation", "postcode,imd\n", "header must be exactly 'area_code,quintile'"),
+    ],
+)
+def test_a_bad_table_is_a_usage_error(
+    cli: Cli, population: Path, tmp_path: Path, option: str, text: str, message: str
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(text, encoding="utf-8")
+    result = cli("evaluate", "--population", str(population), option, str(bad))
+    assert result.code == 2
+    assert message in one_line_error(result)
+
+
+def test_deprivation_is_looked_up_by_postcode_then_sector_then_district(tmp_path: Path) -> None:
+    lookup = tmp_path / "imd.csv"
+    lookup.write_text("area_code,quintile\nhu1 2ab,1\nHU1 3,2\nHU1,3\nDN14,4\n", encoding="utf-8")
+    table = load_deprivation(lookup)
+    assert table == {"HU12AB": "1", "HU1 3": "2", "HU1": "3", "DN14": "4"}
+
+    def quintile(postcode: str) -> str | None:
+        keys = postcode_keys({"address": [{"postalCode": postcode}]})
+        return next((table[k] for k in keys if k in table), None)
+
+    assert quintile("HU1 2AB") == "1"
+    assert quintile("hu1 3XY") == "2"
+    assert quintile("HU1 9ZZ") == "3"
+    assert quintile("DN14 6AA") == "4"
+    assert quintile("YO1 7HH") is None
+    assert postcode_keys({"address": "HU1"}) == []
+    assert postcode_keys(None) == []
+
+
+@pytest.mark.parametrize(
+    ("birth_date", "band"),
+    [
+        ("2014-11-22", "0-11"),  # 11 the day before the 12th birthday
+        ("2014-11-21", "12-17"),  # 12 on the day
+        ("2008-11-22", "12-17"),
+        ("2008-11-21", "18-39"),
+        ("1961-11-22", "40-64"),
+        ("1961-11-21", "65+"),
+        ("1990", "18-39"),  # a year only: the youngest age it allows
+        (None, "unknown"),
+    ],
+)
+def test_age_bands(vsl: ValueSetLibrary, birth_date: str | None, band: str) -> None:
+    record = extract_record(
+        [patient(birth_date=birth_date)], vsl, patient_id="pat-1", criteria_system=CRITERIA
+    )
+    assert age_band(record, TODAY) == band
+
+
+def pump_procedure() -> dict[str, Any]:
+    return {
+        "resourceType": "Procedure",
+        "id": "pump-1",
+        "status": "completed",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "180178009"}]},
+        "subject": {"reference": "Patient/pat-1"},
+        "performedDateTime": "2024-03-01",
+    }
+
+
+@pytest.mark.parametrize(
+    ("policy_name", "extra", "in_use"),
+    [
+        ("nice-insulin-pump", [pump_procedure()], True),  # already on a pump
+        ("nice-insulin-pump", [], False),
+        ("iport-advance", [iport_device_request(status="active")], True),
+        ("iport-advance", [iport_device_request(status="draft")], False),  # not yet ordered
+        ("iport-advance", [pump_procedure()], False),  # a pump is not an i-Port
+    ],
+)
+def test_technology_in_use_is_what_the_policy_stays_silent_for(
+    vsl: ValueSetLibrary, policy_name: str, extra: list[dict[str, Any]], in_use: bool
+) -> None:
+    policy = load_policy(policy_name)
+    record = extract_record(
+        [*type1_on_mdi(hba1c=75), *extra], vsl, patient_id="pat-1", criteria_system=CRITERIA
+    )
+    d = evaluate(policy, record, TODAY)
+    assert technology_in_use(policy, d, record) is in_use
