@@ -721,6 +721,26 @@ def insulin_injections_at_least(
     )
 
 
+@rule("insulin-prescribed")
+def insulin_prescribed(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
+    """A current insulin prescription: every route to an injection port presupposes insulin
+    injections. Absence is *unknown*, never *not met*: insulin may be prescribed elsewhere."""
+    if not record.insulin:
+        return _result(
+            spec,
+            Tri.UNKNOWN,
+            "No current insulin prescription in the record (it may be prescribed elsewhere).",
+            missing="a current insulin prescription",
+        )
+    names = "; ".join(dict.fromkeys(o.display for o in record.insulin))
+    return _result(
+        spec,
+        Tri.MET,
+        f"{names}.",
+        evidence=tuple(insulin_evidence(o) for o in record.insulin),
+    )
+
+
 @rule("confirmation-only")
 def confirmation_only(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
     """Never read from coded data: only a clinician's confirmation decides it.
@@ -812,6 +832,7 @@ DATA_DERIVED_RULES = frozenset(
         "hba1c-latest",
         "hba1c-on-mdi",
         "insulin-injections-at-least",
+        "insulin-prescribed",
         "recorded",
     }
 )

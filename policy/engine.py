@@ -277,10 +277,12 @@ def _derived_result(
         Tri.NOT_MET: f"Not met: {names}.",
         Tri.UNKNOWN: f"Unknown until these are known: {names}.",
     }[value]
-    evidence: list[Evidence] = []
+    # A "not" branch cites what it rests on (e.g. the birth date). Evidence is hashable, so the
+    # de-duplication stays linear however many results a record holds.
+    evidence: dict[Evidence, None] = {}
     if value is Tri.MET:
-        for cid, _ in leaves:  # a "not" branch cites what it rests on (e.g. the birth date)
-            evidence.extend(e for e in results[cid].evidence if e not in evidence)
+        for cid, _ in leaves:
+            evidence.update(dict.fromkeys(results[cid].evidence))
     return CriterionResult(d.id, d.title, value, reason, tuple(evidence), confirmable=d.confirmable)
 
 

@@ -77,16 +77,28 @@ def test_an_unknown_that_cannot_change_the_outcome_is_not_decisive() -> None:
         # Met: the branch that met it, derived criteria opened into their parts.
         (
             "t1-mdi-needle-phobia",
-            ("type-1-diabetes", "age-12-or-over", "hba1c-69-or-above-on-mdi", "needle-phobia"),
+            (
+                "type-1-diabetes",
+                "on-insulin",
+                "age-12-or-over",
+                "hba1c-69-or-above-on-mdi",
+                "needle-phobia",
+            ),
         ),
         # A child: the age that opens the under-12 route, and the confirmation that met it.
-        ("t1-child-mdi-impractical", ("type-1-diabetes", "age-12-or-over", "mdi-impractical")),
+        (
+            "t1-child-mdi-impractical",
+            ("type-1-diabetes", "on-insulin", "age-12-or-over", "mdi-impractical"),
+        ),
         # Not met: what failed, not the under-12 route an adult was never on.
         ("t1-low-hba1c-no-hypos", ("disabling-hypoglycaemia", "hba1c-69-or-above-on-mdi")),
         # No diagnosis: the diagnoses.
         ("no-diabetes", ("type-1-diabetes", "type-2-diabetes")),
         # Not enough information: what is settled on the branches still open.
-        ("t2-no-specialist", ("type-2-diabetes", "insulin-more-than-once-daily", "needle-phobia")),
+        (
+            "t2-no-specialist",
+            ("type-2-diabetes", "on-insulin", "insulin-more-than-once-daily", "needle-phobia"),
+        ),
     ],
 )
 def test_deciding_criteria(patient: str, decided_by: tuple[str, ...]) -> None:

@@ -58,6 +58,7 @@ def test_type1_adult_disabling_hypoglycaemia_with_lipohypertrophy_meets(decide: 
         condition(T1DM),
         condition(IMPAIRED_AWARENESS, onset="2026-03-01"),
         condition(LIPO),
+        *MDI,
     )
     assert d.outcome is Outcome.MEETS
     assert result(d, "disabling-hypoglycaemia") is Tri.MET
@@ -210,7 +211,7 @@ def test_age_12_or_over(decide: Decide, born: str | None, expected: Tri) -> None
 
 
 def test_child_under_12_meets_when_mdi_is_confirmed_impractical(decide: Decide) -> None:
-    d = decide(patient("2018-03-01"), condition(T1DM), confirmation("mdi-impractical"))
+    d = decide(patient("2018-03-01"), condition(T1DM), *MDI, confirmation("mdi-impractical"))
     assert result(d, "nice-pump-criteria") is Tri.MET
     assert d.outcome is Outcome.MEETS  # mdi-impractical is also the i-Port criterion
     assert d.criteria["mdi-impractical"].evidence[0].matched_by == "confirmation"
@@ -562,3 +563,47 @@ def test_hostile_confirmation_and_date_values_are_skipped_not_fatal(decide: Deci
     far = hba1c(75, on="9999-12-31T23:30:00-01:00")
     d = decide(patient(), condition(T1DM), c, far)
     assert len(d.warnings) == 2
+
+
+# -- Every route presupposes insulin injections ---------------------------------------------------
+def test_type2_with_no_insulin_prescription_never_meets_even_with_confirmations(
+    decide: Decide,
+) -> None:
+    """'multiple daily injections are impractical', 'avoiding/missing insulin injections',
+    'injecting into lipo-hypertrophied areas': a port is for someone injecting insulin."""
+    d = decide(
+        patient(),
+        condition(T2DM),
+        confirmation("diabetes-specialist-recommendation"),
+        confirmation("mdi-impractical"),
+    )
+    assert result(d, "on-insulin") is Tri.UNKNOWN
+    assert "no current insulin prescription" in d.criteria["on-insulin"].reason.lower()
+    assert d.outcome is Outcome.INSUFFICIENT
+    assert "on-insulin" in d.decisive
+
+
+def test_type1_child_with_no_insulin_prescription_is_insufficient(decide: Decide) -> None:
+    d = decide(patient("2018-03-01"), condition(T1DM), confirmation("mdi-impractical"))
+    assert result(d, "on-insulin") is Tri.UNKNOWN
+    assert d.outcome is Outcome.INSUFFICIENT
+
+
+def test_a_confirmation_cannot_stand_in_for_an_insulin_prescription(decide: Decide) -> None:
+    d = decide(
+        patient(),
+        condition(T2DM),
+        confirmation("on-insulin"),
+        confirmation("diabetes-specialist-recommendation"),
+        confirmation("mdi-impractical"),
+    )
+    assert result(d, "on-insulin") is Tri.UNKNOWN
+    assert not d.criteria["on-insulin"].confirmable
+    assert d.outcome is Outcome.INSUFFICIENT
+
+
+def test_an_ended_insulin_prescription_does_not_meet_the_insulin_gate(decide: Decide) -> None:
+    ended = insulin(text="with meals")
+    ended["dispenseRequest"] = {"validityPeriod": {"end": "2025-01-01"}}
+    d = decide(patient(), condition(T2DM), ended, confirmation("mdi-impractical"))
+    assert result(d, "on-insulin") is Tri.UNKNOWN

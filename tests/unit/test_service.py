@@ -661,7 +661,11 @@ def test_only_judgement_criteria_are_offered_for_confirmation(client: FlaskClien
         post(
             client,
             "order-sign",
-            hook_request("order-sign", resources=[patient(), condition(T1DM)], drafts=[draft()]),
+            hook_request(
+                "order-sign",
+                resources=[patient(), condition(T1DM), insulin(text="with meals")],
+                drafts=[draft()],
+            ),
         )
     )
     by_id = {c["id"]: c for c in card["extension"]["iport-cds.eligibility"]["criteria"]}
