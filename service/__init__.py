@@ -25,9 +25,10 @@ from service.admission import HookAdmission
 from service.config import load_config
 from service.discovery import enabled_services
 from service.errors import ServiceBusy, ServiceError, operation_outcome
-from service.evaluation import Engine
+from service.evaluation import Runtime
 from service.logs import configure_logging
 from service.routes import bp, json_response
+from service.state import AppState, install
 from valuesets import load_value_sets
 
 log = logging.getLogger("iport_cds")
@@ -35,7 +36,7 @@ log = logging.getLogger("iport_cds")
 _HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 413: "too-long", 415: "not-supported"}
 
 
-def build_engine(config: Mapping[str, Any]) -> Engine:
+def build_runtime(config: Mapping[str, Any]) -> Runtime:
     """Everything loaded once at start-up; a malformed value set or policy file fails here."""
     extra = config.get("VALUESET_EXTRA_DIR")
     vsl = load_value_sets([extra] if extra else [])
@@ -46,7 +47,7 @@ def build_engine(config: Mapping[str, Any]) -> Engine:
     if len(criteria_systems) != 1:
         raise PolicyError("all policies must share one confirmation CodeSystem")
     pool = int(config["FHIR_POOL_SIZE"])
-    return Engine(
+    return Runtime(
         vsl=vsl,
         policies=policies,
         services=enabled_services(policies),
@@ -75,8 +76,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.setdefault("CLOCK", lambda: datetime.now(UTC))
     app.config.setdefault("UUID_FACTORY", lambda: str(uuid.uuid4()))
     configure_logging(str(app.config["LOG_LEVEL"]))
-    app.extensions["iport_cds.engine"] = build_engine(app.config)
-    app.extensions["iport_cds.hook_admission"] = HookAdmission.from_config(app.config)
+    runtime = build_runtime(app.config)
+    # The store first: it also holds the token ids seen, shared by every worker and pod.
+    state = install(
+        app,
+        AppState(
+            runtime=runtime,
+            store=analytics.open_app_store(app),
+            admission=HookAdmission.from_config(app.config),
+        ),
+    )
     CORS(
         app,
         resources={r"/cds-services*": {"origins": app.config["CORS_ORIGINS"]}},
@@ -84,10 +93,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         allow_headers=["Content-Type", "Authorization", "X-Request-ID"],
         max_age=600,
     )
-    engine: Engine = app.extensions["iport_cds.engine"]
-    # The store first: it also holds the token ids seen, shared by every worker and pod.
-    audit_store = analytics.init_app(app)
-    auth.init_app(app, engine.session, audit_store)
+    analytics.init_app(app, state)
+    auth.init_app(app, runtime.session, state.store)
     app.register_blueprint(bp)
     _register_error_handlers(app)
     ops.init_app(app)

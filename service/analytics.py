@@ -48,16 +48,15 @@ import store
 from fhirdata.allowlist import is_loopback
 from service import auth, dashboard
 from service.errors import BadRequest, ServiceError, Unauthorised
-from service.evaluation import Engine, HookResult
+from service.evaluation import HookResult, Runtime
 from service.hookrequest import HookRequest
+from service.state import AppState, app_state
 from store import AccessRecord, people, repository
 from store.records import london_day
 
 log = logging.getLogger("iport_cds.analytics")
 R = TypeVar("R", bound=BaseResponse)
 
-EXTENSION_STORE = "iport_cds.store"
-EXTENSION_THROTTLE = "iport_cds.analytics_login_throttle"
 MAX_FEEDBACK_ITEMS = 100
 MAX_COMMENT_CHARS = 4000
 FEEDBACK_CARD_WAIT_S = 1.0  # how long to wait for another worker's not-yet-written card
@@ -99,38 +98,38 @@ class Forbidden(ServiceError):
     code = "forbidden"
 
 
-def init_app(app: Flask) -> store.Store:
-    """Open the store and register the listener, feedback handler, routes and CLI commands."""
+def open_app_store(app: Flask) -> store.Store:
+    """The app's store (DATABASE_URL, or SQLite in the instance folder), retention applied."""
     instance = Path(app.instance_path)
     url = app.config.get("DATABASE_URL") or store.sqlite_url(instance / "iport-cds.sqlite3")
-    configured_key = app.config.get("AUDIT_HASH_KEY")  # str(): an all-digit env value is parsed
-    key = store.hash_key(str(configured_key) if configured_key else None, instance)
     opened = store.open_store(str(url))
-    clock: Callable[[], datetime] = app.config["CLOCK"]
     retention = app.config.get("AUDIT_RETENTION_DAYS")
-    opened.set_retention(int(retention) if retention else None, clock)
+    opened.set_retention(int(retention) if retention else None, app.config["CLOCK"])
     opened.apply_retention()
-    app.extensions[EXTENSION_STORE] = opened
-    app.extensions[EXTENSION_THROTTLE] = LoginThrottle(opened, key)
-    app.after_request(AccessAuditor(opened, key, clock))
-    engine: Engine = app.extensions["iport_cds.engine"]
-    app.extensions.setdefault("iport_cds.evaluation_listeners", []).append(
-        AuditListener(opened, key, clock, dashboard.init_places(app, engine))
-    )
-    app.extensions["iport_cds.feedback_handler"] = FeedbackHandler(
-        opened, clock, override_displays(engine)
-    )
-    app.register_blueprint(bp)
-    app.extensions.setdefault("iport_cds.auth_exempt", set()).update(EXEMPT_PATHS)
-    app.cli.add_command(export_audit)
-    app.cli.add_command(purge_audit)
     log.info("audit trail on %s", opened.backend)
     return opened
 
 
-def _store() -> store.Store:
-    found: store.Store = current_app.extensions[EXTENSION_STORE]
-    return found
+def init_app(app: Flask, state: AppState) -> None:
+    """Register the listener, feedback handler, routes and CLI commands on the open store."""
+    instance = Path(app.instance_path)
+    configured_key = app.config.get("AUDIT_HASH_KEY")  # str(): an all-digit env value is parsed
+    key = store.hash_key(str(configured_key) if configured_key else None, instance)
+    clock: Callable[[], datetime] = app.config["CLOCK"]
+    opened = state.store
+    state.login_throttle = LoginThrottle(opened, key)
+    app.after_request(AccessAuditor(opened, key, clock))
+    state.places = dashboard.load_places(app, state.runtime)
+    state.listeners.append(AuditListener(opened, key, clock, state.places))
+    state.feedback_handler = FeedbackHandler(opened, clock, override_displays(state.runtime))
+    app.register_blueprint(bp)
+    state.auth_exempt.update(EXEMPT_PATHS)
+    app.cli.add_command(export_audit)
+    app.cli.add_command(purge_audit)
+
+
+def _store() -> store.AuditStore:
+    return app_state().store
 
 
 # -- audit ---------------------------------------------------------------------------------------
@@ -138,7 +137,7 @@ def _store() -> store.Store:
 class AuditListener:
     """Called after each evaluation: builds the record and queues it (no database work here)."""
 
-    store: store.Store
+    store: store.AuditStore
     key: bytes
     clock: Callable[[], datetime]
     places: places.PlaceDirectory = field(default_factory=places.PlaceDirectory)
@@ -164,7 +163,7 @@ class AccessAuditor:
     or why the call was refused) and the request id that ties it to the log lines.
     """
 
-    store: store.Store
+    store: store.AuditStore
     key: bytes
     clock: Callable[[], datetime]
 
@@ -181,10 +180,10 @@ class AccessAuditor:
         principal: auth.Principal | None = g.get("principal")
         req: HookRequest | None = g.get("hook_request")
         service_id = (request.view_args or {}).get("service_id")
-        engine: Engine = current_app.extensions["iport_cds.engine"]
+        runtime = app_state().runtime
         return AccessRecord(
             recorded_at=self.clock(),
-            service_id=service_id if service_id in engine.services else "unknown",
+            service_id=service_id if service_id in runtime.services else "unknown",
             status=status,
             outcome=_access_outcome(status),
             issuer=principal.iss if principal else None,
@@ -282,10 +281,10 @@ def audit_record(
 
 
 # -- feedback ------------------------------------------------------------------------------------
-def override_displays(engine: Engine) -> dict[str, str]:
+def override_displays(runtime: Runtime) -> dict[str, str]:
     """Override reason code → the display the cards offer (from each policy's presentation)."""
     out: dict[str, str] = {}
-    for policy in engine.policies.values():
+    for policy in runtime.policies.values():
         for reason in policy.info.presentation.get("overrideReasons", ()):
             out.setdefault(str(reason["code"]), str(reason["display"]))
     return out
@@ -296,7 +295,7 @@ class FeedbackHandler:
     """CDS Hooks 2.0 feedback: every item valid and about a card this service issued, or 400
     naming the first bad item (nothing stored). A resent item is stored once."""
 
-    store: store.Store
+    store: store.AuditStore
     clock: Callable[[], datetime]
     displays: Mapping[str, str]
 
@@ -478,7 +477,7 @@ class LoginThrottle:
 
     def __init__(
         self,
-        opened: store.Store,
+        opened: store.AuditStore,
         key: bytes,
         per_address: int = 5,
         overall: int = 50,
@@ -562,31 +561,31 @@ def _filter(args: Mapping[str, str]) -> store.Filter:
     if (end - start).days >= MAX_RANGE_DAYS:
         raise BadRequest(f"the date range may span at most {MAX_RANGE_DAYS} days")
     service = args.get("service") or None
-    engine: Engine = current_app.extensions["iport_cds.engine"]
-    if service is not None and service not in engine.services:
+    runtime = app_state().runtime
+    if service is not None and service not in runtime.services:
         raise BadRequest("'service' is not a service of this deployment")
     policy = args.get("policy") or None
-    if policy is not None and policy not in engine.policies:
+    if policy is not None and policy not in runtime.policies:
         raise BadRequest("'policy' is not a policy of this deployment")
     place = args.get("place") or None
-    directory: places.PlaceDirectory = current_app.extensions[dashboard.EXTENSION_PLACES]
-    if place is not None and place not in dashboard.place_keys(engine, directory):
+    directory = app_state().places
+    if place is not None and place not in dashboard.place_keys(runtime, directory):
         raise BadRequest("'place' is not a place of this deployment")
     return store.Filter(
-        start, end, service, _policy_services(engine, policy) if policy else (), place
+        start, end, service, _policy_services(runtime, policy) if policy else (), place
     )
 
 
-def _policy_services(engine: Engine, policy_id: str) -> tuple[str, ...]:
-    return tuple(sorted(s.id for s in engine.services.values() if s.policy == policy_id))
+def _policy_services(runtime: Runtime, policy_id: str) -> tuple[str, ...]:
+    return tuple(sorted(s.id for s in runtime.services.values() if s.policy == policy_id))
 
 
 def figures(f: store.Filter) -> dict[str, Any]:
     """The dashboard's figures, with criterion titles and policy versions added."""
     out = _store().analytics(f)
-    engine: Engine = current_app.extensions["iport_cds.engine"]
+    runtime = app_state().runtime
     titles: dict[str, str] = {}
-    for policy in engine.policies.values():
+    for policy in runtime.policies.values():
         for cid in policy.criterion_ids:
             titles.setdefault(cid, policy.title_of(cid))
     for b in out["blockingCriteria"]:
@@ -595,21 +594,21 @@ def figures(f: store.Filter) -> dict[str, Any]:
     out["generatedAt"] = datetime.now(UTC).isoformat(timespec="seconds")
     out["policies"] = [
         {"key": key, "id": p.info.id, "version": p.info.version, "title": p.info.title}
-        for key, p in engine.policies.items()
+        for key, p in runtime.policies.items()
     ]
     out["policy"] = next(
         (
             p
-            for p in engine.policies
-            if f.service_ids and f.service_ids == _policy_services(engine, p)
+            for p in runtime.policies
+            if f.service_ids and f.service_ids == _policy_services(runtime, p)
         ),
         None,
     )
-    out.update(dashboard.figures(_store(), f, engine))
+    out.update(dashboard.figures(_store(), f, runtime))
     # The same totals split by policy (i-Port Advance and NICE insulin pump), for the date range.
     out["byPolicy"] = {
-        p: _store().analytics(replace(f, service_ids=_policy_services(engine, p)))["totals"]
-        for p in engine.policies
+        p: _store().analytics(replace(f, service_ids=_policy_services(runtime, p)))["totals"]
+        for p in runtime.policies
     }
     return out
 
@@ -633,22 +632,22 @@ def analytics_page() -> Response | str:
     except BadRequest as exc:  # a person typed it: a page that says what to change
         html = render_template("analytics_bad_input.html", message=exc.message)
         return _secure(Response(html, status=400, mimetype="text/html"))
-    engine: Engine = current_app.extensions["iport_cds.engine"]
-    directory: places.PlaceDirectory = current_app.extensions[dashboard.EXTENSION_PLACES]
+    runtime = app_state().runtime
+    directory = app_state().places
     policy = request.args.get("policy") or ""
     html = render_template(
         "analytics.html",
         start=f.start.isoformat(),
         end=f.end.isoformat(),
         service=f.service_id or "",
-        services=sorted(dashboard.service_names(engine).items(), key=lambda kv: kv[1]),
+        services=sorted(dashboard.service_names(runtime).items(), key=lambda kv: kv[1]),
         policy=policy,
-        policies=[(pid, dashboard.policy_name(p)) for pid, p in sorted(engine.policies.items())],
+        policies=[(pid, dashboard.policy_name(p)) for pid, p in sorted(runtime.policies.items())],
         place=f.place or "",
-        places=[(p, places.place_name(p)) for p in dashboard.place_keys(engine, directory)],
-        heading=dashboard.policy_name(engine.policies[policy]) if policy else None,
+        places=[(p, places.place_name(p)) for p in dashboard.place_keys(runtime, directory)],
+        heading=dashboard.policy_name(runtime.policies[policy]) if policy else None,
         policy_places=sorted(
-            {places.place_name(p) for pol in engine.policies.values() for p in pol.info.places}
+            {places.place_name(p) for pol in runtime.policies.values() for p in pol.info.places}
         ),
         token_login=bool(current_app.config.get("ANALYTICS_TOKEN")),
     )
@@ -664,7 +663,7 @@ def analytics_export() -> Response:
     kind = request.args.get("kind") or "evaluations"
     if kind not in ("evaluations", "feedback"):
         raise BadRequest("'kind' must be 'evaluations' or 'feedback'")
-    engine: Engine = current_app.extensions["iport_cds.engine"]
+    runtime = app_state().runtime
     s = _store()
     s.flush(10)
 
@@ -673,13 +672,13 @@ def analytics_export() -> Response:
             if kind == "feedback":
                 yield from dashboard.csv_stream(
                     dashboard.FEEDBACK_COLUMNS,
-                    dashboard.feedback_rows(people.export_feedback(conn, f), engine),
+                    dashboard.feedback_rows(people.export_feedback(conn, f), runtime),
                 )
                 return
-            columns = dashboard.criterion_columns(engine)
+            columns = dashboard.criterion_columns(runtime)
             yield from dashboard.csv_stream(
                 (*dashboard.EVALUATION_COLUMNS, *(c.header for c in columns)),
-                dashboard.evaluation_rows(people.export_evaluations(conn, f), engine, columns),
+                dashboard.evaluation_rows(people.export_evaluations(conn, f), runtime, columns),
             )
 
     name = f"iport-cds-{kind}-{f.start.isoformat()}-to-{f.end.isoformat()}.csv"
@@ -701,7 +700,9 @@ def analytics_login() -> BaseResponse:
     token = current_app.config.get("ANALYTICS_TOKEN")
     if not token:
         return _secure(redirect(url_for("analytics.analytics_page"), code=303))
-    throttle: LoginThrottle = current_app.extensions[EXTENSION_THROTTLE]
+    throttle = app_state().login_throttle
+    if throttle is None:  # pragma: no cover - init_app always sets it
+        raise RuntimeError("the analytics login is not initialised")
     address, now = request.remote_addr or "unknown", time.time()
     wait_s = throttle.retry_after(address, now)
     if wait_s is not None:

@@ -1,6 +1,6 @@
 """One hook call, end to end: request → data → facts → decision → cards.
 
-``Engine`` holds what is built once at start-up (value sets, policy, HTTP pool); ``run_hook``
+``Runtime`` holds what is built once at start-up (value sets, policy, HTTP pool); ``run_hook``
 is the whole flow for one request and knows nothing of Flask.
 """
 
@@ -37,7 +37,7 @@ LONDON = ZoneInfo("Europe/London")
 
 
 @dataclass
-class Engine:
+class Runtime:
     vsl: ValueSetLibrary
     policies: dict[str, Policy]  # by policy id
     services: dict[str, ServiceDef]  # the enabled ones, by service id
@@ -75,7 +75,7 @@ def iport_drafts(req: HookRequest, vsl: ValueSetLibrary) -> list[Order]:
 
 
 def _client_factory(
-    engine: Engine, req: HookRequest, server_policy: FhirServerPolicy, request_id: str | None
+    runtime: Runtime, req: HookRequest, server_policy: FhirServerPolicy, request_id: str | None
 ) -> Callable[[], FhirClient] | None:
     if not req.fhir_server:
         return None
@@ -88,9 +88,9 @@ def _client_factory(
             raise DataUnavailable(f"{exc}; no request was sent to it") from exc
         return FhirClient(
             base,
-            session=engine.session,
-            executor=engine.executors.for_url(base),
-            settings=engine.fetch_settings,
+            session=runtime.session,
+            executor=runtime.executors.for_url(base),
+            settings=runtime.fetch_settings,
             access_token=req.access_token,
             request_id=request_id,
         )
@@ -99,7 +99,7 @@ def _client_factory(
 
 
 def run_hook(
-    engine: Engine,
+    runtime: Runtime,
     service: ServiceDef,
     req: HookRequest,
     *,
@@ -118,22 +118,22 @@ def run_hook(
     Raises PreconditionFailed (412) when required data cannot be obtained.
     """
     started = time.perf_counter()
-    if service.hook in ("order-select", "order-sign") and not iport_drafts(req, engine.vsl):
+    if service.hook in ("order-select", "order-sign") and not iport_drafts(req, runtime.vsl):
         return HookResult(body={"cards": []}, timings_ms={"total": _ms(started)})
     try:
         gathered = gather(
             req.prefetch,
-            engine.templates,
+            runtime.templates,
             req.patient_id,
-            _client_factory(engine, req, server_policy or engine.server_policy, request_id),
+            _client_factory(runtime, req, server_policy or runtime.server_policy, request_id),
             fhir_server=req.fhir_server,
         )
     except DataUnavailable as exc:
         raise PreconditionFailed(str(exc)) from exc
-    policy = engine.policies[service.policy]
+    policy = runtime.policies[service.policy]
     record = extract_record(
         gathered.resources,
-        engine.vsl,
+        runtime.vsl,
         patient_id=req.patient_id,
         criteria_system=policy.info.criteria_system,
         warnings=gathered.warnings,
@@ -153,7 +153,7 @@ def run_hook(
             user_ref=req.user_id,
             now=now,
             new_uuid=new_uuid,
-            note=_companion_note(engine, service, record, today),
+            note=_companion_note(runtime, service, record, today),
             app_url=app_url,
         )
         card = eligibility_card(decision, ctx, patient_view=service.hook == "patient-view")
@@ -176,11 +176,11 @@ def _speaks_proactively(decision: Decision, record: PatientRecord) -> bool:
 
 
 def _companion_note(
-    engine: Engine, service: ServiceDef, record: PatientRecord, today: date
+    runtime: Runtime, service: ServiceDef, record: PatientRecord, today: date
 ) -> str | None:
     """The i-Port card defers to the insulin pump when the patient meets the NICE pump criteria
     and is not on one: a pump is the NICE-recommended option, an i-Port the alternative."""
-    companion = engine.policies.get(service.companion or "")
+    companion = runtime.policies.get(service.companion or "")
     if companion is None:
         return None
     decision = evaluate(companion, record, today)

@@ -19,6 +19,7 @@ from typing import Any
 
 from store import repository
 from store.db import make_engine, migrate, normalise_url, sqlite_url
+from store.interface import AuditStore
 from store.keys import hash_key
 from store.records import (
     AccessRecord,
@@ -35,6 +36,7 @@ from store.writer import AuditWriter
 __all__ = [
     "AccessRecord",
     "AuditRecord",
+    "AuditStore",
     "CardRecord",
     "CriterionRecord",
     "FeedbackRecord",
@@ -53,7 +55,9 @@ TOKEN_PURGE_EVERY_S = 60.0  # how often a process deletes token ids past their e
 CLAIM_WAIT_S = 2.0  # SQLite: how long a token claim waits for another writer's lock
 
 
-class Store:
+class Store(AuditStore):
+    """The real ``AuditStore``: SQLite or PostgreSQL, migrated on open."""
+
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
