@@ -1,8 +1,8 @@
 """The full assessment for a launched patient, by the very path the cards take.
 
 ``assess`` builds the patient-view hook request the EHR would have sent (this FHIR server, the
-clinician's token, no prefetch) and runs ``service.evaluation.run_hook``: the same fetch, the
-same ``extract_record`` and the same ``policy.evaluate``. Nothing here decides anything; it
+clinician's token, no prefetch) and runs ``service.evaluation.run_hook``: the same fetch and
+the same ``policy.decide`` path. Nothing here decides anything; it
 arranges a ``Decision`` for a page and writes a clinician's confirmation.
 """
 
@@ -25,12 +25,13 @@ from cds_cards.render import (
     long_date,
     not_checked,
 )
+from facts.london import london_day
 from fhirdata import FhirClient, FhirError, FhirServerNotAllowed
 from fhirdata.client import FhirUnauthorised
 from policy import CriterionResult, Decision, Evidence, Policy, Tri
 from review_app.smart import ReviewSession
 from service.errors import ServiceError
-from service.evaluation import LONDON, Runtime, run_hook
+from service.evaluation import Runtime, run_hook
 from service.hookrequest import HookRequest
 
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -304,4 +305,4 @@ def record_confirmation(
 
 
 def today_text(now: datetime) -> str:
-    return long_date(now.astimezone(LONDON).date())
+    return long_date(london_day(now))

@@ -19,17 +19,15 @@ from werkzeug.exceptions import HTTPException
 import review_app
 from fhirdata import FetchSettings, FhirServerPolicy, new_session, prefetch_templates
 from fhirdata.transport import OriginExecutors
-from policy import PolicyError, load_policies
 from service import analytics, auth, ops
 from service.admission import HookAdmission
-from service.config import load_config
+from service.config import core_from_config, load_config
 from service.discovery import enabled_services
 from service.errors import ServiceBusy, ServiceError, operation_outcome
 from service.evaluation import Runtime
 from service.logs import configure_logging
 from service.routes import bp, json_response
 from service.state import AppState, install
-from valuesets import load_value_sets
 
 log = logging.getLogger("iport_cds")
 
@@ -38,20 +36,12 @@ _HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 413: "too-long", 41
 
 def build_runtime(config: Mapping[str, Any]) -> Runtime:
     """Everything loaded once at start-up; a malformed value set or policy file fails here."""
-    extra = config.get("VALUESET_EXTRA_DIR")
-    vsl = load_value_sets([extra] if extra else [])
-    policies = load_policies(config["POLICIES"], config.get("POLICY_PARAMETERS") or {})
-    for policy in policies.values():
-        vsl.require(policy.value_sets)
-    criteria_systems = {p.info.criteria_system for p in policies.values()}
-    if len(criteria_systems) != 1:
-        raise PolicyError("all policies must share one confirmation CodeSystem")
+    core = core_from_config(config)
     pool = int(config["FHIR_POOL_SIZE"])
     return Runtime(
-        vsl=vsl,
-        policies=policies,
-        services=enabled_services(policies),
-        templates=prefetch_templates(vsl, criteria_systems.pop()),
+        core=core,
+        services=enabled_services(core.policies),
+        templates=prefetch_templates(core.vsl, core.criteria_system),
         server_policy=FhirServerPolicy.from_config(
             config["FHIR_SERVER_ALLOWLIST"],
             config["FHIR_INSECURE_HOSTS"],

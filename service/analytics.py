@@ -45,6 +45,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 import places
 import store
+from facts.london import london_day
 from fhirdata.allowlist import is_loopback
 from service import auth, dashboard
 from service.errors import BadRequest, ServiceError, Unauthorised
@@ -52,7 +53,6 @@ from service.evaluation import HookResult, Runtime
 from service.hookrequest import HookRequest
 from service.state import AppState, app_state
 from store import AccessRecord, people, repository
-from store.records import london_day
 
 log = logging.getLogger("iport_cds.analytics")
 R = TypeVar("R", bound=BaseResponse)

@@ -22,10 +22,10 @@ from flask import Flask
 
 import places
 import store
+from facts.london import LONDON
 from policy import Policy
 from service.evaluation import Runtime
 from store import people
-from store.records import LONDON
 
 OUTCOMES = ("meets-criteria", "does-not-meet-criteria", "insufficient-information")
 OUTCOME_NAMES = {

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.dml import Insert
 
+from facts.london import LONDON, london_day
 from store.models import (
     AccessEvent,
     AnalyticsLoginFailure,
@@ -31,12 +32,10 @@ from store.models import (
     SeenToken,
 )
 from store.records import (
-    LONDON,
     AccessRecord,
     AuditRecord,
     FeedbackRecord,
     IssuedCardInfo,
-    london_day,
     utc,
 )
 

@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,8 @@ def test_healthz_says_ok_and_nothing_else(client: FlaskClient) -> None:
 def test_readyz_fails_without_policies(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(state_of(app).runtime, "policies", {})
+    runtime = state_of(app).runtime
+    monkeypatch.setattr(runtime, "core", replace(runtime.core, policies={}))
     resp = client.get("/readyz")
     assert resp.status_code == 503
     assert resp.json["checks"]["valueSets"] == "unavailable"
