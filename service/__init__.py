@@ -19,12 +19,13 @@ from werkzeug.exceptions import HTTPException
 import review_app
 from fhirdata import FetchSettings, FhirServerPolicy, new_session, prefetch_templates
 from fhirdata.transport import OriginExecutors
-from service import analytics, auth, ops
+from service import analytics, audit, audit_commands, auth, dashboard, ops
 from service.admission import HookAdmission
 from service.config import core_from_config, load_config
 from service.discovery import enabled_services
 from service.errors import ServiceBusy, ServiceError, operation_outcome
 from service.evaluation import Runtime
+from service.feedback import FeedbackHandler, override_displays
 from service.logs import configure_logging
 from service.routes import bp, json_response
 from service.state import AppState, install
@@ -72,10 +73,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app,
         AppState(
             runtime=runtime,
-            store=analytics.open_app_store(app),
+            store=audit.open_app_store(app),
             admission=HookAdmission.from_config(app.config),
+            places=dashboard.load_places(app, runtime),
         ),
     )
+    key = audit.hash_key_of(app)
     CORS(
         app,
         resources={r"/cds-services*": {"origins": app.config["CORS_ORIGINS"]}},
@@ -83,7 +86,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         allow_headers=["Content-Type", "Authorization", "X-Request-ID"],
         max_age=600,
     )
-    analytics.init_app(app, state)
+    audit.init_app(app, state, key)
+    state.feedback_handler = FeedbackHandler(
+        state.store, app.config["CLOCK"], override_displays(runtime)
+    )
+    analytics.init_app(app, state, key)
+    audit_commands.init_app(app)
     auth.init_app(app, runtime.session, state.store)
     app.register_blueprint(bp)
     _register_error_handlers(app)

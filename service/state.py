@@ -21,7 +21,7 @@ from store import AuditStore
 from store.sessions import SessionStore
 
 if TYPE_CHECKING:  # the login throttle lives with the dashboard login, which imports this
-    from service.analytics import LoginThrottle
+    from service.dashboard_login import LoginThrottle
 
 EvaluationListener = Callable[[str, HookRequest, HookResult], None]
 """Called after each evaluation with the service id, the request and the result; must not
