@@ -28,6 +28,7 @@ from service import dashboard, dashboard_login
 from service.dashboard_login import Forbidden, access, login_page, require_access, secure
 from service.errors import BadRequest
 from service.evaluation import Runtime
+from service.figures import summary_json
 from service.state import AppState, app_state
 from store import people
 
@@ -117,7 +118,7 @@ def _policy_services(runtime: Runtime, policy_id: str) -> tuple[str, ...]:
 def figures(f: store.Filter) -> dict[str, Any]:
     """The dashboard's figures, with criterion titles and policy versions added."""
     s, runtime = app_state().store, app_state().runtime
-    out = s.analytics(f)
+    out = summary_json(s.summary(f), f)
     titles: dict[str, str] = {}
     for policy in runtime.policies.values():
         for cid in policy.criterion_ids:
@@ -141,10 +142,14 @@ def figures(f: store.Filter) -> dict[str, Any]:
     out.update(dashboard.figures(s, f, runtime))
     # The same totals split by policy (i-Port Advance and NICE insulin pump), for the date range.
     out["byPolicy"] = {
-        p: s.analytics(replace(f, service_ids=_policy_services(runtime, p)))["totals"]
+        p: _totals(s, replace(f, service_ids=_policy_services(runtime, p)))
         for p in runtime.policies
     }
     return out
+
+
+def _totals(s: store.AuditStore, f: store.Filter) -> Any:
+    return summary_json(s.summary(f), f)["totals"]
 
 
 @bp.get("/analytics.json")

@@ -30,7 +30,7 @@ from store.records import (
     IssuedCardInfo,
     patient_hash,
 )
-from store.repository import Filter
+from store.repository import Filter, Summary
 from store.writer import AuditWriter
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "Filter",
     "IssuedCardInfo",
     "Store",
+    "Summary",
     "close_all",
     "hash_key",
     "open_store",
@@ -204,9 +205,10 @@ class Store(AuditStore):
             return repository.purge_before(conn, cutoff)
 
     # -- reading ----------------------------------------------------------------------------
-    def analytics(self, f: Filter) -> dict[str, Any]:
+    def summary(self, f: Filter) -> Summary:
+        """The dashboard's summary counts and percentiles (``service.figures`` shapes them)."""
         with self.engine.connect() as conn, conn.begin():
-            return repository.analytics(conn, f)
+            return repository.summary(conn, f)
 
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from sqlalchemy import Engine
 
 from store.records import AccessRecord, AuditRecord, FeedbackRecord, IssuedCardInfo
-from store.repository import Filter
+from store.repository import Filter, Summary
 
 
 class AuditStore(Protocol):
@@ -60,7 +60,7 @@ class AuditStore(Protocol):
 
     def purge_before(self, cutoff: datetime) -> tuple[int, int]: ...
 
-    def analytics(self, f: Filter) -> dict[str, Any]: ...
+    def summary(self, f: Filter) -> Summary: ...
 
     def counts(self) -> dict[str, int]: ...
 
