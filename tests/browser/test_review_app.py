@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import threading
 from collections.abc import Iterator
 from datetime import date
@@ -33,20 +31,18 @@ from werkzeug.serving import make_server
 import demo
 from service import create_app
 from service.state import state_of
-from tests.browser.test_dashboard import browser
+from tests.browser.axe import serious_violations
 from tests.fhir_server import FhirTestServer
 from tests.integration.conftest import fhir_server
 from tests.service_process import free_port
 from tests.smart_server import SmartServer
 from tests.store import debian
 
-__all__ = ["browser", "fhir_server"]
+__all__ = ["fhir_server"]
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 DOC_IMAGES = REPO / "docs" / "images"
-AXE_VERSION = "4.14.1"
-AXE_DIR = REPO / ".cache" / f"axe-core-{AXE_VERSION}"
 PATIENT = "t2-no-specialist"  # insufficient: only the specialist recommendation is missing
 CRITERIA_SYSTEM = "https://iport-cds.example.org/fhir/CodeSystem/iport-criteria"
 
@@ -58,21 +54,6 @@ def _emoji_font() -> None:
         ["fonts-noto-color-emoji"],
         lambda: Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf").exists(),
     )
-
-
-@pytest.fixture(scope="module")
-def axe_source() -> str:
-    """axe-core, installed from the npm registry by the test run (once, into .cache/)."""
-    script = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
-    if not script.exists():
-        debian.ensure(["npm"], lambda: shutil.which("npm") is not None)
-        AXE_DIR.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            ["npm", "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(AXE_DIR),
-             f"axe-core@{AXE_VERSION}"],
-            check=True, capture_output=True, timeout=300,
-        )  # fmt: skip
-    return script.read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -164,17 +145,6 @@ def sandbox_launch(smart: SmartServer, link: dict[str, Any], patient_id: str) ->
     return f"{link['url']}?launch={resp.json()['launch_id']}&iss={smart.iss}"
 
 
-def serious_violations(page: Page, axe_source: str) -> list[dict[str, Any]]:
-    page.add_script_tag(content=axe_source)
-    found: list[dict[str, Any]] = page.evaluate(
-        """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
-            .filter(v => v.impact === 'serious' || v.impact === 'critical')
-            .map(v => ({id: v.id, impact: v.impact, help: v.help,
-                        nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 3)}))"""
-    )
-    return found
-
-
 def card_page(card: dict[str, Any]) -> str:
     """The card as an EHR pop-up shows it: summary, markdown detail, buttons, links."""
     md = MarkdownIt("commonmark", {"html": False})
@@ -222,7 +192,6 @@ def test_smart_launch_from_a_card_confirmation_and_evidence_summary(
     smart: SmartServer,
     service_url: str,
     patient: str,
-    axe_source: str,
 ) -> None:
     card = order_sign_card(service_url, fhir_server.base_url, patient)
     (link,) = [x for x in card["links"] if x["type"] == "smart"]
@@ -248,7 +217,7 @@ def test_smart_launch_from_a_card_confirmation_and_evidence_summary(
         assert page.locator("#criterion-needle-phobia").get_attribute("data-result") == "met"
         assert "Could change the outcome" in row.text_content()
         assert page.locator("table.review-criteria tbody tr").count() >= 10  # every criterion
-        assert serious_violations(page, axe_source) == []
+        assert serious_violations(page) == []
         shoot(page, "review-app")
 
         # The printable summary before the confirmation: the IFR route is offered.
@@ -260,7 +229,7 @@ def test_smart_launch_from_a_card_confirmation_and_evidence_summary(
         assert page.locator("#ifr-route").is_visible()  # not met: the IFR route
         assert "2025-12-04" in main  # policy version
         assert "31 Dec 2028" in main  # and review date
-        assert serious_violations(page, axe_source) == []
+        assert serious_violations(page) == []
         page.emulate_media(media="print")
         assert not page.locator(".nhsuk-header").is_visible()
         shoot(page, "review-summary")
