@@ -28,7 +28,7 @@ from service import dashboard, dashboard_login
 from service.dashboard_login import Forbidden, access, login_page, require_access, secure
 from service.errors import BadRequest
 from service.evaluation import Runtime
-from service.figures import summary_json
+from service.figures import access_json, summary_json
 from service.state import AppState, app_state
 from store import people
 
@@ -125,7 +125,7 @@ def figures(f: store.Filter) -> dict[str, Any]:
             titles.setdefault(cid, policy.title_of(cid))
     for b in out["blockingCriteria"]:
         b["title"] = titles.get(b["id"], b["id"])
-    out["access"] = s.access_counts(f)
+    out["access"] = access_json(s.access_counts(f))
     out["generatedAt"] = datetime.now(UTC).isoformat(timespec="seconds")
     out["policies"] = [
         {"key": key, "id": p.info.id, "version": p.info.version, "title": p.info.title}

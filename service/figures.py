@@ -1,9 +1,11 @@
-"""The dashboard's summary figures as JSON: ``store.repository.Summary`` (counts grouped and
-percentiles computed in SQL) shaped into the camelCase object ``/analytics.json`` serves."""
+"""The dashboard's summary and access figures as JSON: ``store.repository.Summary`` (counts
+grouped and percentiles computed in SQL) and the access counts, shaped into the camelCase
+object ``/analytics.json`` serves."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
@@ -21,6 +23,21 @@ def percentiles_json(p: Percentiles) -> dict[str, Any]:
     out.update({f"p{k}": None if v is None else round(v, 2) for k, v in p.at.items()})
     out["max"] = None if p.max is None else round(p.max, 2)
     return out
+
+
+def access_json(rows: Iterable[tuple[int, str, int]]) -> dict[str, Any]:
+    """Calls to the hooks, answered and refused: by status, and refusals by why."""
+    by_status: dict[str, int] = defaultdict(int)
+    refusals: dict[str, int] = defaultdict(int)
+    for status, outcome, n in rows:
+        by_status[str(status)] += n
+        if status >= 400:
+            refusals[outcome] += n
+    return {
+        "calls": sum(by_status.values()),
+        "byStatus": dict(sorted(by_status.items())),
+        "refusals": dict(sorted(refusals.items(), key=lambda kv: (-kv[1], kv[0]))),
+    }
 
 
 def summary_json(s: Summary, f: Filter) -> dict[str, Any]:

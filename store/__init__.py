@@ -214,7 +214,7 @@ class Store(AuditStore):
         with self.engine.connect() as conn:
             return repository.counts(conn)
 
-    def access_counts(self, f: Filter) -> dict[str, Any]:
+    def access_counts(self, f: Filter) -> list[tuple[int, str, int]]:
         with self.engine.connect() as conn, conn.begin():
             return repository.access_counts(conn, f)
 

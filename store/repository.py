@@ -520,25 +520,16 @@ def export_access(
             yield row
 
 
-def access_counts(conn: Connection, f: Filter) -> dict[str, Any]:
-    """Calls to the hooks in the date range: answered and refused, by status and outcome."""
+def access_counts(conn: Connection, f: Filter) -> list[tuple[int, str, int]]:
+    """Calls to the hooks in the date range: (HTTP status, outcome, calls) rows."""
     stmt = _filtered(
         f,
         select(AccessEvent.status, AccessEvent.outcome, func.count()),
         AccessEvent.recorded_on,
         AccessEvent.service_id,
     )
-    by_status: dict[str, int] = defaultdict(int)
-    refusals: dict[str, int] = defaultdict(int)
-    for status, outcome, n in conn.execute(stmt.group_by(AccessEvent.status, AccessEvent.outcome)):
-        by_status[str(status)] += int(n)
-        if status >= 400:
-            refusals[outcome] += int(n)
-    return {
-        "calls": sum(by_status.values()),
-        "byStatus": dict(sorted(by_status.items())),
-        "refusals": dict(sorted(refusals.items(), key=lambda kv: (-kv[1], kv[0]))),
-    }
+    rows = conn.execute(stmt.group_by(AccessEvent.status, AccessEvent.outcome))
+    return [(int(status), str(outcome), int(n)) for status, outcome, n in rows]
 
 
 def _since(moment: datetime | date) -> datetime:
