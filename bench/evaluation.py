@@ -25,6 +25,7 @@ from service import create_app
 from service.evaluation import run_hook
 from service.hookrequest import parse_hook_request
 from service.runtime import tune_gc
+from service.state import state_of
 
 SIZES = (50, 500, 5000)
 
@@ -36,8 +37,8 @@ def main() -> None:
     args = ap.parse_args()
     app = create_app({"REQUIRE_AUTH": False, "LOG_LEVEL": "WARNING"})
     tune_gc()  # as deploy/gunicorn.conf.py does in the master before forking workers
-    engine = app.extensions["iport_cds.engine"]
-    service = engine.services["iport-advance-order-select"]
+    runtime = state_of(app).runtime
+    service = runtime.services["iport-advance-order-select"]
     now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
     rows = []
     for size in SIZES:
@@ -49,7 +50,7 @@ def main() -> None:
             for _ in range(repeat):
                 t0 = time.perf_counter()
                 req = parse_hook_request(orjson.loads(body), "order-select")
-                result = run_hook(engine, service, req, now=now, new_uuid=lambda: "u")
+                result = run_hook(runtime, service, req, now=now, new_uuid=lambda: "u")
                 orjson.dumps(result.body)
                 times.append((time.perf_counter() - t0) * 1000)
             assert result.outcome == "meets-criteria", result.outcome

@@ -1,43 +1,43 @@
 """``iport-cds evaluate FILE``: the policy's decision for one patient's record, offline.
 
-Uses the pure core only (value sets, facts, policy, the card extension): no service, no
-network. The date is today in Europe/London unless ``--today`` fixes it.
+Starts as the service does (``service.config.core_from_config``: value sets, the policy, the
+deployment's parameter overrides) and decides as it does (``policy.decide``); no network.
+The date is today in Europe/London unless ``--today`` fixes it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TextIO
-from zoneinfo import ZoneInfo
+from typing import Any, TextIO
 
 from cds_cards import extension
 from cli.errors import EXIT_USAGE, CliError
 from cli.inputs import choose_patient, read_resources, require_patient_record
 from cli.render import decision_table
-from facts import extract_record
-from policy import Decision, Policy, PolicyError, evaluate, load_policy
+from facts.london import london_day
+from policy import Decision, PolicyError
+from policy.decide import Core, decide, read_record
 from policy.engine import POLICY_DIR, policy_names
-from valuesets import ValueSetError, ValueSetLibrary, load_value_sets
-
-LONDON = ZoneInfo("Europe/London")
+from service.config import core_from_config, read_settings
+from valuesets import ValueSetError
 
 
 def london_today() -> date:
-    return datetime.now(LONDON).date()
+    return london_day(datetime.now(UTC))
 
 
-@dataclass(frozen=True)
-class Core:
-    vsl: ValueSetLibrary
-    policy: Policy
-
-
-def load_core(policy: str = "iport-advance", valueset_dirs: Sequence[str] = ()) -> Core:
-    """Value sets and policy, as the service loads them; a bad file is a usage error."""
+def load_core(
+    policy: str = "iport-advance",
+    valueset_dirs: Sequence[str] = (),
+    settings: Mapping[str, Any] | None = None,
+) -> Core:
+    """The service's start-up assembly for one policy: value sets (VALUESET_EXTRA_DIR and
+    ``valueset_dirs``) and the policy with the deployment's POLICY_PARAMETERS, from
+    ``settings`` (default: the service's configuration file and IPORT_CDS_* environment).
+    A bad file or setting is a usage error."""
     if not Path(policy).suffix and not (POLICY_DIR / f"{policy}.json").is_file():
         names = ", ".join(policy_names())
         raise CliError(
@@ -45,25 +45,22 @@ def load_core(policy: str = "iport-advance", valueset_dirs: Sequence[str] = ()) 
             "(or give the path of a policy file)",
             EXIT_USAGE,
         )
+    config = {**(read_settings() if settings is None else settings), "POLICIES": [policy]}
     try:
-        vsl = load_value_sets(valueset_dirs)
-        pol = load_policy(policy)
-        vsl.require(pol.value_sets)
+        return core_from_config(config, valueset_dirs)
     except (ValueSetError, PolicyError) as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
-    return Core(vsl, pol)
 
 
 def decide_file(
     core: Core, path: Path, today: date, patient: str | None
 ) -> tuple[Decision, str | None]:
+    """The decision for the one policy of ``core`` on the patient in ``path``."""
     resources = read_resources(path, today)
     require_patient_record(resources, path)
     pid = choose_patient(resources, patient, path)
-    record = extract_record(
-        resources, core.vsl, patient_id=pid, criteria_system=core.policy.info.criteria_system
-    )
-    return evaluate(core.policy, record, today), pid
+    (policy,) = core.policies.values()
+    return decide(read_record(core, resources, pid), policy, today).decision, pid
 
 
 def run_evaluate(

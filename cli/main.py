@@ -318,6 +318,9 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
 
 def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     from cli.population import DEFAULT_POLICIES, PopulationSummary, run_population, summary_text
+    from service.config import read_settings, valueset_dirs
+
+    settings = read_settings()  # the deployment's value sets and parameter overrides
 
     def run(stream: TextIO) -> PopulationSummary:
         return run_population(
@@ -326,7 +329,8 @@ def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
             err,
             today=_today(args),
             policies=args.policy or DEFAULT_POLICIES,
-            valueset_dirs=args.valueset_extra_dir,
+            valueset_dirs=valueset_dirs(settings, args.valueset_extra_dir),
+            parameters=settings.get("POLICY_PARAMETERS") or {},
             workers=args.workers,
             chunk_size=args.chunk_size,
             places_file=args.places,

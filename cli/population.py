@@ -28,7 +28,7 @@ import sqlite3
 import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
@@ -49,9 +49,9 @@ from cli.uptake import (
     load_deprivation,
     person_rows,
 )
-from facts import extract_record
-from policy import Policy, load_policy
-from valuesets import ValueSetLibrary, load_value_sets
+from policy import Policy, PolicyError
+from policy.decide import Core, load_core, read_record
+from valuesets import ValueSetError
 
 try:
     import resource as _resource
@@ -205,7 +205,7 @@ def _index_line(
 # -- workers -----------------------------------------------------------------------------------
 @dataclass
 class _Worker:
-    vsl: ValueSetLibrary
+    core: Core
     policies: list[Policy]
     conn: sqlite3.Connection
     fds: list[int]
@@ -226,11 +226,17 @@ class RunOptions:
     places_file: str | None
     deprivation_file: str | None
     technology_data: bool
+    parameters: Mapping[str, Any] = field(default_factory=dict)  # POLICY_PARAMETERS
 
 
-def load_run(opts: RunOptions) -> tuple[list[Policy], PersonContext]:
-    """The policies and shared context; CliError (usage) naming a bad file."""
-    pols = [load_policy(p) for p in opts.policies]
+def load_run(opts: RunOptions) -> tuple[Core, PersonContext]:
+    """The core (the service's start-up assembly) and shared context; CliError (usage) naming
+    a bad file."""
+    try:
+        core = load_core(opts.policies, opts.parameters, opts.valueset_dirs)
+    except (ValueSetError, PolicyError) as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    pols = list(core.policies.values())
     known = {pl for p in pols for pl in p.info.places}
     try:
         directory = places.load_directory(opts.places_file, None, known)
@@ -240,7 +246,7 @@ def load_run(opts: RunOptions) -> tuple[list[Policy], PersonContext]:
     ctx = PersonContext(
         date.fromisoformat(opts.today), directory, deprivation, opts.technology_data
     )
-    return pols, ctx
+    return core, ctx
 
 
 def criteria_of(policies: Sequence[Policy]) -> tuple[str, ...]:
@@ -251,10 +257,10 @@ def criteria_of(policies: Sequence[Policy]) -> tuple[str, ...]:
 def _init_worker(db_path: str, files: list[str], opts: RunOptions) -> None:
     """Runs once in each worker: value sets, policies, the index and the files, opened once."""
     global _WORKER
-    vsl = load_value_sets(list(opts.valueset_dirs))
-    pols, ctx = load_run(opts)
+    core, ctx = load_run(opts)
+    pols = list(core.policies.values())
     _WORKER = _Worker(
-        vsl=vsl,
+        core=core,
         policies=pols,
         conn=sqlite3.connect(f"file:{db_path}?mode=ro", uri=True),
         fds=[os.open(f, os.O_RDONLY) for f in files],
@@ -312,11 +318,10 @@ def evaluate_chunk(pids: list[str]) -> tuple[list[list[str]], float | None]:
     ):
         by_pid[pid].append(_read(w, file_no, off, size))
     rows: list[list[str]] = []
-    system = w.policies[0].info.criteria_system
     for pid in pids:
         resources = by_pid[pid]
         resources += _medications(w, resources)
-        record = extract_record(resources, w.vsl, patient_id=pid, criteria_system=system)
+        record = read_record(w.core, resources, pid)
         rows += person_rows(pid, resources, record, w.policies, w.criteria, w.ctx)
     return rows, peak_rss_mb()
 
@@ -355,6 +360,7 @@ def run_population(
     chunk_size: int = 250,
     places_file: str | None = None,
     deprivation_file: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
 ) -> PopulationSummary:
     """Evaluate every policy for every patient in ``directory``'s NDJSON files; write CSV rows
     to ``out``. CliError (usage) for a bad folder, policy, place table or lookup."""
@@ -367,8 +373,10 @@ def run_population(
         places_file,
         deprivation_file,
         technology_data=True,
+        parameters=dict(parameters or {}),
     )
-    pols, _ = load_run(opts)  # a bad file fails before any work
+    core, _ = load_run(opts)  # a bad file fails before any work
+    pols = list(core.policies.values())
     criteria = criteria_of(pols)
     workers = max(1, workers or usable_cores())
     summary = PopulationSummary(files=len(files), workers=workers)

@@ -21,6 +21,7 @@ import places
 from facts import PatientRecord
 from facts.model import Confirmation
 from policy import Decision, Outcome, Policy, Tri, evaluate
+from policy.decide import decide
 
 MEETS = "meets"
 POTENTIALLY = "potentially eligible"
@@ -198,7 +199,7 @@ def person_rows(
     ]
     rows = []
     for policy in policies:
-        d = evaluate(policy, record, ctx.today)
+        d = decide(record, policy, ctx.today).decision
         rows.append(
             [
                 pid,

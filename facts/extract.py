@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from facts.dosage import injections_per_day
+from facts.london import LONDON
 from facts.model import (
     BirthDate,
     Confirmation,
@@ -27,7 +27,6 @@ from facts.model import (
 )
 from valuesets import Concept, ValueSetLibrary
 
-LONDON = ZoneInfo("Europe/London")
 SYSTEM_LABELS = {
     "http://snomed.info/sct": "SNOMED",
     "http://loinc.org": "LOINC",

@@ -32,8 +32,8 @@ from review_app.assessment import (
     record_confirmation,
     today_text,
 )
-from service.evaluation import Engine
-from store import Store
+from service.evaluation import Runtime
+from service.state import app_state, state_of
 from store.keys import session_keys
 from store.sessions import LAUNCH, SESSION, SessionStore
 
@@ -76,25 +76,26 @@ def init_app(app: Flask) -> None:
     """
     for key, value in DEFAULTS.items():
         app.config.setdefault(key, value)
-    db: Store = app.extensions["iport_cds.store"]
+    state = state_of(app)
     configured = app.config["REVIEW_APP_SESSION_KEY"]
     keys = session_keys(str(configured) if configured else None, Path(app.instance_path))
-    app.extensions["iport_cds.review_app"] = SessionStore(db.engine, keys)
-    app.extensions["iport_cds.smart_launch_path"] = LAUNCH_PATH
+    state.review_sessions = SessionStore(state.store.engine, keys)
+    state.smart_launch_path = LAUNCH_PATH
     paths = [f"{PREFIX}/{p}" for p in ("", "launch", "callback", "confirm", "summary", "logout")]
     paths += [f"{PREFIX}/static/{f}" for f in STATIC_FILES]
-    app.extensions.setdefault("iport_cds.auth_exempt", set()).update(paths)
+    state.auth_exempt.update(paths)
     app.register_blueprint(bp)
 
 
 def _sessions() -> SessionStore:
-    sessions: SessionStore = current_app.extensions["iport_cds.review_app"]
+    sessions = app_state().review_sessions
+    if sessions is None:  # pragma: no cover - init_app always sets it
+        raise RuntimeError("the review app is not initialised")
     return sessions
 
 
-def _engine() -> Engine:
-    engine: Engine = current_app.extensions["iport_cds.engine"]
-    return engine
+def _runtime() -> Runtime:
+    return app_state().runtime
 
 
 def _base_url() -> str:
@@ -125,8 +126,8 @@ def launch() -> BaseResponse:
     if not iss:
         return _error("Open this app from the EHR, or give the FHIR server as ?iss=.", 400)
     try:
-        base = _engine().server_policy.check(iss)
-        config = smart.discover(base, _engine().session)
+        base = _runtime().server_policy.check(iss)
+        config = smart.discover(base, _runtime().session)
     except FhirServerNotAllowed as exc:
         return _error(f"This FHIR server cannot be used: {exc}.", 400)
     except smart.LaunchError as exc:
@@ -171,7 +172,7 @@ def callback() -> BaseResponse:
             smart.PendingLaunch.from_dict(data),
             request.args["code"],
             current_app.config["REVIEW_APP_CLIENT_ID"],
-            _engine().session,
+            _runtime().session,
         )
     except smart.LaunchError as exc:
         return _error(f"The launch could not finish: {exc}.", 502)
@@ -193,7 +194,7 @@ def _context_policy(app_context: str | None) -> str | None:
     except ValueError:
         return None
     policy = ctx.get("policy") if isinstance(ctx, dict) else None
-    return policy if isinstance(policy, str) and policy in _engine().policies else None
+    return policy if isinstance(policy, str) and policy in _runtime().policies else None
 
 
 def _session() -> smart.ReviewSession | None:
@@ -203,7 +204,7 @@ def _session() -> smart.ReviewSession | None:
 
 def _policy_id(session: smart.ReviewSession) -> str:
     wanted = request.values.get("policy") or _context_policy(session.app_context)
-    policies = _engine().policies
+    policies = _runtime().policies
     return wanted if wanted in policies else next(iter(policies))
 
 
@@ -223,7 +224,7 @@ def _launched(check_csrf: bool = False) -> tuple[smart.ReviewSession, Assessment
     if check_csrf and not hmac.compare_digest(request.form.get("csrf", ""), session.csrf_token):
         return _error("This form has expired: reload the page and try again.", 403)
     try:
-        return session, assess(_engine(), session, _policy_id(session), _now())
+        return session, assess(_runtime(), session, _policy_id(session), _now())
     except TokenRejected:
         return _end_session()
     except (AssessmentError, FhirServerNotAllowed) as exc:
@@ -241,7 +242,7 @@ def assessment() -> Response:
         a=a,
         csrf=session.csrf_token,
         confirmed=request.args.get("confirmed"),
-        policies=_engine().policies,
+        policies=_runtime().policies,
         user=session.user_ref,
     )
 
@@ -254,7 +255,7 @@ def confirm() -> BaseResponse:
     session, a = launched
     criterion = request.form.get("criterion", "")
     try:
-        record_confirmation(_engine(), session, a, criterion, _now())
+        record_confirmation(_runtime(), session, a, criterion, _now())
     except TokenRejected:
         return _end_session()
     except (AssessmentError, FhirServerNotAllowed) as exc:
@@ -270,7 +271,7 @@ def summary() -> Response:
     if isinstance(launched, Response):
         return launched
     session, a = launched
-    user = clinician_name(_engine(), session) or session.user_ref
+    user = clinician_name(_runtime(), session) or session.user_ref
     return _page("summary.html", a=a, user=user, today=today_text(_now()))
 
 

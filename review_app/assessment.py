@@ -1,8 +1,8 @@
 """The full assessment for a launched patient, by the very path the cards take.
 
 ``assess`` builds the patient-view hook request the EHR would have sent (this FHIR server, the
-clinician's token, no prefetch) and runs ``service.evaluation.run_hook``: the same fetch, the
-same ``extract_record`` and the same ``policy.evaluate``. Nothing here decides anything; it
+clinician's token, no prefetch) and runs ``service.evaluation.run_hook``: the same fetch and
+the same ``policy.decide`` path. Nothing here decides anything; it
 arranges a ``Decision`` for a page and writes a clinician's confirmation.
 """
 
@@ -25,12 +25,13 @@ from cds_cards.render import (
     long_date,
     not_checked,
 )
+from facts.london import london_day
 from fhirdata import FhirClient, FhirError, FhirServerNotAllowed
 from fhirdata.client import FhirUnauthorised
 from policy import CriterionResult, Decision, Evidence, Policy, Tri
 from review_app.smart import ReviewSession
 from service.errors import ServiceError
-from service.evaluation import LONDON, Engine, run_hook
+from service.evaluation import Runtime, run_hook
 from service.hookrequest import HookRequest
 
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -170,21 +171,21 @@ def _patient_details(
     return name, born if isinstance(born, str) else None, tuple(ids)
 
 
-def patient_view_service(engine: Engine, policy_id: str) -> str:
-    for sid, s in engine.services.items():
+def patient_view_service(runtime: Runtime, policy_id: str) -> str:
+    for sid, s in runtime.services.items():
         if s.hook == "patient-view" and s.policy == policy_id:
             return sid
     raise AssessmentError("this policy has no assessment here")
 
 
-def assess(engine: Engine, rs: ReviewSession, policy_id: str, now: datetime) -> Assessment:
+def assess(runtime: Runtime, rs: ReviewSession, policy_id: str, now: datetime) -> Assessment:
     """Read the record with the clinician's token and evaluate ``policy_id`` for the patient.
 
     Raises AssessmentError when the FHIR server is not allowed or the record cannot be read.
     """
     if not FHIR_ID.fullmatch(rs.patient_id):
         raise AssessmentError("the launch named a patient id that is not a FHIR id")
-    service_id = patient_view_service(engine, policy_id)
+    service_id = patient_view_service(runtime, policy_id)
     req = HookRequest(
         hook="patient-view",
         hook_instance=str(uuid.uuid4()),
@@ -198,7 +199,7 @@ def assess(engine: Engine, rs: ReviewSession, policy_id: str, now: datetime) -> 
     )
     try:
         result = run_hook(
-            engine, engine.services[service_id], req, now=now, new_uuid=lambda: str(uuid.uuid4())
+            runtime, runtime.services[service_id], req, now=now, new_uuid=lambda: str(uuid.uuid4())
         )
     except ServiceError as exc:  # PreconditionFailed: the record could not be had
         error = TokenRejected if _token_refused(exc) else AssessmentError
@@ -206,7 +207,7 @@ def assess(engine: Engine, rs: ReviewSession, policy_id: str, now: datetime) -> 
     decision, gathered = result.decision, result.gathered
     if decision is None or gathered is None:  # patient-view always decides; never reached
         raise AssessmentError("The assessment could not be made.")
-    policy = engine.policies[policy_id]
+    policy = runtime.policies[policy_id]
     # A patient recorded as deceased is not assessed: no criteria to show or confirm.
     order = [] if decision.deceased else [*decision.shown_criteria, *decision.criteria]
     order = list(dict.fromkeys(order))
@@ -224,7 +225,7 @@ def assess(engine: Engine, rs: ReviewSession, policy_id: str, now: datetime) -> 
     )
 
 
-def clinician_name(engine: Engine, rs: ReviewSession) -> str | None:
+def clinician_name(runtime: Runtime, rs: ReviewSession) -> str | None:
     """The signed-in clinician's name from their FHIR resource (``fhirUser``), read through
     the service's one FHIR client with their token; None when it cannot be read."""
     if not rs.user_ref or not re.fullmatch(
@@ -232,12 +233,12 @@ def clinician_name(engine: Engine, rs: ReviewSession) -> str | None:
     ):
         return None
     try:
-        base = engine.server_policy.check(rs.iss)
+        base = runtime.server_policy.check(rs.iss)
         client = FhirClient(
             base,
-            session=engine.session,
-            executor=engine.executors.for_url(base),  # this FHIR server's bulkhead
-            settings=engine.fetch_settings,
+            session=runtime.session,
+            executor=runtime.executors.for_url(base),  # this FHIR server's bulkhead
+            settings=runtime.fetch_settings,
             access_token=rs.access_token,
         )
         try:
@@ -262,7 +263,7 @@ def long_date_of(iso: str | None) -> str | None:
 
 
 def record_confirmation(
-    engine: Engine,
+    runtime: Runtime,
     rs: ReviewSession,
     assessment: Assessment,
     criterion_id: str,
@@ -276,13 +277,13 @@ def record_confirmation(
     row = next((r for r in assessment.criteria if r.id == criterion_id), None)
     if row is None or not row.can_confirm:
         raise AssessmentError("That criterion cannot be confirmed here.")
-    base = engine.server_policy.check(rs.iss)
+    base = runtime.server_policy.check(rs.iss)
     r = assessment.decision.criteria[criterion_id]
     resource = confirmation_observation(
         assessment.decision.policy, r, rs.patient_id, rs.user_ref, now
     )
     try:
-        resp = engine.session.post(
+        resp = runtime.session.post(
             f"{base}/Observation",
             json=resource,
             headers={
@@ -304,4 +305,4 @@ def record_confirmation(
 
 
 def today_text(now: datetime) -> str:
-    return long_date(now.astimezone(LONDON).date())
+    return long_date(london_day(now))

@@ -19,38 +19,30 @@ from werkzeug.exceptions import HTTPException
 import review_app
 from fhirdata import FetchSettings, FhirServerPolicy, new_session, prefetch_templates
 from fhirdata.transport import OriginExecutors
-from policy import PolicyError, load_policies
-from service import analytics, auth, ops
+from service import analytics, audit, audit_commands, auth, dashboard, ops
 from service.admission import HookAdmission
-from service.config import load_config
+from service.config import core_from_config, load_config
 from service.discovery import enabled_services
 from service.errors import ServiceBusy, ServiceError, operation_outcome
-from service.evaluation import Engine
+from service.evaluation import Runtime
+from service.feedback import FeedbackHandler, override_displays
 from service.logs import configure_logging
 from service.routes import bp, json_response
-from valuesets import load_value_sets
+from service.state import AppState, install
 
 log = logging.getLogger("iport_cds")
 
 _HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 413: "too-long", 415: "not-supported"}
 
 
-def build_engine(config: Mapping[str, Any]) -> Engine:
+def build_runtime(config: Mapping[str, Any]) -> Runtime:
     """Everything loaded once at start-up; a malformed value set or policy file fails here."""
-    extra = config.get("VALUESET_EXTRA_DIR")
-    vsl = load_value_sets([extra] if extra else [])
-    policies = load_policies(config["POLICIES"], config.get("POLICY_PARAMETERS") or {})
-    for policy in policies.values():
-        vsl.require(policy.value_sets)
-    criteria_systems = {p.info.criteria_system for p in policies.values()}
-    if len(criteria_systems) != 1:
-        raise PolicyError("all policies must share one confirmation CodeSystem")
+    core = core_from_config(config)
     pool = int(config["FHIR_POOL_SIZE"])
-    return Engine(
-        vsl=vsl,
-        policies=policies,
-        services=enabled_services(policies),
-        templates=prefetch_templates(vsl, criteria_systems.pop()),
+    return Runtime(
+        core=core,
+        services=enabled_services(core.policies),
+        templates=prefetch_templates(core.vsl, core.criteria_system),
         server_policy=FhirServerPolicy.from_config(
             config["FHIR_SERVER_ALLOWLIST"],
             config["FHIR_INSECURE_HOSTS"],
@@ -75,8 +67,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.setdefault("CLOCK", lambda: datetime.now(UTC))
     app.config.setdefault("UUID_FACTORY", lambda: str(uuid.uuid4()))
     configure_logging(str(app.config["LOG_LEVEL"]))
-    app.extensions["iport_cds.engine"] = build_engine(app.config)
-    app.extensions["iport_cds.hook_admission"] = HookAdmission.from_config(app.config)
+    runtime = build_runtime(app.config)
+    # The store first: it also holds the token ids seen, shared by every worker and pod.
+    state = install(
+        app,
+        AppState(
+            runtime=runtime,
+            store=audit.open_app_store(app),
+            admission=HookAdmission.from_config(app.config),
+            places=dashboard.load_places(app, runtime),
+        ),
+    )
+    key = audit.hash_key_of(app)
     CORS(
         app,
         resources={r"/cds-services*": {"origins": app.config["CORS_ORIGINS"]}},
@@ -84,10 +86,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         allow_headers=["Content-Type", "Authorization", "X-Request-ID"],
         max_age=600,
     )
-    engine: Engine = app.extensions["iport_cds.engine"]
-    # The store first: it also holds the token ids seen, shared by every worker and pod.
-    audit_store = analytics.init_app(app)
-    auth.init_app(app, engine.session, audit_store)
+    audit.init_app(app, state, key)
+    state.feedback_handler = FeedbackHandler(
+        state.store, app.config["CLOCK"], override_displays(runtime)
+    )
+    analytics.init_app(app, state, key)
+    audit_commands.init_app(app)
+    auth.init_app(app, runtime.session, state.store)
     app.register_blueprint(bp)
     _register_error_handlers(app)
     ops.init_app(app)

@@ -1,17 +1,20 @@
 """Configuration: defaults, then an optional JSON file, then IPORT_CDS_* environment variables.
 
-Read once in ``create_app``; every setting is documented in the README.
+Read once in ``create_app`` (and by the command line, ``read_settings``); every setting is
+documented in the README.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Config, Flask
+
+from policy.decide import Core, load_core
 
 ENV_PREFIX = "IPORT_CDS"
 
@@ -62,10 +65,30 @@ DEFAULTS: dict[str, Any] = {
 
 def load_config(app: Flask, overrides: Mapping[str, Any] | None = None) -> None:
     """Defaults < IPORT_CDS_CONFIG_FILE (JSON) < IPORT_CDS_* environment < ``overrides``."""
-    app.config.update(DEFAULTS)
+    app.config.update(read_settings(overrides, app.root_path))
+
+
+def read_settings(overrides: Mapping[str, Any] | None = None, root: str = ".") -> Config:
+    """The deployment's settings without an app (the command line reads them too)."""
+    config = Config(root)
+    config.update(DEFAULTS)
     config_file = os.environ.get(f"{ENV_PREFIX}_CONFIG_FILE")
     if config_file:
-        app.config.update(json.loads(Path(config_file).read_text(encoding="utf-8")))
-    app.config.from_prefixed_env(ENV_PREFIX)
+        config.update(json.loads(Path(config_file).read_text(encoding="utf-8")))
+    config.from_prefixed_env(ENV_PREFIX)
     if overrides:
-        app.config.update(overrides)
+        config.update(overrides)
+    return config
+
+
+def core_from_config(config: Mapping[str, Any], extra_dirs: Sequence[str] = ()) -> Core:
+    """The start-up assembly (``policy.decide.load_core``) from the settings POLICIES,
+    POLICY_PARAMETERS and VALUESET_EXTRA_DIR (plus ``extra_dirs``); every caller starts here."""
+    return load_core(
+        config["POLICIES"], config.get("POLICY_PARAMETERS") or {}, valueset_dirs(config, extra_dirs)
+    )
+
+
+def valueset_dirs(config: Mapping[str, Any], extra_dirs: Sequence[str] = ()) -> list[str]:
+    extra = config.get("VALUESET_EXTRA_DIR")
+    return [*([str(extra)] if extra else []), *extra_dirs]

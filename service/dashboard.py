@@ -22,10 +22,10 @@ from flask import Flask
 
 import places
 import store
+from facts.london import LONDON
 from policy import Policy
-from service.evaluation import Engine
+from service.evaluation import Runtime
 from store import people
-from store.records import LONDON
 
 OUTCOMES = ("meets-criteria", "does-not-meet-criteria", "insufficient-information")
 OUTCOME_NAMES = {
@@ -36,42 +36,39 @@ OUTCOME_NAMES = {
 }
 DAILY_UP_TO_DAYS = 60
 WEEKLY_UP_TO_DAYS = 183
-EXTENSION_PLACES = "iport_cds.places"
 
 
 # -- configuration ------------------------------------------------------------------------------
-def init_places(app: Flask, engine: Engine) -> places.PlaceDirectory:
+def load_places(app: Flask, runtime: Runtime) -> places.PlaceDirectory:
     """The deployment's place directory (PLACE_BY_PRACTICE_FILE, PLACE_BY_TENANT), checked
     against the policies' places at start-up; PlaceTableError names the file and line."""
-    known = {p for policy in engine.policies.values() for p in policy.info.places}
-    directory = places.load_directory(
+    known = {p for policy in runtime.policies.values() for p in policy.info.places}
+    return places.load_directory(
         app.config.get("PLACE_BY_PRACTICE_FILE"), app.config.get("PLACE_BY_TENANT"), known
     )
-    app.extensions[EXTENSION_PLACES] = directory
-    return directory
 
 
-def place_keys(engine: Engine, directory: places.PlaceDirectory) -> list[str]:
+def place_keys(runtime: Runtime, directory: places.PlaceDirectory) -> list[str]:
     """Every place a filter may name: the policies', the directory's, and unknown."""
-    known = {p for policy in engine.policies.values() for p in policy.info.places}
+    known = {p for policy in runtime.policies.values() for p in policy.info.places}
     return [*sorted(known | set(directory.places)), places.UNKNOWN]
 
 
 # -- names --------------------------------------------------------------------------------------
-def policy_by_record_id(engine: Engine) -> dict[str, Policy]:
+def policy_by_record_id(runtime: Runtime) -> dict[str, Policy]:
     """Policies by the id the audit trail records (the policy file's metadata id)."""
-    return {p.info.id: p for p in engine.policies.values()}
+    return {p.info.id: p for p in runtime.policies.values()}
 
 
 def policy_name(policy: Policy) -> str:
     return str(policy.info.presentation.get("sourceLabel") or policy.info.title)
 
 
-def service_names(engine: Engine) -> dict[str, str]:
+def service_names(runtime: Runtime) -> dict[str, str]:
     """A service id → what a commissioner would call it (title and the moment it runs)."""
     return {
-        s.id: f"{policy_name(engine.policies[s.policy])}: {s.hook.replace('-', ' ')}"
-        for s in engine.services.values()
+        s.id: f"{policy_name(runtime.policies[s.policy])}: {s.hook.replace('-', ' ')}"
+        for s in runtime.services.values()
     }
 
 
@@ -95,7 +92,7 @@ def _outcome_counts(counts: Mapping[str, int]) -> dict[str, int]:
     return out
 
 
-def figures(s: store.Store, f: store.Filter, engine: Engine) -> dict[str, Any]:
+def figures(s: store.AuditStore, f: store.Filter, runtime: Runtime) -> dict[str, Any]:
     """The figures this module adds to ``/analytics.json``."""
     with s.engine.connect() as conn, conn.begin():
         assessed = people.people_assessed(conn, f)
@@ -104,7 +101,7 @@ def figures(s: store.Store, f: store.Filter, engine: Engine) -> dict[str, Any]:
         per_day = people.evaluations_per_day(conn, f)
         offer = people.feedback_by_offer(conn, f)
         blocking_rows = people.blocking(conn, f)
-    policies = policy_by_record_id(engine)
+    policies = policy_by_record_id(runtime)
     return {
         "people": _people(assessed, latest, policies),
         "evaluationsByPlace": [
@@ -118,7 +115,7 @@ def figures(s: store.Store, f: store.Filter, engine: Engine) -> dict[str, Any]:
         },
         "blockingByPolicy": _blocking(blocking_rows, policies),
         "names": {
-            "services": service_names(engine),
+            "services": service_names(runtime),
             "policies": {pid: policy_name(p) for pid, p in policies.items()},
             "outcomes": OUTCOME_NAMES,
             "places": {p: places.place_name(p) for p in {*by_place, *(r.place for r in latest)}},
@@ -271,10 +268,10 @@ class CriterionColumn:
     header: str
 
 
-def criterion_columns(engine: Engine) -> list[CriterionColumn]:
+def criterion_columns(runtime: Runtime) -> list[CriterionColumn]:
     """One column per criterion of every enabled policy (a shared criterion, once)."""
     seen: dict[str, CriterionColumn] = {}
-    for policy in engine.policies.values():
+    for policy in runtime.policies.values():
         for cid in policy.criterion_ids:
             seen.setdefault(cid, CriterionColumn(cid, f"criterion: {policy.title_of(cid)}"))
     return list(seen.values())
@@ -333,8 +330,8 @@ class _Names:
     policies: Mapping[str, Policy]
 
     @classmethod
-    def of(cls, engine: Engine) -> _Names:
-        return cls(service_names(engine), policy_by_record_id(engine))
+    def of(cls, runtime: Runtime) -> _Names:
+        return cls(service_names(runtime), policy_by_record_id(runtime))
 
     def describe(
         self, r: Mapping[str, Any], outcome: str | None
@@ -353,9 +350,9 @@ class _Names:
 
 
 def evaluation_rows(
-    rows: Iterable[Mapping[str, Any]], engine: Engine, columns: list[CriterionColumn]
+    rows: Iterable[Mapping[str, Any]], runtime: Runtime, columns: list[CriterionColumn]
 ) -> Iterator[list[Any]]:
-    names = _Names.of(engine)
+    names = _Names.of(runtime)
     for r in rows:
         _, described = names.describe(r, r["outcome"])
         yield [
@@ -376,8 +373,8 @@ def _criterion_title(policy: Policy | None, cid: str) -> str:
     return cid
 
 
-def feedback_rows(rows: Iterable[Mapping[str, Any]], engine: Engine) -> Iterator[list[Any]]:
-    names = _Names.of(engine)
+def feedback_rows(rows: Iterable[Mapping[str, Any]], runtime: Runtime) -> Iterator[list[Any]]:
+    names = _Names.of(runtime)
     for r in rows:
         policy, described = names.describe(r, r["card_outcome"])
         yield [

@@ -1,6 +1,6 @@
 """One hook call, end to end: request → data → facts → decision → cards.
 
-``Engine`` holds what is built once at start-up (value sets, policy, HTTP pool); ``run_hook``
+``Runtime`` holds what is built once at start-up (value sets, policy, HTTP pool); ``run_hook``
 is the whole flow for one request and knows nothing of Flask.
 """
 
@@ -9,14 +9,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import requests
 
 from cds_cards import CardContext, eligibility_card
-from facts import Order, PatientRecord, extract_record, order_is_iport
+from facts import Order, order_is_iport
+from facts.london import london_day
 from fhirdata import (
     DataUnavailable,
     FetchSettings,
@@ -27,25 +27,34 @@ from fhirdata import (
     gather,
 )
 from fhirdata.transport import OriginExecutors
-from policy import Decision, Outcome, Policy, Tri, evaluate
+from policy import Decision, Policy
+from policy.decide import Core, decide, read_record, speaks_proactively
 from service.discovery import ServiceDef
 from service.errors import PreconditionFailed
 from service.hookrequest import HookRequest
 from valuesets import ValueSetLibrary
 
-LONDON = ZoneInfo("Europe/London")
-
 
 @dataclass
-class Engine:
-    vsl: ValueSetLibrary
-    policies: dict[str, Policy]  # by policy id
+class Runtime:
+    """What the service builds once at start-up: the core (value sets, policies) and the
+    HTTP side (services, prefetch templates, the FHIR allowlist, pool and bulkheads)."""
+
+    core: Core
     services: dict[str, ServiceDef]  # the enabled ones, by service id
     templates: dict[str, str]
     server_policy: FhirServerPolicy
     fetch_settings: FetchSettings
     session: requests.Session
     executors: OriginExecutors  # one bounded executor per FHIR origin (bulkheads)
+
+    @property
+    def vsl(self) -> ValueSetLibrary:
+        return self.core.vsl
+
+    @property
+    def policies(self) -> dict[str, Policy]:
+        return self.core.policies
 
 
 @dataclass
@@ -75,7 +84,7 @@ def iport_drafts(req: HookRequest, vsl: ValueSetLibrary) -> list[Order]:
 
 
 def _client_factory(
-    engine: Engine, req: HookRequest, server_policy: FhirServerPolicy, request_id: str | None
+    runtime: Runtime, req: HookRequest, server_policy: FhirServerPolicy, request_id: str | None
 ) -> Callable[[], FhirClient] | None:
     if not req.fhir_server:
         return None
@@ -88,9 +97,9 @@ def _client_factory(
             raise DataUnavailable(f"{exc}; no request was sent to it") from exc
         return FhirClient(
             base,
-            session=engine.session,
-            executor=engine.executors.for_url(base),
-            settings=engine.fetch_settings,
+            session=runtime.session,
+            executor=runtime.executors.for_url(base),
+            settings=runtime.fetch_settings,
             access_token=req.access_token,
             request_id=request_id,
         )
@@ -99,7 +108,7 @@ def _client_factory(
 
 
 def run_hook(
-    engine: Engine,
+    runtime: Runtime,
     service: ServiceDef,
     req: HookRequest,
     *,
@@ -118,28 +127,22 @@ def run_hook(
     Raises PreconditionFailed (412) when required data cannot be obtained.
     """
     started = time.perf_counter()
-    if service.hook in ("order-select", "order-sign") and not iport_drafts(req, engine.vsl):
+    if service.hook in ("order-select", "order-sign") and not iport_drafts(req, runtime.vsl):
         return HookResult(body={"cards": []}, timings_ms={"total": _ms(started)})
     try:
         gathered = gather(
             req.prefetch,
-            engine.templates,
+            runtime.templates,
             req.patient_id,
-            _client_factory(engine, req, server_policy or engine.server_policy, request_id),
+            _client_factory(runtime, req, server_policy or runtime.server_policy, request_id),
             fhir_server=req.fhir_server,
         )
     except DataUnavailable as exc:
         raise PreconditionFailed(str(exc)) from exc
-    policy = engine.policies[service.policy]
-    record = extract_record(
-        gathered.resources,
-        engine.vsl,
-        patient_id=req.patient_id,
-        criteria_system=policy.info.criteria_system,
-        warnings=gathered.warnings,
-    )
-    today = now.astimezone(LONDON).date()
-    decision = evaluate(policy, record, today)
+    record = read_record(runtime.core, gathered.resources, req.patient_id, gathered.warnings)
+    companions = [runtime.policies[c] for c in [service.companion] if c in runtime.policies]
+    decided = decide(record, runtime.policies[service.policy], london_day(now), companions)
+    decision = decided.decision
     result = HookResult(
         body={"cards": []},
         outcome=decision.outcome.value,
@@ -147,13 +150,13 @@ def run_hook(
         decision=decision,
         gathered=gathered,
     )
-    if service.hook != "patient-view" or _speaks_proactively(decision, record):
+    if service.hook != "patient-view" or speaks_proactively(decision, record):
         ctx = CardContext(
             patient_id=req.patient_id,
             user_ref=req.user_id,
             now=now,
             new_uuid=new_uuid,
-            note=_companion_note(engine, service, record, today),
+            note=decided.companion_note,
             app_url=app_url,
         )
         card = eligibility_card(decision, ctx, patient_view=service.hook == "patient-view")
@@ -161,33 +164,6 @@ def run_hook(
         result.card_uuids = [card["uuid"]]
     result.timings_ms = {"fhir": round(gathered.fetch_ms, 2), "total": _ms(started)}
     return result
-
-
-def _speaks_proactively(decision: Decision, record: PatientRecord) -> bool:
-    """patient-view speaks only when the criteria are met and the prompt is still useful:
-    not when the thing is already on order (i-Port) or already in use (a pump)."""
-    words = decision.policy.presentation
-    if decision.outcome is not Outcome.MEETS:
-        return False
-    if words.get("silenceWhenActiveOrder") and record.iport_orders:
-        return False
-    silencers = words.get("silenceWhenMet", [])
-    return not any(decision.criteria[c].result is Tri.MET for c in silencers)
-
-
-def _companion_note(
-    engine: Engine, service: ServiceDef, record: PatientRecord, today: date
-) -> str | None:
-    """The i-Port card defers to the insulin pump when the patient meets the NICE pump criteria
-    and is not on one: a pump is the NICE-recommended option, an i-Port the alternative."""
-    companion = engine.policies.get(service.companion or "")
-    if companion is None:
-        return None
-    decision = evaluate(companion, record, today)
-    if not _speaks_proactively(decision, record):
-        return None
-    note: str | None = companion.info.presentation.get("companionNote")
-    return note
 
 
 def _ms(started: float) -> float:

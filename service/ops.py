@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from flask import Flask, Response, current_app, g, has_request_context, request
+from flask import Flask, Response, g, has_request_context, request
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -55,9 +55,9 @@ from fhirdata.client import (
 )
 from service.discovery import SERVICES
 from service.errors import PreconditionFailed, ServiceError
-from service.evaluation import Engine, HookResult
+from service.evaluation import HookResult
 from service.hookrequest import HookRequest
-from store import Store
+from service.state import app_state, state_of
 
 log = logging.getLogger("iport_cds.ops")
 
@@ -175,7 +175,7 @@ def record_evaluation(service_id: str, req: HookRequest, result: HookResult) -> 
         gathered = result.gathered
         if gathered is None:
             return
-        templates = _engine_templates()
+        templates = _runtime_templates()
         for key in gathered.prefetched:
             DATA_KEYS.labels(service, _key_label(key, templates), "prefetch").inc()
         for key in gathered.fetched:
@@ -187,9 +187,8 @@ def record_evaluation(service_id: str, req: HookRequest, result: HookResult) -> 
         log.warning("metrics listener failed: %s", type(exc).__name__)
 
 
-def _engine_templates() -> Mapping[str, str]:
-    engine: Engine | None = current_app.extensions.get("iport_cds.engine")
-    return engine.templates if engine is not None else {}
+def _runtime_templates() -> Mapping[str, str]:
+    return app_state().runtime.templates
 
 
 def _key_label(key: str, templates: Mapping[str, str]) -> str:
@@ -264,23 +263,20 @@ def _json(body: Mapping[str, Any], status: int) -> Response:
 
 
 def _database_check() -> str:
-    # Typed, so that mypy holds readiness to what the real Store offers.
-    store: Store | None = current_app.extensions.get("iport_cds.store")
-    if store is None:
-        return "not-configured"
+    # Typed (AppState.store is an AuditStore), so mypy holds readiness to what the Store offers.
     try:
-        return "ok" if store.ping() else "unavailable"
+        return "ok" if app_state().store.ping() else "unavailable"
     except Exception as exc:  # a failed ping is "not ready", never a 500 with a driver message
         log.warning("readiness: database ping failed: %s", type(exc).__name__)
         return "unavailable"
 
 
 def _value_sets_check() -> str:
-    engine: Engine | None = current_app.extensions.get("iport_cds.engine")
-    if engine is None or not engine.vsl.sets or not engine.policies:
+    runtime = app_state().runtime
+    if not runtime.vsl.sets or not runtime.policies:
         return "unavailable"
-    needed = {vs for policy in engine.policies.values() for vs in policy.value_sets}
-    return "ok" if needed <= set(engine.vsl.sets) else "unavailable"
+    needed = {vs for policy in runtime.policies.values() for vs in policy.value_sets}
+    return "ok" if needed <= set(runtime.vsl.sets) else "unavailable"
 
 
 def healthz() -> Response:
@@ -289,7 +285,7 @@ def healthz() -> Response:
 
 def readyz() -> Response:
     checks = {"valueSets": _value_sets_check(), "database": _database_check()}
-    ready = all(v in ("ok", "not-configured") for v in checks.values())
+    ready = all(v == "ok" for v in checks.values())
     return _json(
         {"status": "ready" if ready else "not-ready", "checks": checks}, 200 if ready else 503
     )
@@ -358,7 +354,7 @@ def init_app(app: Flask) -> None:
     app.before_request_funcs.setdefault(None, []).insert(0, _before)
     app.after_request(_after)
     app.teardown_request(_teardown)
-    app.extensions.setdefault("iport_cds.evaluation_listeners", []).append(record_evaluation)
+    state_of(app).listeners.append(record_evaluation)
     _wrap_precondition_handler(app)
     _install_log_filter()
 

@@ -8,11 +8,11 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, current_app, g, request
 
-from service.admission import HookAdmission
 from service.discovery import discovery_document
 from service.errors import BadRequest, ServiceBusy, UnknownService, UnsupportedMediaType
-from service.evaluation import Engine, run_hook
+from service.evaluation import Runtime, run_hook
 from service.hookrequest import HookRequest, parse_hook_request
+from service.state import app_state
 
 bp = Blueprint("cds", __name__)
 log = logging.getLogger("iport_cds.request")
@@ -34,14 +34,13 @@ def _json_body() -> Any:
         raise BadRequest("the request body is not valid JSON") from exc
 
 
-def _engine() -> Engine:
-    engine: Engine = current_app.extensions["iport_cds.engine"]
-    return engine
+def _runtime() -> Runtime:
+    return app_state().runtime
 
 
 def _app_url() -> str | None:
     """The launch URL of the SMART assessment app, when one is registered (review_app)."""
-    path = current_app.extensions.get("iport_cds.smart_launch_path")
+    path = app_state().smart_launch_path
     if not path:
         return None
     base = current_app.config.get("EXTERNAL_BASE_URL") or request.host_url
@@ -50,20 +49,20 @@ def _app_url() -> str | None:
 
 @bp.get("/cds-services")
 def discovery() -> Response:
-    engine = _engine()
-    return json_response(discovery_document(engine.services, engine.templates))
+    runtime = _runtime()
+    return json_response(discovery_document(runtime.services, runtime.templates))
 
 
 @bp.post("/cds-services/<service_id>")
 def hook(service_id: str) -> Response:
-    service = _engine().services.get(service_id)
+    service = _runtime().services.get(service_id)
     if service is None:
         raise UnknownService(f"no CDS service with id '{service_id[:64]}'")
     req = parse_hook_request(_json_body(), service.hook)
     g.hook_request = req  # for the access audit, whatever the answer
     _admit(req)
     result = run_hook(
-        _engine(),
+        _runtime(),
         service,
         req,
         now=current_app.config["CLOCK"](),
@@ -73,7 +72,7 @@ def hook(service_id: str) -> Response:
         app_url=_app_url(),
     )
     g.hook_outcome = result.outcome or "no-decision"
-    for listener in current_app.extensions.get("iport_cds.evaluation_listeners", []):
+    for listener in app_state().listeners:
         listener(service_id, req, result)  # e.g. the audit trail; must not block or raise
     log.info(
         "hook answered",
@@ -94,8 +93,7 @@ def hook(service_id: str) -> Response:
 
 def _admit(req: HookRequest) -> None:
     """Take a hook slot for this call (released when it is answered), or ServiceBusy."""
-    admission: HookAdmission = current_app.extensions["iport_cds.hook_admission"]
-    ticket = admission.admit(req.fhir_server)
+    ticket = app_state().admission.admit(req.fhir_server)
     if ticket is None:
         raise ServiceBusy("the service is at capacity (this worker, or this FHIR server); retry")
     g.hook_ticket = ticket
@@ -106,18 +104,17 @@ def release_hook_slot(_exc: BaseException | None) -> None:
     """Teardown: give back the slot whatever happened to the call."""
     ticket = g.pop("hook_ticket", None)
     if ticket is not None:
-        admission: HookAdmission = current_app.extensions["iport_cds.hook_admission"]
-        admission.release(ticket)
+        app_state().admission.release(ticket)
 
 
 @bp.post("/cds-services/<service_id>/feedback")
 def feedback(service_id: str) -> Response:
-    if service_id not in _engine().services:
+    if service_id not in _runtime().services:
         raise UnknownService(f"no CDS service with id '{service_id[:64]}'")
     body = _json_body()
     if not isinstance(body, dict) or not isinstance(body.get("feedback"), list):
         raise BadRequest("feedback must be an object with a 'feedback' list")
-    handler = current_app.extensions.get("iport_cds.feedback_handler")
+    handler = app_state().feedback_handler
     if handler is not None:
         handler(service_id, body)  # raises BadRequest naming the bad item
     return Response(status=200)  # CDS Hooks: 200, nothing to say

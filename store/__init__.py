@@ -19,6 +19,7 @@ from typing import Any
 
 from store import repository
 from store.db import make_engine, migrate, normalise_url, sqlite_url
+from store.interface import AuditStore
 from store.keys import hash_key
 from store.records import (
     AccessRecord,
@@ -29,18 +30,20 @@ from store.records import (
     IssuedCardInfo,
     patient_hash,
 )
-from store.repository import Filter
+from store.repository import Filter, Summary
 from store.writer import AuditWriter
 
 __all__ = [
     "AccessRecord",
     "AuditRecord",
+    "AuditStore",
     "CardRecord",
     "CriterionRecord",
     "FeedbackRecord",
     "Filter",
     "IssuedCardInfo",
     "Store",
+    "Summary",
     "close_all",
     "hash_key",
     "open_store",
@@ -53,7 +56,9 @@ TOKEN_PURGE_EVERY_S = 60.0  # how often a process deletes token ids past their e
 CLAIM_WAIT_S = 2.0  # SQLite: how long a token claim waits for another writer's lock
 
 
-class Store:
+class Store(AuditStore):
+    """The real ``AuditStore``: SQLite or PostgreSQL, migrated on open."""
+
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
@@ -200,15 +205,16 @@ class Store:
             return repository.purge_before(conn, cutoff)
 
     # -- reading ----------------------------------------------------------------------------
-    def analytics(self, f: Filter) -> dict[str, Any]:
+    def summary(self, f: Filter) -> Summary:
+        """The dashboard's summary counts and percentiles (``service.figures`` shapes them)."""
         with self.engine.connect() as conn, conn.begin():
-            return repository.analytics(conn, f)
+            return repository.summary(conn, f)
 
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
             return repository.counts(conn)
 
-    def access_counts(self, f: Filter) -> dict[str, Any]:
+    def access_counts(self, f: Filter) -> list[tuple[int, str, int]]:
         with self.engine.connect() as conn, conn.begin():
             return repository.access_counts(conn, f)
 

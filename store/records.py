@@ -6,15 +6,7 @@ import hashlib
 import hmac
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
-
-LONDON = ZoneInfo("Europe/London")
-
-
-def london_day(moment: datetime) -> date:
-    """The calendar day in England: what commissioners mean by 'per day'."""
-    return moment.astimezone(LONDON).date()
+from datetime import UTC, datetime
 
 
 def utc(moment: datetime) -> datetime:

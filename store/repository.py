@@ -1,12 +1,12 @@
 """Reads and writes on a Connection: inserts, look-ups, retention, analytics and export.
 
 Every function takes an open ``Connection``; the caller owns the transaction. Only portable
-SQL (SQLite and PostgreSQL): grouping is by stored day columns, percentiles are computed here.
+SQL (SQLite and PostgreSQL): grouping is by stored day columns, percentiles by window
+functions; the figures are plain typed rows (shaped for the dashboard by ``service.figures``).
 """
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Select, and_, case, delete, func, select, text, tuple_
+from sqlalchemy import Connection, Select, case, delete, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.dml import Insert
 
+from facts.london import LONDON, london_day
 from store.models import (
     AccessEvent,
     AnalyticsLoginFailure,
@@ -31,12 +32,10 @@ from store.models import (
     SeenToken,
 )
 from store.records import (
-    LONDON,
     AccessRecord,
     AuditRecord,
     FeedbackRecord,
     IssuedCardInfo,
-    london_day,
     utc,
 )
 
@@ -331,24 +330,6 @@ def place_is(place: str) -> Any:
     return func.coalesce(AuditEvent.place, UNKNOWN_PLACE) == place
 
 
-def percentiles(
-    values: Sequence[float], points: Sequence[int] = (50, 90, 95, 99)
-) -> dict[str, Any]:
-    """Nearest-rank percentiles of ``values`` (None when there are none)."""
-    ordered = sorted(values)
-    out: dict[str, Any] = {"count": len(ordered)}
-    for p in points:
-        out[f"p{p}"] = (
-            round(ordered[max(math.ceil(p / 100 * len(ordered)) - 1, 0)], 2) if ordered else None
-        )
-    out["max"] = round(ordered[-1], 2) if ordered else None
-    return out
-
-
-def _rate(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
-
-
 def day_outcome_counts(conn: Connection, f: Filter) -> Sequence[Any]:
     """(day, outcome or None, evaluations, cards) rows of the filter."""
     return conn.execute(
@@ -364,46 +345,74 @@ def day_outcome_counts(conn: Connection, f: Filter) -> Sequence[Any]:
     ).all()
 
 
-def analytics(conn: Connection, f: Filter) -> dict[str, Any]:
-    """Every figure the dashboard shows, for the days and service in ``f``."""
-    per_day: dict[date, dict[str, dict[str, int]]] = defaultdict(
-        lambda: {"cards": defaultdict(int), "evaluations": defaultdict(int)}
-    )
-    evaluations: dict[str, int] = defaultdict(int)
-    cards: dict[str, int] = defaultdict(int)
-    for day, outcome, n, n_cards in day_outcome_counts(conn, f):
-        key = outcome or NO_DECISION
-        per_day[day]["evaluations"][key] += int(n)
-        per_day[day]["cards"][key] += int(n_cards)
-        evaluations[key] += int(n)
-        cards[key] += int(n_cards)
-    cards_per_day = [
-        {
-            "day": d.isoformat(),
-            **{o: per_day[d]["cards"].get(o, 0) for o in OUTCOMES},
-            "evaluations": sum(per_day[d]["evaluations"].values()),
-        }
-        for d in f.days()
-    ]
+@dataclass(frozen=True)
+class Percentiles:
+    """Nearest-rank percentiles of a column, computed in SQL (None when there are no rows)."""
 
+    count: int
+    at: dict[int, float | None]  # percentile point (50, 90, …) → value
+    max: float | None
+
+
+@dataclass(frozen=True)
+class PrefetchCounts:
+    keys_prefetched: int
+    keys_fetched: int
+    decided: int  # evaluations with an outcome
+    fully_prefetched: int  # of those, with nothing fetched
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The dashboard's counts for a filter, as the database grouped them (shaped for JSON by
+    ``service.figures``)."""
+
+    days: Sequence[tuple[date, str | None, int, int]]  # day, outcome, evaluations, cards
+    feedback: Sequence[tuple[str, str | None, str | None, int]]  # outcome, reason code, display, n
+    feedback_by_card: Sequence[tuple[str | None, str, int]]  # card outcome, feedback outcome, n
+    blocking: Sequence[tuple[str, str, int]]  # criterion id, not-met | unknown, n
+    prefetch: PrefetchCounts
+    latency_ms: Percentiles
+    fhir_fetch_ms: Percentiles
+
+
+PERCENTILE_POINTS = (50, 90, 95, 99)
+
+
+def percentiles_of(
+    conn: Connection, f: Filter, column: Any, *where: Any, points: Sequence[int] = PERCENTILE_POINTS
+) -> Percentiles:
+    """Nearest-rank percentiles of ``column`` over the filter's evaluations, in SQL: the row
+    whose rank (by value) is ceil(p × n / 100), in integer arithmetic (SQLite and PostgreSQL)."""
+    ranked = _events(
+        f,
+        select(
+            column.label("v"),
+            func.row_number().over(order_by=column).label("rn"),
+            func.count().over().label("n"),
+        ).where(column.is_not(None), *where),
+    ).subquery()
+    picks = [
+        func.max(case((ranked.c.rn == (p * ranked.c.n + 99) // 100, ranked.c.v))) for p in points
+    ]
+    row = conn.execute(select(func.count(), func.max(ranked.c.v), *picks).select_from(ranked)).one()
+    count, top, *values = (None if v is None else float(v) for v in row)
+    return Percentiles(
+        count=int(count or 0),
+        at=dict(zip(points, values, strict=True)),
+        max=top,
+    )
+
+
+def summary(conn: Connection, f: Filter) -> Summary:
+    """Every count the dashboard's summary shows, for the days, services and place in ``f``."""
     feedback_rows = conn.execute(
         _feedback(
             f,
             select(Feedback.outcome, Feedback.reason_code, Feedback.reason_display, func.count()),
         ).group_by(Feedback.outcome, Feedback.reason_code, Feedback.reason_display)
     ).all()
-    accepted = sum(int(n) for o, _, _, n in feedback_rows if o == "accepted")
-    overridden = sum(int(n) for o, _, _, n in feedback_rows if o == "overridden")
-    reasons: dict[str, dict[str, Any]] = {}
-    for outcome, code, display, n in feedback_rows:
-        if outcome != "overridden":
-            continue
-        key = code or "(no reason given)"
-        entry = reasons.setdefault(key, {"code": code, "display": display or key, "count": 0})
-        entry["count"] += int(n)
-
-    by_card_outcome: dict[str, dict[str, int]] = {}
-    joined = conn.execute(
+    by_card = conn.execute(
         _feedback(
             f,
             select(AuditEvent.outcome, Feedback.outcome, func.count())
@@ -411,15 +420,8 @@ def analytics(conn: Connection, f: Filter) -> dict[str, Any]:
             .join(IssuedCard, IssuedCard.card_uuid == Feedback.card_uuid)
             .join(AuditEvent, AuditEvent.id == IssuedCard.audit_id),
         ).group_by(AuditEvent.outcome, Feedback.outcome)
-    )
-    for card_outcome, fb_outcome, n in joined:
-        entry2 = by_card_outcome.setdefault(
-            card_outcome or NO_DECISION, {"accepted": 0, "overridden": 0}
-        )
-        entry2[fb_outcome] = entry2.get(fb_outcome, 0) + int(n)
-
-    blocking: dict[str, dict[str, int]] = {}
-    crit_rows = conn.execute(
+    ).all()
+    blocking = conn.execute(
         _events(
             f,
             select(AuditCriterion.criterion_id, AuditCriterion.result, func.count())
@@ -431,14 +433,10 @@ def analytics(conn: Connection, f: Filter) -> dict[str, Any]:
                 AuditCriterion.result != "met",
             ),
         ).group_by(AuditCriterion.criterion_id, AuditCriterion.result)
-    )
-    for cid, result, n in crit_rows:
-        entry3 = blocking.setdefault(cid, {"not-met": 0, "unknown": 0})
-        entry3[result] = entry3.get(result, 0) + int(n)
-    blocked = sum(evaluations.get(o, 0) for o in OUTCOMES[1:])
-
-    prefetch_row: tuple[Any, ...] = tuple(
-        conn.execute(
+    ).all()
+    used, fetched, decided, fully = (
+        int(v or 0)
+        for v in conn.execute(
             _events(
                 f,
                 select(
@@ -450,67 +448,15 @@ def analytics(conn: Connection, f: Filter) -> dict[str, Any]:
             )
         ).one()
     )
-    used, fetched, decided, fully = (int(v or 0) for v in prefetch_row)
-
-    totals = [float(v) for (v,) in conn.execute(_events(f, select(AuditEvent.total_ms)))]
-    fetch_times = [
-        float(v or 0.0)
-        for (v,) in conn.execute(
-            _events(
-                f,
-                select(AuditEvent.fetch_ms).where(
-                    and_(AuditEvent.fetched_count > 0, AuditEvent.fetch_ms.is_not(None))
-                ),
-            )
-        )
-    ]
-    n_cards = sum(cards.values())
-    n_feedback = accepted + overridden
-    return {
-        "range": {"from": f.start.isoformat(), "to": f.end.isoformat()},
-        "service": f.service_id,
-        "totals": {
-            "evaluations": sum(evaluations.values()),
-            "cards": n_cards,
-            "feedback": n_feedback,
-            "accepted": accepted,
-            "overridden": overridden,
-            "overrideRate": _rate(overridden, n_feedback),
-            "feedbackRate": _rate(n_feedback, n_cards),
-        },
-        "evaluationsByOutcome": {o: evaluations.get(o, 0) for o in (*OUTCOMES, NO_DECISION)},
-        "cardsByOutcome": {o: cards.get(o, 0) for o in OUTCOMES},
-        "cardsPerDay": cards_per_day,
-        "overrideReasons": sorted(reasons.values(), key=lambda r: (-r["count"], str(r["code"]))),
-        "feedbackByCardOutcome": {
-            k: {**v, "overrideRate": _rate(v.get("overridden", 0), sum(v.values()))}
-            for k, v in sorted(by_card_outcome.items())
-        },
-        "blockingCriteria": sorted(
-            (
-                {
-                    "id": cid,
-                    "notMet": v.get("not-met", 0),
-                    "unknown": v.get("unknown", 0),
-                    "total": v.get("not-met", 0) + v.get("unknown", 0),
-                    "share": _rate(v.get("not-met", 0) + v.get("unknown", 0), blocked),
-                }
-                for cid, v in blocking.items()
-            ),
-            key=lambda b: (-int(b["total"]), str(b["id"])),
-        ),
-        "notEligibleEvaluations": blocked,
-        "prefetch": {
-            "evaluations": int(decided),
-            "keysPrefetched": int(used),
-            "keysFetched": int(fetched),
-            "hitRate": _rate(int(used), int(used) + int(fetched)),
-            "fullyPrefetched": int(fully),
-            "fullyPrefetchedRate": _rate(int(fully), int(decided)),
-        },
-        "latencyMs": percentiles(totals),
-        "fhirFetchMs": percentiles(fetch_times),
-    }
+    return Summary(
+        days=[(d, o, int(n), int(c)) for d, o, n, c in day_outcome_counts(conn, f)],
+        feedback=[(o, code, display, int(n)) for o, code, display, n in feedback_rows],
+        feedback_by_card=[(co, fo, int(n)) for co, fo, n in by_card],
+        blocking=[(cid, result, int(n)) for cid, result, n in blocking],
+        prefetch=PrefetchCounts(used, fetched, decided, fully),
+        latency_ms=percentiles_of(conn, f, AuditEvent.total_ms),
+        fhir_fetch_ms=percentiles_of(conn, f, AuditEvent.fetch_ms, AuditEvent.fetched_count > 0),
+    )
 
 
 # -- export ---------------------------------------------------------------------------------------
@@ -574,25 +520,16 @@ def export_access(
             yield row
 
 
-def access_counts(conn: Connection, f: Filter) -> dict[str, Any]:
-    """Calls to the hooks in the date range: answered and refused, by status and outcome."""
+def access_counts(conn: Connection, f: Filter) -> list[tuple[int, str, int]]:
+    """Calls to the hooks in the date range: (HTTP status, outcome, calls) rows."""
     stmt = _filtered(
         f,
         select(AccessEvent.status, AccessEvent.outcome, func.count()),
         AccessEvent.recorded_on,
         AccessEvent.service_id,
     )
-    by_status: dict[str, int] = defaultdict(int)
-    refusals: dict[str, int] = defaultdict(int)
-    for status, outcome, n in conn.execute(stmt.group_by(AccessEvent.status, AccessEvent.outcome)):
-        by_status[str(status)] += int(n)
-        if status >= 400:
-            refusals[outcome] += int(n)
-    return {
-        "calls": sum(by_status.values()),
-        "byStatus": dict(sorted(by_status.items())),
-        "refusals": dict(sorted(refusals.items(), key=lambda kv: (-kv[1], kv[0]))),
-    }
+    rows = conn.execute(stmt.group_by(AccessEvent.status, AccessEvent.outcome))
+    return [(int(status), str(outcome), int(n)) for status, outcome, n in rows]
 
 
 def _since(moment: datetime | date) -> datetime:

@@ -26,6 +26,7 @@ from werkzeug.serving import make_server
 
 import store
 from service import create_app
+from service.state import state_of
 from tests.browser.axe import serious_violations
 from tests.service_process import free_port
 from tests.store.conftest import HASH_KEY, Clock
@@ -45,7 +46,7 @@ def seed(app: Flask, clock: Clock) -> None:
     patient-view evaluations whose records were partly read from the FHIR server."""
     rng = random.Random(7)
     kinds = ["meets", "insufficient", "insufficient", "does-not-meet", "insufficient"]
-    s: store.Store = app.extensions["iport_cds.store"]
+    s = state_of(app).store
     with app.test_client() as client:
         for day in range(60):
             clock.now = END - timedelta(days=59 - day)
@@ -120,7 +121,7 @@ def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(10)
-        app.extensions["iport_cds.store"].close()
+        state_of(app).store.close()
 
 
 def figures(url: str, query: str) -> dict[str, Any]:

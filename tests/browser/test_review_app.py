@@ -30,6 +30,7 @@ from werkzeug.serving import make_server
 
 import demo
 from service import create_app
+from service.state import state_of
 from tests.browser.axe import serious_violations
 from tests.fhir_server import FhirTestServer
 from tests.integration.conftest import fhir_server
@@ -99,7 +100,7 @@ def service_url(smart: SmartServer, tmp_path_factory: pytest.TempPathFactory) ->
         server.shutdown()
         server.server_close()
         thread.join(10)
-        app.extensions["iport_cds.store"].close()
+        state_of(app).store.close()
 
 
 def order_sign_card(service_url: str, fhir_base: str, patient_id: str) -> dict[str, Any]:

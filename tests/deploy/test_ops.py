@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from fhirdata.client import (
 from service import create_app, ops
 from service.errors import PreconditionFailed
 from service.evaluation import HookResult
+from service.state import state_of
 from tests.builders import (
     iport_device_request,
     type1_meets,
@@ -105,14 +107,14 @@ def test_healthz_says_ok_and_nothing_else(client: FlaskClient) -> None:
     assert resp.headers["Cache-Control"] == "no-store"
 
 
-def test_readyz_fails_without_value_sets(app: Flask, client: FlaskClient) -> None:
-    engine = app.extensions.pop("iport_cds.engine")
-    try:
-        resp = client.get("/readyz")
-        assert resp.status_code == 503
-        assert resp.json["checks"]["valueSets"] == "unavailable"
-    finally:
-        app.extensions["iport_cds.engine"] = engine
+def test_readyz_fails_without_policies(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = state_of(app).runtime
+    monkeypatch.setattr(runtime, "core", replace(runtime.core, policies={}))
+    resp = client.get("/readyz")
+    assert resp.status_code == 503
+    assert resp.json["checks"]["valueSets"] == "unavailable"
 
 
 def trusted_issuers(tmp_path: Path) -> Path:

@@ -28,6 +28,7 @@ from werkzeug.serving import make_server
 import demo
 from review_app import smart
 from service import create_app
+from service.state import state_of
 from store.db import make_engine
 from store.models import ReviewAppSession
 from tests.fhir_server import FhirTestServer
@@ -73,7 +74,7 @@ def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(10)
-        app.extensions["iport_cds.store"].close()
+        state_of(app).store.close()
 
 
 def test_standalone_launch_asks_for_a_patient_with_pkce_and_narrow_scopes(

@@ -16,6 +16,7 @@ from flask import Flask
 
 import store
 from service import create_app
+from service.state import state_of
 from tests.store.pgserver import PostgresServer
 
 HASH_KEY = "test-audit-hash-key-0123456789abcdef"
@@ -83,9 +84,10 @@ def make_app(clock: Clock) -> Iterator[AppFactory]:
 
     yield make
     for app in apps:
-        app.extensions["iport_cds.store"].close()
+        state_of(app).store.close()
 
 
 def store_of(app: Flask) -> store.Store:
-    found: store.Store = app.extensions["iport_cds.store"]
+    found = state_of(app).store
+    assert isinstance(found, store.Store)  # the real store, never a stand-in
     return found

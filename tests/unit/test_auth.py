@@ -24,6 +24,7 @@ from flask.testing import FlaskClient
 
 from service import create_app
 from service.auth import load_trusted_issuers
+from service.state import state_of
 from tests.builders import T1DM, condition, hba1c, iport_device_request, patient
 from tests.hooks import hook_request
 
@@ -265,7 +266,7 @@ def test_seen_token_ids_are_forgotten_once_their_tokens_could_not_be_accepted(
     make_app: Callable[..., Flask], tmp_path: Path
 ) -> None:
     app = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'tokens.sqlite3'}")
-    s = app.extensions["iport_cds.store"]
+    s = state_of(app).store
     now = time.time()
     assert s.claim_token(ISS, "expired-long-ago", now - 5)
     s._next_token_purge = 0.0  # the next claim purges

@@ -14,8 +14,9 @@ import pytest
 
 from cli.evaluate import Core, decide_file, load_core
 from demo import PATIENTS_DIR
-from facts import extract_record
-from policy import Decision, Outcome, evaluate
+from policy import Decision, Outcome
+from policy.decide import decide as decide_record
+from policy.decide import read_record
 from tests.builders import GLARGINE_VTM, PID, T1DM, condition, hba1c, insulin, patient
 
 TODAY = date(2026, 11, 21)
@@ -117,10 +118,8 @@ def test_when_no_one_answer_can_change_it_every_open_unknown_is_decisive() -> No
         insulin(text="with meals"),
     ]
     core = _core("iport-advance")
-    record = extract_record(
-        resources, core.vsl, patient_id=PID, criteria_system=core.policy.info.criteria_system
-    )
-    d = evaluate(core.policy, record, TODAY)
+    (policy,) = core.policies.values()
+    d = decide_record(read_record(core, resources, PID), policy, TODAY).decision
     assert d.outcome is Outcome.INSUFFICIENT
     assert set(d.decisive) == {
         "hba1c-69-or-above-on-mdi",

@@ -14,6 +14,7 @@ from fhir.resources.R4B.observation import Observation
 from flask.testing import FlaskClient
 
 from service import create_app
+from service.state import state_of
 from tests.builders import (
     IMPAIRED_AWARENESS,
     LIPO,
@@ -445,7 +446,7 @@ def test_unexpected_errors_are_500_without_a_traceback(client: FlaskClient) -> N
     def failing_listener(*_args: Any) -> None:  # an extension that breaks its contract
         raise RuntimeError(f"secret detail for {PID}")
 
-    app.extensions["iport_cds.evaluation_listeners"].append(failing_listener)
+    state_of(app).listeners.append(failing_listener)
     resp = post(client, "order-sign", hook_request("order-sign", resources=MEETS, drafts=[draft()]))
     assert resp.status_code == 500
     assert PID not in resp.get_data(as_text=True)

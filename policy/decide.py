@@ -1,0 +1,107 @@
+"""The one start-up assembly and the one decide path, shared by every caller.
+
+``load_core`` loads the value sets and the policies (with the deployment's parameter
+overrides) once: the service, ``iport-cds evaluate`` and population runs all start here.
+``read_record`` turns one patient's FHIR resources into a ``PatientRecord`` and ``decide``
+evaluates a policy for it with its companion policies' notes: a hook call, the review app
+(through the hook path), ``evaluate`` and population runs all decide here.
+
+Pure: no Flask, no HTTP, no database, no clock (``today`` is given).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from facts import PatientRecord, extract_record
+from policy.engine import Policy, evaluate, load_policies
+from policy.expr import PolicyError
+from policy.model import Decision, Outcome, Tri
+from valuesets import ValueSetLibrary, load_value_sets
+
+
+@dataclass(frozen=True)
+class Core:
+    """What every caller loads once: value sets and policies, checked against each other."""
+
+    vsl: ValueSetLibrary
+    policies: dict[str, Policy]  # by policy id, in the order named
+    criteria_system: str  # the confirmation CodeSystem all the policies share
+
+
+def load_core(
+    names: Sequence[str],
+    overrides: Mapping[str, Any] | None = None,
+    valueset_dirs: Iterable[str | Path] = (),
+) -> Core:
+    """Value sets (shipped, plus ``valueset_dirs``) and the policies ``names`` (names in
+    ``policy/policies/`` or paths) with ``overrides`` of their parameters.
+
+    Raises ValueSetError or PolicyError naming the bad file: a policy that needs a value set
+    not loaded, an override no policy declares, policies with different confirmation systems.
+    """
+    vsl = load_value_sets(list(valueset_dirs))
+    policies = load_policies(names, overrides or {})
+    for policy in policies.values():
+        vsl.require(policy.value_sets)
+    systems = {p.info.criteria_system for p in policies.values()}
+    if len(systems) != 1:
+        raise PolicyError("all policies must share one confirmation CodeSystem")
+    return Core(vsl=vsl, policies=policies, criteria_system=systems.pop())
+
+
+def read_record(
+    core: Core,
+    resources: Iterable[Mapping[str, Any]],
+    patient_id: str | None,
+    warnings: Sequence[str] = (),
+) -> PatientRecord:
+    """One patient's FHIR resources as the facts the policies read."""
+    return extract_record(
+        resources,
+        core.vsl,
+        patient_id=patient_id,
+        criteria_system=core.criteria_system,
+        warnings=warnings,
+    )
+
+
+@dataclass(frozen=True)
+class Decided:
+    decision: Decision
+    companion_note: str | None  # the first companion policy's note, when it speaks
+
+
+def decide(
+    record: PatientRecord, policy: Policy, today: date, companions: Sequence[Policy] = ()
+) -> Decided:
+    """``policy``'s decision for ``record`` on ``today`` (a day in Europe/London), and the note
+    of the first companion policy that speaks for this patient."""
+    decision = evaluate(policy, record, today)
+    return Decided(decision, companion_note(companions, record, today))
+
+
+def speaks_proactively(decision: Decision, record: PatientRecord) -> bool:
+    """patient-view speaks only when the criteria are met and the prompt is still useful:
+    not when the thing is already on order (i-Port) or already in use (a pump)."""
+    words = decision.policy.presentation
+    if decision.outcome is not Outcome.MEETS:
+        return False
+    if words.get("silenceWhenActiveOrder") and record.iport_orders:
+        return False
+    silencers = words.get("silenceWhenMet", [])
+    return not any(decision.criteria[c].result is Tri.MET for c in silencers)
+
+
+def companion_note(companions: Sequence[Policy], record: PatientRecord, today: date) -> str | None:
+    """The i-Port card defers to the insulin pump when the patient meets the NICE pump criteria
+    and is not on one: a pump is the NICE-recommended option, an i-Port the alternative."""
+    for companion in companions:
+        if speaks_proactively(evaluate(companion, record, today), record):
+            note: str | None = companion.info.presentation.get("companionNote")
+            return note
+    return None
