@@ -229,6 +229,7 @@ class _Extractor:
         self.hba1c_unusable: list[tuple[str, date, str]] = []
         self.orders: list[Order] = []
         self.warnings: list[str] = []
+        self.unreadable_types: set[str] = set()
         self.birth: BirthDate | None = None
         self.deceased: str | None = None
         self.medications: dict[str, dict[str, Any]] = {}
@@ -254,6 +255,7 @@ class _Extractor:
             handler(resource, ref)
         except (Malformed, TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
             self.warnings.append(f"{ref} skipped: malformed ({_short(exc)}).")
+            self.unreadable_types.add(str(rtype))
 
     def _belongs_to_patient(self, resource: Mapping[str, Any]) -> bool:
         """False when the resource names a different patient than the one in context."""
@@ -563,6 +565,7 @@ class _Extractor:
             confirmations=tuple(self.confirmations),
             iport_orders=tuple(o for o in self.orders if o.status in ORDER_ACTIVE),
             warnings=tuple(self.warnings),
+            unreadable_types=frozenset(self.unreadable_types),
         )
 
 

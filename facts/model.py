@@ -106,6 +106,9 @@ class PatientRecord:
     confirmations: tuple[Confirmation, ...] = ()
     iport_orders: tuple[Order, ...] = ()
     warnings: tuple[str, ...] = ()
+    # Resource types of which at least one resource could not be read: a diagnosis criterion
+    # cannot say "not recorded" when a Condition was there but unreadable.
+    unreadable_types: frozenset[str] = frozenset()
     _by_set: dict[str, tuple[Finding, ...]] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:

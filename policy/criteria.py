@@ -417,6 +417,15 @@ def diagnosis(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Crite
             context=tuple(insulin_evidence(o) for o in record.insulin) + context,
             missing="the diabetes diagnosis",
         )
+    if "Condition" in record.unreadable_types:
+        return _result(
+            spec,
+            Tri.UNKNOWN,
+            f"No readable {spec.title.lower()} diagnosis, but a Condition in the record could "
+            "not be read: it may be the diagnosis.",
+            context=context,
+            missing="a readable diagnosis record",
+        )
     remission_note = " (a diagnosis in remission does not count)" if in_remission else ""
     return _result(
         spec,

@@ -707,3 +707,20 @@ def test_every_decision_says_which_clauses_are_the_clinicians_judgement(decide: 
     said = " ".join(d.assumptions)
     for clause in ("despite a high level of care", "despite support and advice", "acceptable"):
         assert clause in said, clause
+
+
+def test_an_unreadable_condition_leaves_the_diagnosis_unknown_not_absent(decide: Decide) -> None:
+    """Missing data is unknown: a Condition that cannot be read may be the diagnosis."""
+    unreadable = condition(T1DM)
+    unreadable["onsetDateTime"] = "x"
+    d = decide(patient(), unreadable)
+    assert d.criteria["type-1-diabetes"].result is Tri.UNKNOWN
+    assert d.criteria["type-2-diabetes"].result is Tri.UNKNOWN
+    assert "could not be read" in d.criteria["type-1-diabetes"].reason
+    assert d.outcome is Outcome.INSUFFICIENT
+
+
+def test_with_every_condition_readable_no_diagnosis_is_not_met(decide: Decide) -> None:
+    d = decide(patient(), condition(LIPO))
+    assert d.criteria["type-1-diabetes"].result is Tri.NOT_MET
+    assert d.outcome is Outcome.DOES_NOT_MEET
