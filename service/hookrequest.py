@@ -51,6 +51,18 @@ def _draft_resources(context: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _names_another_patient(draft: dict[str, Any], patient_id: str) -> bool:
+    """True when a draft's subject (or patient) is a Patient reference with another id."""
+    for key in ("subject", "patient"):
+        ref = draft.get(key)
+        target = ref.get("reference") if isinstance(ref, dict) else None
+        if isinstance(target, str) and "Patient/" in target:
+            rid = target.rsplit("Patient/", 1)[1].split("/", 1)[0]
+            if rid != patient_id:
+                return True
+    return False
+
+
 def parse_hook_request(body: Any, expected_hook: str) -> HookRequest:
     """The validated request, or BadRequest naming the first thing wrong with it."""
     if not isinstance(body, dict):
@@ -95,6 +107,9 @@ def parse_hook_request(body: Any, expected_hook: str) -> HookRequest:
     selections: tuple[str, ...] = ()
     if hook in ("order-select", "order-sign"):
         drafts = _draft_resources(context)
+        if any(_names_another_patient(d, patient_id) for d in drafts):
+            # The message names no id: both are patient identifiers.
+            raise BadRequest("a draft order is for another patient than 'context.patientId'")
     if hook == "order-select":
         raw = context.get("selections")
         if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw):

@@ -425,6 +425,33 @@ def test_order_select_without_draft_orders_is_400(client: FlaskClient) -> None:
     assert post(client, "order-select", body).status_code == 400
 
 
+@pytest.mark.parametrize(
+    "subject",
+    [{"reference": "Patient/someone-else"}, {"reference": "https://ehr.example/fhir/Patient/zzz"}],
+)
+def test_a_draft_order_for_another_patient_is_400_and_names_no_id(
+    client: FlaskClient, subject: dict[str, str]
+) -> None:
+    order = draft()
+    order["subject"] = subject
+    resp = post(client, "order-sign", hook_request("order-sign", resources=MEETS, drafts=[order]))
+    assert resp.status_code == 400
+    assert resp.json["resourceType"] == "OperationOutcome"
+    text = resp.get_data(as_text=True)
+    assert "another patient" in text
+    assert "someone-else" not in text
+    assert "zzz" not in text
+
+
+def test_a_draft_order_for_this_patient_by_absolute_reference_is_answered(
+    client: FlaskClient,
+) -> None:
+    order = draft()
+    order["subject"] = {"reference": f"https://ehr.example/fhir/Patient/{PID}"}
+    resp = post(client, "order-sign", hook_request("order-sign", resources=MEETS, drafts=[order]))
+    assert resp.status_code == 200
+
+
 def test_unknown_service_is_404(client: FlaskClient) -> None:
     resp = client.post("/cds-services/nope", json=hook_request("order-sign"))
     assert resp.status_code == 404
