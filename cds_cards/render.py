@@ -100,11 +100,15 @@ def clinical_text(text: str) -> str:
     return _ISO_DATE.sub(day, _FHIR_REF.sub(ref, text))
 
 
-def _criterion_line(r: CriterionResult) -> str:
+def _criterion_line(r: CriterionResult, outcome: Outcome | None = None) -> str:
     text = clinical_text(r.reason)
     dates = [e.date for e in r.evidence if e.date is not None]
     if r.result is Tri.MET and dates and not _ISO_DATE.search(r.reason):
         text = f"{text.rstrip('.')}; last recorded {long_date(max(dates))}."
+    if outcome is Outcome.MEETS and r.result is Tri.NOT_MET:
+        # On a "meets" card a criterion not met decided it through a "not" (e.g. the under-12
+        # route): it supports the outcome, so it is not shown as a failure.
+        return f"- ✅ Not '{_md(r.title)}': {_md(text)}"
     return f"- {_ICON[r.result]} {_md(r.title)}: {_md(text)}"
 
 
@@ -172,7 +176,9 @@ def detail_markdown(decision: Decision, note: str | None = None) -> str:
     last += [_policy_line(policy), ADVISORY]
     room = MAX_DETAIL_LINES - len(first) - len(last)
     unknown = [_unknown_line(decision.criteria[c]) for c in decision.decisive]
-    decided = [_criterion_line(decision.criteria[c]) for c in decision.decided_by]
+    decided = [
+        _criterion_line(decision.criteria[c], decision.outcome) for c in decision.decided_by
+    ]
     if len(unknown) + len(decided) > room:
         shown_unknown = unknown[: room - 1]
         shown_decided = decided[: room - 1 - len(shown_unknown)]
