@@ -30,12 +30,16 @@ from policy.criteria import (
 from policy.decisive import Logic, decided_by, decisive_unknowns
 from policy.expr import Expr, PolicyError, deciding_leaves, evaluate_expr, expr_ids
 from policy.model import (
+    HOOKS,
+    ORDER_HOOKS,
+    SPEAKS,
     CriterionResult,
     Decision,
     Evidence,
     Outcome,
     PathwayResult,
     PolicyInfo,
+    ServiceSpec,
     Tri,
 )
 
@@ -71,6 +75,10 @@ class Policy:
     assumptions: tuple[str, ...]
     value_sets: frozenset[str]
     notices: tuple[tuple[str, str], ...] = ()  # (criterion id, sentence shown when it is met)
+    services: tuple[ServiceSpec, ...] = ()  # the CDS services this policy offers
+    # policies (by id) whose "meets and not already using it" is said first on this policy's
+    # cards, in order: the first that applies wins
+    companions: tuple[str, ...] = ()
 
     @property
     def criterion_ids(self) -> tuple[str, ...]:
@@ -168,6 +176,19 @@ def parse_policy(doc: Mapping[str, Any], overrides: Mapping[str, Any] | None = N
         presentation=doc.get("presentation", {}),
     )
     assumptions = tuple(a.format(**params) for a in doc.get("assumptions", []))
+    services = tuple(_service(info.id, s) for s in doc.get("services", []))
+    value_sets.update(s.trigger_value_set for s in services if s.trigger_value_set)
+    ordered = info.presentation.get("silenceWhenOrdered")
+    if ordered is not None:
+        if set(ordered) != {"valueSet", "means"}:
+            raise PolicyError("presentation.silenceWhenOrdered needs exactly valueSet and means")
+        value_sets.add(str(ordered["valueSet"]))
+    for cid in info.presentation.get("silenceWhenMet", ()):
+        if cid not in known:
+            raise PolicyError(f"presentation.silenceWhenMet names undefined criterion {cid!r}")
+    companions = tuple(str(c) for c in doc.get("companions", ()))
+    if info.id in companions:
+        raise PolicyError(f"policy {info.id!r} names itself as a companion")
     valid = params.get("confirmationValidMonths", 12)
     plausible = (
         float(params.get("hba1cPlausibleMinMmolMol", 20)),
@@ -186,6 +207,49 @@ def parse_policy(doc: Mapping[str, Any], overrides: Mapping[str, Any] | None = N
         assumptions=assumptions,
         value_sets=frozenset(value_sets),
         notices=notices,
+        services=services,
+        companions=companions,
+    )
+
+
+_SERVICE_KEYS = frozenset({"id", "hook", "title", "description", "trigger", "speaks"})
+_TRIGGER_KEYS = frozenset({"draftOrderValueSet", "selectedOnly"})
+
+
+def _service(policy_id: str, s: Mapping[str, Any]) -> ServiceSpec:
+    """One entry of the file's ``services``; raises PolicyError naming the field at fault."""
+    sid = s.get("id")
+    where = f"services[{sid!r}]"
+    unknown = set(s) - _SERVICE_KEYS
+    if unknown:
+        raise PolicyError(f"{where}: unknown field(s) {sorted(unknown)}")
+    for key in ("id", "hook", "title", "description"):
+        if not isinstance(s.get(key), str) or not s[key]:
+            raise PolicyError(f"{where}: {key!r} must be a non-empty string")
+    sid, hook = str(s["id"]), str(s["hook"])
+    if hook not in HOOKS:
+        raise PolicyError(f"{where}: hook {hook!r} is not one of {list(HOOKS)}")
+    speaks = s.get("speaks", "always")
+    if speaks not in SPEAKS:
+        raise PolicyError(f"{where}: speaks {speaks!r} is not one of {list(SPEAKS)}")
+    trigger = s.get("trigger")
+    if hook not in ORDER_HOOKS:
+        if trigger is not None:
+            raise PolicyError(f"{where}: a {hook} service has no trigger")
+        return ServiceSpec(sid, hook, s["title"], s["description"], policy_id, speaks)
+    if not isinstance(trigger, Mapping):
+        raise PolicyError(f"{where}: an order hook needs a trigger with draftOrderValueSet")
+    unknown = set(trigger) - _TRIGGER_KEYS
+    if unknown:
+        raise PolicyError(f"{where}.trigger: unknown field(s) {sorted(unknown)}")
+    value_set = trigger.get("draftOrderValueSet")
+    selected_only = trigger.get("selectedOnly", False)
+    if not isinstance(value_set, str) or not value_set:
+        raise PolicyError(f"{where}.trigger: draftOrderValueSet must name a value set")
+    if not isinstance(selected_only, bool):
+        raise PolicyError(f"{where}.trigger: selectedOnly must be true or false")
+    return ServiceSpec(
+        sid, hook, s["title"], s["description"], policy_id, speaks, value_set, selected_only
     )
 
 

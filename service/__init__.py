@@ -45,11 +45,19 @@ def build_engine(config: Mapping[str, Any]) -> Engine:
     criteria_systems = {p.info.criteria_system for p in policies.values()}
     if len(criteria_systems) != 1:
         raise PolicyError("all policies must share one confirmation CodeSystem")
+    for policy in policies.values():
+        for companion in policy.companions:
+            if companion not in policies:
+                log.info(
+                    "policy %s names companion %s, which is not loaded: its note is not shown",
+                    policy.info.id,
+                    companion,
+                )
     pool = int(config["FHIR_POOL_SIZE"])
     return Engine(
         vsl=vsl,
         policies=policies,
-        services=enabled_services(policies),
+        services=enabled_services(policies.values()),
         templates=prefetch_templates(vsl, criteria_systems.pop()),
         server_policy=FhirServerPolicy.from_config(
             config["FHIR_SERVER_ALLOWLIST"],

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import requests
 
 from cds_cards import CardContext, eligibility_card
-from facts import Order, PatientRecord, extract_record, order_is_iport
+from facts import Order, PatientRecord, extract_record, order_in
 from fhirdata import (
     DataUnavailable,
     FetchSettings,
@@ -61,17 +61,21 @@ class HookResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
-def iport_drafts(req: HookRequest, vsl: ValueSetLibrary) -> list[Order]:
-    """The draft orders this hook is about that are i-Port Advance orders.
+def triggering_drafts(req: HookRequest, service: ServiceDef, vsl: ValueSetLibrary) -> list[Order]:
+    """The draft orders of this hook call coded in the service's trigger value set.
 
-    order-select: only the selected drafts; order-sign: every draft. Drafts with no code
-    yet (the Sandbox's first order-select) are simply not i-Port orders.
+    With ``selected_only`` (order-select), only the drafts the clinician selected. Drafts with
+    no code yet (the Sandbox's first order-select) are in no value set. A service with no
+    trigger (patient-view) has none.
     """
+    if service.trigger_value_set is None:
+        return []
     drafts = req.draft_orders
-    if req.hook == "order-select":
+    if service.selected_only:
         selected = set(req.selections)
         drafts = [d for d in drafts if f"{d.get('resourceType')}/{d.get('id')}" in selected]
-    return [o for o in (order_is_iport(d, vsl) for d in drafts) if o is not None]
+    value_set = service.trigger_value_set
+    return [o for o in (order_in(d, vsl, value_set) for d in drafts) if o is not None]
 
 
 def _client_factory(
@@ -118,7 +122,7 @@ def run_hook(
     Raises PreconditionFailed (412) when required data cannot be obtained.
     """
     started = time.perf_counter()
-    if service.hook in ("order-select", "order-sign") and not iport_drafts(req, engine.vsl):
+    if service.trigger_value_set and not triggering_drafts(req, service, engine.vsl):
         return HookResult(body={"cards": []}, timings_ms={"total": _ms(started)})
     try:
         gathered = gather(
@@ -147,7 +151,7 @@ def run_hook(
         decision=decision,
         gathered=gathered,
     )
-    if service.hook != "patient-view" or _speaks_proactively(decision, record):
+    if service.speaks == "always" or _speaks_proactively(decision, record):
         ctx = CardContext(
             patient_id=req.patient_id,
             user_ref=req.user_id,
@@ -164,12 +168,14 @@ def run_hook(
 
 
 def _speaks_proactively(decision: Decision, record: PatientRecord) -> bool:
-    """patient-view speaks only when the criteria are met and the prompt is still useful:
-    not when the thing is already on order (i-Port) or already in use (a pump)."""
+    """A "when-met" service speaks only when the criteria are met and the prompt is still
+    useful: not when an order in the presentation's ``silenceWhenOrdered`` value set is
+    active, nor when a criterion in its ``silenceWhenMet`` is met (already in use)."""
     words = decision.policy.presentation
     if decision.outcome is not Outcome.MEETS:
         return False
-    if words.get("silenceWhenActiveOrder") and record.iport_orders:
+    ordered = words.get("silenceWhenOrdered")
+    if ordered and record.orders_in(ordered["valueSet"]):
         return False
     silencers = words.get("silenceWhenMet", [])
     return not any(decision.criteria[c].result is Tri.MET for c in silencers)
@@ -178,16 +184,17 @@ def _speaks_proactively(decision: Decision, record: PatientRecord) -> bool:
 def _companion_note(
     engine: Engine, service: ServiceDef, record: PatientRecord, today: date
 ) -> str | None:
-    """The i-Port card defers to the insulin pump when the patient meets the NICE pump criteria
-    and is not on one: a pump is the NICE-recommended option, an i-Port the alternative."""
-    companion = engine.policies.get(service.companion or "")
-    if companion is None:
-        return None
-    decision = evaluate(companion, record, today)
-    if not _speaks_proactively(decision, record):
-        return None
-    note: str | None = companion.info.presentation.get("companionNote")
-    return note
+    """The note of the first of the policy's companions (in the order its file lists them)
+    whose criteria the patient meets and whose technology they are not already using.
+    Companions not loaded are skipped."""
+    for companion_id in engine.policies[service.policy].companions:
+        companion = engine.policies.get(companion_id)
+        if companion is None:
+            continue
+        if _speaks_proactively(evaluate(companion, record, today), record):
+            note: str | None = companion.info.presentation.get("companionNote")
+            return note
+    return None
 
 
 def _ms(started: float) -> float:

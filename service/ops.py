@@ -53,7 +53,6 @@ from fhirdata.client import (
     FhirUnauthorised,
     FhirUnreachable,
 )
-from service.discovery import SERVICES
 from service.errors import PreconditionFailed, ServiceError
 from service.evaluation import Engine, HookResult
 from service.hookrequest import HookRequest
@@ -152,7 +151,8 @@ def _service_labels(service_id: str | None) -> tuple[str, str]:
     """(service, hook) labels for a service id from the URL: known ids only."""
     if service_id is None:
         return NONE, NONE
-    service = SERVICES.get(service_id)
+    engine: Engine | None = current_app.extensions.get("iport_cds.engine")
+    service = engine.services.get(service_id) if engine is not None else None
     if service is None:
         return UNKNOWN, UNKNOWN
     return service.id, service.hook

@@ -209,5 +209,5 @@ def test_an_unknown_policy_lists_the_valid_names(cli: Cli) -> None:
     assert run.code == 2
     message = one_line_error(run)
     assert "--policy 'nope' is not a policy" in message
-    assert "iport-advance, nice-insulin-pump" in message
+    assert "iport-advance, nice-hybrid-closed-loop, nice-insulin-pump" in message
     assert "Errno" not in message

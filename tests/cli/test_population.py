@@ -142,7 +142,7 @@ def test_the_hybrid_closed_loop_policy_over_a_population(
     assert run.code == 0, run.err
     rows = read_csv(run.out)
     assert len(rows) == PATIENTS
-    assert list(rows[0]) == ["patient_ref", "outcome", "pathway", *hcl.criterion_ids]
+    assert list(rows[0]) == [*PERSON_COLUMNS, *hcl.criterion_ids]
     grouped = by_patient(population)
     for row in rows[:: PATIENTS // 20]:
         record = extract_record(

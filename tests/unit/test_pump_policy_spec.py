@@ -151,7 +151,8 @@ def test_an_unknown_name_in_the_policies_setting_stops_start_up_with_the_valid_n
     message = str(raised.value)
     assert message == (
         "POLICIES names 'nope', which is not a policy of this service; choose from: "
-        "iport-advance, nice-insulin-pump (or give the path of a policy file)"
+        "iport-advance, nice-hybrid-closed-loop, nice-insulin-pump "
+        "(or give the path of a policy file)"
     )
 
 
