@@ -58,7 +58,9 @@ def build_engine(config: Mapping[str, Any]) -> Engine:
         vsl=vsl,
         policies=policies,
         services=enabled_services(policies.values()),
-        templates=prefetch_templates(vsl, criteria_systems.pop()),
+        templates=prefetch_templates(
+            vsl, criteria_systems.pop(), {v for p in policies.values() for v in p.value_sets}
+        ),
         server_policy=FhirServerPolicy.from_config(
             config["FHIR_SERVER_ALLOWLIST"],
             config["FHIR_INSECURE_HOSTS"],
