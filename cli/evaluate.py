@@ -20,7 +20,7 @@ from cli.inputs import choose_patient, read_resources, require_patient_record
 from cli.render import decision_table
 from facts import extract_record
 from policy import Decision, Policy, PolicyError, evaluate, load_policy
-from policy.engine import POLICY_DIR, policy_names
+from policy.loading import POLICY_DIR, policy_names
 from valuesets import ValueSetError, ValueSetLibrary, load_value_sets
 
 LONDON = ZoneInfo("Europe/London")

@@ -12,7 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from policy import PolicyError, load_policy, parse_policy
-from policy.engine import POLICY_DIR
+from policy.loading import POLICY_DIR
 from service import create_app
 from service.discovery import enabled_services
 from tests.builders import iport_device_request, patient
