@@ -32,14 +32,13 @@ from werkzeug.serving import make_server
 
 import demo
 from service import create_app
-from tests.browser.test_dashboard import browser
 from tests.fhir_server import FhirTestServer
 from tests.integration.conftest import fhir_server
 from tests.service_process import free_port
 from tests.smart_server import SmartServer
 from tests.store import debian
 
-__all__ = ["browser", "fhir_server"]
+__all__ = ["fhir_server"]
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
