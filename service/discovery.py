@@ -32,6 +32,14 @@ def enabled_services(policies: Iterable[Policy]) -> dict[str, ServiceSpec]:
 def discovery_document(
     services: Mapping[str, ServiceSpec], templates: Mapping[str, str]
 ) -> dict[str, Any]:
+    # The resource types the templates read (each template starts with its type).
+    types = sorted({t.split("?")[0].split("/")[0] for t in templates.values()})
+    usage = (
+        "Send prefetch (or fhirServer with an access token allowing read of "
+        f"{', '.join(types[:-1])} and {types[-1]} for the patient). Cards are advisory."
+        if types
+        else "Cards are advisory."
+    )
     return {
         "services": [
             {
@@ -40,11 +48,7 @@ def discovery_document(
                 "description": s.description,
                 "id": s.id,
                 "prefetch": dict(templates),
-                "usageRequirements": (
-                    "Send prefetch (or fhirServer with an access token allowing read of Patient, "
-                    "Condition, Observation, MedicationRequest, ServiceRequest and DeviceRequest "
-                    "for the patient). Cards are advisory."
-                ),
+                "usageRequirements": usage,
             }
             for s in services.values()
         ]

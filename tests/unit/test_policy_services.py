@@ -110,6 +110,14 @@ def test_discovery_and_routing_come_from_the_loaded_policy_files(
     assert custom_client.post("/cds-services/iport-advance-order-sign", json={}).status_code == 404
 
 
+def test_usage_requirements_name_every_resource_type_the_prefetch_reads(
+    custom_client: FlaskClient,
+) -> None:
+    (service,) = custom_client.get("/cds-services").json["services"]
+    for template in service["prefetch"].values():
+        assert template.split("?")[0].split("/")[0] in service["usageRequirements"]
+
+
 def test_an_order_hook_answers_only_for_drafts_in_its_trigger_value_set(
     custom_client: FlaskClient,
 ) -> None:
