@@ -82,7 +82,7 @@ def measure(service_url: str, body: dict[str, Any], n: int) -> list[float]:
 def _pages(base: str, pid: str) -> int:
     """How many pages the service's own HbA1c query takes for this patient."""
     vsl = load_value_sets()
-    template = prefetch_templates(vsl, "urn:x")["hba1c"]
+    template = prefetch_templates(vsl, "urn:x", ())["hba1c"]
     url: str | None = f"{base}/{fill(template, pid)}"
     pages = 0
     while url:

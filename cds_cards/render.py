@@ -176,9 +176,7 @@ def detail_markdown(decision: Decision, note: str | None = None) -> str:
     last += [_policy_line(policy), ADVISORY]
     room = MAX_DETAIL_LINES - len(first) - len(last)
     unknown = [_unknown_line(decision.criteria[c]) for c in decision.decisive]
-    decided = [
-        _criterion_line(decision.criteria[c], decision.outcome) for c in decision.decided_by
-    ]
+    decided = [_criterion_line(decision.criteria[c], decision.outcome) for c in decision.decided_by]
     if len(unknown) + len(decided) > room:
         shown_unknown = unknown[: room - 1]
         shown_decided = decided[: room - 1 - len(shown_unknown)]

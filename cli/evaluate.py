@@ -20,7 +20,7 @@ from cli.render import decision_table
 from facts.london import london_day
 from policy import Decision, PolicyError
 from policy.decide import Core, decide, read_record
-from policy.engine import POLICY_DIR, policy_names
+from policy.loading import POLICY_DIR, policy_names
 from service.config import core_from_config, read_settings
 from valuesets import ValueSetError
 

@@ -31,6 +31,7 @@ BANDS = (MEETS, POTENTIALLY, DATA_MISSING, NOT_MET)
 TECHNOLOGY_TYPES = frozenset({"Procedure", "Device", "DeviceRequest", "DeviceUseStatement"})
 AGE_BANDS = ((0, 11, "0-11"), (12, 17, "12-17"), (18, 39, "18-39"), (40, 64, "40-64"))
 ORDER_IN_USE = frozenset({"active", "completed"})
+IPORT_DEVICE = "iport-device"  # the value set of the report's on_iport column
 PERSON_COLUMNS = (
     "patient_ref",
     "policy_id",
@@ -88,12 +89,11 @@ def band_of(policy: Policy, decision: Decision, record: PatientRecord, today: da
 
 def technology_in_use(policy: Policy, decision: Decision, record: PatientRecord) -> bool:
     """What the policy's own patient-view silence reads as 'already has it': a criterion in
-    ``silenceWhenMet`` met (e.g. already on a pump), or with ``silenceWhenActiveOrder`` an
-    i-Port order in use."""
+    ``silenceWhenMet`` met (e.g. already on a pump), or an order in its ``silenceWhenOrdered``
+    value set in use (e.g. an i-Port)."""
     words = policy.info.presentation
-    if words.get("silenceWhenActiveOrder") and any(
-        o.status in ORDER_IN_USE for o in record.iport_orders
-    ):
+    ordered = words.get("silenceWhenOrdered")
+    if ordered and any(o.status in ORDER_IN_USE for o in record.orders_in(ordered["valueSet"])):
         return True
     return any(decision.criteria[c].result is Tri.MET for c in words.get("silenceWhenMet", ()))
 
@@ -185,7 +185,7 @@ def person_rows(
     on_pump = any(
         not f.ref.startswith("ServiceRequest/") for f in record.findings_in("insulin-pump")
     )
-    on_iport = any(o.status in ORDER_IN_USE for o in record.iport_orders)
+    on_iport = any(o.status in ORDER_IN_USE for o in record.orders_in(IPORT_DEVICE))
     person = [
         age_band(record, ctx.today),
         gender if isinstance(gender, str) and gender else "unknown",
@@ -240,8 +240,8 @@ class UptakeTally:
             words = p.info.presentation
             self.names[p.info.id] = str(words.get("sourceLabel") or p.info.title)
             uses = [p.title_of(c).lower() for c in words.get("silenceWhenMet", ())]
-            if words.get("silenceWhenActiveOrder"):
-                uses.append("an i-Port on order or in use")
+            if words.get("silenceWhenOrdered"):
+                uses.append(str(words["silenceWhenOrdered"]["means"]))
             self.technology[p.info.id] = " or ".join(uses) or "the technology"
 
     def add(self, rows: Iterable[Sequence[str]]) -> None:

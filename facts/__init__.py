@@ -3,7 +3,7 @@
 ``extract_record`` turns FHIR JSON into a ``PatientRecord``; it imports no web or HTTP code.
 """
 
-from facts.extract import extract_record, order_is_iport, parse_fhir_date
+from facts.extract import extract_record, order_in, parse_fhir_date
 from facts.model import (
     BirthDate,
     Confirmation,
@@ -23,6 +23,6 @@ __all__ = [
     "Order",
     "PatientRecord",
     "extract_record",
-    "order_is_iport",
+    "order_in",
     "parse_fhir_date",
 ]

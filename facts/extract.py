@@ -8,7 +8,7 @@ Which statuses count is the policy-interpretation document's "Facts" section.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -245,14 +245,14 @@ class _Extractor:
         rtype = resource.get("resourceType")
         rid = resource.get("id")
         ref = f"{rtype}/{rid}" if isinstance(rtype, str) and isinstance(rid, str) else f"{rtype}"
-        handler = getattr(self, f"_{rtype}", None) if isinstance(rtype, str) else None
+        handler = _HANDLERS.get(rtype) if isinstance(rtype, str) else None
         if handler is None:
             return  # resources the rules do not use are ignored, not reported
         try:
             if rtype != "Patient" and not self._belongs_to_patient(resource):
                 self.warnings.append(f"{ref} skipped: it belongs to another patient.")
                 return
-            handler(resource, ref)
+            handler(self, resource, ref)
         except (Malformed, TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
             self.warnings.append(f"{ref} skipped: malformed ({_short(exc)}).")
             self.unreadable_types.add(str(rtype))
@@ -387,14 +387,14 @@ class _Extractor:
         self._finding(r, ref, r.get("code"), when)
 
     def _ServiceRequest(self, r: Mapping[str, Any], ref: str) -> None:
-        self._order_if_iport(r, ref, r.get("code"))
+        self._orders_of(r, ref, r.get("code"))
         if r.get("status") not in REFERRAL_OK:
             return
         when = parse_fhir_date(r.get("authoredOn"), "authoredOn")
         self._finding(r, ref, r.get("code"), when)
 
     def _DeviceRequest(self, r: Mapping[str, Any], ref: str) -> None:
-        self._order_if_iport(r, ref, r.get("codeCodeableConcept"))
+        self._orders_of(r, ref, r.get("codeCodeableConcept"))
 
     def _Observation(self, r: Mapping[str, Any], ref: str) -> None:
         status = r.get("status")
@@ -509,7 +509,7 @@ class _Extractor:
     def _finish_medication_request(self, r: Mapping[str, Any], ref: str) -> None:
         concept = self._medication_concept(r)
         matches = classify(concept, self.vsl)
-        self._order_if_iport(r, ref, concept, matches)
+        self._orders_of(r, ref, concept, matches)
         if r.get("status") in PRESCRIPTION_ISSUED:
             devices = [m for m in matches if m.value_set in PRESCRIBED_DEVICES]
             when = parse_fhir_date(r.get("authoredOn"), "authoredOn")
@@ -543,15 +543,17 @@ class _Extractor:
             )
         )
 
-    def _order_if_iport(
+    def _orders_of(
         self, r: Mapping[str, Any], ref: str, code: Any, matches: list[_Match] | None = None
     ) -> None:
+        """An Order for each value set this order's code is in (the first match of each)."""
         concept = _obj(code, "code") if code is not None else None
+        seen: set[str] = set()
         for m in matches if matches is not None else classify(concept, self.vsl):
-            if m.value_set == IPORT:
-                status = r.get("status")
-                self.orders.append(Order(ref, _display(concept), str(status), m.matched_by))
-                return
+            if m.value_set not in seen:
+                seen.add(m.value_set)
+                status = str(r.get("status"))
+                self.orders.append(Order(ref, _display(concept), status, m.matched_by, m.value_set))
 
     def record(self) -> PatientRecord:
         return PatientRecord(
@@ -563,7 +565,7 @@ class _Extractor:
             hba1c_unusable=tuple(self.hba1c_unusable),
             insulin=tuple(self.insulin),
             confirmations=tuple(self.confirmations),
-            iport_orders=tuple(o for o in self.orders if o.status in ORDER_ACTIVE),
+            orders=tuple(o for o in self.orders if o.status in ORDER_ACTIVE),
             warnings=tuple(self.warnings),
             unreadable_types=frozenset(self.unreadable_types),
         )
@@ -670,6 +672,23 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
+# The resource types the rules read, and the method that reads each: only these are dispatched
+# (a resourceType naming any other method of the extractor is ignored like any unknown type).
+_HANDLERS: Mapping[str, Callable[[_Extractor, Mapping[str, Any], str], None]] = {
+    "Patient": _Extractor._Patient,
+    "Medication": _Extractor._Medication,
+    "Device": _Extractor._Device,
+    "DeviceUseStatement": _Extractor._DeviceUseStatement,
+    "Condition": _Extractor._Condition,
+    "Procedure": _Extractor._Procedure,
+    "ServiceRequest": _Extractor._ServiceRequest,
+    "DeviceRequest": _Extractor._DeviceRequest,
+    "Observation": _Extractor._Observation,
+    "MedicationRequest": _Extractor._MedicationRequest,
+}
+RESOURCE_TYPES = frozenset(_HANDLERS)
+
+
 def extract_record(
     resources: Iterable[Any],
     vsl: ValueSetLibrary,
@@ -703,13 +722,14 @@ def extract_record(
     return ex.record()
 
 
-def order_is_iport(resource: Any, vsl: ValueSetLibrary) -> Order | None:
-    """The i-Port order this draft resource is, or None (no code yet, or another product)."""
+def order_in(resource: Any, vsl: ValueSetLibrary, value_set: str) -> Order | None:
+    """This (draft) order resource as an Order coded in ``value_set``, or None (no code yet,
+    another product, or not an order)."""
     ex = _Extractor(vsl, None, "")
     ex.add(resource)
     for r, ref in ex.pending_medication_requests:
         try:
-            ex._order_if_iport(r, ref, ex._medication_concept(r))
+            ex._orders_of(r, ref, ex._medication_concept(r))
         except (Malformed, TypeError, ValueError, KeyError, AttributeError, OverflowError):
             return None
-    return ex.orders[0] if ex.orders else None
+    return next((o for o in ex.orders if o.value_set == value_set), None)

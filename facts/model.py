@@ -76,12 +76,14 @@ class Confirmation:
 
 @dataclass(frozen=True, slots=True)
 class Order:
-    """An i-Port Advance order (active, or a draft under review)."""
+    """An order coded in a value set (active, or a draft under review): a MedicationRequest,
+    DeviceRequest or ServiceRequest. One per value set the order's code is in."""
 
     ref: str
     display: str
     status: str
     matched_by: MatchedBy
+    value_set: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +106,7 @@ class PatientRecord:
     hba1c_unusable: tuple[tuple[str, date, str], ...] = ()
     insulin: tuple[InsulinOrder, ...] = ()
     confirmations: tuple[Confirmation, ...] = ()
-    iport_orders: tuple[Order, ...] = ()
+    orders: tuple[Order, ...] = ()  # active orders, one per value set each is coded in
     warnings: tuple[str, ...] = ()
     # Resource types of which at least one resource could not be read: a diagnosis criterion
     # cannot say "not recorded" when a Condition was there but unreadable.
@@ -119,3 +121,6 @@ class PatientRecord:
 
     def findings_in(self, value_set: str) -> tuple[Finding, ...]:
         return self._by_set.get(value_set, ())
+
+    def orders_in(self, value_set: str) -> tuple[Order, ...]:
+        return tuple(o for o in self.orders if o.value_set == value_set)

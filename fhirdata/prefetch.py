@@ -28,17 +28,6 @@ from valuesets import ValueSetLibrary
 PATIENT_TOKEN = "{{context.patientId}}"  # noqa: S105 (a prefetch token, not a secret)
 PAGE_SIZE = 100
 
-# Value sets whose codes may appear on Observations (findings recorded as observations).
-_FINDING_SETS = (
-    "needle-phobia",
-    "lipohypertrophy",
-    "disabling-hypoglycaemia",
-    "hypoglycaemia-event",
-    "non-adherence",
-    "diabetes-specialist",
-    "insulin-pump",
-)
-
 
 class DataUnavailable(Exception):
     """Required data is neither prefetched nor obtainable from the FHIR server (answer 412)."""
@@ -53,8 +42,24 @@ def _codes(vsl: ValueSetLibrary, set_ids: Iterable[str]) -> list[str]:
     return list(seen)
 
 
-def prefetch_templates(vsl: ValueSetLibrary, criteria_system: str) -> dict[str, str]:
-    """The prefetch templates every service advertises; keys are stable API."""
+def recorded_in(vsl: ValueSetLibrary, value_sets: Iterable[str], resource_type: str) -> list[str]:
+    """Those of ``value_sets`` whose codes are recorded in ``resource_type`` (the value set's
+    ``recorded-in`` extension), in a stable order."""
+    return sorted(
+        v for v in set(value_sets) if v in vsl and resource_type in vsl.sets[v].recorded_in
+    )
+
+
+def prefetch_templates(
+    vsl: ValueSetLibrary, criteria_system: str, value_sets: Iterable[str]
+) -> dict[str, str]:
+    """The prefetch templates every service advertises; keys are stable API.
+
+    ``value_sets`` are those the loaded policies read: the findings search asks for the codes
+    of those recorded in Observations, and Device and DeviceUseStatement are searched only when
+    one of them is recorded there.
+    """
+    value_sets = set(value_sets)
     p = PATIENT_TOKEN
     # subject=Patient/<id>, not patient=<id>: every FHIR server supports subject on these
     # types; some do not support patient on all of them (DeviceRequest), and a search a server
@@ -63,18 +68,28 @@ def prefetch_templates(vsl: ValueSetLibrary, criteria_system: str) -> dict[str, 
     # _count: servers page searches (sekmet at 20, HAPI at 20); each further page is another
     # round trip, so ask for pages large enough that a typical record is one page.
     n = f"&_count={PAGE_SIZE}"
-    return {
+    templates = {
         "patient": f"Patient/{p}",
         "conditions": f"Condition?{s}{n}",
         "hba1c": f"Observation?{s}&code={','.join(_codes(vsl, ['hba1c']))}&_sort=-date{n}",
         "findings": f"Observation?{s}{n}&code="
-        + ",".join([f"{criteria_system}|", *_codes(vsl, _FINDING_SETS)]),
-        "medications": f"MedicationRequest?{s}&status=active"
+        + ",".join(
+            [f"{criteria_system}|", *_codes(vsl, recorded_in(vsl, value_sets, "Observation"))]
+        ),
+        # completed too: an issued prescription of a device (a glucose sensor) is evidence of
+        # its use; insulin is read from active prescriptions only (facts.extract).
+        "medications": f"MedicationRequest?{s}&status=active,completed"
         f"&_include=MedicationRequest:medication{n}",
         "referrals": f"ServiceRequest?{s}{n}",
         "procedures": f"Procedure?{s}{n}",
         "devices": f"DeviceRequest?{s}&status=active{n}",
     }
+    if recorded_in(vsl, value_sets, "DeviceUseStatement"):
+        # The device each statement names is included: its type says what the device is.
+        templates["deviceUses"] = f"DeviceUseStatement?{s}&_include=DeviceUseStatement:device{n}"
+    if recorded_in(vsl, value_sets, "Device"):
+        templates["assignedDevices"] = f"Device?patient=Patient/{p}{n}"
+    return templates
 
 
 def fill(template: str, patient_id: str) -> str:

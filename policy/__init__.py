@@ -4,14 +4,9 @@ Pure Python: no Flask, no HTTP, no database, no clock. ``evaluate(policy, record
 is the whole interface.
 """
 
-from policy.engine import (
-    Policy,
-    evaluate,
-    load_policies,
-    load_policy,
-    parse_policy,
-)
+from policy.engine import evaluate
 from policy.expr import PolicyError
+from policy.loading import Policy, load_policies, load_policy, parse_policy
 from policy.model import CriterionResult, Decision, Evidence, Outcome, PathwayResult, Tri
 
 __all__ = [

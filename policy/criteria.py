@@ -37,11 +37,26 @@ class Context:
 
 Rule = Callable[[PatientRecord, CriterionSpec, Context], CriterionResult]
 RULES: dict[str, Rule] = {}
+# The parameter kinds a rule may declare (a trailing "?" marks one optional). A "value-set" or
+# "value-sets" parameter names value sets the policy needs loaded.
+PARAM_KINDS = frozenset(
+    {"value-set", "value-sets", "int", "number", "bool", "text", "texts", "comparison"}
+)
+COMPARISONS = (">=", ">")
+RULE_PARAMS: dict[str, dict[str, str]] = {}  # rule name -> parameter name -> kind
+HBA1C_RULES: set[str] = set()  # rules that read HbA1c results (need hba1cLookbackMonths)
 
 
-def rule(name: str) -> Callable[[Rule], Rule]:
+def rule(name: str, *, reads_hba1c: bool = False, **params: str) -> Callable[[Rule], Rule]:
+    """Register a named rule with the parameters (and their kinds) a policy file may give it."""
+    for kind in params.values():
+        assert kind.rstrip("?") in PARAM_KINDS, kind
+
     def register(fn: Rule) -> Rule:
         RULES[name] = fn
+        RULE_PARAMS[name] = dict(params)
+        if reads_hba1c:
+            HBA1C_RULES.add(name)
         return fn
 
     return register
@@ -358,7 +373,12 @@ def _diagnoses(
     ]
 
 
-@rule("diagnosis")
+@rule(
+    "diagnosis",
+    valueSet="value-set",
+    otherTypeValueSet="value-set?",
+    remissionValueSet="value-set?",
+)
 def diagnosis(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
     """Met by an active, not refuted diagnosis in the value set; absence is *not met*.
 
@@ -435,7 +455,10 @@ def diagnosis(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Crite
     )
 
 
-@rule("age-at-least")
+@rule(
+    "age-at-least",
+    years="int",
+)
 def age_at_least(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
     years = int(spec.params["years"])
     b = record.birth_date
@@ -466,7 +489,12 @@ def age_at_least(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
     )
 
 
-@rule("finding")
+@rule(
+    "finding",
+    valueSet="value-set",
+    lookbackMonths="int",
+    note="text?",
+)
 def finding(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
     """Met by a current finding (coded, or by clinical term); an older or undated one, or none,
     is *unknown*: absence is not evidence of absence, and an old record is not evidence of now.
@@ -507,7 +535,13 @@ def finding(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Criteri
     )
 
 
-@rule("disabling-hypoglycaemia")
+@rule(
+    "disabling-hypoglycaemia",
+    awarenessValueSet="value-set",
+    eventValueSets="value-sets",
+    minDays="int",
+    lookbackMonths="int",
+)
 def disabling_hypoglycaemia(
     record: PatientRecord, spec: CriterionSpec, ctx: Context
 ) -> CriterionResult:
@@ -569,7 +603,13 @@ def disabling_hypoglycaemia(
     )
 
 
-@rule("hba1c-on-mdi")
+@rule(
+    "hba1c-on-mdi",
+    reads_hba1c=True,
+    threshold="number",
+    comparison="comparison",
+    minInjectionsPerDay="number",
+)
 def hba1c_on_mdi(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
     """HbA1c has "remained high": every result in the lookback at/above the threshold (at least
     one), and on multiple daily injections (see ``_on_mdi``)."""
@@ -627,7 +667,12 @@ def hba1c_on_mdi(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
     )
 
 
-@rule("hba1c-latest")
+@rule(
+    "hba1c-latest",
+    reads_hba1c=True,
+    threshold="number",
+    comparison="comparison",
+)
 def hba1c_latest(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
     """The latest plausible HbA1c in the lookback compared with the threshold ("has an HbA1c of
     58 mmol/mol or more"); an unusable newest result is *unknown*, never decided by an older one.
@@ -648,7 +693,15 @@ def hba1c_latest(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
     )
 
 
-@rule("hba1c-with-finding")
+@rule(
+    "hba1c-with-finding",
+    reads_hba1c=True,
+    threshold="number",
+    comparison="comparison",
+    valueSet="value-set",
+    findingLabel="text?",
+    findingLookbackMonths="int",
+)
 def hba1c_with_finding(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
     """Latest HbA1c above the threshold *and* a current documented finding (poor adherence).
 
@@ -709,7 +762,10 @@ def hba1c_with_finding(record: PatientRecord, spec: CriterionSpec, ctx: Context)
     )
 
 
-@rule("insulin-injections-at-least")
+@rule(
+    "insulin-injections-at-least",
+    minInjectionsPerDay="number",
+)
 def insulin_injections_at_least(
     record: PatientRecord, spec: CriterionSpec, ctx: Context
 ) -> CriterionResult:
@@ -750,7 +806,10 @@ def insulin_prescribed(record: PatientRecord, spec: CriterionSpec, ctx: Context)
     )
 
 
-@rule("confirmation-only")
+@rule(
+    "confirmation-only",
+    contextValueSet="value-set?",
+)
 def confirmation_only(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
     """Never read from coded data: only a clinician's confirmation decides it.
 
@@ -819,7 +878,12 @@ def confirmation_result(
     )
 
 
-@rule("recorded")
+@rule(
+    "recorded",
+    valueSet="value-set",
+    codedOnly="bool?",
+    excludeResourceTypes="texts?",
+)
 def recorded(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
     """Met by a record in the value set; absence is *not met* (e.g. no insulin pump recorded).
 

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from facts import PatientRecord, extract_record
-from policy.engine import Policy, evaluate, load_policies
+from policy.engine import evaluate
 from policy.expr import PolicyError
+from policy.loading import Policy, load_policies
 from policy.model import Decision, Outcome, Tri
 from valuesets import ValueSetLibrary, load_value_sets
 
@@ -86,20 +87,23 @@ def decide(
 
 
 def speaks_proactively(decision: Decision, record: PatientRecord) -> bool:
-    """patient-view speaks only when the criteria are met and the prompt is still useful:
-    not when the thing is already on order (i-Port) or already in use (a pump)."""
+    """A "when-met" service speaks only when the criteria are met and the prompt is still
+    useful: not when an order in the presentation's ``silenceWhenOrdered`` value set is
+    active, nor when a criterion in its ``silenceWhenMet`` is met (already in use)."""
     words = decision.policy.presentation
     if decision.outcome is not Outcome.MEETS:
         return False
-    if words.get("silenceWhenActiveOrder") and record.iport_orders:
+    ordered = words.get("silenceWhenOrdered")
+    if ordered and record.orders_in(ordered["valueSet"]):
         return False
     silencers = words.get("silenceWhenMet", [])
     return not any(decision.criteria[c].result is Tri.MET for c in silencers)
 
 
 def companion_note(companions: Sequence[Policy], record: PatientRecord, today: date) -> str | None:
-    """The i-Port card defers to the insulin pump when the patient meets the NICE pump criteria
-    and is not on one: a pump is the NICE-recommended option, an i-Port the alternative."""
+    """The note of the first companion policy (in the order the policy file lists them) whose
+    criteria the patient meets and whose technology they are not already using: e.g. the
+    i-Port card defers to hybrid closed loop, then to an insulin pump."""
     for companion in companions:
         if speaks_proactively(evaluate(companion, record, today), record):
             note: str | None = companion.info.presentation.get("companionNote")

@@ -1,264 +1,31 @@
-"""Load a declarative policy file and evaluate it against a patient's facts.
-
-A policy file (``policies/*.json``) holds the metadata the card cites, the parameters a
-clinician may want to change (thresholds, lookbacks), each criterion bound to a named rule
-in ``policy.criteria``, derived criteria as all/any/not expressions, and the pathways.
-A second policy is a second file, plus any rules it needs that do not exist yet.
-"""
+"""Evaluate a loaded policy against a patient's facts (loading it is ``policy.loading``)."""
 
 from __future__ import annotations
 
-import functools
-import json
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import date
-from pathlib import Path
-from typing import Any
 
 from facts.model import PatientRecord
 from policy.criteria import (
-    DATA_DERIVED_RULES,
     RULES,
     SELF_CONFIRMING_RULES,
     Context,
-    CriterionSpec,
     confirmation_context,
     confirmation_result,
     latest_confirmation,
 )
 from policy.decisive import Logic, decided_by, decisive_unknowns
-from policy.expr import Expr, PolicyError, deciding_leaves, evaluate_expr, expr_ids
+from policy.expr import deciding_leaves, evaluate_expr, expr_ids
+from policy.loading import DerivedSpec, Policy
 from policy.model import (
     CriterionResult,
     Decision,
     Evidence,
     Outcome,
     PathwayResult,
-    PolicyInfo,
     Tri,
 )
-
-POLICY_DIR = Path(__file__).resolve().parent / "policies"
-
-
-@dataclass(frozen=True)
-class DerivedSpec:
-    id: str
-    title: str
-    expression: Expr
-    policy_text: str = ""
-    confirmable: bool = False  # a composite is never confirmed as a whole
-
-
-@dataclass(frozen=True)
-class PathwaySpec:
-    id: str
-    title: str
-    diagnosis: str
-    expression: Expr
-
-
-@dataclass(frozen=True)
-class Policy:
-    info: PolicyInfo
-    hba1c_lookback_months: int
-    confirmation_valid_months: int | None
-    hba1c_plausible_mmol_mol: tuple[float, float]
-    criteria: tuple[CriterionSpec, ...]
-    derived: tuple[DerivedSpec, ...]
-    pathways: tuple[PathwaySpec, ...]
-    assumptions: tuple[str, ...]
-    value_sets: frozenset[str]
-    notices: tuple[tuple[str, str], ...] = ()  # (criterion id, sentence shown when it is met)
-
-    @property
-    def criterion_ids(self) -> tuple[str, ...]:
-        return tuple(c.id for c in self.criteria) + tuple(d.id for d in self.derived)
-
-    @functools.cached_property
-    def _titles(self) -> dict[str, str]:
-        return {c.id: c.title for c in self.criteria} | {d.id: d.title for d in self.derived}
-
-    def title_of(self, criterion_id: str) -> str:
-        return self._titles[criterion_id]
-
-
-def _date(doc: Mapping[str, Any], key: str) -> date:
-    try:
-        return date.fromisoformat(str(doc[key]))
-    except (KeyError, ValueError) as exc:
-        raise PolicyError(f"policy needs an ISO date in {key!r}") from exc
-
-
-def parse_policy(doc: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> Policy:
-    """Build a Policy from its JSON document; ``overrides`` replace top-level parameters.
-
-    Raises PolicyError on anything the engine could not evaluate safely.
-    """
-    params = {**doc.get("parameters", {}), **(overrides or {})}
-
-    def resolve(value: Any) -> Any:
-        # "$name" in a rule's parameters refers to a top-level (overridable) parameter.
-        if isinstance(value, str) and value.startswith("$"):
-            if value[1:] not in params:
-                raise PolicyError(f"undefined parameter {value}")
-            return params[value[1:]]
-        return value
-
-    criteria = []
-    value_sets: set[str] = set()
-    for c in doc.get("criteria", []):
-        if c.get("rule") not in RULES:
-            raise PolicyError(f"criterion {c.get('id')!r}: unknown rule {c.get('rule')!r}")
-        rule_params = {k: resolve(v) for k, v in c.get("params", {}).items()}
-        for k, v in rule_params.items():
-            if k.endswith("alueSet") and v:
-                value_sets.add(v)
-            elif k.endswith("alueSets"):
-                value_sets.update(v)
-        criteria.append(
-            CriterionSpec(
-                id=c["id"],
-                title=c["title"],
-                rule=c["rule"],
-                params=rule_params,
-                confirmable=_confirmable(c),
-                policy_text=c.get("policyText", ""),
-            )
-        )
-    derived = []
-    for d in doc.get("derived", []):
-        if d.get("confirmable") is not False:
-            raise PolicyError(
-                f'derived criterion {d.get("id")!r} must declare "confirmable": false '
-                "(a composite is never confirmed as a whole; its parts are)"
-            )
-        derived.append(DerivedSpec(d["id"], d["title"], d["expression"], d.get("policyText", "")))
-    pathways = tuple(
-        PathwaySpec(p["id"], p["title"], p["diagnosis"], p["expression"]) for p in doc["pathways"]
-    )
-    known = {c.id for c in criteria}
-    for d in derived:  # derived criteria may use earlier derived ones, never later (no cycles)
-        for ref in expr_ids(d.expression):
-            if ref not in known:
-                raise PolicyError(f"derived criterion {d.id!r} uses undefined {ref!r}")
-        known.add(d.id)
-    for p in pathways:
-        for ref in [p.diagnosis, *expr_ids(p.expression)]:
-            if ref not in known:
-                raise PolicyError(f"pathway {p.id!r} uses undefined criterion {ref!r}")
-    notices = tuple((n["when"], n["text"]) for n in doc.get("notices", []))
-    for when, _ in notices:
-        if when not in known:
-            raise PolicyError(f"notice names undefined criterion {when!r}")
-    m = doc["metadata"]
-    info = PolicyInfo(
-        id=m["id"],
-        title=m["title"],
-        version=m["version"],
-        publisher=m["publisher"],
-        url=str(params.get("policyUrl") or m["url"]),
-        created=_date(m, "created"),
-        last_modified=_date(m, "lastModified"),
-        review_due=_date(m, "reviewDue"),
-        places=tuple(m.get("placesCovered", [])),
-        funding_request_url=str(params.get("fundingRequestUrl") or m.get("fundingRequestUrl", "")),
-        criteria_system=m["criteriaCodeSystem"],
-        presentation=doc.get("presentation", {}),
-    )
-    assumptions = tuple(a.format(**params) for a in doc.get("assumptions", []))
-    valid = params.get("confirmationValidMonths", 12)
-    plausible = (
-        float(params.get("hba1cPlausibleMinMmolMol", 20)),
-        float(params.get("hba1cPlausibleMaxMmolMol", 200)),
-    )
-    if not 0 < plausible[0] < plausible[1]:
-        raise PolicyError(f"HbA1c plausible range {plausible} is not a range")
-    return Policy(
-        info=info,
-        hba1c_lookback_months=int(params["hba1cLookbackMonths"]),
-        confirmation_valid_months=int(valid) if valid is not None else None,
-        hba1c_plausible_mmol_mol=plausible,
-        criteria=tuple(criteria),
-        derived=tuple(derived),
-        pathways=pathways,
-        assumptions=assumptions,
-        value_sets=frozenset(value_sets),
-        notices=notices,
-    )
-
-
-def _confirmable(c: Mapping[str, Any]) -> bool:
-    """Whether a clinician may confirm this criterion: declared in the file, never defaulted.
-
-    Raises PolicyError when it is missing, or declared for a rule read from data alone
-    (diagnoses, age, HbA1c thresholds, insulin frequency).
-    """
-    value = c.get("confirmable")
-    if not isinstance(value, bool):
-        raise PolicyError(f'criterion {c.get("id")!r} must declare "confirmable": true or false')
-    if value and c["rule"] in DATA_DERIVED_RULES:
-        raise PolicyError(
-            f"criterion {c.get('id')!r}: rule {c['rule']!r} is read from the record and "
-            "cannot be confirmable"
-        )
-    return value
-
-
-def policy_names() -> list[str]:
-    """The names of the policies this service ships (files in ``policies/``), sorted."""
-    return sorted(p.stem for p in POLICY_DIR.glob("*.json"))
-
-
-def _read_policy_file(name_or_path: str | Path) -> tuple[Path, dict[str, Any]]:
-    """A policy file by name (in ``policies/``) or by path, parsed as JSON."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = POLICY_DIR / f"{name_or_path}.json"
-    try:
-        return path, json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise PolicyError(f"{path}: {exc}") from exc
-
-
-def load_policy(name_or_path: str | Path, overrides: Mapping[str, Any] | None = None) -> Policy:
-    """Load a policy by name (a file in ``policies/``) or by path."""
-    path, doc = _read_policy_file(name_or_path)
-    try:
-        return parse_policy(doc, overrides)
-    except (KeyError, TypeError) as exc:
-        raise PolicyError(f"{path}: missing or malformed {exc}") from exc
-
-
-def load_policies(names: Iterable[str], overrides: Mapping[str, Any]) -> dict[str, Policy]:
-    """Several policies by name or path, keyed by policy id.
-
-    Each override applies to every policy that declares that parameter; one that no policy
-    declares is a PolicyError (a misspelt setting must not be silently ignored).
-    """
-    names = list(names)
-    for name in names:
-        if not Path(name).suffix and name not in policy_names():
-            raise PolicyError(
-                f"POLICIES names {name!r}, which is not a policy of this service; choose from: "
-                f"{', '.join(policy_names())} (or give the path of a policy file)"
-            )
-    docs = [_read_policy_file(name)[1] for name in names]
-    unknown = set(overrides) - {k for d in docs for k in d.get("parameters", {})}
-    if unknown:
-        raise PolicyError(f"POLICY_PARAMETERS names parameters no policy has: {sorted(unknown)}")
-    policies: dict[str, Policy] = {}
-    for doc in docs:
-        mine = {k: v for k, v in overrides.items() if k in doc.get("parameters", {})}
-        try:
-            policy = parse_policy(doc, mine)
-        except (KeyError, TypeError) as exc:
-            raise PolicyError(
-                f"policy {doc.get('metadata', {}).get('id')}: malformed {exc}"
-            ) from exc
-        policies[policy.info.id] = policy
-    return policies
 
 
 def _derived_result(

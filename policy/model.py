@@ -89,6 +89,31 @@ class PolicyInfo:
     presentation: Mapping[str, Any] = field(default_factory=dict)  # card wording, from the file
 
 
+HOOKS = ("order-select", "order-sign", "patient-view")
+ORDER_HOOKS = ("order-select", "order-sign")
+SPEAKS = ("always", "when-met")
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One CDS service a policy offers, as its file declares it (``services``).
+
+    Order hooks answer only when a draft order is coded in ``trigger_value_set`` (with
+    ``selected_only``, only the drafts the clinician selected). ``speaks`` is "always" (a card
+    on every answered call) or "when-met" (only when the outcome is meets-criteria and no
+    criterion in the presentation's ``silenceWhenMet`` is met).
+    """
+
+    id: str
+    hook: str
+    title: str
+    description: str
+    policy: str  # the policy id (metadata.id)
+    speaks: str = "always"
+    trigger_value_set: str | None = None
+    selected_only: bool = False
+
+
 @dataclass(frozen=True)
 class Decision:
     policy: PolicyInfo

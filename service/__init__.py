@@ -38,11 +38,23 @@ _HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 413: "too-long", 41
 def build_runtime(config: Mapping[str, Any]) -> Runtime:
     """Everything loaded once at start-up; a malformed value set or policy file fails here."""
     core = core_from_config(config)
+    for policy in core.policies.values():
+        for companion in policy.companions:
+            if companion not in core.policies:
+                log.info(
+                    "policy %s names companion %s, which is not loaded: its note is not shown",
+                    policy.info.id,
+                    companion,
+                )
     pool = int(config["FHIR_POOL_SIZE"])
     return Runtime(
         core=core,
-        services=enabled_services(core.policies),
-        templates=prefetch_templates(core.vsl, core.criteria_system),
+        services=enabled_services(core.policies.values()),
+        templates=prefetch_templates(
+            core.vsl,
+            core.criteria_system,
+            {v for p in core.policies.values() for v in p.value_sets},
+        ),
         server_policy=FhirServerPolicy.from_config(
             config["FHIR_SERVER_ALLOWLIST"],
             config["FHIR_INSECURE_HOSTS"],

@@ -46,7 +46,11 @@ DEFAULTS: dict[str, Any] = {
     "FHIR_MAX_PAGES": 10,
     "FHIR_FETCH_MODE": "parallel",  # or "batch"
     # Policy and value sets
-    "POLICIES": ["iport-advance", "nice-insulin-pump"],  # files in policy/policies/ (or paths)
+    "POLICIES": [
+        "iport-advance",
+        "nice-insulin-pump",
+        "nice-hybrid-closed-loop",
+    ],  # files in policy/policies/ (or paths)
     "POLICY_PARAMETERS": {},  # overrides of parameters, applied to each policy that has them
     "VALUESET_EXTRA_DIR": None,
     # Operations

@@ -15,7 +15,7 @@ from typing import Any
 import requests
 
 from cds_cards import CardContext, eligibility_card
-from facts import Order, order_is_iport
+from facts import Order, order_in
 from facts.london import london_day
 from fhirdata import (
     DataUnavailable,
@@ -70,17 +70,21 @@ class HookResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
-def iport_drafts(req: HookRequest, vsl: ValueSetLibrary) -> list[Order]:
-    """The draft orders this hook is about that are i-Port Advance orders.
+def triggering_drafts(req: HookRequest, service: ServiceDef, vsl: ValueSetLibrary) -> list[Order]:
+    """The draft orders of this hook call coded in the service's trigger value set.
 
-    order-select: only the selected drafts; order-sign: every draft. Drafts with no code
-    yet (the Sandbox's first order-select) are simply not i-Port orders.
+    With ``selected_only`` (order-select), only the drafts the clinician selected. Drafts with
+    no code yet (the Sandbox's first order-select) are in no value set. A service with no
+    trigger (patient-view) has none.
     """
+    if service.trigger_value_set is None:
+        return []
     drafts = req.draft_orders
-    if req.hook == "order-select":
+    if service.selected_only:
         selected = set(req.selections)
         drafts = [d for d in drafts if f"{d.get('resourceType')}/{d.get('id')}" in selected]
-    return [o for o in (order_is_iport(d, vsl) for d in drafts) if o is not None]
+    value_set = service.trigger_value_set
+    return [o for o in (order_in(d, vsl, value_set) for d in drafts) if o is not None]
 
 
 def _client_factory(
@@ -127,7 +131,7 @@ def run_hook(
     Raises PreconditionFailed (412) when required data cannot be obtained.
     """
     started = time.perf_counter()
-    if service.hook in ("order-select", "order-sign") and not iport_drafts(req, runtime.vsl):
+    if service.trigger_value_set and not triggering_drafts(req, service, runtime.vsl):
         return HookResult(body={"cards": []}, timings_ms={"total": _ms(started)})
     try:
         gathered = gather(
@@ -140,8 +144,9 @@ def run_hook(
     except DataUnavailable as exc:
         raise PreconditionFailed(str(exc)) from exc
     record = read_record(runtime.core, gathered.resources, req.patient_id, gathered.warnings)
-    companions = [runtime.policies[c] for c in [service.companion] if c in runtime.policies]
-    decided = decide(record, runtime.policies[service.policy], london_day(now), companions)
+    policy = runtime.policies[service.policy]
+    companions = [runtime.policies[c] for c in policy.companions if c in runtime.policies]
+    decided = decide(record, policy, london_day(now), companions)
     decision = decided.decision
     result = HookResult(
         body={"cards": []},
@@ -150,7 +155,7 @@ def run_hook(
         decision=decision,
         gathered=gathered,
     )
-    if service.hook != "patient-view" or speaks_proactively(decision, record):
+    if service.speaks == "always" or speaks_proactively(decision, record):
         ctx = CardContext(
             patient_id=req.patient_id,
             user_ref=req.user_id,

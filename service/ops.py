@@ -53,7 +53,6 @@ from fhirdata.client import (
     FhirUnauthorised,
     FhirUnreachable,
 )
-from service.discovery import SERVICES
 from service.errors import PreconditionFailed, ServiceError
 from service.evaluation import HookResult
 from service.hookrequest import HookRequest
@@ -152,7 +151,7 @@ def _service_labels(service_id: str | None) -> tuple[str, str]:
     """(service, hook) labels for a service id from the URL: known ids only."""
     if service_id is None:
         return NONE, NONE
-    service = SERVICES.get(service_id)
+    service = app_state().runtime.services.get(service_id)
     if service is None:
         return UNKNOWN, UNKNOWN
     return service.id, service.hook

@@ -15,12 +15,15 @@ PREFETCH_KEYS = (
     "referrals",
     "procedures",
     "devices",
+    "deviceUses",
+    "assignedDevices",
 )
 SERVICE = {
     "order-select": "iport-advance-order-select",
     "order-sign": "iport-advance-order-sign",
     "patient-view": "iport-advance-patient-view",
     "pump-patient-view": "nice-insulin-pump-patient-view",
+    "hcl-patient-view": "nice-hybrid-closed-loop-patient-view",
 }
 
 
@@ -53,6 +56,10 @@ def full_prefetch(resources: list[dict[str, Any]]) -> dict[str, Any]:
             by_key["procedures"].append(r)
         elif rtype == "DeviceRequest":
             by_key["devices"].append(r)
+        elif rtype == "DeviceUseStatement":
+            by_key["deviceUses"].append(r)
+        elif rtype == "Device":
+            by_key["assignedDevices"].append(r)
     prefetch: dict[str, Any] = {k: searchset(v) for k, v in by_key.items() if k != "patient"}
     prefetch["patient"] = patient
     return prefetch

@@ -29,6 +29,11 @@ EXT_VERIFICATION = SD + "verification"
 EXT_INSULIN_ACTION = SD + "insulin-action"
 EXT_IMPLIED_UNIT = SD + "implied-unit"
 EXT_EXTENDS = SD + "extends"
+# A FHIR resource type in which this value set's codes are recorded and must be searched for
+# (repeated): Observation puts its codes in the findings search; Device and DeviceUseStatement
+# add those searches. Conditions, Procedures and ServiceRequests are read whatever their code.
+EXT_RECORDED_IN = SD + "recorded-in"
+RECORDED_IN = frozenset({"Observation", "Device", "DeviceUseStatement"})
 
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
@@ -100,6 +105,7 @@ class ValueSet:
     file: str
     concepts: tuple[Concept, ...]
     terms: tuple[str, ...]
+    recorded_in: tuple[str, ...] = ()  # resource types searched for its codes (EXT_RECORDED_IN)
 
 
 QUALIFIERS_FILE = BUILTIN_DIR / "text-qualifiers.json"
@@ -390,6 +396,9 @@ def parse_value_set(doc: Any, file: str) -> ValueSet:
     terms = tuple(str(t) for t in _ext_values(doc, EXT_TERM))
     if not concepts and not terms:
         raise fail("has neither concepts nor text-match terms")
+    recorded_in = tuple(str(t) for t in _ext_values(doc, EXT_RECORDED_IN))
+    if set(recorded_in) - RECORDED_IN:
+        raise fail(f"recorded-in must be among {sorted(RECORDED_IN)}, not {list(recorded_in)}")
     return ValueSet(
         id=target,
         url=str(doc.get("url") or ""),
@@ -398,6 +407,7 @@ def parse_value_set(doc: Any, file: str) -> ValueSet:
         file=file,
         concepts=tuple(concepts),
         terms=terms,
+        recorded_in=recorded_in,
     )
 
 
@@ -410,6 +420,7 @@ def _merge(base: ValueSet, extra: ValueSet) -> ValueSet:
         file=base.file,
         concepts=base.concepts + extra.concepts,
         terms=base.terms + extra.terms,
+        recorded_in=tuple(dict.fromkeys(base.recorded_in + extra.recorded_in)),
     )
 
 

@@ -31,7 +31,7 @@ from cli.uptake import (
 )
 from facts import extract_record
 from policy import evaluate, load_policy, parse_policy
-from policy.engine import POLICY_DIR
+from policy.loading import POLICY_DIR
 from tests.builders import (
     CRITERIA,
     T1DM,

@@ -238,7 +238,8 @@ def test_the_build_context_leaves_out(path: str, ignore_patterns: list[str]) -> 
 
 def test_the_build_context_holds_every_package(ignore_patterns: list[str]) -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    packages = project["tool"]["setuptools"]["packages"]
+    packages = _packages(project)
+    assert "policy" in packages
     readme = project["project"]["readme"]
     for needed in ["pyproject.toml", readme, "deploy/gunicorn.conf.py"]:
         assert not dockerignore_excludes(needed, ignore_patterns), needed
@@ -251,14 +252,22 @@ def test_the_build_context_holds_every_package(ignore_patterns: list[str]) -> No
         assert not dockerignore_excludes(data, ignore_patterns), data
 
 
+def _packages(project: dict[str, Any]) -> list[str]:
+    """The packages setuptools finds with the project's ``packages.find`` include patterns."""
+    from setuptools import find_packages
+
+    find = project["tool"]["setuptools"]["packages"]["find"]
+    return sorted(find_packages(where=str(ROOT), include=find["include"]))
+
+
 def _installed_files(project: dict[str, Any]) -> tuple[list[str], set[str]]:
     """(package dirs, files a non-editable ``pip install .`` puts in site-packages).
 
-    setuptools' rules for an explicit ``packages`` list: each listed package's own modules, plus
-    its ``package-data`` globs; a sub-folder is neither unless listed.
+    setuptools' rules: each package found (a folder with ``__init__.py`` matching an include
+    pattern) installs its own modules, plus its ``package-data`` globs; other files are left out.
     """
     setuptools_cfg = project["tool"]["setuptools"]
-    packages: list[str] = setuptools_cfg["packages"]
+    packages = _packages(project)
     package_data: dict[str, list[str]] = setuptools_cfg.get("package-data", {})
     installed: set[str] = set()
     for package in packages:
@@ -285,7 +294,7 @@ def test_the_image_gets_every_file_of_every_package() -> None:
             if rel not in installed:
                 missing.append(rel)
     assert not missing, (
-        "not installed by pip install . (add the sub-package to [tool.setuptools] packages or "
+        "not installed by pip install . (give the sub-package an __init__.py or add "
         f"the files to package-data in pyproject.toml): {missing}"
     )
 

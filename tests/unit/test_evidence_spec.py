@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from policy import Decision, Outcome, PolicyError, Tri, parse_policy
-from policy.engine import POLICY_DIR
+from policy.loading import POLICY_DIR
 from tests.builders import (
     ASPART,
     GLARGINE_VTM,

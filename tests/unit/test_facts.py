@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from facts import PatientRecord, order_is_iport, parse_fhir_date
+from facts import PatientRecord, order_in, parse_fhir_date
 from tests.builders import ASPART, GLARGINE_VTM, PID, hba1c, insulin, iport_device_request
+
+IPORT = "iport-device"
 
 Record = Callable[..., PatientRecord]
 
@@ -114,16 +116,33 @@ def test_insulin_by_brand_name_in_text(record: Record) -> None:
 
 
 def test_iport_orders_recognised_from_draft_resources(vsl: Any) -> None:
-    assert order_is_iport(iport_device_request(), vsl) is not None
-    assert order_is_iport(iport_device_request(text="Insulin pen needles 4mm"), vsl) is None
+    assert order_in(iport_device_request(), vsl, IPORT) is not None
+    assert order_in(iport_device_request(text="Insulin pen needles 4mm"), vsl, IPORT) is None
     draft_without_code = {"resourceType": "MedicationRequest", "id": "d", "status": "draft"}
-    assert order_is_iport(draft_without_code, vsl) is None
-    assert order_is_iport({"resourceType": "DeviceRequest", "codeCodeableConcept": 7}, vsl) is None
+    assert order_in(draft_without_code, vsl, IPORT) is None
+    assert order_in({"resourceType": "DeviceRequest", "codeCodeableConcept": 7}, vsl, IPORT) is None
 
 
 def test_active_iport_order_is_recorded(record: Record) -> None:
     r = record(iport_device_request(status="active"), iport_device_request(status="completed"))
-    assert len(r.iport_orders) == 1
+    assert len(r.orders_in(IPORT)) == 1
+
+
+def test_an_order_is_recorded_once_for_each_value_set_its_code_is_in(record: Record) -> None:
+    r = record(iport_device_request(status="active"))
+    assert [o.value_set for o in r.orders_in(IPORT)] == [IPORT]
+    assert r.orders_in("insulin-pump") == ()
+
+
+def test_only_the_resource_types_the_rules_read_are_dispatched(record: Record) -> None:
+    # A resourceType naming an internal method of the extractor is ignored like any unknown
+    # type: dispatch is by a table of FHIR resource types, not by method name.
+    for rtype in ("finish_medication_request", "_finish_medication_request", "orders_of", "add"):
+        m = insulin(ASPART)
+        m["resourceType"] = rtype
+        r = record(m)
+        assert r.insulin == ()
+        assert r.warnings == ()
 
 
 def test_absolute_subject_reference_is_this_patient(record: Record) -> None:

@@ -25,6 +25,9 @@ def test_golden(case: str) -> None:
     uuids = iter(f"00000000-0000-4000-8000-{n:012d}" for n in range(1, 1000))
     app = create_app(
         {
+            # The two policies these cases were recorded with: their cards do not change when
+            # a third policy is added (with it, a companion note may lead; test_hcl_service).
+            "POLICIES": ["iport-advance", "nice-insulin-pump"],
             "REQUIRE_AUTH": False,
             "CLOCK": lambda: datetime(2026, 11, 21, 10, 30, tzinfo=UTC),
             "UUID_FACTORY": lambda: next(uuids),

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from facts import extract_record, order_is_iport
+from facts import extract_record, order_in
 from service import create_app
 from tests.builders import PID
 from tests.hooks import PREFETCH_KEYS
@@ -75,7 +75,7 @@ def test_fact_extraction_never_raises(resources: list[Any]) -> None:
     record = extract_record(resources, VSL, patient_id=PID, criteria_system="urn:x")
     assert isinstance(record.warnings, tuple)
     for r in resources:
-        order_is_iport(r, VSL)
+        order_in(r, VSL, "iport-device")
 
 
 def _body(context: Any, prefetch: Any, drafts: Any, hook: str) -> dict[str, Any]:

@@ -428,7 +428,7 @@ def test_decision_cites_policy_version_and_review_date(decide: Decide) -> None:
 def test_thresholds_are_configurable(decide: Decide) -> None:
     import json
 
-    from policy.engine import POLICY_DIR
+    from policy.loading import POLICY_DIR
 
     doc = json.loads((POLICY_DIR / "iport-advance.json").read_text())
     stricter = parse_policy(doc, {"niceHba1cThreshold": 75, "hba1cLookbackMonths": 6})

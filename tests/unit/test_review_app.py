@@ -82,6 +82,7 @@ def test_cards_link_the_app_at_the_external_base_url(tmp_path: Path) -> None:
 
     golden = Path(__file__).resolve().parents[1] / "golden"
     request = json.loads((golden / "order-sign-type1-meets.request.json").read_text())
+    request["prefetch"] |= {"deviceUses": None, "assignedDevices": None}  # nothing recorded
     app = create_app({"REQUIRE_AUTH": False, "EXTERNAL_BASE_URL": BASE})
     resp = app.test_client().post(f"/cds-services/{SERVICE['order-sign']}", json=request)
     (card,) = resp.json["cards"]

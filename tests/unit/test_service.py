@@ -313,7 +313,8 @@ def fake_fhir(resources: list[dict[str, Any]]) -> None:
             rtype, rid = path.split("/")
             found = [r for r in resources if r["resourceType"] == rtype and r["id"] == rid]
             return (200, {}, json.dumps(found[0])) if found else (404, {}, "{}")
-        assert parse_qs(url.query)["subject"] == [f"Patient/{PID}"]
+        query = parse_qs(url.query)
+        assert (query.get("subject") or query["patient"]) == [f"Patient/{PID}"]
         return 200, {}, json.dumps(searchset([r for r in resources if r["resourceType"] == path]))
 
     responses.add_callback(responses.GET, re.compile(re.escape(FHIR) + r"/.*"), callback=answer)

@@ -3,8 +3,9 @@
 Run once by hand when the reference ``codes.csv`` changes, then review the diff and commit
 the JSON files::
 
-    python3 valuesets/_generate_from_reference.py /path/to/reference/codes.csv
+    python3 scripts/curate_value_sets.py CODES_CSV [--out valuesets]
 
+It is not part of the package (it is in ``scripts/``, outside the wheel).
 It is NOT used at build, test or run time: the service only reads the generated
 ``valuesets/*.json`` files, which are self-contained (every concept carries its source
 codelist and verification level as extensions). The CSV path is a required argument on
@@ -33,10 +34,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-OUT_DIR = Path(__file__).resolve().parent
+OUT_DIR = Path(__file__).resolve().parents[1] / "valuesets"
 BASE = "https://iport-cds.example.org/fhir/"
 SD = BASE + "StructureDefinition/"
 EXT_TERM = SD + "text-match-term"
+EXT_RECORDED_IN = SD + "recorded-in"
 EXT_SOURCE = SD + "source"
 EXT_VERIFICATION = SD + "verification"
 EXT_INSULIN_ACTION = SD + "insulin-action"
@@ -77,6 +79,8 @@ class Spec:
     exclude: dict[str, str] = field(default_factory=dict)  # code -> reason (deliberate)
     terms: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    # FHIR resource types searched for its codes (see valuesets.EXT_RECORDED_IN)
+    recorded_in: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- display
@@ -427,6 +431,7 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec(
         id="needle-phobia",
+        recorded_in=("Observation",),
         name="NeedlePhobia",
         title="Needle phobia / fear of injections",
         category="5.",
@@ -462,6 +467,7 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec(
         id="lipohypertrophy",
+        recorded_in=("Observation",),
         name="Lipohypertrophy",
         title="Lipohypertrophy at insulin injection sites",
         category="6.",
@@ -486,6 +492,7 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec(
         id="disabling-hypoglycaemia",
+        recorded_in=("Observation",),
         name="DisablingHypoglycaemia",
         title="Disabling hypoglycaemia / impaired awareness of hypoglycaemia",
         category="7.",
@@ -529,6 +536,7 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec(
         id="hypoglycaemia-event",
+        recorded_in=("Observation",),
         name="HypoglycaemiaEvent",
         title="Hypoglycaemia (event or diagnosis)",
         category="7.",
@@ -563,6 +571,7 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec(
         id="non-adherence",
+        recorded_in=("Observation",),
         name="NonAdherence",
         title="Non-adherence to treatment as prescribed",
         category="8.",
@@ -595,6 +604,7 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec(
         id="diabetes-specialist",
+        recorded_in=("Observation",),
         name="DiabetesSpecialist",
         title="Diabetes specialist referral or review (supporting context only)",
         category="12.",
@@ -632,6 +642,7 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec(
         id="insulin-pump",
+        recorded_in=("Observation",),
         name="InsulinPump",
         title="Insulin pump therapy (CSII)",
         category="10.",
@@ -780,6 +791,10 @@ def build(spec: Spec, rows: list[Row], by_code: dict[str, Row]) -> dict[str, obj
     }
     if spec.terms:
         doc["extension"] = [{"url": EXT_TERM, "valueString": t} for t in spec.terms]
+    if spec.recorded_in:
+        doc["extension"] = [
+            {"url": EXT_RECORDED_IN, "valueCode": t} for t in spec.recorded_in
+        ] + doc.get("extension", [])
     doc["compose"] = {"include": [{"system": s, "concept": cs} for s, cs in includes.items() if cs]}
     return doc
 
@@ -828,7 +843,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("csv_path", type=Path, help="the reference codes.csv")
     parser.add_argument(
-        "--out", type=Path, default=OUT_DIR, help="output folder (default: this folder)"
+        "--out", type=Path, default=OUT_DIR, help="output folder (default: valuesets/)"
     )
     args = parser.parse_args(argv)
     with args.csv_path.open(encoding="utf-8", newline="") as fh:

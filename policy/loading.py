@@ -1,0 +1,484 @@
+"""Read, check and build a declarative policy file (evaluating it is ``policy.engine``).
+
+A policy file (``policies/*.json``) holds the metadata the card cites, the parameters a
+clinician may want to change (thresholds, lookbacks), each criterion bound to a named rule
+in ``policy.criteria``, derived criteria as all/any/not expressions, the pathways, the card's
+wording (``presentation``), and the CDS services the policy offers (``services``). Every key
+is checked when the file is loaded: an unknown key, a parameter a rule does not declare or of
+the wrong kind, or a missing field the policy uses is a PolicyError naming the file and field.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from policy.criteria import (
+    COMPARISONS,
+    DATA_DERIVED_RULES,
+    HBA1C_RULES,
+    RULE_PARAMS,
+    RULES,
+    CriterionSpec,
+)
+from policy.expr import Expr, PolicyError, expr_ids
+from policy.model import HOOKS, ORDER_HOOKS, SPEAKS, PolicyInfo, ServiceSpec
+
+POLICY_DIR = Path(__file__).resolve().parent / "policies"
+
+
+@dataclass(frozen=True)
+class DerivedSpec:
+    id: str
+    title: str
+    expression: Expr
+    policy_text: str = ""
+    confirmable: bool = False  # a composite is never confirmed as a whole
+
+
+@dataclass(frozen=True)
+class PathwaySpec:
+    id: str
+    title: str
+    diagnosis: str
+    expression: Expr
+
+
+@dataclass(frozen=True)
+class Policy:
+    info: PolicyInfo
+    hba1c_lookback_months: int  # 0 when no rule of the policy reads HbA1c
+    confirmation_valid_months: int | None
+    hba1c_plausible_mmol_mol: tuple[float, float]
+    criteria: tuple[CriterionSpec, ...]
+    derived: tuple[DerivedSpec, ...]
+    pathways: tuple[PathwaySpec, ...]
+    assumptions: tuple[str, ...]
+    value_sets: frozenset[str]
+    notices: tuple[tuple[str, str], ...] = ()  # (criterion id, sentence shown when it is met)
+    services: tuple[ServiceSpec, ...] = ()  # the CDS services this policy offers
+    # policies (by id) whose "meets and not already using it" is said first on this policy's
+    # cards, in order: the first that applies wins
+    companions: tuple[str, ...] = ()
+
+    @property
+    def criterion_ids(self) -> tuple[str, ...]:
+        return tuple(c.id for c in self.criteria) + tuple(d.id for d in self.derived)
+
+    @functools.cached_property
+    def _titles(self) -> dict[str, str]:
+        return {c.id: c.title for c in self.criteria} | {d.id: d.title for d in self.derived}
+
+    def title_of(self, criterion_id: str) -> str:
+        return self._titles[criterion_id]
+
+
+# The keys a policy file may have, at each level; a key not listed is an error.
+_TOP = frozenset(
+    {
+        "metadata", "parameters", "assumptions", "criteria", "derived", "pathways",
+        "presentation", "notices", "services", "companions",
+    }
+)  # fmt: skip
+_METADATA = frozenset(
+    {
+        "id", "title", "publisher", "version", "created", "lastModified", "reviewDue", "url",
+        "fundingRequestUrl", "placesCovered", "criteriaCodeSystem", "policyText",
+    }
+)  # fmt: skip
+_METADATA_REQUIRED = _METADATA - {"fundingRequestUrl", "placesCovered", "policyText"}
+_CRITERION = frozenset({"id", "title", "rule", "params", "confirmable", "policyText"})
+_DERIVED = frozenset({"id", "title", "confirmable", "policyText", "expression"})
+_PATHWAY = frozenset({"id", "title", "diagnosis", "expression"})
+_NOTICE = frozenset({"when", "text"})
+# presentation field -> its JSON shape: str, list of str, {str: str}, or an object's keys
+_PRESENTATION: dict[str, Any] = {
+    "sourceLabel": str,
+    "topic": frozenset({"code", "display"}),
+    "summaries": frozenset(
+        {"meets-criteria", "does-not-meet-criteria", "insufficient-information"}
+    ),
+    "patientViewSummary": str,
+    "policyLinkLabel": str,
+    "overrideReasons": [frozenset({"code", "display"})],
+    "silenceWhenMet": [str],
+    "silenceWhenOrdered": frozenset({"valueSet", "means"}),
+    "referral": frozenset({"label", "code", "reasonText"}),
+    "companionNote": str,
+    "notChecked": {str: str},
+    "links": [frozenset({"label", "url"})],
+}
+_PRESENTATION_REQUIRED = ("sourceLabel", "topic", "summaries", "overrideReasons")
+
+
+def _unknown(where: str, found: Iterable[str], allowed: frozenset[str]) -> None:
+    extra = sorted(set(found) - allowed)
+    if extra:
+        raise PolicyError(
+            f"{where}: unknown field {extra[0]!r} (allowed: {', '.join(sorted(allowed))})"
+        )
+
+
+def _objects(doc: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    items = doc.get(key, [])
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise PolicyError(f"{key}: must be a list of objects")
+    return items
+
+
+def _shape(where: str, value: Any, shape: Any) -> None:
+    if shape is str:
+        if not isinstance(value, str) or not value:
+            raise PolicyError(f"{where}: must be a non-empty string")
+    elif isinstance(shape, frozenset):
+        if not isinstance(value, dict):
+            raise PolicyError(f"{where}: must be an object with {', '.join(sorted(shape))}")
+        _unknown(where, value, shape)
+        missing = sorted(shape - set(value))
+        if missing:
+            raise PolicyError(f"{where}: missing field {missing[0]!r}")
+    elif isinstance(shape, list):
+        if not isinstance(value, list):
+            raise PolicyError(f"{where}: must be a list")
+        for i, item in enumerate(value):
+            _shape(f"{where}[{i}]", item, shape[0])
+    elif isinstance(shape, dict) and (
+        not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values())
+    ):
+        raise PolicyError(f"{where}: must be an object of strings")
+
+
+def check_document(doc: Mapping[str, Any]) -> None:
+    """Every key of a policy document is one this service reads, in the shape it reads it.
+
+    Raises PolicyError naming the field (the caller adds the file).
+    """
+    if not isinstance(doc, Mapping):
+        raise PolicyError("a policy file is a JSON object")
+    _unknown("policy", doc, _TOP)
+    meta = doc.get("metadata")
+    if not isinstance(meta, dict):
+        raise PolicyError("metadata: missing")
+    _unknown("metadata", meta, _METADATA)
+    missing = sorted(_METADATA_REQUIRED - set(meta))
+    if missing:
+        raise PolicyError(f"metadata: missing field {missing[0]!r}")
+    if not isinstance(doc.get("parameters", {}), dict):
+        raise PolicyError("parameters: must be an object")
+    for key, allowed in (
+        ("criteria", _CRITERION),
+        ("derived", _DERIVED),
+        ("pathways", _PATHWAY),
+        ("notices", _NOTICE),
+    ):
+        for item in _objects(doc, key):
+            _unknown(f"{key}[{item.get('id', item.get('when'))!r}]", item, allowed)
+    if "pathways" not in doc:
+        raise PolicyError("pathways: missing")
+    words = doc.get("presentation", {})
+    if not isinstance(words, dict):
+        raise PolicyError("presentation: must be an object")
+    _unknown("presentation", words, frozenset(_PRESENTATION))
+    required = list(_PRESENTATION_REQUIRED)
+    hooks = {s.get("hook") for s in _objects(doc, "services")}
+    if "patient-view" in hooks:
+        required.append("patientViewSummary")
+    for key in required:
+        if key not in words:
+            raise PolicyError(f"presentation: missing field {key!r}")
+    for key, value in words.items():
+        _shape(f"presentation.{key}", value, _PRESENTATION[key])
+
+
+def _check_params(c: Mapping[str, Any], given: Mapping[str, Any]) -> set[str]:
+    """The criterion's parameters against its rule's declaration; returns the value sets named.
+
+    A parameter the rule does not declare, a required one missing, or a value of the wrong kind
+    is a PolicyError naming the criterion and parameter.
+    """
+    declared = RULE_PARAMS[c["rule"]]
+    where = f"criteria[{c.get('id')!r}].params"
+    for name in given:
+        if name not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            raise PolicyError(
+                f"{where}: rule {c['rule']!r} has no parameter {name!r} (its parameters: {known})"
+            )
+    value_sets: set[str] = set()
+    for name, kind in declared.items():
+        optional = kind.endswith("?")
+        kind = kind.rstrip("?")
+        if name not in given:
+            if not optional:
+                raise PolicyError(f"{where}: missing parameter {name!r} ({kind})")
+            continue
+        value = given[name]
+        if not _is_kind(value, kind):
+            raise PolicyError(f"{where}.{name}: {value!r} is not a {kind}")
+        if kind == "value-set":
+            value_sets.add(value)
+        elif kind == "value-sets":
+            value_sets.update(value)
+    return value_sets
+
+
+def _is_kind(value: Any, kind: str) -> bool:
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "comparison":
+        return value in COMPARISONS
+    if kind in ("value-set", "text"):
+        return isinstance(value, str) and bool(value)
+    return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+
+
+def _hba1c_lookback(criteria: Iterable[CriterionSpec], params: Mapping[str, Any]) -> int:
+    """hba1cLookbackMonths, required only of a policy with a rule that reads HbA1c."""
+    if not any(c.rule in HBA1C_RULES for c in criteria):
+        return int(params.get("hba1cLookbackMonths", 0))
+    value = params.get("hba1cLookbackMonths")
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise PolicyError("parameters: hba1cLookbackMonths must be a whole number of months")
+    return value
+
+
+def _date(doc: Mapping[str, Any], key: str) -> date:
+    try:
+        return date.fromisoformat(str(doc[key]))
+    except (KeyError, ValueError) as exc:
+        raise PolicyError(f"policy needs an ISO date in {key!r}") from exc
+
+
+def parse_policy(doc: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> Policy:
+    """Build a Policy from its JSON document; ``overrides`` replace top-level parameters.
+
+    Raises PolicyError on anything the engine could not evaluate safely.
+    """
+    check_document(doc)
+    params = {**doc.get("parameters", {}), **(overrides or {})}
+
+    def resolve(value: Any) -> Any:
+        # "$name" in a rule's parameters refers to a top-level (overridable) parameter.
+        if isinstance(value, str) and value.startswith("$"):
+            if value[1:] not in params:
+                raise PolicyError(f"undefined parameter {value}")
+            return params[value[1:]]
+        return value
+
+    criteria = []
+    value_sets: set[str] = set()
+    for c in doc.get("criteria", []):
+        if c.get("rule") not in RULES:
+            raise PolicyError(f"criteria[{c.get('id')!r}]: unknown rule {c.get('rule')!r}")
+        rule_params = {k: resolve(v) for k, v in c.get("params", {}).items()}
+        value_sets.update(_check_params(c, rule_params))
+        criteria.append(
+            CriterionSpec(
+                id=c["id"],
+                title=c["title"],
+                rule=c["rule"],
+                params=rule_params,
+                confirmable=_confirmable(c),
+                policy_text=c.get("policyText", ""),
+            )
+        )
+    derived = []
+    for d in doc.get("derived", []):
+        if d.get("confirmable") is not False:
+            raise PolicyError(
+                f'derived criterion {d.get("id")!r} must declare "confirmable": false '
+                "(a composite is never confirmed as a whole; its parts are)"
+            )
+        derived.append(DerivedSpec(d["id"], d["title"], d["expression"], d.get("policyText", "")))
+    pathways = tuple(
+        PathwaySpec(p["id"], p["title"], p["diagnosis"], p["expression"]) for p in doc["pathways"]
+    )
+    known = {c.id for c in criteria}
+    for d in derived:  # derived criteria may use earlier derived ones, never later (no cycles)
+        for ref in expr_ids(d.expression):
+            if ref not in known:
+                raise PolicyError(f"derived criterion {d.id!r} uses undefined {ref!r}")
+        known.add(d.id)
+    for p in pathways:
+        for ref in [p.diagnosis, *expr_ids(p.expression)]:
+            if ref not in known:
+                raise PolicyError(f"pathway {p.id!r} uses undefined criterion {ref!r}")
+    notices = tuple((n["when"], n["text"]) for n in doc.get("notices", []))
+    for when, _ in notices:
+        if when not in known:
+            raise PolicyError(f"notice names undefined criterion {when!r}")
+    m = doc["metadata"]
+    info = PolicyInfo(
+        id=m["id"],
+        title=m["title"],
+        version=m["version"],
+        publisher=m["publisher"],
+        url=str(params.get("policyUrl") or m["url"]),
+        created=_date(m, "created"),
+        last_modified=_date(m, "lastModified"),
+        review_due=_date(m, "reviewDue"),
+        places=tuple(m.get("placesCovered", [])),
+        funding_request_url=str(params.get("fundingRequestUrl") or m.get("fundingRequestUrl", "")),
+        criteria_system=m["criteriaCodeSystem"],
+        presentation=doc.get("presentation", {}),
+    )
+    assumptions = tuple(a.format(**params) for a in doc.get("assumptions", []))
+    services = tuple(_service(info.id, s) for s in doc.get("services", []))
+    value_sets.update(s.trigger_value_set for s in services if s.trigger_value_set)
+    ordered = info.presentation.get("silenceWhenOrdered")
+    if ordered is not None:
+        if set(ordered) != {"valueSet", "means"}:
+            raise PolicyError("presentation.silenceWhenOrdered needs exactly valueSet and means")
+        value_sets.add(str(ordered["valueSet"]))
+    for cid in info.presentation.get("silenceWhenMet", ()):
+        if cid not in known:
+            raise PolicyError(f"presentation.silenceWhenMet names undefined criterion {cid!r}")
+    companions = tuple(str(c) for c in doc.get("companions", ()))
+    if info.id in companions:
+        raise PolicyError(f"policy {info.id!r} names itself as a companion")
+    valid = params.get("confirmationValidMonths", 12)
+    plausible = (
+        float(params.get("hba1cPlausibleMinMmolMol", 20)),
+        float(params.get("hba1cPlausibleMaxMmolMol", 200)),
+    )
+    if not 0 < plausible[0] < plausible[1]:
+        raise PolicyError(f"HbA1c plausible range {plausible} is not a range")
+    return Policy(
+        info=info,
+        hba1c_lookback_months=_hba1c_lookback(criteria, params),
+        confirmation_valid_months=int(valid) if valid is not None else None,
+        hba1c_plausible_mmol_mol=plausible,
+        criteria=tuple(criteria),
+        derived=tuple(derived),
+        pathways=pathways,
+        assumptions=assumptions,
+        value_sets=frozenset(value_sets),
+        notices=notices,
+        services=services,
+        companions=companions,
+    )
+
+
+_SERVICE_KEYS = frozenset({"id", "hook", "title", "description", "trigger", "speaks"})
+_TRIGGER_KEYS = frozenset({"draftOrderValueSet", "selectedOnly"})
+
+
+def _service(policy_id: str, s: Mapping[str, Any]) -> ServiceSpec:
+    """One entry of the file's ``services``; raises PolicyError naming the field at fault."""
+    sid = s.get("id")
+    where = f"services[{sid!r}]"
+    unknown = set(s) - _SERVICE_KEYS
+    if unknown:
+        raise PolicyError(f"{where}: unknown field(s) {sorted(unknown)}")
+    for key in ("id", "hook", "title", "description"):
+        if not isinstance(s.get(key), str) or not s[key]:
+            raise PolicyError(f"{where}: {key!r} must be a non-empty string")
+    sid, hook = str(s["id"]), str(s["hook"])
+    if hook not in HOOKS:
+        raise PolicyError(f"{where}: hook {hook!r} is not one of {list(HOOKS)}")
+    speaks = s.get("speaks", "always")
+    if speaks not in SPEAKS:
+        raise PolicyError(f"{where}: speaks {speaks!r} is not one of {list(SPEAKS)}")
+    trigger = s.get("trigger")
+    if hook not in ORDER_HOOKS:
+        if trigger is not None:
+            raise PolicyError(f"{where}: a {hook} service has no trigger")
+        return ServiceSpec(sid, hook, s["title"], s["description"], policy_id, speaks)
+    if not isinstance(trigger, Mapping):
+        raise PolicyError(f"{where}: an order hook needs a trigger with draftOrderValueSet")
+    unknown = set(trigger) - _TRIGGER_KEYS
+    if unknown:
+        raise PolicyError(f"{where}.trigger: unknown field(s) {sorted(unknown)}")
+    value_set = trigger.get("draftOrderValueSet")
+    selected_only = trigger.get("selectedOnly", False)
+    if not isinstance(value_set, str) or not value_set:
+        raise PolicyError(f"{where}.trigger: draftOrderValueSet must name a value set")
+    if not isinstance(selected_only, bool):
+        raise PolicyError(f"{where}.trigger: selectedOnly must be true or false")
+    return ServiceSpec(
+        sid, hook, s["title"], s["description"], policy_id, speaks, value_set, selected_only
+    )
+
+
+def _confirmable(c: Mapping[str, Any]) -> bool:
+    """Whether a clinician may confirm this criterion: declared in the file, never defaulted.
+
+    Raises PolicyError when it is missing, or declared for a rule read from data alone
+    (diagnoses, age, HbA1c thresholds, insulin frequency).
+    """
+    value = c.get("confirmable")
+    if not isinstance(value, bool):
+        raise PolicyError(f'criterion {c.get("id")!r} must declare "confirmable": true or false')
+    if value and c["rule"] in DATA_DERIVED_RULES:
+        raise PolicyError(
+            f"criterion {c.get('id')!r}: rule {c['rule']!r} is read from the record and "
+            "cannot be confirmable"
+        )
+    return value
+
+
+def policy_names() -> list[str]:
+    """The names of the policies this service ships (files in ``policies/``), sorted."""
+    return sorted(p.stem for p in POLICY_DIR.glob("*.json"))
+
+
+def _read_policy_file(name_or_path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """A policy file by name (in ``policies/``) or by path, parsed as JSON."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = POLICY_DIR / f"{name_or_path}.json"
+    try:
+        return path, json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PolicyError(f"{path}: {exc}") from exc
+
+
+def load_policy(name_or_path: str | Path, overrides: Mapping[str, Any] | None = None) -> Policy:
+    """Load a policy by name (a file in ``policies/``) or by path."""
+    path, doc = _read_policy_file(name_or_path)
+    try:
+        return parse_policy(doc, overrides)
+    except PolicyError as exc:
+        raise PolicyError(f"{path.name}: {exc}") from exc
+    except (KeyError, TypeError) as exc:
+        raise PolicyError(f"{path.name}: missing or malformed {exc}") from exc
+
+
+def load_policies(names: Iterable[str], overrides: Mapping[str, Any]) -> dict[str, Policy]:
+    """Several policies by name or path, keyed by policy id.
+
+    Each override applies to every policy that declares that parameter; one that no policy
+    declares is a PolicyError (a misspelt setting must not be silently ignored).
+    """
+    names = list(names)
+    for name in names:
+        if not Path(name).suffix and name not in policy_names():
+            raise PolicyError(
+                f"POLICIES names {name!r}, which is not a policy of this service; choose from: "
+                f"{', '.join(policy_names())} (or give the path of a policy file)"
+            )
+    files = [_read_policy_file(name) for name in names]
+    docs = [doc for _, doc in files]
+    unknown = set(overrides) - {k for d in docs for k in d.get("parameters", {})}
+    if unknown:
+        raise PolicyError(f"POLICY_PARAMETERS names parameters no policy has: {sorted(unknown)}")
+    policies: dict[str, Policy] = {}
+    for path, doc in files:
+        mine = {k: v for k, v in overrides.items() if k in doc.get("parameters", {})}
+        try:
+            policy = parse_policy(doc, mine)
+        except PolicyError as exc:
+            raise PolicyError(f"{path.name}: {exc}") from exc
+        except (KeyError, TypeError) as exc:
+            raise PolicyError(f"{path.name}: malformed {exc}") from exc
+        policies[policy.info.id] = policy
+    return policies
