@@ -311,9 +311,11 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     if wrong:
         mode = "--population" if args.population else "FILE"
         raise CliError(f"{', '.join(wrong)} cannot be used with {mode}", EXIT_USAGE)
-    from cli.population import DEFAULT_POLICIES
+    from service.config import read_settings
 
-    policies = args.policy or (DEFAULT_POLICIES if args.population else ["iport-advance"])
+    # A population run evaluates every policy the deployment enables, in one pass.
+    enabled = list(read_settings()["POLICIES"])
+    policies = args.policy or (enabled if args.population else ["iport-advance"])
     for policy in policies:  # a bad policy fails before any work
         core = load_core(policy, args.valueset_extra_dir)
     if args.file:
@@ -323,7 +325,7 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
 
 
 def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
-    from cli.population import DEFAULT_POLICIES, PopulationSummary, run_population, summary_text
+    from cli.population import PopulationSummary, run_population, summary_text
     from service.config import read_settings, valueset_dirs
 
     settings = read_settings()  # the deployment's value sets and parameter overrides
@@ -334,7 +336,7 @@ def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
             stream,
             err,
             today=_today(args),
-            policies=args.policy or DEFAULT_POLICIES,
+            policies=args.policy or list(settings["POLICIES"]),
             valueset_dirs=valueset_dirs(settings, args.valueset_extra_dir),
             parameters=settings.get("POLICY_PARAMETERS") or {},
             workers=args.workers,

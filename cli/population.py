@@ -59,7 +59,7 @@ except ImportError:  # pragma: no cover - not on Windows
     _resource = None  # type: ignore[assignment]
 
 INSERT_BATCH = 20_000
-DEFAULT_POLICIES = ("iport-advance", "nice-insulin-pump")
+DEFAULT_POLICIES = ("iport-advance", "nice-insulin-pump", "nice-hybrid-closed-loop")
 
 
 def peak_rss_mb() -> float | None:

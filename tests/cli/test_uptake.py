@@ -75,10 +75,11 @@ def run(population: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
 
 def test_every_enabled_policy_in_one_pass(run: dict[str, Any]) -> None:
     rows = run["rows"]
-    assert len(rows) == 2 * PATIENTS
+    assert len(rows) == 3 * PATIENTS
     assert Counter(r["policy_id"] for r in rows) == {
         "hny-iport-advance": PATIENTS,
         "nice-insulin-pump": PATIENTS,
+        "nice-hybrid-closed-loop": PATIENTS,
     }
     pump = load_policy("nice-insulin-pump")
     for r in rows:
@@ -153,7 +154,7 @@ def test_the_report_is_one_html_file_with_a_table_for_every_chart(
     assert "<script src=" not in html  # self-contained
     assert "<link" not in html
     assert html.count("<canvas") == html.count("<table")  # a table of numbers for every chart
-    assert html.count("<canvas") == 2 * (1 + 4)  # per policy: bands, and 4 breakdowns
+    assert html.count("<canvas") == 3 * (1 + 4)  # per enabled policy: bands, 4 breakdowns
     assert "Chart.js" in html or "chart.js" in html
     assert "Potentially eligible" in html
     assert "cannot be measured" not in html

@@ -150,6 +150,7 @@ def why_records() -> dict[str, list[dict[str, Any]]]:
             "it-old-findings",
             condition(LIPO, onset=ago(8 * 365), pid="it-old-findings"),
             condition(IMPAIRED_AWARENESS, onset=ago(8 * 365), pid="it-old-findings"),
+            *basal_bolus("it-old-findings"),
         ),
         "it-remained-high": t1(
             "it-remained-high",
