@@ -153,7 +153,7 @@ def main() -> None:
             for k, v in counts.items()
         ),
         "",
-        "Wall time is the whole command (start-up, index, evaluation of both policies, CSV with "
+        "Wall time is the whole command (start-up, index, evaluation of every enabled policy, CSV with "
         "one row per patient and policy, HTML report). Peak RSS is each "
         "process's own high-water mark (`VmHWM`): the main process, and the largest of the "
         "worker processes. Memory is bounded if these do not grow with the number of patients.",
