@@ -41,7 +41,8 @@ def transaction(rs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def hook_body(pid: str, fhir: str) -> dict[str, Any]:
+def hook_body(pid: str, fhir: str, hook_instance: str = "bench") -> dict[str, Any]:
+    """An order-sign request for an i-Port draft, the service to read everything from ``fhir``."""
     draft = {
         "resourceType": "DeviceRequest",
         "id": "draft",
@@ -52,7 +53,7 @@ def hook_body(pid: str, fhir: str) -> dict[str, Any]:
     }
     return {
         "hook": "order-sign",
-        "hookInstance": "bench",
+        "hookInstance": hook_instance,
         "fhirServer": fhir,
         "context": {
             "userId": "Practitioner/bench",

@@ -25,41 +25,19 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.fetch_path import hook_body  # noqa: E402
 from bench.report import machine, write_table  # noqa: E402
 from tests.deploy.fhir_stub import SlowFhirServer  # noqa: E402
 from tests.service_process import ServiceProcess  # noqa: E402
 
 DEADLINE_S = 4.0
 HOOK = "/cds-services/iport-advance-order-sign"
-
-
-def hook_body(fhir: str, n: int) -> dict[str, Any]:
-    pid = f"bench-{n}"
-    draft = {
-        "resourceType": "DeviceRequest",
-        "id": "draft",
-        "status": "draft",
-        "intent": "order",
-        "subject": {"reference": f"Patient/{pid}"},
-        "codeCodeableConcept": {"text": "i-Port Advance"},
-    }
-    return {
-        "hook": "order-sign",
-        "hookInstance": f"bench-{n}",
-        "fhirServer": fhir,
-        "context": {
-            "userId": "Practitioner/bench",
-            "patientId": pid,
-            "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": draft}]},
-        },
-    }
 
 
 class Recorder:
@@ -87,7 +65,9 @@ def hooks(url: str, fhir: str, until: float, rec: Recorder, offset: int) -> None
             n += 1
             started = time.monotonic()
             try:
-                status = session.post(url, json=hook_body(fhir, n), timeout=30).status_code
+                status = session.post(
+                    url, json=hook_body(f"bench-{n}", fhir, f"bench-{n}"), timeout=30
+                ).status_code
             except requests.RequestException:
                 status = 0
             rec.add(time.monotonic() - started, status)
