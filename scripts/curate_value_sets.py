@@ -686,17 +686,18 @@ SPECS: tuple[Spec, ...] = (
 
 # ------------------------------------------------------------------------- provenance
 
-# The reference list cites some codes by the number of a search-index hit, which names no
-# public codelist and cannot be followed. Provenance says so instead, keeping what the hit was.
-_SEARCH_REF = re.compile(r"find_string (?:index )?ids? ")
+# The reference list cites some codes only as "a public source file", sometimes followed by
+# the numbers of search-index hits, which name no codelist and cannot be followed. Provenance
+# says so plainly instead, keeping what the file was.
+_UNNAMED_SOURCE = "a public source file"
 _INDEX_NUMBER = re.compile(r"\b\d{7,}\b(?:, )?")
 
 
 def public_source(source: str) -> str:
     """A source as a reader can follow it: a named codelist, or "no public codelist; …"."""
-    if "find_string" not in source:
+    if _UNNAMED_SOURCE not in source:
         return source
-    out = _SEARCH_REF.sub("no public codelist; seen in third-party code ", source)
+    out = source.replace(_UNNAMED_SOURCE, "no public codelist; seen in third-party code")
     out = _INDEX_NUMBER.sub("", out).strip()
     for pattern, repl in (
         (r"\(\s*\)", ""),
