@@ -412,15 +412,26 @@ def _cmd_hook(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
 
 
 def _cmd_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
-    """``policy check``: each file loaded and checked as at start-up; the first fault is the
-    one-line error (file and field), and nothing after it is checked."""
+    """``policy check``: each file — a policy, or a part policies include — loaded and checked
+    as at start-up; the first fault is the one-line error (file and field), and nothing after
+    it is checked."""
     from policy import PolicyError, load_policy
+    from policy.loading import check_part, is_part_file, read_part
     from valuesets import ValueSetError, load_value_sets
 
     del err
     vsl = load_value_sets()
     for name in args.files:
         try:
+            if is_part_file(Path(name)):
+                part = read_part(Path(name).resolve())
+                vsl.require(check_part(part))
+                out.write(
+                    f"{name}: ok (part {part['part']['id']}: "
+                    f"{len(part.get('criteria', [])) + len(part.get('derived', []))} criteria, "
+                    f"{len(part.get('parameters', {}))} parameters)\n"
+                )
+                continue
             policy = load_policy(name)
             vsl.require(policy.value_sets)
         except (PolicyError, ValueSetError) as exc:

@@ -24,7 +24,7 @@ class CriterionSpec:
     rule: str
     params: Mapping[str, Any]
     confirmable: bool = True
-    policy_text: str = ""
+    policy_text: tuple[str, ...] = ()  # the policy's words, as quoted (one or more places)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,12 @@ in ``policy.criteria``, derived criteria as all/any/not expressions, the pathway
 wording (``presentation``), and the CDS services the policy offers (``services``). Every key
 is checked when the file is loaded: an unknown key, a parameter a rule does not declare or of
 the wrong kind, or a missing field the policy uses is a PolicyError naming the file and field.
+
+Criteria several policies share are written once, in a part (``policies/parts/*.json``: its
+parameters, assumptions, criteria, derived criteria and their not-checked clauses), and a
+policy names the parts it ``include``s. A name defined both in a part and in the policy is an
+error; a policy that quotes an included criterion again in its own words adds the quote under
+``quotes``.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from policy.expr import Expr, PolicyError, expr_ids
 from policy.model import HOOKS, ORDER_HOOKS, SPEAKS, PolicyInfo, ServiceSpec
 
 POLICY_DIR = Path(__file__).resolve().parent / "policies"
+PARTS_DIR = POLICY_DIR / "parts"
 
 
 @dataclass(frozen=True)
@@ -37,7 +44,7 @@ class DerivedSpec:
     id: str
     title: str
     expression: Expr
-    policy_text: str = ""
+    policy_text: tuple[str, ...] = ()  # the policy's words, as quoted (one or more places)
     confirmable: bool = False  # a composite is never confirmed as a whole
 
 
@@ -82,9 +89,11 @@ class Policy:
 _TOP = frozenset(
     {
         "metadata", "parameters", "assumptions", "criteria", "derived", "pathways",
-        "presentation", "notices", "services", "companions",
+        "presentation", "notices", "services", "companions", "include", "quotes",
     }
 )  # fmt: skip
+_PART_TOP = frozenset({"part", "parameters", "assumptions", "criteria", "derived", "notChecked"})
+_PART_META = frozenset({"id", "title", "source", "url"})
 _METADATA = frozenset(
     {
         "id", "title", "publisher", "version", "created", "lastModified", "reviewDue", "url",
@@ -195,6 +204,187 @@ def check_document(doc: Mapping[str, Any]) -> None:
         _shape(f"presentation.{key}", value, _PRESENTATION[key])
 
 
+def _quotes(value: Any, where: str) -> tuple[str, ...]:
+    """``policyText``: the policy's words, one quote or a list of them."""
+    if value is None:
+        return ()
+    quotes = [value] if isinstance(value, str) else value
+    if not isinstance(quotes, list) or not all(isinstance(q, str) and q for q in quotes):
+        raise PolicyError(f"{where}.policyText: must be a quote or a list of quotes")
+    return tuple(quotes)
+
+
+def part_names() -> list[str]:
+    """The shared parts policies may include (files in ``policies/parts/``), sorted."""
+    return sorted(p.stem for p in PARTS_DIR.glob("*.json"))
+
+
+def is_part_file(path: Path) -> bool:
+    """Whether a file is a part (its JSON has ``"part"``) rather than a policy."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False  # reading it as a policy names the fault
+    return isinstance(doc, dict) and "part" in doc
+
+
+def read_part(name_or_path: str | Path, base: Path | None = None) -> dict[str, Any]:
+    """A part by name (a shipped part in ``policies/parts/``) or by the path of a ``.json``
+    file (relative to ``base``, the including policy's folder), checked on its own.
+
+    Raises PolicyError naming the part and the field at fault.
+    """
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PARTS_DIR / f"{name_or_path}.json"
+        if not path.is_file():
+            raise PolicyError(
+                f"include: no part {str(name_or_path)!r} (parts: {', '.join(part_names())})"
+            )
+    elif base is not None and not path.is_absolute():
+        path = base / path
+    try:
+        doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PolicyError(f"include: {path}: {exc}") from exc
+    try:
+        check_part(doc)
+    except PolicyError as exc:
+        raise PolicyError(f"part {path.stem!r}: {exc}") from exc
+    except (KeyError, TypeError) as exc:
+        raise PolicyError(f"part {path.stem!r}: missing or malformed {exc}") from exc
+    return doc
+
+
+def check_part(doc: Mapping[str, Any]) -> set[str]:
+    """Every key of a part is one a policy reads, and its criteria stand on their own: each
+    rule's parameters are of the declared kinds and any ``$name`` is one of the part's own
+    parameters. Returns the value sets its criteria name; raises PolicyError naming the field."""
+    if not isinstance(doc, Mapping) or "part" not in doc:
+        raise PolicyError('a part is a JSON object with "part": {id, title, source}')
+    _unknown("part file", doc, _PART_TOP)
+    meta = doc["part"]
+    if not isinstance(meta, dict):
+        raise PolicyError("part: must be an object with id, title and source")
+    _unknown("part", meta, _PART_META)
+    for key in ("id", "title", "source"):
+        _shape(f"part.{key}", meta.get(key), str)
+    params = doc.get("parameters", {})
+    if not isinstance(params, dict):
+        raise PolicyError("parameters: must be an object")
+    assumptions = doc.get("assumptions", [])
+    if not isinstance(assumptions, list) or not all(isinstance(a, str) for a in assumptions):
+        raise PolicyError("assumptions: must be a list of sentences")
+    for a in assumptions:
+        try:
+            a.format(**params)
+        except (KeyError, IndexError) as exc:
+            raise PolicyError(f"assumptions: {a[:40]!r}… names no parameter {exc}") from exc
+    value_sets: set[str] = set()
+    for c in _objects(doc, "criteria"):
+        where = f"criteria[{c.get('id')!r}]"
+        _unknown(where, c, _CRITERION)
+        if c.get("rule") not in RULES:
+            raise PolicyError(f"{where}: unknown rule {c.get('rule')!r}")
+        given = {}
+        for k, v in c.get("params", {}).items():
+            if isinstance(v, str) and v.startswith("$") and v[1:] not in params:
+                raise PolicyError(f"{where}.params.{k}: {v} is not a parameter of this part")
+            given[k] = params[v[1:]] if isinstance(v, str) and v.startswith("$") else v
+        value_sets.update(_check_params(c, given))
+        _confirmable(c)
+        _quotes(c.get("policyText"), where)
+    for d in _objects(doc, "derived"):
+        _unknown(f"derived[{d.get('id')!r}]", d, _DERIVED)
+    _shape("notChecked", doc.get("notChecked", {}), {str: str})
+    return value_sets
+
+
+def _claim(origin: dict[str, str], key: Any, what: str, owner: str) -> None:
+    """Note that ``owner`` (a part's name; "" for the policy itself) defines ``key``.
+
+    A second definition is a PolicyError naming both places.
+    """
+    if key in origin:
+        if not origin[key] and not owner:
+            raise PolicyError(f"{what} is defined twice in this policy: define it once")
+        second = f"part {owner!r}" if owner else "this policy"
+        raise PolicyError(
+            f"{what} is defined in part {origin[key]!r} and in {second}: define it once"
+        )
+    origin[key] = owner
+
+
+def expand_includes(doc: Mapping[str, Any], base: Path | None = None) -> dict[str, Any]:
+    """The policy document with its included parts written in: each part's parameters,
+    assumptions, criteria and derived criteria come before the policy's own, its not-checked
+    clauses join ``presentation.notChecked``, and ``quotes`` add the policy's own words to
+    an included criterion. A document with nothing included is returned as it is.
+
+    A part named by a ``.json`` path is read relative to ``base`` (the policy file's folder).
+    Raises PolicyError when a part is missing or a name is defined twice.
+    """
+    names = doc.get("include", [])
+    quotes = doc.get("quotes", {})
+    if not names and not quotes:
+        return dict(doc)
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise PolicyError("include: must be a list of part names")
+    if not isinstance(quotes, dict) or not all(isinstance(q, str) and q for q in quotes.values()):
+        raise PolicyError("quotes: must be an object of criterion id → quote")
+    params: dict[str, Any] = {}
+    assumptions: list[str] = []
+    items: dict[str, dict[str, dict[str, Any]]] = {"criteria": {}, "derived": {}}
+    not_checked: dict[str, str] = {}
+    origin: dict[str, str] = {}  # criterion id or $parameter -> the part that defines it
+    for name in names:
+        part = read_part(name, base)
+        for k, v in part.get("parameters", {}).items():
+            _claim(origin, f"${k}", f"parameter {k!r}", name)
+            params[k] = v
+        assumptions.extend(part.get("assumptions", []))
+        for key in ("criteria", "derived"):
+            for c in part.get(key, []):
+                _claim(origin, c["id"], f"criterion {c['id']!r}", name)
+                items[key][c["id"]] = dict(c)
+        not_checked |= part.get("notChecked", {})
+    for k, v in doc.get("parameters", {}).items():
+        _claim(origin, f"${k}", f"parameter {k!r}", "")
+        params[k] = v
+    for key in ("criteria", "derived"):
+        for c in _objects(doc, key):
+            _claim(origin, c.get("id"), f"criterion {c.get('id')!r}", "")
+            items[key][c["id"]] = dict(c)
+    for cid, quote in quotes.items():
+        kind = "criteria" if cid in items["criteria"] else "derived"
+        if not origin.get(cid) or cid not in items[kind]:
+            raise PolicyError(
+                f"quotes: {cid!r} is not an included criterion (a policy's own criterion "
+                "has its words in its policyText)"
+            )
+        item = items[kind][cid]
+        item["policyText"] = [*_quotes(item.get("policyText"), kind), quote]
+    words = dict(doc.get("presentation", {}))
+    for k, v in words.get("notChecked", {}).items():
+        if k in not_checked:
+            raise PolicyError(
+                f"presentation.notChecked: {k!r} is given in part {origin.get(k)!r} "
+                "and in this policy: define it once"
+            )
+        not_checked[k] = v
+    if not_checked:
+        words["notChecked"] = not_checked
+    expanded = {k: v for k, v in doc.items() if k not in ("include", "quotes")}
+    expanded |= {
+        "parameters": params,
+        "assumptions": [*assumptions, *doc.get("assumptions", [])],
+        "criteria": list(items["criteria"].values()),
+        "derived": list(items["derived"].values()),
+        "presentation": words,
+    }
+    return expanded
+
+
 def _check_params(c: Mapping[str, Any], given: Mapping[str, Any]) -> set[str]:
     """The criterion's parameters against its rule's declaration; returns the value sets named.
 
@@ -258,12 +448,16 @@ def _date(doc: Mapping[str, Any], key: str) -> date:
         raise PolicyError(f"policy needs an ISO date in {key!r}") from exc
 
 
-def parse_policy(doc: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> Policy:
-    """Build a Policy from its JSON document; ``overrides`` replace top-level parameters.
+def parse_policy(
+    doc: Mapping[str, Any], overrides: Mapping[str, Any] | None = None, base: Path | None = None
+) -> Policy:
+    """Build a Policy from its JSON document; ``overrides`` replace top-level parameters;
+    parts it includes by path are read relative to ``base``.
 
     Raises PolicyError on anything the engine could not evaluate safely.
     """
     check_document(doc)
+    doc = expand_includes(doc, base)
     params = {**doc.get("parameters", {}), **(overrides or {})}
 
     def resolve(value: Any) -> Any:
@@ -288,7 +482,7 @@ def parse_policy(doc: Mapping[str, Any], overrides: Mapping[str, Any] | None = N
                 rule=c["rule"],
                 params=rule_params,
                 confirmable=_confirmable(c),
-                policy_text=c.get("policyText", ""),
+                policy_text=_quotes(c.get("policyText"), f"criteria[{c['id']!r}]"),
             )
         )
     derived = []
@@ -298,7 +492,14 @@ def parse_policy(doc: Mapping[str, Any], overrides: Mapping[str, Any] | None = N
                 f'derived criterion {d.get("id")!r} must declare "confirmable": false '
                 "(a composite is never confirmed as a whole; its parts are)"
             )
-        derived.append(DerivedSpec(d["id"], d["title"], d["expression"], d.get("policyText", "")))
+        derived.append(
+            DerivedSpec(
+                d["id"],
+                d["title"],
+                d["expression"],
+                _quotes(d.get("policyText"), f"derived[{d['id']!r}]"),
+            )
+        )
     pathways = tuple(
         PathwaySpec(p["id"], p["title"], p["diagnosis"], p["expression"]) for p in doc["pathways"]
     )
@@ -442,11 +643,20 @@ def _read_policy_file(name_or_path: str | Path) -> tuple[Path, dict[str, Any]]:
         raise PolicyError(f"{path}: {exc}") from exc
 
 
+def policy_document(name_or_path: str | Path) -> dict[str, Any]:
+    """A policy file as the service reads it: its JSON with the included parts written in."""
+    path, doc = _read_policy_file(name_or_path)
+    try:
+        return expand_includes(doc, path.parent)
+    except PolicyError as exc:
+        raise PolicyError(f"{path.name}: {exc}") from exc
+
+
 def load_policy(name_or_path: str | Path, overrides: Mapping[str, Any] | None = None) -> Policy:
     """Load a policy by name (a file in ``policies/``) or by path."""
     path, doc = _read_policy_file(name_or_path)
     try:
-        return parse_policy(doc, overrides)
+        return parse_policy(doc, overrides, path.parent)
     except PolicyError as exc:
         raise PolicyError(f"{path.name}: {exc}") from exc
     except (KeyError, TypeError) as exc:
@@ -466,7 +676,13 @@ def load_policies(names: Iterable[str], overrides: Mapping[str, Any]) -> dict[st
                 f"POLICIES names {name!r}, which is not a policy of this service; choose from: "
                 f"{', '.join(policy_names())} (or give the path of a policy file)"
             )
-    files = [_read_policy_file(name) for name in names]
+    files = []
+    for name in names:
+        path, doc = _read_policy_file(name)
+        try:
+            files.append((path, expand_includes(doc, path.parent)))
+        except PolicyError as exc:
+            raise PolicyError(f"{path.name}: {exc}") from exc
     docs = [doc for _, doc in files]
     unknown = set(overrides) - {k for d in docs for k in d.get("parameters", {})}
     if unknown:

@@ -73,7 +73,7 @@ class CriterionRow:
     label: str
     tag: str
     reason: str
-    policy_text: str
+    policy_text: tuple[str, ...]  # the policy's words for it, each place it says them
     evidence: tuple[EvidenceRow, ...]
     context: tuple[EvidenceRow, ...]
     missing: str | None
@@ -103,10 +103,10 @@ class Assessment:
         return f"{words} ({title} pathway)" if title else words
 
 
-def policy_text(policy: Policy, cid: str) -> str:
+def policy_text(policy: Policy, cid: str) -> tuple[str, ...]:
     specs = {c.id: c.policy_text for c in policy.criteria}
     specs |= {d.id: d.policy_text for d in policy.derived}
-    return specs.get(cid, "")
+    return specs.get(cid, ())
 
 
 def _evidence(iss: str, items: Iterable[Evidence]) -> tuple[EvidenceRow, ...]:

@@ -11,6 +11,6 @@ fi
 echo "== ruff check"; .venv/bin/ruff check .
 echo "== ruff format --check"; .venv/bin/ruff format --check .
 echo "== mypy"; .venv/bin/mypy
-echo "== policy check"; .venv/bin/iport-cds policy check policy/policies/*.json
+echo "== policy check"; .venv/bin/iport-cds policy check policy/policies/*.json policy/policies/parts/*.json
 echo "== pytest"
 .venv/bin/python -m pytest --cov --cov-report=term:skip-covered "$@"

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from policy.loading import POLICY_DIR
+from policy.loading import PARTS_DIR, POLICY_DIR, policy_document
 from tests.cli.conftest import Run, one_line_error
 
 Cli = Callable[..., Run]
 
 
 def pump_doc() -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads((POLICY_DIR / "nice-insulin-pump.json").read_text())
+    doc: dict[str, Any] = policy_document("nice-insulin-pump")
     return doc
 
 
@@ -84,7 +84,7 @@ def test_a_field_the_policy_does_not_use_is_not_required(cli: Cli, tmp_path: Pat
     del doc["presentation"]["patientViewSummary"]
     run = cli("policy", "check", write(tmp_path, doc))
     assert run.code == 0, run.err
-    hcl: dict[str, Any] = json.loads((POLICY_DIR / "nice-hybrid-closed-loop.json").read_text())
+    hcl: dict[str, Any] = policy_document("nice-hybrid-closed-loop")
     hcl["criteria"] = [c for c in hcl["criteria"] if not c["rule"].startswith("hba1c")]
     hcl["derived"] = []
     hcl["pathways"] = [p for p in hcl["pathways"] if p["id"] == "pregnancy"]
@@ -116,3 +116,20 @@ def test_an_unknown_or_missing_key_is_an_error_naming_it(
     message = one_line_error(cli("policy", "check", write(tmp_path, doc)))
     assert "local-pump.json: " in message
     assert expected in message
+
+
+def test_a_part_is_checked_as_policies_include_it(cli: Cli, tmp_path: Path) -> None:
+    parts = sorted(str(p) for p in PARTS_DIR.glob("*.json"))
+    run = cli("policy", "check", *parts)
+    assert run.code == 0, run.err
+    assert run.out.splitlines() == [
+        f"{parts[0]}: ok (part nice-ta151-pump-criteria: 6 criteria, 8 parameters)"
+    ]
+    part = json.loads(Path(parts[0]).read_text(encoding="utf-8"))
+    part["criteria"][0]["params"]["valueSet"] = "type-1-diabetes-local"
+    path = tmp_path / "local-part.json"
+    path.write_text(json.dumps(part), encoding="utf-8")
+    message = one_line_error(cli("policy", "check", str(path)))
+    assert message.endswith(
+        "local-part.json: value sets required by the policy are missing: ['type-1-diabetes-local']"
+    )

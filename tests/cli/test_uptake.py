@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import shutil
 from collections import Counter
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from cli.uptake import (
 )
 from facts import extract_record
 from policy import evaluate, load_policy, parse_policy
-from policy.loading import POLICY_DIR
+from policy.loading import policy_document
 from tests.builders import (
     CRITERIA,
     T1DM,
@@ -199,7 +198,7 @@ def type1_on_mdi(**extra: Any) -> list[dict[str, Any]]:
 
 
 def iport_with_confirmable(confirmable: dict[str, bool]) -> Any:
-    doc = json.loads((POLICY_DIR / "iport-advance.json").read_text(encoding="utf-8"))
+    doc = policy_document("iport-advance")
     for c in [*doc["criteria"], *doc["derived"]]:
         if c["id"] in confirmable:
             c["confirmable"] = confirmable[c["id"]]

@@ -7,7 +7,6 @@ through the pure core. "Today" is 2026-11-21.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import date
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 
 from policy import Decision, Outcome, PolicyError, Tri, parse_policy
-from policy.loading import POLICY_DIR
+from policy.loading import policy_document
 from tests.builders import (
     ASPART,
     GLARGINE_VTM,
@@ -50,7 +49,7 @@ def result(decision: Decision, criterion: str) -> Tri:
 
 
 def iport_doc() -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads((POLICY_DIR / "iport-advance.json").read_text())
+    doc: dict[str, Any] = policy_document("iport-advance")
     return doc
 
 

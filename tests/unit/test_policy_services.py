@@ -12,14 +12,14 @@ import pytest
 from flask.testing import FlaskClient
 
 from policy import PolicyError, load_policy, parse_policy
-from policy.loading import POLICY_DIR
+from policy.loading import policy_document
 from service import create_app
 from service.discovery import enabled_services
 from tests.builders import iport_device_request, patient
 from tests.hooks import hook_request
 
-IPORT_DOC: dict[str, Any] = json.loads((POLICY_DIR / "iport-advance.json").read_text())
-PUMP_DOC: dict[str, Any] = json.loads((POLICY_DIR / "nice-insulin-pump.json").read_text())
+IPORT_DOC: dict[str, Any] = policy_document("iport-advance")
+PUMP_DOC: dict[str, Any] = policy_document("nice-insulin-pump")
 
 
 def with_services(doc: dict[str, Any], services: list[dict[str, Any]]) -> dict[str, Any]:

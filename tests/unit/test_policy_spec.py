@@ -426,11 +426,9 @@ def test_decision_cites_policy_version_and_review_date(decide: Decide) -> None:
 
 
 def test_thresholds_are_configurable(decide: Decide) -> None:
-    import json
+    from policy.loading import policy_document
 
-    from policy.loading import POLICY_DIR
-
-    doc = json.loads((POLICY_DIR / "iport-advance.json").read_text())
+    doc = policy_document("iport-advance")
     stricter = parse_policy(doc, {"niceHba1cThreshold": 75, "hba1cLookbackMonths": 6})
     d = decide(patient(), condition(T1DM), hba1c(72), *MDI, policy=stricter)
     assert result(d, "hba1c-69-or-above-on-mdi") is Tri.NOT_MET
