@@ -217,6 +217,9 @@ def test_smart_launch_from_a_card_confirmation_and_evidence_summary(
         assert page.locator("#criterion-needle-phobia").get_attribute("data-result") == "met"
         assert "Could change the outcome" in row.text_content()
         assert page.locator("table.review-criteria tbody tr").count() >= 10  # every criterion
+        # a criterion the position states twice (NICE child route, i-Port criterion): both quotes
+        quotes = page.locator("#criterion-mdi-impractical .review-policy-text").all_text_contents()
+        assert [q[:20] for q in quotes] == ["Policy: “Children yo", "Policy: “multiple da"]
         assert serious_violations(page) == []
         shoot(page, "review-app")
 
