@@ -164,6 +164,19 @@ def test_hook_errors(cli: Cli, demo_fhir: FhirTestServer, service: ServiceProces
     assert run.code == 1  # the service could not read the record: 412 with its reason
     assert "answered the order-sign hook with HTTP 412" in one_line_error(run)
 
+    # patient-view has a service per policy: each one's 412 is reported, none is skipped
+    run = cli(
+        "hook", "patient-view", "--service", service.url, "--fhir-server", dead, "--patient", "x"
+    )
+    assert run.code == 1
+    ids = ["iport-advance-patient-view", "nice-insulin-pump-patient-view"]
+    for sid in ids:
+        assert f"{sid}: failed: '{sid}' answered the patient-view hook with HTTP 412" in run.err
+    called = run.err.split("discovery: ", 1)[1].splitlines()[0]
+    n = int(called.split(" ", 1)[0])
+    assert n >= 3  # every enabled policy offers a patient-view service
+    assert f"{n} of {n} patient-view service(s) failed" in one_line_error(run)
+
     run = cli("hook", "encounter-start", "--service", service.url, *base)
     assert run.code == 2
     assert "unknown hook 'encounter-start'" in one_line_error(run)
