@@ -56,6 +56,7 @@ def report_data(tally: UptakeTally) -> list[dict[str, Any]]:
                 "name": tally.names.get(pid, pid),
                 "version": tally.policies[pid],
                 "technology": tally.technology.get(pid, "the technology"),
+                "coverage": tally.coverage.get(pid, ""),
                 "people": people,
                 "bands": [
                     {

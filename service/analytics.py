@@ -185,9 +185,7 @@ def analytics_page() -> Response | str:
         place=f.place or "",
         places=[(p, places.place_name(p)) for p in dashboard.place_keys(runtime, directory)],
         heading=dashboard.policy_name(runtime.policies[policy]) if policy else None,
-        policy_places=sorted(
-            {places.place_name(p) for pol in runtime.policies.values() for p in pol.info.places}
-        ),
+        coverage=dashboard.coverage(runtime, directory),
         token_login=bool(current_app.config.get("ANALYTICS_TOKEN")),
     )
     return secure(Response(html, mimetype="text/html"))

@@ -42,16 +42,30 @@ WEEKLY_UP_TO_DAYS = 183
 def load_places(app: Flask, runtime: Runtime) -> places.PlaceDirectory:
     """The deployment's place directory (PLACE_BY_PRACTICE_FILE, PLACE_BY_TENANT), checked
     against the policies' places at start-up; PlaceTableError names the file and line."""
-    known = {p for policy in runtime.policies.values() for p in policy.info.places}
     return places.load_directory(
-        app.config.get("PLACE_BY_PRACTICE_FILE"), app.config.get("PLACE_BY_TENANT"), known
+        app.config.get("PLACE_BY_PRACTICE_FILE"),
+        app.config.get("PLACE_BY_TENANT"),
+        _local_places(runtime),
     )
 
 
+def _local_places(runtime: Runtime) -> frozenset[str]:
+    return places.local_places(p.info.places for p in runtime.policies.values())
+
+
 def place_keys(runtime: Runtime, directory: places.PlaceDirectory) -> list[str]:
-    """Every place a filter may name: the policies', the directory's, and unknown."""
-    known = {p for policy in runtime.policies.values() for p in policy.info.places}
-    return [*sorted(known | set(directory.places)), places.UNKNOWN]
+    """Every place a filter may name: the policies' places (a national policy's nation is not
+    a place), the directory's, and unknown."""
+    return [*sorted(_local_places(runtime) | set(directory.places)), places.UNKNOWN]
+
+
+def coverage(runtime: Runtime, directory: places.PlaceDirectory) -> list[tuple[str, str]]:
+    """Each policy's name and the places it covers in words (national guidance: every place)."""
+    every = place_keys(runtime, directory)[:-1]
+    return [
+        (policy_name(p), places.coverage_text(p.info.places, every))
+        for _, p in sorted(runtime.policies.items())
+    ]
 
 
 # -- names --------------------------------------------------------------------------------------

@@ -159,6 +159,10 @@ def test_the_report_is_one_html_file_with_a_table_for_every_chart(
     assert "Potentially eligible" in html
     assert "cannot be measured" not in html
     assert "Vale of York" in html
+    # NICE guidance ('england' in its policy files) covers every place; England is no place
+    assert '<th scope="row">England</th>' not in html
+    assert "Places covered: every place (East Riding of Yorkshire, Hull," in html
+    assert "national guidance for all of England" in html
     assert f"uptake-gap report: {report}" in result.err
 
 
