@@ -61,6 +61,9 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT_HASH_KEY": None,  # HMAC key for patient ids; None: generated in the instance folder
     "AUDIT_RETENTION_DAYS": 365,  # audit records and feedback older than this are deleted
     "ANALYTICS_TOKEN": None,  # admin bearer token for /analytics; None: open only without auth
+    # Counts 1 to SMALL_NUMBER_THRESHOLD - 1 on the dashboard and in the uptake-gap report are
+    # suppressed, others rounded to the nearest 5 (disclosure/); 0: exact, for local audit only
+    "SMALL_NUMBER_THRESHOLD": 8,
     # Place of each evaluation (places/): a CSV of practice_code,place, and tenant -> place
     "PLACE_BY_PRACTICE_FILE": None,
     "PLACE_BY_TENANT": {},

@@ -27,13 +27,6 @@ EXCEL_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 
 
 @pytest.fixture
-def practices(tmp_path: Path) -> Path:
-    path = tmp_path / "practices.csv"
-    path.write_text("practice_code,place\nB81001,hull\nB82002,north-yorkshire\n", encoding="utf-8")
-    return path
-
-
-@pytest.fixture
 def traffic(
     make_app: AppFactory, database_url: str, practices: Path, clock: Clock
 ) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import places
+from disclosure import OFF
 from service.dashboard import trend
 from store import Filter
 
@@ -135,7 +136,7 @@ def test_the_trend_is_daily_up_to_60_days_then_weekly_then_monthly(
     start: date, end: date, size: str, bins: int
 ) -> None:
     per_day = {end: {"meets-criteria": 2, "cards": 1}, start: {"no-decision": 1}}
-    out = trend(Filter(start, end), per_day)
+    out = trend(Filter(start, end), per_day, OFF)
     assert out["bin"] == size
     assert len(out["rows"]) == bins
     assert sum(r["evaluations"] for r in out["rows"]) == 3
