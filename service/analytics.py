@@ -23,6 +23,7 @@ from flask import (
 
 import places
 import store
+from disclosure import Disclosure
 from facts.london import london_day
 from service import dashboard, dashboard_login
 from service.dashboard_login import Forbidden, access, login_page, require_access, secure
@@ -142,13 +143,15 @@ def figures(f: store.Filter) -> dict[str, Any]:
     out.update(dashboard.figures(s, f, runtime, d))
     # The same totals split by policy (i-Port Advance and NICE insulin pump), for the date range.
     out["byPolicy"] = {
-        p: summary_json(s.summary(g := replace(f, service_ids=_policy_services(runtime, p))), g, d)[
-            "totals"
-        ]
+        p: _totals(s, replace(f, service_ids=_policy_services(runtime, p)), d)
         for p in runtime.policies
     }
     out["disclosure"] = d.as_json()
     return out
+
+
+def _totals(s: store.AuditStore, f: store.Filter, d: Disclosure) -> Any:
+    return summary_json(s.summary(f), f, d)["totals"]
 
 
 @bp.get("/analytics.json")
