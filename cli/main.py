@@ -200,7 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _today_option(p, "evaluate as on this day")
 
-    p = sub.add_parser("hook", help="act as an EHR: call a CDS service's hook and show the cards")
+    p = sub.add_parser(
+        "hook",
+        help="act as an EHR: call every service of a hook and show the cards",
+        description="Calls every service of the hook, as an EHR does; a service that fails is "
+        "reported and the others are still called; exit 1 if any failed.",
+    )
     p.add_argument("hook", metavar="HOOK", help="patient-view, order-select or order-sign")
     p.add_argument(
         "--service", required=True, metavar="URL", help="the CDS service's base (or discovery) URL"
