@@ -3,7 +3,9 @@
 Reads discovery and, like an EHR, calls every service registered for the hook (or the one
 ``--service-id`` names): optionally fills each service's prefetch templates from the FHIR
 server first, sends the hook (with an i-Port Advance draft order for order-select /
-order-sign), and shows all the cards. Progress goes to stderr, cards to stdout.
+order-sign), and shows all the cards. A service that fails (a 412, a timeout) is reported and
+the next one is still called; the exit status is 1 when any failed. Progress and errors go to
+stderr, cards to stdout.
 """
 
 from __future__ import annotations
@@ -219,8 +221,12 @@ class _Client:
 
 
 def run_hook(opts: HookOptions, out: TextIO, err: TextIO) -> None:
+    """Call every service of the hook, as an EHR does: one service's failure (a 412, a timeout,
+    a bad answer) is reported and the others are still called. Cards of the services that
+    answered go to ``out``; CliError after all of them when any failed (exit 1)."""
     client = _Client(opts, err)
     answers: dict[str, dict[str, Any]] = {}
+    failures: dict[str, str] = {}
     try:
         services = client.discover()
         err.write(
@@ -230,18 +236,44 @@ def run_hook(opts: HookOptions, out: TextIO, err: TextIO) -> None:
         )
         cache: dict[str, Any] = {}
         for service in services:
-            prefetch = None
-            if opts.prefetch:
-                templates = service.get("prefetch")
-                prefetch = client.fill_prefetch(
-                    templates if isinstance(templates, dict) else {}, cache
-                )
-            answers[service["id"]] = client.call(service["id"], client.request_body(prefetch))
+            sid = service["id"]
+            try:
+                prefetch = None
+                if opts.prefetch:
+                    templates = service.get("prefetch")
+                    prefetch = client.fill_prefetch(
+                        templates if isinstance(templates, dict) else {}, cache
+                    )
+                answers[sid] = client.call(sid, client.request_body(prefetch))
+            except CliError as exc:
+                failures[sid] = exc.message
+                err.write(f"{sid}: failed: {exc.message}\n")
     finally:
         client.close()
+    _show(opts, answers, failures, out)
+    if failures:
+        raise CliError(
+            f"{len(failures)} of {len(failures) + len(answers)} {opts.hook} service(s) failed: "
+            + "; ".join(
+                m if m.startswith(f"'{sid}'") else f"'{sid}': {m}" for sid, m in failures.items()
+            )
+        )
+
+
+def _show(
+    opts: HookOptions,
+    answers: dict[str, dict[str, Any]],
+    failures: dict[str, str],
+    out: TextIO,
+) -> None:
+    """Every service's answer: in JSON by service id (a failed one as ``{"error": …}``), or
+    the cards as text."""
     if opts.as_json:
-        out.write(json.dumps(answers, indent=2, ensure_ascii=False) + "\n")
+        shown_json = {**answers, **{sid: {"error": m} for sid, m in failures.items()}}
+        out.write(json.dumps(shown_json, indent=2, ensure_ascii=False) + "\n")
         return
+    if not answers:
+        return  # every service failed: the errors are on stderr
     cards = [c for a in answers.values() for c in a["cards"]]
     if not cards and opts.hook == "patient-view":
         out.write(

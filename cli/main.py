@@ -200,7 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _today_option(p, "evaluate as on this day")
 
-    p = sub.add_parser("hook", help="act as an EHR: call a CDS service's hook and show the cards")
+    p = sub.add_parser(
+        "hook",
+        help="act as an EHR: call every service of a hook and show the cards",
+        description="Calls every service of the hook, as an EHR does; a service that fails is "
+        "reported and the others are still called; exit 1 if any failed.",
+    )
     p.add_argument("hook", metavar="HOOK", help="patient-view, order-select or order-sign")
     p.add_argument(
         "--service", required=True, metavar="URL", help="the CDS service's base (or discovery) URL"
@@ -326,9 +331,14 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
 
 def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     from cli.population import PopulationSummary, run_population, summary_text
+    from disclosure import Disclosure, DisclosureSettingError
     from service.config import read_settings, valueset_dirs
 
-    settings = read_settings()  # the deployment's value sets and parameter overrides
+    settings = read_settings()  # the deployment's value sets, parameters and disclosure control
+    try:
+        disclosure = Disclosure.from_setting(settings["SMALL_NUMBER_THRESHOLD"])
+    except DisclosureSettingError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
 
     def run(stream: TextIO) -> PopulationSummary:
         return run_population(
@@ -361,7 +371,12 @@ def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     if report:
         from cli.uptake_report import render_report
 
-        html = render_report(summary, today=_today(args), source=Path(args.population).name)
+        html = render_report(
+            summary,
+            today=_today(args),
+            source=Path(args.population).name,
+            disclosure=disclosure,
+        )
         try:
             Path(report).write_text(html, encoding="utf-8")
         except OSError as exc:

@@ -237,7 +237,7 @@ def load_run(opts: RunOptions) -> tuple[Core, PersonContext]:
     except (ValueSetError, PolicyError) as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
     pols = list(core.policies.values())
-    known = {pl for p in pols for pl in p.info.places}
+    known = places.local_places(p.info.places for p in pols)
     try:
         directory = places.load_directory(opts.places_file, None, known)
         deprivation = load_deprivation(opts.deprivation_file) if opts.deprivation_file else {}
@@ -375,7 +375,7 @@ def run_population(
         technology_data=True,
         parameters=dict(parameters or {}),
     )
-    core, _ = load_run(opts)  # a bad file fails before any work
+    core, context = load_run(opts)  # a bad file fails before any work
     pols = list(core.policies.values())
     criteria = criteria_of(pols)
     workers = max(1, workers or usable_cores())
@@ -392,7 +392,7 @@ def run_population(
         summary.tally = UptakeTally(
             technology_data=opts.technology_data, deprivation=bool(deprivation_file)
         )
-        summary.tally.describe(pols)
+        summary.tally.describe(pols, context.directory)
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow([*PERSON_COLUMNS, *criteria])
         outcomes: Counter[tuple[str, str]] = Counter()

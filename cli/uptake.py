@@ -233,10 +233,19 @@ class UptakeTally:
     policies: dict[str, str] = field(default_factory=dict)  # id -> version
     names: dict[str, str] = field(default_factory=dict)  # id -> what commissioners call it
     technology: dict[str, str] = field(default_factory=dict)  # id -> what 'in use' means
+    coverage: dict[str, str] = field(default_factory=dict)  # id -> the places it covers
 
-    def describe(self, policies: Iterable[Policy]) -> None:
-        """Names and 'in use' wording from the policy files."""
+    def describe(
+        self, policies: Iterable[Policy], directory: places.PlaceDirectory | None = None
+    ) -> None:
+        """Names, places covered and 'in use' wording from the policy files (and the place
+        table: national guidance covers every place)."""
+        policies = list(policies)
+        every = places.local_places(p.info.places for p in policies) | set(
+            directory.places if directory else ()
+        )
         for p in policies:
+            self.coverage[p.info.id] = places.coverage_text(p.info.places, every)
             words = p.info.presentation
             self.names[p.info.id] = str(words.get("sourceLabel") or p.info.title)
             uses = [p.title_of(c).lower() for c in words.get("silenceWhenMet", ())]

@@ -1,5 +1,7 @@
 """The uptake-gap report: one self-contained HTML file (Chart.js, the dashboard's vendored copy,
-inlined; every chart beside a table of its numbers) from a population run's tally."""
+inlined; every chart beside a table of its numbers) from a population run's tally. It is an
+aggregate for commissioners: every count goes through the deployment's disclosure control
+(``disclosure``; SMALL_NUMBER_THRESHOLD), unlike the per-person CSV beside it."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 import places
 from cli.population import PopulationSummary
 from cli.uptake import BANDS, DIMENSIONS, UptakeTally
+from disclosure import Count, Disclosure, Share
 
 DIMENSION_TITLES = {
     "place": "place",
@@ -23,20 +26,38 @@ DIMENSION_TITLES = {
 
 
 def _env() -> Environment:
-    return Environment(
+    env = Environment(
         loader=PackageLoader("cli", "templates"),
         autoescape=select_autoescape(["html"]),
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["count"] = _count_text
+    env.filters["percent"] = _percent_text
+    return env
+
+
+def _count_text(n: Count | None) -> str:
+    """'1,235', or a suppressed count as it is ('<8')."""
+    return n if isinstance(n, str) else "–" if n is None else f"{n:,}"
+
+
+def _percent_text(share: Share) -> str:
+    return share if isinstance(share, str) else "–" if share is None else f"{100 * share:.1f}%"
+
+
+def _per_1000(d: Disclosure, part: int, whole: int) -> float | str | None:
+    share = d.share(part, whole, digits=6)
+    return round(1000 * share, 1) if isinstance(share, float) else share
 
 
 def _chart_js() -> str:
     return (resources.files("service") / "static/vendor/chart.umd.min.js").read_text("utf-8")
 
 
-def report_data(tally: UptakeTally) -> list[dict[str, Any]]:
-    """Per policy: bands and the gap by each dimension, as the page draws them."""
+def report_data(tally: UptakeTally, d: Disclosure) -> list[dict[str, Any]]:
+    """Per policy: bands and the gap by each dimension, as the page draws them; every count,
+    share and rate through the disclosure control ``d``."""
     policies = list(tally.policies)
     out = []
     for pid in policies:
@@ -45,7 +66,7 @@ def report_data(tally: UptakeTally) -> list[dict[str, Any]]:
         for dim in DIMENSIONS:
             if dim == "deprivation_quintile" and not tally.deprivation:
                 continue
-            rows = tally.breakdown(pid, dim)
+            rows = [_protected(r, d) for r in tally.breakdown(pid, dim)]
             if dim == "place":
                 for r in rows:
                     r["group"] = places.place_name(r["group"])
@@ -56,12 +77,13 @@ def report_data(tally: UptakeTally) -> list[dict[str, Any]]:
                 "name": tally.names.get(pid, pid),
                 "version": tally.policies[pid],
                 "technology": tally.technology.get(pid, "the technology"),
-                "people": people,
+                "coverage": tally.coverage.get(pid, ""),
+                "people": d.count(people),
                 "bands": [
                     {
                         "band": b,
-                        "people": tally.bands[(pid, b)],
-                        "share": round(tally.bands[(pid, b)] / people, 4) if people else None,
+                        "people": d.count(tally.bands[(pid, b)]),
+                        "share": d.share(tally.bands[(pid, b)], people),
                     }
                     for b in BANDS
                 ],
@@ -71,9 +93,24 @@ def report_data(tally: UptakeTally) -> list[dict[str, Any]]:
     return out
 
 
-def render_report(summary: PopulationSummary, *, today: date, source: str) -> str:
+def _protected(row: dict[str, Any], d: Disclosure) -> dict[str, Any]:
+    """One group's exact counts (``UptakeTally.breakdown``) as the report may show them."""
+    gap = row["gap"]
+    return {
+        "group": row["group"],
+        "people": d.count(row["people"]),
+        "meets": d.count(row["meets"]),
+        "potentially": d.count(row["potentially"]),
+        "gap": None if gap is None else d.count(gap),
+        "gapPer1000": None if gap is None else _per_1000(d, gap, row["people"]),
+    }
+
+
+def render_report(
+    summary: PopulationSummary, *, today: date, source: str, disclosure: Disclosure
+) -> str:
     tally = summary.tally
-    data = report_data(tally)
+    data = report_data(tally, disclosure)
     return (
         _env()
         .get_template("uptake_report.html")
@@ -81,6 +118,8 @@ def render_report(summary: PopulationSummary, *, today: date, source: str) -> st
             today=today.isoformat(),
             source=source,
             summary=summary,
+            people=disclosure.count(summary.patients),
+            disclosure_note=disclosure.note(),
             tally=tally,
             policies=data,
             data_json=orjson.dumps(data).decode("utf-8").replace("</", "<\\/"),

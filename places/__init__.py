@@ -32,6 +32,10 @@ PLACE_NAMES = {
     UNKNOWN: "Unknown place",
 }
 
+# A policy whose ``placesCovered`` names a nation (national guidance such as NICE's) applies
+# in every place of the deployment: the nation is a scope, never a place of its own.
+NATIONAL_SCOPES = {"england": "England"}
+
 
 class PlaceTableError(ValueError):
     """A practice → place table or tenant mapping that cannot be used; names file and line."""
@@ -40,6 +44,32 @@ class PlaceTableError(ValueError):
 def place_name(place: str | None) -> str:
     key = place or UNKNOWN
     return PLACE_NAMES.get(key, key.replace("-", " ").capitalize())
+
+
+def local_places(covered: Iterable[Iterable[str]]) -> frozenset[str]:
+    """The places the policies name (each policy's ``placesCovered``), national scopes left
+    out: what a practice may be mapped to and what the dashboard filters by."""
+    return frozenset(p for places in covered for p in places if p not in NATIONAL_SCOPES)
+
+
+def coverage(covered: Iterable[str], every: Iterable[str]) -> tuple[str, ...]:
+    """The places a policy covers: all of ``every`` (the deployment's places) when it covers a
+    nation, else its own places."""
+    own = tuple(covered)
+    if any(p in NATIONAL_SCOPES for p in own):
+        return tuple(sorted(every))
+    return tuple(sorted(own))
+
+
+def coverage_text(covered: Iterable[str], every: Iterable[str]) -> str:
+    """A policy's places in words: the places' names; for national guidance, every place."""
+    own = tuple(covered)
+    nations = [NATIONAL_SCOPES[p] for p in own if p in NATIONAL_SCOPES]
+    names = ", ".join(place_name(p) for p in coverage(own, every))
+    if nations:
+        scope = " and ".join(nations)
+        return f"every place ({names}): national guidance for all of {scope}"
+    return names
 
 
 def practice_code(patient: Mapping[str, Any] | None) -> str | None:
@@ -144,13 +174,17 @@ def load_directory(
 
 
 __all__ = [
+    "NATIONAL_SCOPES",
     "ODS_SYSTEM",
     "PLACE_NAMES",
     "UNKNOWN",
     "PlaceDirectory",
     "PlaceTableError",
+    "coverage",
+    "coverage_text",
     "load_directory",
     "load_practice_places",
+    "local_places",
     "patient_resource",
     "place_name",
     "practice_code",

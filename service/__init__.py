@@ -17,6 +17,7 @@ from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
 import review_app
+from disclosure import Disclosure
 from fhirdata import FetchSettings, FhirServerPolicy, new_session, prefetch_templates
 from fhirdata.transport import OriginExecutors
 from service import analytics, audit, audit_commands, auth, dashboard, ops
@@ -80,6 +81,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.setdefault("UUID_FACTORY", lambda: str(uuid.uuid4()))
     configure_logging(str(app.config["LOG_LEVEL"]))
     runtime = build_runtime(app.config)
+    disclosure = Disclosure.from_setting(app.config["SMALL_NUMBER_THRESHOLD"])
     # The store first: it also holds the token ids seen, shared by every worker and pod.
     state = install(
         app,
@@ -88,6 +90,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             store=audit.open_app_store(app),
             admission=HookAdmission.from_config(app.config),
             places=dashboard.load_places(app, runtime),
+            disclosure=disclosure,
         ),
     )
     key = audit.hash_key_of(app)

@@ -23,6 +23,7 @@ from flask import (
 
 import places
 import store
+from disclosure import Disclosure
 from facts.london import london_day
 from service import dashboard, dashboard_login
 from service.dashboard_login import Forbidden, access, login_page, require_access, secure
@@ -117,15 +118,15 @@ def _policy_services(runtime: Runtime, policy_id: str) -> tuple[str, ...]:
 
 def figures(f: store.Filter) -> dict[str, Any]:
     """The dashboard's figures, with criterion titles and policy versions added."""
-    s, runtime = app_state().store, app_state().runtime
-    out = summary_json(s.summary(f), f)
+    s, runtime, d = app_state().store, app_state().runtime, app_state().disclosure
+    out = summary_json(s.summary(f), f, d)
     titles: dict[str, str] = {}
     for policy in runtime.policies.values():
         for cid in policy.criterion_ids:
             titles.setdefault(cid, policy.title_of(cid))
     for b in out["blockingCriteria"]:
         b["title"] = titles.get(b["id"], b["id"])
-    out["access"] = access_json(s.access_counts(f))
+    out["access"] = access_json(s.access_counts(f), d)
     out["generatedAt"] = datetime.now(UTC).isoformat(timespec="seconds")
     out["policies"] = [
         {"key": key, "id": p.info.id, "version": p.info.version, "title": p.info.title}
@@ -139,17 +140,18 @@ def figures(f: store.Filter) -> dict[str, Any]:
         ),
         None,
     )
-    out.update(dashboard.figures(s, f, runtime))
+    out.update(dashboard.figures(s, f, runtime, d))
     # The same totals split by policy (i-Port Advance and NICE insulin pump), for the date range.
     out["byPolicy"] = {
-        p: _totals(s, replace(f, service_ids=_policy_services(runtime, p)))
+        p: _totals(s, replace(f, service_ids=_policy_services(runtime, p)), d)
         for p in runtime.policies
     }
+    out["disclosure"] = d.as_json()
     return out
 
 
-def _totals(s: store.AuditStore, f: store.Filter) -> Any:
-    return summary_json(s.summary(f), f)["totals"]
+def _totals(s: store.AuditStore, f: store.Filter, d: Disclosure) -> Any:
+    return summary_json(s.summary(f), f, d)["totals"]
 
 
 @bp.get("/analytics.json")
@@ -185,9 +187,8 @@ def analytics_page() -> Response | str:
         place=f.place or "",
         places=[(p, places.place_name(p)) for p in dashboard.place_keys(runtime, directory)],
         heading=dashboard.policy_name(runtime.policies[policy]) if policy else None,
-        policy_places=sorted(
-            {places.place_name(p) for pol in runtime.policies.values() for p in pol.info.places}
-        ),
+        coverage=dashboard.coverage(runtime, directory),
+        disclosure_note=app_state().disclosure.note(),
         token_login=bool(current_app.config.get("ANALYTICS_TOKEN")),
     )
     return secure(Response(html, mimetype="text/html"))

@@ -61,6 +61,9 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT_HASH_KEY": None,  # HMAC key for patient ids; None: generated in the instance folder
     "AUDIT_RETENTION_DAYS": 365,  # audit records and feedback older than this are deleted
     "ANALYTICS_TOKEN": None,  # admin bearer token for /analytics; None: open only without auth
+    # Counts 1 to SMALL_NUMBER_THRESHOLD - 1 on the dashboard and in the uptake-gap report are
+    # suppressed, others rounded to the nearest 5 (disclosure/); 0: exact, for local audit only
+    "SMALL_NUMBER_THRESHOLD": 8,
     # Place of each evaluation (places/): a CSV of practice_code,place, and tenant -> place
     "PLACE_BY_PRACTICE_FILE": None,
     "PLACE_BY_TENANT": {},
@@ -78,11 +81,23 @@ def read_settings(overrides: Mapping[str, Any] | None = None, root: str = ".") -
     config.update(DEFAULTS)
     config_file = os.environ.get(f"{ENV_PREFIX}_CONFIG_FILE")
     if config_file:
-        config.update(json.loads(Path(config_file).read_text(encoding="utf-8")))
+        from_file = json.loads(Path(config_file).read_text(encoding="utf-8"))
+        config.update(_paths_beside(from_file, Path(config_file).parent))
     config.from_prefixed_env(ENV_PREFIX)
     if overrides:
         config.update(overrides)
     return config
+
+
+def _paths_beside(settings: Mapping[str, Any], folder: Path) -> dict[str, Any]:
+    """A config file's relative ``*_FILE`` / ``*_DIR`` settings, resolved against the file's
+    own folder: the file works from any working directory."""
+    out = dict(settings)
+    for key, value in settings.items():
+        relative = isinstance(value, str) and value and not Path(value).is_absolute()
+        if key.endswith(("_FILE", "_DIR")) and relative:
+            out[key] = str((folder / value).resolve())
+    return out
 
 
 def core_from_config(config: Mapping[str, Any], extra_dirs: Sequence[str] = ()) -> Core:

@@ -22,6 +22,7 @@ from flask import Flask
 
 import places
 import store
+from disclosure import Count, Disclosure, rank
 from facts.london import LONDON
 from policy import Policy
 from service.evaluation import Runtime
@@ -42,16 +43,30 @@ WEEKLY_UP_TO_DAYS = 183
 def load_places(app: Flask, runtime: Runtime) -> places.PlaceDirectory:
     """The deployment's place directory (PLACE_BY_PRACTICE_FILE, PLACE_BY_TENANT), checked
     against the policies' places at start-up; PlaceTableError names the file and line."""
-    known = {p for policy in runtime.policies.values() for p in policy.info.places}
     return places.load_directory(
-        app.config.get("PLACE_BY_PRACTICE_FILE"), app.config.get("PLACE_BY_TENANT"), known
+        app.config.get("PLACE_BY_PRACTICE_FILE"),
+        app.config.get("PLACE_BY_TENANT"),
+        _local_places(runtime),
     )
 
 
+def _local_places(runtime: Runtime) -> frozenset[str]:
+    return places.local_places(p.info.places for p in runtime.policies.values())
+
+
 def place_keys(runtime: Runtime, directory: places.PlaceDirectory) -> list[str]:
-    """Every place a filter may name: the policies', the directory's, and unknown."""
-    known = {p for policy in runtime.policies.values() for p in policy.info.places}
-    return [*sorted(known | set(directory.places)), places.UNKNOWN]
+    """Every place a filter may name: the policies' places (a national policy's nation is not
+    a place), the directory's, and unknown."""
+    return [*sorted(_local_places(runtime) | set(directory.places)), places.UNKNOWN]
+
+
+def coverage(runtime: Runtime, directory: places.PlaceDirectory) -> list[tuple[str, str]]:
+    """Each policy's name and the places it covers in words (national guidance: every place)."""
+    every = place_keys(runtime, directory)[:-1]
+    return [
+        (policy_name(p), places.coverage_text(p.info.places, every))
+        for _, p in sorted(runtime.policies.items())
+    ]
 
 
 # -- names --------------------------------------------------------------------------------------
@@ -82,17 +97,16 @@ def pathway_name(policy: Policy | None, pathway: str | None) -> str:
 
 
 # -- figures ------------------------------------------------------------------------------------
-def _rate(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
+# Every count below goes out through the disclosure control ``d``: a row's total is summed
+# from the exact counts and then rounded like any other count.
+def _outcome_counts(counts: Mapping[str, int], d: Disclosure) -> dict[str, Count]:
+    exact = {o: int(counts.get(o, 0)) for o in OUTCOMES}
+    return {**{o: d.count(n) for o, n in exact.items()}, "total": d.count(sum(exact.values()))}
 
 
-def _outcome_counts(counts: Mapping[str, int]) -> dict[str, int]:
-    out = {o: int(counts.get(o, 0)) for o in OUTCOMES}
-    out["total"] = sum(out.values())
-    return out
-
-
-def figures(s: store.AuditStore, f: store.Filter, runtime: Runtime) -> dict[str, Any]:
+def figures(
+    s: store.AuditStore, f: store.Filter, runtime: Runtime, d: Disclosure
+) -> dict[str, Any]:
     """The figures this module adds to ``/analytics.json``."""
     with s.engine.connect() as conn, conn.begin():
         assessed = people.people_assessed(conn, f)
@@ -103,17 +117,17 @@ def figures(s: store.AuditStore, f: store.Filter, runtime: Runtime) -> dict[str,
         blocking_rows = people.blocking(conn, f)
     policies = policy_by_record_id(runtime)
     return {
-        "people": _people(assessed, latest, policies),
+        "people": _people(assessed, latest, policies, d),
         "evaluationsByPlace": [
-            {"place": p, "name": places.place_name(p), **_outcome_counts(by_place[p])}
+            {"place": p, "name": places.place_name(p), **_outcome_counts(by_place[p], d)}
             for p in sorted(by_place, key=_place_order)
         ],
-        "trend": trend(f, per_day),
+        "trend": trend(f, per_day, d),
         "feedbackByOffer": {
-            "withSuggestions": _feedback_split(offer[True]),
-            "withoutSuggestions": _feedback_split(offer[False]),
+            "withSuggestions": _feedback_split(offer[True], d),
+            "withoutSuggestions": _feedback_split(offer[False], d),
         },
-        "blockingByPolicy": _blocking(blocking_rows, policies),
+        "blockingByPolicy": _blocking(blocking_rows, policies, d),
         "names": {
             "services": service_names(runtime),
             "policies": {pid: policy_name(p) for pid, p in policies.items()},
@@ -128,7 +142,7 @@ def _place_order(place: str) -> tuple[bool, str]:
 
 
 def _people(
-    assessed: int, rows: Iterable[people.PeopleRow], policies: Mapping[str, Policy]
+    assessed: int, rows: Iterable[people.PeopleRow], policies: Mapping[str, Policy], d: Disclosure
 ) -> dict[str, Any]:
     by_policy: dict[str, dict[str | None, dict[str, int]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(int))
@@ -141,7 +155,7 @@ def _people(
     for pid in sorted(by_policy):
         policy = policies.get(pid)
         pathways = [
-            {"pathway": pw, "name": pathway_name(policy, pw), **_outcome_counts(counts)}
+            {"pathway": pw, "name": pathway_name(policy, pw), **_outcome_counts(counts, d)}
             for pw, counts in sorted(by_policy[pid].items(), key=lambda kv: str(kv[0]))
         ]
         total: dict[str, int] = defaultdict(int)
@@ -152,12 +166,12 @@ def _people(
             {
                 "policy": pid,
                 "name": policy_name(policy) if policy else pid,
-                **_outcome_counts(total),
+                **_outcome_counts(total, d),
                 "pathways": pathways,
             }
         )
     return {
-        "assessed": assessed,
+        "assessed": d.count(assessed),
         "byPolicy": out_policies,
         "byPlace": [
             {
@@ -165,7 +179,7 @@ def _people(
                 "policyName": policy_name(policies[pid]) if pid in policies else pid,
                 "place": pl,
                 "name": places.place_name(pl),
-                **_outcome_counts(counts),
+                **_outcome_counts(counts, d),
             }
             for (pid, pl), counts in sorted(
                 by_place.items(), key=lambda kv: (kv[0][0], *_place_order(kv[0][1]))
@@ -174,17 +188,17 @@ def _people(
     }
 
 
-def _feedback_split(counts: Mapping[str, int]) -> dict[str, Any]:
+def _feedback_split(counts: Mapping[str, int], d: Disclosure) -> dict[str, Any]:
     accepted, overridden = counts.get("accepted", 0), counts.get("overridden", 0)
     return {
-        "accepted": accepted,
-        "overridden": overridden,
-        "overrideRate": _rate(overridden, accepted + overridden),
+        "accepted": d.count(accepted),
+        "overridden": d.count(overridden),
+        "overrideRate": d.share(overridden, accepted + overridden),
     }
 
 
 def _blocking(
-    rows: Iterable[people.BlockingRow], policies: Mapping[str, Policy]
+    rows: Iterable[people.BlockingRow], policies: Mapping[str, Policy], d: Disclosure
 ) -> list[dict[str, Any]]:
     """Per policy, each criterion the deciding pathway read, as a share of those evaluations
     where it was not met or unknown and the outcome was not 'meets'. Diagnosis gates (the
@@ -206,18 +220,20 @@ def _blocking(
             {
                 "id": r.criterion_id,
                 "title": title,
-                "evaluations": r.evaluations,
-                "notMet": r.not_met,
-                "unknown": r.unknown,
-                "blocked": blocked,
-                "share": _rate(blocked, r.evaluations),
+                "evaluations": d.count(r.evaluations),
+                "notMet": d.count(r.not_met),
+                "unknown": d.count(r.unknown),
+                "blocked": d.count(blocked),
+                "share": d.share(blocked, r.evaluations),
+                "notMetShare": d.share(r.not_met, r.evaluations),
+                "unknownShare": d.share(r.unknown, r.evaluations),
             }
         )
     return [
         {
             "policy": pid,
             "name": policy_name(policies[pid]) if pid in policies else pid,
-            "criteria": sorted(crit, key=lambda c: (-(c["share"] or 0), c["id"])),
+            "criteria": sorted(crit, key=lambda c: (-rank(c["share"]), c["id"])),
         }
         for pid, crit in sorted(grouped.items())
     ]
@@ -231,9 +247,11 @@ def bin_of(day: date, size: str) -> date:
     return day
 
 
-def trend(f: store.Filter, per_day: Mapping[date, Mapping[str, int]]) -> dict[str, Any]:
+def trend(
+    f: store.Filter, per_day: Mapping[date, Mapping[str, int]], d: Disclosure
+) -> dict[str, Any]:
     """Evaluations by outcome (and cards) per day up to 60 days, per week (from Monday) up to
-    six months, per month beyond."""
+    six months, per month beyond; each bin's counts through the disclosure control."""
     span = (f.end - f.start).days + 1
     size = "day" if span <= DAILY_UP_TO_DAYS else "week" if span <= WEEKLY_UP_TO_DAYS else "month"
     bins: dict[date, dict[str, int]] = {}
@@ -246,9 +264,9 @@ def trend(f: store.Filter, per_day: Mapping[date, Mapping[str, int]]) -> dict[st
     rows = []
     for start, counts in sorted(bins.items()):
         row: dict[str, Any] = {"start": start.isoformat(), "label": _bin_label(start, size)}
-        row.update({o: int(counts.get(o, 0)) for o in (*OUTCOMES, "no-decision")})
-        row["evaluations"] = sum(int(counts.get(o, 0)) for o in (*OUTCOMES, "no-decision"))
-        row["cards"] = int(counts.get("cards", 0))
+        row.update({o: d.count(int(counts.get(o, 0))) for o in (*OUTCOMES, "no-decision")})
+        row["evaluations"] = d.count(sum(int(counts.get(o, 0)) for o in (*OUTCOMES, "no-decision")))
+        row["cards"] = d.count(int(counts.get("cards", 0)))
         rows.append(row)
     return {"bin": size, "rows": rows}
 

@@ -1,6 +1,8 @@
 """The dashboard's summary and access figures as JSON: ``store.repository.Summary`` (counts
 grouped and percentiles computed in SQL) and the access counts, shaped into the camelCase
-object ``/analytics.json`` serves."""
+object ``/analytics.json`` serves. Every count, share and statistic goes out through the
+deployment's disclosure control (``disclosure.Disclosure``): small numbers suppressed, other
+counts rounded, shares from the rounded counts."""
 
 from __future__ import annotations
 
@@ -9,23 +11,23 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
+from disclosure import Disclosure, rank
 from store.repository import NO_DECISION, OUTCOMES, Filter, Percentiles, Summary
 
 NO_REASON = "(no reason given)"
 
 
-def rate(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
-
-
-def percentiles_json(p: Percentiles) -> dict[str, Any]:
-    out: dict[str, Any] = {"count": p.count}
-    out.update({f"p{k}": None if v is None else round(v, 2) for k, v in p.at.items()})
-    out["max"] = None if p.max is None else round(p.max, 2)
+def percentiles_json(p: Percentiles, d: Disclosure) -> dict[str, Any]:
+    """Percentiles over ``p.count`` values: none shown over 1 to 7 values."""
+    out: dict[str, Any] = {"count": d.count(p.count)}
+    out.update(
+        {f"p{k}": d.statistic(p.count, None if v is None else round(v, 2)) for k, v in p.at.items()}
+    )
+    out["max"] = d.statistic(p.count, None if p.max is None else round(p.max, 2))
     return out
 
 
-def access_json(rows: Iterable[tuple[int, str, int]]) -> dict[str, Any]:
+def access_json(rows: Iterable[tuple[int, str, int]], d: Disclosure) -> dict[str, Any]:
     """Calls to the hooks, answered and refused: by status, and refusals by why."""
     by_status: dict[str, int] = defaultdict(int)
     refusals: dict[str, int] = defaultdict(int)
@@ -34,14 +36,19 @@ def access_json(rows: Iterable[tuple[int, str, int]]) -> dict[str, Any]:
         if status >= 400:
             refusals[outcome] += n
     return {
-        "calls": sum(by_status.values()),
-        "byStatus": dict(sorted(by_status.items())),
-        "refusals": dict(sorted(refusals.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "calls": d.count(sum(by_status.values())),
+        "byStatus": {k: d.count(n) for k, n in sorted(by_status.items())},
+        "refusals": dict(
+            sorted(
+                ((k, d.count(n)) for k, n in refusals.items()), key=lambda kv: (-rank(kv[1]), kv[0])
+            )
+        ),
     }
 
 
-def summary_json(s: Summary, f: Filter) -> dict[str, Any]:
-    """Every summary figure the dashboard shows, for the days and service in ``f``."""
+def summary_json(s: Summary, f: Filter, d: Disclosure) -> dict[str, Any]:
+    """Every summary figure the dashboard shows, for the days and service in ``f``, through
+    the disclosure control ``d``."""
     per_day: dict[date, dict[str, dict[str, int]]] = defaultdict(
         lambda: {"cards": defaultdict(int), "evaluations": defaultdict(int)}
     )
@@ -80,55 +87,63 @@ def summary_json(s: Summary, f: Filter) -> dict[str, Any]:
     n_cards = sum(cards.values())
     n_feedback = accepted + overridden
     pre = s.prefetch
+    c = d.count
+    for r in reasons.values():
+        r["count"] = c(r["count"])
     return {
         "range": {"from": f.start.isoformat(), "to": f.end.isoformat()},
         "service": f.service_id,
         "totals": {
-            "evaluations": sum(evaluations.values()),
-            "cards": n_cards,
-            "feedback": n_feedback,
-            "accepted": accepted,
-            "overridden": overridden,
-            "overrideRate": rate(overridden, n_feedback),
-            "feedbackRate": rate(n_feedback, n_cards),
+            "evaluations": c(sum(evaluations.values())),
+            "cards": c(n_cards),
+            "feedback": c(n_feedback),
+            "accepted": c(accepted),
+            "overridden": c(overridden),
+            "overrideRate": d.share(overridden, n_feedback),
+            "feedbackRate": d.share(n_feedback, n_cards),
         },
-        "evaluationsByOutcome": {o: evaluations.get(o, 0) for o in (*OUTCOMES, NO_DECISION)},
-        "cardsByOutcome": {o: cards.get(o, 0) for o in OUTCOMES},
+        "evaluationsByOutcome": {o: c(evaluations.get(o, 0)) for o in (*OUTCOMES, NO_DECISION)},
+        "cardsByOutcome": {o: c(cards.get(o, 0)) for o in OUTCOMES},
         "cardsPerDay": [
             {
-                "day": d.isoformat(),
-                **{o: per_day[d]["cards"].get(o, 0) for o in OUTCOMES},
-                "evaluations": sum(per_day[d]["evaluations"].values()),
+                "day": day.isoformat(),
+                **{o: c(per_day[day]["cards"].get(o, 0)) for o in OUTCOMES},
+                "evaluations": c(sum(per_day[day]["evaluations"].values())),
             }
-            for d in f.days()
+            for day in f.days()
         ],
-        "overrideReasons": sorted(reasons.values(), key=lambda r: (-r["count"], str(r["code"]))),
+        "overrideReasons": sorted(
+            reasons.values(), key=lambda r: (-rank(r["count"]), str(r["code"]))
+        ),
         "feedbackByCardOutcome": {
-            k: {**v, "overrideRate": rate(v.get("overridden", 0), sum(v.values()))}
+            k: {
+                **{o: c(n) for o, n in v.items()},
+                "overrideRate": d.share(v.get("overridden", 0), sum(v.values())),
+            }
             for k, v in sorted(by_card_outcome.items())
         },
         "blockingCriteria": sorted(
             (
                 {
                     "id": cid,
-                    "notMet": v.get("not-met", 0),
-                    "unknown": v.get("unknown", 0),
-                    "total": v.get("not-met", 0) + v.get("unknown", 0),
-                    "share": rate(v.get("not-met", 0) + v.get("unknown", 0), blocked),
+                    "notMet": c(v.get("not-met", 0)),
+                    "unknown": c(v.get("unknown", 0)),
+                    "total": c(v.get("not-met", 0) + v.get("unknown", 0)),
+                    "share": d.share(v.get("not-met", 0) + v.get("unknown", 0), blocked),
                 }
                 for cid, v in blocking.items()
             ),
-            key=lambda b: (-int(b["total"]), str(b["id"])),
+            key=lambda b: (-rank(b["total"]), str(b["id"])),
         ),
-        "notEligibleEvaluations": blocked,
+        "notEligibleEvaluations": c(blocked),
         "prefetch": {
-            "evaluations": pre.decided,
-            "keysPrefetched": pre.keys_prefetched,
-            "keysFetched": pre.keys_fetched,
-            "hitRate": rate(pre.keys_prefetched, pre.keys_prefetched + pre.keys_fetched),
-            "fullyPrefetched": pre.fully_prefetched,
-            "fullyPrefetchedRate": rate(pre.fully_prefetched, pre.decided),
+            "evaluations": c(pre.decided),
+            "keysPrefetched": c(pre.keys_prefetched),
+            "keysFetched": c(pre.keys_fetched),
+            "hitRate": d.share(pre.keys_prefetched, pre.keys_prefetched + pre.keys_fetched),
+            "fullyPrefetched": c(pre.fully_prefetched),
+            "fullyPrefetchedRate": d.share(pre.fully_prefetched, pre.decided),
         },
-        "latencyMs": percentiles_json(s.latency_ms),
-        "fhirFetchMs": percentiles_json(s.fhir_fetch_ms),
+        "latencyMs": percentiles_json(s.latency_ms, d),
+        "fhirFetchMs": percentiles_json(s.fhir_fetch_ms, d),
     }

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
 
+from disclosure import Disclosure
 from places import PlaceDirectory
 from service.admission import HookAdmission
 from service.evaluation import HookResult, Runtime
@@ -39,6 +40,7 @@ class AppState:
     store: AuditStore  # the audit trail, feedback, token claims, sessions
     admission: HookAdmission  # hook slots per worker and per FHIR server
     places: PlaceDirectory = field(default_factory=PlaceDirectory)
+    disclosure: Disclosure = field(default_factory=Disclosure)  # small-number suppression
     listeners: list[EvaluationListener] = field(default_factory=list)
     feedback_handler: FeedbackHandler | None = None
     login_throttle: LoginThrottle | None = None

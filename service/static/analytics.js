@@ -64,13 +64,21 @@
   function text(id, value) {
     document.getElementById(id).textContent = value;
   }
+  // A suppressed figure arrives as text ("<8" for a count, "*" for a share or a statistic,
+  // see the disclosure note on the page) and is shown as it is; charts leave it out.
   function num(x) {
+    if (typeof x === "string") return x;
     return x === null || x === undefined ? "–" : Number(x).toLocaleString("en-GB");
   }
   function pct(x) {
+    if (typeof x === "string") return x;
     return x === null || x === undefined ? "–" : (x * 100).toFixed(1) + "%";
   }
+  function plotted(x) {
+    return typeof x === "number" ? x : null;
+  }
   function ms(x) {
+    if (typeof x === "string") return x;
     return x === null || x === undefined ? "–" : Math.round(x).toLocaleString("en-GB");
   }
 
@@ -105,7 +113,7 @@
     return keys.map(function (o) {
       return {
         label: OUTCOME_LABELS[o],
-        data: rows.map(function (r) { return r[o]; }),
+        data: rows.map(function (r) { return plotted(r[o]); }),
         backgroundColor: pattern(o),
         borderColor: STYLE[o].colour,
         borderWidth: 1,
@@ -159,13 +167,12 @@
     var multiPolicy = data.people.byPolicy.length > 1;
     text("t-people", num(data.people.assessed));
     text("t-evaluations", num(t.evaluations));
-    text(
-      "t-evaluations-sub",
-      data.people.assessed ? (t.evaluations / data.people.assessed).toFixed(1) + " per person" : ""
-    );
+    var perPerson = typeof t.evaluations === "number" && typeof data.people.assessed === "number" && data.people.assessed;
+    text("t-evaluations-sub", perPerson ? (t.evaluations / data.people.assessed).toFixed(1) + " per person" : "");
     text("t-cards", num(t.cards));
     text("t-feedback", num(t.feedback));
     text("t-feedback-rate", t.feedbackRate === null ? "" : pct(t.feedbackRate) + " of cards");
+    text("disclosure-note", data.disclosure.note);
     text("t-override", pct(t.overrideRate));
     var offered = data.feedbackByOffer.withSuggestions;
     text(
@@ -249,7 +256,7 @@
       type: "bar",
       data: {
         labels: reasons.map(function (r) { return wrap(r.display, 28); }),
-        datasets: [{ label: "Overrides", data: reasons.map(function (r) { return r.count; }), backgroundColor: BLUE }],
+        datasets: [{ label: "Overrides", data: reasons.map(function (r) { return plotted(r.count); }), backgroundColor: BLUE }],
       },
       options: {
         indexAxis: "y",
@@ -266,14 +273,15 @@
         blocking.push(Object.assign({ policyName: p.name }, c));
       });
     });
-    var top = blocking.slice().sort(function (a, b) { return (b.share || 0) - (a.share || 0); }).slice(0, 10);
+    var top = blocking.slice().sort(function (a, b) { return (plotted(b.share) || 0) - (plotted(a.share) || 0); }).slice(0, 10);
+    function percent(x) { return typeof x === "number" ? 100 * x : null; }
     draw("c-blocking", {
       type: "bar",
       data: {
         labels: top.map(function (b) { return wrap((multiPolicy ? b.policyName + ": " : "") + b.title, 40); }),
         datasets: [
-          { label: "Not met (% of evaluations needing it)", data: top.map(function (b) { return (100 * b.notMet) / b.evaluations; }), backgroundColor: pattern("does-not-meet-criteria"), borderColor: STYLE["does-not-meet-criteria"].colour, borderWidth: 1 },
-          { label: "Unknown (% of evaluations needing it)", data: top.map(function (b) { return (100 * b.unknown) / b.evaluations; }), backgroundColor: pattern("insufficient-information"), borderColor: STYLE["insufficient-information"].colour, borderWidth: 1 },
+          { label: "Not met (% of evaluations needing it)", data: top.map(function (b) { return percent(b.notMetShare); }), backgroundColor: pattern("does-not-meet-criteria"), borderColor: STYLE["does-not-meet-criteria"].colour, borderWidth: 1 },
+          { label: "Unknown (% of evaluations needing it)", data: top.map(function (b) { return percent(b.unknownShare); }), backgroundColor: pattern("insufficient-information"), borderColor: STYLE["insufficient-information"].colour, borderWidth: 1 },
         ],
       },
       options: {
@@ -302,8 +310,8 @@
       data: {
         labels: ["p50", "p90", "p95", "p99", "max"],
         datasets: [
-          { label: "Whole hook", data: [lat.p50, lat.p90, lat.p95, lat.p99, lat.max], backgroundColor: BLUE },
-          { label: "FHIR reads (when any)", data: [fhir.p50, fhir.p90, fhir.p95, fhir.p99, fhir.max], backgroundColor: pattern("no-decision") },
+          { label: "Whole hook", data: [lat.p50, lat.p90, lat.p95, lat.p99, lat.max].map(plotted), backgroundColor: BLUE },
+          { label: "FHIR reads (when any)", data: [fhir.p50, fhir.p90, fhir.p95, fhir.p99, fhir.max].map(plotted), backgroundColor: pattern("no-decision") },
         ],
       },
       options: { scales: { y: { beginAtZero: true } } },
@@ -317,7 +325,7 @@
       type: "doughnut",
       data: {
         labels: ["From the EHR's prefetch", "Read from the FHIR server"],
-        datasets: [{ data: [p.keysPrefetched, p.keysFetched], backgroundColor: [BLUE, pattern("no-decision")] }],
+        datasets: [{ data: [plotted(p.keysPrefetched), plotted(p.keysFetched)], backgroundColor: [BLUE, pattern("no-decision")] }],
       },
     });
     fillTable("tbl-prefetch", [

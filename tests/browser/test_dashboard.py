@@ -12,8 +12,10 @@ from __future__ import annotations
 import csv
 import io
 import random
+import re
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -90,7 +92,7 @@ def seed(app: Flask, clock: Clock) -> None:
 
 
 @pytest.fixture(scope="module")
-def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     clock = Clock(END)
     folder = tmp_path_factory.mktemp("dashboard")
     db = folder / "audit.sqlite3"
@@ -99,18 +101,26 @@ def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "practice_code,place\n" + "".join(f"{c},{p}\n" for c, p in PRACTICES.items()),
         encoding="utf-8",
     )
-    app = create_app(
-        {
-            "PLACE_BY_PRACTICE_FILE": str(practices),
-            "REQUIRE_AUTH": False,
-            "DATABASE_URL": store.sqlite_url(db),
-            "AUDIT_HASH_KEY": HASH_KEY,
-            "ANALYTICS_TOKEN": ADMIN,
-            "CLOCK": clock,
-            "LOG_LEVEL": "WARNING",
-        }
-    )
+    settings = {
+        "PLACE_BY_PRACTICE_FILE": str(practices),
+        "REQUIRE_AUTH": False,
+        "DATABASE_URL": store.sqlite_url(db),
+        "AUDIT_HASH_KEY": HASH_KEY,
+        "ANALYTICS_TOKEN": ADMIN,
+        "CLOCK": clock,
+        "LOG_LEVEL": "WARNING",
+    }
+    # Exact figures (a local audit), so the page can be checked against sums of the seed.
+    app = create_app({**settings, "SMALL_NUMBER_THRESHOLD": 0})
     seed(app, clock)
+    # The same database as commissioners see it by default: small numbers suppressed.
+    protected = create_app(settings)
+    with serving(app) as exact_url, serving(protected) as protected_url:
+        yield {"exact": exact_url, "protected": protected_url}
+
+
+@contextmanager
+def serving(app: Flask) -> Iterator[str]:
     port = free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -122,6 +132,16 @@ def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.server_close()
         thread.join(10)
         state_of(app).store.close()
+
+
+@pytest.fixture(scope="module")
+def service_url(services: dict[str, str]) -> str:
+    return services["exact"]
+
+
+@pytest.fixture(scope="module")
+def protected_url(services: dict[str, str]) -> str:
+    return services["protected"]
 
 
 def figures(url: str, query: str) -> dict[str, Any]:
@@ -328,5 +348,63 @@ def test_no_serious_accessibility_violations_and_a_friendly_bad_range_page(
         page.emulate_media(color_scheme="light")
         page.add_style_tag(content="html { filter: grayscale(1); }")
         page.screenshot(path=str(ARTIFACTS / "analytics-greyscale.png"), full_page=True)
+    finally:
+        context.close()
+
+
+SMALL = re.compile(r"^[1-7]$")
+
+
+def json_small_counts(value: Any) -> list[Any]:
+    """Whole numbers from 1 to 7 anywhere in the figures (the disclosure settings aside)."""
+    if isinstance(value, dict):
+        return [x for k, v in value.items() if k != "disclosure" for x in json_small_counts(v)]
+    if isinstance(value, list):
+        return [x for v in value for x in json_small_counts(v)]
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 7:
+        return [value]
+    return []
+
+
+def test_by_default_no_count_from_1_to_7_is_shown_and_the_page_says_why(
+    browser: Browser, protected_url: str
+) -> None:
+    """The same 60 days as commissioners see them: daily counts are small, so the trend table
+    reads '<8' where the exact page has 1 to 7; every other count is a multiple of 5; the note
+    on the page says what '<8' and '*' mean; axe-core finds nothing serious."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, bypass_csp=True)
+    context.set_extra_http_headers({"Authorization": f"Bearer {ADMIN}"})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(f"{protected_url}/analytics?from=2026-09-23&to=2026-11-21")
+        wait_for_render(page, 1)
+        page.click("#ops summary")
+        page.click("#cap-trend ~ details summary")
+        data = figures(protected_url, "from=2026-09-23&to=2026-11-21")
+        assert json_small_counts(data) == []
+        note = page.text_content("#disclosure-note") or ""
+        assert "a count from 1 to 7 is shown as “<8”" in note
+        assert "rounded to the nearest 5" in note
+        assert page.locator("#disclosure-note").is_visible()
+        # Every table cell that holds a count (response times in milliseconds are no count).
+        cells: list[str] = page.eval_on_selector_all(
+            "table:not(#tbl-latency) td", "cells => cells.map(c => c.textContent.trim())"
+        )
+        assert [c for c in cells if SMALL.match(c)] == []
+        assert "<8" in cells  # the per-day trend: 2 to 7 checks a day
+        numbers = [int(c.replace(",", "")) for c in cells if re.fullmatch(r"[\d,]+", c)]
+        assert numbers
+        assert all(n % 5 == 0 for n in numbers)
+        for tile in ("#t-people", "#t-evaluations", "#t-cards"):
+            shown = (page.text_content(tile) or "").replace(",", "")
+            assert shown == "<8" or int(shown) % 5 == 0, (tile, shown)
+        for canvas in CHARTS:
+            assert chart_state(page, canvas)["painted"] > 500, canvas
+        assert serious_violations(page) == []
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "analytics-suppressed.png"), full_page=True)
+        assert errors == []
     finally:
         context.close()

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 import demo
+import places
 from facts import extract_record
 from policy import Policy, Tri, evaluate, load_policy
 from service import create_app
+from service.config import read_settings
 from tests.hooks import hook_request
 from valuesets import ValueSetLibrary
 
+REPO = Path(__file__).resolve().parents[2]
 # Days the demo data is resolved against: today-ish, a leap day, and after the policy's review.
 DAYS = [date(2026, 11, 21), date(2028, 2, 29), date(2031, 1, 1)]
 
@@ -242,3 +247,30 @@ def test_the_hcl_policy_agrees_with_the_declared_outcome(
     assert prompt is patient.expected_hcl_prompt
     for criterion, expected in HCL_KEY_CRITERIA.get(patient.name, {}).items():
         assert decision.criteria[criterion].result is expected, (criterion, decision.reason)
+
+
+def test_every_demo_practice_has_a_place_in_the_demo_configuration(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The demo configuration (what ``scripts/serve.sh`` and ``iport-cds serve`` start with)
+    maps the registered practice of every demo patient to a Humber and North Yorkshire place,
+    so the demo dashboard shows places, not "Unknown place" — from any working directory."""
+    for name in [k for k in os.environ if k.startswith("IPORT_CDS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("IPORT_CDS_CONFIG_FILE", str(REPO / "deploy" / "demo-config.json"))
+    monkeypatch.chdir(tmp_path)
+    table_file = read_settings()["PLACE_BY_PRACTICE_FILE"]
+    assert table_file, "the demo configuration names no practice → place table"
+    hny = set(places.PLACE_NAMES) - {places.UNKNOWN}
+    table = places.load_practice_places(table_file, hny)
+    seen = set()
+    for p in demo.list_patients():
+        patient = places.patient_resource(demo.bundle_resources(p.bundle(DAYS[0])))
+        code = places.practice_code(patient)
+        if code is None:  # a US record has no English practice: "unknown place" is right
+            assert p.name.startswith("us-"), f"{p.name}: no registered practice (ODS code)"
+            continue
+        assert code in table, f"{p.name}: practice {code} is not in {table_file}"
+        seen.add(table[code])
+    assert seen <= hny
+    assert len(seen) >= 2

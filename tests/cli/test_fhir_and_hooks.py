@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 
 import demo
+import store
 from tests.cli.conftest import Run, one_line_error
 from tests.fhir_server import FhirTestServer
 from tests.service_process import ServiceProcess, free_port
@@ -21,6 +24,7 @@ pytestmark = pytest.mark.integration
 
 Cli = Callable[..., Run]
 ORDER_SIGN = "iport-advance-order-sign"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def count(fhir: FhirTestServer, query: str) -> int:
@@ -164,6 +168,19 @@ def test_hook_errors(cli: Cli, demo_fhir: FhirTestServer, service: ServiceProces
     assert run.code == 1  # the service could not read the record: 412 with its reason
     assert "answered the order-sign hook with HTTP 412" in one_line_error(run)
 
+    # patient-view has a service per policy: each one's 412 is reported, none is skipped
+    run = cli(
+        "hook", "patient-view", "--service", service.url, "--fhir-server", dead, "--patient", "x"
+    )
+    assert run.code == 1
+    ids = ["iport-advance-patient-view", "nice-insulin-pump-patient-view"]
+    for sid in ids:
+        assert f"{sid}: failed: '{sid}' answered the patient-view hook with HTTP 412" in run.err
+    called = run.err.split("discovery: ", 1)[1].splitlines()[0]
+    n = int(called.split(" ", 1)[0])
+    assert n >= 3  # every enabled policy offers a patient-view service
+    assert f"{n} of {n} patient-view service(s) failed" in one_line_error(run)
+
     run = cli("hook", "encounter-start", "--service", service.url, *base)
     assert run.code == 2
     assert "unknown hook 'encounter-start'" in one_line_error(run)
@@ -195,3 +212,30 @@ def test_demo_load_errors(cli: Cli, demo_fhir: FhirTestServer) -> None:
     run = cli("demo", "load", "--fhir-server", demo_fhir.base_url + "/Patient/nope")
     assert run.code == 1
     assert "the transaction failed: HTTP" in one_line_error(run)
+
+
+def test_the_demo_configuration_shows_places_on_the_dashboard(
+    cli: Cli, demo_fhir: FhirTestServer, tmp_path: Path
+) -> None:
+    """What the README's first command serves (deploy/demo-config.json): the demo patients'
+    checks count at the places of their practices, not at "Unknown place"."""
+    env = {
+        "CONFIG_FILE": str(REPO / "deploy" / "demo-config.json"),
+        "DATABASE_URL": store.sqlite_url(tmp_path / "audit.sqlite3"),
+    }
+    patients = demo.list_patients()
+    with ServiceProcess(env) as svc:
+        base = ["--service", svc.url, "--fhir-server", demo_fhir.base_url]
+        for p in patients:
+            assert cli("hook", "order-sign", *base, "--patient", p.patient_id).code == 0
+        deadline = time.monotonic() + 15
+        while True:  # the audit trail is written just after each answer
+            figures = requests.get(f"{svc.url}/analytics.json", timeout=10).json()
+            if figures["totals"]["evaluations"] == 20 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    assert figures["totals"]["evaluations"] == 20  # 21 patients, rounded to the nearest 5
+    by_place = {r["name"]: r for r in figures["evaluationsByPlace"]}
+    assert {"Hull", "North Yorkshire"} <= set(by_place)
+    assert "England" not in by_place
+    assert by_place["Hull"]["total"] == 10  # the eleven patients at Y99901, rounded

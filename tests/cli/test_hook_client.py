@@ -59,6 +59,8 @@ class _Recorder:
         self.discovery: dict[str, Any] = {
             "services": [{"id": "svc-1", "hook": "order-sign", "prefetch": {}}]
         }
+        # POST path -> (status, body); any other path answers 200 with no cards
+        self.answers: dict[str, tuple[int, dict[str, Any]]] = {}
 
 
 @pytest.fixture
@@ -66,9 +68,9 @@ def stub_service() -> Iterator[tuple[str, _Recorder]]:
     rec = _Recorder()
 
     class Handler(BaseHTTPRequestHandler):
-        def _answer(self, body: dict[str, Any]) -> None:
+        def _answer(self, body: dict[str, Any], status: int = 200) -> None:
             data = json.dumps(body).encode()
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -81,7 +83,8 @@ def stub_service() -> Iterator[tuple[str, _Recorder]]:
         def do_POST(self) -> None:
             rec.requests.append(("POST", self.path, self.headers.get("Authorization")))
             rec.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self._answer({"cards": []})
+            status, body = rec.answers.get(self.path, (200, {"cards": []}))
+            self._answer(body, status)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -284,3 +287,80 @@ def test_prefetch_leaves_out_what_it_cannot_fill(
     assert "prefetch 'encounter': left for the service (token not supported here)" in run.err
     assert "prefetch 'broken': HTTP 4" in run.err
     assert "prefetch: 2 of 4 template(s) filled" in run.err
+
+
+def _outcome(text: str) -> dict[str, Any]:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "processing", "diagnostics": text}],
+    }
+
+
+PATIENT_VIEW_SERVICES = {
+    "services": [
+        {"id": "svc-a", "hook": "patient-view", "prefetch": {}},
+        {"id": "svc-b", "hook": "patient-view", "prefetch": {}},
+        {"id": "svc-c", "hook": "patient-view", "prefetch": {}},
+    ]
+}
+CARD = {"summary": "svc-b speaks", "indicator": "info", "source": {"label": "B"}}
+
+
+def test_every_service_of_the_hook_is_called_when_one_fails(
+    cli: Cli, stub_service: tuple[str, _Recorder]
+) -> None:
+    """An EHR calls every service of a hook: the first one's 412 does not hide the others'
+    answers. Each service's result or error is shown; the exit status says one failed."""
+    url, rec = stub_service
+    rec.discovery = PATIENT_VIEW_SERVICES
+    rec.answers = {
+        "/cds-services/svc-a": (412, _outcome("no Patient/p-1 on the FHIR server")),
+        "/cds-services/svc-b": (200, {"cards": [CARD]}),
+        "/cds-services/svc-c": (500, _outcome("it broke")),
+    }
+    argv = hook_argv(url)
+    argv[1] = "patient-view"
+    run = cli(*argv)
+    assert [p for m, p, _ in rec.requests if m == "POST"] == [
+        "/cds-services/svc-a",
+        "/cds-services/svc-b",
+        "/cds-services/svc-c",
+    ]
+    assert run.code == 1
+    assert "svc-b speaks" in run.out  # the service that answered is shown
+    assert "svc-a: failed: 'svc-a' answered the patient-view hook with HTTP 412" in run.err
+    assert "no Patient/p-1 on the FHIR server" in run.err
+    assert "svc-b: HTTP 200" in run.err
+    assert "svc-c: failed: 'svc-c' answered the patient-view hook with HTTP 500" in run.err
+    last = one_line_error(run)
+    assert "2 of 3 patient-view service(s) failed" in last
+    assert "'svc-a'" in last
+    assert "'svc-c'" in last
+    assert "'svc-b'" not in last
+
+
+def test_json_shows_each_service_answer_or_error(
+    cli: Cli, stub_service: tuple[str, _Recorder]
+) -> None:
+    url, rec = stub_service
+    rec.discovery = PATIENT_VIEW_SERVICES
+    rec.answers = {"/cds-services/svc-b": (412, _outcome("no record"))}
+    argv = hook_argv(url, "--json")
+    argv[1] = "patient-view"
+    run = cli(*argv)
+    assert run.code == 1
+    shown = json.loads(run.out)
+    assert list(shown) == ["svc-a", "svc-c", "svc-b"]
+    assert shown["svc-a"] == shown["svc-c"] == {"cards": []}
+    assert "HTTP 412" in shown["svc-b"]["error"]
+
+
+def test_all_services_answering_exits_zero(cli: Cli, stub_service: tuple[str, _Recorder]) -> None:
+    url, rec = stub_service
+    rec.discovery = PATIENT_VIEW_SERVICES
+    argv = hook_argv(url)
+    argv[1] = "patient-view"
+    run = cli(*argv)
+    assert run.code == 0, run.err
+    assert len([m for m, _, _ in rec.requests if m == "POST"]) == 3
+    assert run.out.startswith("No cards: patient-view speaks only when")

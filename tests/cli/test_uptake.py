@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import shutil
 from collections import Counter
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from cli.uptake import (
     postcode_keys,
     technology_in_use,
 )
+from disclosure import Disclosure
 from facts import extract_record
 from policy import evaluate, load_policy, parse_policy
 from policy.loading import policy_document
@@ -158,7 +160,61 @@ def test_the_report_is_one_html_file_with_a_table_for_every_chart(
     assert "Potentially eligible" in html
     assert "cannot be measured" not in html
     assert "Vale of York" in html
+    # NICE guidance ('england' in its policy files) covers every place; England is no place
+    assert '<th scope="row">England</th>' not in html
+    assert "Places covered: every place (East Riding of Yorkshire, Hull," in html
+    assert "national guidance for all of England" in html
     assert f"uptake-gap report: {report}" in result.err
+    # An aggregate for commissioners: small numbers suppressed, the rest rounded; the
+    # per-person CSV beside it is record-level and exact.
+    cells = re.findall(r'<td class="n">([^<]*)</td>', html)
+    assert [c for c in cells if re.fullmatch(r"[1-7]", c)] == []
+    assert "&lt;8" in cells
+    assert "a count from 1 to 7 is shown as “&lt;8”" in html
+    meets, not_met = exact_band(out, MEETS), exact_band(out, NOT_MET)
+    assert 1 <= meets <= 7  # this population: a handful meet the i-Port policy
+    assert band_cell(html, "Meets") == "&lt;8"
+    assert not_met > 7
+    assert band_cell(html, "Does not meet") == f"{5 * ((not_met + 2) // 5):,}"
+
+
+def exact_band(people_csv: Path, band: str) -> int:
+    with people_csv.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return sum(r["policy_id"] == "hny-iport-advance" and r["band"] == band for r in rows)
+
+
+def band_cell(html: str, band: str) -> str:
+    """The first policy's (the i-Port's) people in ``band``, as the report shows it."""
+    found = re.search(rf'<tr><th scope="row">{band}</th><td class="n">([^<]*)</td>', html)
+    assert found, band
+    return found.group(1)
+
+
+def test_small_number_threshold_0_gives_exact_figures_for_a_local_audit(
+    cli: Cli, population: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IPORT_CDS_SMALL_NUMBER_THRESHOLD", "0")
+    out, report = tmp_path / "people.csv", tmp_path / "report.html"
+    result = cli(
+        "evaluate", "--population", str(population), "--out", str(out), "--report", str(report),
+        "--places", str(PLACES), "--workers", "1", "--today", TODAY.isoformat(),
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    html = report.read_text(encoding="utf-8")
+    assert band_cell(html, "Meets") == f"{exact_band(out, MEETS):,}"
+    assert band_cell(html, "Does not meet") == f"{exact_band(out, NOT_MET):,}"
+    assert "Small-number suppression is off" in html
+    assert "&lt;8" not in html
+
+
+def test_a_bad_small_number_threshold_is_a_usage_error(
+    cli: Cli, population: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IPORT_CDS_SMALL_NUMBER_THRESHOLD", "-3")
+    result = cli("evaluate", "--population", str(population), "--today", TODAY.isoformat())
+    assert result.code == 2
+    assert "SMALL_NUMBER_THRESHOLD must be a whole number" in one_line_error(result)
 
 
 def test_without_device_or_procedure_records_the_gap_is_not_guessed(
@@ -179,7 +235,7 @@ def test_without_device_or_procedure_records_the_gap_is_not_guessed(
     from cli.population import summary_text
     from cli.uptake_report import render_report
 
-    html = render_report(summary, today=TODAY, source="bare")
+    html = render_report(summary, today=TODAY, source="bare", disclosure=Disclosure())
     assert "The uptake gap cannot be measured from this input" in html
     assert "cannot be measured" in summary_text(summary)
     assert "No deprivation lookup was given" in html

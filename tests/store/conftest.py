@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -64,6 +65,14 @@ AppFactory = Callable[..., Flask]
 
 
 @pytest.fixture
+def practices(tmp_path: Path) -> Path:
+    """A practice → place table: B81001 at Hull, B82002 at North Yorkshire."""
+    path = tmp_path / "practices.csv"
+    path.write_text("practice_code,place\nB81001,hull\nB82002,north-yorkshire\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
 def make_app(clock: Clock) -> Iterator[AppFactory]:
     """``make_app(url, **config)``: an app on that database; its store is closed afterwards."""
     apps: list[Flask] = []
@@ -75,6 +84,9 @@ def make_app(clock: Clock) -> Iterator[AppFactory]:
             "AUDIT_HASH_KEY": HASH_KEY,
             "CLOCK": clock,
             "LOG_LEVEL": "WARNING",
+            # These tests check the exact figures of a handful of people: disclosure control
+            # off, as for a local audit (tests/store/test_disclosure.py turns it on).
+            "SMALL_NUMBER_THRESHOLD": 0,
         }
         settings.update(config)
         app = create_app(settings)

@@ -27,13 +27,6 @@ EXCEL_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 
 
 @pytest.fixture
-def practices(tmp_path: Path) -> Path:
-    path = tmp_path / "practices.csv"
-    path.write_text("practice_code,place\nB81001,hull\nB82002,north-yorkshire\n", encoding="utf-8")
-    return path
-
-
-@pytest.fixture
 def traffic(
     make_app: AppFactory, database_url: str, practices: Path, clock: Clock
 ) -> dict[str, Any]:
@@ -211,10 +204,22 @@ def test_the_page_names_services_policies_and_places_for_people(traffic: dict[st
     with traffic["app"].test_client() as client:
         page = get(client, "/analytics?policy=nice-insulin-pump").get_data(as_text=True)
         everything = get(client, "/analytics").get_data(as_text=True)
+        england = get(client, "/analytics.json?place=england").status_code
     assert "<h1>NICE TA151: insulin pump therapy criteria: commissioner dashboard</h1>" in page
     assert '<option value="iport-advance-order-sign">' in page
     assert "NHS Humber and North Yorkshire: i-Port Advance commissioning policy: order sign" in page
     assert '<option value="vale-of-york">Vale of York</option>' in page
     assert '<option value="unknown">Unknown place</option>' in page
-    assert "Places covered: East Riding of Yorkshire" in everything
+    # The places are the ICB's: national guidance ('england' in the NICE policies' files)
+    # covers every one of them and is not a place to filter by.
+    assert 'value="england"' not in everything
+    assert ">England<" not in everything
+    hny = "East Riding of Yorkshire, Hull, North East Lincolnshire, North Lincolnshire, "
+    hny += "North Yorkshire, Vale of York"
+    assert f"i-Port Advance commissioning policy: {hny}.</li>" in everything
+    assert (
+        f"NICE TA151: insulin pump therapy criteria: every place ({hny}): national guidance "
+        "for all of England.</li>"
+    ) in everything
+    assert england == 400
     assert "i-Port Advance and insulin pump decision support: commissioner dashboard" in everything

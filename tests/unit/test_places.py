@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import places
+from disclosure import OFF
 from service.dashboard import trend
 from store import Filter
 
@@ -97,6 +98,31 @@ def test_the_tenant_mapping_is_checked_too(tmp_path: Path) -> None:
     assert loaded.places == ("hull",)
 
 
+def test_a_national_policy_covers_every_place_and_england_is_no_place() -> None:
+    """NICE guidance names 'england' in ``placesCovered``: it applies in every place of the
+    deployment, and 'England' is never a place to map a practice to or filter by."""
+    iport = ("hull", "east-riding", "vale-of-york")
+    assert places.local_places([iport, ("england",)]) == frozenset(iport)
+    assert places.local_places([("england",)]) == frozenset()
+    every = ("vale-of-york", "hull", "east-riding")
+    assert places.coverage(("england",), every) == ("east-riding", "hull", "vale-of-york")
+    assert places.coverage(("hull",), every) == ("hull",)
+    text = places.coverage_text(("england",), every)
+    assert text == (
+        "every place (East Riding of Yorkshire, Hull, Vale of York): "
+        "national guidance for all of England"
+    )
+    assert places.coverage_text(("vale-of-york", "hull"), every) == "Hull, Vale of York"
+
+
+def test_a_practice_cannot_be_mapped_to_england(tmp_path: Path) -> None:
+    table = tmp_path / "practices.csv"
+    table.write_text("practice_code,place\nB81001,england\n", encoding="utf-8")
+    known = places.local_places([KNOWN, ("england",)])
+    with pytest.raises(places.PlaceTableError, match="line 2: place 'england' is not one of"):
+        places.load_practice_places(table, known)
+
+
 @pytest.mark.parametrize(
     ("start", "end", "size", "bins"),
     [
@@ -110,7 +136,7 @@ def test_the_trend_is_daily_up_to_60_days_then_weekly_then_monthly(
     start: date, end: date, size: str, bins: int
 ) -> None:
     per_day = {end: {"meets-criteria": 2, "cards": 1}, start: {"no-decision": 1}}
-    out = trend(Filter(start, end), per_day)
+    out = trend(Filter(start, end), per_day, OFF)
     assert out["bin"] == size
     assert len(out["rows"]) == bins
     assert sum(r["evaluations"] for r in out["rows"]) == 3
