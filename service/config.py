@@ -23,6 +23,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,  # bytes; larger request bodies get 413
     "EXTERNAL_BASE_URL": None,  # e.g. https://cds.example.nhs.uk when behind a proxy
     "CORS_ORIGINS": "*",
+    # Proxies in front (an ingress) whose X-Forwarded-For is believed; 0: the header is ignored
+    "TRUSTED_PROXY_HOPS": 0,
     # Authentication of the CDS client (CDS Hooks 2.0 JWT)
     "REQUIRE_AUTH": True,
     # JSON list of {iss, jwks_url | jwks, allowed_jku, fhir_servers | tenants: {id: {fhir_servers}}}
