@@ -104,7 +104,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     audit.init_app(app, state, key)
     state.feedback_handler = FeedbackHandler(
-        state.store, app.config["CLOCK"], override_displays(runtime)
+        state.store,
+        app.config["CLOCK"],
+        override_displays(runtime),
+        store_comments=_keep_feedback_comments(app, state),
     )
     analytics.init_app(app, state, key)
     audit_commands.init_app(app)
@@ -114,6 +117,23 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     ops.init_app(app)
     review_app.init_app(app)  # the SMART assessment app the cards link to
     return app
+
+
+def _keep_feedback_comments(app: Flask, state: AppState) -> bool:
+    """FEEDBACK_STORE_COMMENTS, checked; when it is off, comment texts stored while it was on
+    are deleted now (their lengths stay), so turning it off leaves none behind."""
+    keep = app.config["FEEDBACK_STORE_COMMENTS"]
+    if not isinstance(keep, bool):
+        raise ValueError(f"FEEDBACK_STORE_COMMENTS must be true or false (got {keep!r})")
+    if not keep:
+        deleted = state.store.forget_feedback_comments()
+        if deleted:
+            log.info(
+                "FEEDBACK_STORE_COMMENTS is off: the text of %d stored feedback comments was "
+                "deleted (their lengths are kept)",
+                deleted,
+            )
+    return keep
 
 
 def _trust_proxies(app: Flask) -> None:

@@ -62,6 +62,9 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,  # None: SQLite in the instance folder; else postgresql://...
     "AUDIT_HASH_KEY": None,  # HMAC key for patient ids; None: generated in the instance folder
     "AUDIT_RETENTION_DAYS": 365,  # audit records and feedback older than this are deleted
+    # Keep the text of feedback comments (free text, may name a patient), capped at 500
+    # characters; off: only that a comment was given and its length (stored texts deleted)
+    "FEEDBACK_STORE_COMMENTS": False,
     "ANALYTICS_TOKEN": None,  # admin bearer token for /analytics; None: open only without auth
     # Place of each evaluation (places/): a CSV of practice_code,place, and tenant -> place
     "PLACE_BY_PRACTICE_FILE": None,
