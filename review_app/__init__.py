@@ -34,6 +34,7 @@ from review_app.assessment import (
 )
 from service.evaluation import Runtime
 from service.state import app_state, state_of
+from service.tenants import Tenant, TenantDirectory
 from store.keys import session_keys
 from store.sessions import LAUNCH, SESSION, SessionStore
 
@@ -98,6 +99,18 @@ def _runtime() -> Runtime:
     return app_state().runtime
 
 
+def _tenants() -> TenantDirectory:
+    tenants = app_state().tenants
+    if tenants is None:  # pragma: no cover - service.auth.init_app always sets it
+        raise RuntimeError("the tenants' FHIR servers are not configured")
+    return tenants
+
+
+def _tenant(session: smart.ReviewSession) -> Tenant:
+    """The tenant the session was started for (FhirServerNotAllowed when it is gone)."""
+    return _tenants().find(session.issuer, session.tenant)
+
+
 def _base_url() -> str:
     return str(current_app.config.get("EXTERNAL_BASE_URL") or request.host_url).rstrip("/")
 
@@ -126,7 +139,8 @@ def launch() -> BaseResponse:
     if not iss:
         return _error("Open this app from the EHR, or give the FHIR server as ?iss=.", 400)
     try:
-        base = _runtime().server_policy.check(iss)
+        # Only a tenant's own FHIR server, and the launch remembers whose it is.
+        owner, base = _tenants().owner_of(iss)
         config = smart.discover(base, _runtime().session)
     except FhirServerNotAllowed as exc:
         return _error(f"This FHIR server cannot be used: {exc}.", 400)
@@ -138,6 +152,8 @@ def launch() -> BaseResponse:
         config,
         current_app.config["REVIEW_APP_CLIENT_ID"],
         f"{_base_url()}{PREFIX}/callback",
+        issuer=owner.issuer,
+        tenant=owner.tenant,
     )
     launch_sid = _sessions().put(LAUNCH, pending.to_dict(), LAUNCH_SECONDS)
     log.info("SMART %s launch started", "EHR" if launch_id else "standalone")
@@ -224,7 +240,8 @@ def _launched(check_csrf: bool = False) -> tuple[smart.ReviewSession, Assessment
     if check_csrf and not hmac.compare_digest(request.form.get("csrf", ""), session.csrf_token):
         return _error("This form has expired: reload the page and try again.", 403)
     try:
-        return session, assess(_runtime(), session, _policy_id(session), _now())
+        servers = _tenant(session).servers
+        return session, assess(_runtime(), servers, session, _policy_id(session), _now())
     except TokenRejected:
         return _end_session()
     except (AssessmentError, FhirServerNotAllowed) as exc:
@@ -255,7 +272,7 @@ def confirm() -> BaseResponse:
     session, a = launched
     criterion = request.form.get("criterion", "")
     try:
-        record_confirmation(_runtime(), session, a, criterion, _now())
+        record_confirmation(_runtime(), _tenant(session).servers, session, a, criterion, _now())
     except TokenRejected:
         return _end_session()
     except (AssessmentError, FhirServerNotAllowed) as exc:
@@ -271,7 +288,10 @@ def summary() -> Response:
     if isinstance(launched, Response):
         return launched
     session, a = launched
-    user = clinician_name(_runtime(), session) or session.user_ref
+    try:
+        user = clinician_name(_runtime(), _tenant(session).servers, session) or session.user_ref
+    except FhirServerNotAllowed as exc:
+        return _error(str(exc), 502)
     return _page("summary.html", a=a, user=user, today=today_text(_now()))
 
 

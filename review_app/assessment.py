@@ -26,7 +26,7 @@ from cds_cards.render import (
     not_checked,
 )
 from facts.london import london_day
-from fhirdata import FhirClient, FhirError, FhirServerNotAllowed
+from fhirdata import FhirClient, FhirError, FhirServerNotAllowed, FhirServerPolicy
 from fhirdata.client import FhirUnauthorised
 from policy import CriterionResult, Decision, Evidence, Policy, Tri
 from review_app.smart import ReviewSession
@@ -178,9 +178,16 @@ def patient_view_service(runtime: Runtime, policy_id: str) -> str:
     raise AssessmentError("this policy has no assessment here")
 
 
-def assess(runtime: Runtime, rs: ReviewSession, policy_id: str, now: datetime) -> Assessment:
+def assess(
+    runtime: Runtime,
+    servers: FhirServerPolicy,
+    rs: ReviewSession,
+    policy_id: str,
+    now: datetime,
+) -> Assessment:
     """Read the record with the clinician's token and evaluate ``policy_id`` for the patient.
 
+    ``servers`` are the session's tenant's FHIR servers: the token is sent to no other.
     Raises AssessmentError when the FHIR server is not allowed or the record cannot be read.
     """
     if not FHIR_ID.fullmatch(rs.patient_id):
@@ -199,7 +206,12 @@ def assess(runtime: Runtime, rs: ReviewSession, policy_id: str, now: datetime) -
     )
     try:
         result = run_hook(
-            runtime, runtime.services[service_id], req, now=now, new_uuid=lambda: str(uuid.uuid4())
+            runtime,
+            runtime.services[service_id],
+            req,
+            now=now,
+            new_uuid=lambda: str(uuid.uuid4()),
+            server_policy=servers,
         )
     except ServiceError as exc:  # PreconditionFailed: the record could not be had
         error = TokenRejected if _token_refused(exc) else AssessmentError
@@ -225,7 +237,7 @@ def assess(runtime: Runtime, rs: ReviewSession, policy_id: str, now: datetime) -
     )
 
 
-def clinician_name(runtime: Runtime, rs: ReviewSession) -> str | None:
+def clinician_name(runtime: Runtime, servers: FhirServerPolicy, rs: ReviewSession) -> str | None:
     """The signed-in clinician's name from their FHIR resource (``fhirUser``), read through
     the service's one FHIR client with their token; None when it cannot be read."""
     if not rs.user_ref or not re.fullmatch(
@@ -233,7 +245,7 @@ def clinician_name(runtime: Runtime, rs: ReviewSession) -> str | None:
     ):
         return None
     try:
-        base = runtime.server_policy.check(rs.iss)
+        base = servers.check(rs.iss)
         client = FhirClient(
             base,
             session=runtime.session,
@@ -264,6 +276,7 @@ def long_date_of(iso: str | None) -> str | None:
 
 def record_confirmation(
     runtime: Runtime,
+    servers: FhirServerPolicy,
     rs: ReviewSession,
     assessment: Assessment,
     criterion_id: str,
@@ -277,7 +290,7 @@ def record_confirmation(
     row = next((r for r in assessment.criteria if r.id == criterion_id), None)
     if row is None or not row.can_confirm:
         raise AssessmentError("That criterion cannot be confirmed here.")
-    base = runtime.server_policy.check(rs.iss)
+    base = servers.check(rs.iss)  # the session's tenant's server, or FhirServerNotAllowed
     r = assessment.decision.criteria[criterion_id]
     resource = confirmation_observation(
         assessment.decision.policy, r, rs.patient_id, rs.user_ref, now

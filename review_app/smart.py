@@ -1,7 +1,9 @@
 """SMART App Launch 2.x for the assessment app: EHR and standalone launch, authorization code
 with PKCE (S256), done by Authlib's OAuth 2.0 client; nothing here hand-writes OAuth.
 
-The FHIR server is the launch's ``iss``, and only when the service's FHIR allowlist allows it;
+The FHIR server is the launch's ``iss``, and only when it is one tenant's FHIR server (the
+same per-tenant lists the CDS service uses, ``service.tenants``); the launch and the session
+remember that tenant, and every later request re-checks the server against its servers only;
 the authorization and token endpoints come from that server's ``.well-known/
 smart-configuration`` and must be https (or on this machine). Tokens stay on the server
 (``store.sessions``, encrypted, shared by every worker): the browser holds only a random
@@ -108,6 +110,8 @@ class PendingLaunch:
     code_verifier: str = field(repr=False)
     redirect_uri: str
     state: str = field(repr=False)
+    issuer: str | None = None  # the tenant whose FHIR server iss is (service.tenants.Tenant)
+    tenant: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -128,6 +132,9 @@ class ReviewSession:
     app_context: str | None = None
     expires_in_s: float | None = None  # the token's lifetime: the session ends with it
     csrf_token: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    # The tenant whose FHIR server iss is: the token goes to no server but that tenant's.
+    issuer: str | None = None
+    tenant: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -154,8 +161,11 @@ def authorization_url(
     config: SmartConfiguration,
     client_id: str,
     redirect_uri: str,
+    issuer: str | None = None,
+    tenant: str | None = None,
 ) -> tuple[str, PendingLaunch]:
-    """The URL to send the browser to and what to remember until it returns.
+    """The URL to send the browser to and what to remember until it returns (with the
+    ``issuer`` and ``tenant`` whose FHIR server ``iss`` is).
 
     With ``launch`` (EHR launch) the scope asks for that launch context; without (standalone
     launch) it asks the authorization server to choose a patient.
@@ -167,7 +177,7 @@ def authorization_url(
         url, state = oauth.create_authorization_url(
             config.authorization_endpoint, code_verifier=verifier, **extra
         )
-    return url, PendingLaunch(iss, config, verifier, redirect_uri, state)
+    return url, PendingLaunch(iss, config, verifier, redirect_uri, state, issuer, tenant)
 
 
 def exchange_code(
@@ -198,6 +208,8 @@ def exchange_code(
         user_ref=user,
         app_context=ctx if isinstance(ctx, str) else None,
         expires_in_s=float(expires_in) if isinstance(expires_in, int | float) else None,
+        issuer=pending.issuer,
+        tenant=pending.tenant,
     )
 
 

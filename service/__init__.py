@@ -15,6 +15,7 @@ from typing import Any
 from flask import Flask, Response
 from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import review_app
 from disclosure import Disclosure
@@ -22,6 +23,7 @@ from fhirdata import FetchSettings, FhirServerPolicy, new_session, prefetch_temp
 from fhirdata.transport import OriginExecutors
 from service import analytics, audit, audit_commands, auth, dashboard, ops
 from service.admission import HookAdmission
+from service.bodies import CappedRequest
 from service.config import core_from_config, load_config
 from service.discovery import enabled_services
 from service.errors import ServiceBusy, ServiceError, operation_outcome
@@ -76,10 +78,12 @@ def build_runtime(config: Mapping[str, Any]) -> Runtime:
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """The app. ``config`` overrides defaults, the config file and IPORT_CDS_* variables."""
     app = Flask(__name__, instance_relative_config=True)
+    app.request_class = CappedRequest  # a streamed body past MAX_CONTENT_LENGTH is 413 too
     load_config(app, config)
     app.config.setdefault("CLOCK", lambda: datetime.now(UTC))
     app.config.setdefault("UUID_FACTORY", lambda: str(uuid.uuid4()))
     configure_logging(str(app.config["LOG_LEVEL"]))
+    _trust_proxies(app)
     runtime = build_runtime(app.config)
     disclosure = Disclosure.from_setting(app.config["SMALL_NUMBER_THRESHOLD"])
     # The store first: it also holds the token ids seen, shared by every worker and pod.
@@ -103,7 +107,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     audit.init_app(app, state, key)
     state.feedback_handler = FeedbackHandler(
-        state.store, app.config["CLOCK"], override_displays(runtime)
+        state.store,
+        app.config["CLOCK"],
+        override_displays(runtime),
+        store_comments=_keep_feedback_comments(app, state),
     )
     analytics.init_app(app, state, key)
     audit_commands.init_app(app)
@@ -113,6 +120,39 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     ops.init_app(app)
     review_app.init_app(app)  # the SMART assessment app the cards link to
     return app
+
+
+def _keep_feedback_comments(app: Flask, state: AppState) -> bool:
+    """FEEDBACK_STORE_COMMENTS, checked; when it is off, comment texts stored while it was on
+    are deleted now (their lengths stay), so turning it off leaves none behind."""
+    keep = app.config["FEEDBACK_STORE_COMMENTS"]
+    if not isinstance(keep, bool):
+        raise ValueError(f"FEEDBACK_STORE_COMMENTS must be true or false (got {keep!r})")
+    if not keep:
+        deleted = state.store.forget_feedback_comments()
+        if deleted:
+            log.info(
+                "FEEDBACK_STORE_COMMENTS is off: the text of %d stored feedback comments was "
+                "deleted (their lengths are kept)",
+                deleted,
+            )
+    return keep
+
+
+def _trust_proxies(app: Flask) -> None:
+    """With TRUSTED_PROXY_HOPS = n > 0, the client address is the one the n-th proxy from
+    this service put in X-Forwarded-For (werkzeug's ProxyFix); with 0 the header is ignored,
+    so a client cannot choose its own address (the dashboard sign-in throttle keys on it).
+    Only the address: the scheme and host are not taken from forwarded headers."""
+    hops = app.config["TRUSTED_PROXY_HOPS"]
+    if isinstance(hops, bool) or not isinstance(hops, int) or hops < 0:
+        raise ValueError(
+            f"TRUSTED_PROXY_HOPS must be a whole number of proxies, 0 or more (got {hops!r})"
+        )
+    if hops:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=0, x_host=0, x_port=0, x_prefix=0
+        )
 
 
 def _register_error_handlers(app: Flask) -> None:

@@ -25,9 +25,10 @@ import requests
 from flask import Flask, Response, g, request
 from jwt import PyJWK, PyJWKSet
 
-from fhirdata.allowlist import FhirServerPolicy, is_loopback, normalise_base
+from fhirdata.allowlist import is_loopback, normalise_base
 from service.errors import operation_outcome
 from service.state import state_of
+from service.tenants import TenantDirectory
 
 log = logging.getLogger("iport_cds.auth")
 
@@ -410,8 +411,10 @@ def init_app(app: Flask, session: requests.Session, replay: ReplayGuard) -> None
     access audit). Raises ValueError at start-up for a configuration that would be unsafe.
     """
     config = app.config
+    state = state_of(app)
     if not config["REQUIRE_AUTH"]:
         log.warning(_AUTH_OFF)
+        state.tenants = TenantDirectory.deployment(state.runtime.server_policy)
 
         @app.before_request
         def warn_on_discovery() -> None:
@@ -426,6 +429,9 @@ def init_app(app: Flask, session: requests.Session, replay: ReplayGuard) -> None
             "List loopback FHIR servers in the issuer's (or tenant's) fhir_servers instead."
         )
     validator = build_validator(config, session, replay)
+    tenants = state.tenants = TenantDirectory.from_issuers(
+        validator.issuers, config["FHIR_INSECURE_HOSTS"]
+    )
     external_base = external_base_url(config)
     exempt = set(config["AUTH_EXEMPT_PATHS"])
     unauthorised = Response(
@@ -444,7 +450,7 @@ def init_app(app: Flask, session: requests.Session, replay: ReplayGuard) -> None
     @app.before_request
     def authenticate() -> Response | None:
         # Extensions with their own credential (the analytics admin token) add their paths.
-        own_auth = state_of(app).auth_exempt
+        own_auth = state.auth_exempt
         if request.method == "OPTIONS" or request.path in exempt or request.path in own_auth:
             return None
         header = request.headers.get("Authorization", "")
@@ -462,9 +468,8 @@ def init_app(app: Flask, session: requests.Session, replay: ReplayGuard) -> None
         except Exception as exc:  # whatever a hostile token trips over is still a 401
             return _refuse(f"unexpected {type(exc).__name__}", unauthorised)
         g.principal = principal
-        g.fhir_server_policy = FhirServerPolicy.from_config(
-            principal.fhir_servers, config["FHIR_INSECURE_HOSTS"]
-        )
+        # The tenant's own servers: its token is sent nowhere else.
+        g.fhir_server_policy = tenants.find(principal.iss, principal.tenant).servers
         return None
 
 

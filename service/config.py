@@ -23,6 +23,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,  # bytes; larger request bodies get 413
     "EXTERNAL_BASE_URL": None,  # e.g. https://cds.example.nhs.uk when behind a proxy
     "CORS_ORIGINS": "*",
+    # Proxies in front (an ingress) whose X-Forwarded-For is believed; 0: the header is ignored
+    "TRUSTED_PROXY_HOPS": 0,
     # Authentication of the CDS client (CDS Hooks 2.0 JWT)
     "REQUIRE_AUTH": True,
     # JSON list of {iss, jwks_url | jwks, allowed_jku, fhir_servers | tenants: {id: {fhir_servers}}}
@@ -60,6 +62,9 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": None,  # None: SQLite in the instance folder; else postgresql://...
     "AUDIT_HASH_KEY": None,  # HMAC key for patient ids; None: generated in the instance folder
     "AUDIT_RETENTION_DAYS": 365,  # audit records and feedback older than this are deleted
+    # Keep the text of feedback comments (free text, may name a patient), capped at 500
+    # characters; off: only that a comment was given and its length (stored texts deleted)
+    "FEEDBACK_STORE_COMMENTS": False,
     "ANALYTICS_TOKEN": None,  # admin bearer token for /analytics; None: open only without auth
     # Counts 1 to SMALL_NUMBER_THRESHOLD - 1 on the dashboard and in the uptake-gap report are
     # suppressed, others rounded to the nearest 5 (disclosure/); 0: exact, for local audit only

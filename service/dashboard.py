@@ -339,6 +339,7 @@ FEEDBACK_COLUMNS = (
     "accepted suggestions (criteria)",
     "override reason",
     "comment",
+    "comment length",
 )
 
 
@@ -403,6 +404,7 @@ def feedback_rows(rows: Iterable[Mapping[str, Any]], runtime: Runtime) -> Iterat
             "; ".join(_criterion_title(policy, c) for c in r["accepted_criteria"]),
             r["reason_display"] or r["reason_code"] or "",
             r["user_comment"] or "",
+            r["user_comment_chars"] or "",
         ]
 
 

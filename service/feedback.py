@@ -1,5 +1,11 @@
 """CDS Hooks 2.0 feedback, the protocol: each item validated, about a card this service
-issued, stored idempotently (``FeedbackHandler``; the route is ``service.routes.feedback``)."""
+issued, stored idempotently (``FeedbackHandler``; the route is ``service.routes.feedback``).
+
+An override's ``userComment`` is free text a clinician types, and may name the patient (an NHS
+number, a name). By default its text is not kept: only that a comment was given, and its length.
+With FEEDBACK_STORE_COMMENTS on, the text is kept too, cut to ``MAX_STORED_COMMENT_CHARS``.
+A comment is never logged.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +23,8 @@ from service.errors import BadRequest
 from service.evaluation import Runtime
 
 MAX_FEEDBACK_ITEMS = 100
-MAX_COMMENT_CHARS = 4000
+MAX_COMMENT_CHARS = 4000  # longer: the item is refused (400)
+MAX_STORED_COMMENT_CHARS = 500  # kept of a comment, when comments are kept at all
 FEEDBACK_CARD_WAIT_S = 1.0  # how long to wait for another worker's not-yet-written card
 OUTCOMES = ("accepted", "overridden")
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
@@ -40,6 +47,7 @@ class FeedbackHandler:
     store: store.AuditStore
     clock: Callable[[], datetime]
     displays: Mapping[str, str]
+    store_comments: bool = False  # FEEDBACK_STORE_COMMENTS: keep the comment's text (capped)
 
     def __call__(self, service_id: str, body: Mapping[str, Any]) -> None:
         items = body["feedback"]
@@ -66,7 +74,7 @@ class FeedbackHandler:
                 raise BadRequest(
                     f"{where}.overrideReason.reason is not one of the card's overrideReasons"
                 )
-            records.append(p.record(service_id, now))
+            records.append(p.record(service_id, now, store_comment=self.store_comments))
         self.store.add_feedback(records)
 
 
@@ -80,7 +88,16 @@ class ParsedFeedback:
     reason_display: str | None
     comment: str | None
 
-    def dedup_key(self, service_id: str) -> str:
+    def kept_comment(self, store_comment: bool) -> str | None:
+        """The comment's text as stored: none unless comments are kept, then its first
+        ``MAX_STORED_COMMENT_CHARS`` characters."""
+        if not store_comment or self.comment is None:
+            return None
+        return self.comment[:MAX_STORED_COMMENT_CHARS]
+
+    def dedup_key(self, service_id: str, store_comment: bool = False) -> str:
+        # Only what is stored goes into the key: a hash of the whole comment could be matched
+        # against guessed identifiers.
         canonical = {
             "service": service_id,
             "card": self.card,
@@ -88,13 +105,16 @@ class ParsedFeedback:
             "at": self.outcome_at.astimezone(UTC).isoformat(),
             "accepted": sorted(self.accepted),
             "reason": list(self.reason) if self.reason else None,
-            "comment": self.comment,
+            "comment": self.kept_comment(store_comment),
+            "commentChars": len(self.comment) if self.comment is not None else None,
         }
         return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
-    def record(self, service_id: str, received_at: datetime) -> store.FeedbackRecord:
+    def record(
+        self, service_id: str, received_at: datetime, store_comment: bool = False
+    ) -> store.FeedbackRecord:
         return store.FeedbackRecord(
-            dedup_key=self.dedup_key(service_id),
+            dedup_key=self.dedup_key(service_id, store_comment),
             service_id=service_id,
             card_uuid=self.card,
             outcome=self.outcome,
@@ -104,7 +124,8 @@ class ParsedFeedback:
             reason_system=self.reason[0] if self.reason else None,
             reason_code=self.reason[1] if self.reason else None,
             reason_display=self.reason_display,
-            user_comment=self.comment,
+            user_comment=self.kept_comment(store_comment),
+            user_comment_chars=len(self.comment) if self.comment is not None else None,
         )
 
 

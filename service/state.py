@@ -18,6 +18,7 @@ from places import PlaceDirectory
 from service.admission import HookAdmission
 from service.evaluation import HookResult, Runtime
 from service.hookrequest import HookRequest
+from service.tenants import TenantDirectory
 from store import AuditStore
 from store.sessions import SessionStore
 
@@ -45,6 +46,8 @@ class AppState:
     feedback_handler: FeedbackHandler | None = None
     login_throttle: LoginThrottle | None = None
     auth_exempt: set[str] = field(default_factory=set)  # paths carrying their own credential
+    # Each tenant's FHIR servers (service.auth sets it): where an access token may be sent
+    tenants: TenantDirectory | None = None
     review_sessions: SessionStore | None = None  # the SMART assessment app's launches
     smart_launch_path: str | None = None
 

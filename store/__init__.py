@@ -187,6 +187,12 @@ class Store(AuditStore):
         with self.engine.connect().execution_options(write=True) as conn, conn.begin():
             return repository.insert_feedback(conn, list(items))
 
+    def forget_feedback_comments(self) -> int:
+        """Delete the text of every stored feedback comment, keeping its length (done at start-up
+        unless FEEDBACK_STORE_COMMENTS is on); returns how many comments were deleted."""
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            return repository.forget_feedback_comments(conn)
+
     # -- retention --------------------------------------------------------------------------
     def set_retention(self, days: int | None, clock: Callable[[], datetime]) -> None:
         """Keep records for ``days`` (None or 0: for ever); applied now and every 6 hours."""

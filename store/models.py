@@ -129,7 +129,8 @@ class Feedback(Base):
     reason_system: Mapped[str | None] = mapped_column(String(255))
     reason_code: Mapped[str | None] = mapped_column(String(64))
     reason_display: Mapped[str | None] = mapped_column(String(255))
-    user_comment: Mapped[str | None] = mapped_column(Text)
+    user_comment: Mapped[str | None] = mapped_column(Text)  # only with FEEDBACK_STORE_COMMENTS
+    user_comment_chars: Mapped[int | None] = mapped_column(Integer)  # None: no comment given
 
     __table_args__ = (
         Index(None, "card_uuid"),

@@ -211,6 +211,7 @@ def export_feedback(conn: Connection, f: Filter, chunk: int = 1000) -> Iterator[
         Feedback.reason_code,
         Feedback.reason_display,
         Feedback.user_comment,
+        Feedback.user_comment_chars,
         IssuedCard.suggestion_criteria,
         AuditEvent.outcome.label("card_outcome"),
         AuditEvent.policy_id,

@@ -94,7 +94,8 @@ class FeedbackRecord:
     reason_system: str | None = None
     reason_code: str | None = None
     reason_display: str | None = None
-    user_comment: str | None = None
+    user_comment: str | None = None  # only with FEEDBACK_STORE_COMMENTS, and capped
+    user_comment_chars: int | None = None  # the comment's length as given (None: no comment)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Select, case, delete, func, select, text, tuple_
+from sqlalchemy import Connection, Select, case, delete, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.dml import Insert
@@ -234,6 +234,7 @@ def insert_feedback(conn: Connection, items: Sequence[FeedbackRecord]) -> int:
                 "reason_code": f.reason_code,
                 "reason_display": f.reason_display,
                 "user_comment": f.user_comment,
+                "user_comment_chars": f.user_comment_chars,
             },
         ).first()
         stored += row is not None
@@ -260,6 +261,14 @@ def issued_cards(conn: Connection, uuids: Iterable[str]) -> dict[str, IssuedCard
         )
         for r in rows
     }
+
+
+def forget_feedback_comments(conn: Connection) -> int:
+    """Delete the text of every stored feedback comment (its length stays); returns how many."""
+    done = conn.execute(
+        update(Feedback).where(Feedback.user_comment.is_not(None)).values(user_comment=None)
+    )
+    return max(done.rowcount, 0)
 
 
 def purge_before(conn: Connection, cutoff: datetime) -> tuple[int, int]:
@@ -492,6 +501,7 @@ FEEDBACK_COLUMNS = (
     "reason_code",
     "reason_display",
     "user_comment",
+    "user_comment_chars",
 )
 
 
@@ -638,6 +648,7 @@ def _feedback_row(fb: Any) -> dict[str, Any]:
         "reason_code": fb.reason_code or "",
         "reason_display": fb.reason_display or "",
         "user_comment": fb.user_comment or "",
+        "user_comment_chars": fb.user_comment_chars or "",
     }
 
 

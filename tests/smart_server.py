@@ -110,6 +110,7 @@ class SmartServer:
         self.launches: dict[str, dict[str, Any]] = {}
         self.codes: dict[str, Code] = {}
         self.tokens: dict[str, dict[str, Any]] = {}
+        self.presented: list[str] = []  # the bearer token of every FHIR request, in order
         self.client = Client(CLIENT_ID, [])  # any redirect URI: the app's host varies
         self.key = RSAKey.generate_key(2048, parameters={"kid": "k1"})
         self.app = self._build()
@@ -257,6 +258,7 @@ class SmartServer:
         def fhir(rest: str) -> Response:
             header = request.headers.get("Authorization", "")
             scheme, _, token = header.partition(" ")
+            self.presented.append(token)
             issued = self.tokens.get(token)
             token_ok = scheme.lower() == "bearer" and issued and issued["expires"] > time.time()
             open_read = self.open_reads and request.method == "GET" and not header

@@ -9,10 +9,12 @@ redirects a browser would.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import re
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -31,10 +33,13 @@ from service import create_app
 from service.state import state_of
 from store.db import make_engine
 from store.models import ReviewAppSession
+from tests.deploy.fhir_stub import SlowFhirServer
 from tests.fhir_server import FhirTestServer
 from tests.service_process import ServiceProcess, free_port
 from tests.smart_server import SmartServer
 from tests.store.pgserver import PostgresServer
+from tests.unit.test_auth import KEY as JWT_KEY
+from tests.unit.test_auth import public_jwk
 
 pytestmark = pytest.mark.integration
 
@@ -388,3 +393,84 @@ def test_a_deceased_patient_is_not_assessed_and_nothing_can_be_confirmed(
         summary = browser.get(f"{service_url}/review/summary")
         assert "recorded as deceased" in summary.text
         assert 'id="ifr-route"' not in summary.text
+
+
+# -- with authentication on: a launch's FHIR server is one tenant's, and the session keeps it --
+ISSUER = "https://integration-engine.example.nhs.uk"
+
+
+def _authenticated(folder: Path, tenants: dict[str, list[str]], **env: str) -> ServiceProcess:
+    """The service under gunicorn with authentication on: one integration engine whose
+    tenants each have their own FHIR servers; database and session key in ``folder``."""
+    issuers = folder / f"issuers-{uuid.uuid4().hex}.json"
+    issuers.write_text(
+        json.dumps(
+            [
+                {
+                    "iss": ISSUER,
+                    "jwks": {"keys": [public_jwk(JWT_KEY, "k1", "ES384")]},
+                    "tenants": {t: {"fhir_servers": s} for t, s in tenants.items()},
+                }
+            ]
+        )
+    )
+    port = free_port()
+    settings = {
+        "REQUIRE_AUTH": "true",
+        "TRUSTED_ISSUERS_FILE": str(issuers),
+        "EXTERNAL_BASE_URL": f"http://127.0.0.1:{port}",
+        "DATABASE_URL": f"sqlite:///{folder / 'service.sqlite3'}",
+        "REVIEW_APP_SESSION_KEY": KEY,
+        **env,
+    }
+    return ServiceProcess(settings, port=port)
+
+
+def test_with_authentication_only_a_tenants_fhir_server_may_launch_the_app(
+    smart_server: SmartServer, tmp_path: Path
+) -> None:
+    with SlowFhirServer() as elsewhere:
+        tenants = {"trust-a": [smart_server.iss], "trust-b": ["https://fhir.trust-b.example/r4"]}
+        # On the deployment-wide allowlist, but no tenant's FHIR server.
+        allowlist = json.dumps([elsewhere.base_url])
+        with _authenticated(tmp_path, tenants, FHIR_SERVER_ALLOWLIST=allowlist) as svc:
+            refused = requests.get(
+                f"{svc.url}/review/launch",
+                params={"iss": elsewhere.base_url, "launch": "abc"},
+                allow_redirects=False,
+                timeout=10,
+            )
+            assert refused.status_code == 400
+            assert "cannot be used" in refused.text
+            assert elsewhere.requests == 0  # not even its SMART configuration was asked for
+            with requests.Session() as browser:
+                page = browser.get(f"{svc.url}/review/launch", params={"iss": smart_server.iss})
+            assert page.status_code == 200, page.text[:2000]
+            assert 'data-outcome="insufficient-information"' in page.text
+
+
+def test_a_session_sends_its_token_only_to_the_servers_of_the_tenant_it_was_started_for(
+    smart_server: SmartServer, tmp_path: Path
+) -> None:
+    with (
+        _authenticated(tmp_path, {"trust-a": [smart_server.iss]}) as svc,
+        requests.Session() as browser,
+    ):
+        known = set(smart_server.tokens)
+        page = browser.get(f"{svc.url}/review/launch", params={"iss": smart_server.iss})
+        assert page.status_code == 200, page.text[:2000]
+        [token] = set(smart_server.tokens) - known
+        cookie = browser.cookies["iport_review"]
+    assert token in smart_server.presented  # the record was read with the session's token
+    # The same database and key, but that FHIR server is now trust-b's, not trust-a's.
+    moved = {"trust-a": ["https://fhir.trust-a.example/r4"], "trust-b": [smart_server.iss]}
+    with _authenticated(tmp_path, moved) as svc:
+        sent_before = smart_server.presented.count(token)
+        page = requests.get(f"{svc.url}/review/", cookies={"iport_review": cookie}, timeout=15)
+        assert page.status_code == 502
+        assert "no request was sent to it" in page.text
+        summary = requests.get(
+            f"{svc.url}/review/summary", cookies={"iport_review": cookie}, timeout=15
+        )
+        assert summary.status_code == 502
+    assert smart_server.presented.count(token) == sent_before  # trust-a's token went nowhere

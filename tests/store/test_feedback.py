@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -189,7 +190,8 @@ def test_valid_feedback_is_stored_once_however_often_it_is_sent(
     assert first["card_uuid"] == card["uuid"]
     assert first["reason_code"] == card["overrideReasons"][1]["code"]
     assert first["reason_display"] == card["overrideReasons"][1]["display"]
-    assert first["user_comment"] == "IFR sent last week"
+    assert first["user_comment"] == ""  # by default a comment's text is not kept
+    assert first["user_comment_chars"] == len("IFR sent last week")
     assert rows[1]["accepted_suggestions"] == card["suggestions"][0]["uuid"]
     assert rows[1]["outcome_at"] == "2026-11-21T09:32:00.123+00:00"
     # Same card, same outcome and time but a different reason: a different item, stored.
@@ -260,3 +262,61 @@ def test_add_feedback_counts_only_the_new_items(make_app: AppFactory, database_u
     assert s.add_feedback([item("a"), item("b"), item("c")]) == 1
     assert s.add_feedback([item("c")]) == 0
     assert s.counts()["feedback"] == 3
+
+
+# -- free-text comments: not kept unless FEEDBACK_STORE_COMMENTS; never logged ---------------
+NHS_NUMBER_COMMENT = "Patient 943 476 5919 has an IFR pending; seen by Dr Smith"
+
+
+def _comment_rows(app: Flask) -> list[dict[str, Any]]:
+    return list(store_of(app).export("feedback", card_day()))
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["default", "FEEDBACK_STORE_COMMENTS"])
+def test_a_comment_is_kept_only_when_the_setting_says_and_is_never_logged(
+    make_app: AppFactory, sqlite_url: str, keep: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(sqlite_url, FEEDBACK_STORE_COMMENTS=keep)
+    with caplog.at_level(logging.DEBUG), app.test_client() as client:
+        card = post_hook(client, "insufficient")
+        long_comment = NHS_NUMBER_COMMENT + " " + "x" * 900
+        items = [
+            overridden(card, reason=1, comment=NHS_NUMBER_COMMENT),
+            overridden(card, reason=2, comment=long_comment),
+            overridden(card, reason=3),
+        ]
+        assert post_feedback(client, *items).status_code == 200
+        bad = overridden(card, reason=1, comment=NHS_NUMBER_COMMENT)
+        bad["outcomeTimestamp"] = "not a time"  # refused: its comment is not echoed either
+        assert post_feedback(client, bad).status_code == 400
+    rows = _comment_rows(app)
+    lengths = [len(NHS_NUMBER_COMMENT), len(long_comment), ""]
+    assert [r["user_comment_chars"] for r in rows] == lengths
+    if keep:
+        assert rows[0]["user_comment"] == NHS_NUMBER_COMMENT
+        assert rows[1]["user_comment"] == long_comment[:500]  # capped
+    else:
+        assert [r["user_comment"] for r in rows] == ["", "", ""]
+    logged = [f"{r.getMessage()} {r.__dict__}" for r in caplog.records]
+    assert logged  # the hook call was logged
+    assert not [line for line in logged if "943 476 5919" in line or "Dr Smith" in line]
+
+
+def test_turning_comments_off_deletes_the_kept_texts_and_keeps_their_lengths(
+    make_app: AppFactory, sqlite_url: str
+) -> None:
+    on = make_app(sqlite_url, FEEDBACK_STORE_COMMENTS=True)
+    with on.test_client() as client:
+        card = post_hook(client, "insufficient")
+        sent = overridden(card, reason=1, comment=NHS_NUMBER_COMMENT)
+        assert post_feedback(client, sent).status_code == 200
+    assert _comment_rows(on)[0]["user_comment"] == NHS_NUMBER_COMMENT
+    off = make_app(sqlite_url)  # the default: the next start deletes the texts
+    rows = _comment_rows(off)
+    assert rows[0]["user_comment"] == ""
+    assert rows[0]["user_comment_chars"] == len(NHS_NUMBER_COMMENT)
+
+
+def test_feedback_store_comments_must_be_a_boolean(make_app: AppFactory, sqlite_url: str) -> None:
+    with pytest.raises(ValueError, match="FEEDBACK_STORE_COMMENTS"):
+        make_app(sqlite_url, FEEDBACK_STORE_COMMENTS="yes")

@@ -468,6 +468,12 @@ def test_body_over_the_size_limit_is_413(app_config: dict[str, Any]) -> None:
     assert resp.json["resourceType"] == "OperationOutcome"
 
 
+@pytest.mark.parametrize("hops", [-1, "two", 1.5, True])
+def test_trusted_proxy_hops_must_be_a_whole_number(app_config: dict[str, Any], hops: Any) -> None:
+    with pytest.raises(ValueError, match="TRUSTED_PROXY_HOPS"):
+        create_app({**app_config, "TRUSTED_PROXY_HOPS": hops})
+
+
 def test_unexpected_errors_are_500_without_a_traceback(client: FlaskClient) -> None:
     app = client.application
 

@@ -1,0 +1,90 @@
+"""Which tenant a FHIR server belongs to: the directory behind both the CDS hooks and the SMART
+assessment app, built from a real trusted-issuers file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fhirdata.allowlist import FhirServerNotAllowed, FhirServerPolicy
+from service.auth import load_trusted_issuers
+from service.tenants import TenantDirectory
+
+ENGINE = "https://integration-engine.example.nhs.uk"
+PRACTICE = "https://ehr.practice.example.nhs.uk"
+
+
+@pytest.fixture
+def directory(tmp_path: Path) -> TenantDirectory:
+    issuers = tmp_path / "issuers.json"
+    issuers.write_text(
+        json.dumps(
+            [
+                {
+                    "iss": ENGINE,
+                    "jwks_url": f"{ENGINE}/jwks.json",
+                    "tenants": {
+                        "whole-engine": {"fhir_servers": ["https://engine.example.nhs.uk/fhir"]},
+                        "trust-b": {"fhir_servers": ["https://engine.example.nhs.uk/fhir/trust-b"]},
+                    },
+                },
+                {
+                    "iss": PRACTICE,
+                    "jwks_url": f"{PRACTICE}/jwks.json",
+                    "fhir_servers": ["https://fhir.practice.example.nhs.uk/r4"],
+                },
+            ]
+        )
+    )
+    return TenantDirectory.from_issuers(load_trusted_issuers(issuers))
+
+
+@pytest.mark.parametrize(
+    ("fhir_server", "issuer", "tenant", "base"),
+    [
+        ("https://fhir.practice.example.nhs.uk/r4/", PRACTICE, None, "https://fhir.practice.example.nhs.uk/r4"),
+        ("https://engine.example.nhs.uk/fhir/trust-a", ENGINE, "whole-engine", "https://engine.example.nhs.uk/fhir/trust-a"),
+        # Listed under both; the entry that fits it more closely decides.
+        ("https://engine.example.nhs.uk/fhir/trust-b", ENGINE, "trust-b", "https://engine.example.nhs.uk/fhir/trust-b"),
+    ],
+)  # fmt: skip
+def test_a_fhir_server_belongs_to_the_tenant_whose_entry_fits_it_best(
+    directory: TenantDirectory, fhir_server: str, issuer: str, tenant: str | None, base: str
+) -> None:
+    owner, found = directory.owner_of(fhir_server)
+    assert (owner.issuer, owner.tenant, found) == (issuer, tenant, base)
+    assert directory.find(issuer, tenant) is owner
+
+
+@pytest.mark.parametrize(
+    ("fhir_server", "message"),
+    [
+        ("https://fhir.elsewhere.example/r4", "allowlist"),
+        ("http://fhir.practice.example.nhs.uk/r4", "https"),
+        ("https://engine.example.nhs.uk/fhir/trust-b/../trust-c", "'..'"),
+    ],
+)
+def test_a_server_that_is_no_tenants_is_refused_saying_why(
+    directory: TenantDirectory, fhir_server: str, message: str
+) -> None:
+    with pytest.raises(FhirServerNotAllowed, match=message):
+        directory.owner_of(fhir_server)
+
+
+def test_a_tenant_no_longer_configured_is_not_found(directory: TenantDirectory) -> None:
+    with pytest.raises(FhirServerNotAllowed, match="not configured"):
+        directory.find(ENGINE, "trust-gone")
+    with pytest.raises(FhirServerNotAllowed):
+        directory.find(None, None)  # the deployment's allowlist is a tenant only with auth off
+
+
+def test_without_authentication_the_deployment_allowlist_is_the_one_tenant() -> None:
+    allowlist = FhirServerPolicy.from_config(["https://fhir.example.nhs.uk/r4"], any_loopback=True)
+    directory = TenantDirectory.deployment(allowlist)
+    owner, base = directory.owner_of("http://127.0.0.1:8081/fhir")
+    assert (owner.issuer, owner.tenant, base) == (None, None, "http://127.0.0.1:8081/fhir")
+    assert directory.owner_of("https://fhir.example.nhs.uk/r4")[0] is owner
+    with pytest.raises(FhirServerNotAllowed, match="allowlist"):
+        directory.owner_of("https://other.example.nhs.uk/r4")
