@@ -100,3 +100,41 @@ def test_a_busy_port_says_which_setting_changes_it(tmp_path: Path) -> None:
     assert f"127.0.0.1:{port} is already in use" in done.stderr
     assert "IPORT_CDS_BIND" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_readme_card_in_a_minute_answers_with_the_card_it_describes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """README "See a card in a minute": its request, posted to its service with the
+    configuration the README's first command serves (every default policy), gets the one
+    "meets" card the README describes — not a 412 for data another policy needs."""
+    import json
+    import re
+    from datetime import UTC, datetime
+
+    from service import create_app
+
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("### See a card in a minute", 1)[1].split("```", 2)[1]
+    service = re.search(r"/cds-services/([a-z0-9-]+) ", block)
+    body = re.search(r"-d @(\S+)", block)
+    assert service is not None
+    assert body is not None
+    for name in [k for k in os.environ if k.startswith("IPORT_CDS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("IPORT_CDS_CONFIG_FILE", str(REPO_ROOT / "deploy" / "demo-config.json"))
+    app = create_app(
+        {
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'audit.sqlite3'}",
+            # the request's dates are fixed; the README says when its HbA1c leaves the lookback
+            "CLOCK": lambda: datetime(2026, 11, 21, 10, 30, tzinfo=UTC),
+        }
+    )
+    request = json.loads((REPO_ROOT / body.group(1)).read_text(encoding="utf-8"))
+    resp = app.test_client().post(f"/cds-services/{service.group(1)}", json=request)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    (card,) = resp.json["cards"]
+    assert card["indicator"] == "info"
+    summary = "i-Port Advance: meets commissioning criteria (type 1 diabetes pathway)"
+    assert summary in " ".join(readme.split())
+    assert card["summary"] == summary
