@@ -127,11 +127,31 @@ def _unknown_line(r: CriterionResult) -> str:
     return f"- ❓ **{_md(r.title)}** could change the outcome{why}{settle}"
 
 
+NOT_CHECKED = "Not checked from the record"
+
+
+def judged_by_clinician(r: CriterionResult) -> bool:
+    """Met by a clinician's confirmation of this criterion: the clinician judged the whole
+    clause, the parts the record cannot show included. (A composite is never confirmable: its
+    parts' confirmations say nothing about its own clauses.)"""
+    return r.confirmable and any(e.matched_by == "confirmation" for e in r.evidence)
+
+
 def not_checked(decision: Decision) -> list[str]:
-    """What the decision rests on that the record cannot show, for the criteria that decided
-    it or could (the policy file's ``presentation.notChecked``, by criterion id)."""
+    """Every clause the outcome rests on that the record cannot show (the policy file's
+    ``presentation.notChecked``, by criterion id), for each criterion that decided the
+    outcome by being *met* from the record, and each unknown that could change it.
+
+    A criterion met by a clinician's confirmation is not listed (the clinician judged it),
+    nor one that decided the outcome by failing (its clause cannot matter).
+    """
     words: Mapping[str, str] = decision.policy.presentation.get("notChecked", {})
-    ids = [*decision.decided_by, *decision.decisive]
+    met = [
+        c
+        for c in decision.decided_by
+        if decision.criteria[c].result is Tri.MET and not judged_by_clinician(decision.criteria[c])
+    ]
+    ids = [*met, *decision.decisive]
     return list(dict.fromkeys(words[c] for c in ids if c in words))
 
 
@@ -164,7 +184,7 @@ def detail_markdown(decision: Decision, note: str | None = None) -> str:
         )
     checks = not_checked(decision)
     if checks:
-        last.append("; ".join(_md(c) for c in checks) + ".")
+        last.append(f"{NOT_CHECKED}: " + "; ".join(_md(c) for c in checks) + ".")
     if decision.warnings:
         n = len(decision.warnings)
         last.append(f"{n} record{'s' if n > 1 else ''} could not be read and were not used.")

@@ -339,9 +339,10 @@ def parse_policy(doc: Mapping[str, Any], overrides: Mapping[str, Any] | None = N
         if set(ordered) != {"valueSet", "means"}:
             raise PolicyError("presentation.silenceWhenOrdered needs exactly valueSet and means")
         value_sets.add(str(ordered["valueSet"]))
-    for cid in info.presentation.get("silenceWhenMet", ()):
-        if cid not in known:
-            raise PolicyError(f"presentation.silenceWhenMet names undefined criterion {cid!r}")
+    for field in ("silenceWhenMet", "notChecked"):
+        for cid in info.presentation.get(field, ()):
+            if cid not in known:
+                raise PolicyError(f"presentation.{field} names undefined criterion {cid!r}")
     companions = tuple(str(c) for c in doc.get("companions", ()))
     if info.id in companions:
         raise PolicyError(f"policy {info.id!r} names itself as a companion")
