@@ -34,11 +34,19 @@ class CardContext:
 
 
 DECEASED_SUMMARY = "Patient recorded as deceased: no eligibility assessed"
+DEATH_IMPLAUSIBLE_SUMMARY = (
+    "Date of death in the record is not plausible: no eligibility assessed; correct the record"
+)
+
+
+def deceased_summary(decision: Decision) -> str:
+    """The summary of a decision about a patient recorded as deceased, plausibly or not."""
+    return DEATH_IMPLAUSIBLE_SUMMARY if decision.deceased_implausible else DECEASED_SUMMARY
 
 
 def _summary(decision: Decision, patient_view: bool) -> str:
     if decision.deceased:
-        return DECEASED_SUMMARY
+        return deceased_summary(decision)
     words = decision.policy.presentation
     head = (
         words["patientViewSummary"] if patient_view else words["summaries"][decision.outcome.value]
@@ -233,7 +241,9 @@ def rendered_lines(detail: str) -> int:
 
 def extension(decision: Decision) -> dict[str, Any]:
     """The machine-readable decision: the card's ``extension`` value, and the CLI's --json."""
-    deceased = {"deceased": True} if decision.deceased else {}
+    deceased: dict[str, Any] = {"deceased": True} if decision.deceased else {}
+    if decision.deceased_implausible:  # possibly deceased: the record's death is not plausible
+        deceased["deceasedImplausible"] = decision.deceased_implausible
     return {
         "outcome": decision.outcome.value,
         **deceased,

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from facts.model import Confirmation, Finding, HbA1cResult, InsulinOrder, PatientRecord
+from facts.model import (
+    Confirmation,
+    Finding,
+    HbA1cResult,
+    InsulinOrder,
+    PatientRecord,
+    age_on,
+)
 from policy.model import CriterionResult, Evidence, Tri
 
 
@@ -467,13 +474,17 @@ def age_at_least(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
             spec, Tri.UNKNOWN, "Date of birth is not in the record.", missing="date of birth"
         )
 
-    def age(born: date) -> int:
-        return (
-            ctx.today.year - born.year - ((ctx.today.month, ctx.today.day) < (born.month, born.day))
-        )
-
-    youngest, oldest = age(b.latest), age(b.earliest)
     ev = (Evidence(record.patient_ref or "Patient", f"born {b.recorded}", b.earliest),)
+    implausible = b.implausible_on(ctx.today)
+    if implausible:  # a record error is not evidence of age, young or old
+        return _result(
+            spec,
+            Tri.UNKNOWN,
+            f"The {implausible}: not plausible, not used.",
+            context=ev,
+            missing="a correct date of birth",
+        )
+    youngest, oldest = age_on(b.latest, ctx.today), age_on(b.earliest, ctx.today)
     if youngest >= years:
         return _result(spec, Tri.MET, f"Aged {youngest} (born {b.recorded}).", evidence=ev)
     if oldest < years:

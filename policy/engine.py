@@ -159,19 +159,32 @@ def _ignoring_confirmation(
 def _deceased_decision(
     policy: Policy, record: PatientRecord, today: date, results: dict[str, CriterionResult]
 ) -> Decision:
-    """A patient recorded as deceased: no eligibility is assessed, and the outcome never meets."""
+    """A patient recorded as deceased: no eligibility is assessed, and the outcome never meets.
+
+    A recorded death that cannot be true as recorded (a date of death after today) leaves
+    whether the patient is alive *unknown*: they may have died on another date. Such a patient
+    is not assessed either — a card must never prompt a device for someone who may be dead —
+    and the reason asks for the record to be corrected.
+    """
+    doubt = record.death_implausible_on(today)
+    reason = (
+        f"The patient is recorded as deceased, but {doubt}: not plausible, so whether the "
+        "patient is alive is unknown. No eligibility is assessed until the record is corrected."
+        if doubt
+        else f"The patient is recorded as deceased ({record.deceased}): no eligibility is assessed."
+    )
     return Decision(
         policy=policy.info,
         outcome=Outcome.INSUFFICIENT,
         pathway=None,
-        reason=f"The patient is recorded as deceased ({record.deceased}): no eligibility is "
-        "assessed.",
+        reason=reason,
         criteria=results,
         pathways=(),
         evaluated_on=today,
         warnings=record.warnings,
         policy_overdue=today > policy.info.review_due,
         deceased=True,
+        deceased_implausible=doubt,
     )
 
 

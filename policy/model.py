@@ -128,6 +128,9 @@ class Decision:
     policy_overdue: bool = False
     shown_criteria: tuple[str, ...] = field(default=())  # those the deciding pathway reads
     notices: tuple[str, ...] = ()  # sentences about the patient's state, shown first
-    deceased: bool = False  # recorded as deceased: no eligibility assessed
+    deceased: bool = False  # recorded as deceased (plausibly or not): no eligibility assessed
+    # Why the recorded death is not plausible (a date of death after today): whether the
+    # patient is alive is unknown, and they are not assessed until the record is corrected.
+    deceased_implausible: str | None = None
     decided_by: tuple[str, ...] = ()  # the criteria that gave the outcome (policy.decisive)
     decisive: tuple[str, ...] = ()  # unknowns whose answer could change the outcome

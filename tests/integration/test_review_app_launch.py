@@ -9,12 +9,13 @@ redirects a browser would.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import re
 import threading
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -387,4 +388,39 @@ def test_a_deceased_patient_is_not_assessed_and_nothing_can_be_confirmed(
         assert _confirmations(fhir_server, pid) == before
         summary = browser.get(f"{service_url}/review/summary")
         assert "recorded as deceased" in summary.text
+        assert 'id="ifr-route"' not in summary.text
+
+
+def test_a_patient_whose_date_of_death_is_after_today_is_not_assessed_and_the_app_says_why(
+    service_url: str, fhir_server: FhirTestServer
+) -> None:
+    # The deceased demo patient under another id, with a date of death a month ahead: the
+    # record cannot be true as it stands, so whether the patient is alive is unknown.
+    pid = "iport-it-death-after-today"
+    text = json.dumps(demo.get_patient("t1-deceased").bundle(date.today()))
+    bundle = json.loads(text.replace("iport-demo-t1-deceased", pid))
+    (patient,) = [e["resource"] for e in bundle["entry"] if e["resource"]["id"] == pid]
+    patient["deceasedDateTime"] = (date.today() + timedelta(days=30)).isoformat()
+    fhir_server.load(bundle)
+    with (
+        SmartServer(fhir_server.base_url, free_port(), standalone_patient=pid).serve() as smart,
+        requests.Session() as browser,
+    ):
+        page = browser.get(f"{service_url}/review/launch", params={"iss": smart.iss})
+        assert page.status_code == 200
+        assert "Date of death in the record is not plausible" in page.text
+        assert "is after today" in page.text
+        assert "whether the patient is alive is unknown" in page.text
+        assert 'id="criterion-' not in page.text  # no criteria are assessed
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf
+        before = _confirmations(fhir_server, pid)
+        resp = browser.post(
+            f"{service_url}/review/confirm",
+            data={"criterion": "needle-phobia", "policy": "hny-iport-advance", "csrf": csrf[1]},
+        )
+        assert resp.status_code == 400
+        assert _confirmations(fhir_server, pid) == before
+        summary = browser.get(f"{service_url}/review/summary")
+        assert "Date of death in the record is not plausible" in summary.text
         assert 'id="ifr-route"' not in summary.text
