@@ -108,8 +108,50 @@ def clinical_text(text: str) -> str:
     return _ISO_DATE.sub(day, _FHIR_REF.sub(ref, text))
 
 
+# The longest product name a card shows whole; the assessment app shows every name in full.
+PRODUCT_NAME_MAX_CHARS = 60
+# What follows the strength in a dm+d or RxNorm product name: the form and the pack
+# ("… 100units/ml solution for injection 3ml pre-filled pens (Novo Nordisk Ltd)",
+# "… 100 UNT/ML Injectable Solution [Humalog]").
+_FORM_TAIL = re.compile(
+    r"\s+(?:solution|suspension|emulsion|powder|injectable|prefilled|pen injector|cartridge)\b.*$",
+    re.IGNORECASE,
+)
+# A dm+d AMP's supplier, and an AMPP's pack after it: "(Abbott Laboratories Ltd) 1 kit".
+_MAKER = re.compile(r"\s*\([^()]*\)(?:\s+\d[\w .]*)?$")
+_BRAND = re.compile(r"\[[^\[\]]+\]$")  # an RxNorm branded name's brand: "[Humalog]"
+
+
+def short_product_name(name: str, limit: int = PRODUCT_NAME_MAX_CHARS) -> str:
+    """A product name as a card shows it: without its form and pack, keeping the strength
+    (and an RxNorm brand); cut at a word boundary with an ellipsis when still longer than
+    ``limit`` characters. "Insulin aspart 100units/ml solution for injection 3ml pre-filled
+    disposable devices" is "Insulin aspart 100units/ml"."""
+    name = " ".join(name.split())
+    brand = _BRAND.search(name)
+    short = _FORM_TAIL.sub("", name) or name
+    if short == name:
+        short = _MAKER.sub("", name) or name
+    elif brand:
+        short = f"{short} {brand.group(0)}"
+    if len(short) <= limit:
+        return short
+    cut = short[: limit - 1]
+    if short[limit - 1] != " " and " " in cut:
+        cut = cut.rsplit(" ", 1)[0]  # a whole word, not part of one
+    return cut.rstrip(" ,;:/-(") + "…"
+
+
+def _short_products(text: str, r: CriterionResult) -> str:
+    """``text`` with each product name the criterion's records give in its short form."""
+    names = {e.product for e in (*r.evidence, *r.context) if e.product}
+    for name in sorted(names, key=len, reverse=True):  # a name inside a longer one goes last
+        text = text.replace(name, short_product_name(name))
+    return text
+
+
 def _criterion_line(r: CriterionResult, outcome: Outcome | None = None) -> str:
-    text = clinical_text(r.reason)
+    text = clinical_text(_short_products(r.reason, r))
     dates = [e.date for e in r.evidence if e.date is not None]
     if r.result is Tri.MET and dates and not _ISO_DATE.search(r.reason):
         text = f"{text.rstrip('.')}; last recorded {long_date(max(dates))}."
@@ -130,7 +172,7 @@ def _unknown_line(r: CriterionResult) -> str:
         # context beside the reason; the first such note the reason does not already quote.
         notes = [c.summary for c in r.context if c.summary not in r.reason]
         text = " ".join([r.reason, *(f"{n[0].upper()}{n[1:]}." for n in notes[:1])])
-        why = f": {_md(clinical_text(text))}"
+        why = f": {_md(clinical_text(_short_products(text, r)))}"
     settle = f" Settled by {_md(clinical_text(r.missing))}." if r.missing else ""
     return f"- ❓ **{_md(r.title)}** could change the outcome{why}{settle}"
 

@@ -85,9 +85,18 @@ def _how(f: Finding) -> str:
     return how if f.established else f"{how}; recorded as {f.tentative}"
 
 
+def _product(f: Finding) -> str:
+    """A prescribed product's name (a glucose sensor), which reasons quote."""
+    return f.display if f.ref.startswith("MedicationRequest/") else ""
+
+
 def finding_evidence(f: Finding) -> Evidence:
     return Evidence(
-        f.ref, f"{f.display or f.value_set} ({_how(f)}), {_fmt(f.date)}", f.date, f.matched_by
+        f.ref,
+        f"{f.display or f.value_set} ({_how(f)}), {_fmt(f.date)}",
+        f.date,
+        f.matched_by,
+        _product(f),
     )
 
 
@@ -105,7 +114,8 @@ def insulin_evidence(o: InsulinOrder) -> Evidence:
         "frequency not stated" if o.injections_per_day is None else f"{o.injections_per_day:g}/day"
     )
     how = ", matched by term" if o.matched_by == "term" else ""
-    return Evidence(o.ref, f"{o.display} ({o.action}, {per_day}{how})", o.date, o.matched_by)
+    summary = f"{o.display} ({o.action}, {per_day}{how})"
+    return Evidence(o.ref, summary, o.date, o.matched_by, o.display)
 
 
 def _recorded_by(findings: tuple[Finding, ...], today: date) -> list[Finding]:
@@ -147,7 +157,8 @@ def currency(findings: tuple[Finding, ...], months: int, today: date) -> Currenc
 
 def stale_evidence(f: Finding) -> Evidence:
     when = f"last recorded on {f.date.isoformat()}" if f.date else "undated"
-    return Evidence(f.ref, f"{f.display or f.value_set} ({_how(f)}), {when}", f.date, f.matched_by)
+    summary = f"{f.display or f.value_set} ({_how(f)}), {when}"
+    return Evidence(f.ref, summary, f.date, f.matched_by, _product(f))
 
 
 def _tentative_reason(found: list[Finding], what: str) -> str:

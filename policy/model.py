@@ -50,6 +50,9 @@ class Evidence:
     summary: str
     date: date | None = None
     matched_by: str = "code"  # code | term | confirmation
+    # A product's name as the record writes it (a dm+d or RxNorm name), where a reason quotes
+    # it: a card may show it shorter, the assessment app and the extension show it whole.
+    product: str = ""
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,15 @@ from typing import Any
 
 import pytest
 
-from cds_cards import CardContext, eligibility_card
-from cds_cards.render import MAX_DETAIL_LINES, MAX_SUGGESTIONS, NOT_CHECKED, rendered_lines
+from cds_cards import EXTENSION_KEY, CardContext, eligibility_card
+from cds_cards.render import (
+    MAX_DETAIL_LINES,
+    MAX_SUGGESTIONS,
+    NOT_CHECKED,
+    PRODUCT_NAME_MAX_CHARS,
+    rendered_lines,
+    short_product_name,
+)
 from cli.evaluate import Core, decide_file, load_core
 from demo import PATIENTS_DIR
 from policy import Decision, Outcome, Policy, Tri, load_policy
@@ -42,6 +49,7 @@ from tests.builders import (
     insulin,
     patient,
 )
+from valuesets import BUILTIN_DIR
 
 CARDS = Path(__file__).resolve().parents[1] / "golden" / "cards"
 TODAY = date(2026, 11, 21)
@@ -319,3 +327,103 @@ def test_every_clause_the_card_can_name_belongs_to_a_criterion_of_its_policy() -
     for policy in (load_policy("iport-advance"), PUMP, HCL):
         known = {c.id for c in policy.criteria} | {d.id for d in policy.derived}
         assert set(policy.info.presentation["notChecked"]) <= known
+
+
+# -- Product names: short on the card, whole in the assessment app and the extension -----------
+def _displays(*value_sets: str) -> list[str]:
+    """Every concept display of the shipped value sets ``value_sets``."""
+    out = []
+    for vs in value_sets:
+        doc = json.loads((BUILTIN_DIR / f"{vs}.json").read_text())
+        out += [c["display"] for inc in doc["compose"]["include"] for c in inc.get("concept", [])]
+    return out
+
+
+PRODUCTS = _displays("insulin", "real-time-cgm", "intermittently-scanned-cgm")
+LANTUS = "Lantus 100units/ml solution for injection 3ml pre-filled SoloStar pens (Sanofi)"
+SHORT_NAMES = [
+    # dm+d VMP: the form and pack go, the strength stays
+    (
+        "Insulin aspart 100units/ml solution for injection 3ml pre-filled disposable devices",
+        "Insulin aspart 100units/ml",
+    ),
+    (
+        "Insulin isophane biphasic human 30/70 100units/ml suspension for injection 3ml "
+        "pre-filled disposable devices",
+        "Insulin isophane biphasic human 30/70 100units/ml",
+    ),
+    (
+        "Insulin glargine 100units/ml / Lixisenatide 33micrograms/ml solution for injection 3ml "
+        "pre-filled disposable devices",
+        "Insulin glargine 100units/ml / Lixisenatide 33micrograms/ml",
+    ),
+    # dm+d AMP: the brand and device name stay, the supplier goes
+    (
+        "NovoRapid FlexPen 100units/ml solution for injection 3ml pre-filled pens "
+        "(Novo Nordisk Ltd)",
+        "NovoRapid FlexPen 100units/ml",
+    ),
+    (
+        "Lantus 100units/ml solution for injection 3ml pre-filled SoloStar pens (Sanofi)",
+        "Lantus 100units/ml",
+    ),
+    # dm+d AMPP and AMP of a device: the supplier and the pack go
+    ("Dexcom G7 Sensor (Dexcom International Ltd) 1 kit", "Dexcom G7 Sensor"),
+    ("FreeStyle Libre 2 Sensor (Abbott Laboratories Ltd)", "FreeStyle Libre 2 Sensor"),
+    # RxNorm: the dose form goes, the brand stays
+    (
+        "Insulin Lispro 100 UNT/ML Injectable Solution [Humalog]",
+        "Insulin Lispro 100 UNT/ML [Humalog]",
+    ),
+    # still longer than the limit without its form: cut at a word, with an ellipsis
+    (
+        "insulin isophane, human 70 UNT/ML / insulin, regular, human 30 UNT/ML Injectable "
+        "Suspension [Humulin]",
+        "insulin isophane, human 70 UNT/ML / insulin, regular, human…",
+    ),
+    ("Insulin glargine", "Insulin glargine"),  # short already
+]
+
+
+@pytest.mark.parametrize(("name", "short"), SHORT_NAMES)
+def test_a_product_name_has_a_readable_short_form(name: str, short: str) -> None:
+    assert name in PRODUCTS  # a real name, as the shipped value sets carry it
+    assert short_product_name(name) == short
+
+
+@pytest.mark.parametrize("limit", [20, 30, 40, PRODUCT_NAME_MAX_CHARS])
+def test_every_shipped_product_name_fits_the_limit_and_starts_as_the_name_does(limit: int) -> None:
+    for name in PRODUCTS:
+        short = short_product_name(name, limit)
+        assert len(short) <= limit, short
+        words = [w for w in short.removesuffix("…").split() if not w.startswith("[")]
+        assert name.startswith(" ".join(words))  # the name's own first words, in order
+        if short.endswith("…"):  # cut at a word boundary: the last word shown is whole
+            stem = short.removesuffix("…")
+            assert name.startswith(stem)
+            assert name[len(stem)] in " ,"
+
+
+def test_the_card_shows_short_product_names_and_the_extension_the_full_ones(
+    decide: Callable[..., Decision],
+) -> None:
+    aspart = insulin(
+        (
+            DMD,
+            "3468611000001108",
+            "Insulin aspart 100units/ml solution for injection 3ml cartridges",
+        ),
+        text="with meals",
+    )
+    glargine = (DMD, "11933011000001106", LANTUS)
+    d = decide(*T1_ADULT, hba1c(75), aspart, insulin(glargine, text="at night"))
+    card = eligibility_card(d, CardContext(PID, None, NOW, lambda: "u"))
+    detail = card["detail"]
+    assert "Insulin aspart 100units/ml (rapid- or short-acting)" in detail
+    assert "Lantus 100units/ml (basal)" in detail
+    assert "solution for injection" not in detail
+    assert "Sanofi" not in detail
+    reasons = " ".join(c["reason"] for c in card["extension"][EXTENSION_KEY]["criteria"])
+    assert "Insulin aspart 100units/ml solution for injection 3ml cartridges" in reasons
+    assert LANTUS in reasons
+    assert LANTUS in d.criteria["hba1c-69-or-above-on-mdi"].reason  # what the app shows
