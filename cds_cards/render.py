@@ -190,7 +190,8 @@ def judged_by_clinician(r: CriterionResult) -> bool:
 def not_checked(decision: Decision) -> list[str]:
     """Every clause the outcome rests on that the record cannot show (the policy file's
     ``presentation.notChecked``, by criterion id), for each criterion that decided the
-    outcome by being *met* from the record, and each unknown that could change it.
+    outcome by being *met* from the record, each unknown that could change it, and each
+    composite holding one of those (its own clause, e.g. "despite best possible management").
 
     A criterion met by a clinician's confirmation is not listed (the clinician judged it),
     nor one that decided the outcome by failing (its clause cannot matter).
@@ -201,7 +202,7 @@ def not_checked(decision: Decision) -> list[str]:
         for c in decision.decided_by
         if decision.criteria[c].result is Tri.MET and not judged_by_clinician(decision.criteria[c])
     ]
-    ids = [*met, *decision.decisive]
+    ids = [*met, *decision.decisive, *decision.composites]
     return list(dict.fromkeys(words[c] for c in ids if c in words))
 
 

@@ -15,7 +15,7 @@ from policy.criteria import (
     confirmation_result,
     latest_confirmation,
 )
-from policy.decisive import Logic, decided_by, decisive_unknowns
+from policy.decisive import Logic, composites_resting_on, decided_by, decisive_unknowns
 from policy.expr import deciding_leaves, evaluate_expr, expr_ids
 from policy.loading import DerivedSpec, Policy
 from policy.model import (
@@ -119,6 +119,8 @@ def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
         pathways=[(r, p.expression) for r, p in zip(pathways, policy.pathways, strict=True)],
         outcome_of=lambda ps, rs: _outcome(ps, rs)[0],
     )
+    deciding = decided_by(logic, results, outcome, chosen)
+    decisive = decisive_unknowns(logic, results, outcome)
     return Decision(
         policy=policy.info,
         outcome=outcome,
@@ -132,8 +134,14 @@ def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
         policy_overdue=today > policy.info.review_due,
         shown_criteria=shown,
         notices=tuple(text for when, text in policy.notices if results[when].result is Tri.MET),
-        decided_by=decided_by(logic, results, outcome, chosen),
-        decisive=decisive_unknowns(logic, results, outcome),
+        decided_by=deciding,
+        decisive=decisive,
+        composites=composites_resting_on(
+            logic,
+            results,
+            [*(c for c in deciding if results[c].result is Tri.MET), *decisive],
+            chosen,
+        ),
     )
 
 

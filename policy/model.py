@@ -137,3 +137,5 @@ class Decision:
     deceased_implausible: str | None = None
     decided_by: tuple[str, ...] = ()  # the criteria that gave the outcome (policy.decisive)
     decisive: tuple[str, ...] = ()  # unknowns whose answer could change the outcome
+    # derived criteria on the deciding pathway holding a met deciding criterion or a decisive one
+    composites: tuple[str, ...] = ()

@@ -304,6 +304,20 @@ NOT_CHECKED_CASES = [
         [],
         id="hcl-impaired-awareness-and-csii-confirmed",
     ),
+    pytest.param(
+        HCL,  # not enough information: the technology is what is asked about
+        (*T1_ADULT, hba1c(61)),
+        [BEST_MANAGEMENT],
+        [DISABLING],
+        id="hcl-technology-decisive",
+    ),
+    pytest.param(
+        HCL,  # not enough information: a confirmed pump, and no HbA1c or hypoglycaemia yet
+        (*T1_ADULT, confirmation("uses-csii")),
+        [BEST_MANAGEMENT, DISABLING],
+        [],
+        id="hcl-csii-confirmed-hba1c-unknown",
+    ),
 ]
 
 
