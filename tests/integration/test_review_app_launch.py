@@ -9,13 +9,12 @@ redirects a browser would.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import re
 import threading
 import time
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -394,14 +393,11 @@ def test_a_deceased_patient_is_not_assessed_and_nothing_can_be_confirmed(
 def test_a_patient_whose_date_of_death_is_after_today_is_not_assessed_and_the_app_says_why(
     service_url: str, fhir_server: FhirTestServer
 ) -> None:
-    # The deceased demo patient under another id, with a date of death a month ahead: the
-    # record cannot be true as it stands, so whether the patient is alive is unknown.
-    pid = "iport-it-death-after-today"
-    text = json.dumps(demo.get_patient("t1-deceased").bundle(date.today()))
-    bundle = json.loads(text.replace("iport-demo-t1-deceased", pid))
-    (patient,) = [e["resource"] for e in bundle["entry"] if e["resource"]["id"] == pid]
-    patient["deceasedDateTime"] = (date.today() + timedelta(days=30)).isoformat()
-    fhir_server.load(bundle)
+    # A date of death a month ahead: the record cannot be true as it stands, so whether the
+    # patient is alive is unknown.
+    dead_or_alive = demo.get_patient("t1-death-date-after-today")
+    fhir_server.load(dead_or_alive.bundle(date.today()))
+    pid = dead_or_alive.patient_id
     with (
         SmartServer(fhir_server.base_url, free_port(), standalone_patient=pid).serve() as smart,
         requests.Session() as browser,
