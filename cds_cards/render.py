@@ -34,11 +34,19 @@ class CardContext:
 
 
 DECEASED_SUMMARY = "Patient recorded as deceased: no eligibility assessed"
+DEATH_IMPLAUSIBLE_SUMMARY = (
+    "Date of death in the record is not plausible: no eligibility assessed; correct the record"
+)
+
+
+def deceased_summary(decision: Decision) -> str:
+    """The summary of a decision about a patient recorded as deceased, plausibly or not."""
+    return DEATH_IMPLAUSIBLE_SUMMARY if decision.deceased_implausible else DECEASED_SUMMARY
 
 
 def _summary(decision: Decision, patient_view: bool) -> str:
     if decision.deceased:
-        return DECEASED_SUMMARY
+        return deceased_summary(decision)
     words = decision.policy.presentation
     head = (
         words["patientViewSummary"] if patient_view else words["summaries"][decision.outcome.value]
@@ -100,8 +108,50 @@ def clinical_text(text: str) -> str:
     return _ISO_DATE.sub(day, _FHIR_REF.sub(ref, text))
 
 
+# The longest product name a card shows whole; the assessment app shows every name in full.
+PRODUCT_NAME_MAX_CHARS = 60
+# What follows the strength in a dm+d or RxNorm product name: the form and the pack
+# ("… 100units/ml solution for injection 3ml pre-filled pens (Novo Nordisk Ltd)",
+# "… 100 UNT/ML Injectable Solution [Humalog]").
+_FORM_TAIL = re.compile(
+    r"\s+(?:solution|suspension|emulsion|powder|injectable|prefilled|pen injector|cartridge)\b.*$",
+    re.IGNORECASE,
+)
+# A dm+d AMP's supplier, and an AMPP's pack after it: "(Abbott Laboratories Ltd) 1 kit".
+_MAKER = re.compile(r"\s*\([^()]*\)(?:\s+\d[\w .]*)?$")
+_BRAND = re.compile(r"\[[^\[\]]+\]$")  # an RxNorm branded name's brand: "[Humalog]"
+
+
+def short_product_name(name: str, limit: int = PRODUCT_NAME_MAX_CHARS) -> str:
+    """A product name as a card shows it: without its form and pack, keeping the strength
+    (and an RxNorm brand); cut at a word boundary with an ellipsis when still longer than
+    ``limit`` characters. "Insulin aspart 100units/ml solution for injection 3ml pre-filled
+    disposable devices" is "Insulin aspart 100units/ml"."""
+    name = " ".join(name.split())
+    brand = _BRAND.search(name)
+    short = _FORM_TAIL.sub("", name) or name
+    if short == name:
+        short = _MAKER.sub("", name) or name
+    elif brand:
+        short = f"{short} {brand.group(0)}"
+    if len(short) <= limit:
+        return short
+    cut = short[: limit - 1]
+    if short[limit - 1] != " " and " " in cut:
+        cut = cut.rsplit(" ", 1)[0]  # a whole word, not part of one
+    return cut.rstrip(" ,;:/-(") + "…"
+
+
+def _short_products(text: str, r: CriterionResult) -> str:
+    """``text`` with each product name the criterion's records give in its short form."""
+    names = {e.product for e in (*r.evidence, *r.context) if e.product}
+    for name in sorted(names, key=len, reverse=True):  # a name inside a longer one goes last
+        text = text.replace(name, short_product_name(name))
+    return text
+
+
 def _criterion_line(r: CriterionResult, outcome: Outcome | None = None) -> str:
-    text = clinical_text(r.reason)
+    text = clinical_text(_short_products(r.reason, r))
     dates = [e.date for e in r.evidence if e.date is not None]
     if r.result is Tri.MET and dates and not _ISO_DATE.search(r.reason):
         text = f"{text.rstrip('.')}; last recorded {long_date(max(dates))}."
@@ -122,16 +172,37 @@ def _unknown_line(r: CriterionResult) -> str:
         # context beside the reason; the first such note the reason does not already quote.
         notes = [c.summary for c in r.context if c.summary not in r.reason]
         text = " ".join([r.reason, *(f"{n[0].upper()}{n[1:]}." for n in notes[:1])])
-        why = f": {_md(clinical_text(text))}"
+        why = f": {_md(clinical_text(_short_products(text, r)))}"
     settle = f" Settled by {_md(clinical_text(r.missing))}." if r.missing else ""
     return f"- ❓ **{_md(r.title)}** could change the outcome{why}{settle}"
 
 
+NOT_CHECKED = "Not checked from the record"
+
+
+def judged_by_clinician(r: CriterionResult) -> bool:
+    """Met by a clinician's confirmation of this criterion: the clinician judged the whole
+    clause, the parts the record cannot show included. (A composite is never confirmable: its
+    parts' confirmations say nothing about its own clauses.)"""
+    return r.confirmable and any(e.matched_by == "confirmation" for e in r.evidence)
+
+
 def not_checked(decision: Decision) -> list[str]:
-    """What the decision rests on that the record cannot show, for the criteria that decided
-    it or could (the policy file's ``presentation.notChecked``, by criterion id)."""
+    """Every clause the outcome rests on that the record cannot show (the policy file's
+    ``presentation.notChecked``, by criterion id), for each criterion that decided the
+    outcome by being *met* from the record, each unknown that could change it, and each
+    composite holding one of those (its own clause, e.g. "despite best possible management").
+
+    A criterion met by a clinician's confirmation is not listed (the clinician judged it),
+    nor one that decided the outcome by failing (its clause cannot matter).
+    """
     words: Mapping[str, str] = decision.policy.presentation.get("notChecked", {})
-    ids = [*decision.decided_by, *decision.decisive]
+    met = [
+        c
+        for c in decision.decided_by
+        if decision.criteria[c].result is Tri.MET and not judged_by_clinician(decision.criteria[c])
+    ]
+    ids = [*met, *decision.decisive, *decision.composites]
     return list(dict.fromkeys(words[c] for c in ids if c in words))
 
 
@@ -164,7 +235,7 @@ def detail_markdown(decision: Decision, note: str | None = None) -> str:
         )
     checks = not_checked(decision)
     if checks:
-        last.append("; ".join(_md(c) for c in checks) + ".")
+        last.append(f"{NOT_CHECKED}: " + "; ".join(_md(c) for c in checks) + ".")
     if decision.warnings:
         n = len(decision.warnings)
         last.append(f"{n} record{'s' if n > 1 else ''} could not be read and were not used.")
@@ -213,7 +284,9 @@ def rendered_lines(detail: str) -> int:
 
 def extension(decision: Decision) -> dict[str, Any]:
     """The machine-readable decision: the card's ``extension`` value, and the CLI's --json."""
-    deceased = {"deceased": True} if decision.deceased else {}
+    deceased: dict[str, Any] = {"deceased": True} if decision.deceased else {}
+    if decision.deceased_implausible:  # possibly deceased: the record's death is not plausible
+        deceased["deceasedImplausible"] = decision.deceased_implausible
     return {
         "outcome": decision.outcome.value,
         **deceased,

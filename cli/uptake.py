@@ -19,7 +19,7 @@ from typing import Any
 
 import places
 from facts import PatientRecord
-from facts.model import Confirmation
+from facts.model import Confirmation, age_on
 from policy import Decision, Outcome, Policy, Tri, evaluate
 from policy.decide import decide
 
@@ -100,11 +100,11 @@ def technology_in_use(policy: Policy, decision: Decision, record: PatientRecord)
 
 # -- one person ----------------------------------------------------------------------------------
 def age_band(record: PatientRecord, today: date) -> str:
-    """The band of the youngest age the recorded birth date allows ('unknown' without one)."""
-    if record.birth_date is None:
+    """The band of the youngest age the recorded birth date allows ('unknown' without one, or
+    with one that is not plausible: after today, or over the plausible age)."""
+    if record.birth_date is None or record.birth_date.implausible_on(today):
         return "unknown"
-    born = record.birth_date.latest
-    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    age = age_on(record.birth_date.latest, today)
     for lo, hi, label in AGE_BANDS:
         if lo <= age <= hi:
             return label

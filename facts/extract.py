@@ -232,6 +232,7 @@ class _Extractor:
         self.unreadable_types: set[str] = set()
         self.birth: BirthDate | None = None
         self.deceased: str | None = None
+        self.deceased_on: date | None = None
         self.medications: dict[str, dict[str, Any]] = {}
         self.devices: dict[str, dict[str, Any]] = {}
         self.pending_device_uses: list[tuple[Mapping[str, Any], str]] = []
@@ -297,6 +298,7 @@ class _Extractor:
             except Malformed:
                 when = None  # a date of death that cannot be read is still a death recorded
             self.deceased = f"on {when.isoformat()}" if when else "date not readable"
+            self.deceased_on = when
         elif r.get("deceasedBoolean") is True:
             self.deceased = "no date recorded"
 
@@ -560,6 +562,7 @@ class _Extractor:
             patient_ref=f"Patient/{self.patient_id}" if self.patient_id else None,
             birth_date=self.birth,
             deceased=self.deceased,
+            deceased_on=self.deceased_on,
             findings=tuple(self.findings),
             hba1c=tuple(self.hba1c),
             hba1c_unusable=tuple(self.hba1c_unusable),

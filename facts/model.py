@@ -86,6 +86,16 @@ class Order:
     value_set: str
 
 
+# A person older than this on the day of evaluation is a record error (the oldest verified
+# human lived to 122): the birth date is not plausible evidence of age.
+MAX_PLAUSIBLE_AGE_YEARS = 120
+
+
+def age_on(born: date, today: date) -> int:
+    """Completed years from ``born`` to ``today`` (negative when born after today)."""
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
 @dataclass(frozen=True, slots=True)
 class BirthDate:
     """A birth date, possibly partial ("1990", "1990-05"): the earliest and latest it allows."""
@@ -94,12 +104,23 @@ class BirthDate:
     latest: date
     recorded: str
 
+    def implausible_on(self, today: date) -> str | None:
+        """Why this birth date cannot be true on ``today``, or None when it can."""
+        if self.earliest > today:
+            return f"date of birth {self.recorded} is after today"
+        if age_on(self.latest, today) > MAX_PLAUSIBLE_AGE_YEARS:
+            return (
+                f"date of birth {self.recorded} gives an age over {MAX_PLAUSIBLE_AGE_YEARS} years"
+            )
+        return None
+
 
 @dataclass(frozen=True)
 class PatientRecord:
     patient_ref: str | None
     birth_date: BirthDate | None
     deceased: str | None = None  # when the record says so: "on 2025-03-01", "no date recorded"
+    deceased_on: date | None = None  # the date of death, when the record gives a readable one
     findings: tuple[Finding, ...] = ()
     hba1c: tuple[HbA1cResult, ...] = ()
     # (ref, date, why) of dated results that cannot be used, e.g. "unit 'mg/dL' is not ..."
@@ -118,6 +139,24 @@ class PatientRecord:
         for f in self.findings:
             by_set.setdefault(f.value_set, []).append(f)
         self._by_set.update({k: tuple(v) for k, v in by_set.items()})
+
+    def death_implausible_on(self, today: date) -> str | None:
+        """Why the recorded death cannot be true as recorded on ``today``, or None.
+
+        A date of death after today, or before the date of birth, is a record error: the
+        patient may have died (on another date) or may be alive (the field filled in wrongly).
+        """
+        died = self.deceased_on
+        if died is None:
+            return None
+        if died > today:
+            return f"the date of death, {died.isoformat()}, is after today"
+        if self.birth_date is not None and died < self.birth_date.earliest:
+            return (
+                f"the date of death, {died.isoformat()}, is before the date of birth, "
+                f"{self.birth_date.recorded}"
+            )
+        return None
 
     def findings_in(self, value_set: str) -> tuple[Finding, ...]:
         return self._by_set.get(value_set, ())

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from facts.model import Confirmation, Finding, HbA1cResult, InsulinOrder, PatientRecord
+from facts.model import (
+    Confirmation,
+    Finding,
+    HbA1cResult,
+    InsulinOrder,
+    PatientRecord,
+    age_on,
+)
 from policy.model import CriterionResult, Evidence, Tri
 
 
@@ -78,9 +85,18 @@ def _how(f: Finding) -> str:
     return how if f.established else f"{how}; recorded as {f.tentative}"
 
 
+def _product(f: Finding) -> str:
+    """A prescribed product's name (a glucose sensor), which reasons quote."""
+    return f.display if f.ref.startswith("MedicationRequest/") else ""
+
+
 def finding_evidence(f: Finding) -> Evidence:
     return Evidence(
-        f.ref, f"{f.display or f.value_set} ({_how(f)}), {_fmt(f.date)}", f.date, f.matched_by
+        f.ref,
+        f"{f.display or f.value_set} ({_how(f)}), {_fmt(f.date)}",
+        f.date,
+        f.matched_by,
+        _product(f),
     )
 
 
@@ -98,7 +114,8 @@ def insulin_evidence(o: InsulinOrder) -> Evidence:
         "frequency not stated" if o.injections_per_day is None else f"{o.injections_per_day:g}/day"
     )
     how = ", matched by term" if o.matched_by == "term" else ""
-    return Evidence(o.ref, f"{o.display} ({o.action}, {per_day}{how})", o.date, o.matched_by)
+    summary = f"{o.display} ({o.action}, {per_day}{how})"
+    return Evidence(o.ref, summary, o.date, o.matched_by, o.display)
 
 
 def _recorded_by(findings: tuple[Finding, ...], today: date) -> list[Finding]:
@@ -140,7 +157,8 @@ def currency(findings: tuple[Finding, ...], months: int, today: date) -> Currenc
 
 def stale_evidence(f: Finding) -> Evidence:
     when = f"last recorded on {f.date.isoformat()}" if f.date else "undated"
-    return Evidence(f.ref, f"{f.display or f.value_set} ({_how(f)}), {when}", f.date, f.matched_by)
+    summary = f"{f.display or f.value_set} ({_how(f)}), {when}"
+    return Evidence(f.ref, summary, f.date, f.matched_by, _product(f))
 
 
 def _tentative_reason(found: list[Finding], what: str) -> str:
@@ -467,13 +485,17 @@ def age_at_least(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
             spec, Tri.UNKNOWN, "Date of birth is not in the record.", missing="date of birth"
         )
 
-    def age(born: date) -> int:
-        return (
-            ctx.today.year - born.year - ((ctx.today.month, ctx.today.day) < (born.month, born.day))
-        )
-
-    youngest, oldest = age(b.latest), age(b.earliest)
     ev = (Evidence(record.patient_ref or "Patient", f"born {b.recorded}", b.earliest),)
+    implausible = b.implausible_on(ctx.today)
+    if implausible:  # a record error is not evidence of age, young or old
+        return _result(
+            spec,
+            Tri.UNKNOWN,
+            f"The {implausible}: not plausible, not used.",
+            context=ev,
+            missing="a correct date of birth",
+        )
+    youngest, oldest = age_on(b.latest, ctx.today), age_on(b.earliest, ctx.today)
     if youngest >= years:
         return _result(spec, Tri.MET, f"Aged {youngest} (born {b.recorded}).", evidence=ev)
     if oldest < years:

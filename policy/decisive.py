@@ -158,3 +158,34 @@ def _failed(logic: Logic, expr: Expr, results: Mapping[str, CriterionResult]) ->
         inner = logic.derived.get(cid)
         out += [cid] if inner is None else (_failed(logic, inner, results) or [cid])
     return out
+
+
+def composites_resting_on(
+    logic: Logic,
+    results: Mapping[str, CriterionResult],
+    ids: Sequence[str],
+    chosen: PathwayResult | None,
+) -> tuple[str, ...]:
+    """The derived criteria on the chosen pathway that hold one of ``ids`` (the criteria the
+    outcome rests on: those that decided it by being met, and the decisive unknowns) and have
+    not failed.
+
+    A composite can carry a clause of its own that none of its parts reads ("despite best
+    possible management with at least 1 of" CSII or CGM): the card states it whenever the
+    outcome rests on one of the parts.
+    """
+    if chosen is None:
+        return ()
+    expr = next(e for p, e in logic.pathways if p.id == chosen.id)
+
+    def parts(cid: str) -> set[str]:
+        inner = logic.derived.get(cid)
+        return {cid} if inner is None else {cid}.union(*(parts(i) for i in expr_ids(inner)))
+
+    on_path = set().union(*(parts(i) for i in expr_ids(expr)))
+    wanted = set(ids)
+    return tuple(
+        did
+        for did in logic.derived
+        if did in on_path and results[did].result is not Tri.NOT_MET and parts(did) & wanted
+    )

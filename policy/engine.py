@@ -15,7 +15,7 @@ from policy.criteria import (
     confirmation_result,
     latest_confirmation,
 )
-from policy.decisive import Logic, decided_by, decisive_unknowns
+from policy.decisive import Logic, composites_resting_on, decided_by, decisive_unknowns
 from policy.expr import deciding_leaves, evaluate_expr, expr_ids
 from policy.loading import DerivedSpec, Policy
 from policy.model import (
@@ -119,6 +119,8 @@ def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
         pathways=[(r, p.expression) for r, p in zip(pathways, policy.pathways, strict=True)],
         outcome_of=lambda ps, rs: _outcome(ps, rs)[0],
     )
+    deciding = decided_by(logic, results, outcome, chosen)
+    decisive = decisive_unknowns(logic, results, outcome)
     return Decision(
         policy=policy.info,
         outcome=outcome,
@@ -132,8 +134,14 @@ def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
         policy_overdue=today > policy.info.review_due,
         shown_criteria=shown,
         notices=tuple(text for when, text in policy.notices if results[when].result is Tri.MET),
-        decided_by=decided_by(logic, results, outcome, chosen),
-        decisive=decisive_unknowns(logic, results, outcome),
+        decided_by=deciding,
+        decisive=decisive,
+        composites=composites_resting_on(
+            logic,
+            results,
+            [*(c for c in deciding if results[c].result is Tri.MET), *decisive],
+            chosen,
+        ),
     )
 
 
@@ -159,19 +167,32 @@ def _ignoring_confirmation(
 def _deceased_decision(
     policy: Policy, record: PatientRecord, today: date, results: dict[str, CriterionResult]
 ) -> Decision:
-    """A patient recorded as deceased: no eligibility is assessed, and the outcome never meets."""
+    """A patient recorded as deceased: no eligibility is assessed, and the outcome never meets.
+
+    A recorded death that cannot be true as recorded (a date of death after today) leaves
+    whether the patient is alive *unknown*: they may have died on another date. Such a patient
+    is not assessed either — a card must never prompt a device for someone who may be dead —
+    and the reason asks for the record to be corrected.
+    """
+    doubt = record.death_implausible_on(today)
+    reason = (
+        f"The patient is recorded as deceased, but {doubt}: not plausible, so whether the "
+        "patient is alive is unknown. No eligibility is assessed until the record is corrected."
+        if doubt
+        else f"The patient is recorded as deceased ({record.deceased}): no eligibility is assessed."
+    )
     return Decision(
         policy=policy.info,
         outcome=Outcome.INSUFFICIENT,
         pathway=None,
-        reason=f"The patient is recorded as deceased ({record.deceased}): no eligibility is "
-        "assessed.",
+        reason=reason,
         criteria=results,
         pathways=(),
         evaluated_on=today,
         warnings=record.warnings,
         policy_overdue=today > policy.info.review_due,
         deceased=True,
+        deceased_implausible=doubt,
     )
 
 

@@ -297,6 +297,10 @@ def check_part(doc: Mapping[str, Any]) -> set[str]:
     for d in _objects(doc, "derived"):
         _unknown(f"derived[{d.get('id')!r}]", d, _DERIVED)
     _shape("notChecked", doc.get("notChecked", {}), {str: str})
+    own = {c.get("id") for c in [*_objects(doc, "criteria"), *_objects(doc, "derived")]}
+    for cid in doc.get("notChecked", {}):
+        if cid not in own:
+            raise PolicyError(f"notChecked names {cid!r}, which is not a criterion of this part")
     return value_sets
 
 
@@ -540,9 +544,10 @@ def parse_policy(
         if set(ordered) != {"valueSet", "means"}:
             raise PolicyError("presentation.silenceWhenOrdered needs exactly valueSet and means")
         value_sets.add(str(ordered["valueSet"]))
-    for cid in info.presentation.get("silenceWhenMet", ()):
-        if cid not in known:
-            raise PolicyError(f"presentation.silenceWhenMet names undefined criterion {cid!r}")
+    for field in ("silenceWhenMet", "notChecked"):
+        for cid in info.presentation.get(field, ()):
+            if cid not in known:
+                raise PolicyError(f"presentation.{field} names undefined criterion {cid!r}")
     companions = tuple(str(c) for c in doc.get("companions", ()))
     if info.id in companions:
         raise PolicyError(f"policy {info.id!r} names itself as a companion")

@@ -50,6 +50,9 @@ class Evidence:
     summary: str
     date: date | None = None
     matched_by: str = "code"  # code | term | confirmation
+    # A product's name as the record writes it (a dm+d or RxNorm name), where a reason quotes
+    # it: a card may show it shorter, the assessment app and the extension show it whole.
+    product: str = ""
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,11 @@ class Decision:
     policy_overdue: bool = False
     shown_criteria: tuple[str, ...] = field(default=())  # those the deciding pathway reads
     notices: tuple[str, ...] = ()  # sentences about the patient's state, shown first
-    deceased: bool = False  # recorded as deceased: no eligibility assessed
+    deceased: bool = False  # recorded as deceased (plausibly or not): no eligibility assessed
+    # Why the recorded death is not plausible (a date of death after today): whether the
+    # patient is alive is unknown, and they are not assessed until the record is corrected.
+    deceased_implausible: str | None = None
     decided_by: tuple[str, ...] = ()  # the criteria that gave the outcome (policy.decisive)
     decisive: tuple[str, ...] = ()  # unknowns whose answer could change the outcome
+    # derived criteria on the deciding pathway holding a met deciding criterion or a decisive one
+    composites: tuple[str, ...] = ()

@@ -18,10 +18,10 @@ from typing import Any
 import requests
 
 from cds_cards.render import (
-    DECEASED_SUMMARY,
     OUTCOME_WORDS,
     clinical_text,
     confirmation_observation,
+    deceased_summary,
     long_date,
     not_checked,
 )
@@ -97,7 +97,7 @@ class Assessment:
     def head(self) -> str:
         d = self.decision
         if d.deceased:
-            return DECEASED_SUMMARY
+            return deceased_summary(d)
         title = next((p.title for p in d.pathways if p.id == d.pathway), None)
         words = OUTCOME_WORDS[d.outcome]
         return f"{words} ({title} pathway)" if title else words

@@ -53,6 +53,8 @@ KEY_CRITERIA: dict[str, dict[str, Tri]] = {
     "t1-t2-conflicting-types": {"type-1-diabetes": Tri.UNKNOWN, "type-2-diabetes": Tri.UNKNOWN},
     # would meet, but is recorded as deceased: never assessed
     "t1-deceased": {"nice-pump-criteria": Tri.MET, "needle-phobia": Tri.MET},
+    # the same, with a date of death after today: alive or dead unknown, never assessed
+    "t1-death-date-after-today": {"nice-pump-criteria": Tri.MET, "needle-phobia": Tri.MET},
     # the hybrid closed loop cases: the i-Port policy reads their pump criteria as unknown
     "t1-hcl-adult-flash-hba1c-61": {"type-1-diabetes": Tri.MET, "nice-pump-criteria": Tri.UNKNOWN},
     "t1-hcl-pregnant": {"type-1-diabetes": Tri.MET, "nice-pump-criteria": Tri.UNKNOWN},

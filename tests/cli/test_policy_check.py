@@ -91,6 +91,7 @@ def test_a_field_the_policy_does_not_use_is_not_required(cli: Cli, tmp_path: Pat
     hcl["pathways"][0]["expression"] = {"all": ["type-1-diabetes", "pregnant"]}
     hcl["parameters"].pop("hba1cLookbackMonths")
     hcl["assumptions"] = []
+    hcl["presentation"].pop("notChecked")  # it names the derived criteria removed above
     run = cli("policy", "check", write(tmp_path, hcl))
     assert run.code == 0, run.err
 
@@ -106,6 +107,8 @@ def test_a_field_the_policy_does_not_use_is_not_required(cli: Cli, tmp_path: Pat
          "presentation: unknown field 'silenceWhenMett'"),
         (lambda d: d["presentation"]["topic"].pop("code"),
          "presentation.topic: missing field 'code'"),
+        (lambda d: d["presentation"]["notChecked"].update({"needle-phobya": "a clause"}),
+         "presentation.notChecked names undefined criterion 'needle-phobya'"),
     ],
 )  # fmt: skip
 def test_an_unknown_or_missing_key_is_an_error_naming_it(

@@ -338,6 +338,9 @@ def test_deprivation_is_looked_up_by_postcode_then_sector_then_district(tmp_path
         ("1961-11-21", "65+"),
         ("1990", "18-39"),  # a year only: the youngest age it allows
         (None, "unknown"),
+        ("2026-11-22", "unknown"),  # after today: not plausible
+        ("1905-11-21", "unknown"),  # over 120: not plausible
+        ("1906-11-21", "65+"),  # 120
     ],
 )
 def test_age_bands(vsl: ValueSetLibrary, birth_date: str | None, band: str) -> None:

@@ -474,3 +474,35 @@ def test_a_session_sends_its_token_only_to_the_servers_of_the_tenant_it_was_star
         )
         assert summary.status_code == 502
     assert smart_server.presented.count(token) == sent_before  # trust-a's token went nowhere
+
+
+def test_a_patient_whose_date_of_death_is_after_today_is_not_assessed_and_the_app_says_why(
+    service_url: str, fhir_server: FhirTestServer
+) -> None:
+    # A date of death a month ahead: the record cannot be true as it stands, so whether the
+    # patient is alive is unknown.
+    dead_or_alive = demo.get_patient("t1-death-date-after-today")
+    fhir_server.load(dead_or_alive.bundle(date.today()))
+    pid = dead_or_alive.patient_id
+    with (
+        SmartServer(fhir_server.base_url, free_port(), standalone_patient=pid).serve() as smart,
+        requests.Session() as browser,
+    ):
+        page = browser.get(f"{service_url}/review/launch", params={"iss": smart.iss})
+        assert page.status_code == 200
+        assert "Date of death in the record is not plausible" in page.text
+        assert "is after today" in page.text
+        assert "whether the patient is alive is unknown" in page.text
+        assert 'id="criterion-' not in page.text  # no criteria are assessed
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf
+        before = _confirmations(fhir_server, pid)
+        resp = browser.post(
+            f"{service_url}/review/confirm",
+            data={"criterion": "needle-phobia", "policy": "hny-iport-advance", "csrf": csrf[1]},
+        )
+        assert resp.status_code == 400
+        assert _confirmations(fhir_server, pid) == before
+        summary = browser.get(f"{service_url}/review/summary")
+        assert "Date of death in the record is not plausible" in summary.text
+        assert 'id="ifr-route"' not in summary.text

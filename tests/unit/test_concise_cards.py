@@ -15,23 +15,51 @@ import functools
 import json
 import os
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cds_cards import CardContext, eligibility_card
-from cds_cards.render import MAX_DETAIL_LINES, MAX_SUGGESTIONS, rendered_lines
+from cds_cards import EXTENSION_KEY, CardContext, eligibility_card
+from cds_cards.render import (
+    MAX_DETAIL_LINES,
+    MAX_SUGGESTIONS,
+    NOT_CHECKED,
+    PRODUCT_NAME_MAX_CHARS,
+    rendered_lines,
+    short_product_name,
+)
 from cli.evaluate import Core, decide_file, load_core
 from demo import PATIENTS_DIR
-from policy import Outcome, Tri
+from policy import Decision, Outcome, Policy, Tri, load_policy
+from tests.builders import (
+    DMD,
+    GLARGINE_VTM,
+    HYPO_EVENT,
+    IMPAIRED_AWARENESS,
+    LIPO,
+    NON_ADHERENCE,
+    PID,
+    T1DM,
+    condition,
+    confirmation,
+    hba1c,
+    insulin,
+    patient,
+)
+from valuesets import BUILTIN_DIR
 
 CARDS = Path(__file__).resolve().parents[1] / "golden" / "cards"
 TODAY = date(2026, 11, 21)
 NOW = datetime(2026, 11, 21, 10, 30, tzinfo=UTC)
 APP_URL = "https://cds.example.nhs.uk/review/launch"
-POLICIES = {"iport-advance": False, "nice-insulin-pump": True}  # name → patient-view wording
+POLICIES = {  # name → patient-view wording
+    "iport-advance": False,
+    "nice-insulin-pump": True,
+    "nice-hybrid-closed-loop": True,
+}
 PATIENTS = sorted(p.stem for p in PATIENTS_DIR.glob("*.json"))
 # "Condition/abc", "Patient/iport-demo-x": any FHIR reference, in whatever a clinician reads.
 FHIR_REFERENCE = re.compile(r"\b[A-Z][a-z][A-Za-z]*/[A-Za-z0-9\-.]{1,64}\b")
@@ -146,3 +174,270 @@ def test_a_long_card_is_cut_with_a_pointer_to_the_assessment() -> None:
 
 def test_there_is_a_card_golden_for_every_demo_patient() -> None:
     assert len(PATIENTS) >= 10
+
+
+# -- What the record cannot show: every clause a ✅ rests on ---------------------------------------
+# A criterion met from data is met by a reading of its clause: the card names what that reading
+# leaves out, for each criterion the outcome rests on (met, or an unknown that could change it),
+# and not when a clinician's confirmation met it (the clinician judged the whole clause).
+PUMP = load_policy("nice-insulin-pump")
+HCL = load_policy("nice-hybrid-closed-loop")
+BASAL_BOLUS = (insulin(GLARGINE_VTM, text="once daily at night"), insulin(text="with meals"))
+LIBRE_2 = (DMD, "39094611000001105", "FreeStyle Libre 2 Sensor (Abbott Laboratories Ltd)")
+HIGH_CARE = "HbA1c high 'despite a high level of care'"
+AVOIDING = "'avoiding/missing insulin injections' because of the needle phobia"
+DISABLING = (
+    "that the hypoglycaemia is disabling ('persistent anxiety about recurrence', "
+    "'a significant adverse effect on quality of life')"
+)
+COMPLIANCE = "that the high HbA1c is 'related to poor compliance'"
+SUPPORT = "lipohypertrophy 'despite support and advice to avoid these areas'"
+BEST_MANAGEMENT = "'despite best possible management'"
+T1_ADULT = (patient(), condition(T1DM))
+SENSOR = {**insulin(LIBRE_2), "authoredOn": "2026-10-01", "dosageInstruction": []}
+
+
+def _not_checked_line(decision: Decision) -> str:
+    detail = eligibility_card(decision, CardContext(PID, None, NOW, lambda: "u"))["detail"]
+    assert rendered_lines(detail) <= MAX_DETAIL_LINES, detail
+    lines = [line for line in detail.splitlines() if line.startswith(NOT_CHECKED)]
+    assert len(lines) <= 1, detail
+    return lines[0] if lines else ""
+
+
+NOT_CHECKED_CASES = [
+    # (policy, record, clauses shown, clauses not shown)
+    pytest.param(
+        None,
+        (*T1_ADULT, hba1c(75), *BASAL_BOLUS, condition(text="Needle phobia")),
+        [HIGH_CARE, AVOIDING],
+        [DISABLING, COMPLIANCE, SUPPORT],
+        id="needle-phobia-recorded",
+    ),
+    pytest.param(
+        None,
+        (*T1_ADULT, hba1c(75), *BASAL_BOLUS, confirmation("needle-phobia")),
+        [HIGH_CARE],
+        [AVOIDING],
+        id="needle-phobia-confirmed",
+    ),
+    pytest.param(
+        None,
+        (*T1_ADULT, hba1c(60), *BASAL_BOLUS, condition(IMPAIRED_AWARENESS), condition(LIPO)),
+        [DISABLING, SUPPORT],
+        [HIGH_CARE],
+        id="impaired-awareness-and-lipohypertrophy-recorded",
+    ),
+    pytest.param(
+        None,
+        (
+            *T1_ADULT,
+            hba1c(60),
+            *BASAL_BOLUS,
+            condition(HYPO_EVENT, onset="2026-05-01"),
+            condition(HYPO_EVENT, onset="2026-08-01"),
+            confirmation("lipohypertrophy"),
+        ),
+        [DISABLING],
+        [SUPPORT, HIGH_CARE],
+        id="episodes-on-two-days-and-lipohypertrophy-confirmed",
+    ),
+    pytest.param(
+        None,
+        (
+            *T1_ADULT,
+            hba1c(60),
+            *BASAL_BOLUS,
+            confirmation("disabling-hypoglycaemia"),
+            condition(LIPO),
+        ),
+        [SUPPORT],
+        [DISABLING],
+        id="disabling-hypoglycaemia-confirmed",
+    ),
+    pytest.param(
+        None,
+        (*T1_ADULT, hba1c(75), *BASAL_BOLUS, condition(NON_ADHERENCE)),
+        [HIGH_CARE, COMPLIANCE],
+        [AVOIDING],
+        id="poor-adherence-recorded",
+    ),
+    pytest.param(
+        None,
+        (*T1_ADULT, hba1c(75), *BASAL_BOLUS, confirmation("hba1c-above-69-with-poor-adherence")),
+        [HIGH_CARE],
+        [COMPLIANCE],
+        id="poor-adherence-confirmed",
+    ),
+    pytest.param(
+        None,  # does not meet: an HbA1c that failed rests on no unchecked clause
+        (*T1_ADULT, hba1c(55), *BASAL_BOLUS, confirmation("disabling-hypoglycaemia", False)),
+        [],
+        [HIGH_CARE, DISABLING],
+        id="does-not-meet",
+    ),
+    pytest.param(
+        None,  # not enough information: the unknowns that could change it carry their clauses
+        (*T1_ADULT, hba1c(75), *BASAL_BOLUS),
+        [HIGH_CARE, AVOIDING, COMPLIANCE, SUPPORT],
+        [DISABLING],
+        id="decisive-unknowns",
+    ),
+    pytest.param(
+        PUMP,
+        (*T1_ADULT, hba1c(60), *BASAL_BOLUS, condition(IMPAIRED_AWARENESS)),
+        [DISABLING],
+        [HIGH_CARE],
+        id="pump-impaired-awareness",
+    ),
+    pytest.param(
+        HCL,
+        (*T1_ADULT, hba1c(61), SENSOR),
+        [BEST_MANAGEMENT],
+        [DISABLING],
+        id="hcl-hba1c-and-cgm-recorded",
+    ),
+    pytest.param(
+        HCL,
+        (*T1_ADULT, hba1c(50), condition(IMPAIRED_AWARENESS), confirmation("uses-csii")),
+        [DISABLING, BEST_MANAGEMENT],  # confirming a pump is in use is not judging management
+        [],
+        id="hcl-impaired-awareness-and-csii-confirmed",
+    ),
+    pytest.param(
+        HCL,  # not enough information: the technology is what is asked about
+        (*T1_ADULT, hba1c(61)),
+        [BEST_MANAGEMENT],
+        [DISABLING],
+        id="hcl-technology-decisive",
+    ),
+    pytest.param(
+        HCL,  # not enough information: a confirmed pump, and no HbA1c or hypoglycaemia yet
+        (*T1_ADULT, confirmation("uses-csii")),
+        [BEST_MANAGEMENT, DISABLING],
+        [],
+        id="hcl-csii-confirmed-hba1c-unknown",
+    ),
+]
+
+
+@pytest.mark.parametrize(("policy", "resources", "shown", "not_shown"), NOT_CHECKED_CASES)
+def test_the_card_names_every_clause_the_outcome_rests_on_that_the_record_cannot_show(
+    decide: Callable[..., Decision],
+    policy: Policy | None,
+    resources: tuple[dict[str, Any], ...],
+    shown: list[str],
+    not_shown: list[str],
+) -> None:
+    line = _not_checked_line(decide(*resources, policy=policy))
+    for clause in shown:
+        assert clause in line, line
+    for clause in not_shown:
+        assert clause not in line, line
+    assert bool(line) is bool(shown)
+
+
+def test_every_clause_the_card_can_name_belongs_to_a_criterion_of_its_policy() -> None:
+    for policy in (load_policy("iport-advance"), PUMP, HCL):
+        known = {c.id for c in policy.criteria} | {d.id for d in policy.derived}
+        assert set(policy.info.presentation["notChecked"]) <= known
+
+
+# -- Product names: short on the card, whole in the assessment app and the extension -----------
+def _displays(*value_sets: str) -> list[str]:
+    """Every concept display of the shipped value sets ``value_sets``."""
+    out = []
+    for vs in value_sets:
+        doc = json.loads((BUILTIN_DIR / f"{vs}.json").read_text())
+        out += [c["display"] for inc in doc["compose"]["include"] for c in inc.get("concept", [])]
+    return out
+
+
+PRODUCTS = _displays("insulin", "real-time-cgm", "intermittently-scanned-cgm")
+LANTUS = "Lantus 100units/ml solution for injection 3ml pre-filled SoloStar pens (Sanofi)"
+SHORT_NAMES = [
+    # dm+d VMP: the form and pack go, the strength stays
+    (
+        "Insulin aspart 100units/ml solution for injection 3ml pre-filled disposable devices",
+        "Insulin aspart 100units/ml",
+    ),
+    (
+        "Insulin isophane biphasic human 30/70 100units/ml suspension for injection 3ml "
+        "pre-filled disposable devices",
+        "Insulin isophane biphasic human 30/70 100units/ml",
+    ),
+    (
+        "Insulin glargine 100units/ml / Lixisenatide 33micrograms/ml solution for injection 3ml "
+        "pre-filled disposable devices",
+        "Insulin glargine 100units/ml / Lixisenatide 33micrograms/ml",
+    ),
+    # dm+d AMP: the brand and device name stay, the supplier goes
+    (
+        "NovoRapid FlexPen 100units/ml solution for injection 3ml pre-filled pens "
+        "(Novo Nordisk Ltd)",
+        "NovoRapid FlexPen 100units/ml",
+    ),
+    (
+        "Lantus 100units/ml solution for injection 3ml pre-filled SoloStar pens (Sanofi)",
+        "Lantus 100units/ml",
+    ),
+    # dm+d AMPP and AMP of a device: the supplier and the pack go
+    ("Dexcom G7 Sensor (Dexcom International Ltd) 1 kit", "Dexcom G7 Sensor"),
+    ("FreeStyle Libre 2 Sensor (Abbott Laboratories Ltd)", "FreeStyle Libre 2 Sensor"),
+    # RxNorm: the dose form goes, the brand stays
+    (
+        "Insulin Lispro 100 UNT/ML Injectable Solution [Humalog]",
+        "Insulin Lispro 100 UNT/ML [Humalog]",
+    ),
+    # still longer than the limit without its form: cut at a word, with an ellipsis
+    (
+        "insulin isophane, human 70 UNT/ML / insulin, regular, human 30 UNT/ML Injectable "
+        "Suspension [Humulin]",
+        "insulin isophane, human 70 UNT/ML / insulin, regular, human…",
+    ),
+    ("Insulin glargine", "Insulin glargine"),  # short already
+]
+
+
+@pytest.mark.parametrize(("name", "short"), SHORT_NAMES)
+def test_a_product_name_has_a_readable_short_form(name: str, short: str) -> None:
+    assert name in PRODUCTS  # a real name, as the shipped value sets carry it
+    assert short_product_name(name) == short
+
+
+@pytest.mark.parametrize("limit", [20, 30, 40, PRODUCT_NAME_MAX_CHARS])
+def test_every_shipped_product_name_fits_the_limit_and_starts_as_the_name_does(limit: int) -> None:
+    for name in PRODUCTS:
+        short = short_product_name(name, limit)
+        assert len(short) <= limit, short
+        words = [w for w in short.removesuffix("…").split() if not w.startswith("[")]
+        assert name.startswith(" ".join(words))  # the name's own first words, in order
+        if short.endswith("…"):  # cut at a word boundary: the last word shown is whole
+            stem = short.removesuffix("…")
+            assert name.startswith(stem)
+            assert name[len(stem)] in " ,"
+
+
+def test_the_card_shows_short_product_names_and_the_extension_the_full_ones(
+    decide: Callable[..., Decision],
+) -> None:
+    aspart = insulin(
+        (
+            DMD,
+            "3468611000001108",
+            "Insulin aspart 100units/ml solution for injection 3ml cartridges",
+        ),
+        text="with meals",
+    )
+    glargine = (DMD, "11933011000001106", LANTUS)
+    d = decide(*T1_ADULT, hba1c(75), aspart, insulin(glargine, text="at night"))
+    card = eligibility_card(d, CardContext(PID, None, NOW, lambda: "u"))
+    detail = card["detail"]
+    assert "Insulin aspart 100units/ml (rapid- or short-acting)" in detail
+    assert "Lantus 100units/ml (basal)" in detail
+    assert "solution for injection" not in detail
+    assert "Sanofi" not in detail
+    reasons = " ".join(c["reason"] for c in card["extension"][EXTENSION_KEY]["criteria"])
+    assert "Insulin aspart 100units/ml solution for injection 3ml cartridges" in reasons
+    assert LANTUS in reasons
+    assert LANTUS in d.criteria["hba1c-69-or-above-on-mdi"].reason  # what the app shows

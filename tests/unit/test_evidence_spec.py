@@ -540,6 +540,84 @@ def test_a_deceased_patient_is_never_assessed(decide: Decide, deceased: dict[str
     assert "no eligibility is assessed" in d.reason
 
 
+@pytest.mark.parametrize(
+    ("birth", "died", "why"),
+    [
+        ("1990-05-17", "2027-03-01", "after today"),
+        ("1990-05-17", "2026-11-22T00:30:00+00:00", "after today"),  # 00:30 tomorrow in London
+        ("1990-05-17", "2026-12", "after today"),  # a partial date after today
+        ("1990-05-17", "1985-01-01", "before the date of birth"),
+    ],
+)
+def test_a_date_of_death_that_cannot_be_true_leaves_alive_or_dead_unknown_and_is_not_assessed(
+    decide: Decide, birth: str, died: str, why: str
+) -> None:
+    # The patient may have died on another date, or be alive with the field filled in wrongly:
+    # either way no eligibility is assessed (never a prompt for someone who may be dead), and
+    # the reason says what is wrong, so the record can be corrected.
+    p = patient(birth)
+    p["deceasedDateTime"] = died
+    d = decide(p, condition(T1DM), hba1c(75), *BASAL_BOLUS, condition(text="Needle phobia"))
+    assert d.outcome is Outcome.INSUFFICIENT
+    assert d.deceased
+    assert d.deceased_implausible is not None
+    assert why in d.deceased_implausible
+    assert why in d.reason
+    assert "not plausible" in d.reason
+    assert "whether the patient is alive is unknown" in d.reason
+    assert "corrected" in d.reason
+
+
+@pytest.mark.parametrize("died", ["2026-11-21", "2026-11-21T23:30:00+00:00", "1990-05-17"])
+def test_a_date_of_death_up_to_today_is_a_plausible_death(decide: Decide, died: str) -> None:
+    p = patient("1990-05-17")
+    p["deceasedDateTime"] = died
+    d = decide(p, condition(T1DM), hba1c(75), *BASAL_BOLUS, condition(text="Needle phobia"))
+    assert d.deceased
+    assert d.deceased_implausible is None
+    assert "recorded as deceased (on " in d.reason
+
+
+@pytest.mark.parametrize(
+    ("birth", "age"),
+    [
+        ("2026-11-22", "unknown"),  # born tomorrow
+        ("2027", "unknown"),  # a year after this one
+        ("2026-11-21", "not-met"),  # born today: aged 0
+        ("2026-11", "not-met"),  # this month: possibly today or before, aged 0 either way
+        ("2026-12", "unknown"),  # next month
+        ("1906-11-21", "met"),  # 120 today: the oldest plausible age
+        ("1905-11-21", "unknown"),  # 121
+        ("1899", "unknown"),
+    ],
+)
+def test_a_birth_date_after_today_or_over_120_years_ago_is_not_evidence_of_age(
+    decide: Decide, birth: str, age: str
+) -> None:
+    d = decide(patient(birth), condition(T1DM))
+    r = d.criteria["age-12-or-over"]
+    assert r.result.value == age, r.reason
+    if age == "unknown":
+        assert "not plausible" in r.reason
+        assert r.missing == "a correct date of birth"
+        assert not r.evidence  # shown as context, never as what the result rests on
+
+
+def test_an_implausible_birth_date_never_opens_the_under_12_route(decide: Decide) -> None:
+    # Read as an age, a birth date after today is "under 12", and a confirmation that MDI is
+    # impractical would then meet the NICE criteria through the children's route.
+    d = decide(
+        patient("2031-02-03"),
+        condition(T1DM),
+        *BASAL_BOLUS,
+        confirmation("mdi-impractical"),
+        condition(text="Needle phobia"),
+    )
+    assert d.criteria["age-12-or-over"].result is Tri.UNKNOWN
+    assert d.criteria["nice-pump-criteria"].result is Tri.UNKNOWN
+    assert d.outcome is Outcome.INSUFFICIENT
+
+
 def test_deceased_false_is_alive(decide: Decide) -> None:
     p = patient()
     p["deceasedBoolean"] = False

@@ -151,6 +151,8 @@ def test_a_name_defined_twice_or_a_missing_part_is_an_error_naming_it(
          "this part"),
         (lambda p: p.update(pathways=[]), "part 'bad': part file: unknown field 'pathways'"),
         (lambda p: p["part"].pop("source"), "part 'bad': part.source: must be a non-empty string"),
+        (lambda p: p["notChecked"].update(lipohypertrophy="x"),
+         "part 'bad': notChecked names 'lipohypertrophy', which is not a criterion of this part"),
         (lambda p: p["assumptions"].append("every {nope} months"),
          "part 'bad': assumptions: 'every {nope} months'… names no parameter 'nope'"),
     ],

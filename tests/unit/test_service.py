@@ -653,6 +653,40 @@ def test_an_order_for_a_deceased_patient_gets_a_warning_and_no_assessment(
     assert ext["criteria"] == []
 
 
+def died_tomorrow(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A date of death after today (the app's clock): a record error, alive or dead unknown."""
+    out = [dict(r) for r in resources]
+    out[0]["deceasedDateTime"] = "2026-11-22"  # the day after NOW
+    return out
+
+
+def test_a_patient_whose_date_of_death_is_after_today_gets_no_patient_view_card(
+    client: FlaskClient,
+) -> None:
+    body = hook_request("patient-view", resources=died_tomorrow(MEETS))
+    assert post(client, "patient-view", body).json == {"cards": []}
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+def test_an_order_for_a_patient_whose_date_of_death_is_after_today_asks_for_a_correction(
+    client: FlaskClient, hook: str
+) -> None:
+    card = card_of(
+        post(client, hook, hook_request(hook, resources=died_tomorrow(MEETS), drafts=[draft()]))
+    )
+    assert card["indicator"] == "warning"
+    assert "Date of death in the record is not plausible" in card["summary"]
+    assert "is after today" in card["detail"]
+    assert "whether the patient is alive is unknown" in card["detail"]
+    assert "suggestions" not in card
+    assert not [link for link in card["links"] if link["type"] == "smart"]
+    ext = card["extension"]["iport-cds.eligibility"]
+    assert ext["outcome"] == "insufficient-information"
+    assert ext["deceased"] is True
+    assert "after today" in ext["deceasedImplausible"]
+    assert ext["criteria"] == []
+
+
 def test_the_iport_card_says_when_a_pump_is_already_in_use(client: FlaskClient) -> None:
     pump = condition(("http://snomed.info/sct", "180178009", "Continuous subcutaneous infusion"))
     body = hook_request("order-sign", resources=[*MEETS, pump], drafts=[draft()])
