@@ -38,6 +38,7 @@ def dashboard(folder: Path, keep: bool) -> Iterator[str]:
             "AUDIT_HASH_KEY": HASH_KEY,
             "ANALYTICS_TOKEN": ADMIN,
             "FEEDBACK_STORE_COMMENTS": keep,
+            "SMALL_NUMBER_THRESHOLD": 0,  # exact counts: this page is about the comments
             "CLOCK": Clock(NOW),
             "LOG_LEVEL": "WARNING",
         }
