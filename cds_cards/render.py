@@ -236,9 +236,12 @@ def detail_markdown(decision: Decision, note: str | None = None) -> str:
     checks = not_checked(decision)
     if checks:
         last.append(f"{NOT_CHECKED}: " + "; ".join(_md(c) for c in checks) + ".")
-    if decision.warnings:
+    if decision.warnings:  # records not used, and searches the server did not do as asked
         n = len(decision.warnings)
-        last.append(f"{n} record{'s' if n > 1 else ''} could not be read and were not used.")
+        last.append(
+            f"{n} {'warning' if n == 1 else 'warnings'} from reading the record (records not "
+            "used, or searches the FHIR server did not do as asked): see the full assessment."
+        )
     if decision.policy_overdue:
         last.append(
             f"⚠️ **This policy was due for review on {long_date(policy.review_due)}**: "
@@ -311,7 +314,7 @@ def extension(decision: Decision) -> dict[str, Any]:
         **_omit_empty(
             {
                 "decisive": list(decision.decisive),
-                "warnings": list(decision.warnings),  # records that could not be read, not used
+                "warnings": list(decision.warnings),  # records not used; searches not done as asked
             }
         ),
     }

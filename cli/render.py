@@ -100,7 +100,7 @@ def decision_table(decision: Decision, patient: str | None) -> str:
         for title, what in missing:
             out += _wrap(f"- {title}: {what}", 4, total)
     if decision.warnings:
-        out += ["", "Records that could not be read (not used):"]
+        out += ["", "Warnings from reading the record:"]
         for w in decision.warnings:
             out += _wrap(f"- {w}", 4, total)
     out += ["", "Assumed in reading the policy:"]

@@ -72,7 +72,7 @@ class Principal:
     """Who is calling, as the validated token says (for FHIR access and the access audit)."""
 
     iss: str
-    sub: str
+    sub: str | None  # CDS Hooks 2.0 does not define it: the Sandbox, for one, never sends it
     tenant: str | None
     fhir_servers: tuple[str, ...]
 
@@ -291,7 +291,7 @@ class JwtValidator:
                 audience=audience,
                 issuer=issuer.iss,
                 leeway=self.leeway_s,
-                options={"require": ["iss", "sub", "aud", "exp", "iat", "jti"]},
+                options={"require": ["iss", "aud", "exp", "iat", "jti"]},
             )
         except jwt.PyJWTError as exc:
             raise AuthError(f"rejected: {type(exc).__name__}") from exc
@@ -302,9 +302,9 @@ class JwtValidator:
         return self._accept(issuer, claims, now)
 
     def _accept(self, issuer: TrustedIssuer, claims: Mapping[str, Any], now: float) -> Principal:
-        sub, jti = claims["sub"], claims["jti"]
-        if not (isinstance(sub, str) and 0 < len(sub) <= 255):
-            raise AuthError("sub is not a string of 1 to 255 characters")
+        sub, jti = claims.get("sub"), claims["jti"]
+        if sub is not None and not (isinstance(sub, str) and 0 < len(sub) <= 255):
+            raise AuthError("sub, when sent, is not a string of 1 to 255 characters")
         if not (isinstance(jti, str) and 0 < len(jti) <= 255):
             raise AuthError("jti is not a string of 1 to 255 characters")
         try:

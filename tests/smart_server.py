@@ -105,7 +105,8 @@ class SmartServer:
         self.port = port
         self.standalone_patient = standalone_patient
         # The Sandbox reads the record itself without a token (as from an open FHIR server)
-        # and calls from a browser page: open_reads allows token-less GETs, and CORS.
+        # and calls from a browser page: open_reads allows token-less reads and searches
+        # (GET, and POST to _search), and CORS.
         self.open_reads = open_reads
         self.launches: dict[str, dict[str, Any]] = {}
         self.codes: dict[str, Code] = {}
@@ -261,7 +262,11 @@ class SmartServer:
             self.presented.append(token)
             issued = self.tokens.get(token)
             token_ok = scheme.lower() == "bearer" and issued and issued["expires"] > time.time()
-            open_read = self.open_reads and request.method == "GET" and not header
+            # The Sandbox searches by POST {type}/_search first (form-encoded), GET after.
+            is_read = request.method == "GET" or (
+                request.method == "POST" and rest.endswith("/_search")
+            )
+            open_read = self.open_reads and is_read and not header
             if not (token_ok or open_read):
                 return Response(status=401, headers={"WWW-Authenticate": "Bearer"})
             upstream = requests.request(

@@ -229,6 +229,28 @@ def test_the_fhir_api_behind_it_needs_a_token_it_issued(
     assert forged.status_code == 401
 
 
+def test_open_reads_answer_the_sandboxs_searches_and_nothing_else(
+    fhir_server: FhirTestServer, patient_id: str
+) -> None:
+    """With ``open_reads`` (for the CDS Hooks Sandbox), token-less reads and searches pass, as
+    the Sandbox makes them (a POST to ``_search`` first); writes still need a token."""
+    with SmartServer(fhir_server.base_url, free_port(), open_reads=True).serve() as smart:
+        read = requests.get(f"{smart.iss}/Patient/{patient_id}", timeout=5)
+        assert read.status_code == 200
+        assert read.headers["Access-Control-Allow-Origin"] == "*"
+        search = requests.post(
+            f"{smart.iss}/Condition/_search",
+            data={"subject": f"Patient/{patient_id}"},
+            timeout=5,
+        )
+        assert search.status_code == 200
+        assert search.json()["resourceType"] == "Bundle"
+        write = requests.put(f"{smart.iss}/Patient/{patient_id}", json=read.json(), timeout=5)
+        assert write.status_code == 401
+        create = requests.post(f"{smart.iss}/Observation", json={}, timeout=5)
+        assert create.status_code == 401
+
+
 # -- several workers and pods ------------------------------------------------------------------
 # Every worker retires after one request (MAX_REQUESTS=1), so each request of a launch is
 # served by a different process than the one before it: state in a worker's memory is lost.

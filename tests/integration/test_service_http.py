@@ -423,6 +423,22 @@ def test_the_card_explains_what_it_did_not_use(
 
 
 @pytest.mark.parametrize("mode", ["prefetch", "fetch"])
+def test_a_search_the_fhir_server_cannot_filter_is_not_called_unreadable_records(
+    service: ServiceProcess, loaded_fhir: FhirTestServer, mode: str
+) -> None:
+    """sekmet ignores ``subject`` on DeviceRequest searches (as the CDS Hooks Sandbox's local
+    FHIR server does): every patient's device requests come back, and the service keeps this
+    patient's. Nothing of this patient went unread, and the card must not say otherwise."""
+    card = order_sign(service, loaded_fhir, mode, MEETS_ID)
+    warnings = card["extension"]["iport-cds.eligibility"]["warnings"]
+    assert any("devices: the FHIR server does not support this search" in w for w in warnings)
+    assert not any("not used: " in w for w in warnings)
+    assert "could not be read" not in card["detail"]
+    n = len(warnings)
+    assert f"{n} warning{'s' if n > 1 else ''} from reading the record" in card["detail"]
+
+
+@pytest.mark.parametrize("mode", ["prefetch", "fetch"])
 def test_a_deceased_patient_is_not_assessed(
     service: ServiceProcess, loaded_fhir: FhirTestServer, mode: str
 ) -> None:

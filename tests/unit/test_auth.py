@@ -211,7 +211,7 @@ def test_a_valid_rs384_token_is_accepted(client: FlaskClient) -> None:
         pytest.param(lambda: hand_signed({"alg": "RS384", "kid": "r1"}), id="RS384, EC signature"),
         pytest.param(lambda: hand_signed({"alg": "ES384", "kid": "r1"}), id="ES384 on the RSA key"),
         pytest.param(lambda: hand_signed({"alg": ["ES384"]}), id="alg a list"),
-        pytest.param(lambda: token(sub=None), id="no sub"),
+        pytest.param(lambda: token(sub=None), id="sub null"),
         pytest.param(lambda: token(sub=""), id="empty sub"),
         pytest.param(lambda: token(jti="j" * 300), id="jti too long"),
         pytest.param(lambda: token(exp=time.time() + 3600), id="exp - iat beyond the max age"),
@@ -538,3 +538,38 @@ def test_only_a_signing_key_made_for_the_headers_algorithm_is_used(
     path.write_text(json.dumps([{"iss": ISS, "jwks": {"keys": [jwk]}}]))
     app = make_app(TRUSTED_ISSUERS_FILE=str(path))
     assert get(app.test_client(), token()) == 401
+
+
+SANDBOX_ISS = "https://sandbox.cds-hooks.org"
+SANDBOX_JWKS = "https://sandbox.cds-hooks.org/.well-known/jwks.json"
+
+
+@responses.activate
+def test_a_token_as_the_cds_hooks_sandbox_signs_it_is_accepted(tmp_path: Path) -> None:
+    """The public CDS Hooks Sandbox signs exactly the claims CDS Hooks 2.0 defines: iss, aud,
+    exp, iat, jti, and no ``sub``; its header names its JWK Set in ``jku``."""
+    sandbox_key = ec_key()
+    responses.get(SANDBOX_JWKS, json={"keys": [public_jwk(sandbox_key, "sandbox-kid", "ES384")]})
+    path = tmp_path / "issuers.json"
+    path.write_text(
+        json.dumps([{"iss": SANDBOX_ISS, "jwks_url": SANDBOX_JWKS, "fhir_servers": [FHIR]}])
+    )
+    app = create_app(
+        {"REQUIRE_AUTH": True, "TRUSTED_ISSUERS_FILE": str(path), "EXTERNAL_BASE_URL": BASE}
+    )
+
+    def sandbox_token(aud: str) -> str:
+        now = int(time.time())
+        claims = {"iss": SANDBOX_ISS, "aud": aud, "exp": now + 300, "iat": now,
+                  "jti": str(uuid.uuid4())}  # fmt: skip
+        headers = {"typ": "JWT", "kid": "sandbox-kid", "jku": SANDBOX_JWKS}
+        return jwt.encode(claims, sandbox_key, algorithm="ES384", headers=headers)
+
+    c = app.test_client()
+    assert get(c, sandbox_token(DISCOVERY)) == 200
+    feedback = c.post(
+        "/cds-services/iport-advance-order-sign/feedback",
+        json={"feedback": []},
+        headers={"Authorization": f"Bearer {sandbox_token(ORDER_SIGN + '/feedback')}"},
+    )
+    assert feedback.status_code == 200

@@ -169,7 +169,7 @@ def test_a_long_card_is_cut_with_a_pointer_to_the_assessment() -> None:
     assert rendered_lines(detail) == MAX_DETAIL_LINES
     assert "more criteria in the full assessment" in detail
     assert detail.count("could change the outcome") == 4
-    assert "1 record could not be read" in detail
+    assert "1 warning from reading the record" in detail
 
 
 def test_there_is_a_card_golden_for_every_demo_patient() -> None:

@@ -102,7 +102,7 @@ def test_loosely_bound_records_are_not_used_and_are_listed(
     shown = card(client, full_prefetch(rebound(subject)))
     assert shown["indicator"] == "warning"  # not "meets": nothing about this patient was used
     # The card counts them; its extension (and the assessment app) names each and why.
-    assert "5 records could not be read" in shown["detail"]
+    assert "5 warnings from reading the record" in shown["detail"]
     unread = warnings(shown)
     assert sum("not used: " in w for w in unread) == 5  # each clinical record, named
     assert all(reason in w for w in unread if "not used: " in w)

@@ -695,9 +695,9 @@ def test_the_iport_card_says_when_a_pump_is_already_in_use(client: FlaskClient) 
 
 
 def unread(card: dict[str, Any]) -> str:
-    """The records a card says could not be read (its detail counts them; the extension and the
-    assessment app say which)."""
-    assert "could not be read" in card["detail"]
+    """The records a card says were not used (its detail counts the warnings; the extension and
+    the assessment app say which)."""
+    assert "from reading the record" in card["detail"]
     return " ".join(card["extension"]["iport-cds.eligibility"]["warnings"])
 
 
