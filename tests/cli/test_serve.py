@@ -138,3 +138,21 @@ def test_the_readme_card_in_a_minute_answers_with_the_card_it_describes(
     summary = "i-Port Advance: meets commissioning criteria (type 1 diabetes pathway)"
     assert summary in " ".join(readme.split())
     assert card["summary"] == summary
+
+
+def test_the_readme_lists_every_service_the_default_configuration_serves(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import re
+
+    from service import create_app
+
+    for name in [k for k in os.environ if k.startswith("IPORT_CDS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("IPORT_CDS_CONFIG_FILE", str(REPO_ROOT / "deploy" / "demo-config.json"))
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'audit.sqlite3'}"})
+    served = {(s["hook"], s["id"]) for s in app.test_client().get("/cds-services").json["services"]}
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## What it does", 1)[1].split("\n\n", 2)[1]
+    listed = set(re.findall(r"^\| `([a-z-]+)` \| `([a-z0-9-]+)` \|", table, re.MULTILINE))
+    assert listed == served
