@@ -1,4 +1,6 @@
-"""Run the real service (gunicorn with deploy/gunicorn.conf.py) on a free loopback port."""
+"""Run the real service on a free loopback port: under gunicorn with deploy/gunicorn.conf.py
+(``ServiceProcess``), or an app built in the test on werkzeug's server in a thread
+(``serving``), for browser tests that need the app object too."""
 
 from __future__ import annotations
 
@@ -7,11 +9,18 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
 import requests
+from flask import Flask
+from werkzeug.serving import make_server
+
+from service.state import state_of
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,6 +29,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def serving(app: Flask) -> Iterator[str]:
+    """``app`` served on a free loopback port in a thread; yields its base URL, and closes the
+    app's store afterwards."""
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+        state_of(app).store.close()
 
 
 class ServiceProcess:

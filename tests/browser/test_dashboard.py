@@ -13,9 +13,7 @@ import csv
 import io
 import random
 import re
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,13 +22,12 @@ import pytest
 import requests
 from flask import Flask
 from playwright.sync_api import Browser, Page
-from werkzeug.serving import make_server
 
 import store
 from service import create_app
 from service.state import state_of
 from tests.browser.axe import serious_violations
-from tests.service_process import free_port
+from tests.service_process import serving
 from tests.store.conftest import HASH_KEY, Clock
 from tests.store.seed import accepted, order_select, overridden, post_feedback
 
@@ -117,21 +114,6 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
     protected = create_app(settings)
     with serving(app) as exact_url, serving(protected) as protected_url:
         yield {"exact": exact_url, "protected": protected_url}
-
-
-@contextmanager
-def serving(app: Flask) -> Iterator[str]:
-    port = free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
-        state_of(app).store.close()
 
 
 @pytest.fixture(scope="module")

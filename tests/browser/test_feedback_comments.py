@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -13,13 +12,12 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser
-from werkzeug.serving import make_server
 
 import store
 from service import create_app
 from service.state import state_of
 from tests.browser.test_dashboard import wait_for_render
-from tests.service_process import free_port
+from tests.service_process import serving
 from tests.store.conftest import HASH_KEY, Clock
 from tests.store.seed import overridden, post_feedback, post_hook
 
@@ -50,17 +48,8 @@ def dashboard(folder: Path, keep: bool) -> Iterator[str]:
         )
         assert sent.status_code == 200
     assert state_of(app).store.flush(30)
-    port = free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
-        state_of(app).store.close()
+    with serving(app) as url:
+        yield url
 
 
 @pytest.mark.parametrize("keep", [False, True], ids=["default", "FEEDBACK_STORE_COMMENTS"])

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -26,15 +25,13 @@ import pytest
 import requests
 from markdown_it import MarkdownIt
 from playwright.sync_api import Browser, Locator, Page
-from werkzeug.serving import make_server
 
 import demo
 from service import create_app
-from service.state import state_of
 from tests.browser.axe import serious_violations
 from tests.fhir_server import FhirTestServer
 from tests.integration.conftest import fhir_server
-from tests.service_process import free_port
+from tests.service_process import free_port, serving
 from tests.smart_server import SmartServer
 from tests.store import debian
 
@@ -90,17 +87,8 @@ def service_url(smart: SmartServer, tmp_path_factory: pytest.TempPathFactory) ->
             "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('review') / 'audit.sqlite3'}",
         }
     )
-    port = free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
-        state_of(app).store.close()
+    with serving(app) as url:
+        yield url
 
 
 def order_sign_card(service_url: str, fhir_base: str, patient_id: str) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import itertools
 import json
 import logging
 import re
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,17 +24,15 @@ import pytest
 import requests
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
-from werkzeug.serving import make_server
 
 import demo
 from review_app import smart
 from service import create_app
-from service.state import state_of
 from store.db import make_engine
 from store.models import ReviewAppSession
 from tests.deploy.fhir_stub import SlowFhirServer
 from tests.fhir_server import FhirTestServer
-from tests.service_process import ServiceProcess, free_port
+from tests.service_process import ServiceProcess, free_port, serving
 from tests.smart_server import SmartServer
 from tests.store.pgserver import PostgresServer
 from tests.unit.test_auth import KEY as JWT_KEY
@@ -69,17 +66,8 @@ def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('launch') / 'audit.sqlite3'}",
         }
     )
-    port = free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
-        state_of(app).store.close()
+    with serving(app) as url:
+        yield url
 
 
 def test_standalone_launch_asks_for_a_patient_with_pkce_and_narrow_scopes(
