@@ -563,27 +563,32 @@ def finding(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Criteri
     eventValueSets="value-sets",
     minDays="int",
     lookbackMonths="int",
+    recordsMeet="bool?",
 )
 def disabling_hypoglycaemia(
     record: PatientRecord, spec: CriterionSpec, ctx: Context
 ) -> CriterionResult:
-    """Met by a current record of impaired awareness of hypoglycaemia, or by hypoglycaemia
-    episodes on at least ``minDays`` distinct days within the window.
+    """Repeated hypoglycaemia read from the record: a current record of impaired awareness of
+    hypoglycaemia, or hypoglycaemia episodes on at least ``minDays`` distinct days within the
+    window. With ``recordsMeet`` (default false) that meets the criterion; without it, it is
+    the evidence for a clinician's judgement and the criterion stays *unknown* until confirmed.
 
     NICE: "repeated and unpredictable occurrence of hypoglycaemia that results in persistent
     anxiety about recurrence and is associated with a significant adverse effect on quality
-    of life". Records of one day are one episode, whatever their type or severity: one
-    episode is *unknown*, for a clinician to judge and confirm.
+    of life" — the anxiety and the effect on quality of life are not in the record. Records of
+    one day are one episode, whatever their type or severity: *unknown*, for a clinician to
+    judge and confirm.
     """
     p = spec.params
     months = int(p["lookbackMonths"])
+    records_meet = bool(p.get("recordsMeet", False))
     awareness = currency(record.findings_in(p["awarenessValueSet"]), months, ctx.today)
     if awareness.current:
-        return _result(
+        return _repeated(
             spec,
-            Tri.MET,
-            f"Impaired awareness of hypoglycaemia recorded in the last {months} months.",
-            evidence=tuple(finding_evidence(f) for f in awareness.current),
+            records_meet,
+            f"Impaired awareness of hypoglycaemia recorded in the last {months} months",
+            tuple(finding_evidence(f) for f in awareness.current),
         )
     episodes: dict[str, Finding] = {}
     for vs in p["eventValueSets"]:
@@ -594,12 +599,12 @@ def disabling_hypoglycaemia(
     min_days = int(p["minDays"])
     event_ev = tuple(finding_evidence(f) for f in events.current)
     if len(days) >= min_days:
-        return _result(
+        return _repeated(
             spec,
-            Tri.MET,
+            records_meet,
             f"Hypoglycaemia recorded on {len(days)} different days in the last {months} months "
-            f"(episodes on at least {min_days} days count as repeated).",
-            evidence=event_ev,
+            f"(episodes on at least {min_days} days count as repeated)",
+            event_ev,
         )
     parts = []
     if days:
@@ -622,6 +627,23 @@ def disabling_hypoglycaemia(
         context=event_ev
         + tuple(stale_evidence(f) for f in [*events.stale[:3], *events.tentative[:3]]),
         missing="a current record of disabling hypoglycaemia, or a clinician's confirmation",
+    )
+
+
+def _repeated(
+    spec: CriterionSpec, records_meet: bool, found: str, evidence: tuple[Evidence, ...]
+) -> CriterionResult:
+    """Repeated hypoglycaemia is in the record: met when the policy lets the record decide,
+    otherwise the evidence for a clinician's judgement of whether it is disabling."""
+    if records_meet:
+        return _result(spec, Tri.MET, f"{found}.", evidence=evidence)
+    return _result(
+        spec,
+        Tri.UNKNOWN,
+        f"{found}: whether it is disabling (persistent anxiety about recurrence, a significant "
+        "adverse effect on quality of life) is a clinician's judgement, not in the record.",
+        evidence=evidence,
+        missing="a clinician's confirmation that the hypoglycaemia is disabling",
     )
 
 

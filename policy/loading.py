@@ -214,6 +214,27 @@ def _quotes(value: Any, where: str) -> tuple[str, ...]:
     return tuple(quotes)
 
 
+_CHOICE = frozenset({"if", "then", "else"})
+
+
+def _assumption(a: Any, params: Mapping[str, Any]) -> str:
+    """One assumption as stated on the card: a sentence that may quote parameters as
+    ``{name}``, or ``{"if": <true/false parameter>, "then": …, "else": …}`` choosing the
+    sentence by the parameter's value. Raises PolicyError naming the fault."""
+    if isinstance(a, dict):
+        _unknown("assumptions[…]", a, _CHOICE)
+        name = str(a.get("if"))
+        if not isinstance(params.get(name), bool):
+            raise PolicyError(f"assumptions: 'if' must name a true/false parameter, not {name!r}")
+        a = a["then"] if params[name] else a["else"]
+    if not isinstance(a, str) or not a:
+        raise PolicyError("assumptions: each is a sentence, or an if/then/else of sentences")
+    try:
+        return a.format(**params)
+    except (KeyError, IndexError) as exc:
+        raise PolicyError(f"assumptions: {a[:40]!r}… names no parameter {exc}") from exc
+
+
 def part_names() -> list[str]:
     """The shared parts policies may include (files in ``policies/parts/``), sorted."""
     return sorted(p.stem for p in PARTS_DIR.glob("*.json"))
@@ -273,13 +294,10 @@ def check_part(doc: Mapping[str, Any]) -> set[str]:
     if not isinstance(params, dict):
         raise PolicyError("parameters: must be an object")
     assumptions = doc.get("assumptions", [])
-    if not isinstance(assumptions, list) or not all(isinstance(a, str) for a in assumptions):
+    if not isinstance(assumptions, list):
         raise PolicyError("assumptions: must be a list of sentences")
     for a in assumptions:
-        try:
-            a.format(**params)
-        except (KeyError, IndexError) as exc:
-            raise PolicyError(f"assumptions: {a[:40]!r}… names no parameter {exc}") from exc
+        _assumption(a, params)
     value_sets: set[str] = set()
     for c in _objects(doc, "criteria"):
         where = f"criteria[{c.get('id')!r}]"
@@ -337,7 +355,7 @@ def expand_includes(doc: Mapping[str, Any], base: Path | None = None) -> dict[st
     if not isinstance(quotes, dict) or not all(isinstance(q, str) and q for q in quotes.values()):
         raise PolicyError("quotes: must be an object of criterion id → quote")
     params: dict[str, Any] = {}
-    assumptions: list[str] = []
+    assumptions: list[Any] = []  # sentences, or if/then/else choices of them
     items: dict[str, dict[str, dict[str, Any]]] = {"criteria": {}, "derived": {}}
     not_checked: dict[str, str] = {}
     origin: dict[str, str] = {}  # criterion id or $parameter -> the part that defines it
@@ -536,7 +554,7 @@ def parse_policy(
         criteria_system=m["criteriaCodeSystem"],
         presentation=doc.get("presentation", {}),
     )
-    assumptions = tuple(a.format(**params) for a in doc.get("assumptions", []))
+    assumptions = tuple(_assumption(a, params) for a in doc.get("assumptions", []))
     services = tuple(_service(info.id, s) for s in doc.get("services", []))
     value_sets.update(s.trigger_value_set for s in services if s.trigger_value_set)
     ordered = info.presentation.get("silenceWhenOrdered")

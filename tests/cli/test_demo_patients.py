@@ -25,8 +25,8 @@ DAYS = [date(2026, 11, 21), date(2028, 2, 29), date(2031, 1, 1)]
 # The criteria each scenario exists to show (besides the outcome it declares).
 KEY_CRITERIA: dict[str, dict[str, Tri]] = {
     "t1-mdi-needle-phobia": {"hba1c-69-or-above-on-mdi": Tri.MET, "needle-phobia": Tri.MET},
-    "t1-hypo-lipohypertrophy": {
-        "disabling-hypoglycaemia": Tri.MET,
+    "t1-hypo-lipohypertrophy": {  # repeated hypoglycaemia: disabling is a clinician's call
+        "disabling-hypoglycaemia": Tri.UNKNOWN,
         "lipohypertrophy": Tri.MET,
         "hba1c-69-or-above-on-mdi": Tri.NOT_MET,
     },

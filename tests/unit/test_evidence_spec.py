@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from policy import Decision, Outcome, PolicyError, Tri, parse_policy
+from policy import Decision, Outcome, PolicyError, Tri, load_policy, parse_policy
 from policy.loading import policy_document
 from tests.builders import (
     ASPART,
@@ -44,6 +44,11 @@ T1_REMISSION = (SNOMED, "703137001", "Type I diabetes mellitus in remission")
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 
 
+# Where a deployment lets recorded repeated hypoglycaemia meet "disabling" on its own (the
+# default asks a clinician): these examples read the windows and the counting of days.
+RECORDS_MEET = load_policy("iport-advance", {"hypoglycaemiaRecordsMeet": True})
+
+
 def result(decision: Decision, criterion: str) -> Tri:
     return decision.criteria[criterion].result
 
@@ -68,7 +73,7 @@ def test_a_finding_counts_only_inside_its_window(
     def at(day: str) -> Decision:
         if code is None:
             return decide(patient(), condition(T1DM), condition(text="Needle phobia", onset=day))
-        return decide(patient(), condition(T1DM), condition(code, onset=day))
+        return decide(patient(), condition(T1DM), condition(code, onset=day), policy=RECORDS_MEET)
 
     assert result(at(inside), criterion) is Tri.MET
     stale = at(outside).criteria[criterion]
@@ -390,13 +395,20 @@ def test_one_episode_recorded_twice_on_one_day_is_one_episode(decide: Decide) ->
 
 
 def test_episodes_on_two_days_in_the_window_are_repeated(decide: Decide) -> None:
-    d = decide(
+    episodes = (
         patient(),
         condition(T1DM),
         condition(HYPO_COMA, onset="2026-08-01"),
         observation_finding(HYPO_EVENT, on="2026-03-02"),
     )
-    assert result(d, "disabling-hypoglycaemia") is Tri.MET
+    assert result(decide(*episodes, policy=RECORDS_MEET), "disabling-hypoglycaemia") is Tri.MET
+    # by default repeated is the evidence, and disabling the clinician's judgement
+    r = decide(*episodes).criteria["disabling-hypoglycaemia"]
+    assert r.result is Tri.UNKNOWN
+    assert len(r.evidence) == 2
+    assert r.missing == "a clinician's confirmation that the hypoglycaemia is disabling"
+    assert "2 different days" in r.reason
+    assert "quality of life" in r.reason
 
 
 @pytest.mark.parametrize(
@@ -411,9 +423,8 @@ def test_hypoglycaemia_on_two_days_in_the_window_is_repeated(
     decide: Decide, days: tuple[str, ...], expected: Tri
 ) -> None:
     episodes = [condition(HYPO_EVENT, onset=day) for day in days]
-    assert result(decide(patient(), condition(T1DM), *episodes), "disabling-hypoglycaemia") is (
-        expected
-    )
+    d = decide(patient(), condition(T1DM), *episodes, policy=RECORDS_MEET)
+    assert result(d, "disabling-hypoglycaemia") is expected
 
 
 # -- 7. Diagnoses ----------------------------------------------------------------------------------

@@ -78,8 +78,7 @@ def test_adult_with_hba1c_58_using_cgm_meets(decide: Decide) -> None:
 
 
 def test_adult_with_disabling_hypoglycaemia_on_a_pump_meets(decide: Decide) -> None:
-    d = hcl(
-        decide,
+    record = (
         patient(),
         condition(T1DM),
         hba1c(50),
@@ -87,6 +86,12 @@ def test_adult_with_disabling_hypoglycaemia_on_a_pump_meets(decide: Decide) -> N
         PUMP_DEVICE,
         pump_in_use(),
     )
+    # the record shows repeated hypoglycaemia; that it is disabling is a clinician's judgement
+    d = hcl(decide, *record)
+    assert d.outcome is Outcome.INSUFFICIENT
+    assert d.criteria["disabling-hypoglycaemia"].result is Tri.UNKNOWN
+    assert "disabling-hypoglycaemia" in d.decisive
+    d = hcl(decide, *record, confirmation("disabling-hypoglycaemia"))
     assert d.outcome is Outcome.MEETS
     assert d.criteria["hba1c-58-or-above"].result is Tri.NOT_MET
     assert d.criteria["disabling-hypoglycaemia"].result is Tri.MET

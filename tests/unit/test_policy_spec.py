@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from policy import Decision, Outcome, Tri, parse_policy
+from policy import Decision, Outcome, Tri, load_policy, parse_policy
 from tests.builders import (
     HYPO_EVENT,
     IMPAIRED_AWARENESS,
@@ -30,6 +30,8 @@ from tests.builders import (
 )
 
 Decide = Callable[..., Decision]
+# A deployment that lets recorded repeated hypoglycaemia meet "disabling" on its own.
+RECORDS_MEET = load_policy("iport-advance", {"hypoglycaemiaRecordsMeet": True})
 
 # A type 1 adult on basal-bolus MDI (bolus with meals + basal at night = 4 a day).
 MDI = (
@@ -52,20 +54,32 @@ def test_type1_adult_high_hba1c_on_mdi_with_needle_phobia_meets(decide: Decide) 
     assert "type 1" in d.reason
 
 
-def test_type1_adult_disabling_hypoglycaemia_with_lipohypertrophy_meets(decide: Decide) -> None:
-    d = decide(
+def test_type1_adult_repeated_hypoglycaemia_is_for_a_clinician_to_judge_disabling(
+    decide: Decide,
+) -> None:
+    # NICE: "disabling hypoglycaemia (repeated and unpredictable occurrence of hypoglycaemia that
+    # results in persistent anxiety about recurrence and is associated with a significant
+    # adverse effect on quality of life)": the record shows the hypoglycaemia, not the rest.
+    record = (
         patient(),
         condition(T1DM),
         condition(IMPAIRED_AWARENESS, onset="2026-03-01"),
         condition(LIPO),
         *MDI,
     )
-    assert d.outcome is Outcome.MEETS
-    assert result(d, "disabling-hypoglycaemia") is Tri.MET
+    d = decide(*record)
+    assert d.outcome is Outcome.INSUFFICIENT
+    hypo = d.criteria["disabling-hypoglycaemia"]
+    assert hypo.result is Tri.UNKNOWN
+    assert hypo.evidence  # the impaired awareness, shown as what the judgement rests on
+    assert "disabling-hypoglycaemia" in d.decisive
     assert result(d, "lipohypertrophy") is Tri.MET
-    assert (
-        "rotation" in d.criteria["lipohypertrophy"].reason
-    )  # the policy's "despite support and advice"
+    assert "rotation" in d.criteria["lipohypertrophy"].reason  # "despite support and advice"
+    # a clinician's confirmation decides it
+    confirmed = decide(*record, confirmation("disabling-hypoglycaemia"))
+    assert confirmed.outcome is Outcome.MEETS
+    # a deployment may let the record decide (hypoglycaemiaRecordsMeet)
+    assert decide(*record, policy=RECORDS_MEET).outcome is Outcome.MEETS
 
 
 def test_type1_meeting_nice_but_no_iport_criterion_recorded_is_insufficient(decide: Decide) -> None:
@@ -188,6 +202,7 @@ def test_impaired_awareness_recognised_by_clinical_term(decide: Decide) -> None:
         patient(),
         condition(T1DM),
         observation_finding(text="Impaired awareness of hypoglycaemia", on="2026-05-01"),
+        policy=RECORDS_MEET,
     )
     r = d.criteria["disabling-hypoglycaemia"]
     assert r.result is Tri.MET
