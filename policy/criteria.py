@@ -118,6 +118,32 @@ def insulin_evidence(o: InsulinOrder) -> Evidence:
     return Evidence(o.ref, summary, o.date, o.matched_by, o.display)
 
 
+def before_birth(record: PatientRecord, ctx: Context, when: date | None) -> bool:
+    """Whether ``when`` is before the patient's (plausible) date of birth: a record error.
+
+    Evidence dated before birth cannot be about this patient as recorded, so it meets no
+    criterion; a birth date that is itself implausible decides nothing here (the age criterion
+    says so).
+    """
+    b = record.birth_date
+    return (
+        when is not None
+        and b is not None
+        and b.implausible_on(ctx.today) is None
+        and when < b.earliest
+    )
+
+
+def before_birth_reason(record: PatientRecord, what: str, found: list[Finding]) -> str:
+    """The reason a record of ``what`` dated before birth does not count."""
+    first = min(f.date or date.max for f in found)
+    born = record.birth_date.recorded if record.birth_date else "unknown"
+    return (
+        f"{what} is recorded on {first.isoformat()}, before the date of birth ({born}): "
+        "dated before birth: check the record."
+    )
+
+
 def _recorded_by(findings: tuple[Finding, ...], today: date) -> list[Finding]:
     """Findings recorded by today (dated, or undated): for facts that do not go out of date."""
     return [f for f in findings if f.date is None or f.date <= today]
@@ -370,6 +396,16 @@ def _recorded_or_not_met(
         found = [f for f in found if f.matched_by == "code"]
     excluded = tuple(f"{t}/" for t in spec.params.get("excludeResourceTypes", ()))
     found = [f for f in found if not f.ref.startswith(excluded)] if excluded else found
+    prenatal = [f for f in found if before_birth(record, ctx, f.date)]
+    found = [f for f in found if f not in prenatal]
+    if not found and prenatal:
+        return _result(
+            spec,
+            Tri.UNKNOWN,
+            before_birth_reason(record, spec.title, prenatal),
+            evidence=tuple(finding_evidence(f) for f in prenatal),
+            missing=f"a correctly dated record of {spec.title.lower()}",
+        )
     if not found:
         return _result(spec, Tri.NOT_MET, absent)
     first = min(found, key=lambda f: (f.date or date.max, f.ref))
@@ -409,6 +445,8 @@ def diagnosis(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Crite
     in_remission = list(record.findings_in(remission)) if remission else []
     excluded = {f.ref for f in in_remission}
     recorded = _diagnoses(record, p["valueSet"], excluded, ctx.today)
+    prenatal = [f for f in recorded if before_birth(record, ctx, f.date)]
+    recorded = [f for f in recorded if f not in prenatal]
     found = [f for f in recorded if f.established]
     tentative = [f for f in recorded if not f.established]
     other_set = p.get("otherTypeValueSet")
@@ -436,6 +474,15 @@ def diagnosis(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Crite
             f"({_fmt(first.date)}){by_term}.",
             evidence=tuple(finding_evidence(f) for f in found),
             context=context,
+        )
+    if prenatal:  # a diagnosis before birth is a record error, not evidence either way
+        return _result(
+            spec,
+            Tri.UNKNOWN,
+            before_birth_reason(record, spec.title, prenatal),
+            evidence=tuple(finding_evidence(f) for f in prenatal),
+            context=context,
+            missing=f"a correctly dated {spec.title.lower()} diagnosis",
         )
     if tentative:
         return _result(
@@ -521,8 +568,12 @@ def finding(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Criteri
     """Met by a current finding (coded, or by clinical term); an older or undated one, or none,
     is *unknown*: absence is not evidence of absence, and an old record is not evidence of now.
     """
+    recorded = record.findings_in(spec.params["valueSet"])
+    prenatal = [f for f in recorded if before_birth(record, ctx, f.date)]
     c = currency(
-        record.findings_in(spec.params["valueSet"]), int(spec.params["lookbackMonths"]), ctx.today
+        tuple(f for f in recorded if f not in prenatal),
+        int(spec.params["lookbackMonths"]),
+        ctx.today,
     )
     note = spec.params.get("note", "")
     if c.current:
@@ -547,6 +598,15 @@ def finding(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Criteri
             evidence=tuple(stale_evidence(f) for f in c.not_current),
             missing=f"a record of {spec.title.lower()} in the last {c.months} months, or a "
             "clinician's confirmation that it is still current",
+        )
+    if prenatal:
+        return _result(
+            spec,
+            Tri.UNKNOWN,
+            before_birth_reason(record, spec.title, prenatal),
+            evidence=tuple(finding_evidence(f) for f in prenatal),
+            missing=f"a correctly dated record of {spec.title.lower()}, or a clinician's "
+            "confirmation",
         )
     return _result(
         spec,

@@ -801,3 +801,63 @@ def test_with_every_condition_readable_no_diagnosis_is_not_met(decide: Decide) -
     d = decide(patient(), condition(LIPO))
     assert d.criteria["type-1-diabetes"].result is Tri.NOT_MET
     assert d.outcome is Outcome.DOES_NOT_MEET
+
+
+# -- Evidence dated before the date of birth is a record error, not evidence ---------------------
+def test_a_diagnosis_dated_before_birth_is_unknown_not_met(decide: Decide) -> None:
+    d = decide(
+        patient("1995-05-05"),
+        condition(T1DM, onset="1990-01-01"),
+        hba1c(78),
+        *BASAL_BOLUS,
+        condition(text="Needle phobia"),
+    )
+    r = d.criteria["type-1-diabetes"]
+    assert r.result is Tri.UNKNOWN
+    assert "dated before birth: check the record" in r.reason
+    assert "1990-01-01" in r.reason
+    assert "1995-05-05" in r.reason
+    assert r.missing == "a correctly dated type 1 diabetes diagnosis"
+    assert d.outcome is not Outcome.MEETS
+
+
+@pytest.mark.parametrize(
+    ("birth", "onset", "expected"),
+    [
+        ("1995-05-05", "1995-05-04", Tri.UNKNOWN),  # the day before birth
+        ("1995-05-05", "1995-05-05", Tri.MET),  # diagnosed on the day of birth
+        ("1995", "1995-01-01", Tri.MET),  # a partial birth date allows any day that year
+        ("1995", "1994-12-31", Tri.UNKNOWN),
+        ("2031-02-03", "1990-01-01", Tri.MET),  # an implausible birth date decides nothing here
+    ],
+)
+def test_the_day_of_birth_is_the_boundary_for_a_diagnosis(
+    decide: Decide, birth: str, onset: str, expected: Tri
+) -> None:
+    d = decide(patient(birth), condition(T1DM, onset=onset))
+    assert d.criteria["type-1-diabetes"].result is expected
+
+
+def test_a_correctly_dated_diagnosis_still_counts_beside_one_dated_before_birth(
+    decide: Decide,
+) -> None:
+    d = decide(
+        patient("1995-05-05"),
+        condition(T1DM, onset="1990-01-01"),
+        condition(T1DM, onset="2001-03-01"),
+    )
+    r = d.criteria["type-1-diabetes"]
+    assert r.result is Tri.MET
+    assert "2001-03-01" in r.reason
+    assert all(e.date != date(1990, 1, 1) for e in r.evidence)
+
+
+def test_a_finding_dated_before_birth_is_unknown_with_the_reason(decide: Decide) -> None:
+    d = decide(
+        patient("2026-02-01"),
+        condition(T1DM, onset="2026-05-01"),
+        condition(text="Needle phobia", onset="2026-01-10"),
+    )
+    r = d.criteria["needle-phobia"]
+    assert r.result is Tri.UNKNOWN
+    assert "dated before birth: check the record" in r.reason
