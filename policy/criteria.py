@@ -231,28 +231,44 @@ def latest_hba1c(record: PatientRecord, ctx: Context) -> HbA1cResult | None:
     return _newest_first(usable)[0] if usable else None
 
 
+def unused_evidence(ref: str, when: date, why: str, shown: str) -> Evidence:
+    """An HbA1c result read and not used, named as recorded: "HbA1c 80 mmol/L (2026-10-15):
+    unit 'mmol/L' not recognised (not mmol/mol or %), not used"."""
+    value = f"HbA1c {shown}" if shown else "An HbA1c result"
+    return Evidence(ref, f"{value} ({when.isoformat()}): {why}, not used", when)
+
+
 def implausible_evidence(h: HbA1cResult) -> Evidence:
-    shown = hba1c_evidence(h).summary
-    return Evidence(h.ref, f"{shown}: implausible, not used", h.date)
+    return unused_evidence(h.ref, h.date, "implausible", h.original)
 
 
-def _unreadable_in_lookback(record: PatientRecord, ctx: Context) -> list[tuple[date, str, str]]:
-    """(date, ref, why) of every result in the lookback that cannot be used."""
+def _unusable_in_lookback(record: PatientRecord, ctx: Context) -> list[Evidence]:
+    """Every result in the lookback that cannot be used (unreadable or implausible), oldest
+    first."""
     since = months_before(ctx.today, ctx.hba1c_lookback_months)
-    low, high = ctx.hba1c_plausible_mmol_mol
-    out = [(d, ref, f"could not be read ({why})") for ref, d, why in record.hba1c_unusable]
-    out += [
-        (h.date, h.ref, f"is implausible ({h.original}, outside {low:g}-{high:g} mmol/mol)")
-        for h in record.hba1c
-        if not _plausible(h, ctx)
+    out = [unused_evidence(u.ref, u.date, u.why, u.shown) for u in record.hba1c_unusable]
+    out += [implausible_evidence(h) for h in record.hba1c if not _plausible(h, ctx)]
+    return sorted(
+        (e for e in out if e.date is not None and since <= e.date <= ctx.today),
+        key=lambda e: (e.date or date.min, e.ref),
+    )
+
+
+def _after_today(record: PatientRecord, ctx: Context) -> list[Evidence]:
+    """Results dated after today (a record error, never evidence), newest first."""
+    dated = [(u.ref, u.date, u.shown) for u in record.hba1c_unusable]
+    dated += [(h.ref, h.date, h.original) for h in record.hba1c]
+    return [
+        unused_evidence(ref, d, "dated after today", shown)
+        for ref, d, shown in sorted(dated, key=lambda x: (x[1], x[0]), reverse=True)
+        if d > ctx.today
     ]
-    return sorted(x for x in out if since <= x[0] <= ctx.today)
 
 
 def _implausible_context(record: PatientRecord, ctx: Context) -> tuple[Evidence, ...]:
-    return tuple(
-        implausible_evidence(h) for h in _in_lookback(record, ctx) if not _plausible(h, ctx)
-    )
+    """What was read and not used: results in the lookback that cannot be used, and results
+    dated after today."""
+    return (*_unusable_in_lookback(record, ctx), *_after_today(record, ctx))
 
 
 def _latest_or_unknown(
@@ -261,28 +277,38 @@ def _latest_or_unknown(
     """The latest usable HbA1c, or the *unknown* result that says why there is none to use.
 
     An unreadable or implausible result newer than every usable one blocks the older ones:
-    the newest result is the one the policy reads, and it cannot be used.
+    the newest result is the one the policy reads, and it cannot be used. The reason names
+    the result not used, as recorded, so a clinician who sees it in the record knows why.
     """
     latest = latest_hba1c(record, ctx)
     newer_unusable = [
-        x for x in _unreadable_in_lookback(record, ctx) if latest is None or x[0] > latest.date
+        e
+        for e in _unusable_in_lookback(record, ctx)
+        if latest is None or (e.date is not None and e.date > latest.date)
     ]
     context = _implausible_context(record, ctx)
+    months = ctx.hba1c_lookback_months
     if newer_unusable:
-        d, ref, why = newer_unusable[-1]
+        tail = (
+            "it is the newest result, so an older one must not decide"
+            if latest is not None
+            else f"no usable HbA1c result in the last {months} months"
+        )
         return _result(
             spec,
             Tri.UNKNOWN,
-            f"The newest HbA1c ({ref}, {d.isoformat()}) {why}; it is not used, and an older "
-            "result must not decide.",
+            f"{newer_unusable[-1].summary}; {tail}.",
             context=context,
             missing="a readable, plausible HbA1c result",
         )
     if latest is None:
+        future = _after_today(record, ctx)
+        named = f": {future[0].summary}" if future else ""
         return _result(
             spec,
             Tri.UNKNOWN,
-            f"No HbA1c result in the last {ctx.hba1c_lookback_months} months.",
+            f"No {'usable ' if future else ''}HbA1c result in the last {months} months{named}.",
+            context=context,
             missing="an HbA1c result",
         )
     return latest
@@ -719,14 +745,13 @@ def hba1c_on_mdi(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
             context=context,
         )
     ev = [hba1c_evidence(h) for h in results]
-    unreadable = _unreadable_in_lookback(record, ctx)
+    unreadable = _unusable_in_lookback(record, ctx)
     if unreadable:
-        d, ref, why = unreadable[-1]
         return _result(
             spec,
             Tri.UNKNOWN,
-            f"Every usable HbA1c is {_SYMBOL[op]} {threshold:g} ({read}), but {ref} "
-            f"({d.isoformat()}) {why}: it may have been lower.",
+            f"Every usable HbA1c is {_SYMBOL[op]} {threshold:g} ({read}), but "
+            f"{unreadable[-1].summary}: it may have been lower.",
             evidence=tuple(ev),
             context=context,
             missing="a readable, plausible value for every HbA1c in the lookback",

@@ -441,3 +441,23 @@ def test_the_card_shows_short_product_names_and_the_extension_the_full_ones(
     assert "Insulin aspart 100units/ml solution for injection 3ml cartridges" in reasons
     assert LANTUS in reasons
     assert LANTUS in d.criteria["hba1c-69-or-above-on-mdi"].reason  # what the app shows
+
+
+# -- An HbA1c read and not used is named on the card, as the record shows it ---------------------
+@pytest.mark.parametrize(
+    ("result", "named"),
+    [
+        (hba1c(80, "mmol/L", on="2026-10-15"), "HbA1c 80 mmol/L (15 Oct 2026): unit 'mmol/L' not "),
+        (hba1c(80, on="2027-02-01"), "HbA1c 80 mmol/mol (1 Feb 2027): dated after today, not used"),
+        (hba1c(250, on="2026-10-15"), "HbA1c 250 mmol/mol (15 Oct 2026): implausible, not used"),
+    ],
+)
+def test_the_card_names_an_hba1c_it_did_not_use_and_why(
+    decide: Callable[..., Decision], result: dict[str, Any], named: str
+) -> None:
+    d = decide(*T1_ADULT, *BASAL_BOLUS, result, condition(text="Needle phobia"))
+    assert "hba1c-69-or-above-on-mdi" in d.decisive
+    detail = eligibility_card(d, CardContext(PID, None, NOW, lambda: "u"))["detail"]
+    line = next(x for x in detail.splitlines() if "HbA1c 69 mmol/mol or above on MDI" in x)
+    assert named in line
+    assert rendered_lines(detail) <= MAX_DETAIL_LINES

@@ -312,6 +312,46 @@ def test_an_implausible_newest_result_blocks_older_ones(decide: Decide) -> None:
     assert result(d, "hba1c-above-69-with-poor-adherence") is Tri.UNKNOWN
 
 
+@pytest.mark.parametrize(
+    ("result", "reason"),
+    [
+        (
+            hba1c(80, "mmol/L", on="2026-10-15"),
+            "HbA1c 80 mmol/L (2026-10-15): unit 'mmol/L' not recognised (not mmol/mol or %), "
+            "not used; no usable HbA1c result in the last 12 months.",
+        ),
+        (
+            hba1c(80, on="2027-02-01"),
+            "No usable HbA1c result in the last 12 months: HbA1c 80 mmol/mol (2027-02-01): "
+            "dated after today, not used.",
+        ),
+    ],
+)
+def test_an_hba1c_not_used_is_named_as_recorded_with_why(
+    decide: Decide, result: dict[str, Any], reason: str
+) -> None:
+    # A clinician can see the value in the record: the reason says why it did not count.
+    d = decide(patient(), condition(T1DM), result, *BASAL_BOLUS)
+    r = d.criteria["hba1c-69-or-above-on-mdi"]
+    assert r.result is Tri.UNKNOWN
+    assert r.reason == reason
+    assert r.context  # shown beside the reason: the result read and not used
+
+
+def test_an_unusable_newest_hba1c_is_named_and_stops_the_older_one(decide: Decide) -> None:
+    d = decide(
+        patient(),
+        condition(T1DM),
+        hba1c(80, "mmol/L", on="2026-10-15"),
+        hba1c(75, on="2026-06-01"),
+        *BASAL_BOLUS,
+    )
+    r = d.criteria["hba1c-above-69-with-poor-adherence"]
+    assert r.result is Tri.UNKNOWN
+    assert r.reason.startswith("HbA1c 80 mmol/L (2026-10-15): unit 'mmol/L' not recognised")
+    assert r.reason.endswith("it is the newest result, so an older one must not decide.")
+
+
 # -- 4. "Remained high": every result in the lookback ----------------------------------------------
 @pytest.mark.parametrize(
     ("values", "expected"),
