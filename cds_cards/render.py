@@ -44,6 +44,25 @@ def deceased_summary(decision: Decision) -> str:
     return DEATH_IMPLAUSIBLE_SUMMARY if decision.deceased_implausible else DECEASED_SUMMARY
 
 
+def pathway_title(decision: Decision) -> str | None:
+    """The title of the pathway the card names: the deciding pathway, and only when its
+    diagnosis is met. With the diagnosis unknown (type 1 and type 2 both active, a diagnosis
+    dated before birth) no pathway is known to apply, so none is named."""
+    chosen = next((p for p in decision.pathways if p.id == decision.pathway), None)
+    if chosen is None or decision.criteria[chosen.diagnosis].result is not Tri.MET:
+        return None
+    return chosen.title
+
+
+def unknown_diagnoses(decision: Decision) -> tuple[str, ...]:
+    """The diagnoses of the undecided pathways that are unknown, when no pathway is named:
+    each is asked about, so a contradiction between two shows on both."""
+    if decision.deceased or pathway_title(decision) is not None:
+        return ()
+    ids = (p.diagnosis for p in decision.pathways if p.result is Tri.UNKNOWN)
+    return tuple(c for c in dict.fromkeys(ids) if decision.criteria[c].result is Tri.UNKNOWN)
+
+
 def _summary(decision: Decision, patient_view: bool) -> str:
     if decision.deceased:
         return deceased_summary(decision)
@@ -52,8 +71,7 @@ def _summary(decision: Decision, patient_view: bool) -> str:
         words["patientViewSummary"] if patient_view else words["summaries"][decision.outcome.value]
     )
     # Name the pathway only where the policy has more than one to choose from.
-    title = next((p.title for p in decision.pathways if p.id == decision.pathway), None)
-    title = title if len(decision.pathways) > 1 else None
+    title = pathway_title(decision) if len(decision.pathways) > 1 else None
     summary = f"{head} ({title} pathway)" if title else head
     return summary[:139]
 
@@ -207,7 +225,11 @@ def not_checked(decision: Decision) -> list[str]:
 
 
 def _head(decision: Decision) -> str:
-    title = next((p.title for p in decision.pathways if p.id == decision.pathway), None)
+    title = pathway_title(decision)
+    diagnoses = unknown_diagnoses(decision)
+    if title is None and diagnoses:
+        which = " or ".join(decision.criteria[c].title.lower() for c in diagnoses)
+        return f"**{OUTCOME_WORDS[decision.outcome]}**: the diagnosis ({_md(which)}) is unknown."
     if title is None:
         return f"**{_md(clinical_text(decision.reason))}**"
     way = "through" if decision.outcome is Outcome.MEETS else "for"
@@ -249,7 +271,8 @@ def detail_markdown(decision: Decision, note: str | None = None) -> str:
         )
     last += [_policy_line(policy), ADVISORY]
     room = MAX_DETAIL_LINES - len(first) - len(last)
-    unknown = [_unknown_line(decision.criteria[c]) for c in decision.decisive]
+    asked = dict.fromkeys([*unknown_diagnoses(decision), *decision.decisive])
+    unknown = [_unknown_line(decision.criteria[c]) for c in asked]
     decided = [_criterion_line(decision.criteria[c], decision.outcome) for c in decision.decided_by]
     if len(unknown) + len(decided) > room:
         shown_unknown = unknown[: room - 1]

@@ -461,3 +461,15 @@ def test_the_card_names_an_hba1c_it_did_not_use_and_why(
     line = next(x for x in detail.splitlines() if "HbA1c 69 mmol/mol or above on MDI" in x)
     assert named in line
     assert rendered_lines(detail) <= MAX_DETAIL_LINES
+
+
+def test_a_record_with_both_types_active_names_no_pathway_and_asks_about_both() -> None:
+    # Type 1 and type 2 both active: neither pathway is known to apply.
+    card = card_for("iport-advance", "t1-t2-conflicting-types")
+    assert "pathway" not in card["summary"]
+    head = card["detail"].split("\n\n")[0]
+    assert "pathway" not in head
+    assert "the diagnosis (type 1 diabetes or type 2 diabetes) is unknown" in head
+    assert "- ❓ **Type 1 diabetes** could change the outcome" in card["detail"]
+    assert "- ❓ **Type 2 diabetes** could change the outcome" in card["detail"]
+    assert "✅ Type" not in card["detail"]
