@@ -168,11 +168,18 @@ def _short_products(text: str, r: CriterionResult) -> str:
     return text
 
 
-def _criterion_line(r: CriterionResult, outcome: Outcome | None = None) -> str:
+def _criterion_line(
+    r: CriterionResult, outcome: Outcome | None = None, words: Mapping[str, Any] | None = None
+) -> str:
     text = clinical_text(_short_products(r.reason, r))
     dates = [e.date for e in r.evidence if e.date is not None]
     if r.result is Tri.MET and dates and not _ISO_DATE.search(r.reason):
         text = f"{text.rstrip('.')}; last recorded {long_date(max(dates))}."
+    not_met_title = (words or {}).get("notMetTitles", {}).get(r.id)
+    if r.result is Tri.NOT_MET and not_met_title and outcome is not Outcome.DOES_NOT_MEET:
+        # A criterion whose failing opens a route ("under 12" opens the children's route) is
+        # a fact supporting the outcome, in the words the policy gives it.
+        return f"- ✅ {_md(not_met_title)}: {_md(text)}"
     if outcome is Outcome.MEETS and r.result is Tri.NOT_MET:
         # On a "meets" card a criterion not met decided it through a "not" (e.g. the under-12
         # route): it supports the outcome, so it is not shown as a failure.
@@ -273,7 +280,10 @@ def detail_markdown(decision: Decision, note: str | None = None) -> str:
     room = MAX_DETAIL_LINES - len(first) - len(last)
     asked = dict.fromkeys([*unknown_diagnoses(decision), *decision.decisive])
     unknown = [_unknown_line(decision.criteria[c]) for c in asked]
-    decided = [_criterion_line(decision.criteria[c], decision.outcome) for c in decision.decided_by]
+    decided = [
+        _criterion_line(decision.criteria[c], decision.outcome, policy.presentation)
+        for c in decision.decided_by
+    ]
     if len(unknown) + len(decided) > room:
         shown_unknown = unknown[: room - 1]
         shown_decided = decided[: room - 1 - len(shown_unknown)]

@@ -757,7 +757,8 @@ def hba1c_on_mdi(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
             missing="a readable, plausible value for every HbA1c in the lookback",
         )
     head = (
-        f"Every HbA1c is {_SYMBOL[op]} {threshold:g} mmol/mol ({read}; latest {latest.mmol_mol:g})"
+        f"Every HbA1c is {_SYMBOL[op]} {threshold:g} mmol/mol ({read}; latest "
+        f"{latest.mmol_mol:g} on {latest.date.isoformat()})"
     )
     on_mdi, insulin_ev, how = _on_mdi(record, minimum)
     ev += insulin_ev

@@ -473,3 +473,34 @@ def test_a_record_with_both_types_active_names_no_pathway_and_asks_about_both() 
     assert "- ❓ **Type 1 diabetes** could change the outcome" in card["detail"]
     assert "- ❓ **Type 2 diabetes** could change the outcome" in card["detail"]
     assert "✅ Type" not in card["detail"]
+
+
+# -- A fact that opens a route reads as the fact, not as a failure ---------------------------------
+@pytest.mark.parametrize(
+    ("policy", "patient", "line"),
+    [
+        ("iport-advance", "t1-child-mdi-impractical", "- ✅ Under 12: Aged 9"),  # meets
+        ("iport-advance", "t1-hcl-child-on-omnipod-5", "- ✅ Under 12: Aged 11"),  # undecided
+        ("nice-insulin-pump", "t1-hcl-child-on-omnipod-5", "- ✅ Under 12: Aged 11"),
+        ("nice-hybrid-closed-loop", "t1-hcl-child-on-omnipod-5", "- ✅ Under 18: Aged 11"),
+    ],
+)
+def test_a_child_s_age_is_shown_as_under_12_not_as_a_failed_criterion(
+    policy: str, patient: str, line: str
+) -> None:
+    detail = card_for(policy, patient)["detail"]
+    assert line in detail
+    assert "Not 'Aged" not in detail
+    assert "❌ Aged" not in detail
+
+
+def test_the_hba1c_on_mdi_line_carries_the_hba1c_date_not_the_insulin_date(
+    decide: Callable[..., Decision],
+) -> None:
+    # Insulin prescribed on 10 Jan 2026, HbA1c taken on 15 Oct 2026: each date beside its fact.
+    d = decide(*T1_ADULT, *BASAL_BOLUS, hba1c(75, on="2026-10-15"), condition(text="Needle phobia"))
+    detail = eligibility_card(d, CardContext(PID, None, NOW, lambda: "u"))["detail"]
+    mdi_line = next(x for x in detail.splitlines() if "or above on MDI" in x)
+    assert "latest 75 on 15 Oct 2026" in mdi_line
+    assert "last recorded" not in mdi_line
+    assert "10 Jan 2026" not in mdi_line
