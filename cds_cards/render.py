@@ -44,6 +44,25 @@ def deceased_summary(decision: Decision) -> str:
     return DEATH_IMPLAUSIBLE_SUMMARY if decision.deceased_implausible else DECEASED_SUMMARY
 
 
+def pathway_title(decision: Decision) -> str | None:
+    """The title of the pathway the card names: the deciding pathway, and only when its
+    diagnosis is met. With the diagnosis unknown (type 1 and type 2 both active, a diagnosis
+    dated before birth) no pathway is known to apply, so none is named."""
+    chosen = next((p for p in decision.pathways if p.id == decision.pathway), None)
+    if chosen is None or decision.criteria[chosen.diagnosis].result is not Tri.MET:
+        return None
+    return chosen.title
+
+
+def unknown_diagnoses(decision: Decision) -> tuple[str, ...]:
+    """The diagnoses of the undecided pathways that are unknown, when no pathway is named:
+    each is asked about, so a contradiction between two shows on both."""
+    if decision.deceased or pathway_title(decision) is not None:
+        return ()
+    ids = (p.diagnosis for p in decision.pathways if p.result is Tri.UNKNOWN)
+    return tuple(c for c in dict.fromkeys(ids) if decision.criteria[c].result is Tri.UNKNOWN)
+
+
 def _summary(decision: Decision, patient_view: bool) -> str:
     if decision.deceased:
         return deceased_summary(decision)
@@ -52,8 +71,7 @@ def _summary(decision: Decision, patient_view: bool) -> str:
         words["patientViewSummary"] if patient_view else words["summaries"][decision.outcome.value]
     )
     # Name the pathway only where the policy has more than one to choose from.
-    title = next((p.title for p in decision.pathways if p.id == decision.pathway), None)
-    title = title if len(decision.pathways) > 1 else None
+    title = pathway_title(decision) if len(decision.pathways) > 1 else None
     summary = f"{head} ({title} pathway)" if title else head
     return summary[:139]
 
@@ -150,11 +168,18 @@ def _short_products(text: str, r: CriterionResult) -> str:
     return text
 
 
-def _criterion_line(r: CriterionResult, outcome: Outcome | None = None) -> str:
+def _criterion_line(
+    r: CriterionResult, outcome: Outcome | None = None, words: Mapping[str, Any] | None = None
+) -> str:
     text = clinical_text(_short_products(r.reason, r))
     dates = [e.date for e in r.evidence if e.date is not None]
     if r.result is Tri.MET and dates and not _ISO_DATE.search(r.reason):
         text = f"{text.rstrip('.')}; last recorded {long_date(max(dates))}."
+    not_met_title = (words or {}).get("notMetTitles", {}).get(r.id)
+    if r.result is Tri.NOT_MET and not_met_title and outcome is not Outcome.DOES_NOT_MEET:
+        # A criterion whose failing opens a route ("under 12" opens the children's route) is
+        # a fact supporting the outcome, in the words the policy gives it.
+        return f"- ✅ {_md(not_met_title)}: {_md(text)}"
     if outcome is Outcome.MEETS and r.result is Tri.NOT_MET:
         # On a "meets" card a criterion not met decided it through a "not" (e.g. the under-12
         # route): it supports the outcome, so it is not shown as a failure.
@@ -207,7 +232,11 @@ def not_checked(decision: Decision) -> list[str]:
 
 
 def _head(decision: Decision) -> str:
-    title = next((p.title for p in decision.pathways if p.id == decision.pathway), None)
+    title = pathway_title(decision)
+    diagnoses = unknown_diagnoses(decision)
+    if title is None and diagnoses:
+        which = " or ".join(decision.criteria[c].title.lower() for c in diagnoses)
+        return f"**{OUTCOME_WORDS[decision.outcome]}**: the diagnosis ({_md(which)}) is unknown."
     if title is None:
         return f"**{_md(clinical_text(decision.reason))}**"
     way = "through" if decision.outcome is Outcome.MEETS else "for"
@@ -249,8 +278,12 @@ def detail_markdown(decision: Decision, note: str | None = None) -> str:
         )
     last += [_policy_line(policy), ADVISORY]
     room = MAX_DETAIL_LINES - len(first) - len(last)
-    unknown = [_unknown_line(decision.criteria[c]) for c in decision.decisive]
-    decided = [_criterion_line(decision.criteria[c], decision.outcome) for c in decision.decided_by]
+    asked = dict.fromkeys([*unknown_diagnoses(decision), *decision.decisive])
+    unknown = [_unknown_line(decision.criteria[c]) for c in asked]
+    decided = [
+        _criterion_line(decision.criteria[c], decision.outcome, policy.presentation)
+        for c in decision.decided_by
+    ]
     if len(unknown) + len(decided) > room:
         shown_unknown = unknown[: room - 1]
         shown_decided = decided[: room - 1 - len(shown_unknown)]

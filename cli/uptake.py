@@ -10,6 +10,7 @@ keyed by policy and group); ``cli.uptake_report`` renders the tally as a self-co
 from __future__ import annotations
 
 import csv
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -221,6 +222,9 @@ def person_rows(
 _COL = {name: i for i, name in enumerate(PERSON_COLUMNS)}
 
 
+_ARTICLE = re.compile(r"^(a|an|the)\s+", re.IGNORECASE)
+
+
 @dataclass
 class UptakeTally:
     """Counts for the report: people per policy and band, and per policy × dimension × group:
@@ -232,8 +236,10 @@ class UptakeTally:
     groups: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
     policies: dict[str, str] = field(default_factory=dict)  # id -> version
     names: dict[str, str] = field(default_factory=dict)  # id -> what commissioners call it
-    technology: dict[str, str] = field(default_factory=dict)  # id -> what 'in use' means
+    # id -> who the gap is, in words: "not already on an insulin pump"
+    not_in_use: dict[str, str] = field(default_factory=dict)
     coverage: dict[str, str] = field(default_factory=dict)  # id -> the places it covers
+    area: str = ""  # every place the report covers, in words
 
     def describe(
         self, policies: Iterable[Policy], directory: places.PlaceDirectory | None = None
@@ -244,14 +250,19 @@ class UptakeTally:
         every = places.local_places(p.info.places for p in policies) | set(
             directory.places if directory else ()
         )
+        self.area = ", ".join(places.place_name(p) for p in sorted(every))
         for p in policies:
             self.coverage[p.info.id] = places.coverage_text(p.info.places, every)
             words = p.info.presentation
             self.names[p.info.id] = str(words.get("sourceLabel") or p.info.title)
-            uses = [p.title_of(c).lower() for c in words.get("silenceWhenMet", ())]
+            # A criterion met when the technology is in use is titled as the state ("Already on
+            # an insulin pump"); an order value set's ``means`` names the thing ("an i-Port on
+            # order or in use").
+            gap = [f"not {p.title_of(c).lower()}" for c in words.get("silenceWhenMet", ())]
             if words.get("silenceWhenOrdered"):
-                uses.append(str(words["silenceWhenOrdered"]["means"]))
-            self.technology[p.info.id] = " or ".join(uses) or "the technology"
+                means = str(words["silenceWhenOrdered"]["means"])
+                gap.append(f"no {_ARTICLE.sub('', means)}")
+            self.not_in_use[p.info.id] = " and ".join(gap) or "not using the technology"
 
     def add(self, rows: Iterable[Sequence[str]]) -> None:
         for row in rows:

@@ -76,7 +76,7 @@ def report_data(tally: UptakeTally, d: Disclosure) -> list[dict[str, Any]]:
                 "id": pid,
                 "name": tally.names.get(pid, pid),
                 "version": tally.policies[pid],
-                "technology": tally.technology.get(pid, "the technology"),
+                "notInUse": tally.not_in_use.get(pid, "not using the technology"),
                 "coverage": tally.coverage.get(pid, ""),
                 "people": d.count(people),
                 "bands": [

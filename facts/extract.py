@@ -24,6 +24,7 @@ from facts.model import (
     MatchedBy,
     Order,
     PatientRecord,
+    UnusableHbA1c,
 )
 from valuesets import Concept, ValueSetLibrary
 
@@ -226,7 +227,7 @@ class _Extractor:
         self.hba1c: list[HbA1cResult] = []
         self.insulin: list[InsulinOrder] = []
         self.confirmations: list[Confirmation] = []
-        self.hba1c_unusable: list[tuple[str, date, str]] = []
+        self.hba1c_unusable: list[UnusableHbA1c] = []
         self.orders: list[Order] = []
         self.warnings: list[str] = []
         self.unreadable_types: set[str] = set()
@@ -476,7 +477,7 @@ class _Extractor:
         if problem:
             # Remembered: an unusable result newer than every usable one must not let an
             # older result decide (the newest may be the one that matters).
-            self.hba1c_unusable.append((ref, when, problem))
+            self.hba1c_unusable.append(UnusableHbA1c(ref, when, problem, _as_recorded(r)))
             self.warnings.append(f"{ref} skipped: HbA1c {problem}.")
 
     def _medication_concept(self, r: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -652,8 +653,23 @@ def _hba1c_value(
     elif unit == "%":
         mmol = (float(value) - 2.15) * 10.929
     else:
-        return f"unit {unit!r} is not mmol/mol or %"
+        return f"unit {unit!r} not recognised (not mmol/mol or %)"
     return HbA1cResult(ref, round(mmol, 1), f"{value:g} {unit}", when, at)
+
+
+def _as_recorded(r: Mapping[str, Any]) -> str:
+    """A result's value and unit as recorded (">130 mmol/mol", "80 mmol/L"), or "" when it has
+    no readable number: what a card names when it says the result was not used."""
+    quantity = r.get("valueQuantity")
+    if not isinstance(quantity, Mapping):
+        return ""
+    value = quantity.get("value")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return ""
+    unit = next((u for k in ("unit", "code") if isinstance(u := quantity.get(k), str) and u), "")
+    comparator = quantity.get("comparator")
+    bound = comparator if isinstance(comparator, str) else ""
+    return " ".join(f"{bound}{value:g} {unit}".split())
 
 
 def _hba1c_unit(quantity: Mapping[str, Any], concept: Concept | None) -> str | None:

@@ -46,6 +46,16 @@ class HbA1cResult:
 
 
 @dataclass(frozen=True, slots=True)
+class UnusableHbA1c:
+    """A dated HbA1c result that cannot be used, and why ("unit 'mmol/L' not recognised")."""
+
+    ref: str
+    date: date
+    why: str
+    shown: str = ""  # the value as recorded ("80 mmol/L"), when there is one
+
+
+@dataclass(frozen=True, slots=True)
 class InsulinOrder:
     """An active insulin prescription and what its dosage says about injections per day."""
 
@@ -123,8 +133,8 @@ class PatientRecord:
     deceased_on: date | None = None  # the date of death, when the record gives a readable one
     findings: tuple[Finding, ...] = ()
     hba1c: tuple[HbA1cResult, ...] = ()
-    # (ref, date, why) of dated results that cannot be used, e.g. "unit 'mg/dL' is not ..."
-    hba1c_unusable: tuple[tuple[str, date, str], ...] = ()
+    # Dated results that cannot be used (an unrecognised unit, a bound, no value)
+    hba1c_unusable: tuple[UnusableHbA1c, ...] = ()
     insulin: tuple[InsulinOrder, ...] = ()
     confirmations: tuple[Confirmation, ...] = ()
     orders: tuple[Order, ...] = ()  # active orders, one per value set each is coded in

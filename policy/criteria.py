@@ -118,6 +118,32 @@ def insulin_evidence(o: InsulinOrder) -> Evidence:
     return Evidence(o.ref, summary, o.date, o.matched_by, o.display)
 
 
+def before_birth(record: PatientRecord, ctx: Context, when: date | None) -> bool:
+    """Whether ``when`` is before the patient's (plausible) date of birth: a record error.
+
+    Evidence dated before birth cannot be about this patient as recorded, so it meets no
+    criterion; a birth date that is itself implausible decides nothing here (the age criterion
+    says so).
+    """
+    b = record.birth_date
+    return (
+        when is not None
+        and b is not None
+        and b.implausible_on(ctx.today) is None
+        and when < b.earliest
+    )
+
+
+def before_birth_reason(record: PatientRecord, what: str, found: list[Finding]) -> str:
+    """The reason a record of ``what`` dated before birth does not count."""
+    first = min(f.date or date.max for f in found)
+    born = record.birth_date.recorded if record.birth_date else "unknown"
+    return (
+        f"{what} is recorded on {first.isoformat()}, before the date of birth ({born}): "
+        "dated before birth: check the record."
+    )
+
+
 def _recorded_by(findings: tuple[Finding, ...], today: date) -> list[Finding]:
     """Findings recorded by today (dated, or undated): for facts that do not go out of date."""
     return [f for f in findings if f.date is None or f.date <= today]
@@ -205,28 +231,44 @@ def latest_hba1c(record: PatientRecord, ctx: Context) -> HbA1cResult | None:
     return _newest_first(usable)[0] if usable else None
 
 
+def unused_evidence(ref: str, when: date, why: str, shown: str) -> Evidence:
+    """An HbA1c result read and not used, named as recorded: "HbA1c 80 mmol/L (2026-10-15):
+    unit 'mmol/L' not recognised (not mmol/mol or %), not used"."""
+    value = f"HbA1c {shown}" if shown else "An HbA1c result"
+    return Evidence(ref, f"{value} ({when.isoformat()}): {why}, not used", when)
+
+
 def implausible_evidence(h: HbA1cResult) -> Evidence:
-    shown = hba1c_evidence(h).summary
-    return Evidence(h.ref, f"{shown}: implausible, not used", h.date)
+    return unused_evidence(h.ref, h.date, "implausible", h.original)
 
 
-def _unreadable_in_lookback(record: PatientRecord, ctx: Context) -> list[tuple[date, str, str]]:
-    """(date, ref, why) of every result in the lookback that cannot be used."""
+def _unusable_in_lookback(record: PatientRecord, ctx: Context) -> list[Evidence]:
+    """Every result in the lookback that cannot be used (unreadable or implausible), oldest
+    first."""
     since = months_before(ctx.today, ctx.hba1c_lookback_months)
-    low, high = ctx.hba1c_plausible_mmol_mol
-    out = [(d, ref, f"could not be read ({why})") for ref, d, why in record.hba1c_unusable]
-    out += [
-        (h.date, h.ref, f"is implausible ({h.original}, outside {low:g}-{high:g} mmol/mol)")
-        for h in record.hba1c
-        if not _plausible(h, ctx)
+    out = [unused_evidence(u.ref, u.date, u.why, u.shown) for u in record.hba1c_unusable]
+    out += [implausible_evidence(h) for h in record.hba1c if not _plausible(h, ctx)]
+    return sorted(
+        (e for e in out if e.date is not None and since <= e.date <= ctx.today),
+        key=lambda e: (e.date or date.min, e.ref),
+    )
+
+
+def _after_today(record: PatientRecord, ctx: Context) -> list[Evidence]:
+    """Results dated after today (a record error, never evidence), newest first."""
+    dated = [(u.ref, u.date, u.shown) for u in record.hba1c_unusable]
+    dated += [(h.ref, h.date, h.original) for h in record.hba1c]
+    return [
+        unused_evidence(ref, d, "dated after today", shown)
+        for ref, d, shown in sorted(dated, key=lambda x: (x[1], x[0]), reverse=True)
+        if d > ctx.today
     ]
-    return sorted(x for x in out if since <= x[0] <= ctx.today)
 
 
 def _implausible_context(record: PatientRecord, ctx: Context) -> tuple[Evidence, ...]:
-    return tuple(
-        implausible_evidence(h) for h in _in_lookback(record, ctx) if not _plausible(h, ctx)
-    )
+    """What was read and not used: results in the lookback that cannot be used, and results
+    dated after today."""
+    return (*_unusable_in_lookback(record, ctx), *_after_today(record, ctx))
 
 
 def _latest_or_unknown(
@@ -235,28 +277,38 @@ def _latest_or_unknown(
     """The latest usable HbA1c, or the *unknown* result that says why there is none to use.
 
     An unreadable or implausible result newer than every usable one blocks the older ones:
-    the newest result is the one the policy reads, and it cannot be used.
+    the newest result is the one the policy reads, and it cannot be used. The reason names
+    the result not used, as recorded, so a clinician who sees it in the record knows why.
     """
     latest = latest_hba1c(record, ctx)
     newer_unusable = [
-        x for x in _unreadable_in_lookback(record, ctx) if latest is None or x[0] > latest.date
+        e
+        for e in _unusable_in_lookback(record, ctx)
+        if latest is None or (e.date is not None and e.date > latest.date)
     ]
     context = _implausible_context(record, ctx)
+    months = ctx.hba1c_lookback_months
     if newer_unusable:
-        d, ref, why = newer_unusable[-1]
+        tail = (
+            "it is the newest result, so an older one must not decide"
+            if latest is not None
+            else f"no usable HbA1c result in the last {months} months"
+        )
         return _result(
             spec,
             Tri.UNKNOWN,
-            f"The newest HbA1c ({ref}, {d.isoformat()}) {why}; it is not used, and an older "
-            "result must not decide.",
+            f"{newer_unusable[-1].summary}; {tail}.",
             context=context,
             missing="a readable, plausible HbA1c result",
         )
     if latest is None:
+        future = _after_today(record, ctx)
+        named = f": {future[0].summary}" if future else ""
         return _result(
             spec,
             Tri.UNKNOWN,
-            f"No HbA1c result in the last {ctx.hba1c_lookback_months} months.",
+            f"No {'usable ' if future else ''}HbA1c result in the last {months} months{named}.",
+            context=context,
             missing="an HbA1c result",
         )
     return latest
@@ -370,6 +422,16 @@ def _recorded_or_not_met(
         found = [f for f in found if f.matched_by == "code"]
     excluded = tuple(f"{t}/" for t in spec.params.get("excludeResourceTypes", ()))
     found = [f for f in found if not f.ref.startswith(excluded)] if excluded else found
+    prenatal = [f for f in found if before_birth(record, ctx, f.date)]
+    found = [f for f in found if f not in prenatal]
+    if not found and prenatal:
+        return _result(
+            spec,
+            Tri.UNKNOWN,
+            before_birth_reason(record, spec.title, prenatal),
+            evidence=tuple(finding_evidence(f) for f in prenatal),
+            missing=f"a correctly dated record of {spec.title.lower()}",
+        )
     if not found:
         return _result(spec, Tri.NOT_MET, absent)
     first = min(found, key=lambda f: (f.date or date.max, f.ref))
@@ -409,6 +471,8 @@ def diagnosis(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Crite
     in_remission = list(record.findings_in(remission)) if remission else []
     excluded = {f.ref for f in in_remission}
     recorded = _diagnoses(record, p["valueSet"], excluded, ctx.today)
+    prenatal = [f for f in recorded if before_birth(record, ctx, f.date)]
+    recorded = [f for f in recorded if f not in prenatal]
     found = [f for f in recorded if f.established]
     tentative = [f for f in recorded if not f.established]
     other_set = p.get("otherTypeValueSet")
@@ -436,6 +500,15 @@ def diagnosis(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Crite
             f"({_fmt(first.date)}){by_term}.",
             evidence=tuple(finding_evidence(f) for f in found),
             context=context,
+        )
+    if prenatal:  # a diagnosis before birth is a record error, not evidence either way
+        return _result(
+            spec,
+            Tri.UNKNOWN,
+            before_birth_reason(record, spec.title, prenatal),
+            evidence=tuple(finding_evidence(f) for f in prenatal),
+            context=context,
+            missing=f"a correctly dated {spec.title.lower()} diagnosis",
         )
     if tentative:
         return _result(
@@ -521,8 +594,12 @@ def finding(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Criteri
     """Met by a current finding (coded, or by clinical term); an older or undated one, or none,
     is *unknown*: absence is not evidence of absence, and an old record is not evidence of now.
     """
+    recorded = record.findings_in(spec.params["valueSet"])
+    prenatal = [f for f in recorded if before_birth(record, ctx, f.date)]
     c = currency(
-        record.findings_in(spec.params["valueSet"]), int(spec.params["lookbackMonths"]), ctx.today
+        tuple(f for f in recorded if f not in prenatal),
+        int(spec.params["lookbackMonths"]),
+        ctx.today,
     )
     note = spec.params.get("note", "")
     if c.current:
@@ -547,6 +624,15 @@ def finding(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Criteri
             evidence=tuple(stale_evidence(f) for f in c.not_current),
             missing=f"a record of {spec.title.lower()} in the last {c.months} months, or a "
             "clinician's confirmation that it is still current",
+        )
+    if prenatal:
+        return _result(
+            spec,
+            Tri.UNKNOWN,
+            before_birth_reason(record, spec.title, prenatal),
+            evidence=tuple(finding_evidence(f) for f in prenatal),
+            missing=f"a correctly dated record of {spec.title.lower()}, or a clinician's "
+            "confirmation",
         )
     return _result(
         spec,
@@ -681,20 +767,20 @@ def hba1c_on_mdi(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
             context=context,
         )
     ev = [hba1c_evidence(h) for h in results]
-    unreadable = _unreadable_in_lookback(record, ctx)
+    unreadable = _unusable_in_lookback(record, ctx)
     if unreadable:
-        d, ref, why = unreadable[-1]
         return _result(
             spec,
             Tri.UNKNOWN,
-            f"Every usable HbA1c is {_SYMBOL[op]} {threshold:g} ({read}), but {ref} "
-            f"({d.isoformat()}) {why}: it may have been lower.",
+            f"Every usable HbA1c is {_SYMBOL[op]} {threshold:g} ({read}), but "
+            f"{unreadable[-1].summary}: it may have been lower.",
             evidence=tuple(ev),
             context=context,
             missing="a readable, plausible value for every HbA1c in the lookback",
         )
     head = (
-        f"Every HbA1c is {_SYMBOL[op]} {threshold:g} mmol/mol ({read}; latest {latest.mmol_mol:g})"
+        f"Every HbA1c is {_SYMBOL[op]} {threshold:g} mmol/mol ({read}; latest "
+        f"{latest.mmol_mol:g} on {latest.date.isoformat()})"
     )
     on_mdi, insulin_ev, how = _on_mdi(record, minimum)
     ev += insulin_ev

@@ -120,6 +120,7 @@ _PRESENTATION: dict[str, Any] = {
     "referral": frozenset({"label", "code", "reasonText"}),
     "companionNote": str,
     "notChecked": {str: str},
+    "notMetTitles": {str: str},
     "links": [frozenset({"label", "url"})],
 }
 _PRESENTATION_REQUIRED = ("sourceLabel", "topic", "summaries", "overrideReasons")
@@ -562,7 +563,7 @@ def parse_policy(
         if set(ordered) != {"valueSet", "means"}:
             raise PolicyError("presentation.silenceWhenOrdered needs exactly valueSet and means")
         value_sets.add(str(ordered["valueSet"]))
-    for field in ("silenceWhenMet", "notChecked"):
+    for field in ("silenceWhenMet", "notChecked", "notMetTitles"):
         for cid in info.presentation.get(field, ()):
             if cid not in known:
                 raise PolicyError(f"presentation.{field} names undefined criterion {cid!r}")

@@ -124,6 +124,9 @@ def figures(f: store.Filter) -> dict[str, Any]:
     for policy in runtime.policies.values():
         for cid in policy.criterion_ids:
             titles.setdefault(cid, policy.title_of(cid))
+    # As on the page: a pathway's diagnosis chooses the pathway, it does not stand in its way.
+    gates = {p.diagnosis for policy in runtime.policies.values() for p in policy.pathways}
+    out["blockingCriteria"] = [b for b in out["blockingCriteria"] if b["id"] not in gates]
     for b in out["blockingCriteria"]:
         b["title"] = titles.get(b["id"], b["id"])
     out["access"] = access_json(s.access_counts(f), d)

@@ -33,7 +33,7 @@ OUTCOME_NAMES = {
     "meets-criteria": "Meets criteria",
     "does-not-meet-criteria": "Does not meet",
     "insufficient-information": "Not enough information",
-    "no-decision": "No i-Port order",
+    "no-decision": "Not assessed (order without an i-Port)",
 }
 DAILY_UP_TO_DAYS = 60
 WEEKLY_UP_TO_DAYS = 183

@@ -16,7 +16,7 @@
     "meets-criteria": "Meets criteria",
     "does-not-meet-criteria": "Does not meet",
     "insufficient-information": "Not enough information",
-    "no-decision": "No i-Port order",
+    "no-decision": "Not assessed (order without an i-Port)",
   };
   var BLUE = "#0072b2";
   var GREY = "#5f5f5f";

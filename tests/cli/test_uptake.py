@@ -165,6 +165,18 @@ def test_the_report_is_one_html_file_with_a_table_for_every_chart(
     assert "Places covered: every place (East Riding of Yorkshire, Hull," in html
     assert "national guidance for all of England" in html
     assert f"uptake-gap report: {report}" in result.err
+    # Titled by the places it covers and the date; the folder is only the data source.
+    title = re.search(r"<title>([^<]*)</title>", html)
+    assert title
+    assert title.group(1).startswith("Uptake gap: East Riding of Yorkshire, Hull, ")
+    assert title.group(1).endswith(f", evaluated {TODAY.isoformat()}")
+    assert population.name not in title.group(1)
+    assert f"Data source: {population.name}." in html
+    # The gap in words: who meets the criteria and does not have the technology.
+    assert "the gap (not already on an insulin pump)" in html
+    assert "the gap (not already using a hybrid closed loop system)" in html
+    assert "the gap (no i-Port on order or in use)" in html
+    assert "not using already" not in html
     # An aggregate for commissioners: small numbers suppressed, the rest rounded; the
     # per-person CSV beside it is record-level and exact.
     cells = re.findall(r'<td class="n">([^<]*)</td>', html)

@@ -175,13 +175,8 @@ def test_figures_for_the_whole_range(seeded: Flask) -> None:
         "meets-criteria": {"accepted": 1, "overridden": 0, "overrideRate": 0.0},
     }
     blocking = {b["id"]: b for b in f["blockingCriteria"]}
-    assert set(blocking) == {
-        "type-1-diabetes",
-        "type-2-diabetes",
-        "needle-phobia",
-        "mdi-impractical",
-    }
-    assert blocking["type-2-diabetes"]["notMet"] == 1  # the off-pathway not-met is not counted
+    # A diagnosis chooses the pathway rather than standing in its way: left out, as on the page.
+    assert set(blocking) == {"needle-phobia", "mdi-impractical"}
     assert blocking["needle-phobia"] == {
         "id": "needle-phobia",
         "notMet": 0,
@@ -551,3 +546,21 @@ def test_figures_split_by_policy(make_app: AppFactory, database_url: str) -> Non
     assert everything["byPolicy"]["nice-insulin-pump"]["cards"] == 1
     assert everything["byPolicy"]["hny-iport-advance"]["cards"] == 3
     assert bad.status_code == 400
+
+
+def test_an_order_without_an_i_port_is_labelled_as_not_assessed(seeded: Flask) -> None:
+    # An order hook whose order holds no i-Port is evaluated for nothing: the trend says so in
+    # the same words in the table, the chart legend and the CSV, and never as a patient-view
+    # outcome.
+    from service.dashboard import OUTCOME_NAMES
+
+    label = OUTCOME_NAMES["no-decision"]
+    assert label == "Not assessed (order without an i-Port)"
+    with seeded.test_client() as client:
+        page = client.get("/analytics").get_data(as_text=True)
+        script = client.get("/analytics/static/analytics.js")
+        js = script.get_data(as_text=True)
+        script.close()
+    assert f'<th scope="col" class="n">{label}</th>' in page
+    assert f'"no-decision": "{label}"' in js
+    assert "No i-Port order" not in page + js

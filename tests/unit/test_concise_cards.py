@@ -441,3 +441,66 @@ def test_the_card_shows_short_product_names_and_the_extension_the_full_ones(
     assert "Insulin aspart 100units/ml solution for injection 3ml cartridges" in reasons
     assert LANTUS in reasons
     assert LANTUS in d.criteria["hba1c-69-or-above-on-mdi"].reason  # what the app shows
+
+
+# -- An HbA1c read and not used is named on the card, as the record shows it ---------------------
+@pytest.mark.parametrize(
+    ("result", "named"),
+    [
+        (hba1c(80, "mmol/L", on="2026-10-15"), "HbA1c 80 mmol/L (15 Oct 2026): unit 'mmol/L' not "),
+        (hba1c(80, on="2027-02-01"), "HbA1c 80 mmol/mol (1 Feb 2027): dated after today, not used"),
+        (hba1c(250, on="2026-10-15"), "HbA1c 250 mmol/mol (15 Oct 2026): implausible, not used"),
+    ],
+)
+def test_the_card_names_an_hba1c_it_did_not_use_and_why(
+    decide: Callable[..., Decision], result: dict[str, Any], named: str
+) -> None:
+    d = decide(*T1_ADULT, *BASAL_BOLUS, result, condition(text="Needle phobia"))
+    assert "hba1c-69-or-above-on-mdi" in d.decisive
+    detail = eligibility_card(d, CardContext(PID, None, NOW, lambda: "u"))["detail"]
+    line = next(x for x in detail.splitlines() if "HbA1c 69 mmol/mol or above on MDI" in x)
+    assert named in line
+    assert rendered_lines(detail) <= MAX_DETAIL_LINES
+
+
+def test_a_record_with_both_types_active_names_no_pathway_and_asks_about_both() -> None:
+    # Type 1 and type 2 both active: neither pathway is known to apply.
+    card = card_for("iport-advance", "t1-t2-conflicting-types")
+    assert "pathway" not in card["summary"]
+    head = card["detail"].split("\n\n")[0]
+    assert "pathway" not in head
+    assert "the diagnosis (type 1 diabetes or type 2 diabetes) is unknown" in head
+    assert "- ❓ **Type 1 diabetes** could change the outcome" in card["detail"]
+    assert "- ❓ **Type 2 diabetes** could change the outcome" in card["detail"]
+    assert "✅ Type" not in card["detail"]
+
+
+# -- A fact that opens a route reads as the fact, not as a failure ---------------------------------
+@pytest.mark.parametrize(
+    ("policy", "patient", "line"),
+    [
+        ("iport-advance", "t1-child-mdi-impractical", "- ✅ Under 12: Aged 9"),  # meets
+        ("iport-advance", "t1-hcl-child-on-omnipod-5", "- ✅ Under 12: Aged 11"),  # undecided
+        ("nice-insulin-pump", "t1-hcl-child-on-omnipod-5", "- ✅ Under 12: Aged 11"),
+        ("nice-hybrid-closed-loop", "t1-hcl-child-on-omnipod-5", "- ✅ Under 18: Aged 11"),
+    ],
+)
+def test_a_child_s_age_is_shown_as_under_12_not_as_a_failed_criterion(
+    policy: str, patient: str, line: str
+) -> None:
+    detail = card_for(policy, patient)["detail"]
+    assert line in detail
+    assert "Not 'Aged" not in detail
+    assert "❌ Aged" not in detail
+
+
+def test_the_hba1c_on_mdi_line_carries_the_hba1c_date_not_the_insulin_date(
+    decide: Callable[..., Decision],
+) -> None:
+    # Insulin prescribed on 10 Jan 2026, HbA1c taken on 15 Oct 2026: each date beside its fact.
+    d = decide(*T1_ADULT, *BASAL_BOLUS, hba1c(75, on="2026-10-15"), condition(text="Needle phobia"))
+    detail = eligibility_card(d, CardContext(PID, None, NOW, lambda: "u"))["detail"]
+    mdi_line = next(x for x in detail.splitlines() if "or above on MDI" in x)
+    assert "latest 75 on 15 Oct 2026" in mdi_line
+    assert "last recorded" not in mdi_line
+    assert "10 Jan 2026" not in mdi_line

@@ -317,6 +317,46 @@ def test_an_implausible_newest_result_blocks_older_ones(decide: Decide) -> None:
     assert result(d, "hba1c-above-69-with-poor-adherence") is Tri.UNKNOWN
 
 
+@pytest.mark.parametrize(
+    ("result", "reason"),
+    [
+        (
+            hba1c(80, "mmol/L", on="2026-10-15"),
+            "HbA1c 80 mmol/L (2026-10-15): unit 'mmol/L' not recognised (not mmol/mol or %), "
+            "not used; no usable HbA1c result in the last 12 months.",
+        ),
+        (
+            hba1c(80, on="2027-02-01"),
+            "No usable HbA1c result in the last 12 months: HbA1c 80 mmol/mol (2027-02-01): "
+            "dated after today, not used.",
+        ),
+    ],
+)
+def test_an_hba1c_not_used_is_named_as_recorded_with_why(
+    decide: Decide, result: dict[str, Any], reason: str
+) -> None:
+    # A clinician can see the value in the record: the reason says why it did not count.
+    d = decide(patient(), condition(T1DM), result, *BASAL_BOLUS)
+    r = d.criteria["hba1c-69-or-above-on-mdi"]
+    assert r.result is Tri.UNKNOWN
+    assert r.reason == reason
+    assert r.context  # shown beside the reason: the result read and not used
+
+
+def test_an_unusable_newest_hba1c_is_named_and_stops_the_older_one(decide: Decide) -> None:
+    d = decide(
+        patient(),
+        condition(T1DM),
+        hba1c(80, "mmol/L", on="2026-10-15"),
+        hba1c(75, on="2026-06-01"),
+        *BASAL_BOLUS,
+    )
+    r = d.criteria["hba1c-above-69-with-poor-adherence"]
+    assert r.result is Tri.UNKNOWN
+    assert r.reason.startswith("HbA1c 80 mmol/L (2026-10-15): unit 'mmol/L' not recognised")
+    assert r.reason.endswith("it is the newest result, so an older one must not decide.")
+
+
 # -- 4. "Remained high": every result in the lookback ----------------------------------------------
 @pytest.mark.parametrize(
     ("values", "expected"),
@@ -812,3 +852,63 @@ def test_with_every_condition_readable_no_diagnosis_is_not_met(decide: Decide) -
     d = decide(patient(), condition(LIPO))
     assert d.criteria["type-1-diabetes"].result is Tri.NOT_MET
     assert d.outcome is Outcome.DOES_NOT_MEET
+
+
+# -- Evidence dated before the date of birth is a record error, not evidence ---------------------
+def test_a_diagnosis_dated_before_birth_is_unknown_not_met(decide: Decide) -> None:
+    d = decide(
+        patient("1995-05-05"),
+        condition(T1DM, onset="1990-01-01"),
+        hba1c(78),
+        *BASAL_BOLUS,
+        condition(text="Needle phobia"),
+    )
+    r = d.criteria["type-1-diabetes"]
+    assert r.result is Tri.UNKNOWN
+    assert "dated before birth: check the record" in r.reason
+    assert "1990-01-01" in r.reason
+    assert "1995-05-05" in r.reason
+    assert r.missing == "a correctly dated type 1 diabetes diagnosis"
+    assert d.outcome is not Outcome.MEETS
+
+
+@pytest.mark.parametrize(
+    ("birth", "onset", "expected"),
+    [
+        ("1995-05-05", "1995-05-04", Tri.UNKNOWN),  # the day before birth
+        ("1995-05-05", "1995-05-05", Tri.MET),  # diagnosed on the day of birth
+        ("1995", "1995-01-01", Tri.MET),  # a partial birth date allows any day that year
+        ("1995", "1994-12-31", Tri.UNKNOWN),
+        ("2031-02-03", "1990-01-01", Tri.MET),  # an implausible birth date decides nothing here
+    ],
+)
+def test_the_day_of_birth_is_the_boundary_for_a_diagnosis(
+    decide: Decide, birth: str, onset: str, expected: Tri
+) -> None:
+    d = decide(patient(birth), condition(T1DM, onset=onset))
+    assert d.criteria["type-1-diabetes"].result is expected
+
+
+def test_a_correctly_dated_diagnosis_still_counts_beside_one_dated_before_birth(
+    decide: Decide,
+) -> None:
+    d = decide(
+        patient("1995-05-05"),
+        condition(T1DM, onset="1990-01-01"),
+        condition(T1DM, onset="2001-03-01"),
+    )
+    r = d.criteria["type-1-diabetes"]
+    assert r.result is Tri.MET
+    assert "2001-03-01" in r.reason
+    assert all(e.date != date(1990, 1, 1) for e in r.evidence)
+
+
+def test_a_finding_dated_before_birth_is_unknown_with_the_reason(decide: Decide) -> None:
+    d = decide(
+        patient("2026-02-01"),
+        condition(T1DM, onset="2026-05-01"),
+        condition(text="Needle phobia", onset="2026-01-10"),
+    )
+    r = d.criteria["needle-phobia"]
+    assert r.result is Tri.UNKNOWN
+    assert "dated before birth: check the record" in r.reason

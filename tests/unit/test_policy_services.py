@@ -130,3 +130,19 @@ def test_an_order_hook_answers_only_for_drafts_in_its_trigger_value_set(
     assert sign(iport_device_request(text="Insulin pen needles 4mm")) == []
     (card,) = sign(iport_device_request())
     assert "NICE" in card["summary"]
+
+
+@pytest.mark.parametrize(
+    ("titles", "message"),
+    [
+        ({"age-13-or-over": "Under 13"}, "presentation.notMetTitles names undefined criterion"),
+        ({"age-12-or-over": 12}, "presentation.notMetTitles"),
+    ],
+)
+def test_a_not_met_title_must_name_a_criterion_of_the_policy(
+    titles: dict[str, Any], message: str
+) -> None:
+    doc = {**PUMP_DOC, "presentation": {**PUMP_DOC["presentation"], "notMetTitles": titles}}
+    with pytest.raises(PolicyError) as exc:
+        parse_policy(doc)
+    assert message in str(exc.value)
