@@ -26,7 +26,7 @@ from service.admission import HookAdmission
 from service.bodies import CappedRequest
 from service.config import core_from_config, load_config
 from service.discovery import enabled_services
-from service.errors import ServiceBusy, ServiceError, operation_outcome
+from service.errors import ServiceError, operation_outcome
 from service.evaluation import Runtime
 from service.feedback import FeedbackHandler, override_displays
 from service.logs import configure_logging
@@ -159,7 +159,7 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ServiceError)
     def service_error(exc: ServiceError) -> Response:
         resp = json_response(operation_outcome(exc.code, exc.message), exc.status)
-        if isinstance(exc, ServiceBusy):
+        if exc.retry_after_s is not None:
             resp.headers["Retry-After"] = str(exc.retry_after_s)
         return resp
 
