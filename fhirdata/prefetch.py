@@ -92,6 +92,31 @@ def prefetch_templates(
     return templates
 
 
+# The type each ``_include`` the templates use brings into the answer.
+_INCLUDE_TARGETS = {
+    "MedicationRequest:medication": "Medication",
+    "DeviceUseStatement:device": "Device",
+}
+
+
+def read_types(templates: Mapping[str, str]) -> tuple[str, ...]:
+    """Every resource type reading ``templates`` returns: each query's own type and the types
+    its ``_include`` brings, sorted. The assessment app asks for read scopes on exactly these,
+    so its scopes follow the queries. An ``_include`` of unknown target is refused here, at
+    start-up, rather than leaving a type out."""
+    types: set[str] = set()
+    for key, template in templates.items():
+        path, _, query = template.partition("?")
+        types.add(path.partition("/")[0])
+        for name, _, value in (p.partition("=") for p in query.split("&")):
+            if name != "_include":
+                continue
+            if value not in _INCLUDE_TARGETS:
+                raise ValueError(f"prefetch template {key!r} includes {value!r}, of unknown type")
+            types.add(_INCLUDE_TARGETS[value])
+    return tuple(sorted(types))
+
+
 def fill(template: str, patient_id: str) -> str:
     return template.replace(PATIENT_TOKEN, quote(patient_id, safe=""))
 
