@@ -30,7 +30,12 @@ PAGE_SIZE = 100
 
 
 class DataUnavailable(Exception):
-    """Required data is neither prefetched nor obtainable from the FHIR server (answer 412)."""
+    """Required data is neither prefetched nor obtainable from the FHIR server (answer 412);
+    ``retry_after_s`` when it is known not to be obtainable for a while."""
+
+    def __init__(self, message: str, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 def _codes(vsl: ValueSetLibrary, set_ids: Iterable[str]) -> list[str]:

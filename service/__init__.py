@@ -20,6 +20,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import review_app
 from disclosure import Disclosure
 from fhirdata import FetchSettings, FhirServerPolicy, new_session, prefetch_templates
+from fhirdata.breaker import OriginBreakers
 from fhirdata.transport import OriginExecutors
 from service import analytics, audit, audit_commands, auth, dashboard, ops
 from service.admission import HookAdmission
@@ -72,6 +73,9 @@ def build_runtime(config: Mapping[str, Any]) -> Runtime:
         ),
         session=new_session(pool),
         executors=OriginExecutors(pool),
+        breakers=OriginBreakers(
+            int(config["FHIR_BREAKER_FAILURES"]), float(config["FHIR_BREAKER_COOL_OFF_SECONDS"])
+        ),
     )
 
 

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app, g, request
 
 from service.discovery import discovery_document
 from service.errors import BadRequest, ServiceBusy, UnknownService, UnsupportedMediaType
-from service.evaluation import Runtime, run_hook
+from service.evaluation import Runtime, refuse_if_fhir_not_answering, run_hook
 from service.hookrequest import HookRequest, parse_hook_request
 from service.state import app_state
 
@@ -60,6 +60,7 @@ def hook(service_id: str) -> Response:
         raise UnknownService(f"no CDS service with id '{service_id[:64]}'")
     req = parse_hook_request(_json_body(), service.hook)
     g.hook_request = req  # for the access audit, whatever the answer
+    refuse_if_fhir_not_answering(_runtime(), req)
     _admit(req)
     result = run_hook(
         _runtime(),
