@@ -64,7 +64,7 @@ def test_two_slow_fhir_servers_leave_a_healthy_ones_hooks_answering() -> None:
                     time.sleep(0.1)
             for t in threads:
                 t.join(30)
-    assert len(healthy_statuses) >= 20
+    assert len(healthy_statuses) >= 10
     assert Counter(healthy_statuses) == {200: len(healthy_statuses)}
     assert set(health) == {200}
     refused_at_once = [r for status, took, r in slow if status == 412 and took < 0.5]
