@@ -24,7 +24,7 @@ from fhirdata.breaker import OriginBreakers
 from fhirdata.transport import OriginExecutors
 from service import analytics, audit, audit_commands, auth, dashboard, ops
 from service.admission import HookAdmission
-from service.bodies import CappedRequest
+from service.bodies import CappedRequest, CloseUnreadBodies, close_unread_body
 from service.config import core_from_config, load_config
 from service.discovery import enabled_services
 from service.errors import ServiceError, operation_outcome
@@ -83,6 +83,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """The app. ``config`` overrides defaults, the config file and IPORT_CDS_* variables."""
     app = Flask(__name__, instance_relative_config=True)
     app.request_class = CappedRequest  # a streamed body past MAX_CONTENT_LENGTH is 413 too
+    app.after_request(close_unread_body)  # a refusal does not wait for a (slow) body
+    app.wsgi_app = CloseUnreadBodies(app.wsgi_app)  # type: ignore[method-assign]
     load_config(app, config)
     app.config.setdefault("CLOCK", lambda: datetime.now(UTC))
     app.config.setdefault("UUID_FACTORY", lambda: str(uuid.uuid4()))

@@ -61,6 +61,8 @@ DEFAULTS: dict[str, Any] = {
     "VALUESET_EXTRA_DIR": None,
     # Operations
     "LOG_LEVEL": "INFO",
+    # A request body must arrive within this, in all; slower is 408 (slow-upload clients)
+    "BODY_READ_SECONDS": 10.0,
     "HOOKS_IN_FLIGHT_MAX": None,  # per worker; None: THREADS - 2 (probes keep a free thread)
     # Audit trail, feedback and the commissioners' dashboard (service/analytics.py, store/)
     "DATABASE_URL": None,  # None: SQLite in the instance folder; else postgresql://...
