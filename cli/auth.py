@@ -1,8 +1,9 @@
 """The CDS client's JWT (CDS Hooks 2.0 "Trusting CDS Clients"): ES384, signed per request.
 
 Claims: ``iss`` (the client), ``sub`` (its client id, here the same), ``aud`` (the exact URL
-called), ``iat``, ``exp = iat + 300`` and a fresh ``jti``; header ``kid`` (and ``jku`` when
-given). Tokens are never printed.
+called), ``iat``, ``exp = iat + 300`` and a fresh ``jti``, and ``tenant`` when given (a
+client that signs for several organisations); header ``kid`` (and ``jku`` when given). Tokens
+are never printed.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class ClientSigner:
     iss: str
     kid: str
     jku: str | None = None
+    tenant: str | None = None
 
     def token(self, aud: str, now: float | None = None) -> str:
         iat = int(time.time() if now is None else now)
@@ -41,13 +43,17 @@ class ClientSigner:
             "exp": iat + LIFETIME_S,
             "jti": str(uuid.uuid4()),
         }
+        if self.tenant:
+            claims["tenant"] = self.tenant
         return jwt.encode(claims, self.key, algorithm="ES384", headers=headers)
 
     def header(self, aud: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(aud)}"}
 
 
-def load_signer(key_file: str, iss: str, kid: str, jku: str | None = None) -> ClientSigner:
+def load_signer(
+    key_file: str, iss: str, kid: str, jku: str | None = None, tenant: str | None = None
+) -> ClientSigner:
     """An ES384 signer from a PEM private key (P-384); a bad key is a usage error."""
     path = Path(key_file)
     try:
@@ -66,4 +72,6 @@ def load_signer(key_file: str, iss: str, kid: str, jku: str | None = None) -> Cl
         )
     if not iss.strip() or not kid.strip():
         raise CliError("--jwt-iss and --jwt-kid must not be empty", EXIT_USAGE)
-    return ClientSigner(key, iss, kid, jku)
+    if tenant is not None and not tenant.strip():
+        raise CliError("--jwt-tenant must not be empty", EXIT_USAGE)
+    return ClientSigner(key, iss, kid, jku, tenant)

@@ -256,6 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--jwt-jku", metavar="URL", help="optional: the JWK Set URL to put in the JWT header"
     )
+    p.add_argument(
+        "--jwt-tenant",
+        metavar="TENANT",
+        help="optional: the JWT's tenant claim, for an issuer that signs for several tenants",
+    )
     p = sub.add_parser(
         "policy", help="check policy files: every field, rule parameter and value set named"
     )
@@ -404,10 +409,14 @@ def _cmd_hook(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     if args.hook not in HOOKS:
         raise CliError(f"unknown hook {args.hook!r}: use one of {', '.join(HOOKS)}", EXIT_USAGE)
     jwt_opts = [args.jwt_key, args.jwt_iss, args.jwt_kid]
+    if (args.jwt_jku or args.jwt_tenant) and not args.jwt_key:
+        raise CliError(
+            "--jwt-jku and --jwt-tenant need --jwt-key, --jwt-iss and --jwt-kid", EXIT_USAGE
+        )
     if any(jwt_opts) and not all(jwt_opts):
         raise CliError("--jwt-key, --jwt-iss and --jwt-kid go together: give all three", EXIT_USAGE)
     signer = (
-        load_signer(args.jwt_key, args.jwt_iss, args.jwt_kid, args.jwt_jku)
+        load_signer(args.jwt_key, args.jwt_iss, args.jwt_kid, args.jwt_jku, args.jwt_tenant)
         if args.jwt_key
         else None
     )

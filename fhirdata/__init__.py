@@ -6,7 +6,7 @@
 
 from fhirdata.allowlist import FhirServerNotAllowed, FhirServerPolicy
 from fhirdata.client import FetchSettings, FhirClient, FhirError, new_session
-from fhirdata.prefetch import DataUnavailable, Gathered, gather, prefetch_templates
+from fhirdata.prefetch import DataUnavailable, Gathered, gather, prefetch_templates, read_types
 
 __all__ = [
     "DataUnavailable",
@@ -19,4 +19,5 @@ __all__ = [
     "gather",
     "new_session",
     "prefetch_templates",
+    "read_types",
 ]

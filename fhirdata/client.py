@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -21,6 +22,7 @@ import orjson
 import requests
 
 from fhirdata.allowlist import unsafe_path
+from fhirdata.breaker import Pass
 from fhirdata.transport import WATCHDOG, Watch, new_session
 
 FHIR_JSON = "application/fhir+json"
@@ -112,8 +114,13 @@ class FhirClient:
         settings: FetchSettings,
         access_token: str | None = None,
         request_id: str | None = None,
+        breaker_pass: Pass | None = None,
     ) -> None:
+        """``breaker_pass``: the origin's circuit breaker let this request read; ``close``
+        tells it whether the server answered."""
         self.base_url = base_url.rstrip("/")
+        self._breaker_pass = breaker_pass
+        self._answered: bool | None = None
         self._origin = _origin(self.base_url)
         self._base_path = urlsplit(self.base_url).path
         self._session = session
@@ -133,12 +140,30 @@ class FhirClient:
     def close(self) -> None:
         """Done with this request: nothing is left to drop at the deadline."""
         WATCHDOG.cancel(self._watchdog_id)
+        if self._breaker_pass is not None:
+            self._breaker_pass.breaker.record(self._breaker_pass, self._answered)
+            self._breaker_pass = None
 
     def continue_pages(
         self, key: str, first_page: Mapping[str, Any], result: FetchResult
     ) -> list[dict[str, Any]]:
         """All resources of a prefetched searchset, reading its further pages from this server."""
-        return self._collect(key, first_page, self._deadline, result)
+        with self._noting_answer():
+            return self._collect(key, first_page, self._deadline, result)
+
+    @contextmanager
+    def _noting_answer(self) -> Iterator[None]:
+        """Whether the server answered, for its circuit breaker: a deadline passed or no
+        connection is no answer; anything it said (an error status too) is one."""
+        try:
+            yield
+        except (FhirTimeout, FhirUnreachable):
+            self._answered = False
+            raise
+        except FhirError:
+            self._answered = self._answered is not False
+            raise
+        self._answered = self._answered is not False
 
     def fetch_all(self, queries: Mapping[str, str]) -> FetchResult:
         """Run every query ("Condition?patient=1" or "Patient/1") at once; each key's resources.
@@ -150,12 +175,13 @@ class FhirClient:
         result = FetchResult()
         if not queries:
             return result
-        if self._settings.mode == "batch":
-            first_pages = self._batch(queries, deadline, result)
-        else:
-            first_pages = self._parallel(queries, deadline, result)
-        for key, body in first_pages.items():
-            result.resources[key] = self._collect(key, body, deadline, result)
+        with self._noting_answer():
+            if self._settings.mode == "batch":
+                first_pages = self._batch(queries, deadline, result)
+            else:
+                first_pages = self._parallel(queries, deadline, result)
+            for key, body in first_pages.items():
+                result.resources[key] = self._collect(key, body, deadline, result)
         return result
 
     # -- transport ---------------------------------------------------------------------

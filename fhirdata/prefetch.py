@@ -30,7 +30,12 @@ PAGE_SIZE = 100
 
 
 class DataUnavailable(Exception):
-    """Required data is neither prefetched nor obtainable from the FHIR server (answer 412)."""
+    """Required data is neither prefetched nor obtainable from the FHIR server (answer 412);
+    ``retry_after_s`` when it is known not to be obtainable for a while."""
+
+    def __init__(self, message: str, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 def _codes(vsl: ValueSetLibrary, set_ids: Iterable[str]) -> list[str]:
@@ -90,6 +95,31 @@ def prefetch_templates(
     if recorded_in(vsl, value_sets, "Device"):
         templates["assignedDevices"] = f"Device?patient=Patient/{p}{n}"
     return templates
+
+
+# The type each ``_include`` the templates use brings into the answer.
+_INCLUDE_TARGETS = {
+    "MedicationRequest:medication": "Medication",
+    "DeviceUseStatement:device": "Device",
+}
+
+
+def read_types(templates: Mapping[str, str]) -> tuple[str, ...]:
+    """Every resource type reading ``templates`` returns: each query's own type and the types
+    its ``_include`` brings, sorted. The assessment app asks for read scopes on exactly these,
+    so its scopes follow the queries. An ``_include`` of unknown target is refused here, at
+    start-up, rather than leaving a type out."""
+    types: set[str] = set()
+    for key, template in templates.items():
+        path, _, query = template.partition("?")
+        types.add(path.partition("/")[0])
+        for name, _, value in (p.partition("=") for p in query.split("&")):
+            if name != "_include":
+                continue
+            if value not in _INCLUDE_TARGETS:
+                raise ValueError(f"prefetch template {key!r} includes {value!r}, of unknown type")
+            types.add(_INCLUDE_TARGETS[value])
+    return tuple(sorted(types))
 
 
 def fill(template: str, patient_id: str) -> str:

@@ -21,7 +21,7 @@ from flask import Blueprint, Flask, Response, current_app, redirect, render_temp
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from cds_cards.render import clinical_text, long_date
-from fhirdata import FhirServerNotAllowed
+from fhirdata import FhirServerNotAllowed, read_types
 from review_app import smart
 from review_app.assessment import (
     Assessment,
@@ -78,6 +78,7 @@ def init_app(app: Flask) -> None:
     for key, value in DEFAULTS.items():
         app.config.setdefault(key, value)
     state = state_of(app)
+    read_types(state.runtime.templates)  # a query of unknown scope fails at start, not at launch
     configured = app.config["REVIEW_APP_SESSION_KEY"]
     keys = session_keys(str(configured) if configured else None, Path(app.instance_path))
     state.review_sessions = SessionStore(state.store.engine, keys)
@@ -152,6 +153,7 @@ def launch() -> BaseResponse:
         config,
         current_app.config["REVIEW_APP_CLIENT_ID"],
         f"{_base_url()}{PREFIX}/callback",
+        read_types(_runtime().templates),
         issuer=owner.issuer,
         tenant=owner.tenant,
     )

@@ -13,7 +13,7 @@ session id, and no token is ever logged.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,24 +28,8 @@ from joserfc.jwk import KeySet
 
 from fhirdata.allowlist import is_loopback
 
-# The narrowest scopes that read what the policy reads and write a confirmation Observation.
-# The record read also follows MedicationRequest:medication and reads Procedures.
-READ_TYPES = (
-    "Patient",
-    "Condition",
-    "Observation",
-    "MedicationRequest",
-    "Medication",
-    "ServiceRequest",
-    "DeviceRequest",
-    "Procedure",
-)
-SCOPES = (
-    *(f"patient/{t}.rs" for t in READ_TYPES),
-    "patient/Observation.c",
-    "openid",
-    "fhirUser",
-)
+# Beside the read scopes (``scopes``): write the confirmation Observation, and who signed in.
+WRITE_AND_USER_SCOPES = ("patient/Observation.c", "openid", "fhirUser")
 EHR_LAUNCH_SCOPE = "launch"
 STANDALONE_SCOPE = "launch/patient"
 DISCOVERY_TIMEOUT_S = 3.0
@@ -155,12 +139,20 @@ def client(client_id: str, redirect_uri: str, scope: str | None = None) -> OAuth
     )
 
 
+def scopes(read: Iterable[str]) -> tuple[str, ...]:
+    """The narrowest scopes for the app: SMART v2 ``patient/X.rs`` for each type in ``read``
+    (``fhirdata.read_types`` of the queries the hook path makes, so they cannot drift apart;
+    an EHR enforcing scopes answers 403 to a type left out), and ``WRITE_AND_USER_SCOPES``."""
+    return (*(f"patient/{t}.rs" for t in sorted(set(read))), *WRITE_AND_USER_SCOPES)
+
+
 def authorization_url(
     iss: str,
     launch: str | None,
     config: SmartConfiguration,
     client_id: str,
     redirect_uri: str,
+    read: Iterable[str],
     issuer: str | None = None,
     tenant: str | None = None,
 ) -> tuple[str, PendingLaunch]:
@@ -168,9 +160,10 @@ def authorization_url(
     ``issuer`` and ``tenant`` whose FHIR server ``iss`` is).
 
     With ``launch`` (EHR launch) the scope asks for that launch context; without (standalone
-    launch) it asks the authorization server to choose a patient.
+    launch) it asks the authorization server to choose a patient. ``read`` are the resource
+    types the app reads (``scopes``).
     """
-    scope = " ".join([EHR_LAUNCH_SCOPE if launch else STANDALONE_SCOPE, *SCOPES])
+    scope = " ".join([EHR_LAUNCH_SCOPE if launch else STANDALONE_SCOPE, *scopes(read)])
     verifier = generate_token(64)
     extra = {"aud": iss, **({"launch": launch} if launch else {})}
     with client(client_id, redirect_uri, scope) as oauth:

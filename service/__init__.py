@@ -20,13 +20,14 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import review_app
 from disclosure import Disclosure
 from fhirdata import FetchSettings, FhirServerPolicy, new_session, prefetch_templates
+from fhirdata.breaker import OriginBreakers
 from fhirdata.transport import OriginExecutors
 from service import analytics, audit, audit_commands, auth, dashboard, ops
 from service.admission import HookAdmission
-from service.bodies import CappedRequest
+from service.bodies import CappedRequest, CloseUnreadBodies, close_unread_body
 from service.config import core_from_config, load_config
 from service.discovery import enabled_services
-from service.errors import ServiceBusy, ServiceError, operation_outcome
+from service.errors import ServiceError, operation_outcome
 from service.evaluation import Runtime
 from service.feedback import FeedbackHandler, override_displays
 from service.logs import configure_logging
@@ -72,6 +73,9 @@ def build_runtime(config: Mapping[str, Any]) -> Runtime:
         ),
         session=new_session(pool),
         executors=OriginExecutors(pool),
+        breakers=OriginBreakers(
+            int(config["FHIR_BREAKER_FAILURES"]), float(config["FHIR_BREAKER_COOL_OFF_SECONDS"])
+        ),
     )
 
 
@@ -79,6 +83,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """The app. ``config`` overrides defaults, the config file and IPORT_CDS_* variables."""
     app = Flask(__name__, instance_relative_config=True)
     app.request_class = CappedRequest  # a streamed body past MAX_CONTENT_LENGTH is 413 too
+    app.after_request(close_unread_body)  # a refusal does not wait for a (slow) body
+    app.wsgi_app = CloseUnreadBodies(app.wsgi_app)  # type: ignore[method-assign]
     load_config(app, config)
     app.config.setdefault("CLOCK", lambda: datetime.now(UTC))
     app.config.setdefault("UUID_FACTORY", lambda: str(uuid.uuid4()))
@@ -159,7 +165,7 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ServiceError)
     def service_error(exc: ServiceError) -> Response:
         resp = json_response(operation_outcome(exc.code, exc.message), exc.status)
-        if isinstance(exc, ServiceBusy):
+        if exc.retry_after_s is not None:
             resp.headers["Retry-After"] = str(exc.retry_after_s)
         return resp
 

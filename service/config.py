@@ -46,6 +46,10 @@ DEFAULTS: dict[str, Any] = {
     "FHIR_POOL_SIZE": 16,  # per FHIR server (origin) per worker: connections and reads at once
     "FHIR_SERVER_HOOKS_MAX": None,  # per worker per FHIR server; None: HOOKS_IN_FLIGHT_MAX - 2
     "FHIR_MAX_PAGES": 10,
+    # Per FHIR server per worker: after this many reads in a row without an answer, hooks
+    # needing it are answered 412 at once for the cool-off, then one is let through. 0: off.
+    "FHIR_BREAKER_FAILURES": 3,
+    "FHIR_BREAKER_COOL_OFF_SECONDS": 30.0,
     "FHIR_FETCH_MODE": "parallel",  # or "batch"
     # Policy and value sets
     "POLICIES": [
@@ -57,6 +61,8 @@ DEFAULTS: dict[str, Any] = {
     "VALUESET_EXTRA_DIR": None,
     # Operations
     "LOG_LEVEL": "INFO",
+    # A request body must arrive within this, in all; slower is 408 (slow-upload clients)
+    "BODY_READ_SECONDS": 10.0,
     "HOOKS_IN_FLIGHT_MAX": None,  # per worker; None: THREADS - 2 (probes keep a free thread)
     # Audit trail, feedback and the commissioners' dashboard (service/analytics.py, store/)
     "DATABASE_URL": None,  # None: SQLite in the instance folder; else postgresql://...

@@ -1,5 +1,6 @@
 """The dashboard's sign-in: the ANALYTICS_TOKEN admin token (as a bearer token, or typed once
-for a signed session cookie kept in the store), a shared throttle on wrong tokens, sign-out.
+for a signed session cookie kept in the store), a shared throttle on wrong tokens (the form's and
+the bearer header's alike), sign-out.
 
 ``require_access`` guards each dashboard view; ``secure`` adds the dashboard's headers.
 """
@@ -25,7 +26,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 import store
 from fhirdata.allowlist import is_loopback
-from service.errors import ServiceError, Unauthorised
+from service.errors import ServiceError, TooManyRequests, Unauthorised
 from service.state import app_state
 
 log = logging.getLogger("iport_cds.analytics")
@@ -105,8 +106,30 @@ def access() -> str:
         return "forbidden" if current_app.config.get("REQUIRE_AUTH", False) else "ok"
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and given.strip():
-        return "ok" if hmac.compare_digest(given.strip().encode(), str(token).encode()) else "login"
+        return _bearer_access(given.strip(), str(token))
     return "ok" if _session_id(str(token), request.cookies.get(SESSION_COOKIE)) else "login"
+
+
+def _throttle() -> LoginThrottle:
+    throttle = app_state().login_throttle
+    if throttle is None:  # pragma: no cover - init_app always sets it
+        raise RuntimeError("the analytics login is not initialised")
+    return throttle
+
+
+def _bearer_access(given: str, token: str) -> str:
+    """A bearer token counts toward the same throttle as the sign-in form: past the limit the
+    answer is 429 without looking at the token, so it cannot be guessed through the header."""
+    throttle, address, now = _throttle(), request.remote_addr or "unknown", time.time()
+    wait_s = throttle.retry_after(address, now)
+    if wait_s is not None:
+        log.warning("analytics bearer token throttled")
+        raise TooManyRequests("too many wrong tokens; try again later", wait_s)
+    if hmac.compare_digest(given.encode(), token.encode()):
+        return "ok"
+    throttle.failed(address, now)
+    log.warning("analytics bearer token refused")
+    return "login"
 
 
 def require_access() -> None:
@@ -136,9 +159,7 @@ def analytics_login() -> BaseResponse:
     token = current_app.config.get("ANALYTICS_TOKEN")
     if not token:
         return secure(redirect(url_for("analytics.analytics_page"), code=303))
-    throttle = app_state().login_throttle
-    if throttle is None:  # pragma: no cover - init_app always sets it
-        raise RuntimeError("the analytics login is not initialised")
+    throttle = _throttle()
     address, now = request.remote_addr or "unknown", time.time()
     wait_s = throttle.retry_after(address, now)
     if wait_s is not None:

@@ -12,6 +12,7 @@ from typing import Any
 class ServiceError(Exception):
     status = 500
     code = "exception"  # FHIR issue-type
+    retry_after_s: int | None = None  # sent as Retry-After when set
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -51,6 +52,17 @@ class ServiceBusy(ServiceError):
     status = 503
     code = "transient"
     retry_after_s = 1
+
+
+class TooManyRequests(ServiceError):
+    """429 with Retry-After: this client has made too many wrong attempts for now."""
+
+    status = 429
+    code = "throttled"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 def operation_outcome(code: str, diagnostics: str, severity: str = "error") -> dict[str, Any]:

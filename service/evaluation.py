@@ -26,6 +26,7 @@ from fhirdata import (
     Gathered,
     gather,
 )
+from fhirdata.breaker import FhirNotAnswering, OriginBreakers
 from fhirdata.transport import OriginExecutors
 from policy import Decision, Policy
 from policy.decide import Core, decide, read_record, speaks_proactively
@@ -47,6 +48,7 @@ class Runtime:
     fetch_settings: FetchSettings
     session: requests.Session
     executors: OriginExecutors  # one bounded executor per FHIR origin (bulkheads)
+    breakers: OriginBreakers  # one circuit breaker per FHIR origin
 
     @property
     def vsl(self) -> ValueSetLibrary:
@@ -97,8 +99,12 @@ def _client_factory(
     def make() -> FhirClient:
         try:
             base = server_policy.check(fhir_server)
+            # An origin that has stopped answering is not waited for: 412 at once.
+            breaker_pass = runtime.breakers.for_url(base).admit()
         except FhirServerNotAllowed as exc:
             raise DataUnavailable(f"{exc}; no request was sent to it") from exc
+        except FhirNotAnswering as exc:
+            raise DataUnavailable(str(exc), exc.retry_after_s) from exc
         return FhirClient(
             base,
             session=runtime.session,
@@ -106,9 +112,31 @@ def _client_factory(
             settings=runtime.fetch_settings,
             access_token=req.access_token,
             request_id=request_id,
+            breaker_pass=breaker_pass,
         )
 
     return make
+
+
+def refuse_if_fhir_not_answering(runtime: Runtime, req: HookRequest) -> None:
+    """PreconditionFailed at once, before the hook takes a slot, when it will read from a FHIR
+    server whose circuit breaker is open: refusing it then holds no capacity at all. A hook
+    whose prefetch has every key may need no read, so it goes on (``gather`` asks the breaker
+    again if it does read)."""
+    if not req.fhir_server or (
+        req.prefetch is not None and all(k in req.prefetch for k in runtime.templates)
+    ):
+        return
+    wait_s = runtime.breakers.for_url(req.fhir_server).refusing()
+    if wait_s is not None:
+        exc = FhirNotAnswering(wait_s)
+        raise _precondition_failed(DataUnavailable(str(exc), wait_s)) from exc
+
+
+def _precondition_failed(exc: DataUnavailable) -> PreconditionFailed:
+    failed = PreconditionFailed(str(exc))
+    failed.retry_after_s = exc.retry_after_s
+    return failed
 
 
 def run_hook(
@@ -142,7 +170,7 @@ def run_hook(
             fhir_server=req.fhir_server,
         )
     except DataUnavailable as exc:
-        raise PreconditionFailed(str(exc)) from exc
+        raise _precondition_failed(exc) from exc
     record = read_record(runtime.core, gathered.resources, req.patient_id, gathered.warnings)
     policy = runtime.policies[service.policy]
     companions = [runtime.policies[c] for c in policy.companions if c in runtime.policies]

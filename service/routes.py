@@ -8,9 +8,10 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, current_app, g, request
 
+from service.bodies import read_body
 from service.discovery import discovery_document
 from service.errors import BadRequest, ServiceBusy, UnknownService, UnsupportedMediaType
-from service.evaluation import Runtime, run_hook
+from service.evaluation import Runtime, refuse_if_fhir_not_answering, run_hook
 from service.hookrequest import HookRequest, parse_hook_request
 from service.state import app_state
 
@@ -25,11 +26,27 @@ def json_response(body: Any, status: int = 200) -> Response:
 JSON_TYPES = ("application/json", "application/fhir+json")
 
 
-def _json_body() -> Any:
+def _json_body(in_hook_slot: bool = False) -> Any:
+    """The JSON body; ``in_hook_slot``: read while holding a hook slot (ServiceBusy when there
+    is none), so that slow uploads hold at most HOOKS_IN_FLIGHT_MAX threads and the probes'
+    stay free. The slot is given back once the bytes are in: the call takes one again for
+    its evaluation, after the FHIR server's circuit breaker is asked."""
     if request.mimetype not in JSON_TYPES:
         raise UnsupportedMediaType("the request body must be JSON (Content-Type: application/json)")
+    deadline_s = float(current_app.config["BODY_READ_SECONDS"])
+    if in_hook_slot:
+        admission = app_state().admission
+        ticket = admission.admit(None)
+        if ticket is None:
+            raise ServiceBusy("the service is at capacity (this worker); retry")
+        try:
+            data = read_body(deadline_s)
+        finally:
+            admission.release(ticket)
+    else:
+        data = read_body(deadline_s)
     try:
-        return orjson.loads(request.get_data(cache=False))
+        return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise BadRequest("the request body is not valid JSON") from exc
 
@@ -58,8 +75,9 @@ def hook(service_id: str) -> Response:
     service = _runtime().services.get(service_id)
     if service is None:
         raise UnknownService(f"no CDS service with id '{service_id[:64]}'")
-    req = parse_hook_request(_json_body(), service.hook)
+    req = parse_hook_request(_json_body(in_hook_slot=True), service.hook)
     g.hook_request = req  # for the access audit, whatever the answer
+    refuse_if_fhir_not_answering(_runtime(), req)
     _admit(req)
     result = run_hook(
         _runtime(),

@@ -4,8 +4,11 @@ It plays the EHR's part in a SMART App Launch 2.x: it serves ``{iss}/.well-known
 smart-configuration``, an authorization endpoint that approves at once (the test user is
 signed in), a token endpoint (authorization code with PKCE S256, public clients), an id_token
 with ``fhirUser``, and the FHIR API itself at ``{iss}`` as a proxy to the real FHIR server
-that admits only the bearer tokens it issued. It also answers the launch-context request the
-CDS Hooks Sandbox makes before it opens a SMART link:
+that admits only the bearer tokens it issued, and enforces their scopes as an EHR would: a
+read, search or write of a type the token was not granted (SMART v1 ``patient/X.read`` or v2
+``patient/X.rs``), or a search answer that includes one, is 403 (``refused`` lists them).
+It also answers the launch-context request the CDS Hooks Sandbox makes before it opens a
+SMART link:
 
     POST {iss}/_services/smart/Launch  {"launchUrl": …, "parameters": {"patient": …}}
     → {"launch_id": …}
@@ -19,6 +22,7 @@ from the Sandbox against a local FHIR server (docs/sandbox.md):
 from __future__ import annotations
 
 import argparse
+import json
 import secrets
 import threading
 import time
@@ -112,6 +116,8 @@ class SmartServer:
         self.codes: dict[str, Code] = {}
         self.tokens: dict[str, dict[str, Any]] = {}
         self.presented: list[str] = []  # the bearer token of every FHIR request, in order
+        self.interactions: list[str] = []  # "<v2 permission letter> <type>" of each request
+        self.refused: list[str] = []  # those refused for the token's scopes
         self.client = Client(CLIENT_ID, [])  # any redirect URI: the app's host varies
         self.key = RSAKey.generate_key(2048, parameters={"kid": "k1"})
         self.app = self._build()
@@ -128,7 +134,10 @@ class SmartServer:
         return self.client if client_id == CLIENT_ID else None
 
     def _save(self, token: dict[str, Any], req: Any) -> None:
-        self.tokens[token["access_token"]] = {"expires": time.time() + TOKEN_SECONDS}
+        self.tokens[token["access_token"]] = {
+            "expires": time.time() + TOKEN_SECONDS,
+            "scope": str(token.get("scope") or ""),
+        }
 
     def _grant_class(self) -> type[grants.AuthorizationCodeGrant]:
         outer = self
@@ -269,6 +278,12 @@ class SmartServer:
             open_read = self.open_reads and is_read and not header
             if not (token_ok or open_read):
                 return Response(status=401, headers={"WWW-Authenticate": "Bearer"})
+            scope = issued["scope"] if token_ok and issued else None
+            wanted = _interaction(request.method, rest)
+            if wanted:
+                self.interactions.append(" ".join(wanted))
+            if scope is not None and wanted and not _permitted(scope, *wanted, rest):
+                return self._refuse(*wanted)
             upstream = requests.request(
                 request.method,
                 f"{self.fhir_base}/{rest}",
@@ -281,7 +296,25 @@ class SmartServer:
                 allow_redirects=False,
             )
             headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS}
+            if scope is not None and wanted and wanted[0] == "s":
+                for included in _entry_types(upstream):
+                    if not _permitted(scope, "r", included, ""):
+                        return self._refuse("r", included)
             return Response(upstream.content, status=upstream.status_code, headers=headers)
+
+    def _refuse(self, interaction: str, resource_type: str) -> Response:
+        self.refused.append(f"{interaction} {resource_type}")
+        outcome = {
+            "resourceType": "OperationOutcome",
+            "issue": [
+                {
+                    "severity": "error",
+                    "code": "forbidden",
+                    "diagnostics": f"the token's scopes do not allow {resource_type}",
+                }
+            ],
+        }
+        return Response(json.dumps(outcome), status=403, mimetype="application/fhir+json")
 
     # -- running ---------------------------------------------------------------------------------
     @contextmanager
@@ -295,6 +328,53 @@ class SmartServer:
             httpd.shutdown()
             httpd.server_close()
             thread.join(10)
+
+
+_V1 = {"read": "rs", "write": "cud", "*": "cruds"}
+
+
+def _interaction(method: str, rest: str) -> tuple[str, str] | None:
+    """(SMART v2 permission letter, resource type) of a FHIR request; None for ``metadata``
+    and other requests no resource scope governs."""
+    parts = rest.strip("/").split("/")
+    resource_type = parts[0]
+    if not resource_type[:1].isupper():
+        return None
+    if method == "GET":
+        return ("r" if len(parts) > 1 else "s"), resource_type
+    if method == "POST":
+        return ("s" if parts[-1] == "_search" else "c"), resource_type
+    return "u", resource_type
+
+
+def _permitted(scope: str, letter: str, resource_type: str, rest: str) -> bool:
+    """Whether ``scope`` grants ``letter`` on ``resource_type``. ``fhirUser`` lets the user's
+    own resource be read (SMART: information about the current logged-in user)."""
+    granted = scope.split()
+    if letter == "r" and "fhirUser" in granted and rest.strip("/") == USER:
+        return True
+    for one in granted:
+        context, _, rule = one.partition("/")
+        kind, _, permissions = rule.partition(".")
+        if context not in ("patient", "user", "system") or kind not in (resource_type, "*"):
+            continue
+        if letter in _V1.get(permissions, permissions.partition("?")[0]):
+            return True
+    return False
+
+
+def _entry_types(resp: requests.Response) -> set[str]:
+    try:
+        bundle = resp.json()
+    except ValueError:
+        return set()
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        return set()
+    return {
+        str(e["resource"].get("resourceType"))
+        for e in bundle.get("entry") or ()
+        if isinstance(e, dict) and isinstance(e.get("resource"), dict)
+    } - {"OperationOutcome"}
 
 
 def main() -> None:

@@ -160,6 +160,17 @@ def test_jku_goes_in_the_header(
     assert jwt.get_unverified_header(token)["jku"] == jku
 
 
+def test_the_tenant_goes_in_the_claims(
+    cli: Cli, stub_service: tuple[str, _Recorder], key_file: Path
+) -> None:
+    url, rec = stub_service
+    argv = hook_argv(url, "--jwt-key", str(key_file), "--jwt-iss", ISS, "--jwt-kid", KID)
+    assert cli(*argv, "--jwt-tenant", "trust-a").code == 0
+    token = str(rec.requests[0][2]).split(" ")[1]
+    assert jwt.decode(token, options={"verify_signature": False})["tenant"] == "trust-a"
+    assert cli(*hook_argv(url), "--jwt-tenant", "trust-a").code == 2  # needs a key
+
+
 def test_without_options_no_authorization_header(
     cli: Cli, stub_service: tuple[str, _Recorder]
 ) -> None:
@@ -253,6 +264,25 @@ def test_the_real_service_accepts_the_cli_jwt(
         assert run.code == 1
         assert "the service did not accept the JWT" in one_line_error(run)
         log = svc.log
+    # An issuer that signs for several tenants: the token must name one.
+    issuers.write_text(
+        json.dumps(
+            [
+                {
+                    "iss": ISS,
+                    "jwks": {"keys": [{**public, "kid": KID, "alg": "ES384", "use": "sig"}]},
+                    "tenants": {"trust-a": {"fhir_servers": [demo_fhir.base_url]}},
+                }
+            ]
+        )
+    )
+    with ServiceProcess(env, port=port) as svc:
+        run = cli("hook", "order-sign", *base, *jwt_opts)
+        assert run.code == 1
+        assert "the service did not accept the JWT" in one_line_error(run)
+        run = cli("hook", "order-sign", *base, *jwt_opts, "--jwt-tenant", "trust-a", "--json")
+        assert run.code == 0, run.err
+        log += svc.log
     assert "Bearer" not in log
     assert p.patient_id not in log
 

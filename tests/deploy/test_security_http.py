@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -194,3 +195,34 @@ def test_dashboard_sign_in_is_throttled_across_workers(svc: ServiceProcess) -> N
     right = sign_in(ANALYTICS_TOKEN)
     assert right.status_code == 429  # the count is shared: no worker starts afresh
     assert int(right.headers["Retry-After"]) > 0
+
+
+def test_wrong_bearer_tokens_on_the_dashboard_are_throttled_across_workers(
+    tmp_path: Path,
+) -> None:
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'audit.sqlite3'}",
+        "ANALYTICS_TOKEN": ANALYTICS_TOKEN,
+        "MAX_REQUESTS": "1",
+        "MAX_REQUESTS_JITTER": "0",
+    }
+
+    def get(path: str, token: str) -> requests.Response:
+        with requests.Session() as s:  # a new connection, so (MAX_REQUESTS=1) a new worker
+            return s.get(
+                f"{svc.url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=15
+            )
+
+    with ServiceProcess(env, workers=2) as svc:
+        assert get("/analytics.json", ANALYTICS_TOKEN).status_code == 200
+        paths = ["/analytics.json", "/analytics", "/analytics/export.csv"]
+        statuses = [get(paths[i % 3], f"guess-{i}").status_code for i in range(6)]
+        assert statuses == [401] * 5 + [429]
+        right = get("/analytics.json", ANALYTICS_TOKEN)
+        assert right.status_code == 429  # the token is not looked at: it cannot be guessed
+        assert int(right.headers["Retry-After"]) > 0
+        assert right.json()["issue"][0]["code"] == "throttled"
+        form = requests.post(
+            f"{svc.url}/analytics/login", data={"token": ANALYTICS_TOKEN}, timeout=15
+        )
+        assert form.status_code == 429  # one count for the header and the sign-in form

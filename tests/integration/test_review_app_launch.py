@@ -123,6 +123,41 @@ def test_standalone_launch_opens_the_assessment_and_logs_no_token_or_patient(
     assert not [line for line in ours if patient_id in line]
 
 
+def test_the_scopes_asked_for_cover_every_read_of_the_assessment(
+    service_url: str, smart_server: SmartServer
+) -> None:
+    """The test EHR enforces scopes as a real one does: a type read without a scope is 403,
+    and the app would end the session as if the token were revoked."""
+    before, refused = len(smart_server.interactions), len(smart_server.refused)
+    with requests.Session() as browser:
+        page = browser.get(f"{service_url}/review/launch", params={"iss": smart_server.iss})
+        assert page.status_code == 200
+        assert 'data-outcome="insufficient-information"' in page.text
+    read = {i.split()[1] for i in smart_server.interactions[before:]}
+    assert {"Patient", "Condition", "Device", "DeviceUseStatement"} <= read
+    assert smart_server.refused[refused:] == []
+
+
+def test_the_test_ehr_refuses_a_type_outside_the_tokens_scopes(
+    smart_server: SmartServer, patient_id: str
+) -> None:
+    token = f"narrow-{uuid.uuid4()}"
+    smart_server.tokens[token] = {
+        "expires": time.time() + 60,
+        "scope": "launch/patient patient/Condition.rs patient/Patient.read",
+    }
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"}
+
+    def get(path: str) -> int:
+        return requests.get(f"{smart_server.iss}/{path}", headers=headers, timeout=10).status_code
+
+    assert get(f"Condition?subject=Patient/{patient_id}") == 200
+    assert get(f"Patient/{patient_id}") == 200  # SMART v1 read
+    assert get(f"Device?patient=Patient/{patient_id}") == 403
+    assert get(f"MedicationRequest?subject=Patient/{patient_id}") == 403
+    assert smart_server.refused[-2:] == ["s Device", "s MedicationRequest"]
+
+
 def test_a_forged_confirmation_is_refused_and_writes_nothing(
     service_url: str, smart_server: SmartServer, fhir_server: FhirTestServer, patient_id: str
 ) -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
+from fhirdata import read_types
+from review_app import smart
 from service import create_app
 
 BASE = "https://cds.example.nhs.uk"
@@ -88,3 +90,28 @@ def test_cards_link_the_app_at_the_external_base_url(tmp_path: Path) -> None:
     (card,) = resp.json["cards"]
     (smart,) = [link for link in card["links"] if link["type"] == "smart"]
     assert smart["url"] == f"{BASE}/review/launch"
+
+
+def test_the_read_types_are_each_querys_type_and_what_it_includes() -> None:
+    templates = {
+        "patient": "Patient/{{context.patientId}}",
+        "medications": "MedicationRequest?subject=Patient/x&_include=MedicationRequest:medication",
+        "deviceUses": "DeviceUseStatement?subject=Patient/x&_include=DeviceUseStatement:device",
+    }
+    assert read_types(templates) == (
+        "Device",
+        "DeviceUseStatement",
+        "Medication",
+        "MedicationRequest",
+        "Patient",
+    )
+    assert smart.scopes(["Patient", "Device"]) == (
+        "patient/Device.rs",
+        "patient/Patient.rs",
+        *smart.WRITE_AND_USER_SCOPES,
+    )
+
+
+def test_an_include_of_unknown_type_is_refused_rather_than_left_out_of_the_scopes() -> None:
+    with pytest.raises(ValueError, match="Condition:asserter"):
+        read_types({"conditions": "Condition?subject=Patient/x&_include=Condition:asserter"})

@@ -383,6 +383,29 @@ def _without(key: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
+    ("instance", "status"),
+    [
+        ("d1577c69-dfbe-44ad-ba6d-3e05e953b2ea", 200),
+        ("not-a-uuid", 200),  # lenient by choice: docs/cds-hooks-conformance.md
+        ("ehr:call.42_a", 200),
+        ("", 400),
+        ("has space", 400),
+        ("x" * 129, 400),
+        ("<script>", 400),
+    ],
+)
+def test_hook_instance_is_any_short_identifier(
+    client: FlaskClient, instance: str, status: int
+) -> None:
+    body = {
+        **hook_request("order-sign", resources=MEETS, drafts=[draft()]),
+        "hookInstance": instance,
+    }
+    resp = client.post("/cds-services/iport-advance-order-sign", json=body)
+    assert resp.status_code == status
+
+
+@pytest.mark.parametrize(
     ("body", "status", "mentions"),
     [
         ("{not json", 400, "not valid JSON"),
