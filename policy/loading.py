@@ -92,7 +92,9 @@ _TOP = frozenset(
         "presentation", "notices", "services", "companions", "include", "quotes",
     }
 )  # fmt: skip
-_PART_TOP = frozenset({"part", "parameters", "assumptions", "criteria", "derived", "notChecked"})
+# the presentation words a part may give its own criteria (joined into the policy's)
+_PART_WORDS = ("notChecked", "notMetTitles")
+_PART_TOP = frozenset({"part", "parameters", "assumptions", "criteria", "derived", *_PART_WORDS})
 _PART_META = frozenset({"id", "title", "source", "url"})
 _METADATA = frozenset(
     {
@@ -315,11 +317,12 @@ def check_part(doc: Mapping[str, Any]) -> set[str]:
         _quotes(c.get("policyText"), where)
     for d in _objects(doc, "derived"):
         _unknown(f"derived[{d.get('id')!r}]", d, _DERIVED)
-    _shape("notChecked", doc.get("notChecked", {}), {str: str})
     own = {c.get("id") for c in [*_objects(doc, "criteria"), *_objects(doc, "derived")]}
-    for cid in doc.get("notChecked", {}):
-        if cid not in own:
-            raise PolicyError(f"notChecked names {cid!r}, which is not a criterion of this part")
+    for field in _PART_WORDS:
+        _shape(field, doc.get(field, {}), {str: str})
+        for cid in doc.get(field, {}):
+            if cid not in own:
+                raise PolicyError(f"{field} names {cid!r}, which is not a criterion of this part")
     return value_sets
 
 
@@ -341,8 +344,9 @@ def _claim(origin: dict[str, str], key: Any, what: str, owner: str) -> None:
 def expand_includes(doc: Mapping[str, Any], base: Path | None = None) -> dict[str, Any]:
     """The policy document with its included parts written in: each part's parameters,
     assumptions, criteria and derived criteria come before the policy's own, its not-checked
-    clauses join ``presentation.notChecked``, and ``quotes`` add the policy's own words to
-    an included criterion. A document with nothing included is returned as it is.
+    clauses and not-met titles join ``presentation.notChecked`` and ``notMetTitles``, and
+    ``quotes`` add the policy's own words to an included criterion. A document with nothing
+    included is returned as it is.
 
     A part named by a ``.json`` path is read relative to ``base`` (the policy file's folder).
     Raises PolicyError when a part is missing or a name is defined twice.
@@ -358,7 +362,7 @@ def expand_includes(doc: Mapping[str, Any], base: Path | None = None) -> dict[st
     params: dict[str, Any] = {}
     assumptions: list[Any] = []  # sentences, or if/then/else choices of them
     items: dict[str, dict[str, dict[str, Any]]] = {"criteria": {}, "derived": {}}
-    not_checked: dict[str, str] = {}
+    words_of: dict[str, dict[str, str]] = {field: {} for field in _PART_WORDS}
     origin: dict[str, str] = {}  # criterion id or $parameter -> the part that defines it
     for name in names:
         part = read_part(name, base)
@@ -370,7 +374,8 @@ def expand_includes(doc: Mapping[str, Any], base: Path | None = None) -> dict[st
             for c in part.get(key, []):
                 _claim(origin, c["id"], f"criterion {c['id']!r}", name)
                 items[key][c["id"]] = dict(c)
-        not_checked |= part.get("notChecked", {})
+        for field in _PART_WORDS:
+            words_of[field] |= part.get(field, {})
     for k, v in doc.get("parameters", {}).items():
         _claim(origin, f"${k}", f"parameter {k!r}", "")
         params[k] = v
@@ -388,15 +393,16 @@ def expand_includes(doc: Mapping[str, Any], base: Path | None = None) -> dict[st
         item = items[kind][cid]
         item["policyText"] = [*_quotes(item.get("policyText"), kind), quote]
     words = dict(doc.get("presentation", {}))
-    for k, v in words.get("notChecked", {}).items():
-        if k in not_checked:
-            raise PolicyError(
-                f"presentation.notChecked: {k!r} is given in part {origin.get(k)!r} "
-                "and in this policy: define it once"
-            )
-        not_checked[k] = v
-    if not_checked:
-        words["notChecked"] = not_checked
+    for field, given in words_of.items():
+        for k, v in words.get(field, {}).items():
+            if k in given:
+                raise PolicyError(
+                    f"presentation.{field}: {k!r} is given in part {origin.get(k)!r} "
+                    "and in this policy: define it once"
+                )
+            given[k] = v
+        if given:
+            words[field] = given
     expanded = {k: v for k, v in doc.items() if k not in ("include", "quotes")}
     expanded |= {
         "parameters": params,

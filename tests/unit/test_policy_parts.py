@@ -113,6 +113,10 @@ def redefine_not_checked(doc: dict[str, Any]) -> None:
     doc["presentation"].setdefault("notChecked", {})["hba1c-69-or-above-on-mdi"] = "x"
 
 
+def redefine_not_met_title(doc: dict[str, Any]) -> None:
+    doc["presentation"].setdefault("notMetTitles", {})["age-12-or-over"] = "Aged under 12"
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
@@ -121,6 +125,8 @@ def redefine_not_checked(doc: dict[str, Any]) -> None:
         (redefine_parameter, "parameter 'niceHba1cThreshold' is defined in part "
          "'nice-ta151-pump-criteria' and in this policy"),
         (redefine_not_checked, "presentation.notChecked: 'hba1c-69-or-above-on-mdi' is given in "
+         "part 'nice-ta151-pump-criteria' and in this policy"),
+        (redefine_not_met_title, "presentation.notMetTitles: 'age-12-or-over' is given in "
          "part 'nice-ta151-pump-criteria' and in this policy"),
         (lambda d: d.update(include=["nice-ta15-pump-criteria"]),
          "include: no part 'nice-ta15-pump-criteria' (parts: nice-ta151-pump-criteria)"),
@@ -151,6 +157,8 @@ def test_a_name_defined_twice_or_a_missing_part_is_an_error_naming_it(
          "this part"),
         (lambda p: p.update(pathways=[]), "part 'bad': part file: unknown field 'pathways'"),
         (lambda p: p["part"].pop("source"), "part 'bad': part.source: must be a non-empty string"),
+        (lambda p: p["notMetTitles"].update(lipohypertrophy="x"),
+         "part 'bad': notMetTitles names 'lipohypertrophy', which is not a criterion of this part"),
         (lambda p: p["notChecked"].update(lipohypertrophy="x"),
          "part 'bad': notChecked names 'lipohypertrophy', which is not a criterion of this part"),
         (lambda p: p["assumptions"].append("every {nope} months"),
