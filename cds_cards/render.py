@@ -359,22 +359,27 @@ def confirmation_observation(
     patient_id: str,
     user_ref: str | None,
     now: datetime,
+    user_name: str | None = None,
 ) -> dict[str, Any]:
     """A clinician's confirmation that criterion ``r`` is met: the Observation a card's
-    suggestion creates and the assessment app writes (``facts`` reads it back)."""
+    suggestion creates and the assessment app writes (``facts`` reads it back). It is about
+    the patient, not one policy: every policy that reads the criterion reads it."""
     resource: dict[str, Any] = {
         "resourceType": "Observation",
         "status": "final",
         "code": {
             "coding": [{"system": policy.criteria_system, "code": r.id, "display": r.title}],
-            "text": f"{r.title}: confirmed for the i-Port Advance policy",
+            "text": f"{r.title}: confirmed by a clinician",
         },
         "subject": {"reference": f"Patient/{patient_id}"},
         "effectiveDateTime": now.isoformat(timespec="seconds"),
         "valueBoolean": True,
     }
     if user_ref:
-        resource["performer"] = [{"reference": user_ref}]
+        performer = {"reference": user_ref}
+        if user_name:  # the name the clinician signed in with, so the evidence says who
+            performer["display"] = user_name
+        resource["performer"] = [performer]
     return resource
 
 

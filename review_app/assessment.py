@@ -293,7 +293,12 @@ def record_confirmation(
     base = servers.check(rs.iss)  # the session's tenant's server, or FhirServerNotAllowed
     r = assessment.decision.criteria[criterion_id]
     resource = confirmation_observation(
-        assessment.decision.policy, r, rs.patient_id, rs.user_ref, now
+        assessment.decision.policy,
+        r,
+        rs.patient_id,
+        rs.user_ref,
+        now,
+        clinician_name(runtime, servers, rs),
     )
     try:
         resp = runtime.session.post(

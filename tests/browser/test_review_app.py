@@ -238,7 +238,14 @@ def test_smart_launch_from_a_card_confirmation_and_evidence_summary(
         (obs,) = confirmations_on_server(fhir_server, patient)
         assert obs["valueBoolean"] is True
         assert obs["subject"]["reference"] == f"Patient/{patient}"
-        assert obs["performer"] == [{"reference": "Practitioner/demo-clinician"}]
+        # who confirmed, by name, so the commissioning evidence says who
+        assert obs["performer"] == [
+            {"reference": "Practitioner/demo-clinician", "display": "Dr Asha Patel"}
+        ]
+        assert (
+            obs["code"]["text"] == "Recommended by a diabetes specialist: confirmed by a clinician"
+        )
+        assert "Dr Asha Patel recorded on" in row.text_content()
 
         page.click("#summary-link")
         page.wait_for_url("**/review/summary**")
