@@ -303,18 +303,8 @@ def check_part(doc: Mapping[str, Any]) -> set[str]:
         _assumption(a, params)
     value_sets: set[str] = set()
     for c in _objects(doc, "criteria"):
-        where = f"criteria[{c.get('id')!r}]"
-        _unknown(where, c, _CRITERION)
-        if c.get("rule") not in RULES:
-            raise PolicyError(f"{where}: unknown rule {c.get('rule')!r}")
-        given = {}
-        for k, v in c.get("params", {}).items():
-            if isinstance(v, str) and v.startswith("$") and v[1:] not in params:
-                raise PolicyError(f"{where}.params.{k}: {v} is not a parameter of this part")
-            given[k] = params[v[1:]] if isinstance(v, str) and v.startswith("$") else v
-        value_sets.update(_check_params(c, given))
-        _confirmable(c)
-        _quotes(c.get("policyText"), where)
+        _unknown(f"criteria[{c.get('id')!r}]", c, _CRITERION)
+        value_sets |= _criterion(c, params, _NOT_A_PART_PARAMETER)[1]
     for d in _objects(doc, "derived"):
         _unknown(f"derived[{d.get('id')!r}]", d, _DERIVED)
     own = {c.get("id") for c in [*_objects(doc, "criteria"), *_objects(doc, "derived")]}
@@ -446,6 +436,42 @@ def _check_params(c: Mapping[str, Any], given: Mapping[str, Any]) -> set[str]:
     return value_sets
 
 
+_UNDEFINED_PARAMETER = "undefined parameter {value}"
+_NOT_A_PART_PARAMETER = "{where}.params.{name}: {value} is not a parameter of this part"
+
+
+def _criterion(
+    c: Mapping[str, Any], params: Mapping[str, Any], undefined: str
+) -> tuple[CriterionSpec, set[str]]:
+    """One criterion of a policy or a part, built and checked: its rule is known, each
+    ``"$name"`` in its parameters is a top-level (overridable) parameter of ``params`` (else
+    ``undefined``, formatted with where, name and value), the rule's parameters are of their
+    declared kinds, and ``confirmable`` and ``policyText`` are well formed.
+
+    Returns the spec and the value sets it names; raises PolicyError naming the field.
+    """
+    where = f"criteria[{c.get('id')!r}]"
+    if c.get("rule") not in RULES:
+        raise PolicyError(f"{where}: unknown rule {c.get('rule')!r}")
+    given: dict[str, Any] = {}
+    for name, value in c.get("params", {}).items():
+        if isinstance(value, str) and value.startswith("$"):
+            if value[1:] not in params:
+                raise PolicyError(undefined.format(where=where, name=name, value=value))
+            value = params[value[1:]]
+        given[name] = value
+    value_sets = _check_params(c, given)
+    spec = CriterionSpec(
+        id=c["id"],
+        title=c["title"],
+        rule=c["rule"],
+        params=given,
+        confirmable=_confirmable(c),
+        policy_text=_quotes(c.get("policyText"), where),
+    )
+    return spec, value_sets
+
+
 def _is_kind(value: Any, kind: str) -> bool:
     if kind == "int":
         return isinstance(value, int) and not isinstance(value, bool)
@@ -488,32 +514,12 @@ def parse_policy(
     check_document(doc)
     doc = expand_includes(doc, base)
     params = {**doc.get("parameters", {}), **(overrides or {})}
-
-    def resolve(value: Any) -> Any:
-        # "$name" in a rule's parameters refers to a top-level (overridable) parameter.
-        if isinstance(value, str) and value.startswith("$"):
-            if value[1:] not in params:
-                raise PolicyError(f"undefined parameter {value}")
-            return params[value[1:]]
-        return value
-
     criteria = []
     value_sets: set[str] = set()
     for c in doc.get("criteria", []):
-        if c.get("rule") not in RULES:
-            raise PolicyError(f"criteria[{c.get('id')!r}]: unknown rule {c.get('rule')!r}")
-        rule_params = {k: resolve(v) for k, v in c.get("params", {}).items()}
-        value_sets.update(_check_params(c, rule_params))
-        criteria.append(
-            CriterionSpec(
-                id=c["id"],
-                title=c["title"],
-                rule=c["rule"],
-                params=rule_params,
-                confirmable=_confirmable(c),
-                policy_text=_quotes(c.get("policyText"), f"criteria[{c['id']!r}]"),
-            )
-        )
+        spec, named = _criterion(c, params, _UNDEFINED_PARAMETER)
+        criteria.append(spec)
+        value_sets |= named
     derived = []
     for d in doc.get("derived", []):
         if d.get("confirmable") is not False:
