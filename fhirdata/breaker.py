@@ -19,9 +19,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-MAX_ORIGINS = 64  # as many as the connection pools a worker keeps
+from fhirdata.transport import MAX_ORIGIN_POOLS, origin_of
 
 
 class FhirNotAnswering(Exception):
@@ -122,13 +121,12 @@ class OriginBreakers:
         self._breakers: dict[tuple[str, str], Breaker] = {}
 
     def for_url(self, url: str) -> Breaker:
-        parts = urlsplit(url)
-        origin = parts.scheme.lower(), parts.netloc.lower()
+        origin = origin_of(url)
         with self._lock:
             found = self._breakers.get(origin)
             if found is None:
                 found = Breaker(self.failures, self.cool_off_s, self._clock)
-                if len(self._breakers) < MAX_ORIGINS:  # beyond (any loopback server): unkept
+                if len(self._breakers) < MAX_ORIGIN_POOLS:  # beyond (any loopback server): unkept
                     self._breakers[origin] = found
             return found
 

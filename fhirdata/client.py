@@ -23,7 +23,7 @@ import requests
 
 from fhirdata.allowlist import unsafe_path
 from fhirdata.breaker import Pass
-from fhirdata.transport import WATCHDOG, Watch, new_session
+from fhirdata.transport import WATCHDOG, Watch, new_session, origin_of
 
 FHIR_JSON = "application/fhir+json"
 
@@ -121,7 +121,7 @@ class FhirClient:
         self.base_url = base_url.rstrip("/")
         self._breaker_pass = breaker_pass
         self._answered: bool | None = None
-        self._origin = _origin(self.base_url)
+        self._origin = origin_of(self.base_url)
         self._base_path = urlsplit(self.base_url).path
         self._session = session
         self._executor = executor
@@ -188,7 +188,7 @@ class FhirClient:
     def _get(self, url: str, deadline: _Deadline) -> Any:
         # A next link (or anything else) pointing elsewhere never gets our token: not another
         # host, and not another base on the same host (another tenant's FHIR endpoint).
-        if _origin(url) != self._origin:
+        if origin_of(url) != self._origin:
             raise FhirBadResponse("the FHIR server linked to a different host; not followed")
         path = urlsplit(url).path
         if unsafe_path(path) or not (
@@ -426,11 +426,6 @@ def next_link(bundle: Mapping[str, Any]) -> str | None:
                 raise FhirBadResponse("a Bundle's next link has no URL")
             return url
     return None
-
-
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()
 
 
 __all__: Sequence[str] = (

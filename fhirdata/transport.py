@@ -184,7 +184,8 @@ class Watchdog:
 WATCHDOG = Watchdog()
 
 
-def _origin(url: str) -> tuple[str, str]:
+def origin_of(url: str) -> tuple[str, str]:
+    """A URL's origin (scheme, host and port), the unit of every per-server bound."""
     parts = urlsplit(url)
     return parts.scheme.lower(), parts.netloc.lower()
 
@@ -205,7 +206,7 @@ class OriginExecutors:
         self._overflow = ThreadPoolExecutor(per_origin, thread_name_prefix="fhir-other")
 
     def for_url(self, url: str) -> ThreadPoolExecutor:
-        origin = _origin(url)
+        origin = origin_of(url)
         with self._lock:
             found = self._executors.get(origin)
             if found is None:
