@@ -257,11 +257,10 @@ def detail_markdown(decision: Decision, note: str | None = None) -> str:
     if decision.deceased:  # no eligibility is assessed: no criteria, nothing to settle
         return _paragraphs([*first, _policy_line(policy), ADVISORY])
     last: list[str] = []
-    age = decision.criteria.get("age-12-or-over")
-    if decision.pathway == "type-1" and age is not None and age.result is Tri.NOT_MET:
-        last.append(
-            "_NICE: children under 12 should have a trial of MDI therapy between 12 and 18._"
-        )
+    for foot in policy.presentation.get("footnotes", ()):  # the policy's, e.g. NICE's on under-12s
+        shown = decision.criteria.get(foot["when"])
+        if decision.pathway == foot["pathway"] and shown and shown.result.value == foot["is"]:
+            last.append(f"_{_md(foot['text'])}_")
     checks = not_checked(decision)
     if checks:
         last.append(f"{NOT_CHECKED}: " + "; ".join(_md(c) for c in checks) + ".")

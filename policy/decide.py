@@ -38,15 +38,17 @@ def load_core(
     names: Sequence[str],
     overrides: Mapping[str, Any] | None = None,
     valueset_dirs: Iterable[str | Path] = (),
+    policy_dir: str | Path | None = None,
 ) -> Core:
     """Value sets (shipped, plus ``valueset_dirs``) and the policies ``names`` (names in
-    ``policy/policies/`` or paths) with ``overrides`` of their parameters.
+    ``policy_dir``, default ``policy/policies/``, or paths) with ``overrides`` of their
+    parameters.
 
     Raises ValueSetError or PolicyError naming the bad file: a policy that needs a value set
     not loaded, an override no policy declares, policies with different confirmation systems.
     """
     vsl = load_value_sets(list(valueset_dirs))
-    policies = load_policies(names, overrides or {})
+    policies = load_policies(names, overrides or {}, policy_dir)
     for policy in policies.values():
         vsl.require(policy.value_sets)
     systems = {p.info.criteria_system for p in policies.values()}

@@ -12,6 +12,7 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 from flask.testing import FlaskClient
 
 from policy import Decision, Outcome, PolicyError, Tri, load_policies, load_policy
+from policy.loading import policy_names
 from service import create_app
 from tests.builders import (
     HYPO_COMA,
@@ -151,7 +152,7 @@ def test_an_unknown_name_in_the_policies_setting_stops_start_up_with_the_valid_n
     message = str(raised.value)
     assert message == (
         "POLICIES names 'nope', which is not a policy of this service; choose from: "
-        "iport-advance, nice-hybrid-closed-loop, nice-insulin-pump "
+        f"{', '.join(policy_names())} "
         "(or give the path of a policy file)"
     )
 
