@@ -1047,3 +1047,5 @@ DATA_DERIVED_RULES = frozenset(
 )
 # Rules that read their own confirmation (it covers only part of the criterion).
 SELF_CONFIRMING_RULES = frozenset({"hba1c-with-finding"})
+# Rules whose criterion only a clinician's judgement can meet: no record shows it.
+JUDGEMENT_RULES = frozenset({"confirmation-only"})

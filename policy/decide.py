@@ -88,18 +88,75 @@ def decide(
     return Decided(decision, companion_note(companions, record, today))
 
 
-def speaks_proactively(decision: Decision, record: PatientRecord) -> bool:
+def speaks_proactively(decision: Decision, record: PatientRecord, speaks: str = "when-met") -> bool:
     """A "when-met" service speaks only when the criteria are met and the prompt is still
     useful: not when an order in the presentation's ``silenceWhenOrdered`` value set is
-    active, nor when a criterion in its ``silenceWhenMet`` is met (already in use)."""
+    active, nor when a criterion in its ``silenceWhenMet`` is met (already in use). A
+    "when-met-or-one-judgement-away" service also speaks, on the same terms, when one
+    clinician's confirmation would make the criteria met."""
     words = decision.policy.presentation
-    if decision.outcome is not Outcome.MEETS:
+    judgement_away = (
+        speaks == "when-met-or-one-judgement-away"
+        and decision.outcome is Outcome.INSUFFICIENT
+        and bool(decision.one_judgement_away)
+    )
+    if decision.outcome is not Outcome.MEETS and not judgement_away:
         return False
     ordered = words.get("silenceWhenOrdered")
     if ordered and record.orders_in(ordered["valueSet"]):
         return False
     silencers = words.get("silenceWhenMet", [])
     return not any(decision.criteria[c].result is Tri.MET for c in silencers)
+
+
+# A policy without ``presentation.patientViewPrecedence`` gives way to every one with it.
+DEFAULT_PRECEDENCE = 1000
+
+
+def precedence(policy: Policy) -> int:
+    """Where the policy's technology stands when several would prompt at once (lower first):
+    the policy file's ``presentation.patientViewPrecedence``."""
+    return int(policy.info.presentation.get("patientViewPrecedence", DEFAULT_PRECEDENCE))
+
+
+@dataclass(frozen=True)
+class Turn:
+    """Whether a patient-view card speaks when the deployment shows one card per patient,
+    and the other technologies whose criteria the patient also meets (named on that card)."""
+
+    speaks: bool
+    also: tuple[Policy, ...] = ()
+
+
+def patient_view_turn(
+    policy: Policy,
+    decision: Decision,
+    record: PatientRecord,
+    today: date,
+    rivals: Sequence[tuple[Policy, str]],
+    speaks: str = "when-met",
+) -> Turn:
+    """One card per patient per moment: ``policy``'s patient-view card speaks only when no
+    rival (another policy's patient-view service, with its own ``speaks``) that would also
+    speak ranks first — a policy met before one a judgement away, then by precedence (NICE's
+    order by default: hybrid closed loop, insulin pump, i-Port), then by id. The card that
+    speaks names the rivals the patient also meets."""
+    if not speaks_proactively(decision, record, speaks):
+        return Turn(False)
+
+    def rank(p: Policy, d: Decision) -> tuple[int, int, str]:
+        return (0 if d.outcome is Outcome.MEETS else 1, precedence(p), p.info.id)
+
+    mine = rank(policy, decision)
+    speaking = []
+    for rival, mode in rivals:
+        theirs = evaluate(rival, record, today)
+        if speaks_proactively(theirs, record, mode):
+            if rank(rival, theirs) < mine:
+                return Turn(False)
+            if theirs.outcome is Outcome.MEETS:
+                speaking.append((rank(rival, theirs), rival))
+    return Turn(True, tuple(p for _, p in sorted(speaking, key=lambda x: x[0])))
 
 
 def companion_note(companions: Sequence[Policy], record: PatientRecord, today: date) -> str | None:

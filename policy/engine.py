@@ -8,6 +8,7 @@ from datetime import date
 
 from facts.model import PatientRecord
 from policy.criteria import (
+    JUDGEMENT_RULES,
     RULES,
     SELF_CONFIRMING_RULES,
     Context,
@@ -15,7 +16,13 @@ from policy.criteria import (
     confirmation_result,
     latest_confirmation,
 )
-from policy.decisive import Logic, composites_resting_on, decided_by, decisive_unknowns
+from policy.decisive import (
+    Logic,
+    composites_resting_on,
+    decided_by,
+    decisive_unknowns,
+    one_judgement_away,
+)
 from policy.expr import deciding_leaves, evaluate_expr, expr_ids
 from policy.loading import DerivedSpec, Policy
 from policy.model import (
@@ -121,6 +128,17 @@ def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
     )
     deciding = decided_by(logic, results, outcome, chosen)
     decisive = decisive_unknowns(logic, results, outcome)
+    # A judgement a clinician can record now: one no record can show (a confirmation-only
+    # criterion such as "MDI impractical"), or one the record already holds evidence for
+    # (a needle phobia last recorded years ago, impaired awareness of hypoglycaemia). A
+    # finding with nothing in the record (a pregnancy, a device in use) is a fact to record,
+    # not a judgement.
+    judgements = [
+        c.id
+        for c in policy.criteria
+        if c.confirmable
+        and (c.rule in JUDGEMENT_RULES or results[c.id].evidence or results[c.id].context)
+    ]
     return Decision(
         policy=policy.info,
         outcome=outcome,
@@ -136,6 +154,7 @@ def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
         notices=tuple(text for when, text in policy.notices if results[when].result is Tri.MET),
         decided_by=deciding,
         decisive=decisive,
+        one_judgement_away=one_judgement_away(logic, results, outcome, judgements),
         composites=composites_resting_on(
             logic,
             results,

@@ -129,6 +129,9 @@ _PRESENTATION: dict[str, Any] = {
     "notMetTitles": {str: str},
     "links": [frozenset({"label", "url"})],
     "footnotes": [frozenset({"when", "is", "pathway", "text"})],
+    "patientViewPrecedence": int,
+    "shortName": str,
+    "judgementAwaySummary": str,
 }
 _PRESENTATION_REQUIRED = ("sourceLabel", "topic", "summaries", "overrideReasons")
 
@@ -149,7 +152,10 @@ def _objects(doc: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
 
 
 def _shape(where: str, value: Any, shape: Any) -> None:
-    if shape is str:
+    if shape is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise PolicyError(f"{where}: must be a whole number")
+    elif shape is str:
         if not isinstance(value, str) or not value:
             raise PolicyError(f"{where}: must be a non-empty string")
     elif isinstance(shape, frozenset):

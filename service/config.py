@@ -59,6 +59,12 @@ DEFAULTS: dict[str, Any] = {
     # the files declare (metadata.listOrder)
     "POLICIES": None,
     "POLICY_PARAMETERS": {},  # overrides of parameters, applied to each policy that has them
+    # patient-view: one card per patient (the technology first in the policies' precedence
+    # speaks, naming the others); false: every service speaks for itself
+    "PATIENT_VIEW_ONE_CARD": True,
+    # None: as each policy file's services say; or "when-met" / "when-met-or-one-judgement-away"
+    # for every patient-view service that speaks only when met
+    "PATIENT_VIEW_SPEAKS": None,
     "VALUESET_EXTRA_DIR": None,
     # Operations
     "LOG_LEVEL": "INFO",

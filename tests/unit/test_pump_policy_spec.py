@@ -24,6 +24,7 @@ from tests.builders import (
     confirmation,
     hba1c,
     insulin,
+    iport_device_request,
     patient,
 )
 from tests.hooks import SERVICE, hook_request
@@ -220,9 +221,16 @@ def test_no_pump_card_otherwise(client: FlaskClient, resources: list[Any]) -> No
 
 def test_iport_card_defers_to_the_pump_when_both_apply(client: FlaskClient) -> None:
     record = [patient(), condition(T1DM), hba1c(75), *MDI, condition(text="Needle phobia")]
+    # patient-view: one card, the pump's, naming the i-Port; the i-Port service is silent
     (pump,) = cards(client, "pump-patient-view", record)
-    (iport,) = cards(client, "patient-view", record)
-    assert not pump["detail"].startswith(">")  # the pump card stands alone: no deferring note
+    assert cards(client, "patient-view", record) == []
+    assert pump["detail"].split("\n\n")[1] == (
+        "> Also meets the criteria for i-Port Advance (NHS Humber and North Yorkshire "
+        "commissioning policy): see the full assessment."
+    )
+    # An i-Port order keeps the i-Port card, which says first that the pump applies
+    drafts = [iport_device_request()]
+    (iport,) = cards(client, "order-select", record, drafts=drafts)
     assert iport["detail"].startswith(
         "> This patient also meets the NICE criteria for insulin pump therapy"
     )
