@@ -100,9 +100,16 @@ def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
         confirmed = None
         if spec.confirmable and spec.rule not in SELF_CONFIRMING_RULES:
             confirmed = confirmation_result(record, spec, ctx)
-        results[spec.id] = confirmed or _ignoring_confirmation(
-            RULES[spec.rule](record, spec, ctx), record, ctx, spec.confirmable
-        )
+        from_record = RULES[spec.rule](record, spec, ctx)
+        if confirmed is not None:
+            # The record's own evidence stays beside the confirmation that decides: a funding
+            # panel reads what the clinician's judgement rests on (a needle phobia in 2021).
+            results[spec.id] = replace(
+                confirmed,
+                context=(*confirmed.context, *from_record.evidence, *from_record.context),
+            )
+        else:
+            results[spec.id] = _ignoring_confirmation(from_record, record, ctx, spec.confirmable)
     for d in policy.derived:
         results[d.id] = _ignoring_confirmation(
             _derived_result(d, policy, results), record, ctx, d.confirmable
