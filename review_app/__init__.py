@@ -27,10 +27,10 @@ from review_app import smart
 from review_app.assessment import (
     Assessment,
     AssessmentError,
+    Clinician,
     TokenRejected,
     assess,
     clinician,
-    clinician_name,
     record_confirmation,
     today_text,
 )
@@ -288,30 +288,36 @@ def confirm() -> BaseResponse:
     return redirect(f"{PREFIX}/?{query}", 303)
 
 
-@bp.get("/summary")
-def summary() -> Response:
+def _with_clinician() -> tuple[smart.ReviewSession, Assessment, Clinician | None] | Response:
+    """The session, the assessment and the signed-in clinician (None when their record
+    cannot be read), or the error page to show."""
     launched = _launched()
     if isinstance(launched, Response):
         return launched
     session, a = launched
     try:
-        user = clinician_name(_runtime(), _tenant(session).servers, session) or session.user_ref
+        return session, a, clinician(_runtime(), _tenant(session).servers, session)
     except FhirServerNotAllowed as exc:
         return _error(str(exc), 502)
+
+
+@bp.get("/summary")
+def summary() -> Response:
+    found = _with_clinician()
+    if isinstance(found, Response):
+        return found
+    session, a, who = found
+    user = (who.name if who else None) or session.user_ref
     return _page("summary.html", a=a, user=user, today=today_text(_now()))
 
 
 @bp.get("/summary.pdf")
 def summary_pdf() -> Response:
     """The evidence pack as an A4 PDF (review_app/pack.py), for a referral or an IFR."""
-    launched = _launched()
-    if isinstance(launched, Response):
-        return launched
-    session, a = launched
-    try:
-        who = clinician(_runtime(), _tenant(session).servers, session)
-    except FhirServerNotAllowed as exc:
-        return _error(str(exc), 502)
+    found = _with_clinician()
+    if isinstance(found, Response):
+        return found
+    _, a, who = found
     d = a.decision
     main = [c for c in a.criteria if c.on_pathway] or list(a.criteria)
     html = render_template(
