@@ -79,13 +79,34 @@ class Decided:
     companion_note: str | None  # the first companion policy's note, when it speaks
 
 
+class Evaluations:
+    """Each policy evaluated at most once for one record on one day: a hook reads its own
+    policy, its companions and the other patient-view policies, which overlap."""
+
+    def __init__(self, record: PatientRecord, today: date) -> None:
+        self.record = record
+        self.today = today
+        self._done: dict[str, Decision] = {}
+
+    def of(self, policy: Policy) -> Decision:
+        found = self._done.get(policy.info.id)
+        if found is None:
+            found = self._done[policy.info.id] = evaluate(policy, self.record, self.today)
+        return found
+
+
 def decide(
-    record: PatientRecord, policy: Policy, today: date, companions: Sequence[Policy] = ()
+    record: PatientRecord,
+    policy: Policy,
+    today: date,
+    companions: Sequence[Policy] = (),
+    evaluations: Evaluations | None = None,
 ) -> Decided:
     """``policy``'s decision for ``record`` on ``today`` (a day in Europe/London), and the note
-    of the first companion policy that speaks for this patient."""
-    decision = evaluate(policy, record, today)
-    return Decided(decision, companion_note(companions, record, today))
+    of the first companion policy that speaks for this patient. ``evaluations``, when given,
+    is shared with the caller's other readings of the same record."""
+    done = evaluations or Evaluations(record, today)
+    return Decided(done.of(policy), companion_note(companions, record, today, done))
 
 
 def speaks_proactively(decision: Decision, record: PatientRecord, speaks: str = "when-met") -> bool:
@@ -135,6 +156,7 @@ def patient_view_turn(
     today: date,
     rivals: Sequence[tuple[Policy, str]],
     speaks: str = "when-met",
+    evaluations: Evaluations | None = None,
 ) -> Turn:
     """One card per patient per moment: ``policy``'s patient-view card speaks only when no
     rival (another policy's patient-view service, with its own ``speaks``) that would also
@@ -149,8 +171,9 @@ def patient_view_turn(
 
     mine = rank(policy, decision)
     speaking = []
+    done = evaluations or Evaluations(record, today)
     for rival, mode in rivals:
-        theirs = evaluate(rival, record, today)
+        theirs = done.of(rival)
         if speaks_proactively(theirs, record, mode):
             if rank(rival, theirs) < mine:
                 return Turn(False)
@@ -159,12 +182,18 @@ def patient_view_turn(
     return Turn(True, tuple(p for _, p in sorted(speaking, key=lambda x: x[0])))
 
 
-def companion_note(companions: Sequence[Policy], record: PatientRecord, today: date) -> str | None:
+def companion_note(
+    companions: Sequence[Policy],
+    record: PatientRecord,
+    today: date,
+    evaluations: Evaluations | None = None,
+) -> str | None:
     """The note of the first companion policy (in the order the policy file lists them) whose
     criteria the patient meets and whose technology they are not already using: e.g. the
     i-Port card defers to hybrid closed loop, then to an insulin pump."""
+    done = evaluations or Evaluations(record, today)
     for companion in companions:
-        if speaks_proactively(evaluate(companion, record, today), record):
+        if speaks_proactively(done.of(companion), record):
             note: str | None = companion.info.presentation.get("companionNote")
             return note
     return None

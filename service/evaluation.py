@@ -9,13 +9,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import requests
 
 from cds_cards import CardContext, eligibility_card
-from facts import Order, PatientRecord, order_in
+from facts import Order, order_in
 from facts.london import london_day
 from fhirdata import (
     DataUnavailable,
@@ -31,6 +31,7 @@ from fhirdata.transport import OriginExecutors
 from policy import Decision, Policy
 from policy.decide import (
     Core,
+    Evaluations,
     Turn,
     decide,
     patient_view_turn,
@@ -182,7 +183,8 @@ def run_hook(
     record = read_record(runtime.core, gathered.resources, req.patient_id, gathered.warnings)
     policy = runtime.policies[service.policy]
     companions = [runtime.policies[c] for c in policy.companions if c in runtime.policies]
-    decided = decide(record, policy, london_day(now), companions)
+    evaluations = Evaluations(record, london_day(now))  # each policy once per request
+    decided = decide(record, policy, london_day(now), companions, evaluations)
     decision = decided.decision
     result = HookResult(
         body={"cards": []},
@@ -191,7 +193,7 @@ def run_hook(
         decision=decision,
         gathered=gathered,
     )
-    turn = _turn(runtime, service, decision, record, london_day(now))
+    turn = _turn(runtime, service, decision, evaluations)
     if service.speaks == "always" or turn.speaks:
         ctx = CardContext(
             patient_id=req.patient_id,
@@ -212,21 +214,29 @@ def run_hook(
 
 
 def _turn(
-    runtime: Runtime, service: ServiceDef, decision: Decision, record: PatientRecord, today: date
+    runtime: Runtime, service: ServiceDef, decision: Decision, evaluations: Evaluations
 ) -> Turn:
     """Whether a card that speaks only when met (or one judgement away) speaks: on its own, or,
     for patient-view with one card per patient, when no other technology ranks first."""
     if service.speaks == "always":
         return Turn(True)
     if service.hook != "patient-view" or not runtime.one_card_per_patient:
-        return Turn(speaks_proactively(decision, record, service.speaks))
+        return Turn(speaks_proactively(decision, evaluations.record, service.speaks))
     rivals = [
         (runtime.policies[s.policy], s.speaks)
         for s in runtime.services.values()
         if s.hook == "patient-view" and s.speaks != "always" and s.policy != service.policy
     ]
     policy = runtime.policies[service.policy]
-    return patient_view_turn(policy, decision, record, today, rivals, service.speaks)
+    return patient_view_turn(
+        policy,
+        decision,
+        evaluations.record,
+        evaluations.today,
+        rivals,
+        service.speaks,
+        evaluations,
+    )
 
 
 def _ms(started: float) -> float:

@@ -21,6 +21,7 @@ from flask.testing import FlaskClient
 import demo
 from facts import extract_record
 from policy import Outcome, PolicyError, evaluate, load_policy
+from policy.decide import Evaluations, decide, patient_view_turn
 from policy.loading import POLICY_DIR, policy_names
 from service import create_app
 from tests.hooks import hook_request
@@ -151,3 +152,25 @@ def test_two_judgements_away_is_not_one(vsl: ValueSetLibrary) -> None:
 def test_an_unknown_patient_view_setting_stops_start_up() -> None:
     with pytest.raises(PolicyError, match="PATIENT_VIEW_SPEAKS 'sometimes'"):
         client(PATIENT_VIEW_SPEAKS="sometimes")
+
+
+def test_a_request_evaluates_each_policy_once(vsl: ValueSetLibrary) -> None:
+    """A patient-view hook reads its policy, its companions and the other patient-view
+    policies: one Evaluations per request keeps each to one evaluation."""
+    patient = demo.get_patient("t1-child-mdi-impractical")
+    policies = [load_policy(name) for name in policy_names()]
+    record = extract_record(
+        demo.bundle_resources(patient.bundle(TODAY)),
+        vsl,
+        patient_id=patient.patient_id,
+        criteria_system=policies[0].info.criteria_system,
+    )
+    done = Evaluations(record, TODAY)
+    first = [done.of(p) for p in policies]
+    assert [done.of(p) for p in policies] == first
+    assert all(a is b for a, b in zip(first, (done.of(p) for p in policies), strict=True))
+    iport = next(p for p in policies if p.info.id == "hny-iport-advance")
+    rivals = [(p, "when-met") for p in policies if p is not iport]
+    turn = patient_view_turn(iport, done.of(iport), record, TODAY, rivals, evaluations=done)
+    assert not turn.speaks  # the hybrid closed loop ranks first for this child
+    assert decide(record, iport, TODAY, [rivals[0][0]], done).decision is first[0]
