@@ -102,7 +102,7 @@ def test_a_new_policy_file_is_served_and_gives_its_own_card(folder: Path) -> Non
     assert "nice-insulin-pump-patient-view" in services
 
     patient = demo.get_patient("t1-mdi-needle-phobia")
-    assert patient.expected_pump_card  # the shipped pump policy speaks for this patient
+    assert patient.expected["nice-insulin-pump"].card  # the shipped pump policy speaks for them
     resources = demo.bundle_resources(patient.bundle(TODAY))
     body = hook_request("patient-view", resources=resources, patient_id=patient.patient_id)
     resp = client.post(f"/cds-services/{NEW_ID}-patient-view", json=body)

@@ -66,8 +66,13 @@ def test_every_demo_patient_gets_one_patient_view_card_at_most(
     assert sum(len(c) for c in cards.values()) <= 1, {k: len(v) for k, v in cards.items()}
     patient = demo.get_patient(name)
     # the declared expectations are those of the default deployment: one card per patient
-    assert bool(cards["nice-insulin-pump-patient-view"]) is patient.expected_pump_card
-    assert bool(cards["nice-hybrid-closed-loop-patient-view"]) is patient.expected_hcl_prompt
+    assert (
+        bool(cards["nice-insulin-pump-patient-view"]) is patient.expected["nice-insulin-pump"].card
+    )
+    assert (
+        bool(cards["nice-hybrid-closed-loop-patient-view"])
+        is patient.expected["nice-hybrid-closed-loop"].card
+    )
 
 
 def test_the_child_gets_the_hybrid_closed_loop_card_naming_the_pump_and_the_iport(
