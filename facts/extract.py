@@ -7,6 +7,7 @@ Which statuses count is the policy-interpretation document's "Facts" section.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -16,7 +17,9 @@ from typing import Any
 from facts.dosage import injections_per_day
 from facts.london import LONDON
 from facts.model import (
+    BOUNDS,
     BirthDate,
+    Bound,
     Confirmation,
     Finding,
     HbA1cResult,
@@ -635,18 +638,37 @@ def _london_date(moment: datetime | None) -> date | None:
         raise Malformed("the date is out of range") from exc
 
 
+# A result beyond the analyser's range written as text, as laboratories send it when the
+# value cannot be a number: "> 130 mmol/mol", "<20", "≥ 14 %". The number is at most four
+# digits (no HbA1c in either unit needs more), so a long string is never scanned twice.
+_CENSORED_TEXT = re.compile(
+    r"\s*(>=|<=|≥|≤|>|<)\s*(\d{1,4}(?:\.\d{1,3})?)\s*([^\s\d][^\n]{0,30})?\s*"
+)
+_SYMBOLS: Mapping[str, Bound] = {"≥": ">=", "≤": "<=", ">=": ">=", "<=": "<=", ">": ">", "<": "<"}
+
+
 def _hba1c_value(
     r: Mapping[str, Any], ref: str, match: _Match, when: date, at: datetime | None
 ) -> HbA1cResult | str:
-    """The result in IFCC mmol/mol, or why it cannot be used."""
+    """The result in IFCC mmol/mol, or why it cannot be used.
+
+    A censored result (a comparator, or a value string such as "> 130 mmol/mol") keeps its
+    bound: the policy uses it only in the direction in which it is certain.
+    """
     quantity = _opt_obj(r, "valueQuantity")
     if quantity is None:
-        return "result has no numeric value"
+        text = r.get("valueString")
+        found = _CENSORED_TEXT.fullmatch(text) if isinstance(text, str) else None
+        if found is None:
+            return "result has no numeric value"
+        op, number, unit_text = found.groups()
+        quantity = {"value": float(number), "comparator": _SYMBOLS[op], "unit": unit_text}
     value = quantity.get("value")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise Malformed("valueQuantity.value is not a number")
-    if quantity.get("comparator") is not None:
-        return f"result is a bound ({quantity['comparator']})"
+    bound = quantity.get("comparator") or ""
+    if bound not in ("", *BOUNDS):
+        return f"comparator {bound!r} not recognised"
     unit = _hba1c_unit(quantity, match.concept)
     if unit == "mmol/mol":
         mmol = float(value)
@@ -654,7 +676,13 @@ def _hba1c_value(
         mmol = (float(value) - 2.15) * 10.929
     else:
         return f"unit {unit!r} not recognised (not mmol/mol or %)"
-    return HbA1cResult(ref, round(mmol, 1), f"{value:g} {unit}", when, at)
+    # A bound is rounded away from what it promises ("≥ 8.5 %" is ≥ 68.9, not ≥ 69.0), so a
+    # converted bound never claims more than the laboratory said.
+    if bound in (">", ">="):
+        mmol = math.floor(mmol * 10) / 10
+    elif bound in ("<", "<="):
+        mmol = math.ceil(mmol * 10) / 10
+    return HbA1cResult(ref, round(mmol, 1), f"{bound}{value:g} {unit}", when, at, bound)
 
 
 def _as_recorded(r: Mapping[str, Any]) -> str:
@@ -662,7 +690,9 @@ def _as_recorded(r: Mapping[str, Any]) -> str:
     no readable number: what a card names when it says the result was not used."""
     quantity = r.get("valueQuantity")
     if not isinstance(quantity, Mapping):
-        return ""
+        text = r.get("valueString")
+        # Short text is shown as written ("see report"); a long one is only said to be text.
+        return " ".join(text.split()) if isinstance(text, str) and len(text) <= 40 else ""
     value = quantity.get("value")
     if isinstance(value, bool) or not isinstance(value, int | float):
         return ""

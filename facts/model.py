@@ -36,13 +36,27 @@ class Finding:
         return self.tentative is None
 
 
+# A result beyond the analyser's range, as the laboratory reports it: ">" 130 is "more than
+# 130", "<=" 20 "at most 20" (FHIR's Quantity.comparator).
+Bound = Literal["", ">", ">=", "<", "<="]
+BOUNDS: tuple[Bound, ...] = (">", ">=", "<", "<=")
+
+
 @dataclass(frozen=True, slots=True)
 class HbA1cResult:
     ref: str
-    mmol_mol: float  # IFCC; DCCT % results are converted
-    original: str  # as recorded, e.g. "8.4 %"
+    mmol_mol: float  # IFCC; DCCT % results are converted. For a bound, the bound.
+    original: str  # as recorded, e.g. "8.4 %", ">130 mmol/mol"
     date: date
     at: datetime | None = None  # the moment, to order same-day results
+    # "" for a measured value; otherwise the result is censored: only known to be beyond
+    # ``mmol_mol`` in this direction (certain one way, unknown the other).
+    bound: Bound = ""
+
+    @property
+    def mmol_text(self) -> str:
+        """The value in mmol/mol as a card says it: "75 mmol/mol", ">130 mmol/mol"."""
+        return f"{self.bound}{self.mmol_mol:g} mmol/mol"
 
 
 @dataclass(frozen=True, slots=True)

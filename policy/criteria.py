@@ -101,11 +101,7 @@ def finding_evidence(f: Finding) -> Evidence:
 
 
 def hba1c_evidence(h: HbA1cResult) -> Evidence:
-    shown = (
-        f"{h.original}"
-        if h.original.endswith("mmol/mol")
-        else f"{h.original} = {h.mmol_mol:g} mmol/mol"
-    )
+    shown = h.original if h.original.endswith("mmol/mol") else f"{h.original} = {h.mmol_text}"
     return Evidence(h.ref, f"HbA1c {shown} on {h.date.isoformat()}", h.date)
 
 
@@ -323,6 +319,35 @@ def _compare(value: float, op: str, threshold: float) -> bool:
     if op == ">":
         return value > threshold
     raise ValueError(f"unsupported comparison {op!r}")
+
+
+def compare_hba1c(h: HbA1cResult, op: str, threshold: float) -> Tri:
+    """Whether the result is ``op threshold``: met or not met when every value the result
+    allows agrees, *unknown* when they do not.
+
+    A measured value decides; a censored one decides only in the direction it is certain:
+    ">130" is ≥ 69, "<20" is not, ">60" may or may not be (the true value is anywhere above).
+    """
+    v = h.mmol_mol
+    if h.bound == "":
+        return Tri.MET if _compare(v, op, threshold) else Tri.NOT_MET
+    if h.bound in (">", ">="):  # every value above v (or from v)
+        certain = v > threshold if (h.bound, op) == (">=", ">") else v >= threshold
+        return Tri.MET if certain else Tri.UNKNOWN
+    # "<" or "<=": every value below v (or up to v)
+    never = v < threshold if (h.bound, op) == ("<=", ">=") else v <= threshold
+    return Tri.NOT_MET if never else Tri.UNKNOWN
+
+
+def _beyond_range(h: HbA1cResult, op: str, threshold: float) -> str:
+    """Why a censored result cannot decide: the values it allows lie either side."""
+    return (
+        f"HbA1c {h.mmol_text} ({h.date}) is beyond the analyser's range: it may or may not be "
+        f"{_SYMBOL[op]} {threshold:g}"
+    )
+
+
+MEASURED = "a measured HbA1c value (not beyond the analyser's range)"
 
 
 def insulin_injections(record: PatientRecord) -> tuple[float, bool, list[Evidence], str]:
@@ -762,17 +787,28 @@ def hba1c_on_mdi(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
     context = _implausible_context(record, ctx)
     n = len(results)
     read = f"{n} result{'s' if n != 1 else ''} read in the last {ctx.hba1c_lookback_months} months"
-    low = [h for h in results if not _compare(h.mmol_mol, op, threshold)]
+    verdicts = [(h, compare_hba1c(h, op, threshold)) for h in results]
+    low = [h for h, t in verdicts if t is Tri.NOT_MET]
     if low:
         return _result(
             spec,
             Tri.NOT_MET,
-            f"HbA1c {low[0].mmol_mol:g} mmol/mol ({low[0].date}) is below {threshold:g}: "
+            f"HbA1c {low[0].mmol_text} ({low[0].date}) is below {threshold:g}: "
             f"not 'remained high' ({read}).",
             evidence=tuple(hba1c_evidence(h) for h in results),
             context=context,
         )
     ev = [hba1c_evidence(h) for h in results]
+    either = [h for h, t in verdicts if t is Tri.UNKNOWN]
+    if either:
+        return _result(
+            spec,
+            Tri.UNKNOWN,
+            f"{_beyond_range(either[0], op, threshold)}, so 'remained high' is not known ({read}).",
+            evidence=tuple(ev),
+            context=context,
+            missing=MEASURED,
+        )
     unreadable = _unusable_in_lookback(record, ctx)
     if unreadable:
         return _result(
@@ -786,7 +822,7 @@ def hba1c_on_mdi(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
         )
     head = (
         f"Every HbA1c is {_SYMBOL[op]} {threshold:g} mmol/mol ({read}; latest "
-        f"{latest.mmol_mol:g} on {latest.date.isoformat()})"
+        f"{latest.mmol_text.removesuffix(' mmol/mol')} on {latest.date.isoformat()})"
     )
     on_mdi, insulin_ev, how = _on_mdi(record, minimum)
     ev += insulin_ev
@@ -817,15 +853,30 @@ def hba1c_latest(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
     latest = _latest_or_unknown(record, spec, ctx)
     if isinstance(latest, CriterionResult):
         return latest
-    met = _compare(latest.mmol_mol, op, threshold)
-    verdict = "is" if met else "is not"
+    return _latest_compared(spec, latest, op, threshold, _implausible_context(record, ctx))
+
+
+def _latest_compared(
+    spec: CriterionSpec,
+    latest: HbA1cResult,
+    op: str,
+    threshold: float,
+    context: tuple[Evidence, ...],
+) -> CriterionResult:
+    """The latest result against the threshold: met, not met, or *unknown* for a censored
+    result on the wrong side of it."""
+    met = compare_hba1c(latest, op, threshold)
+    if met is Tri.UNKNOWN:
+        reason, missing = f"Latest {_beyond_range(latest, op, threshold)}.", MEASURED
+    else:
+        verdict = "is" if met is Tri.MET else "is not"
+        reason = (
+            f"Latest HbA1c {latest.mmol_text} ({latest.date}) {verdict} "
+            f"{_SYMBOL[op]} {threshold:g}."
+        )
+        missing = None
     return _result(
-        spec,
-        Tri.MET if met else Tri.NOT_MET,
-        f"Latest HbA1c {latest.mmol_mol:g} mmol/mol ({latest.date}) {verdict} "
-        f"{_SYMBOL[op]} {threshold:g}.",
-        evidence=(hba1c_evidence(latest),),
-        context=_implausible_context(record, ctx),
+        spec, met, reason, evidence=(hba1c_evidence(latest),), context=context, missing=missing
     )
 
 
@@ -851,20 +902,14 @@ def hba1c_with_finding(record: PatientRecord, spec: CriterionSpec, ctx: Context)
     ignored = (confirmation_context(confirmed, "its HbA1c part is not met"),) if confirmed else ()
     if isinstance(latest, CriterionResult):
         return replace(latest, context=latest.context + ignored)
-    ev = [hba1c_evidence(latest)]
-    if not _compare(latest.mmol_mol, op, threshold):
-        return _result(
-            spec,
-            Tri.NOT_MET,
-            f"Latest HbA1c {latest.mmol_mol:g} mmol/mol ({latest.date}) is not "
-            f"{_SYMBOL[op]} {threshold:g}.",
-            evidence=tuple(ev),
-            context=_implausible_context(record, ctx) + ignored,
-        )
-    label = p.get("findingLabel", p["valueSet"])
-    head = (
-        f"Latest HbA1c {latest.mmol_mol:g} mmol/mol ({latest.date}) is {_SYMBOL[op]} {threshold:g}"
+    compared = _latest_compared(
+        spec, latest, op, threshold, _implausible_context(record, ctx) + ignored
     )
+    if compared.result is not Tri.MET:
+        return compared
+    ev = list(compared.evidence)
+    label = p.get("findingLabel", p["valueSet"])
+    head = f"Latest HbA1c {latest.mmol_text} ({latest.date}) is {_SYMBOL[op]} {threshold:g}"
     if confirmed is not None:
         ev.append(confirmation_evidence(confirmed))
         who = confirmed.performer or "a clinician"

@@ -384,9 +384,8 @@ def test_a_result_before_the_lookback_does_not_count_against(decide: Decide) -> 
 
 
 def test_an_unreadable_older_result_leaves_remained_high_unknown(decide: Decide) -> None:
-    bound = hba1c(60, on="2026-02-01")
-    bound["valueQuantity"]["comparator"] = "<"
-    d = decide(patient(), condition(T1DM), bound, hba1c(75), *BASAL_BOLUS)
+    unreadable = hba1c(60, "mmol/L", on="2026-02-01")
+    d = decide(patient(), condition(T1DM), unreadable, hba1c(75), *BASAL_BOLUS)
     assert result(d, "hba1c-69-or-above-on-mdi") is Tri.UNKNOWN
 
 
