@@ -6,7 +6,6 @@ clock are injected so golden-file tests can fix them.
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -82,16 +81,23 @@ def _summary(decision: Decision, patient_view: bool) -> str:
     return summary[:139]
 
 
-_MD_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\`*_[]|#"})
+# Characters that start markup wherever they stand in CommonMark (with raw HTML) or GFM: a
+# backslash before each makes it a literal character. (">" starts a quote only at the start
+# of a line, where record text never stands: it is left as it is, so a card reads "> 69".)
+_MD_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\`*_[]|#~"})
+# "<" starts raw HTML or an autolink only before a letter, "/", "!" or "?", and "&" an entity
+# only before a letter or "#": escaped the markdown way there, never as an HTML entity, so an
+# EHR that shows the markdown as text shows what the record says ("<20", "&").
+_MARKUP_START = re.compile(r"([<&])(?=[A-Za-z#/!?])")
 
 
 def _md(text: str) -> str:
-    """Record text made inert: no HTML, no links or emphasis, no broken table cells.
+    """Record text made inert: no HTML, no links, images or emphasis, no broken table cells.
 
     Text in a FHIR record is data, not markup: EHRs (and the Sandbox) render card detail
     as markdown with raw HTML, so it is escaped before it is shown.
     """
-    return html.escape(" ".join(text.split()), quote=False).translate(_MD_SPECIAL)
+    return _MARKUP_START.sub(r"\\\1", " ".join(text.split()).translate(_MD_SPECIAL))
 
 
 # Resource types whose references can appear in a rule's reason; a card names none of them.

@@ -38,7 +38,7 @@ def test_markdown_pieces() -> None:
             "",
             "| Criterion | Result | Evidence |",
             "| --- | --- | --- |",
-            "| Needle \\| phobia | ✅ met | Recorded<br>`Condition/1` x &gt; y |",
+            "| Needle \\| phobia | ✅ met | Recorded<br>`Condition/1` x \\> y |",
             "| short | row |",
             "",
             "> a quoted note that is long enough to wrap " + "word " * 30,

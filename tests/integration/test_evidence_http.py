@@ -164,3 +164,14 @@ def test_a_censored_hba1c_prompts_hcl_only_when_certainly_58_or_more(
 ) -> None:
     answer = cards(service, loaded_fhir, "hcl-patient-view", mode, pid)
     assert bool(answer) is prompts, answer
+
+
+@pytest.mark.parametrize("mode", ["prefetch", "fetch"])
+def test_the_card_shows_a_censored_result_as_written(
+    service: ServiceProcess, loaded_fhir: FhirTestServer, mode: str
+) -> None:
+    (card,) = cards(service, loaded_fhir, "hcl-patient-view", mode, "it-cens-hcl-gt60")
+    line = next(x for x in card["detail"].splitlines() if "HbA1c 58 mmol/mol" in x)
+    assert "Latest HbA1c >60 mmol/mol" in line
+    assert "is ≥ 58" in line
+    assert "&gt;" not in card["detail"]

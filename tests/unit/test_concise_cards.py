@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from markdown_it import MarkdownIt
 
 from cds_cards import EXTENSION_KEY, CardContext, eligibility_card
 from cds_cards.render import (
@@ -506,3 +507,50 @@ def test_the_hba1c_on_mdi_line_carries_the_hba1c_date_not_the_insulin_date(
     assert "latest 75 on 15 Oct 2026" in mdi_line
     assert "last recorded" not in mdi_line
     assert "10 Jan 2026" not in mdi_line
+
+
+# -- Card markdown: record text is inert and reads as written ------------------------------------
+def _rendered(detail: str) -> tuple[str, set[str], list[str]]:
+    """What an EHR that renders card markdown (CommonMark, raw HTML allowed) shows: the text a
+    clinician reads, the kinds of token it produced (raw HTML, images) and the links."""
+    tokens = MarkdownIt("commonmark").parse(detail)
+    inline = [child for t in tokens for child in (t.children or [])]
+    text = "".join(c.content for c in inline if c.type in ("text", "code_inline"))
+    links = [str(c.attrs.get("href")) for c in inline if c.type == "link_open"]
+    return text, {t.type for t in [*tokens, *inline]}, links
+
+
+INJECTIONS = [
+    "<img src=x onerror=alert(1)>",
+    "<script>alert(1)</script>",
+    "[click](javascript:alert(1))",
+    "![x](https://evil.example/x.png)",
+    "<https://evil.example>",
+    "&lt;b&gt;bold&lt;/b&gt; &#60;i&#62;",
+    "<!-- hidden --> </p> <!DOCTYPE html>",
+    "**shout** _lean_ `code` # heading | cell ~~struck~~",
+]
+
+
+@pytest.mark.parametrize("evil", INJECTIONS)
+def test_record_text_renders_as_written_and_never_as_markup(
+    decide: Callable[..., Decision], evil: str
+) -> None:
+    d = decide(*T1_ADULT, condition(text=f"Needle phobia {evil}"))
+    detail = eligibility_card(d, CardContext(PID, None, NOW, lambda: "u"))["detail"]
+    text, kinds, links = _rendered(detail)
+    assert evil in text  # shown as the record has it
+    assert not kinds & {"html_inline", "html_block", "image", "code_inline"}
+    assert links == [d.policy.url]  # the policy's own link, nothing from the record
+
+
+def test_a_greater_than_sign_renders_as_itself_not_as_an_entity(
+    decide: Callable[..., Decision],
+) -> None:
+    d = decide(*T1_ADULT, *BASAL_BOLUS, hba1c(75), condition(NON_ADHERENCE, onset="2026-10-01"))
+    detail = eligibility_card(d, CardContext(PID, None, NOW, lambda: "u"))["detail"]
+    assert "&gt;" not in detail
+    line = "Latest HbA1c 75 mmol/mol (1 Sep 2026) is > 69"
+    assert line in detail  # as an EHR that shows markdown as text shows it
+    text, _, _ = _rendered(detail)
+    assert line in text  # as one that renders it shows it
