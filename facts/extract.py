@@ -68,10 +68,21 @@ PRESCRIPTION_ISSUED = frozenset({"active", "completed"})
 
 
 # Supplies that carry the word "insulin" (or a brand) in their name but are not insulin.
-_INSULIN_DEVICE = re.compile(
-    r"\b(needles?|syringes?|lancets?|strips?|sharps|reservoirs?|infusion sets?|cannulae?|pumps?"
-    r"|pen(?!.*\bunits?\b))\b"
+_INSULIN_SUPPLY = re.compile(
+    r"\b(needles?|syringes?|lancets?|strips?|sharps|reservoirs?|infusion sets?|cannulae?|pumps?)\b"
 )
+# A pen is a device ("NovoPen 6 insulin pen") unless its name gives a strength or names an
+# insulin ("Insulin glargine 100 units/ml pre-filled pen", "insulin lispro pen").
+_PEN = re.compile(r"\bpens?\b")
+_STRENGTH = re.compile(r"\b(units?|iu)\b|\d\s*u\s*/\s*ml\b")
+
+
+def _insulin_supply(display: str, named_action: str | None) -> bool:
+    """Whether a term-matched "insulin" product is a supply or device, not insulin."""
+    text = display.lower()
+    if _INSULIN_SUPPLY.search(text):
+        return True
+    return bool(_PEN.search(text)) and named_action is None and not _STRENGTH.search(text)
 
 
 class Malformed(Exception):
@@ -526,11 +537,16 @@ class _Extractor:
         if insulin is None:
             return
         display = _display(concept)
-        if insulin.matched_by == "term" and _INSULIN_DEVICE.search(display.lower()):
+        # Coded: the concept's action. Text: the action its name has in the value set.
+        action = (
+            insulin.concept.insulin_action
+            if insulin.concept
+            else self.vsl.action_named(INSULIN, display)
+        )
+        if insulin.matched_by == "term" and _insulin_supply(display, action):
             return  # "insulin pen needles", "insulin syringe": supplies, not insulin
         per_day, source = injections_per_day(_list(r, "dosageInstruction"))
         validity = _opt_obj(_opt_obj(r, "dispenseRequest") or {}, "validityPeriod") or {}
-        action = insulin.concept.insulin_action if insulin.concept else None
         self.insulin.append(
             InsulinOrder(
                 ref=ref,

@@ -87,9 +87,27 @@ CENSORED_HCL = [
 ]
 
 
+def written(text: str, dosage: str, pid: str) -> dict[str, Any]:
+    """A prescription recorded as free text only."""
+    r = insulin(text=dosage, pid=pid)
+    r["medicationCodeableConcept"] = {"text": text}
+    return r
+
+
+FREE_TEXT_INSULIN = "it-free-text-insulin"
+
+
 def records() -> list[dict[str, Any]]:
     out = [r for pid, values, *_ in CENSORED for r in t1_on_basal_bolus(pid, *values)]
     out += [r for pid, written, _ in CENSORED_HCL for r in t1_on_flash(pid, written)]
+    pid = FREE_TEXT_INSULIN
+    out += [
+        patient("1985-03-04", pid=pid),
+        condition(T1DM, onset=ago(3000), pid=pid),
+        hba1c(80, on=ago(30), pid=pid),
+        written("Insulin glargine 100 units/ml pre-filled pen", "once daily at night", pid),
+        written("insulin lispro", "as directed", pid),
+    ]
     return out
 
 
@@ -175,3 +193,15 @@ def test_the_card_shows_a_censored_result_as_written(
     assert "Latest HbA1c >60 mmol/mol" in line
     assert "is ≥ 58" in line
     assert "&gt;" not in card["detail"]
+
+
+@pytest.mark.parametrize("mode", ["prefetch", "fetch"])
+def test_free_text_insulin_prescriptions_are_insulin_of_their_kind(
+    service: ServiceProcess, loaded_fhir: FhirTestServer, mode: str
+) -> None:
+    (card,) = cards(service, loaded_fhir, "order-sign", mode, FREE_TEXT_INSULIN)
+    got = {c["id"]: c for c in card["extension"]["iport-cds.eligibility"]["criteria"]}
+    assert got["on-insulin"]["result"] == "met"
+    assert got["hba1c-69-or-above-on-mdi"]["result"] == "met"
+    assert "basal-bolus" in got["hba1c-69-or-above-on-mdi"]["reason"]
+    assert "no active insulin prescription" not in card["detail"]
