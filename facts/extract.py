@@ -27,6 +27,7 @@ from facts.model import (
     MatchedBy,
     Order,
     PatientRecord,
+    StoppedInsulin,
     UnusableHbA1c,
 )
 from valuesets import Concept, ValueSetLibrary
@@ -240,6 +241,7 @@ class _Extractor:
         self.findings: list[Finding] = []
         self.hba1c: list[HbA1cResult] = []
         self.insulin: list[InsulinOrder] = []
+        self.insulin_stopped: list[StoppedInsulin] = []
         self.confirmations: list[Confirmation] = []
         self.hba1c_unusable: list[UnusableHbA1c] = []
         self.orders: list[Order] = []
@@ -531,7 +533,8 @@ class _Extractor:
             devices = [m for m in matches if m.value_set in PRESCRIBED_DEVICES]
             when = parse_fhir_date(r.get("authoredOn"), "authoredOn")
             self._add_findings(ref, _display(concept), devices, when)
-        if r.get("status") not in ORDER_ACTIVE:
+        status = r.get("status")
+        if status not in ORDER_ACTIVE and status != "stopped":
             return
         insulin = next((m for m in matches if m.value_set == INSULIN), None)
         if insulin is None:
@@ -545,6 +548,10 @@ class _Extractor:
         )
         if insulin.matched_by == "term" and _insulin_supply(display, action):
             return  # "insulin pen needles", "insulin syringe": supplies, not insulin
+        if status == "stopped":  # deliberately stopped: named, never counted
+            prescribed = parse_fhir_date(r.get("authoredOn"), "authoredOn")
+            self.insulin_stopped.append(StoppedInsulin(ref, display, prescribed, _dosage_end(r)))
+            return
         per_day, source = injections_per_day(_list(r, "dosageInstruction"))
         validity = _opt_obj(_opt_obj(r, "dispenseRequest") or {}, "validityPeriod") or {}
         self.insulin.append(
@@ -587,11 +594,25 @@ class _Extractor:
             hba1c=tuple(self.hba1c),
             hba1c_unusable=tuple(self.hba1c_unusable),
             insulin=tuple(self.insulin),
+            insulin_stopped=tuple(self.insulin_stopped),
             confirmations=tuple(self.confirmations),
             orders=tuple(o for o in self.orders if o.status in ORDER_ACTIVE),
             warnings=tuple(self.warnings),
             unreadable_types=frozenset(self.unreadable_types),
         )
+
+
+def _dosage_end(r: Mapping[str, Any]) -> date | None:
+    """The latest end of a prescription's dosage bounds (``timing.repeat.boundsPeriod.end``):
+    when a stopped prescription stopped, where the record says."""
+    ends = []
+    for dosage in _list(r, "dosageInstruction"):
+        timing = _opt_obj(_obj(dosage, "dosageInstruction"), "timing") or {}
+        bounds = _opt_obj(_opt_obj(timing, "repeat") or {}, "boundsPeriod") or {}
+        end = parse_fhir_date(bounds.get("end"), "boundsPeriod.end")
+        if end is not None:
+            ends.append(end)
+    return max(ends, default=None)
 
 
 # SNOMED CT answers meaning the finding is not there: No, Negative, Absent, Not present.

@@ -87,6 +87,25 @@ class InsulinOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class StoppedInsulin:
+    """An insulin prescription deliberately stopped (MedicationRequest status ``stopped``)."""
+
+    ref: str
+    display: str
+    prescribed: date | None  # authoredOn
+    stopped: _Day | None  # the end of its dosage's bounds, when the record gives one
+
+    @property
+    def said(self) -> str:
+        """ "Insulin glargine stopped on 2026-10-01", or "… stopped (prescribed on …)"."""
+        if self.stopped is not None:
+            return f"{self.display} stopped on {self.stopped.isoformat()}"
+        if self.prescribed is not None:
+            return f"{self.display} stopped (prescribed on {self.prescribed.isoformat()})"
+        return f"{self.display} stopped"
+
+
+@dataclass(frozen=True, slots=True)
 class Confirmation:
     """A clinician's record that a criterion is (value=True) or is not (False) met."""
 
@@ -150,6 +169,7 @@ class PatientRecord:
     # Dated results that cannot be used (an unrecognised unit, a bound, no value)
     hba1c_unusable: tuple[UnusableHbA1c, ...] = ()
     insulin: tuple[InsulinOrder, ...] = ()
+    insulin_stopped: tuple[StoppedInsulin, ...] = ()  # named when no insulin is current
     confirmations: tuple[Confirmation, ...] = ()
     orders: tuple[Order, ...] = ()  # active orders, one per value set each is coded in
     warnings: tuple[str, ...] = ()

@@ -379,13 +379,31 @@ def insulin_injections(record: PatientRecord) -> tuple[float, bool, list[Evidenc
     return total, bool(unstated), evidence, how
 
 
+NO_INSULIN = "no active insulin prescription in the record (it may be prescribed elsewhere)"
+
+
+def stopped_insulin(record: PatientRecord) -> Evidence | None:
+    """The insulin most recently stopped, when no insulin is current: named so a clinician
+    sees it was stopped on purpose. What settles such a criterion is never "a current
+    insulin prescription": that would read as a prompt to restart what was stopped."""
+    if record.insulin or not record.insulin_stopped:
+        return None
+    last = max(
+        record.insulin_stopped,
+        key=lambda s: (s.stopped or s.prescribed or date.min, s.ref),
+    )
+    return Evidence(last.ref, last.said, last.stopped or last.prescribed, product=last.display)
+
+
+def _no_insulin(record: PatientRecord) -> str:
+    """Why no insulin counts, in lower case: none in the record, or which was stopped."""
+    stopped = stopped_insulin(record)
+    return f"no active insulin prescription: {stopped.summary}" if stopped else NO_INSULIN
+
+
 def _injections_at_least(record: PatientRecord, minimum: float) -> tuple[Tri, list[Evidence], str]:
     if not record.insulin:
-        return (
-            Tri.UNKNOWN,
-            [],
-            "no active insulin prescription in the record (it may be prescribed elsewhere)",
-        )
+        return Tri.UNKNOWN, [], _no_insulin(record)
     total, some_unstated, evidence, how = insulin_injections(record)
     if total >= minimum:
         return Tri.MET, evidence, how
@@ -401,11 +419,7 @@ def _on_mdi(record: PatientRecord, minimum: float) -> tuple[Tri, list[Evidence],
     could change the answer.
     """
     if not record.insulin:
-        return (
-            Tri.UNKNOWN,
-            [],
-            "no active insulin prescription in the record (it may be prescribed elsewhere)",
-        )
+        return Tri.UNKNOWN, [], _no_insulin(record)
     basal = [o for o in record.insulin if o.action == "basal"]
     bolus = [o for o in record.insulin if o.action == "bolus"]
     if basal and bolus:
@@ -830,12 +844,16 @@ def hba1c_on_mdi(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
         return _result(spec, Tri.MET, f"{head}, on MDI: {how}.", evidence=tuple(ev))
     if on_mdi is Tri.NOT_MET:
         return _result(spec, Tri.NOT_MET, f"{head}, but not on MDI: {how}.", evidence=tuple(ev))
+    stopped = stopped_insulin(record)
     return _result(
         spec,
         Tri.UNKNOWN,
         f"{head}; MDI unknown: {how}.",
         evidence=tuple(ev),
-        missing="insulin prescriptions showing a basal-bolus regimen, or a stated frequency",
+        context=(stopped,) if stopped else (),
+        missing=None
+        if stopped
+        else "insulin prescriptions showing a basal-bolus regimen, or a stated frequency",
     )
 
 
@@ -958,12 +976,16 @@ def insulin_injections_at_least(
         reason = f"Active insulin is {how}: fewer than {minimum:g} injections a day."
     else:
         reason = f"Injections a day unknown: {how}."
+    stopped = stopped_insulin(record)
     return _result(
         spec,
         result,
         reason,
         evidence=tuple(ev),
-        missing=None if result is not Tri.UNKNOWN else "insulin dosage with a stated frequency",
+        context=(stopped,) if stopped else (),
+        missing=None
+        if result is not Tri.UNKNOWN or stopped
+        else "insulin dosage with a stated frequency",
     )
 
 
@@ -971,6 +993,14 @@ def insulin_injections_at_least(
 def insulin_prescribed(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
     """A current insulin prescription: every route to an injection port presupposes insulin
     injections. Absence is *unknown*, never *not met*: insulin may be prescribed elsewhere."""
+    stopped = stopped_insulin(record)
+    if stopped is not None:
+        return _result(
+            spec,
+            Tri.UNKNOWN,
+            f"No current insulin prescription: {stopped.summary}.",
+            context=(stopped,),
+        )
     if not record.insulin:
         return _result(
             spec,

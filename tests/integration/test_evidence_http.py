@@ -6,6 +6,7 @@ answers when they arrive as FHIR over the wire."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 
 import pytest
@@ -94,7 +95,14 @@ def written(text: str, dosage: str, pid: str) -> dict[str, Any]:
     return r
 
 
-FREE_TEXT_INSULIN = "it-free-text-insulin"
+FREE_TEXT_INSULIN, STOPPED_INSULIN = "it-free-text-insulin", "it-stopped-insulin"
+
+
+def stopped_glargine(pid: str) -> dict[str, Any]:
+    """Insulin glargine, stopped 50 days ago."""
+    r = insulin(GLARGINE_VTM, text="once daily at night", status="stopped", pid=pid)
+    r["dosageInstruction"][0]["timing"] = {"repeat": {"boundsPeriod": {"end": ago(50)}}}
+    return r
 
 
 def records() -> list[dict[str, Any]]:
@@ -107,6 +115,13 @@ def records() -> list[dict[str, Any]]:
         hba1c(80, on=ago(30), pid=pid),
         written("Insulin glargine 100 units/ml pre-filled pen", "once daily at night", pid),
         written("insulin lispro", "as directed", pid),
+    ]
+    pid = STOPPED_INSULIN
+    out += [
+        patient("1985-03-04", pid=pid),
+        condition(T1DM, onset=ago(3000), pid=pid),
+        hba1c(80, on=ago(30), pid=pid),
+        stopped_glargine(pid),
     ]
     return out
 
@@ -205,3 +220,14 @@ def test_free_text_insulin_prescriptions_are_insulin_of_their_kind(
     assert got["hba1c-69-or-above-on-mdi"]["result"] == "met"
     assert "basal-bolus" in got["hba1c-69-or-above-on-mdi"]["reason"]
     assert "no active insulin prescription" not in card["detail"]
+
+
+@pytest.mark.parametrize("mode", ["prefetch", "fetch"])
+def test_stopped_insulin_is_named_and_not_asked_for(
+    service: ServiceProcess, loaded_fhir: FhirTestServer, mode: str
+) -> None:
+    (card,) = cards(service, loaded_fhir, "order-sign", mode, STOPPED_INSULIN)
+    stopped_on = date.fromisoformat(ago(50))
+    assert f"Insulin glargine stopped on {stopped_on.day} {stopped_on:%b %Y}" in card["detail"]
+    assert "Settled by a current insulin prescription" not in card["detail"]
+    assert "Settled by insulin prescriptions" not in card["detail"]

@@ -7,15 +7,29 @@ through ``policy.evaluate``; "today" is 2026-11-21.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from cds_cards import CardContext, eligibility_card
 from policy import Decision, Tri, load_policy
-from tests.builders import T1DM, condition, hba1c, insulin, patient
+from tests.builders import (
+    ASPART,
+    GLARGINE_VTM,
+    PID,
+    T1DM,
+    T2DM,
+    condition,
+    hba1c,
+    insulin,
+    patient,
+)
 
 Decide = Callable[..., Decision]
+IPORT = load_policy("iport-advance")
 PUMP = load_policy("nice-insulin-pump")
+NOW = datetime(2026, 11, 21, 10, 30, tzinfo=UTC)
 NO_INSULIN = "no active insulin prescription in the record"
 
 
@@ -88,3 +102,60 @@ def test_a_free_text_pen_prescription_is_a_current_insulin_prescription(decide: 
     r = d.criteria["on-insulin"]
     assert r.result is Tri.MET
     assert "Insulin glargine 100 units/ml pre-filled pen" in r.reason
+
+
+# -- 2. Insulin deliberately stopped: named with its date, never a prompt to prescribe -------------
+def stopped(*, ended: str | None = "2026-10-01") -> dict[str, Any]:
+    """Insulin glargine prescribed on 2026-01-10 and stopped (its dosage ending ``ended``)."""
+    r = insulin(GLARGINE_VTM, text="once daily at night", status="stopped")
+    if ended:
+        r["dosageInstruction"][0]["timing"] = {
+            "repeat": {"boundsPeriod": {"start": "2026-01-10", "end": ended}}
+        }
+    return r
+
+
+PROMPTS = ("Settled by a current insulin prescription", "Settled by insulin prescriptions")
+
+
+@pytest.mark.parametrize(
+    ("ended", "named"),
+    [
+        ("2026-10-01", "Insulin glargine stopped on 2026-10-01"),
+        (None, "Insulin glargine stopped (prescribed on 2026-01-10)"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("policy", "criterion"),
+    [
+        (IPORT, "on-insulin"),
+        (IPORT, "hba1c-69-or-above-on-mdi"),
+        (PUMP, "hba1c-69-or-above-on-mdi"),
+    ],
+)
+def test_stopped_insulin_is_named_with_its_date_and_not_asked_for(
+    decide: Decide, policy: Any, criterion: str, ended: str | None, named: str
+) -> None:
+    d = decide(patient(), condition(T1DM), hba1c(80), stopped(ended=ended), policy=policy)
+    r = d.criteria[criterion]
+    assert r.result is Tri.UNKNOWN  # insulin may be prescribed elsewhere
+    assert named in r.reason
+    assert r.missing is None  # nothing to settle by prescribing it again
+    assert any(e.ref.startswith("MedicationRequest/") for e in r.context)
+    detail = eligibility_card(d, CardContext(PID, None, NOW, lambda: "u"))["detail"]
+    assert not [p for p in PROMPTS if p in detail]
+
+
+def test_the_type_2_injections_criterion_names_stopped_insulin_too(decide: Decide) -> None:
+    d = decide(patient(), condition(T2DM), stopped(), policy=IPORT)
+    r = d.criteria["insulin-more-than-once-daily"]
+    assert r.result is Tri.UNKNOWN
+    assert "Insulin glargine stopped on 2026-10-01" in r.reason
+    assert r.missing is None
+
+
+def test_stopped_insulin_beside_a_current_prescription_changes_nothing(decide: Decide) -> None:
+    d = decide(patient(), condition(T1DM), stopped(), insulin(ASPART, text="with meals"))
+    r = d.criteria["on-insulin"]
+    assert r.result is Tri.MET
+    assert "stopped" not in r.reason
