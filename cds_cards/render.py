@@ -296,13 +296,21 @@ def detail_markdown(decision: Decision, note: str | None = None, also: tuple[str
             "check that it is still current."
         )
     last += [_policy_line(policy), ADVISORY]
-    room = MAX_DETAIL_LINES - len(first) - len(last)
     asked = dict.fromkeys([*unknown_diagnoses(decision), *decision.decisive])
     unknown = [_unknown_line(decision.criteria[c]) for c in asked]
     decided = [
         _criterion_line(decision.criteria[c], decision.outcome, policy.presentation)
         for c in decision.decided_by
     ]
+    # A record read and not used (an HbA1c dated after today) is named once, whatever the
+    # outcome: here, unless a criterion's line already names it.
+    said = "\n".join([*decided, *unknown])
+    unsaid = [
+        n for n in (_md(clinical_text(e.summary)) for e in decision.not_used) if n not in said
+    ]
+    if unsaid:
+        last.insert(0, "; ".join(unsaid) + ".")
+    room = MAX_DETAIL_LINES - len(first) - len(last)
     if len(unknown) + len(decided) > room:
         shown_unknown = unknown[: room - 1]
         shown_decided = decided[: room - 1 - len(shown_unknown)]
@@ -367,6 +375,8 @@ def extension(decision: Decision) -> dict[str, Any]:
             {
                 "decisive": list(decision.decisive),
                 "warnings": list(decision.warnings),  # records not used; searches not done as asked
+                # records read and not used that every output names (an HbA1c after today)
+                "notUsed": [{"ref": e.ref, "reason": e.summary} for e in decision.not_used],
             }
         ),
     }

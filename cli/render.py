@@ -98,6 +98,10 @@ def decision_table(decision: Decision, patient: str | None) -> str:
         out += ["", "What would settle the unknowns:"]
         for title, what in missing:
             out += _wrap(f"- {title}: {what}", 4, total)
+    if decision.not_used:
+        out += ["", "Read and not used:"]
+        for e in decision.not_used:
+            out += _wrap(f"- {e.summary}", 4, total)
     if decision.warnings:
         out += ["", "Warnings from reading the record:"]
         for w in decision.warnings:

@@ -250,7 +250,7 @@ def _unusable_in_lookback(record: PatientRecord, ctx: Context) -> list[Evidence]
     )
 
 
-def _after_today(record: PatientRecord, ctx: Context) -> list[Evidence]:
+def hba1c_after_today(record: PatientRecord, ctx: Context) -> list[Evidence]:
     """Results dated after today (a record error, never evidence), newest first."""
     dated = [(u.ref, u.date, u.shown) for u in record.hba1c_unusable]
     dated += [(h.ref, h.date, h.original) for h in record.hba1c]
@@ -264,7 +264,7 @@ def _after_today(record: PatientRecord, ctx: Context) -> list[Evidence]:
 def _implausible_context(record: PatientRecord, ctx: Context) -> tuple[Evidence, ...]:
     """What was read and not used: results in the lookback that cannot be used, and results
     dated after today."""
-    return (*_unusable_in_lookback(record, ctx), *_after_today(record, ctx))
+    return (*_unusable_in_lookback(record, ctx), *hba1c_after_today(record, ctx))
 
 
 def _latest_or_unknown(
@@ -298,7 +298,7 @@ def _latest_or_unknown(
             missing="a readable, plausible HbA1c result",
         )
     if latest is None:
-        future = _after_today(record, ctx)
+        future = hba1c_after_today(record, ctx)
         named = f": {future[0].summary}" if future else ""
         return _result(
             spec,

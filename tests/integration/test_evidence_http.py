@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from service import create_app
 from tests.builders import (
     ASPART,
     DMD,
@@ -28,7 +30,8 @@ from tests.builders import (
 from tests.fhir_server import FhirTestServer
 from tests.hooks import SERVICE, hook_request
 from tests.integration.ehr import ago, ehr_prefetch, put_transaction
-from tests.service_process import ServiceProcess
+from tests.service_process import ServiceProcess, free_port, serving
+from tests.smart_server import SmartServer
 
 pytestmark = pytest.mark.integration
 
@@ -96,6 +99,7 @@ def written(text: str, dosage: str, pid: str) -> dict[str, Any]:
 
 
 FREE_TEXT_INSULIN, STOPPED_INSULIN = "it-free-text-insulin", "it-stopped-insulin"
+FUTURE_HBA1C, FUTURE_HBA1C_HCL = "it-future-hba1c", "it-future-hba1c-hcl"
 
 
 def stopped_glargine(pid: str) -> dict[str, Any]:
@@ -123,6 +127,12 @@ def records() -> list[dict[str, Any]]:
         hba1c(80, on=ago(30), pid=pid),
         stopped_glargine(pid),
     ]
+    # An HbA1c dated 100 days ahead beside one that decides (i-Port: meets; TA943: meets).
+    pid = FUTURE_HBA1C
+    out += [*t1_on_basal_bolus(pid, 75), hba1c(80, on=ago(-100), pid=pid)]
+    out += [condition(text="Needle phobia", onset=ago(30), pid=pid)]
+    pid = FUTURE_HBA1C_HCL
+    out += [*t1_on_flash(pid, ">=70"), hba1c(80, on=ago(-100), pid=pid)]
     return out
 
 
@@ -231,3 +241,49 @@ def test_stopped_insulin_is_named_and_not_asked_for(
     assert f"Insulin glargine stopped on {stopped_on.day} {stopped_on:%b %Y}" in card["detail"]
     assert "Settled by a current insulin prescription" not in card["detail"]
     assert "Settled by insulin prescriptions" not in card["detail"]
+
+
+def future_line() -> str:
+    ahead = date.fromisoformat(ago(-100))
+    return f"HbA1c 80 mmol/mol ({ahead.day} {ahead:%b %Y}): dated after today, not used"
+
+
+@pytest.mark.parametrize("mode", ["prefetch", "fetch"])
+@pytest.mark.parametrize(
+    ("hook", "pid"),
+    [
+        ("order-sign", FUTURE_HBA1C),
+        ("order-select", FUTURE_HBA1C),
+        ("patient-view", FUTURE_HBA1C),
+        ("hcl-patient-view", FUTURE_HBA1C_HCL),
+    ],
+)
+def test_an_hba1c_dated_after_today_is_named_on_every_card(
+    service: ServiceProcess, loaded_fhir: FhirTestServer, mode: str, hook: str, pid: str
+) -> None:
+    (card,) = cards(service, loaded_fhir, hook, mode, pid)
+    assert card["detail"].count(future_line()) == 1, card["detail"]
+    (named,) = card["extension"]["iport-cds.eligibility"]["notUsed"]
+    assert named["reason"] == f"HbA1c 80 mmol/mol ({ago(-100)}): dated after today, not used"
+
+
+def test_the_assessment_app_names_an_hba1c_dated_after_today(
+    loaded_fhir: FhirTestServer, tmp_path: Path
+) -> None:
+    app = create_app(
+        {
+            "REQUIRE_AUTH": False,
+            "FHIR_ALLOW_LOOPBACK": True,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'audit.sqlite3'}",
+        }
+    )
+    with (
+        serving(app) as url,
+        SmartServer(
+            loaded_fhir.base_url, free_port(), standalone_patient=FUTURE_HBA1C
+        ).serve() as smart,
+        requests.Session() as browser,
+    ):
+        page = browser.get(f"{url}/review/launch", params={"iss": smart.iss})
+    assert page.status_code == 200
+    assert future_line() in page.text

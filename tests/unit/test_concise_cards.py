@@ -554,3 +554,31 @@ def test_a_greater_than_sign_renders_as_itself_not_as_an_entity(
     assert line in detail  # as an EHR that shows markdown as text shows it
     text, _, _ = _rendered(detail)
     assert line in text  # as one that renders it shows it
+
+
+# -- A result dated after today is named on every card, whatever the outcome --------------------
+FUTURE = "HbA1c 80 mmol/mol (3 Mar 2027): dated after today, not used"
+
+
+@pytest.mark.parametrize("patient_view", [False, True])
+@pytest.mark.parametrize(
+    ("policy", "others"),
+    [
+        ("iport-advance", (hba1c(75), *BASAL_BOLUS, condition(text="Needle phobia"))),  # meets
+        ("iport-advance", (hba1c(62), *BASAL_BOLUS)),  # the HbA1c decides: not 'remained high'
+        ("nice-insulin-pump", (hba1c(75), *BASAL_BOLUS)),
+        ("nice-hybrid-closed-loop", (hba1c(75), SENSOR)),  # meets TA943 1.1
+        ("nice-hybrid-closed-loop", ()),  # the only result: the reason names it already
+    ],
+)
+def test_an_hba1c_dated_after_today_is_named_on_the_card_and_in_the_extension(
+    decide: Callable[..., Decision], policy: str, others: tuple[Any, ...], patient_view: bool
+) -> None:
+    d = decide(*T1_ADULT, *others, hba1c(80, on="2027-03-03"), policy=load_policy(policy))
+    card = eligibility_card(d, CardContext(PID, None, NOW, lambda: "u"), patient_view=patient_view)
+    assert card["detail"].count(FUTURE) == 1, card["detail"]
+    assert rendered_lines(card["detail"]) <= MAX_DETAIL_LINES
+    ext = card["extension"][EXTENSION_KEY]
+    assert [n["reason"] for n in ext["notUsed"]] == [
+        "HbA1c 80 mmol/mol (2027-03-03): dated after today, not used"
+    ]
