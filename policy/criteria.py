@@ -787,16 +787,18 @@ def _repeated(
 )
 def hba1c_on_mdi(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
     """HbA1c has "remained high": every result in the lookback at/above the threshold (at least
-    one), and on multiple daily injections (see ``_on_mdi``)."""
+    one), and on multiple daily injections (see ``_on_mdi``).
+
+    One plausible result certainly below the threshold makes it *not met* whatever else the
+    lookback holds; short of that, a result that cannot be used, or a censored one that may
+    be below, leaves it *unknown* — never *met*.
+    """
     p = spec.params
     threshold, op, minimum = (
         float(p["threshold"]),
         str(p["comparison"]),
         float(p["minInjectionsPerDay"]),
     )
-    latest = _latest_or_unknown(record, spec, ctx)
-    if isinstance(latest, CriterionResult):
-        return latest
     results = _newest_first([h for h in _in_lookback(record, ctx) if _plausible(h, ctx)])
     context = _implausible_context(record, ctx)
     n = len(results)
@@ -804,6 +806,8 @@ def hba1c_on_mdi(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
     verdicts = [(h, compare_hba1c(h, op, threshold)) for h in results]
     low = [h for h, t in verdicts if t is Tri.NOT_MET]
     if low:
+        # One plausible result below the threshold settles it: a newer result that cannot be
+        # used (shown beside it) could not make the HbA1c have "remained" high.
         return _result(
             spec,
             Tri.NOT_MET,
@@ -812,6 +816,9 @@ def hba1c_on_mdi(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
             evidence=tuple(hba1c_evidence(h) for h in results),
             context=context,
         )
+    latest = _latest_or_unknown(record, spec, ctx)
+    if isinstance(latest, CriterionResult):
+        return latest
     ev = [hba1c_evidence(h) for h in results]
     either = [h for h, t in verdicts if t is Tri.UNKNOWN]
     if either:

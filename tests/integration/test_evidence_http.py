@@ -39,6 +39,9 @@ LIBRE_2 = (DMD, "39094611000001105", "FreeStyle Libre 2 Sensor (Abbott Laborator
 
 
 def result_of(value: Any, pid: str, days_ago: int) -> dict[str, Any]:
+    """An HbA1c as the tables write it: 75 (mmol/mol), "%72" (72 %), ">130", "text:>130"."""
+    if isinstance(value, str) and value.startswith("%"):
+        return hba1c(float(value[1:]), "%", on=ago(days_ago), pid=pid)
     if isinstance(value, str):
         written = value.removeprefix("text:")
         return hba1c_censored(written, on=ago(days_ago), as_string=written != value, pid=pid)
@@ -70,7 +73,7 @@ def t1_on_flash(pid: str, written: str) -> list[dict[str, Any]]:
 
 
 # (patient id, HbA1c results newest first, "≥ 69 on MDI", "> 69 with poor adherence"): rows of
-# the pure-core censored-result table.
+# the pure-core censored-result and plausibility tables.
 CENSORED = [
     ("it-cens-gt130", (">130",), "met", "met"),
     ("it-cens-gte69", (">=69",), "met", "unknown"),
@@ -81,6 +84,9 @@ CENSORED = [
     ("it-cens-gt60-older-60", (">60", 60), "not-met", "unknown"),
     ("it-cens-75-older-lt60", (75, "<60"), "not-met", "met"),
     ("it-cens-75-older-gt60", (75, ">60"), "unknown", "met"),
+    # An implausible newest result: the older 60 settles "remained high", never the latest.
+    ("it-implausible-newest-older-60", ("%72", 60), "not-met", "unknown"),
+    ("it-implausible-newest-older-75", ("%72", 75), "unknown", "unknown"),
 ]
 # (patient id, the only HbA1c, whether TA943's "HbA1c ≥ 58" is met, so the HCL card prompts)
 CENSORED_HCL = [
