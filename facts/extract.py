@@ -525,7 +525,46 @@ class _Extractor:
     def _MedicationRequest(self, r: Mapping[str, Any], ref: str) -> None:
         self.pending_medication_requests.append((r, ref))
 
+    def _MedicationStatement(self, r: Mapping[str, Any], ref: str) -> None:
+        self.pending_medication_requests.append((r, ref))
+
+    def _finish_medication_statement(self, r: Mapping[str, Any], ref: str) -> None:
+        """A statement of what the patient takes is not a prescription: only insulin it says
+        was stopped is read (named when no insulin is current)."""
+        if r.get("status") != "stopped":
+            return
+        concept = self._medication_concept(r)
+        found = self._insulin_in(concept, classify(concept, self.vsl))
+        if found is None:
+            return
+        period = _opt_obj(r, "effectivePeriod") or {}
+        stopped = parse_fhir_date(period.get("end"), "effectivePeriod.end")
+        began = parse_fhir_date(period.get("start"), "effectivePeriod.start")
+        self.insulin_stopped.append(StoppedInsulin(ref, found[1], began, stopped, "started"))
+
+    def _insulin_in(
+        self, concept: Mapping[str, Any] | None, matches: list[_Match]
+    ) -> tuple[_Match, str, str | None] | None:
+        """A medication's insulin match, its name and its action; None when it is not insulin,
+        or is a supply named with "insulin" (pen needles, a syringe)."""
+        insulin = next((m for m in matches if m.value_set == INSULIN), None)
+        if insulin is None:
+            return None
+        display = _display(concept)
+        # Coded: the concept's action. Text: the action its name has in the value set.
+        action = (
+            insulin.concept.insulin_action
+            if insulin.concept
+            else self.vsl.action_named(INSULIN, display)
+        )
+        if insulin.matched_by == "term" and _insulin_supply(display, action):
+            return None
+        return insulin, display, action
+
     def _finish_medication_request(self, r: Mapping[str, Any], ref: str) -> None:
+        if ref.startswith("MedicationStatement/"):
+            self._finish_medication_statement(r, ref)
+            return
         concept = self._medication_concept(r)
         matches = classify(concept, self.vsl)
         self._orders_of(r, ref, concept, matches)
@@ -536,18 +575,10 @@ class _Extractor:
         status = r.get("status")
         if status not in ORDER_ACTIVE and status != "stopped":
             return
-        insulin = next((m for m in matches if m.value_set == INSULIN), None)
-        if insulin is None:
+        found = self._insulin_in(concept, matches)
+        if found is None:
             return
-        display = _display(concept)
-        # Coded: the concept's action. Text: the action its name has in the value set.
-        action = (
-            insulin.concept.insulin_action
-            if insulin.concept
-            else self.vsl.action_named(INSULIN, display)
-        )
-        if insulin.matched_by == "term" and _insulin_supply(display, action):
-            return  # "insulin pen needles", "insulin syringe": supplies, not insulin
+        insulin, display, action = found
         if status == "stopped":  # deliberately stopped: named, never counted
             prescribed = parse_fhir_date(r.get("authoredOn"), "authoredOn")
             self.insulin_stopped.append(StoppedInsulin(ref, display, prescribed, _dosage_end(r)))
@@ -771,6 +802,7 @@ _HANDLERS: Mapping[str, Callable[[_Extractor, Mapping[str, Any], str], None]] = 
     "DeviceRequest": _Extractor._DeviceRequest,
     "Observation": _Extractor._Observation,
     "MedicationRequest": _Extractor._MedicationRequest,
+    "MedicationStatement": _Extractor._MedicationStatement,
 }
 RESOURCE_TYPES = frozenset(_HANDLERS)
 
@@ -814,6 +846,8 @@ def order_in(resource: Any, vsl: ValueSetLibrary, value_set: str) -> Order | Non
     ex = _Extractor(vsl, None, "")
     ex.add(resource)
     for r, ref in ex.pending_medication_requests:
+        if not ref.startswith("MedicationRequest/"):
+            continue  # a statement of use is never an order
         try:
             ex._orders_of(r, ref, ex._medication_concept(r))
         except (Malformed, TypeError, ValueError, KeyError, AttributeError, OverflowError):

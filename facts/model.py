@@ -88,20 +88,23 @@ class InsulinOrder:
 
 @dataclass(frozen=True, slots=True)
 class StoppedInsulin:
-    """An insulin prescription deliberately stopped (MedicationRequest status ``stopped``)."""
+    """Insulin deliberately stopped: a MedicationRequest or MedicationStatement with status
+    ``stopped``."""
 
     ref: str
     display: str
-    prescribed: date | None  # authoredOn
-    stopped: _Day | None  # the end of its dosage's bounds, when the record gives one
+    began: date | None  # when it was prescribed (authoredOn) or started (effectivePeriod.start)
+    stopped: _Day | None  # when it stopped, when the record gives it
+    began_as: str = "prescribed"  # how ``began`` is said: "prescribed" or "started"
 
     @property
     def said(self) -> str:
-        """ "Insulin glargine stopped on 2026-10-01", or "… stopped (prescribed on …)"."""
+        """The stop as a card says it: "Insulin glargine stopped on 2026-10-01", or, with no
+        end recorded, "… stopped (prescribed on 2026-01-10)"."""
         if self.stopped is not None:
             return f"{self.display} stopped on {self.stopped.isoformat()}"
-        if self.prescribed is not None:
-            return f"{self.display} stopped (prescribed on {self.prescribed.isoformat()})"
+        if self.began is not None:
+            return f"{self.display} stopped ({self.began_as} on {self.began.isoformat()})"
         return f"{self.display} stopped"
 
 

@@ -390,9 +390,9 @@ def stopped_insulin(record: PatientRecord) -> Evidence | None:
         return None
     last = max(
         record.insulin_stopped,
-        key=lambda s: (s.stopped or s.prescribed or date.min, s.ref),
+        key=lambda s: (s.stopped or s.began or date.min, s.ref),
     )
-    return Evidence(last.ref, last.said, last.stopped or last.prescribed, product=last.display)
+    return Evidence(last.ref, last.said, last.stopped or last.began, product=last.display)
 
 
 def _no_insulin(record: PatientRecord) -> str:

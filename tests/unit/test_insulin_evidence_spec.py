@@ -159,3 +159,41 @@ def test_stopped_insulin_beside_a_current_prescription_changes_nothing(decide: D
     r = d.criteria["on-insulin"]
     assert r.result is Tri.MET
     assert "stopped" not in r.reason
+
+
+def statement(status: str, *, start: str = "2025-03-01", end: str | None = "2026-09-15") -> Any:
+    """A MedicationStatement of insulin glargine (as a GP record's medication history has)."""
+    r: dict[str, Any] = {
+        "resourceType": "MedicationStatement",
+        "id": f"ms-{status}",
+        "status": status,
+        "subject": {"reference": f"Patient/{PID}"},
+        "medicationCodeableConcept": {"coding": [], "text": "Insulin glargine"},
+        "effectivePeriod": {"start": start, **({"end": end} if end else {})},
+    }
+    return r
+
+
+@pytest.mark.parametrize(
+    ("end", "named"),
+    [
+        ("2026-09-15", "Insulin glargine stopped on 2026-09-15"),
+        (None, "Insulin glargine stopped (started on 2025-03-01)"),
+    ],
+)
+def test_a_stopped_medication_statement_is_named_like_a_stopped_prescription(
+    decide: Decide, end: str | None, named: str
+) -> None:
+    d = decide(patient(), condition(T1DM), hba1c(80), statement("stopped", end=end))
+    r = d.criteria["on-insulin"]
+    assert r.result is Tri.UNKNOWN
+    assert named in r.reason
+    assert r.missing is None
+
+
+@pytest.mark.parametrize("status", ["active", "completed", "intended", "not-taken", "unknown"])
+def test_a_medication_statement_is_not_a_prescription(
+    record: Callable[..., Any], status: str
+) -> None:
+    r = record(patient(), statement(status))
+    assert (r.insulin, r.insulin_stopped) == ((), ())
