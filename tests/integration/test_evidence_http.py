@@ -260,7 +260,8 @@ def future_line() -> str:
     [
         ("order-sign", FUTURE_HBA1C),
         ("order-select", FUTURE_HBA1C),
-        ("patient-view", FUTURE_HBA1C),
+        # One patient-view card per patient: the pump's, first in precedence, speaks for them.
+        ("pump-patient-view", FUTURE_HBA1C),
         ("hcl-patient-view", FUTURE_HBA1C_HCL),
     ],
 )
