@@ -6,7 +6,6 @@ clock are injected so golden-file tests can fix them.
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -82,16 +81,23 @@ def _summary(decision: Decision, patient_view: bool) -> str:
     return summary[:139]
 
 
-_MD_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\`*_[]|#"})
+# Characters that start markup wherever they stand in CommonMark (with raw HTML) or GFM: a
+# backslash before each makes it a literal character. (">" starts a quote only at the start
+# of a line, where record text never stands: it is left as it is, so a card reads "> 69".)
+_MD_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\`*_[]|#~"})
+# "<" starts raw HTML or an autolink only before a letter, "/", "!" or "?", and "&" an entity
+# only before a letter or "#": escaped the markdown way there, never as an HTML entity, so an
+# EHR that shows the markdown as text shows what the record says ("<20", "&").
+_MARKUP_START = re.compile(r"([<&])(?=[A-Za-z#/!?])")
 
 
 def _md(text: str) -> str:
-    """Record text made inert: no HTML, no links or emphasis, no broken table cells.
+    """Record text made inert: no HTML, no links, images or emphasis, no broken table cells.
 
     Text in a FHIR record is data, not markup: EHRs (and the Sandbox) render card detail
     as markdown with raw HTML, so it is escaped before it is shown.
     """
-    return html.escape(" ".join(text.split()), quote=False).translate(_MD_SPECIAL)
+    return _MARKUP_START.sub(r"\\\1", " ".join(text.split()).translate(_MD_SPECIAL))
 
 
 # Resource types whose references can appear in a rule's reason; a card names none of them.
@@ -290,13 +296,21 @@ def detail_markdown(decision: Decision, note: str | None = None, also: tuple[str
             "check that it is still current."
         )
     last += [_policy_line(policy), ADVISORY]
-    room = MAX_DETAIL_LINES - len(first) - len(last)
     asked = dict.fromkeys([*unknown_diagnoses(decision), *decision.decisive])
     unknown = [_unknown_line(decision.criteria[c]) for c in asked]
     decided = [
         _criterion_line(decision.criteria[c], decision.outcome, policy.presentation)
         for c in decision.decided_by
     ]
+    # A record read and not used (an HbA1c dated after today) is named once, whatever the
+    # outcome: here, unless a criterion's line already names it.
+    said = "\n".join([*decided, *unknown])
+    unsaid = [
+        n for n in (_md(clinical_text(e.summary)) for e in decision.not_used) if n not in said
+    ]
+    if unsaid:
+        last.insert(0, "; ".join(unsaid) + ".")
+    room = MAX_DETAIL_LINES - len(first) - len(last)
     if len(unknown) + len(decided) > room:
         shown_unknown = unknown[: room - 1]
         shown_decided = decided[: room - 1 - len(shown_unknown)]
@@ -361,6 +375,8 @@ def extension(decision: Decision) -> dict[str, Any]:
             {
                 "decisive": list(decision.decisive),
                 "warnings": list(decision.warnings),  # records not used; searches not done as asked
+                # records read and not used that every output names (an HbA1c after today)
+                "notUsed": [{"ref": e.ref, "reason": e.summary} for e in decision.not_used],
             }
         ),
     }

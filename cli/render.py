@@ -5,7 +5,6 @@ Text only (no colour, no box drawing) so it reads the same in a terminal, a log 
 
 from __future__ import annotations
 
-import html
 import re
 import shutil
 import textwrap
@@ -99,6 +98,10 @@ def decision_table(decision: Decision, patient: str | None) -> str:
         out += ["", "What would settle the unknowns:"]
         for title, what in missing:
             out += _wrap(f"- {title}: {what}", 4, total)
+    if decision.not_used:
+        out += ["", "Read and not used:"]
+        for e in decision.not_used:
+            out += _wrap(f"- {e.summary}", 4, total)
     if decision.warnings:
         out += ["", "Warnings from reading the record:"]
         for w in decision.warnings:
@@ -113,16 +116,18 @@ def decision_table(decision: Decision, patient: str | None) -> str:
 
 
 # -- cards ----------------------------------------------------------------------------------------
-_LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]*)\)")
+_LINK = re.compile(r"(?<!\\)\[((?:[^\]\\]|\\.)*)\]\(([^)\s]*)\)")
 _CELL_SPLIT = re.compile(r"(?<!\\)\|")
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")  # CommonMark: a backslash before punctuation
 
 
 def _inline(text: str) -> str:
     """Markdown inline markup to plain text."""
     text = _LINK.sub(lambda m: f"{m.group(1)} ({m.group(2)})", text)
-    text = text.replace("**", "").replace("`", "").replace("\\|", "|")
-    text = html.unescape(text)  # record text reaches card markdown HTML-escaped
-    return re.sub(r"(?<![A-Za-z0-9])_([^_]+)_(?![A-Za-z0-9])", r"\1", text)
+    text = re.sub(r"(?<!\\)(\*\*|`)", "", text)
+    text = re.sub(r"(?<![A-Za-z0-9\\])_([^_]+?)(?<!\\)_(?![A-Za-z0-9])", r"\1", text)
+    # Record text reaches card markdown backslash-escaped: shown as the record has it.
+    return _ESCAPED.sub(r"\1", text)
 
 
 def _is_rule(cells: list[str]) -> bool:

@@ -193,7 +193,8 @@ def person_rows(
         ctx.directory.place_of(practice),
         practice or "",
         quintile,
-        f"{latest.mmol_mol:g}" if latest else "",
+        # A result beyond the analyser's range keeps its bound (">130"): it is not 130.
+        latest.mmol_text.removesuffix(" mmol/mol") if latest else "",
         latest.date.isoformat() if latest else "",
         known(on_pump),
         known(on_iport),

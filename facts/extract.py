@@ -7,6 +7,7 @@ Which statuses count is the policy-interpretation document's "Facts" section.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -16,7 +17,9 @@ from typing import Any
 from facts.dosage import injections_per_day
 from facts.london import LONDON
 from facts.model import (
+    BOUNDS,
     BirthDate,
+    Bound,
     Confirmation,
     Finding,
     HbA1cResult,
@@ -24,6 +27,7 @@ from facts.model import (
     MatchedBy,
     Order,
     PatientRecord,
+    StoppedInsulin,
     UnusableHbA1c,
 )
 from valuesets import Concept, ValueSetLibrary
@@ -65,10 +69,21 @@ PRESCRIPTION_ISSUED = frozenset({"active", "completed"})
 
 
 # Supplies that carry the word "insulin" (or a brand) in their name but are not insulin.
-_INSULIN_DEVICE = re.compile(
-    r"\b(needles?|syringes?|lancets?|strips?|sharps|reservoirs?|infusion sets?|cannulae?|pumps?"
-    r"|pen(?!.*\bunits?\b))\b"
+_INSULIN_SUPPLY = re.compile(
+    r"\b(needles?|syringes?|lancets?|strips?|sharps|reservoirs?|infusion sets?|cannulae?|pumps?)\b"
 )
+# A pen is a device ("NovoPen 6 insulin pen") unless its name gives a strength or names an
+# insulin ("Insulin glargine 100 units/ml pre-filled pen", "insulin lispro pen").
+_PEN = re.compile(r"\bpens?\b")
+_STRENGTH = re.compile(r"\b(units?|iu)\b|\d\s*u\s*/\s*ml\b")
+
+
+def _insulin_supply(display: str, named_action: str | None) -> bool:
+    """Whether a term-matched "insulin" product is a supply or device, not insulin."""
+    text = display.lower()
+    if _INSULIN_SUPPLY.search(text):
+        return True
+    return bool(_PEN.search(text)) and named_action is None and not _STRENGTH.search(text)
 
 
 class Malformed(Exception):
@@ -226,6 +241,7 @@ class _Extractor:
         self.findings: list[Finding] = []
         self.hba1c: list[HbA1cResult] = []
         self.insulin: list[InsulinOrder] = []
+        self.insulin_stopped: list[StoppedInsulin] = []
         self.confirmations: list[Confirmation] = []
         self.hba1c_unusable: list[UnusableHbA1c] = []
         self.orders: list[Order] = []
@@ -509,7 +525,46 @@ class _Extractor:
     def _MedicationRequest(self, r: Mapping[str, Any], ref: str) -> None:
         self.pending_medication_requests.append((r, ref))
 
+    def _MedicationStatement(self, r: Mapping[str, Any], ref: str) -> None:
+        self.pending_medication_requests.append((r, ref))
+
+    def _finish_medication_statement(self, r: Mapping[str, Any], ref: str) -> None:
+        """A statement of what the patient takes is not a prescription: only insulin it says
+        was stopped is read (named when no insulin is current)."""
+        if r.get("status") != "stopped":
+            return
+        concept = self._medication_concept(r)
+        found = self._insulin_in(concept, classify(concept, self.vsl))
+        if found is None:
+            return
+        period = _opt_obj(r, "effectivePeriod") or {}
+        stopped = parse_fhir_date(period.get("end"), "effectivePeriod.end")
+        began = parse_fhir_date(period.get("start"), "effectivePeriod.start")
+        self.insulin_stopped.append(StoppedInsulin(ref, found[1], began, stopped, "started"))
+
+    def _insulin_in(
+        self, concept: Mapping[str, Any] | None, matches: list[_Match]
+    ) -> tuple[_Match, str, str | None] | None:
+        """A medication's insulin match, its name and its action; None when it is not insulin,
+        or is a supply named with "insulin" (pen needles, a syringe)."""
+        insulin = next((m for m in matches if m.value_set == INSULIN), None)
+        if insulin is None:
+            return None
+        display = _display(concept)
+        # Coded: the concept's action. Text: the action its name has in the value set.
+        action = (
+            insulin.concept.insulin_action
+            if insulin.concept
+            else self.vsl.action_named(INSULIN, display)
+        )
+        if insulin.matched_by == "term" and _insulin_supply(display, action):
+            return None
+        return insulin, display, action
+
     def _finish_medication_request(self, r: Mapping[str, Any], ref: str) -> None:
+        if ref.startswith("MedicationStatement/"):
+            self._finish_medication_statement(r, ref)
+            return
         concept = self._medication_concept(r)
         matches = classify(concept, self.vsl)
         self._orders_of(r, ref, concept, matches)
@@ -517,17 +572,19 @@ class _Extractor:
             devices = [m for m in matches if m.value_set in PRESCRIBED_DEVICES]
             when = parse_fhir_date(r.get("authoredOn"), "authoredOn")
             self._add_findings(ref, _display(concept), devices, when)
-        if r.get("status") not in ORDER_ACTIVE:
+        status = r.get("status")
+        if status not in ORDER_ACTIVE and status != "stopped":
             return
-        insulin = next((m for m in matches if m.value_set == INSULIN), None)
-        if insulin is None:
+        found = self._insulin_in(concept, matches)
+        if found is None:
             return
-        display = _display(concept)
-        if insulin.matched_by == "term" and _INSULIN_DEVICE.search(display.lower()):
-            return  # "insulin pen needles", "insulin syringe": supplies, not insulin
+        insulin, display, action = found
+        if status == "stopped":  # deliberately stopped: named, never counted
+            prescribed = parse_fhir_date(r.get("authoredOn"), "authoredOn")
+            self.insulin_stopped.append(StoppedInsulin(ref, display, prescribed, _dosage_end(r)))
+            return
         per_day, source = injections_per_day(_list(r, "dosageInstruction"))
         validity = _opt_obj(_opt_obj(r, "dispenseRequest") or {}, "validityPeriod") or {}
-        action = insulin.concept.insulin_action if insulin.concept else None
         self.insulin.append(
             InsulinOrder(
                 ref=ref,
@@ -568,11 +625,25 @@ class _Extractor:
             hba1c=tuple(self.hba1c),
             hba1c_unusable=tuple(self.hba1c_unusable),
             insulin=tuple(self.insulin),
+            insulin_stopped=tuple(self.insulin_stopped),
             confirmations=tuple(self.confirmations),
             orders=tuple(o for o in self.orders if o.status in ORDER_ACTIVE),
             warnings=tuple(self.warnings),
             unreadable_types=frozenset(self.unreadable_types),
         )
+
+
+def _dosage_end(r: Mapping[str, Any]) -> date | None:
+    """The latest end of a prescription's dosage bounds (``timing.repeat.boundsPeriod.end``):
+    when a stopped prescription stopped, where the record says."""
+    ends = []
+    for dosage in _list(r, "dosageInstruction"):
+        timing = _opt_obj(_obj(dosage, "dosageInstruction"), "timing") or {}
+        bounds = _opt_obj(_opt_obj(timing, "repeat") or {}, "boundsPeriod") or {}
+        end = parse_fhir_date(bounds.get("end"), "boundsPeriod.end")
+        if end is not None:
+            ends.append(end)
+    return max(ends, default=None)
 
 
 # SNOMED CT answers meaning the finding is not there: No, Negative, Absent, Not present.
@@ -635,18 +706,37 @@ def _london_date(moment: datetime | None) -> date | None:
         raise Malformed("the date is out of range") from exc
 
 
+# A result beyond the analyser's range written as text, as laboratories send it when the
+# value cannot be a number: "> 130 mmol/mol", "<20", "≥ 14 %". The number is at most four
+# digits (no HbA1c in either unit needs more), so a long string is never scanned twice.
+_CENSORED_TEXT = re.compile(
+    r"\s*(>=|<=|≥|≤|>|<)\s*(\d{1,4}(?:\.\d{1,3})?)\s*([^\s\d][^\n]{0,30})?\s*"
+)
+_SYMBOLS: Mapping[str, Bound] = {"≥": ">=", "≤": "<=", ">=": ">=", "<=": "<=", ">": ">", "<": "<"}
+
+
 def _hba1c_value(
     r: Mapping[str, Any], ref: str, match: _Match, when: date, at: datetime | None
 ) -> HbA1cResult | str:
-    """The result in IFCC mmol/mol, or why it cannot be used."""
+    """The result in IFCC mmol/mol, or why it cannot be used.
+
+    A censored result (a comparator, or a value string such as "> 130 mmol/mol") keeps its
+    bound: the policy uses it only in the direction in which it is certain.
+    """
     quantity = _opt_obj(r, "valueQuantity")
     if quantity is None:
-        return "result has no numeric value"
+        text = r.get("valueString")
+        found = _CENSORED_TEXT.fullmatch(text) if isinstance(text, str) else None
+        if found is None:
+            return "result has no numeric value"
+        op, number, unit_text = found.groups()
+        quantity = {"value": float(number), "comparator": _SYMBOLS[op], "unit": unit_text}
     value = quantity.get("value")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise Malformed("valueQuantity.value is not a number")
-    if quantity.get("comparator") is not None:
-        return f"result is a bound ({quantity['comparator']})"
+    bound = quantity.get("comparator") or ""
+    if bound not in ("", *BOUNDS):
+        return f"comparator {bound!r} not recognised"
     unit = _hba1c_unit(quantity, match.concept)
     if unit == "mmol/mol":
         mmol = float(value)
@@ -654,7 +744,13 @@ def _hba1c_value(
         mmol = (float(value) - 2.15) * 10.929
     else:
         return f"unit {unit!r} not recognised (not mmol/mol or %)"
-    return HbA1cResult(ref, round(mmol, 1), f"{value:g} {unit}", when, at)
+    # A bound is rounded away from what it promises ("≥ 8.5 %" is ≥ 68.9, not ≥ 69.0), so a
+    # converted bound never claims more than the laboratory said.
+    if bound in (">", ">="):
+        mmol = math.floor(mmol * 10) / 10
+    elif bound in ("<", "<="):
+        mmol = math.ceil(mmol * 10) / 10
+    return HbA1cResult(ref, round(mmol, 1), f"{bound}{value:g} {unit}", when, at, bound)
 
 
 def _as_recorded(r: Mapping[str, Any]) -> str:
@@ -662,7 +758,9 @@ def _as_recorded(r: Mapping[str, Any]) -> str:
     no readable number: what a card names when it says the result was not used."""
     quantity = r.get("valueQuantity")
     if not isinstance(quantity, Mapping):
-        return ""
+        text = r.get("valueString")
+        # Short text is shown as written ("see report"); a long one is only said to be text.
+        return " ".join(text.split()) if isinstance(text, str) and len(text) <= 40 else ""
     value = quantity.get("value")
     if isinstance(value, bool) or not isinstance(value, int | float):
         return ""
@@ -704,6 +802,7 @@ _HANDLERS: Mapping[str, Callable[[_Extractor, Mapping[str, Any], str], None]] = 
     "DeviceRequest": _Extractor._DeviceRequest,
     "Observation": _Extractor._Observation,
     "MedicationRequest": _Extractor._MedicationRequest,
+    "MedicationStatement": _Extractor._MedicationStatement,
 }
 RESOURCE_TYPES = frozenset(_HANDLERS)
 
@@ -747,6 +846,8 @@ def order_in(resource: Any, vsl: ValueSetLibrary, value_set: str) -> Order | Non
     ex = _Extractor(vsl, None, "")
     ex.add(resource)
     for r, ref in ex.pending_medication_requests:
+        if not ref.startswith("MedicationRequest/"):
+            continue  # a statement of use is never an order
         try:
             ex._orders_of(r, ref, ex._medication_concept(r))
         except (Malformed, TypeError, ValueError, KeyError, AttributeError, OverflowError):

@@ -36,13 +36,27 @@ class Finding:
         return self.tentative is None
 
 
+# A result beyond the analyser's range, as the laboratory reports it: ">" 130 is "more than
+# 130", "<=" 20 "at most 20" (FHIR's Quantity.comparator).
+Bound = Literal["", ">", ">=", "<", "<="]
+BOUNDS: tuple[Bound, ...] = (">", ">=", "<", "<=")
+
+
 @dataclass(frozen=True, slots=True)
 class HbA1cResult:
     ref: str
-    mmol_mol: float  # IFCC; DCCT % results are converted
-    original: str  # as recorded, e.g. "8.4 %"
+    mmol_mol: float  # IFCC; DCCT % results are converted. For a bound, the bound.
+    original: str  # as recorded, e.g. "8.4 %", ">130 mmol/mol"
     date: date
     at: datetime | None = None  # the moment, to order same-day results
+    # "" for a measured value; otherwise the result is censored: only known to be beyond
+    # ``mmol_mol`` in this direction (certain one way, unknown the other).
+    bound: Bound = ""
+
+    @property
+    def mmol_text(self) -> str:
+        """The value in mmol/mol as a card says it: "75 mmol/mol", ">130 mmol/mol"."""
+        return f"{self.bound}{self.mmol_mol:g} mmol/mol"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +84,28 @@ class InsulinOrder:
         ""  # "system|code" of the product, or its normalised name: what a re-issue shares
     )
     valid_until: _Day | None = None  # dispenseRequest.validityPeriod.end: not current after it
+
+
+@dataclass(frozen=True, slots=True)
+class StoppedInsulin:
+    """Insulin deliberately stopped: a MedicationRequest or MedicationStatement with status
+    ``stopped``."""
+
+    ref: str
+    display: str
+    began: date | None  # when it was prescribed (authoredOn) or started (effectivePeriod.start)
+    stopped: _Day | None  # when it stopped, when the record gives it
+    began_as: str = "prescribed"  # how ``began`` is said: "prescribed" or "started"
+
+    @property
+    def said(self) -> str:
+        """The stop as a card says it: "Insulin glargine stopped on 2026-10-01", or, with no
+        end recorded, "… stopped (prescribed on 2026-01-10)"."""
+        if self.stopped is not None:
+            return f"{self.display} stopped on {self.stopped.isoformat()}"
+        if self.began is not None:
+            return f"{self.display} stopped ({self.began_as} on {self.began.isoformat()})"
+        return f"{self.display} stopped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +172,7 @@ class PatientRecord:
     # Dated results that cannot be used (an unrecognised unit, a bound, no value)
     hba1c_unusable: tuple[UnusableHbA1c, ...] = ()
     insulin: tuple[InsulinOrder, ...] = ()
+    insulin_stopped: tuple[StoppedInsulin, ...] = ()  # named when no insulin is current
     confirmations: tuple[Confirmation, ...] = ()
     orders: tuple[Order, ...] = ()  # active orders, one per value set each is coded in
     warnings: tuple[str, ...] = ()

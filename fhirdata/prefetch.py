@@ -82,8 +82,9 @@ def prefetch_templates(
             [f"{criteria_system}|", *_codes(vsl, recorded_in(vsl, value_sets, "Observation"))]
         ),
         # completed too: an issued prescription of a device (a glucose sensor) is evidence of
-        # its use; insulin is read from active prescriptions only (facts.extract).
-        "medications": f"MedicationRequest?{s}&status=active,completed"
+        # its use; insulin is read from active prescriptions only (facts.extract). Stopped
+        # too: insulin stopped on purpose is named, so a card never asks for it back.
+        "medications": f"MedicationRequest?{s}&status=active,completed,stopped"
         f"&_include=MedicationRequest:medication{n}",
         "referrals": f"ServiceRequest?{s}{n}",
         "procedures": f"Procedure?{s}{n}",

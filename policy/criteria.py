@@ -101,11 +101,7 @@ def finding_evidence(f: Finding) -> Evidence:
 
 
 def hba1c_evidence(h: HbA1cResult) -> Evidence:
-    shown = (
-        f"{h.original}"
-        if h.original.endswith("mmol/mol")
-        else f"{h.original} = {h.mmol_mol:g} mmol/mol"
-    )
+    shown = h.original if h.original.endswith("mmol/mol") else f"{h.original} = {h.mmol_text}"
     return Evidence(h.ref, f"HbA1c {shown} on {h.date.isoformat()}", h.date)
 
 
@@ -254,7 +250,7 @@ def _unusable_in_lookback(record: PatientRecord, ctx: Context) -> list[Evidence]
     )
 
 
-def _after_today(record: PatientRecord, ctx: Context) -> list[Evidence]:
+def hba1c_after_today(record: PatientRecord, ctx: Context) -> list[Evidence]:
     """Results dated after today (a record error, never evidence), newest first."""
     dated = [(u.ref, u.date, u.shown) for u in record.hba1c_unusable]
     dated += [(h.ref, h.date, h.original) for h in record.hba1c]
@@ -268,7 +264,7 @@ def _after_today(record: PatientRecord, ctx: Context) -> list[Evidence]:
 def _implausible_context(record: PatientRecord, ctx: Context) -> tuple[Evidence, ...]:
     """What was read and not used: results in the lookback that cannot be used, and results
     dated after today."""
-    return (*_unusable_in_lookback(record, ctx), *_after_today(record, ctx))
+    return (*_unusable_in_lookback(record, ctx), *hba1c_after_today(record, ctx))
 
 
 def _latest_or_unknown(
@@ -302,7 +298,7 @@ def _latest_or_unknown(
             missing="a readable, plausible HbA1c result",
         )
     if latest is None:
-        future = _after_today(record, ctx)
+        future = hba1c_after_today(record, ctx)
         named = f": {future[0].summary}" if future else ""
         return _result(
             spec,
@@ -323,6 +319,35 @@ def _compare(value: float, op: str, threshold: float) -> bool:
     if op == ">":
         return value > threshold
     raise ValueError(f"unsupported comparison {op!r}")
+
+
+def compare_hba1c(h: HbA1cResult, op: str, threshold: float) -> Tri:
+    """Whether the result is ``op threshold``: met or not met when every value the result
+    allows agrees, *unknown* when they do not.
+
+    A measured value decides; a censored one decides only in the direction it is certain:
+    ">130" is ≥ 69, "<20" is not, ">60" may or may not be (the true value is anywhere above).
+    """
+    v = h.mmol_mol
+    if h.bound == "":
+        return Tri.MET if _compare(v, op, threshold) else Tri.NOT_MET
+    if h.bound in (">", ">="):  # every value above v (or from v)
+        certain = v > threshold if (h.bound, op) == (">=", ">") else v >= threshold
+        return Tri.MET if certain else Tri.UNKNOWN
+    # "<" or "<=": every value below v (or up to v)
+    never = v < threshold if (h.bound, op) == ("<=", ">=") else v <= threshold
+    return Tri.NOT_MET if never else Tri.UNKNOWN
+
+
+def _beyond_range(h: HbA1cResult, op: str, threshold: float) -> str:
+    """Why a censored result cannot decide: the values it allows lie either side."""
+    return (
+        f"HbA1c {h.mmol_text} ({h.date}) is beyond the analyser's range: it may or may not be "
+        f"{_SYMBOL[op]} {threshold:g}"
+    )
+
+
+MEASURED = "a measured HbA1c value (not beyond the analyser's range)"
 
 
 def insulin_injections(record: PatientRecord) -> tuple[float, bool, list[Evidence], str]:
@@ -354,13 +379,31 @@ def insulin_injections(record: PatientRecord) -> tuple[float, bool, list[Evidenc
     return total, bool(unstated), evidence, how
 
 
+NO_INSULIN = "no active insulin prescription in the record (it may be prescribed elsewhere)"
+
+
+def stopped_insulin(record: PatientRecord) -> Evidence | None:
+    """The insulin most recently stopped, when no insulin is current: named so a clinician
+    sees it was stopped on purpose. What settles such a criterion is never "a current
+    insulin prescription": that would read as a prompt to restart what was stopped."""
+    if record.insulin or not record.insulin_stopped:
+        return None
+    last = max(
+        record.insulin_stopped,
+        key=lambda s: (s.stopped or s.began or date.min, s.ref),
+    )
+    return Evidence(last.ref, last.said, last.stopped or last.began, product=last.display)
+
+
+def _no_insulin(record: PatientRecord) -> str:
+    """Why no insulin counts, in lower case: none in the record, or which was stopped."""
+    stopped = stopped_insulin(record)
+    return f"no active insulin prescription: {stopped.summary}" if stopped else NO_INSULIN
+
+
 def _injections_at_least(record: PatientRecord, minimum: float) -> tuple[Tri, list[Evidence], str]:
     if not record.insulin:
-        return (
-            Tri.UNKNOWN,
-            [],
-            "no active insulin prescription in the record (it may be prescribed elsewhere)",
-        )
+        return Tri.UNKNOWN, [], _no_insulin(record)
     total, some_unstated, evidence, how = insulin_injections(record)
     if total >= minimum:
         return Tri.MET, evidence, how
@@ -376,11 +419,7 @@ def _on_mdi(record: PatientRecord, minimum: float) -> tuple[Tri, list[Evidence],
     could change the answer.
     """
     if not record.insulin:
-        return (
-            Tri.UNKNOWN,
-            [],
-            "no active insulin prescription in the record (it may be prescribed elsewhere)",
-        )
+        return Tri.UNKNOWN, [], _no_insulin(record)
     basal = [o for o in record.insulin if o.action == "basal"]
     bolus = [o for o in record.insulin if o.action == "bolus"]
     if basal and bolus:
@@ -748,31 +787,49 @@ def _repeated(
 )
 def hba1c_on_mdi(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
     """HbA1c has "remained high": every result in the lookback at/above the threshold (at least
-    one), and on multiple daily injections (see ``_on_mdi``)."""
+    one), and on multiple daily injections (see ``_on_mdi``).
+
+    One plausible result certainly below the threshold makes it *not met* whatever else the
+    lookback holds; short of that, a result that cannot be used, or a censored one that may
+    be below, leaves it *unknown* — never *met*.
+    """
     p = spec.params
     threshold, op, minimum = (
         float(p["threshold"]),
         str(p["comparison"]),
         float(p["minInjectionsPerDay"]),
     )
-    latest = _latest_or_unknown(record, spec, ctx)
-    if isinstance(latest, CriterionResult):
-        return latest
     results = _newest_first([h for h in _in_lookback(record, ctx) if _plausible(h, ctx)])
     context = _implausible_context(record, ctx)
     n = len(results)
     read = f"{n} result{'s' if n != 1 else ''} read in the last {ctx.hba1c_lookback_months} months"
-    low = [h for h in results if not _compare(h.mmol_mol, op, threshold)]
+    verdicts = [(h, compare_hba1c(h, op, threshold)) for h in results]
+    low = [h for h, t in verdicts if t is Tri.NOT_MET]
     if low:
+        # One plausible result below the threshold settles it: a newer result that cannot be
+        # used (shown beside it) could not make the HbA1c have "remained" high.
         return _result(
             spec,
             Tri.NOT_MET,
-            f"HbA1c {low[0].mmol_mol:g} mmol/mol ({low[0].date}) is below {threshold:g}: "
+            f"HbA1c {low[0].mmol_text} ({low[0].date}) is below {threshold:g}: "
             f"not 'remained high' ({read}).",
             evidence=tuple(hba1c_evidence(h) for h in results),
             context=context,
         )
+    latest = _latest_or_unknown(record, spec, ctx)
+    if isinstance(latest, CriterionResult):
+        return latest
     ev = [hba1c_evidence(h) for h in results]
+    either = [h for h, t in verdicts if t is Tri.UNKNOWN]
+    if either:
+        return _result(
+            spec,
+            Tri.UNKNOWN,
+            f"{_beyond_range(either[0], op, threshold)}, so 'remained high' is not known ({read}).",
+            evidence=tuple(ev),
+            context=context,
+            missing=MEASURED,
+        )
     unreadable = _unusable_in_lookback(record, ctx)
     if unreadable:
         return _result(
@@ -786,7 +843,7 @@ def hba1c_on_mdi(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
         )
     head = (
         f"Every HbA1c is {_SYMBOL[op]} {threshold:g} mmol/mol ({read}; latest "
-        f"{latest.mmol_mol:g} on {latest.date.isoformat()})"
+        f"{latest.mmol_text.removesuffix(' mmol/mol')} on {latest.date.isoformat()})"
     )
     on_mdi, insulin_ev, how = _on_mdi(record, minimum)
     ev += insulin_ev
@@ -794,12 +851,16 @@ def hba1c_on_mdi(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
         return _result(spec, Tri.MET, f"{head}, on MDI: {how}.", evidence=tuple(ev))
     if on_mdi is Tri.NOT_MET:
         return _result(spec, Tri.NOT_MET, f"{head}, but not on MDI: {how}.", evidence=tuple(ev))
+    stopped = stopped_insulin(record)
     return _result(
         spec,
         Tri.UNKNOWN,
         f"{head}; MDI unknown: {how}.",
         evidence=tuple(ev),
-        missing="insulin prescriptions showing a basal-bolus regimen, or a stated frequency",
+        context=(stopped,) if stopped else (),
+        missing=None
+        if stopped
+        else "insulin prescriptions showing a basal-bolus regimen, or a stated frequency",
     )
 
 
@@ -817,15 +878,30 @@ def hba1c_latest(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
     latest = _latest_or_unknown(record, spec, ctx)
     if isinstance(latest, CriterionResult):
         return latest
-    met = _compare(latest.mmol_mol, op, threshold)
-    verdict = "is" if met else "is not"
+    return _latest_compared(spec, latest, op, threshold, _implausible_context(record, ctx))
+
+
+def _latest_compared(
+    spec: CriterionSpec,
+    latest: HbA1cResult,
+    op: str,
+    threshold: float,
+    context: tuple[Evidence, ...],
+) -> CriterionResult:
+    """The latest result against the threshold: met, not met, or *unknown* for a censored
+    result on the wrong side of it."""
+    met = compare_hba1c(latest, op, threshold)
+    if met is Tri.UNKNOWN:
+        reason, missing = f"Latest {_beyond_range(latest, op, threshold)}.", MEASURED
+    else:
+        verdict = "is" if met is Tri.MET else "is not"
+        reason = (
+            f"Latest HbA1c {latest.mmol_text} ({latest.date}) {verdict} "
+            f"{_SYMBOL[op]} {threshold:g}."
+        )
+        missing = None
     return _result(
-        spec,
-        Tri.MET if met else Tri.NOT_MET,
-        f"Latest HbA1c {latest.mmol_mol:g} mmol/mol ({latest.date}) {verdict} "
-        f"{_SYMBOL[op]} {threshold:g}.",
-        evidence=(hba1c_evidence(latest),),
-        context=_implausible_context(record, ctx),
+        spec, met, reason, evidence=(hba1c_evidence(latest),), context=context, missing=missing
     )
 
 
@@ -851,20 +927,14 @@ def hba1c_with_finding(record: PatientRecord, spec: CriterionSpec, ctx: Context)
     ignored = (confirmation_context(confirmed, "its HbA1c part is not met"),) if confirmed else ()
     if isinstance(latest, CriterionResult):
         return replace(latest, context=latest.context + ignored)
-    ev = [hba1c_evidence(latest)]
-    if not _compare(latest.mmol_mol, op, threshold):
-        return _result(
-            spec,
-            Tri.NOT_MET,
-            f"Latest HbA1c {latest.mmol_mol:g} mmol/mol ({latest.date}) is not "
-            f"{_SYMBOL[op]} {threshold:g}.",
-            evidence=tuple(ev),
-            context=_implausible_context(record, ctx) + ignored,
-        )
-    label = p.get("findingLabel", p["valueSet"])
-    head = (
-        f"Latest HbA1c {latest.mmol_mol:g} mmol/mol ({latest.date}) is {_SYMBOL[op]} {threshold:g}"
+    compared = _latest_compared(
+        spec, latest, op, threshold, _implausible_context(record, ctx) + ignored
     )
+    if compared.result is not Tri.MET:
+        return compared
+    ev = list(compared.evidence)
+    label = p.get("findingLabel", p["valueSet"])
+    head = f"Latest HbA1c {latest.mmol_text} ({latest.date}) is {_SYMBOL[op]} {threshold:g}"
     if confirmed is not None:
         ev.append(confirmation_evidence(confirmed))
         who = confirmed.performer or "a clinician"
@@ -913,12 +983,16 @@ def insulin_injections_at_least(
         reason = f"Active insulin is {how}: fewer than {minimum:g} injections a day."
     else:
         reason = f"Injections a day unknown: {how}."
+    stopped = stopped_insulin(record)
     return _result(
         spec,
         result,
         reason,
         evidence=tuple(ev),
-        missing=None if result is not Tri.UNKNOWN else "insulin dosage with a stated frequency",
+        context=(stopped,) if stopped else (),
+        missing=None
+        if result is not Tri.UNKNOWN or stopped
+        else "insulin dosage with a stated frequency",
     )
 
 
@@ -926,6 +1000,14 @@ def insulin_injections_at_least(
 def insulin_prescribed(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
     """A current insulin prescription: every route to an injection port presupposes insulin
     injections. Absence is *unknown*, never *not met*: insulin may be prescribed elsewhere."""
+    stopped = stopped_insulin(record)
+    if stopped is not None:
+        return _result(
+            spec,
+            Tri.UNKNOWN,
+            f"No current insulin prescription: {stopped.summary}.",
+            context=(stopped,),
+        )
     if not record.insulin:
         return _result(
             spec,

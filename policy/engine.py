@@ -8,12 +8,14 @@ from datetime import date
 
 from facts.model import PatientRecord
 from policy.criteria import (
+    HBA1C_RULES,
     JUDGEMENT_RULES,
     RULES,
     SELF_CONFIRMING_RULES,
     Context,
     confirmation_context,
     confirmation_result,
+    hba1c_after_today,
     latest_confirmation,
 )
 from policy.decisive import (
@@ -168,6 +170,9 @@ def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
             [*(c for c in deciding if results[c].result is Tri.MET), *decisive],
             chosen,
         ),
+        not_used=tuple(hba1c_after_today(record, ctx))
+        if any(spec.rule in HBA1C_RULES for spec in policy.criteria)
+        else (),
     )
 
 

@@ -144,3 +144,6 @@ class Decision:
     one_judgement_away: tuple[str, ...] = ()
     # derived criteria on the deciding pathway holding a met deciding criterion or a decisive one
     composites: tuple[str, ...] = ()
+    # Records read and not used that every output names, whatever the outcome: an HbA1c
+    # dated after today (a record error a clinician should see, not silently dropped).
+    not_used: tuple[Evidence, ...] = ()

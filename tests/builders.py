@@ -117,6 +117,22 @@ def hba1c(
     }
 
 
+def hba1c_censored(
+    written: str, *, on: str = "2026-11-02", as_string: bool = False, pid: str = PID
+) -> dict[str, Any]:
+    """An HbA1c beyond the analyser's range, as written (">130", "<=20"): comparator ">" and
+    value 130, or with ``as_string`` the valueString "> 130 mmol/mol"."""
+    number = written.lstrip("<>=")
+    op = written[: len(written) - len(number)]
+    r = hba1c(float(number), on=on, pid=pid)
+    if as_string:
+        del r["valueQuantity"]
+        r["valueString"] = f"{op} {number} mmol/mol"
+    else:
+        r["valueQuantity"]["comparator"] = op
+    return r
+
+
 def observation_finding(
     code: tuple[str, str, str] | None = None,
     *,

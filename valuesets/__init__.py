@@ -283,6 +283,41 @@ class TermMatcher:
         return tuple(hits)
 
 
+class ActionNames:
+    """A product's insulin action read from its name in free text ("insulin glargine",
+    "Humalog Mix25 KwikPen"), from the value set's own concepts: each concept's display up
+    to its strength, the first word that starts with a digit ("Humalog Mix25 100units/ml
+    suspension…" is "humalog mix25"), is a name with that concept's action.
+
+    The longest name at a place in the text is read there ("humalog mix25", not "humalog"). A
+    name whose concepts disagree, or whose action is not known, gives no action: a shorter
+    name inside it never stands in for it.
+    """
+
+    def __init__(self, concepts: Iterable[Concept]) -> None:
+        actions: dict[str, set[str]] = {}
+        for c in concepts:
+            words = normalise_text(c.display).split()
+            cut = next((i for i, w in enumerate(words) if w[0].isdigit()), None)
+            name = " ".join(words[:cut])
+            if name:
+                actions.setdefault(name, set()).add(c.insulin_action or "unknown")
+        self._action = {
+            n: next(iter(a)) for n, a in actions.items() if len(a) == 1 and "unknown" not in a
+        }
+        names = sorted(actions, key=len, reverse=True)
+        alternatives = "|".join(re.escape(n) for n in names)
+        self._pattern = re.compile(rf"\b(?:{alternatives})\b") if names else None
+
+    def action_in(self, text: str) -> str | None:
+        """The action the names in ``text`` give, or None when none gives one or two disagree
+        ("insulin glargine and insulin lispro" is no one kind)."""
+        if self._pattern is None:
+            return None
+        actions = {self._action.get(n) for n in self._pattern.findall(normalise_text(text))}
+        return actions.pop() if len(actions) == 1 else None
+
+
 @dataclass
 class ValueSetLibrary:
     """All value sets, indexed for O(1) lookup by (system, code)."""
@@ -291,6 +326,7 @@ class ValueSetLibrary:
     _index: dict[tuple[str, str], tuple[Concept, ...]] = field(default_factory=dict)
     qualifiers: tuple[QualifierGroup, ...] = field(default_factory=lambda: load_qualifiers())
     _matcher: TermMatcher | None = None
+    _action_names: dict[str, ActionNames] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._rebuild()
@@ -303,6 +339,17 @@ class ValueSetLibrary:
                 index.setdefault(key, []).append(c)
         self._index = {k: tuple(v) for k, v in index.items()}
         self._matcher = TermMatcher({vs.id: vs.terms for vs in self.sets.values()}, self.qualifiers)
+        self._action_names = {
+            vs.id: ActionNames(c for c in vs.concepts if c.insulin_action is not None)
+            for vs in self.sets.values()
+            if any(c.insulin_action is not None for c in vs.concepts)
+        }
+
+    def action_named(self, value_set: str, text: str) -> str | None:
+        """The insulin action the product named in ``text`` has in ``value_set`` (see
+        ``ActionNames``), or None when its name does not say."""
+        names = self._action_names.get(value_set)
+        return names.action_in(text) if names is not None else None
 
     def lookup(self, system: str, code: str) -> tuple[Concept, ...]:
         """Every concept (across value sets) that this coding is; empty if none.

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from cli.render import cards_text, markdown_text
+from cli.render import cards_text, decision_table, markdown_text
+from policy import Decision
+from tests.builders import T1DM, condition, hba1c, patient
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
@@ -38,7 +41,7 @@ def test_markdown_pieces() -> None:
             "",
             "| Criterion | Result | Evidence |",
             "| --- | --- | --- |",
-            "| Needle \\| phobia | ✅ met | Recorded<br>`Condition/1` x &gt; y |",
+            "| Needle \\| phobia | ✅ met | Recorded<br>`Condition/1` x \\> y |",
             "| short | row |",
             "",
             "> a quoted note that is long enough to wrap " + "word " * 30,
@@ -60,3 +63,18 @@ def test_markdown_pieces() -> None:
     assert "  - a bullet in italics with a link (https://example.org)" in lines
     assert lines[-1] == "  Advisory only."
     assert "\n\n\n" not in text
+
+
+def test_the_decision_table_names_an_hba1c_dated_after_today(
+    decide: Callable[..., Decision],
+) -> None:
+    d = decide(patient(), condition(T1DM), hba1c(75), hba1c(80, on="2027-03-03"))
+    text = decision_table(d, None)
+    assert "Read and not used:" in text
+    assert "HbA1c 80 mmol/mol (2027-03-03): dated after today, not used" in text
+
+
+def test_card_markdown_escapes_read_as_the_record_has_them() -> None:
+    md = "- Needle phobia \\<img\\> \\[x\\](y) a\\_b\\_c \\*\\*b\\*\\* > 69"
+    (line,) = markdown_text(md, 100)
+    assert line == "  - Needle phobia <img> [x](y) a_b_c **b** > 69"

@@ -4,7 +4,6 @@ with the client's prefetch and with none (the service fetches from the FHIR serv
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -27,25 +26,12 @@ from tests.builders import (
 )
 from tests.fhir_server import FhirTestServer
 from tests.hooks import SERVICE, hook_request
+from tests.integration.ehr import ago, ehr_prefetch, put_transaction
 from tests.service_process import ServiceProcess
 
 pytestmark = pytest.mark.integration
 
 MEETS_ID, INSUFFICIENT_ID, T2_ID, CHILD_ID = "it-meets", "it-insufficient", "it-type2", "it-child"
-
-
-def put_transaction(resources: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "resourceType": "Bundle",
-        "type": "transaction",
-        "entry": [
-            {
-                "resource": r,
-                "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"},
-            }
-            for r in resources
-        ],
-    }
 
 
 def records() -> list[dict[str, Any]]:
@@ -78,11 +64,6 @@ def records() -> list[dict[str, Any]]:
         iport_device_request(status="active", pid=T2_ID),
         *why,
     ]
-
-
-def ago(days: int) -> str:
-    """A date relative to the day the suite runs: the service reads its own clock."""
-    return (date.today() - timedelta(days=days)).isoformat()
 
 
 def why_records() -> dict[str, list[dict[str, Any]]]:
@@ -172,21 +153,6 @@ def loaded_fhir(fhir_server: FhirTestServer) -> FhirTestServer:
 def service() -> Iterator[ServiceProcess]:
     with ServiceProcess({"FHIR_ALLOW_LOOPBACK": "true"}) as svc:
         yield svc
-
-
-def ehr_prefetch(
-    service: ServiceProcess, fhir: FhirTestServer, hook: str, pid: str
-) -> dict[str, Any]:
-    """Fill the service's prefetch templates from the FHIR server, as an EHR would."""
-    services = requests.get(f"{service.url}/cds-services", timeout=5).json()["services"]
-    templates = next(s for s in services if s["hook"] == hook)["prefetch"]
-    out = {}
-    for key, template in templates.items():
-        url = f"{fhir.base_url}/{template.replace('{{context.patientId}}', pid)}"
-        resp = requests.get(url, timeout=5, headers={"Accept": "application/fhir+json"})
-        assert resp.status_code == 200, (key, resp.text)
-        out[key] = resp.json()
-    return out
 
 
 def call(service: ServiceProcess, hook: str, body: dict[str, Any]) -> requests.Response:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from markdown_it import MarkdownIt
 
 from cds_cards import EXTENSION_KEY, CardContext, eligibility_card
 from cds_cards.render import (
@@ -506,3 +507,78 @@ def test_the_hba1c_on_mdi_line_carries_the_hba1c_date_not_the_insulin_date(
     assert "latest 75 on 15 Oct 2026" in mdi_line
     assert "last recorded" not in mdi_line
     assert "10 Jan 2026" not in mdi_line
+
+
+# -- Card markdown: record text is inert and reads as written ------------------------------------
+def _rendered(detail: str) -> tuple[str, set[str], list[str]]:
+    """What an EHR that renders card markdown (CommonMark, raw HTML allowed) shows: the text a
+    clinician reads, the kinds of token it produced (raw HTML, images) and the links."""
+    tokens = MarkdownIt("commonmark").parse(detail)
+    inline = [child for t in tokens for child in (t.children or [])]
+    text = "".join(c.content for c in inline if c.type in ("text", "code_inline"))
+    links = [str(c.attrs.get("href")) for c in inline if c.type == "link_open"]
+    return text, {t.type for t in [*tokens, *inline]}, links
+
+
+INJECTIONS = [
+    "<img src=x onerror=alert(1)>",
+    "<script>alert(1)</script>",
+    "[click](javascript:alert(1))",
+    "![x](https://evil.example/x.png)",
+    "<https://evil.example>",
+    "&lt;b&gt;bold&lt;/b&gt; &#60;i&#62;",
+    "<!-- hidden --> </p> <!DOCTYPE html>",
+    "**shout** _lean_ `code` # heading | cell ~~struck~~",
+]
+
+
+@pytest.mark.parametrize("evil", INJECTIONS)
+def test_record_text_renders_as_written_and_never_as_markup(
+    decide: Callable[..., Decision], evil: str
+) -> None:
+    d = decide(*T1_ADULT, condition(text=f"Needle phobia {evil}"))
+    detail = eligibility_card(d, CardContext(PID, None, NOW, lambda: "u"))["detail"]
+    text, kinds, links = _rendered(detail)
+    assert evil in text  # shown as the record has it
+    assert not kinds & {"html_inline", "html_block", "image", "code_inline"}
+    assert links == [d.policy.url]  # the policy's own link, nothing from the record
+
+
+def test_a_greater_than_sign_renders_as_itself_not_as_an_entity(
+    decide: Callable[..., Decision],
+) -> None:
+    d = decide(*T1_ADULT, *BASAL_BOLUS, hba1c(75), condition(NON_ADHERENCE, onset="2026-10-01"))
+    detail = eligibility_card(d, CardContext(PID, None, NOW, lambda: "u"))["detail"]
+    assert "&gt;" not in detail
+    line = "Latest HbA1c 75 mmol/mol (1 Sep 2026) is > 69"
+    assert line in detail  # as an EHR that shows markdown as text shows it
+    text, _, _ = _rendered(detail)
+    assert line in text  # as one that renders it shows it
+
+
+# -- A result dated after today is named on every card, whatever the outcome --------------------
+FUTURE = "HbA1c 80 mmol/mol (3 Mar 2027): dated after today, not used"
+
+
+@pytest.mark.parametrize("patient_view", [False, True])
+@pytest.mark.parametrize(
+    ("policy", "others"),
+    [
+        ("iport-advance", (hba1c(75), *BASAL_BOLUS, condition(text="Needle phobia"))),  # meets
+        ("iport-advance", (hba1c(62), *BASAL_BOLUS)),  # the HbA1c decides: not 'remained high'
+        ("nice-insulin-pump", (hba1c(75), *BASAL_BOLUS)),
+        ("nice-hybrid-closed-loop", (hba1c(75), SENSOR)),  # meets TA943 1.1
+        ("nice-hybrid-closed-loop", ()),  # the only result: the reason names it already
+    ],
+)
+def test_an_hba1c_dated_after_today_is_named_on_the_card_and_in_the_extension(
+    decide: Callable[..., Decision], policy: str, others: tuple[Any, ...], patient_view: bool
+) -> None:
+    d = decide(*T1_ADULT, *others, hba1c(80, on="2027-03-03"), policy=load_policy(policy))
+    card = eligibility_card(d, CardContext(PID, None, NOW, lambda: "u"), patient_view=patient_view)
+    assert card["detail"].count(FUTURE) == 1, card["detail"]
+    assert rendered_lines(card["detail"]) <= MAX_DETAIL_LINES
+    ext = card["extension"][EXTENSION_KEY]
+    assert [n["reason"] for n in ext["notUsed"]] == [
+        "HbA1c 80 mmol/mol (2027-03-03): dated after today, not used"
+    ]

@@ -47,6 +47,7 @@ ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 # Where a deployment lets recorded repeated hypoglycaemia meet "disabling" on its own (the
 # default asks a clinician): these examples read the windows and the counting of days.
 RECORDS_MEET = load_policy("iport-advance", {"hypoglycaemiaRecordsMeet": True})
+HCL = load_policy("nice-hybrid-closed-loop")
 
 
 def result(decision: Decision, criterion: str) -> Tri:
@@ -317,6 +318,37 @@ def test_an_implausible_newest_result_blocks_older_ones(decide: Decide) -> None:
     assert result(d, "hba1c-above-69-with-poor-adherence") is Tri.UNKNOWN
 
 
+UNUSABLE_NEWEST = [
+    hba1c(72, "%", on="2026-10-01"),  # = 763 mmol/mol: implausible
+    hba1c(250, on="2026-10-01"),  # implausible
+    hba1c(80, "mmol/L", on="2026-10-01"),  # unreadable unit
+]
+
+
+@pytest.mark.parametrize("newest", UNUSABLE_NEWEST)
+def test_an_unusable_newest_result_does_not_block_what_older_results_settle(
+    decide: Decide, newest: dict[str, Any]
+) -> None:
+    # "Remained high" is settled by any plausible result below 69 in the lookback: a newer
+    # result that cannot be used cannot raise the older one.
+    d = decide(patient(), condition(T1DM), newest, hba1c(60, on="2026-06-01"), *BASAL_BOLUS)
+    r = d.criteria["hba1c-69-or-above-on-mdi"]
+    assert r.result is Tri.NOT_MET
+    assert r.reason.startswith("HbA1c 60 mmol/mol (2026-06-01) is below 69")
+    assert any("not used" in e.summary for e in r.context)  # still named beside it
+
+
+@pytest.mark.parametrize("newest", UNUSABLE_NEWEST)
+def test_an_unusable_newest_result_never_lets_an_older_one_meet(
+    decide: Decide, newest: dict[str, Any]
+) -> None:
+    older = hba1c(75, on="2026-06-01")
+    d = decide(patient(), condition(T1DM), newest, older, *BASAL_BOLUS, policy=HCL)
+    assert result(d, "hba1c-58-or-above") is Tri.UNKNOWN  # the latest is the one TA943 reads
+    d = decide(patient(), condition(T1DM), newest, older, *BASAL_BOLUS)
+    assert result(d, "hba1c-69-or-above-on-mdi") is Tri.UNKNOWN
+
+
 @pytest.mark.parametrize(
     ("result", "reason"),
     [
@@ -384,9 +416,8 @@ def test_a_result_before_the_lookback_does_not_count_against(decide: Decide) -> 
 
 
 def test_an_unreadable_older_result_leaves_remained_high_unknown(decide: Decide) -> None:
-    bound = hba1c(60, on="2026-02-01")
-    bound["valueQuantity"]["comparator"] = "<"
-    d = decide(patient(), condition(T1DM), bound, hba1c(75), *BASAL_BOLUS)
+    unreadable = hba1c(60, "mmol/L", on="2026-02-01")
+    d = decide(patient(), condition(T1DM), unreadable, hba1c(75), *BASAL_BOLUS)
     assert result(d, "hba1c-69-or-above-on-mdi") is Tri.UNKNOWN
 
 

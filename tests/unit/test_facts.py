@@ -54,7 +54,7 @@ def test_hba1c_dated_by_effective_or_issued(
         ({"status": "cancelled"}, None),
         ({"effectiveDateTime": None}, "no date"),
         ({"valueQuantity": {"value": 80, "unit": "mg/dL", "code": "mg/dL"}}, "unit"),
-        ({"valueQuantity": {"value": 130, "comparator": ">", "code": "mmol/mol"}}, "bound"),
+        ({"valueQuantity": {"value": 130, "comparator": "ad", "code": "mmol/mol"}}, "comparator"),
         ({"valueQuantity": None, "valueString": "haemolysed"}, "no numeric value"),
     ],
 )
@@ -73,6 +73,25 @@ def test_hba1c_results_that_are_not_used(
         assert warning in r.warnings[0]
     else:
         assert r.warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"value": 130, "comparator": ">", "code": "mmol/mol"}, (">", 130.0, ">130 mmol/mol")),
+        ({"value": 20, "comparator": "<=", "code": "mmol/mol"}, ("<=", 20.0, "<=20 mmol/mol")),
+        ({"value": 8.5, "comparator": ">=", "code": "%"}, (">=", 69.3, ">=8.5 %")),  # 69.399…
+        ({"value": 8.5, "comparator": "<", "code": "%"}, ("<", 69.4, "<8.5 %")),
+        ({"value": 8.5, "code": "%"}, ("", 69.4, "8.5 %")),
+    ],
+)
+def test_a_censored_hba1c_keeps_its_bound_rounded_to_what_it_promises(
+    record: Record, value: dict[str, Any], expected: tuple[str, float, str]
+) -> None:
+    o = hba1c(80)
+    o["valueQuantity"] = value
+    (h,) = record(o).hba1c
+    assert (h.bound, h.mmol_mol, h.original) == expected
 
 
 @pytest.mark.parametrize(

@@ -527,9 +527,8 @@ def test_insulin_supplies_are_not_insulin(decide: Decide) -> None:
 
 
 def test_a_newer_unreadable_hba1c_stops_an_older_one_deciding(decide: Decide) -> None:
-    bound = hba1c(130, on="2026-10-01")
-    bound["valueQuantity"]["comparator"] = ">"
-    d = decide(patient(), condition(T1DM), bound, hba1c(60, on="2026-03-01"), *MDI)
+    unreadable = hba1c(80, "mmol/L", on="2026-10-01")
+    d = decide(patient(), condition(T1DM), unreadable, hba1c(75, on="2026-03-01"), *MDI)
     assert result(d, "hba1c-69-or-above-on-mdi") is Tri.UNKNOWN
     assert result(d, "hba1c-above-69-with-poor-adherence") is Tri.UNKNOWN
 

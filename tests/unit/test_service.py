@@ -545,8 +545,10 @@ def test_record_text_cannot_inject_html_or_links_into_the_card(client: FlaskClie
             hook_request("order-sign", resources=[*MEETS, evil], drafts=[draft()]),
         )
     )
-    assert "<img" not in card["detail"]
-    assert "[click](javascript:" not in card["detail"]  # escaped: shown as text, not a link
+    # Escaped the markdown way: shown as text, neither an element nor a link.
+    assert "\\<img" in card["detail"]
+    assert not re.search(r"(?<!\\)<img", card["detail"])
+    assert "[click](javascript:" not in card["detail"]
     assert "\\[click\\]" in card["detail"]
 
 
