@@ -130,7 +130,9 @@ def _row(rs: ReviewSession, policy: Policy, d: Decision, r: CriterionResult) -> 
         context=_evidence(rs.iss, r.context),
         missing=clinical_text(r.missing) if r.missing else None,
         decisive=r.id in d.decisive,
-        can_confirm=r.result is Tri.UNKNOWN and r.confirmable,
+        # only a confirmation that could change the outcome is offered ("recommended by a
+        # diabetes specialist" changes nothing for a type 1 patient)
+        can_confirm=r.result is Tri.UNKNOWN and r.confirmable and r.id in d.decisive,
         on_pathway=r.id in d.shown_criteria,
     )
 

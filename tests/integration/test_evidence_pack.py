@@ -39,6 +39,7 @@ CLINICIAN = {
 }
 NAME, NHS_NUMBER, BORN = "Grace Okafor", "9997000005", "23 Apr 1991"
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+_OFFERED = re.compile(r'name="criterion" value="([^"]+)"')
 DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 
 
@@ -118,12 +119,18 @@ def test_the_pack_names_the_patient_on_every_page_and_keeps_the_record_beside_a_
         assessment = browser.get(f"{service_url}/review/", params={"policy": "iport-advance"})
         csrf = _CSRF.search(assessment.text)
         assert csrf
+        # Only confirmations that could change the outcome are offered: the i-Port criteria of
+        # the type 1 pathway, not the type 2 pathway's specialist recommendation.
+        offered = set(_OFFERED.findall(assessment.text))
+        assert "needle-phobia" in offered
+        assert "diabetes-specialist-recommendation" not in offered
         done = browser.post(
             f"{service_url}/review/confirm",
             data={"csrf": csrf.group(1), "policy": "iport-advance", "criterion": "needle-phobia"},
             timeout=20,
         )
         assert done.status_code == 200
+        assert "Record that I confirm" not in done.text  # meets: nothing left to offer
         after = browser.get(f"{service_url}/review/summary.pdf", timeout=30)
         text = pages_of(after.content)
         whole = " ".join(" ".join(text).split())
