@@ -14,6 +14,7 @@ from flask import (
 )
 from flask.cli import with_appcontext
 
+import spreadsheet
 from service.state import app_state
 from store import repository
 
@@ -23,22 +24,12 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(purge_audit)
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: Any) -> Any:
-    """Spreadsheet-safe: text that a spreadsheet would run as a formula is quoted."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
 def write_csv(rows: Iterable[Mapping[str, Any]], columns: Iterable[str], out: TextIO) -> int:
     writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
     n = 0
     for row in rows:
-        writer.writerow({k: _cell(v) for k, v in row.items()})
+        writer.writerow({k: spreadsheet.cell(v) for k, v in row.items()})
         n += 1
     return n
 
