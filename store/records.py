@@ -105,3 +105,16 @@ class IssuedCardInfo:
     service_id: str
     suggestion_uuids: frozenset[str]
     override_codes: frozenset[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class LoginClaim:
+    """A dashboard sign-in try: granted (``try_id``, already counted as a failure until a
+    right token releases it; ``retry_after_s`` 0) or refused for ``retry_after_s`` seconds."""
+
+    retry_after_s: int
+    try_id: uuid.UUID | None
+
+    @property
+    def granted(self) -> bool:
+        return self.try_id is not None

@@ -43,6 +43,7 @@ S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 OUTCOMES = ("meets-criteria", "does-not-meet-criteria", "insufficient-information")
 NO_DECISION = "no-decision"  # an order hook with no i-Port draft: evaluated, nothing to say
 UNKNOWN_PLACE = "unknown"  # places.UNKNOWN (store/ stays free of the places package)
+_PG_LOGIN_LOCK = 0x1B0_27CD6  # pg_advisory_xact_lock key: one sign-in try counted at a time
 
 
 def schema_version() -> Any:
@@ -182,18 +183,31 @@ def end_session(conn: Connection, session_hash: str) -> None:
     conn.execute(delete(AnalyticsSession).where(AnalyticsSession.session_hash == session_hash))
 
 
+def lock_login_throttle(conn: Connection) -> None:
+    """Make this transaction the only one counting sign-in tries until it ends. SQLite's
+    write transactions already are (BEGIN IMMEDIATE); PostgreSQL takes an advisory lock."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOGIN_LOCK})
+
+
 def record_login_failure(
     conn: Connection, address_hash: str, now: datetime, keep: timedelta
-) -> None:
+) -> uuid.UUID:
     """Count a wrong dashboard token from one (hashed) address; failures older than ``keep``
     are deleted, so an address is held no longer than the throttle needs it."""
     conn.execute(
         delete(AnalyticsLoginFailure).where(AnalyticsLoginFailure.failed_at <= utc(now - keep))
     )
+    failure_id = uuid.uuid4()
     conn.execute(
         _insert(conn, AnalyticsLoginFailure),
-        {"id": uuid.uuid4(), "address_hash": address_hash, "failed_at": utc(now)},
+        {"id": failure_id, "address_hash": address_hash, "failed_at": utc(now)},
     )
+    return failure_id
+
+
+def forget_login_failure(conn: Connection, failure_id: uuid.UUID) -> None:
+    conn.execute(delete(AnalyticsLoginFailure).where(AnalyticsLoginFailure.id == failure_id))
 
 
 def nth_login_failure(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -195,6 +196,33 @@ def test_dashboard_sign_in_is_throttled_across_workers(svc: ServiceProcess) -> N
     right = sign_in(ANALYTICS_TOKEN)
     assert right.status_code == 429  # the count is shared: no worker starts afresh
     assert int(right.headers["Retry-After"]) > 0
+
+
+def test_120_wrong_sign_ins_at_once_try_at_most_5_tokens(tmp_path: Path) -> None:
+    """The throttle claims a try and counts it in one step in the shared store, so a race of
+    120 sign-ins over two workers is tried at most 5 times; the rest are 429 unread."""
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'audit.sqlite3'}",
+        "ANALYTICS_TOKEN": ANALYTICS_TOKEN,
+    }
+    start = threading.Barrier(120)
+    statuses: list[int] = []
+
+    def sign_in(i: int) -> None:
+        start.wait(30)
+        with requests.Session() as s:
+            resp = s.post(f"{svc.url}/analytics/login", data={"token": f"guess-{i}"}, timeout=60)
+        statuses.append(resp.status_code)
+
+    with ServiceProcess(env, workers=2) as svc:
+        threads = [threading.Thread(target=sign_in, args=(i,)) for i in range(120)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+    assert len(statuses) == 120
+    assert statuses.count(401) <= 5
+    assert statuses.count(401) + statuses.count(429) == 120
 
 
 def test_wrong_bearer_tokens_on_the_dashboard_are_throttled_across_workers(
