@@ -29,6 +29,7 @@ from store.records import (
     FeedbackRecord,
     IssuedCardInfo,
     LoginClaim,
+    RefusalRecord,
     patient_hash,
 )
 from store.repository import Filter, Summary
@@ -44,6 +45,7 @@ __all__ = [
     "Filter",
     "IssuedCardInfo",
     "LoginClaim",
+    "RefusalRecord",
     "Store",
     "Summary",
     "close_all",
@@ -102,8 +104,9 @@ class Store(AuditStore):
         """Queue one evaluation for the background writer (returns at once)."""
         self.writer.submit(record)
 
-    def record_access(self, record: AccessRecord) -> None:
-        """Queue one access audit record for the background writer (returns at once)."""
+    def record_access(self, record: AccessRecord | RefusalRecord) -> None:
+        """Queue one access audit record, or one refused call to be counted, for the background
+        writer (returns at once)."""
         self.writer.submit(record)
 
     # -- replay protection ------------------------------------------------------------------
@@ -233,12 +236,14 @@ class Store(AuditStore):
             return repository.access_counts(conn, f)
 
     def export(self, what: str, since: date, until: date | None = None) -> Iterator[dict[str, Any]]:
-        """Rows of ``what`` ("audit", "feedback" or "access") for the days given."""
+        """Rows of ``what`` ("audit", "feedback", "access" or "refusals") for the days given."""
         with self.engine.connect() as conn, conn.begin():
             if what == "feedback":
                 yield from repository.export_feedback(conn, since, until)
             elif what == "access":
                 yield from repository.export_access(conn, since, until)
+            elif what == "refusals":
+                yield from repository.export_refusals(conn, since, until)
             else:
                 yield from repository.export_audit(conn, since, until)
 

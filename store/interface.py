@@ -19,6 +19,7 @@ from store.records import (
     FeedbackRecord,
     IssuedCardInfo,
     LoginClaim,
+    RefusalRecord,
 )
 from store.repository import Filter, Summary
 
@@ -36,7 +37,7 @@ class AuditStore(Protocol):
 
     def record(self, record: AuditRecord) -> None: ...
 
-    def record_access(self, record: AccessRecord) -> None: ...
+    def record_access(self, record: AccessRecord | RefusalRecord) -> None: ...
 
     def claim_token(self, iss: str, jti: str, expires_at: float) -> bool: ...
 

@@ -81,6 +81,21 @@ class AccessRecord:
 
 
 @dataclass(frozen=True)
+class RefusalRecord:
+    """One call refused before its caller was known (no valid token, or the client throttled):
+    counted per client per minute (``access_refusal``), not kept one by one, so a flood costs
+    the audit trail a row a minute. ``address_hash``: the client address's HMAC; ``issuer``:
+    the trusted issuer the token named, else ""."""
+
+    recorded_at: datetime
+    service_id: str
+    status: int
+    outcome: str
+    address_hash: str
+    issuer: str
+
+
+@dataclass(frozen=True)
 class FeedbackRecord:
     """One validated CDS Hooks feedback item."""
 
