@@ -127,6 +127,16 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has 
         self.buffered = 0  # bytes held in ``reading``
         self.read_seconds, self.body_limit = _DEFAULT_READ_SECONDS, _DEFAULT_MAX_BODY
 
+    @classmethod
+    def check_config(cls, cfg: Any, log: Any) -> None:
+        """gthread's checks, and: no TLS in gunicorn, whose bytes the loop could not read."""
+        if cfg.is_ssl:
+            raise SystemExit(
+                "iport-cds: the server's event loop reads plain HTTP; terminate TLS in front "
+                "(the ingress or integration engine) and leave certfile/keyfile unset"
+            )
+        super().check_config(cfg, log)
+
     def load_wsgi(self) -> None:
         super().load_wsgi()
         self.read_seconds, self.body_limit = _app_settings(self.wsgi)

@@ -4,6 +4,9 @@ client sends it, and all at once."""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pytest
 
 from service.buffered_worker import Incomplete
@@ -85,3 +88,17 @@ def test_a_client_that_expects_100_continue_is_told_to_send_its_body() -> None:
     incomplete = Incomplete(deadline=0, head_limit=4096, body_limit=LIMIT)
     assert not incomplete.feed(HEAD + b"Expect: 100-continue\r\nContent-Length: 5\r\n\r\n")
     assert incomplete.expects_continue
+
+
+def test_tls_in_gunicorn_is_refused_at_start_up(tmp_path: Path) -> None:
+    """The event loop reads plain HTTP: with gunicorn terminating TLS it would read ciphertext,
+    so such a configuration stops at start-up, naming what to do instead."""
+    from gunicorn.config import Config
+
+    from service.buffered_worker import BufferedThreadWorker
+
+    cfg = Config()
+    cfg.set("certfile", str(tmp_path / "cert.pem"))
+    with pytest.raises(SystemExit, match="terminate TLS in front"):
+        BufferedThreadWorker.check_config(cfg, logging.getLogger("test"))
+    BufferedThreadWorker.check_config(Config(), logging.getLogger("test"))  # plain HTTP: fine
