@@ -38,6 +38,7 @@ from typing import Any, TextIO
 import orjson
 
 import places
+import spreadsheet
 from cli.errors import EXIT_USAGE, CliError
 from cli.progress import Progress
 from cli.uptake import (
@@ -398,7 +399,7 @@ def run_population(
         )
         summary.tally.describe(pols, context.directory)
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow([*PERSON_COLUMNS, *criteria])
+        writer.writerow(spreadsheet.row([*PERSON_COLUMNS, *criteria]))
         outcomes: Counter[tuple[str, str]] = Counter()
         pathways: Counter[tuple[str, str]] = Counter()
         policy_col = PERSON_COLUMNS.index("policy_id")
@@ -411,7 +412,7 @@ def run_population(
         worker_rss: list[float] = []
 
         def write(rows: list[list[str]], rss: float | None) -> None:
-            writer.writerows(rows)
+            writer.writerows(spreadsheet.row(r) for r in rows)
             for row in rows:
                 outcomes[(row[policy_col], row[outcome_col])] += 1
                 pathways[(row[policy_col], row[pathway_col] or "none")] += 1

@@ -33,6 +33,10 @@ TECHNOLOGY_TYPES = frozenset({"Procedure", "Device", "DeviceRequest", "DeviceUse
 AGE_BANDS = ((0, 11, "0-11"), (12, 17, "12-17"), (18, 39, "18-39"), (40, 64, "40-64"))
 ORDER_IN_USE = frozenset({"active", "completed"})
 IPORT_DEVICE = "iport-device"  # the value set of the report's on_iport column
+# FHIR R4 AdministrativeGender (http://hl7.org/fhir/administrative-gender), a required binding
+# of Patient.gender: the only values a sex group may be named by.
+ADMINISTRATIVE_GENDER = frozenset({"male", "female", "other", "unknown"})
+NOT_A_GENDER_CODE = "other/unknown"
 PERSON_COLUMNS = (
     "patient_ref",
     "policy_id",
@@ -112,6 +116,16 @@ def age_band(record: PatientRecord, today: date) -> str:
     return "65+"
 
 
+def sex_group(patient: Mapping[str, Any] | None) -> str:
+    """The patient's administrative gender code; 'unknown' when none is recorded; and
+    NOT_A_GENDER_CODE for any other value (free text, a name, markup), which is never shown
+    as a group of its own."""
+    gender = patient.get("gender") if isinstance(patient, Mapping) else None
+    if gender is None or gender == "":
+        return "unknown"
+    return gender if gender in ADMINISTRATIVE_GENDER else NOT_A_GENDER_CODE
+
+
 def postcode_keys(patient: Mapping[str, Any] | None) -> list[str]:
     """Lookup keys for the patient's home postcode: the full code, its sector, its district."""
     if not isinstance(patient, Mapping) or not isinstance(patient.get("address"), list):
@@ -174,7 +188,6 @@ def person_rows(
     """One row per policy for this person: PERSON_COLUMNS, then ``criteria``."""
     patient = places.patient_resource(resources)
     practice = places.practice_code(patient)
-    gender = patient.get("gender") if patient else None
     quintile = next(
         (ctx.deprivation[k] for k in postcode_keys(patient) if k in ctx.deprivation), ""
     )
@@ -189,7 +202,7 @@ def person_rows(
     on_iport = any(o.status in ORDER_IN_USE for o in record.orders_in(IPORT_DEVICE))
     person = [
         age_band(record, ctx.today),
-        gender if isinstance(gender, str) and gender else "unknown",
+        sex_group(patient),
         ctx.directory.place_of(practice),
         practice or "",
         quintile,

@@ -106,6 +106,17 @@ def _protected(row: dict[str, Any], d: Disclosure) -> dict[str, Any]:
     }
 
 
+# JSON inside a <script> element is read by the HTML parser first: "</script>" ends it and
+# "<!--<script>" makes the parser skip the real end tag. With <, > and & written as JSON
+# escapes no label can do either, and JSON.parse gives the same text back.
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def script_json(data: Any) -> str:
+    """``data`` as JSON that is safe inside an HTML <script> element, whatever its strings."""
+    return orjson.dumps(data).decode("utf-8").translate(_SCRIPT_SAFE)
+
+
 def render_report(
     summary: PopulationSummary, *, today: date, source: str, disclosure: Disclosure
 ) -> str:
@@ -122,7 +133,7 @@ def render_report(
             disclosure_note=disclosure.note(),
             tally=tally,
             policies=data,
-            data_json=orjson.dumps(data).decode("utf-8").replace("</", "<\\/"),
+            data_json=script_json(data),
             chart_js=_chart_js(),
         )
     )

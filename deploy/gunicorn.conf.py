@@ -31,9 +31,13 @@ from gunicorn import glogging
 
 bind = os.environ.get("IPORT_CDS_BIND", "127.0.0.1:8080")
 workers = int(os.environ.get("IPORT_CDS_WORKERS", "2"))
-# Threads let one worker wait on FHIR servers for several requests at once.
-worker_class = "gthread"
+# Threads let one worker wait on FHIR servers for several requests at once. gunicorn's gthread
+# worker whose event loop reads each request whole before a thread gets it, so slow clients
+# (headers or body a byte at a time) hold no thread (service/buffered_worker.py).
+worker_class = "service.buffered_worker.BufferedThreadWorker"
 threads = int(os.environ.get("IPORT_CDS_THREADS", "8"))
+# Open connections per worker, idle and still arriving ones included.
+worker_connections = int(os.environ.get("IPORT_CDS_WORKER_CONNECTIONS", "1000"))
 timeout = int(os.environ.get("IPORT_CDS_WORKER_TIMEOUT", "30"))
 # In-flight requests get this long to finish after SIGTERM (keep it above the FHIR deadline).
 graceful_timeout = int(os.environ.get("IPORT_CDS_GRACEFUL_TIMEOUT", "20"))

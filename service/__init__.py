@@ -22,7 +22,7 @@ from disclosure import Disclosure
 from fhirdata import FetchSettings, FhirServerPolicy, new_session, prefetch_templates
 from fhirdata.breaker import OriginBreakers
 from fhirdata.transport import OriginExecutors
-from service import analytics, audit, audit_commands, auth, dashboard, ops
+from service import analytics, audit, audit_commands, auth, dashboard, ops, refusals
 from service.admission import HookAdmission
 from service.bodies import CappedRequest, CloseUnreadBodies, close_unread_body
 from service.config import core_from_config, load_config
@@ -121,6 +121,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     analytics.init_app(app, state, key)
     audit_commands.init_app(app)
+    refusals.init_app(  # before authentication: a throttled client's token is not read
+        app,
+        refusals.RefusalLimiter(
+            int(app.config["REFUSED_CALLS_BURST"]), float(app.config["REFUSED_CALLS_PER_MINUTE"])
+        ),
+    )
     auth.init_app(app, runtime.session, state.store)
     app.register_blueprint(bp)
     _register_error_handlers(app)

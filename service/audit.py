@@ -28,7 +28,7 @@ from service import auth
 from service.evaluation import HookResult
 from service.hookrequest import HookRequest
 from service.state import AppState, app_state
-from store import AccessRecord
+from store import AccessRecord, RefusalRecord
 
 log = logging.getLogger("iport_cds.analytics")
 R = TypeVar("R", bound=BaseResponse)
@@ -96,11 +96,30 @@ class AccessAuditor:
     def __call__(self, response: R) -> R:
         if request.endpoint != "cds.hook":
             return response
+        status = response.status_code
         try:
-            self.store.record_access(self.access_record(response.status_code))
+            refused = status in REFUSED_UNKNOWN and g.get("principal") is None
+            record = self.refusal_record(status) if refused else self.access_record(status)
+            self.store.record_access(record)
         except Exception as exc:  # the answer must not depend on the audit trail
             log.error("could not queue an access record: %s", type(exc).__name__)
         return response
+
+    def refusal_record(self, status: int) -> RefusalRecord:
+        """A call refused before its caller was known: counted per client per minute."""
+        address = request.remote_addr or "unknown"
+        claimed = str(g.get("claimed_issuer") or "")
+        tenants = app_state().tenants
+        trusted = tenants is not None and any(t.issuer == claimed for t in tenants.tenants)
+        service_id = (request.view_args or {}).get("service_id")
+        return RefusalRecord(
+            recorded_at=self.clock(),
+            service_id=service_id if service_id in app_state().runtime.services else "unknown",
+            status=status,
+            outcome=_access_outcome(status),
+            address_hash=store.patient_hash(self.key, f"client-address:{address}"),
+            issuer=claimed if claimed and trusted else "",
+        )
 
     def access_record(self, status: int) -> AccessRecord:
         principal: auth.Principal | None = g.get("principal")
@@ -121,6 +140,10 @@ class AccessAuditor:
         )
 
 
+# Refused before the caller was known: no valid token (401), or the client throttled (429).
+REFUSED_UNKNOWN = frozenset({401, 429})
+
+
 def _access_outcome(status: int) -> str:
     """The policy outcome of an answered call, or the class of the refusal (never free text
     from the caller)."""
@@ -131,7 +154,7 @@ def _access_outcome(status: int) -> str:
     if status == 412:
         return f"precondition-failed: {g.get('ops_precondition_reason') or 'other'}"
     return {400: "bad-request", 404: "not-found", 413: "too-large", 415: "unsupported-media",
-            503: "overloaded"}.get(status, f"error {status}")  # fmt: skip
+            429: "throttled", 503: "overloaded"}.get(status, f"error {status}")  # fmt: skip
 
 
 def _tenant() -> str | None:

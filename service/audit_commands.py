@@ -14,6 +14,7 @@ from flask import (
 )
 from flask.cli import with_appcontext
 
+import spreadsheet
 from service.state import app_state
 from store import repository
 
@@ -23,22 +24,12 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(purge_audit)
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: Any) -> Any:
-    """Spreadsheet-safe: text that a spreadsheet would run as a formula is quoted."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
 def write_csv(rows: Iterable[Mapping[str, Any]], columns: Iterable[str], out: TextIO) -> int:
     writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
     n = 0
     for row in rows:
-        writer.writerow({k: _cell(v) for k, v in row.items()})
+        writer.writerow({k: spreadsheet.cell(v) for k, v in row.items()})
         n += 1
     return n
 
@@ -65,6 +56,12 @@ def _parse_day(value: str | None, name: str) -> date | None:
     "patient hash, what happened) for an information governance review.",
 )
 @click.option(
+    "--refusals",
+    is_flag=True,
+    help="Export the calls refused before the caller was known (no valid token, or the "
+    "client throttled), counted per client per minute.",
+)
+@click.option(
     "--output",
     "-o",
     default="-",
@@ -72,16 +69,19 @@ def _parse_day(value: str | None, name: str) -> date | None:
     help="CSV file to write (default: standard output).",
 )
 @with_appcontext
-def export_audit(since: str, until: str | None, feedback: bool, access: bool, output: str) -> None:
+def export_audit(
+    since: str, until: str | None, feedback: bool, access: bool, refusals: bool, output: str
+) -> None:
     """Write the audit trail (or feedback, or the access audit) as CSV."""
     first = _parse_day(since, "--since")
     last = _parse_day(until, "--until")
     assert first is not None
     s = app_state().store
     s.flush(30)
-    what = "access" if access else "feedback" if feedback else "audit"
+    what = "access" if access else "refusals" if refusals else "feedback" if feedback else "audit"
     columns = {
         "access": repository.ACCESS_COLUMNS,
+        "refusals": repository.REFUSAL_COLUMNS,
         "feedback": repository.FEEDBACK_COLUMNS,
         "audit": repository.AUDIT_COLUMNS,
     }[what]

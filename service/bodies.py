@@ -7,8 +7,11 @@ cut, and its JSON reported as invalid (400). Here a streamed body that goes on p
 is a 413 instead; at most one byte beyond the limit is read, and the server (gunicorn) drains
 only a bounded amount of the rest before closing the connection.
 
-Slow bodies. A client may send its body a byte a second; the thread reading it is held all
-that while. So (under gunicorn, whose ``gunicorn.socket`` is the client's socket):
+Slow bodies. A client may send its body a byte a second. Under the production server the
+worker's event loop reads each request whole before a thread sees it
+(``service.buffered_worker``), so this is the second line: for a request the loop hands on
+unfinished (past its buffer budget), or another server, the thread reading the body would be
+held all that while. So (under gunicorn, whose ``gunicorn.socket`` is the client's socket):
 
 - ``read_body`` reads within ``BODY_READ_SECONDS`` in all: at that time a watchdog shuts the
   socket's read side, the blocked read returns, and the answer is 408;
@@ -16,8 +19,8 @@ that while. So (under gunicorn, whose ``gunicorn.socket`` is the client's socket
   as it is answered (``close_unread_body``) and the connection closed after the answer
   (``CloseUnreadBodies``), so the server does not wait to drain a body that may never come.
 
-A request-buffering proxy in front (an ingress) is still the first defence: it holds slow
-uploads itself and hands the service only whole requests.
+A request-buffering proxy in front (an ingress) still holds slow uploads before they reach
+the service at all (docs/deploying.md).
 """
 
 from __future__ import annotations

@@ -37,6 +37,10 @@ DEFAULTS: dict[str, Any] = {
     "JWKS_TIMEOUT_SECONDS": 2.0,
     "JWKS_MIN_REFETCH_SECONDS": 30,  # an unknown kid refetches the JWK Set at most this often
     "AUTH_EXEMPT_PATHS": ["/healthz", "/readyz", "/metrics"],
+    # Calls refused (401) per client (address and the issuer its token names) per worker: a
+    # burst, then this many a minute; past them 429 with Retry-After (service/refusals.py)
+    "REFUSED_CALLS_BURST": 20,
+    "REFUSED_CALLS_PER_MINUTE": 60,
     # FHIR access
     "FHIR_SERVER_ALLOWLIST": [],  # with auth off: base URLs the service may read from
     "FHIR_INSECURE_HOSTS": [],  # hosts allowed over plain http besides loopback

@@ -21,6 +21,7 @@ from typing import Any
 from flask import Flask
 
 import places
+import spreadsheet
 import store
 from disclosure import Count, Disclosure, rank
 from facts.london import LONDON
@@ -305,15 +306,6 @@ def excel_time(moment: datetime | None) -> str:
     return moment.astimezone(LONDON).strftime("%Y-%m-%d %H:%M:%S")
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
 EVALUATION_COLUMNS = (
     "recorded (Europe/London)",
     "service",
@@ -414,9 +406,9 @@ def csv_stream(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> Iterator
     yield codecs.BOM_UTF8
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(list(header))
+    writer.writerow(spreadsheet.row(header))
     for row in rows:
-        writer.writerow([_cell(v) for v in row])
+        writer.writerow(spreadsheet.row(row))
         if buf.tell() > 64_000:
             yield buf.getvalue().encode("utf-8")
             buf.seek(0)

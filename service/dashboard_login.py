@@ -82,9 +82,11 @@ class LoginThrottle:
             self._key, f"analytics-login:{address}".encode(), hashlib.sha256
         ).hexdigest()
 
-    def retry_after(self, address: str, now: float) -> int | None:
-        """Seconds to wait before trying again, or None when a try is allowed now."""
-        return self.store.login_retry_after(
+    def claim(self, address: str, now: float) -> store.LoginClaim:
+        """A try for ``address``, counted as a wrong token until ``right_token`` says
+        otherwise; claiming and counting are one step, so racing tries cannot pass the limit.
+        Refused: ``retry_after_s`` says when to try again."""
+        return self.store.claim_login_try(
             self._hash(address),
             datetime.fromtimestamp(now, UTC),
             timedelta(seconds=self.window_s),
@@ -92,10 +94,8 @@ class LoginThrottle:
             self.overall,
         )
 
-    def failed(self, address: str, now: float) -> None:
-        self.store.login_failed(
-            self._hash(address), datetime.fromtimestamp(now, UTC), timedelta(seconds=self.window_s)
-        )
+    def right_token(self, claim: store.LoginClaim) -> None:
+        self.store.release_login_try(claim)
 
 
 def access() -> str:
@@ -120,14 +120,14 @@ def _throttle() -> LoginThrottle:
 def _bearer_access(given: str, token: str) -> str:
     """A bearer token counts toward the same throttle as the sign-in form: past the limit the
     answer is 429 without looking at the token, so it cannot be guessed through the header."""
-    throttle, address, now = _throttle(), request.remote_addr or "unknown", time.time()
-    wait_s = throttle.retry_after(address, now)
-    if wait_s is not None:
+    throttle = _throttle()
+    claim = throttle.claim(request.remote_addr or "unknown", time.time())
+    if not claim.granted:
         log.warning("analytics bearer token throttled")
-        raise TooManyRequests("too many wrong tokens; try again later", wait_s)
+        raise TooManyRequests("too many wrong tokens; try again later", claim.retry_after_s)
     if hmac.compare_digest(given.encode(), token.encode()):
+        throttle.right_token(claim)
         return "ok"
-    throttle.failed(address, now)
     log.warning("analytics bearer token refused")
     return "login"
 
@@ -160,18 +160,17 @@ def analytics_login() -> BaseResponse:
     if not token:
         return secure(redirect(url_for("analytics.analytics_page"), code=303))
     throttle = _throttle()
-    address, now = request.remote_addr or "unknown", time.time()
-    wait_s = throttle.retry_after(address, now)
-    if wait_s is not None:
+    claim = throttle.claim(request.remote_addr or "unknown", time.time())
+    if not claim.granted:
         log.warning("analytics sign-in throttled")
         throttled = login_page(error="Too many wrong tokens; try again later.", status=429)
-        throttled.headers["Retry-After"] = str(wait_s)
+        throttled.headers["Retry-After"] = str(claim.retry_after_s)
         return throttled
     given = request.form.get("token", "")
     if not hmac.compare_digest(given.encode(), str(token).encode()):
-        throttle.failed(address, now)
         log.warning("analytics login failed")
         return login_page(error="That token is not right.", status=401)
+    throttle.right_token(claim)
     expires = datetime.now(UTC) + timedelta(hours=SESSION_HOURS)
     session_id = app_state().store.start_session(expires)
     resp = secure(redirect(url_for("analytics.analytics_page"), code=303))

@@ -28,6 +28,8 @@ from store.records import (
     CriterionRecord,
     FeedbackRecord,
     IssuedCardInfo,
+    LoginClaim,
+    RefusalRecord,
     patient_hash,
 )
 from store.repository import Filter, Summary
@@ -42,6 +44,8 @@ __all__ = [
     "FeedbackRecord",
     "Filter",
     "IssuedCardInfo",
+    "LoginClaim",
+    "RefusalRecord",
     "Store",
     "Summary",
     "close_all",
@@ -100,8 +104,9 @@ class Store(AuditStore):
         """Queue one evaluation for the background writer (returns at once)."""
         self.writer.submit(record)
 
-    def record_access(self, record: AccessRecord) -> None:
-        """Queue one access audit record for the background writer (returns at once)."""
+    def record_access(self, record: AccessRecord | RefusalRecord) -> None:
+        """Queue one access audit record, or one refused call to be counted, for the background
+        writer (returns at once)."""
         self.writer.submit(record)
 
     # -- replay protection ------------------------------------------------------------------
@@ -134,23 +139,29 @@ class Store(AuditStore):
             repository.end_session(conn, _session_hash(session_id))
 
     # -- dashboard sign-in throttle ---------------------------------------------------------
-    def login_failed(self, address_hash: str, now: datetime, window: timedelta) -> None:
-        """Count a wrong sign-in token from a hashed client address, seen by every process."""
-        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
-            repository.record_login_failure(conn, address_hash, now, window)
-
-    def login_retry_after(
+    def claim_login_try(
         self, address_hash: str, now: datetime, window: timedelta, per_address: int, overall: int
-    ) -> int | None:
-        """Seconds until another sign-in may be tried, or None when one may be tried now: at
-        most ``per_address`` failures from one address and ``overall`` from all per window."""
+    ) -> LoginClaim:
+        """One sign-in try from a hashed client address, claimed and counted as a failure in
+        one step, for every process alike (at most ``per_address`` from one address and
+        ``overall`` from all per window; so concurrent tries can never exceed them); or the
+        seconds until one may be tried. A right token gives its count back
+        (``release_login_try``). Failures older than the window are deleted."""
         since = now - window
-        with self.engine.connect() as conn:
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            repository.lock_login_throttle(conn)
             for n, address in ((per_address, address_hash), (overall, None)):
                 nth = repository.nth_login_failure(conn, since, n, address)
                 if nth is not None:
-                    return int((nth + window - now).total_seconds()) + 1
-        return None
+                    return LoginClaim(int((nth + window - now).total_seconds()) + 1, None)
+            return LoginClaim(0, repository.record_login_failure(conn, address_hash, now, window))
+
+    def release_login_try(self, claim: LoginClaim) -> None:
+        """The claimed try's token was right: it is not a failure."""
+        if claim.try_id is None:
+            return
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            repository.forget_login_failure(conn, claim.try_id)
 
     def flush(self, timeout: float = 30.0) -> bool:
         return self.writer.flush(timeout)
@@ -225,12 +236,14 @@ class Store(AuditStore):
             return repository.access_counts(conn, f)
 
     def export(self, what: str, since: date, until: date | None = None) -> Iterator[dict[str, Any]]:
-        """Rows of ``what`` ("audit", "feedback" or "access") for the days given."""
+        """Rows of ``what`` ("audit", "feedback", "access" or "refusals") for the days given."""
         with self.engine.connect() as conn, conn.begin():
             if what == "feedback":
                 yield from repository.export_feedback(conn, since, until)
             elif what == "access":
                 yield from repository.export_access(conn, since, until)
+            elif what == "refusals":
+                yield from repository.export_refusals(conn, since, until)
             else:
                 yield from repository.export_audit(conn, since, until)
 

@@ -13,7 +13,14 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from store.records import AccessRecord, AuditRecord, FeedbackRecord, IssuedCardInfo
+from store.records import (
+    AccessRecord,
+    AuditRecord,
+    FeedbackRecord,
+    IssuedCardInfo,
+    LoginClaim,
+    RefusalRecord,
+)
 from store.repository import Filter, Summary
 
 
@@ -30,7 +37,7 @@ class AuditStore(Protocol):
 
     def record(self, record: AuditRecord) -> None: ...
 
-    def record_access(self, record: AccessRecord) -> None: ...
+    def record_access(self, record: AccessRecord | RefusalRecord) -> None: ...
 
     def claim_token(self, iss: str, jti: str, expires_at: float) -> bool: ...
 
@@ -40,11 +47,11 @@ class AuditStore(Protocol):
 
     def end_session(self, session_id: str) -> None: ...
 
-    def login_failed(self, address_hash: str, now: datetime, window: timedelta) -> None: ...
-
-    def login_retry_after(
+    def claim_login_try(
         self, address_hash: str, now: datetime, window: timedelta, per_address: int, overall: int
-    ) -> int | None: ...
+    ) -> LoginClaim: ...
+
+    def release_login_try(self, claim: LoginClaim) -> None: ...
 
     def flush(self, timeout: float = 30.0) -> bool: ...
 

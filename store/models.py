@@ -214,6 +214,25 @@ class AnalyticsSession(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class AccessRefusal(Base):
+    """Calls to a CDS service refused before the caller was known (no valid token, or the
+    client throttled), counted per client per minute: a flood adds one row a minute per
+    client, not one per call. The client is its address's HMAC (under the audit hash key) and
+    the trusted issuer its token named ("" for none or an untrusted one: no caller-chosen
+    text is kept)."""
+
+    __tablename__ = "access_refusal"
+
+    minute: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    service_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[int] = mapped_column(Integer, primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(64), primary_key=True)
+    address_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(255), primary_key=True)
+    recorded_on: Mapped[date] = mapped_column(Date, index=True)
+    calls: Mapped[int] = mapped_column(Integer)
+
+
 class AnalyticsLoginFailure(Base):
     """A wrong token given at dashboard sign-in, counted by every worker and pod alike.
 

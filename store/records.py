@@ -81,6 +81,21 @@ class AccessRecord:
 
 
 @dataclass(frozen=True)
+class RefusalRecord:
+    """One call refused before its caller was known (no valid token, or the client throttled):
+    counted per client per minute (``access_refusal``), not kept one by one, so a flood costs
+    the audit trail a row a minute. ``address_hash``: the client address's HMAC; ``issuer``:
+    the trusted issuer the token named, else ""."""
+
+    recorded_at: datetime
+    service_id: str
+    status: int
+    outcome: str
+    address_hash: str
+    issuer: str
+
+
+@dataclass(frozen=True)
 class FeedbackRecord:
     """One validated CDS Hooks feedback item."""
 
@@ -105,3 +120,16 @@ class IssuedCardInfo:
     service_id: str
     suggestion_uuids: frozenset[str]
     override_codes: frozenset[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class LoginClaim:
+    """A dashboard sign-in try: granted (``try_id``, already counted as a failure until a
+    right token releases it; ``retry_after_s`` 0) or refused for ``retry_after_s`` seconds."""
+
+    retry_after_s: int
+    try_id: uuid.UUID | None
+
+    @property
+    def granted(self) -> bool:
+        return self.try_id is not None

@@ -8,7 +8,7 @@ functions; the figures are plain typed rows (shaped for the dashboard by ``servi
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -22,6 +22,7 @@ from sqlalchemy.sql.dml import Insert
 from facts.london import LONDON, london_day
 from store.models import (
     AccessEvent,
+    AccessRefusal,
     AnalyticsLoginFailure,
     AnalyticsSession,
     AuditCriterion,
@@ -36,6 +37,7 @@ from store.records import (
     AuditRecord,
     FeedbackRecord,
     IssuedCardInfo,
+    RefusalRecord,
     utc,
 )
 
@@ -43,6 +45,7 @@ S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 OUTCOMES = ("meets-criteria", "does-not-meet-criteria", "insufficient-information")
 NO_DECISION = "no-decision"  # an order hook with no i-Port draft: evaluated, nothing to say
 UNKNOWN_PLACE = "unknown"  # places.UNKNOWN (store/ stays free of the places package)
+_PG_LOGIN_LOCK = 0x1B0_27CD6  # pg_advisory_xact_lock key: one sign-in try counted at a time
 
 
 def schema_version() -> Any:
@@ -148,6 +151,37 @@ def insert_access(conn: Connection, records: Sequence[AccessRecord]) -> None:
     )
 
 
+def insert_refusals(conn: Connection, records: Sequence[RefusalRecord]) -> None:
+    """Add a batch of refused calls to their clients' per-minute counts."""
+    counts: Counter[tuple[datetime, str, int, str, str, str]] = Counter()
+    for r in records:
+        minute = utc(r.recorded_at).replace(second=0, microsecond=0)
+        key = (minute, r.service_id[:64], r.status, r.outcome[:64], r.address_hash, r.issuer[:255])
+        counts[key] += 1
+    for (minute, service_id, status, outcome, address_hash, issuer), calls in counts.items():
+        insert = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(
+            AccessRefusal
+        ).values(
+            minute=minute,
+            service_id=service_id,
+            status=status,
+            outcome=outcome,
+            address_hash=address_hash,
+            issuer=issuer,
+            recorded_on=london_day(minute),
+            calls=calls,
+        )
+        conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=list(_REFUSAL_KEY),
+                set_={"calls": AccessRefusal.calls + insert.excluded.calls},
+            )
+        )
+
+
+_REFUSAL_KEY = ("minute", "service_id", "status", "outcome", "address_hash", "issuer")
+
+
 def claim_token(conn: Connection, token_key: str, expires_at: datetime) -> bool:
     """Remember a token id; True when it was not seen before (the primary key decides, so two
     workers racing with the same token cannot both win)."""
@@ -182,18 +216,31 @@ def end_session(conn: Connection, session_hash: str) -> None:
     conn.execute(delete(AnalyticsSession).where(AnalyticsSession.session_hash == session_hash))
 
 
+def lock_login_throttle(conn: Connection) -> None:
+    """Make this transaction the only one counting sign-in tries until it ends. SQLite's
+    write transactions already are (BEGIN IMMEDIATE); PostgreSQL takes an advisory lock."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOGIN_LOCK})
+
+
 def record_login_failure(
     conn: Connection, address_hash: str, now: datetime, keep: timedelta
-) -> None:
+) -> uuid.UUID:
     """Count a wrong dashboard token from one (hashed) address; failures older than ``keep``
     are deleted, so an address is held no longer than the throttle needs it."""
     conn.execute(
         delete(AnalyticsLoginFailure).where(AnalyticsLoginFailure.failed_at <= utc(now - keep))
     )
+    failure_id = uuid.uuid4()
     conn.execute(
         _insert(conn, AnalyticsLoginFailure),
-        {"id": uuid.uuid4(), "address_hash": address_hash, "failed_at": utc(now)},
+        {"id": failure_id, "address_hash": address_hash, "failed_at": utc(now)},
     )
+    return failure_id
+
+
+def forget_login_failure(conn: Connection, failure_id: uuid.UUID) -> None:
+    conn.execute(delete(AnalyticsLoginFailure).where(AnalyticsLoginFailure.id == failure_id))
 
 
 def nth_login_failure(
@@ -281,6 +328,7 @@ def purge_before(conn: Connection, cutoff: datetime) -> tuple[int, int]:
     events = conn.execute(delete(AuditEvent).where(AuditEvent.recorded_at < cutoff)).rowcount
     feedback = conn.execute(delete(Feedback).where(Feedback.received_at < cutoff)).rowcount
     conn.execute(delete(AccessEvent).where(AccessEvent.recorded_at < cutoff))
+    conn.execute(delete(AccessRefusal).where(AccessRefusal.minute < cutoff))
     return max(events, 0), max(feedback, 0)
 
 
@@ -539,7 +587,37 @@ def access_counts(conn: Connection, f: Filter) -> list[tuple[int, str, int]]:
         AccessEvent.service_id,
     )
     rows = conn.execute(stmt.group_by(AccessEvent.status, AccessEvent.outcome))
-    return [(int(status), str(outcome), int(n)) for status, outcome, n in rows]
+    counts: Counter[tuple[int, str]] = Counter()
+    for status, outcome, n in rows:
+        counts[(int(status), str(outcome))] += int(n)
+    refused = _filtered(
+        f,
+        select(AccessRefusal.status, AccessRefusal.outcome, func.sum(AccessRefusal.calls)),
+        AccessRefusal.recorded_on,
+        AccessRefusal.service_id,
+    )
+    for status, outcome, n in conn.execute(
+        refused.group_by(AccessRefusal.status, AccessRefusal.outcome)
+    ):
+        counts[(int(status), str(outcome))] += int(n)
+    return [(status, outcome, n) for (status, outcome), n in counts.items()]
+
+
+REFUSAL_COLUMNS = (*_REFUSAL_KEY, "calls")
+
+
+def export_refusals(
+    conn: Connection, since: date, until: date | None = None
+) -> Iterator[dict[str, Any]]:
+    """Refused calls per client per minute on or after ``since`` (to ``until``), oldest
+    first."""
+    stmt = select(AccessRefusal).where(AccessRefusal.recorded_on >= since)
+    if until is not None:
+        stmt = stmt.where(AccessRefusal.recorded_on <= until)
+    for r in conn.execute(stmt.order_by(AccessRefusal.minute)):
+        row = {c: getattr(r, c) for c in REFUSAL_COLUMNS}
+        row["minute"] = _iso(r.minute)
+        yield row
 
 
 def _since(moment: datetime | date) -> datetime:

@@ -23,9 +23,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DisconnectionError, OperationalError, TimeoutError
 
 from store import repository
-from store.records import AccessRecord, AuditRecord, CardRecord
+from store.records import AccessRecord, AuditRecord, CardRecord, RefusalRecord
 
-Record = AuditRecord | AccessRecord
+Record = AuditRecord | AccessRecord | RefusalRecord
 
 log = logging.getLogger("iport_cds.store")
 
@@ -200,6 +200,7 @@ class AuditWriter:
         with self.engine.connect().execution_options(write=True) as conn, conn.begin():
             repository.insert_audit(conn, [r for r in batch if isinstance(r, AuditRecord)])
             repository.insert_access(conn, [r for r in batch if isinstance(r, AccessRecord)])
+            repository.insert_refusals(conn, [r for r in batch if isinstance(r, RefusalRecord)])
 
 
 def _cards(record: Record) -> tuple[CardRecord, ...]:

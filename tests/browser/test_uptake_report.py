@@ -4,13 +4,16 @@ Screenshot: test-artifacts/uptake-report.png."""
 
 from __future__ import annotations
 
+import copy
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Page
 
-from cli.population import run_population
+from cli.population import PopulationSummary, run_population
 from cli.uptake_report import render_report
 from disclosure import Disclosure
 from policy.loading import policy_names
@@ -22,9 +25,9 @@ ARTIFACTS = REPO / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def summary(tmp_path_factory: pytest.TempPathFactory) -> PopulationSummary:
     data = generate_population(tmp_path_factory, 1500, seed=3)
-    summary = run_population(
+    return run_population(
         data,
         io.StringIO(),
         io.StringIO(),
@@ -33,13 +36,19 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         places_file=str(REPO / "demo" / "practice-places.csv"),
         deprivation_file=str(REPO / "demo" / "deprivation-by-postcode-district.csv"),
     )
-    path = data / "report.html"
+
+
+@pytest.fixture(scope="module")
+def report(summary: PopulationSummary, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("report") / "report.html"
     html = render_report(summary, today=TODAY, source="generated", disclosure=Disclosure())
     path.write_text(html, encoding="utf-8")
     return path
 
 
-def test_the_report_draws_every_chart_and_is_accessible(browser: Browser, report: Path) -> None:
+@contextmanager
+def drawn(browser: Browser, report: Path) -> Iterator[tuple[Page, list[str]]]:
+    """The report open with every chart drawn, and the script errors the page raised."""
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     page = context.new_page()
     errors: list[str] = []
@@ -47,6 +56,13 @@ def test_the_report_draws_every_chart_and_is_accessible(browser: Browser, report
     try:
         page.goto(report.as_uri())
         page.wait_for_function("document.body.dataset.drawn === 'yes'", timeout=15_000)
+        yield page, errors
+    finally:
+        context.close()
+
+
+def test_the_report_draws_every_chart_and_is_accessible(browser: Browser, report: Path) -> None:
+    with drawn(browser, report) as (page, errors):
         charts = page.evaluate(
             """() => Array.from(document.querySelectorAll("canvas")).map((c) => {
                 const chart = Chart.getChart(c);
@@ -75,5 +91,32 @@ def test_the_report_draws_every_chart_and_is_accessible(browser: Browser, report
         assert errors == []
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "uptake-report.png"), full_page=True)
-    finally:
-        context.close()
+
+
+HOSTILE_LABEL = '<!--<script></script><b id="injected">x</b>&amp;'
+
+
+def test_every_chart_draws_whatever_its_labels_hold(
+    browser: Browser, summary: PopulationSummary, tmp_path: Path
+) -> None:
+    """A label that is markup (a group or a policy's name from a deployment's files) is shown as
+    text: it cannot end or hide the report's data, so every chart still draws."""
+    hostile = copy.deepcopy(summary)
+    tally = hostile.tally
+    for pid in tally.policies:
+        tally.names[pid] = HOSTILE_LABEL
+        for what in ("people", "meets"):
+            tally.groups[(pid, "sex", HOSTILE_LABEL, what)] += 10
+    path = tmp_path / "report.html"
+    path.write_text(
+        render_report(hostile, today=TODAY, source="hostile", disclosure=Disclosure(0)), "utf-8"
+    )
+    with drawn(browser, path) as (page, errors):
+        labels = page.evaluate(
+            """() => Array.from(document.querySelectorAll("canvas")).map(
+                (c) => Chart.getChart(c).data.labels)"""
+        )
+        assert len(labels) == 3 * (1 + 4)  # per policy: bands and four breakdowns
+        assert sum(HOSTILE_LABEL in chart for chart in labels) == 3
+        assert page.query_selector("#injected") is None
+        assert errors == []

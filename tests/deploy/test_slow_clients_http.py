@@ -1,5 +1,6 @@
-"""Clients that send their body a byte a second cannot take the threads the probes need, over
-real gunicorn (one worker, 8 threads, 6 hook slots)."""
+"""Clients that send their headers or body a byte a second take no thread, over real gunicorn
+with deploy/gunicorn.conf.py: its event loop reads each request whole before a thread sees it
+(service/buffered_worker.py)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from pathlib import Path
 
 import requests
 
+from tests.deploy.slow_sockets import slow_clients
 from tests.hooks import SERVICE
-from tests.service_process import ServiceProcess, free_port
-from tests.unit.test_auth import KEY, public_jwk
+from tests.service_process import ServiceProcess
 
 HOOK = f"/cds-services/{SERVICE['order-sign']}"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
 
 def _slow_upload(port: int) -> socket.socket:
@@ -58,48 +60,60 @@ def test_healthz_answers_while_slow_uploads_are_in_progress() -> None:
     assert {status for status, _ in probes} == {200}
     assert max(took for _, took in probes) < 1.5
     statuses = [a.split(b" ", 2)[1] for a in answers if a.startswith(b"HTTP/1.1 ")]
-    assert len(statuses) == 30
-    # Six held a hook slot and were cut off at the read deadline; the rest were refused at
-    # once, their bodies never read.
-    assert statuses.count(b"408") == 6
-    assert statuses.count(b"503") == 24
-    timeout = next(a for a in answers if a.startswith(b"HTTP/1.1 408"))
+    # None reached a thread: the server's event loop held them and answered each at the
+    # read deadline.
+    assert statuses == [b"408"] * 30
+    timeout = answers[0]
     outcome = json.loads(timeout.split(b"\r\n\r\n", 1)[1])
     assert outcome["resourceType"] == "OperationOutcome"
     assert "did not arrive within 3 s" in outcome["issue"][0]["diagnostics"]
 
 
-def test_a_refusal_before_the_body_is_read_closes_the_connection_at_once(
-    tmp_path: Path,
-) -> None:
-    issuers = tmp_path / "issuers.json"
-    issuers.write_text(
-        json.dumps(
-            [
-                {
-                    "iss": "https://ehr.example.nhs.uk",
-                    "jwks": {"keys": [public_jwk(KEY, "k1", "ES384")]},
-                    "fhir_servers": ["https://fhir.example.nhs.uk/r4"],
-                }
-            ]
+def test_slow_headers_and_bodies_take_no_thread_over_the_production_server() -> None:
+    """300 clients dripping their headers and 300 their bodies, over deploy/gunicorn.conf.py
+    (2 workers x 8 threads): the probes and other clients' hooks are answered all along.
+    Latency under this load is measured by bench/slow_clients.py."""
+    hook = json.loads((GOLDEN / "order-sign-type1-meets.request.json").read_text())
+    env = {"BODY_READ_SECONDS": "60", "ACCESS_LOG": ""}
+    with ServiceProcess(env, workers=2) as svc, slow_clients(svc.port, 300, 300):
+        probes, hooks = [], []
+        with requests.Session() as ehr:
+            for n in range(40):
+                try:
+                    probes.append(requests.get(f"{svc.url}/healthz", timeout=2).status_code)
+                    if n % 4 == 0:
+                        hooks.append(ehr.post(svc.url + HOOK, json=hook, timeout=5).status_code)
+                except requests.RequestException as exc:
+                    probes.append(type(exc).__name__)
+                time.sleep(0.05)
+    assert probes == [200] * 40
+    assert hooks == [200] * 10
+
+
+def test_kept_alive_pipelined_and_100_continue_requests_are_answered() -> None:
+    """What the event loop reads before a thread does is what the thread then parses: two
+    requests sent together get two answers, the connection stays open for a third, and a
+    client that waits for "100 Continue" is told to send its body."""
+    with ServiceProcess({"BODY_READ_SECONDS": "5"}) as svc:
+        sock = socket.create_connection(("127.0.0.1", svc.port), timeout=5)
+        probe = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        sock.sendall(probe * 2)
+        first = _answer(sock, 1)
+        sock.sendall(probe)
+        second = _answer(sock, 1)
+        sock.close()
+        sock = socket.create_connection(("127.0.0.1", svc.port), timeout=5)
+        sock.sendall(
+            f"POST {HOOK} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Expect: 100-continue\r\nContent-Length: 2\r\n\r\n".encode()
         )
-    )
-    port = free_port()
-    env = {
-        "REQUIRE_AUTH": "true",
-        "TRUSTED_ISSUERS_FILE": str(issuers),
-        "EXTERNAL_BASE_URL": f"http://127.0.0.1:{port}",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'audit.sqlite3'}",
-    }
-    with ServiceProcess(env, workers=1, port=port) as svc:
-        socks = [_slow_upload(svc.port) for _ in range(30)]  # no JWT: 401
-        started = time.monotonic()
-        answers = [_answer(s, 3) for s in socks]  # the answer, then the connection closes
-        took = time.monotonic() - started
-        probe = requests.get(f"{svc.url}/healthz", timeout=2)
-        for s in socks:
-            s.close()
-    assert [a.split(b" ", 2)[1] for a in answers] == [b"401"] * 30
-    assert all(b"Connection: close" in a for a in answers)
-    assert took < 3  # no thread waited to drain a body that comes a byte a second
-    assert probe.status_code == 200
+        interim = sock.recv(100)
+        sock.sendall(b"{}")
+        final = _answer(sock, 2)
+        sock.close()
+    assert first.count(b"HTTP/1.1 200 OK") == 2
+    assert second.count(b"HTTP/1.1 200 OK") == 1
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    # gunicorn may say "100 Continue" again (RFC 9110 allows more than one interim answer)
+    final = final.removeprefix(b"HTTP/1.1 100 Continue\r\n\r\n")
+    assert final.startswith(b"HTTP/1.1 400 ")  # the body was read: an empty hook request

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -55,17 +56,23 @@ def test_every_hook_call_is_in_the_access_audit_answered_or_refused(
         s = store_of(app)
         assert s.flush(10)
         rows = list(s.export("access", NOW.date()))
+        refused = list(s.export("refusals", NOW.date()))
         figures = client.get(
             "/analytics.json", headers={"Authorization": "Bearer ig-lead-token"}
         ).json
 
     assert [(r["status"], r["outcome"]) for r in rows] == [
         (200, "meets-criteria"),
-        (401, "unauthorised: no bearer token"),
         (412, "precondition-failed: no_fhir_server"),
         (400, "bad-request"),
     ]
-    answered, refused, failed, bad = rows
+    # refused before the caller was known: counted per client per minute, nothing unverified
+    # kept (no issuer was named, the address only as an HMAC)
+    assert [(r["status"], r["outcome"], r["issuer"], r["calls"]) for r in refused] == [
+        (401, "unauthorised: no bearer token", "", 1)
+    ]
+    assert re.fullmatch("[0-9a-f]{64}", refused[0]["address_hash"])
+    answered, failed, bad = rows
     assert (answered["issuer"], answered["subject"], answered["ehr_user"]) == (
         ISS,
         "ehr-user-17",
@@ -73,7 +80,6 @@ def test_every_hook_call_is_in_the_access_audit_answered_or_refused(
     )
     assert answered["patient_hash"]
     assert answered["patient_hash"] == failed["patient_hash"]
-    assert (refused["issuer"], refused["subject"]) == (None, None)  # nothing unverified kept
     assert failed["request_id"] == "ehr-req-42"
     assert bad["patient_hash"] is None
     assert all(r["service_id"] == ORDER_SELECT for r in rows)
@@ -105,3 +111,48 @@ def test_the_access_audit_exports_as_csv_and_is_kept_for_the_retention_period(
     deleted = store_of(app).purge_before(NOW + timedelta(days=1))
     assert deleted[0] == 1
     assert list(store_of(app).export("access", NOW.date())) == []
+
+
+def test_a_flood_of_bad_tokens_is_throttled_and_counted_per_client_per_minute(
+    sqlite_url: str, make_app: AppFactory, tmp_path: Path
+) -> None:
+    """100 calls with a forged token from one client: the first REFUSED_CALLS_BURST are 401,
+    the rest 429 with Retry-After before the token is read; the audit trail holds a count per
+    client per minute, not a row per call. Another client is not held back."""
+    app = make_app(
+        sqlite_url,
+        REQUIRE_AUTH=True,
+        TRUSTED_ISSUERS_FILE=issuers(tmp_path),
+        EXTERNAL_BASE_URL=BASE,
+        REFUSED_CALLS_BURST=20,
+        REFUSED_CALLS_PER_MINUTE=6,
+    )
+    forged = token(aud=BASE + HOOK, sub="ehr-user-17") + "x"  # a trusted issuer, bad signature
+    body = order_select("meets", pid=PID)
+    with app.test_client() as client:
+        answers = [
+            client.post(HOOK, json=body, headers={"Authorization": f"Bearer {forged}"})
+            for _ in range(100)
+        ]
+        other = client.post(
+            HOOK,
+            json=body,
+            headers={"Authorization": f"Bearer {forged}"},
+            environ_base={"REMOTE_ADDR": "192.0.2.77"},
+        )
+    statuses = [a.status_code for a in answers]
+    assert statuses == [401] * 20 + [429] * 80
+    throttled = answers[-1]
+    assert 1 <= int(throttled.headers["Retry-After"]) <= 10
+    assert throttled.json["issue"][0]["code"] == "throttled"
+    assert other.status_code == 401
+    s = store_of(app)
+    assert s.flush(10)
+    assert list(s.export("access", NOW.date())) == []
+    counts = {
+        (r["status"], r["issuer"], r["address_hash"]): r["calls"]
+        for r in s.export("refusals", NOW.date())
+    }
+    assert sorted(counts.values()) == [1, 20, 80]  # the other client, and this one by status
+    assert {issuer for _, issuer, _ in counts} == {ISS}
+    assert len({address for _, _, address in counts}) == 2

@@ -9,6 +9,8 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from sqlalchemy import func, select
 
 import store
 from service.analytics import EXEMPT_PATHS
+from service.state import state_of as app_state_of
 from store import AuditRecord, CardRecord, CriterionRecord, FeedbackRecord
 from store.models import AnalyticsLoginFailure
 from tests.store.conftest import HASH_KEY, AppFactory, store_of
@@ -386,18 +389,27 @@ def test_the_sign_in_throttle_counts_a_window_and_forgets_what_is_older(
 ) -> None:
     s = store_of(make_app(database_url))
     window, t0 = timedelta(minutes=15), datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+
+    def retry_after(address: str, at: datetime, per_address: int = 5) -> int:
+        return s.claim_login_try(address * 64, at, window, per_address, 50).retry_after_s
+
     for i in range(5):
-        s.login_failed("a" * 64, t0 + timedelta(seconds=i), window)
+        assert s.claim_login_try("a" * 64, t0 + timedelta(seconds=i), window, 5, 50).granted
     later = t0 + timedelta(seconds=5)
-    assert s.login_retry_after("a" * 64, later, window, 5, 50) == 15 * 60 - 5 + 1
-    assert s.login_retry_after("b" * 64, later, window, 5, 50) is None  # another address
-    assert s.login_retry_after("b" * 64, later, window, 5, 5) == 15 * 60 - 5 + 1  # in all
-    # the oldest failure leaves the window: four remain, one more try is allowed
-    assert s.login_retry_after("a" * 64, t0 + window, window, 5, 50) is None
-    s.login_failed("b" * 64, t0 + window + timedelta(seconds=3), window)
+    assert retry_after("a", later) == 15 * 60 - 5 + 1
+    assert s.claim_login_try("b" * 64, later, window, 5, 5).retry_after_s == 15 * 60 - 5 + 1
+    # the oldest failure leaves the window: four remain, one more try is allowed (and counted)
+    assert s.claim_login_try("a" * 64, t0 + window, window, 5, 50).granted
+    assert retry_after("a", t0 + window) == 2  # until the one at t0 + 1 s leaves the window
+    claim = s.claim_login_try("b" * 64, t0 + window + timedelta(seconds=3), window, 5, 50)
+    assert claim.granted
     with s.engine.connect() as conn:
         kept = conn.execute(select(func.count()).select_from(AnalyticsLoginFailure)).scalar()
-    assert kept == 2  # the one at t0 + 4 s and the new one; older ones are deleted
+    assert kept == 3  # t0 + 4 s, t0 + window and the new one; older ones are deleted
+    s.release_login_try(claim)  # a right token is not a failure
+    with s.engine.connect() as conn:
+        kept = conn.execute(select(func.count()).select_from(AnalyticsLoginFailure)).scalar()
+    assert kept == 2
 
 
 def test_open_without_a_token_only_when_the_service_runs_without_auth(
@@ -564,3 +576,38 @@ def test_an_order_without_an_i_port_is_labelled_as_not_assessed(seeded: Flask) -
     assert f'<th scope="col" class="n">{label}</th>' in page
     assert f'"no-decision": "{label}"' in js
     assert "No i-Port order" not in page + js
+
+
+def test_the_sign_in_throttle_grants_at_most_its_limit_under_a_race(
+    make_app: AppFactory, database_url: str
+) -> None:
+    """120 wrong tokens at once, from 24 threads over two apps (two processes' stores): a try
+    is claimed and counted in one step, so at most 5 are tried."""
+    apps = [make_app(database_url), make_app(database_url)]
+    throttles = [app_state_of(a).login_throttle for a in apps]
+    start = threading.Barrier(24)
+    tried: list[int] = []
+
+    def guess(i: int) -> None:
+        throttle = throttles[i % 2]
+        assert throttle is not None
+        start.wait(10)
+        for _ in range(5):
+            if throttle.claim("203.0.113.9", time.time()).granted:
+                tried.append(i)
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(tried) == 5
+
+
+def test_a_right_token_does_not_count_as_a_wrong_one(make_app: AppFactory, sqlite_url: str) -> None:
+    throttle = app_state_of(make_app(sqlite_url)).login_throttle
+    assert throttle is not None
+    for _ in range(10):
+        claimed = throttle.claim("203.0.113.9", time.time())
+        assert claimed.granted
+        throttle.right_token(claimed)

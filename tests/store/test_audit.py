@@ -53,7 +53,7 @@ def test_migrations_build_exactly_the_models(database_url: str) -> None:
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
             version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
         assert diff == []
-        assert version == "0006"
+        assert version == "0007"
     finally:
         engine.dispose()
 
