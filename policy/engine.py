@@ -133,7 +133,11 @@ def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
         warnings=record.warnings,
         policy_overdue=today > policy.info.review_due,
         shown_criteria=shown,
-        notices=tuple(text for when, text in policy.notices if results[when].result is Tri.MET),
+        notices=tuple(
+            _notice(text, results[when])
+            for when, text in policy.notices
+            if results[when].result is Tri.MET
+        ),
         decided_by=deciding,
         decisive=decisive,
         composites=composites_resting_on(
@@ -143,6 +147,13 @@ def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
             chosen,
         ),
     )
+
+
+def _notice(text: str, result: CriterionResult) -> str:
+    """A notice's sentence with ``{evidence}`` naming what met its criterion ("Omnipod 5
+    (hybrid closed loop) in use since 3 Mar 2025")."""
+    named = result.evidence[0].summary if result.evidence else result.reason.rstrip(".")
+    return text.replace("{evidence}", named)
 
 
 def _ignoring_confirmation(
