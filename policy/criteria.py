@@ -1033,8 +1033,9 @@ def _use_evidence(u: TechnologyUse, why: str = "") -> Evidence:
     when = u.since or u.last
     state = {"in-use": "", "held": ", paused (on hold)"}.get(u.state, "")
     dated = f", {day_text(when)}" if when else ", undated"
-    tail = f": {why}, not in use" if why else ""
-    summary = f"{what(u)}: {u.source} {u.status or 'recorded'}{state}{dated}{tail}"
+    status = u.status or "recorded"
+    tail = "" if not why else (": not in use" if why == status else f", {why}: not in use")
+    summary = f"{what(u)}: {u.source} {status}{state}{dated}{tail}"
     return Evidence(u.ref, summary, when, u.matched_by, u.product)
 
 
@@ -1138,7 +1139,12 @@ def technology_in_use(record: PatientRecord, spec: CriterionSpec, ctx: Context) 
             missing=f"a current record of {_lower_first(spec.title)}, or a clinician's "
             "confirmation",
         )
-    not_used = f" ({len(ended)} record(s) not in use: {ended[0].summary})" if ended else ""
+    n = len(ended)
+    not_used = (
+        f" ({n} record{'s' if n > 1 else ''} read, none in use: {ended[0].summary})"
+        if ended
+        else ""
+    )
     if p.get("absentNotMet"):
         return _result(spec, Tri.NOT_MET, f"Not recorded as in use{not_used}.", context=ended)
     return _result(

@@ -86,7 +86,7 @@ def read_technology(record: PatientRecord, kind: str, today: date, windows: Wind
         start = u.since or u.last
         if u.state == "not-in-use":
             not_in_use.append(u)
-            why[_key(u)] = u.status or "status not recorded"
+            why[_key(u)] = u.status or "recorded"
         elif start is not None and start > today:
             not_in_use.append(u)
             why[_key(u)] = f"starts on {start.isoformat()}, after today"
