@@ -21,7 +21,15 @@ import pytest
 from facts import PatientRecord
 from policy import Decision, Outcome, Tri, evaluate, load_policy
 from policy.decide import speaks_proactively
-from tests.builders import T1DM, condition, confirmation, hba1c, patient, type1_meets
+from tests.builders import (
+    T1DM,
+    condition,
+    confirmation,
+    hba1c,
+    observation_finding,
+    patient,
+    type1_meets,
+)
 from tests.technology_builders import (
     CSII_STARTED,
     DEXCOM_G7,
@@ -375,6 +383,34 @@ def test_a_paused_omnipod_5_is_named_on_the_card_with_its_date(
             "paused since 2 Nov 2026."
         )
     )
+
+
+# -- free text: a referral, plan, wish or discussion of a technology is not its use ------------
+@pytest.mark.parametrize(
+    ("text", "kind", "state"),
+    [
+        ("Omnipod 5 hybrid closed loop started", "hybrid-closed-loop", IN_USE),
+        ("CamAPS FX with YpsoPump", "hybrid-closed-loop", IN_USE),
+        ("On Dexcom G7 since March", "real-time-cgm", IN_USE),
+        ("Started on FreeStyle Libre 2", "intermittently-scanned-cgm", IN_USE),
+        ("Referral for insulin pump assessment", "insulin-pump", NOT_IN_USE),
+        ("Patient wants an insulin pump", "insulin-pump", NOT_IN_USE),
+        ("Insulin pump discussed, declined", "insulin-pump", NOT_IN_USE),
+        ("Interested in Omnipod 5", "hybrid-closed-loop", NOT_IN_USE),
+        ("Awaiting Dexcom G7", "real-time-cgm", NOT_IN_USE),
+        ("Insulin pump stopped", "insulin-pump", NOT_IN_USE),
+        ("Libre 2 sensor removed", "intermittently-scanned-cgm", NOT_IN_USE),
+        ("No insulin pump", "insulin-pump", NOT_IN_USE),
+        ("?Dexcom G7", "real-time-cgm", NOT_IN_USE),
+    ],
+)
+def test_free_text_names_a_technology_in_use_only_when_it_says_so(
+    record: Callable[..., PatientRecord], text: str, kind: str, state: str
+) -> None:
+    note = observation_finding(text=text, on="2026-10-01")
+    decided = decisions(record(patient(), condition(T1DM), note))
+    for policy, criterion, reading in READERS[kind]:
+        assert decided[policy].criteria[criterion].result is expected(state, reading), criterion
 
 
 # -- the examples that were read wrongly -----------------------------------------------------
