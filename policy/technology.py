@@ -65,10 +65,14 @@ class Reading:
         return "not in use" if self.not_in_use else "none"
 
     def since(self) -> date | None:
-        """The earliest start among the records in use (or held, when none is in use)."""
-        uses = self.in_use or self.held
-        days = [d for u in uses if (d := u.since or u.last) is not None]
-        return min(days) if days else None
+        """The earliest start among the records in use; when none is, since when the technology
+        is paused: the latest date a held record carries (a statement put on hold is recorded
+        then; its timing still says when use began)."""
+        if self.in_use:
+            days = [d for u in self.in_use if (d := u.since or u.last) is not None]
+            return min(days) if days else None
+        paused = [d for u in self.held if (d := u.last or u.since) is not None]
+        return max(paused) if paused else None
 
 
 def _key(u: TechnologyUse) -> str:

@@ -368,7 +368,10 @@ def test_on_hold_per_kind_is_held_no_prompt_to_start_it(
 def test_a_paused_omnipod_5_is_named_on_the_card_with_its_date(
     record: Callable[..., PatientRecord],
 ) -> None:
-    held = device_use(display="Omnipod 5", status="on-hold", start=None, recorded="2026-11-02")
+    # in use since March 2025, put on hold on 2 Nov 2026 (a skin reaction)
+    held = device_use(
+        display="Omnipod 5", status="on-hold", start="2025-03-03", recorded="2026-11-02"
+    )
     d = decisions(record(*type1_meets(), held))
     assert (
         d["hcl"]
