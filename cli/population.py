@@ -13,8 +13,10 @@ Bounded memory, all cores, no sort of the input:
 3. **Write** — one CSV row per patient and policy (every policy in one pass), in patient-id
    order: ``patient_ref`` (the Patient id as in the export), the policy id and version, the
    evaluation date, age band, sex, place, practice, deprivation quintile, latest HbA1c and its
-   date, current pump and i-Port use, ``outcome``, its ``band`` (meets / potentially eligible /
-   data missing / does not meet), whether the policy's technology is in use, ``pathway`` and
+   date, each technology's use (insulin pump, real-time CGM, intermittently scanned CGM, hybrid
+   closed loop, i-Port: in use / held / not current / no), ``outcome``, its ``band`` (already
+   using / held (paused) / meets / potentially eligible / data missing / does not meet), the
+   policy's own technology state, ``pathway`` and
    one column per criterion (``met`` / ``not-met`` / ``unknown``; empty where the policy has
    no such criterion). Counts go to stderr; the tally feeds the HTML report (cli/uptake.py).
 """
@@ -49,6 +51,7 @@ from cli.uptake import (
     UptakeTally,
     load_deprivation,
     person_rows,
+    technology_windows,
 )
 from policy import Policy, PolicyError
 from policy.decide import Core, load_core, read_record
@@ -246,7 +249,11 @@ def load_run(opts: RunOptions) -> tuple[Core, PersonContext]:
     except (places.PlaceTableError, DeprivationLookupError) as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
     ctx = PersonContext(
-        date.fromisoformat(opts.today), directory, deprivation, opts.technology_data
+        date.fromisoformat(opts.today),
+        directory,
+        deprivation,
+        opts.technology_data,
+        technology_windows(pols),
     )
     return core, ctx
 

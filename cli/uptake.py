@@ -1,6 +1,7 @@
-"""The uptake gap of a population: who meets each policy's criteria, who could once a clinician
-confirms what only a clinician can, who lacks data, and who meets them without using the
-technology; by place, age band, sex and deprivation quintile.
+"""The uptake gap of a population: who already uses (or holds, paused) each policy's technology,
+who meets its criteria, who could once a clinician confirms what only a clinician can, who
+lacks data, and who meets them without using the technology; by place, age band, sex and
+deprivation quintile.
 
 ``person_rows`` turns one patient's resources into one CSV row per policy (run in the worker
 processes); ``UptakeTally`` adds the rows up in the main process (bounded memory: counters
@@ -23,16 +24,32 @@ from facts import PatientRecord
 from facts.model import Confirmation, age_on
 from policy import Decision, Outcome, Policy, Tri, evaluate
 from policy.decide import decide
+from policy.technology import Windows, read_technology
 
+# People who already have the policy's technology are counted apart from those who meet its
+# criteria: in use, or held (paused: a device on hold is the person's, not a gap to close).
+ALREADY_USING = "already using"
+HELD = "held (paused)"
 MEETS = "meets"
 POTENTIALLY = "potentially eligible"
 DATA_MISSING = "data missing"
 NOT_MET = "does not meet"
-BANDS = (MEETS, POTENTIALLY, DATA_MISSING, NOT_MET)
+BANDS = (ALREADY_USING, HELD, MEETS, POTENTIALLY, DATA_MISSING, NOT_MET)
 TECHNOLOGY_TYPES = frozenset({"Procedure", "Device", "DeviceRequest", "DeviceUseStatement"})
 AGE_BANDS = ((0, 11, "0-11"), (12, 17, "12-17"), (18, 39, "18-39"), (40, 64, "40-64"))
-ORDER_IN_USE = frozenset({"active", "completed"})
-IPORT_DEVICE = "iport-device"  # the value set of the report's on_iport column
+# The technology columns, one per kind (valuesets/technology-kinds.json), each "in use",
+# "held", "not current" (only an old record), "no" or "unknown" (the input holds no device or
+# procedure records); the i-Port's also "on order".
+TECHNOLOGY_COLUMNS = {
+    "insulin-pump": "on_insulin_pump",
+    "real-time-cgm": "on_real_time_cgm",
+    "intermittently-scanned-cgm": "on_intermittently_scanned_cgm",
+    "hybrid-closed-loop": "on_hybrid_closed_loop",
+    "iport-device": "on_iport",
+}
+IPORT_DEVICE = "iport-device"  # the kind whose order is also counted: "on order"
+STATE_WORDS = {"in use": "in use", "held": "held", "not current": "not current"}
+ON_ORDER = "on order"
 # FHIR R4 AdministrativeGender (http://hl7.org/fhir/administrative-gender), a required binding
 # of Patient.gender: the only values a sex group may be named by.
 ADMINISTRATIVE_GENDER = frozenset({"male", "female", "other", "unknown"})
@@ -49,8 +66,7 @@ PERSON_COLUMNS = (
     "deprivation_quintile",
     "latest_hba1c_mmol_mol",
     "latest_hba1c_date",
-    "on_insulin_pump",
-    "on_iport",
+    *TECHNOLOGY_COLUMNS.values(),
     "outcome",
     "band",
     "technology_in_use",
@@ -92,15 +108,52 @@ def band_of(policy: Policy, decision: Decision, record: PatientRecord, today: da
     return POTENTIALLY if again.outcome is Outcome.MEETS else DATA_MISSING
 
 
-def technology_in_use(policy: Policy, decision: Decision, record: PatientRecord) -> bool:
-    """What the policy's own patient-view silence reads as 'already has it': a criterion in
-    ``silenceWhenMet`` met (e.g. already on a pump), or an order in its ``silenceWhenOrdered``
-    value set in use (e.g. an i-Port)."""
+def _windows(spec_params: Mapping[str, Any]) -> Windows:
+    event = spec_params.get("eventMonths")
+    return Windows(int(spec_params["supplyMonths"]), None if event is None else int(event))
+
+
+def technology_windows(policies: Iterable[Policy]) -> dict[str, Windows]:
+    """For each technology kind a loaded policy reads, the windows of its "already using"
+    criterion (absence not met, events of any age), else of its "uses" criterion: the same
+    reading the policies' own prompts take."""
+    found: dict[str, tuple[bool, Windows]] = {}
+    for p in policies:
+        for c in p.criteria:
+            if c.rule != "technology-in-use":
+                continue
+            has = bool(c.params.get("absentNotMet"))
+            kind = str(c.params["kind"])
+            if kind not in found or (has and not found[kind][0]):
+                found[kind] = (has, _windows(c.params))
+    return {kind: w for kind, (_, w) in found.items()}
+
+
+def kind_state(record: PatientRecord, kind: str, windows: Windows, today: date) -> str:
+    """One kind of technology for one person: "in use", "held", "not current" or "no"."""
+    state = read_technology(record, kind, today, windows).state
+    return STATE_WORDS.get(state, "no")
+
+
+def technology_state(policy: Policy, record: PatientRecord, today: date) -> str:
+    """What the policy's own patient-view silence reads as 'already has it': the technology of
+    a criterion in ``silenceWhenMet`` in use or held (e.g. a pump), else "on order" for an
+    active order in its ``silenceWhenOrdered`` value set (an i-Port); "not current" when only
+    an old record says so; otherwise "no"."""
     words = policy.info.presentation
+    specs = {c.id: c for c in policy.criteria}
+    states = [
+        kind_state(record, str(s.params["kind"]), _windows(s.params), today)
+        for c in words.get("silenceWhenMet", ())
+        if (s := specs[c]).rule == "technology-in-use"
+    ]
+    for state in ("in use", "held"):
+        if state in states:
+            return state
     ordered = words.get("silenceWhenOrdered")
-    if ordered and any(o.status in ORDER_IN_USE for o in record.orders_in(ordered["valueSet"])):
-        return True
-    return any(decision.criteria[c].result is Tri.MET for c in words.get("silenceWhenMet", ()))
+    if ordered and record.orders_in(ordered["valueSet"]):
+        return ON_ORDER
+    return "not current" if "not current" in states else "no"
 
 
 # -- one person ----------------------------------------------------------------------------------
@@ -175,6 +228,8 @@ class PersonContext:
     directory: places.PlaceDirectory
     deprivation: Mapping[str, str]
     technology_data: bool  # the input holds device or procedure records
+    # the windows each technology kind is read with (``technology_windows``)
+    windows: Mapping[str, Windows] = field(default_factory=dict)
 
 
 def person_rows(
@@ -193,13 +248,16 @@ def person_rows(
     )
     latest = max(record.hba1c, key=lambda h: (h.date, h.at or h.date), default=None)
 
-    def known(flag: bool) -> str:
-        return ("yes" if flag else "no") if ctx.technology_data else "unknown"
+    def known(state: str) -> str:
+        return state if ctx.technology_data else "unknown"
 
-    on_pump = any(
-        not f.ref.startswith("ServiceRequest/") for f in record.findings_in("insulin-pump")
-    )
-    on_iport = any(o.status in ORDER_IN_USE for o in record.orders_in(IPORT_DEVICE))
+    technology = []
+    for kind in TECHNOLOGY_COLUMNS:
+        windows = ctx.windows.get(kind)
+        state = kind_state(record, kind, windows, ctx.today) if windows else "unknown"
+        if state == "no" and kind == IPORT_DEVICE and record.orders_in(IPORT_DEVICE):
+            state = ON_ORDER
+        technology.append(known(state))
     person = [
         age_band(record, ctx.today),
         sex_group(patient),
@@ -209,12 +267,15 @@ def person_rows(
         # A result beyond the analyser's range keeps its bound (">130"): it is not 130.
         latest.mmol_text.removesuffix(" mmol/mol") if latest else "",
         latest.date.isoformat() if latest else "",
-        known(on_pump),
-        known(on_iport),
+        *technology,
     ]
     rows = []
     for policy in policies:
         d = decide(record, policy, ctx.today).decision
+        state = known(technology_state(policy, record, ctx.today))
+        band = {"in use": ALREADY_USING, "held": HELD}.get(state) or band_of(
+            policy, d, record, ctx.today
+        )
         rows.append(
             [
                 pid,
@@ -223,8 +284,8 @@ def person_rows(
                 ctx.today.isoformat(),
                 *person,
                 d.outcome.value,
-                band_of(policy, d, record, ctx.today),
-                known(technology_in_use(policy, d, record)),
+                band,
+                state,
                 d.pathway or "",
                 *(d.criteria[c].result.value if c in d.criteria else "" for c in criteria),
             ]
@@ -237,6 +298,11 @@ _COL = {name: i for i, name in enumerate(PERSON_COLUMNS)}
 
 
 _ARTICLE = re.compile(r"^(a|an|the)\s+", re.IGNORECASE)
+
+
+def _lower_first(title: str) -> str:
+    """A title inside a sentence ("Already using an i-Port" → "already using an i-Port")."""
+    return title[:1].lower() + title[1:] if title[1:2].islower() else title
 
 
 @dataclass
@@ -272,7 +338,7 @@ class UptakeTally:
             # A criterion met when the technology is in use is titled as the state ("Already on
             # an insulin pump"); an order value set's ``means`` names the thing ("an i-Port on
             # order or in use").
-            gap = [f"not {p.title_of(c).lower()}" for c in words.get("silenceWhenMet", ())]
+            gap = [f"not {_lower_first(p.title_of(c))}" for c in words.get("silenceWhenMet", ())]
             if words.get("silenceWhenOrdered"):
                 means = str(words["silenceWhenOrdered"]["means"])
                 gap.append(f"no {_ARTICLE.sub('', means)}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -28,6 +28,8 @@ from facts.model import (
     Order,
     PatientRecord,
     StoppedInsulin,
+    TechnologyUse,
+    TechState,
     UnusableHbA1c,
 )
 from valuesets import Concept, ValueSetLibrary
@@ -58,14 +60,24 @@ PROCEDURE_OK = frozenset({"completed", "in-progress"})
 REFERRAL_OK = frozenset({"active", "completed"})
 ORDER_ACTIVE = frozenset({"active"})
 DEVICE_OK = frozenset({"active"})
-DEVICE_USE_OK = frozenset({"active", "intended"})
-# Value sets of devices that a prescription (MedicationRequest) records as in use: glucose
-# sensors are prescribed like medicines (dm+d), so an active or completed issue is evidence of
-# use, dated when it was issued.
-PRESCRIBED_DEVICES = frozenset(
-    {"real-time-cgm", "intermittently-scanned-cgm", "hybrid-closed-loop"}
-)
-PRESCRIPTION_ISSUED = frozenset({"active", "completed"})
+# What each resource's status says of the technology it names (docs/policy-interpretation.md,
+# "Technology in use"). A status not listed is "not in use" with the status shown; records
+# entered in error are not read at all. On hold is *held*: the person has the technology,
+# paused (a skin reaction, temporarily back on pens), which is not the same as not having it.
+ENTERED_IN_ERROR = "entered-in-error"
+DEVICE_STATE: Mapping[str, TechState] = {"active": "in-use"}
+DEVICE_USE_STATE: Mapping[str, TechState] = {"active": "in-use", "on-hold": "held"}
+# A prescription of supplies (glucose sensors, pods, reservoirs, infusion sets, i-Ports) issued
+# is evidence of use, dated when issued; one on hold is held.
+PRESCRIPTION_STATE: Mapping[str, TechState] = {
+    "active": "in-use",
+    "completed": "in-use",
+    "on-hold": "held",
+}
+# An order of a device is use only once it is completed (supplied); an active one is on order.
+DEVICE_REQUEST_STATE: Mapping[str, TechState] = {"completed": "in-use"}
+# Request intents that are not an order to supply: a plan or a proposal is not use.
+PLANNED_INTENTS = frozenset({"plan", "proposal"})
 
 
 # Supplies that carry the word "insulin" (or a brand) in their name but are not insulin.
@@ -245,6 +257,8 @@ class _Extractor:
         self.confirmations: list[Confirmation] = []
         self.hba1c_unusable: list[UnusableHbA1c] = []
         self.orders: list[Order] = []
+        self.technology: list[TechnologyUse] = []
+        self.stated_devices: set[str] = set()  # Devices a DeviceUseStatement names
         self.warnings: list[str] = []
         self.unreadable_types: set[str] = set()
         self.birth: BirthDate | None = None
@@ -323,37 +337,86 @@ class _Extractor:
         self.medications[ref] = dict(r)
 
     def _Device(self, r: Mapping[str, Any], ref: str) -> None:
-        """A device assigned to the patient (``Device.patient``): in use while active; undated,
-        so it shows the device but is not on its own current evidence."""
+        """A device assigned to the patient (``Device.patient``): durable, in use while active.
+        It carries no date of use; a statement of use naming it gives one."""
         self.devices[ref] = dict(r)
-        if r.get("status", "active") not in DEVICE_OK or not isinstance(r.get("patient"), dict):
+        status = str(r.get("status", "active"))
+        if status == ENTERED_IN_ERROR or not isinstance(r.get("patient"), dict):
             return
-        self._finding(r, ref, r.get("type"), None)
+        state = DEVICE_STATE.get(status, "not-in-use")
+        self._technology(
+            ref,
+            _device_matches(r, self.vsl),
+            _Use(state, status, True, None, None, source="Device"),
+        )
 
     def _DeviceUseStatement(self, r: Mapping[str, Any], ref: str) -> None:
         self.pending_device_uses.append((r, ref))
 
     def _finish_device_use(self, r: Mapping[str, Any], ref: str) -> None:
-        """A statement that the patient uses a device, dated when recorded (else its timing)."""
-        if r.get("status") not in DEVICE_USE_OK:
+        """A statement that the patient uses (or will, or did) a device: durable, from its
+        timing's start until its end; its status gives the state."""
+        status = str(r.get("status") or "")
+        if status == ENTERED_IN_ERROR:
             return
         device = _opt_obj(r, "device") or {}
         target = _opt_str(device, "reference") or ""
         found = self.devices.get("/".join(target.split("/_history")[0].split("/")[-2:]))
-        if found is not None and found.get("status", "active") not in DEVICE_OK:
-            return  # the device itself is no longer in use
-        concept = _opt_obj(found, "type") if found is not None else None
-        if concept is None:
-            display = _opt_str(device, "display")
-            concept = {"text": display} if display else None
+        state = DEVICE_USE_STATE.get(status, "not-in-use")
+        if found is not None:
+            # The statement says how the device is used: it stands for the device's own record.
+            self.stated_devices.add(f"{found.get('resourceType')}/{found.get('id')}")
+            device_status = str(found.get("status", "active"))
+            if device_status == ENTERED_IN_ERROR:
+                return
+            if device_status not in DEVICE_OK:
+                state, status = "not-in-use", f"{status}; device {device_status}"
+            matches = _device_matches(found, self.vsl)
+        else:
+            matches = []
+        display = _opt_str(device, "display")
+        if display:  # the device's own record, when there is one, names it first
+            matches += [(m, display) for m in classify({"text": display}, self.vsl)]
         timing = _opt_obj(r, "timingPeriod") or {}
-        when = (
-            parse_fhir_date(r.get("recordedOn"), "recordedOn")
-            or parse_fhir_date(r.get("timingDateTime"), "timingDateTime")
-            or parse_fhir_date(timing.get("end"), "timingPeriod.end")
-            or parse_fhir_date(timing.get("start"), "timingPeriod.start")
+        recorded = parse_fhir_date(r.get("recordedOn"), "recordedOn")
+        at = parse_fhir_date(r.get("timingDateTime"), "timingDateTime")
+        start = parse_fhir_date(timing.get("start"), "timingPeriod.start")
+        end = parse_fhir_date(timing.get("end"), "timingPeriod.end")
+        use = _Use(
+            state,
+            status,
+            True,
+            since=start or at or recorded,
+            last=recorded or at or end or start,
+            ends=end,
+            source="DeviceUseStatement",
         )
-        self._add_findings(ref, _display(concept), classify(concept, self.vsl), when)
+        self._technology(ref, matches, use)
+
+    def _technology(self, ref: str, matches: list[tuple[_Match, str]], use: _Use) -> None:
+        """A TechnologyUse for each technology kind among ``matches`` (each with the product
+        name it was found in), the first of each kind."""
+        seen: set[str] = set()
+        for m, product in matches:
+            if m.value_set in self.vsl.technology and m.value_set not in seen:
+                seen.add(m.value_set)
+                self.technology.append(
+                    TechnologyUse(
+                        ref=ref,
+                        kind=m.value_set,
+                        product=product,
+                        state=use.state,
+                        status=use.status,
+                        durable=use.durable,
+                        since=use.since,
+                        last=use.last,
+                        ends=use.ends,
+                        source=use.source or ref.split("/")[0],
+                        matched_by=m.matched_by,
+                        matched_on=m.matched_on,
+                        label=self.vsl.technology[m.value_set].label,
+                    )
+                )
 
     def _finding(self, r: Mapping[str, Any], ref: str, code: Any, when: date | None) -> None:
         concept = _obj(code, "code") if code is not None else None
@@ -366,9 +429,13 @@ class _Extractor:
         matches: list[_Match],
         when: date | None,
         tentative: str | None = None,
+        use: _Use | None = None,
     ) -> None:
+        if tentative is None:  # a query of a technology is not its use
+            event = _Use("in-use", "", False, when, when)
+            self._technology(ref, [(m, display) for m in matches], use or event)
         for m in matches:
-            if m.value_set not in _NOT_FINDINGS:
+            if m.value_set not in _NOT_FINDINGS and m.value_set not in self.vsl.technology:
                 self.findings.append(
                     Finding(ref, m.value_set, display, when, m.matched_by, m.matched_on, tentative)
                 )
@@ -394,7 +461,12 @@ class _Extractor:
             or parse_fhir_date(onset_period.get("start"), "onsetPeriod.start")
         )
         tentative = verification if verification in VERIFICATION_TENTATIVE else None
-        self._add_findings(ref, _display(code), matches, when, tentative)
+        # An active problem-list entry ("uses insulin pump") lasts until it is resolved.
+        onset = parse_fhir_date(r.get("onsetDateTime"), "onsetDateTime") or parse_fhir_date(
+            onset_period.get("start"), "onsetPeriod.start"
+        )
+        use = _Use("in-use", clinical or "", True, onset or when, when, source="Condition")
+        self._add_findings(ref, _display(code), matches, when, tentative, use)
 
     def _Procedure(self, r: Mapping[str, Any], ref: str) -> None:
         if r.get("status") not in PROCEDURE_OK:
@@ -410,10 +482,26 @@ class _Extractor:
         if r.get("status") not in REFERRAL_OK:
             return
         when = parse_fhir_date(r.get("authoredOn"), "authoredOn")
-        self._finding(r, ref, r.get("code"), when)
+        concept = _opt_obj(r, "code")
+        # A referral for a technology ("for insulin pump assessment") is not its use.
+        matches = [m for m in classify(concept, self.vsl) if m.value_set not in self.vsl.technology]
+        self._add_findings(ref, _display(concept), matches, when)
 
     def _DeviceRequest(self, r: Mapping[str, Any], ref: str) -> None:
-        self._orders_of(r, ref, r.get("codeCodeableConcept"))
+        concept = _opt_obj(r, "codeCodeableConcept")
+        matches = classify(concept, self.vsl)
+        self._orders_of(r, ref, concept, matches)
+        if r.get("status") == ENTERED_IN_ERROR:
+            return
+        period = _opt_obj(r, "occurrencePeriod") or {}
+        when = (
+            parse_fhir_date(r.get("occurrenceDateTime"), "occurrenceDateTime")
+            or parse_fhir_date(period.get("start"), "occurrencePeriod.start")
+            or parse_fhir_date(r.get("authoredOn"), "authoredOn")
+        )
+        state, status = _request_state(r, DEVICE_REQUEST_STATE)
+        use = _Use(state, status, False, when, when, source="DeviceRequest")
+        self._technology(ref, [(m, _display(concept)) for m in matches], use)
 
     def _Observation(self, r: Mapping[str, Any], ref: str) -> None:
         status = r.get("status")
@@ -568,10 +656,7 @@ class _Extractor:
         concept = self._medication_concept(r)
         matches = classify(concept, self.vsl)
         self._orders_of(r, ref, concept, matches)
-        if r.get("status") in PRESCRIPTION_ISSUED:
-            devices = [m for m in matches if m.value_set in PRESCRIBED_DEVICES]
-            when = parse_fhir_date(r.get("authoredOn"), "authoredOn")
-            self._add_findings(ref, _display(concept), devices, when)
+        self._prescribed_technology(r, ref, _display(concept), matches)
         status = r.get("status")
         if status not in ORDER_ACTIVE and status != "stopped":
             return
@@ -603,6 +688,19 @@ class _Extractor:
             )
         )
 
+    def _prescribed_technology(
+        self, r: Mapping[str, Any], ref: str, display: str, matches: list[_Match]
+    ) -> None:
+        """Supplies of a technology prescribed like medicines (sensors, pods, reservoirs,
+        infusion sets, i-Ports, by dm+d or by name): an issue is evidence of use, dated when
+        it was issued."""
+        if r.get("status") == ENTERED_IN_ERROR:
+            return
+        state, status = _request_state(r, PRESCRIPTION_STATE)
+        when = parse_fhir_date(r.get("authoredOn"), "authoredOn")
+        use = _Use(state, status, False, when, when, source="MedicationRequest")
+        self._technology(ref, [(m, display) for m in matches], use)
+
     def _orders_of(
         self, r: Mapping[str, Any], ref: str, code: Any, matches: list[_Match] | None = None
     ) -> None:
@@ -628,6 +726,11 @@ class _Extractor:
             insulin_stopped=tuple(self.insulin_stopped),
             confirmations=tuple(self.confirmations),
             orders=tuple(o for o in self.orders if o.status in ORDER_ACTIVE),
+            technology=tuple(
+                _with_implied(
+                    (t for t in self.technology if t.ref not in self.stated_devices), self.vsl
+                )
+            ),
             warnings=tuple(self.warnings),
             unreadable_types=frozenset(self.unreadable_types),
         )
@@ -644,6 +747,68 @@ def _dosage_end(r: Mapping[str, Any]) -> date | None:
         if end is not None:
             ends.append(end)
     return max(ends, default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Use:
+    """What a record says of the technology it names (see ``TechnologyUse``)."""
+
+    state: TechState
+    status: str
+    durable: bool
+    since: date | None
+    last: date | None
+    ends: date | None = None
+    source: str = ""
+
+
+def _request_state(r: Mapping[str, Any], states: Mapping[str, TechState]) -> tuple[TechState, str]:
+    """What a request's status (and intent: a plan is not an order) says of its technology,
+    and the status as the card names it."""
+    status = str(r.get("status") or "")
+    if r.get("intent") in PLANNED_INTENTS:
+        return "not-in-use", f"{status}; {r.get('intent')}"
+    return states.get(status, "not-in-use"), status
+
+
+def _device_matches(r: Mapping[str, Any], vsl: ValueSetLibrary) -> list[tuple[_Match, str]]:
+    """What a Device is, with the name it is known by: from its type, its names, its model
+    number and its UDI's human-readable form (a MiniMed 780G typed only "insulin pump" is an
+    HCL system by its name)."""
+    names = [
+        n["name"]
+        for n in _list(r, "deviceName")
+        if isinstance(n, dict) and isinstance(n.get("name"), str) and n["name"].strip()
+    ]
+    udi = [
+        u["carrierHRF"]
+        for u in _list(r, "udiCarrier")
+        if isinstance(u, dict) and isinstance(u.get("carrierHRF"), str)
+    ]
+    model = _opt_str(r, "modelNumber")
+    concept = _opt_obj(r, "type")
+    product = names[0] if names else _display(concept) or model or ""
+    out = [(m, product) for m in classify(concept, vsl)]
+    for text in [*names, *([model] if model else []), *udi]:
+        out += [(m, product) for m in classify({"text": text}, vsl)]
+    if model:
+        coded = {"coding": [{"system": "urn:manufacturer:model", "code": model}]}
+        out += [(m, product) for m in classify(coded, vsl)]
+    return out
+
+
+def _with_implied(uses: Iterable[TechnologyUse], vsl: ValueSetLibrary) -> Iterable[TechnologyUse]:
+    """Each use, then the kinds it also is (a hybrid closed loop is a pump and a real-time
+    CGM: ``valuesets/technology-kinds.json``), unless the record names that kind itself."""
+    uses = list(uses)
+    named = {(u.ref, u.kind) for u in uses}
+    yield from uses
+    for u in uses:
+        for kind in vsl.technology[u.kind].implies:
+            if (u.ref, kind) not in named:
+                named.add((u.ref, kind))
+                label = vsl.technology[kind].label
+                yield replace(u, kind=kind, implied_by=u.kind, label=label, implied_label=u.label)
 
 
 # SNOMED CT answers meaning the finding is not there: No, Negative, Absent, Not present.

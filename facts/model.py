@@ -132,6 +132,39 @@ class Order:
     value_set: str
 
 
+# What a record's status says of the technology it names: in use; held (paused: the person has
+# it, e.g. a DeviceUseStatement "on-hold"); or not in use (planned, intended, ended, cancelled).
+TechState = Literal["in-use", "held", "not-in-use"]
+
+
+@dataclass(frozen=True, slots=True)
+class TechnologyUse:
+    """One record that a kind of diabetes technology (insulin pump, real-time or intermittently
+    scanned CGM, hybrid closed loop, i-Port) is, was or will be used by the patient.
+
+    The record's status gives ``state``; whether it is current on a given day is the policy's
+    reading (``policy.technology``): a ``durable`` record (an assigned device, a statement of
+    use, an active problem-list entry) lasts until it ends; an issue of supplies or a dated
+    event counts only inside a window from ``last``.
+    """
+
+    ref: str
+    kind: str  # the technology kind's value set id, e.g. "hybrid-closed-loop"
+    product: str  # as recorded: "Omnipod 5 Pods", "MiniMed 780G", "Insulin pump"
+    state: TechState
+    status: str  # the record's own status word ("on-hold", "intended"), "" when it has none
+    durable: bool
+    since: date | None  # when use started (timing start, onset), else the record's date
+    last: date | None  # the latest date the record carries (recorded, issued, performed)
+    ends: _Day | None = None  # a stated end of use (timing end)
+    source: str = ""  # the resource type: "DeviceUseStatement", "MedicationRequest" ...
+    matched_by: MatchedBy = "code"
+    matched_on: str = ""  # "SNOMED 69805005" or the term, e.g. "omnipod 5"
+    implied_by: str | None = None  # the kind this record names, when this kind is implied
+    label: str = ""  # how a card names the kind: "hybrid closed loop"
+    implied_label: str = ""  # how it names ``implied_by``
+
+
 # A person older than this on the day of evaluation is a record error (the oldest verified
 # human lived to 122): the birth date is not plausible evidence of age.
 MAX_PLAUSIBLE_AGE_YEARS = 120
@@ -175,6 +208,7 @@ class PatientRecord:
     insulin_stopped: tuple[StoppedInsulin, ...] = ()  # named when no insulin is current
     confirmations: tuple[Confirmation, ...] = ()
     orders: tuple[Order, ...] = ()  # active orders, one per value set each is coded in
+    technology: tuple[TechnologyUse, ...] = ()  # every record of a technology kind, any state
     warnings: tuple[str, ...] = ()
     # Resource types of which at least one resource could not be read: a diagnosis criterion
     # cannot say "not recorded" when a Condition was there but unreadable.
@@ -207,6 +241,9 @@ class PatientRecord:
 
     def findings_in(self, value_set: str) -> tuple[Finding, ...]:
         return self._by_set.get(value_set, ())
+
+    def technology_of(self, kind: str) -> tuple[TechnologyUse, ...]:
+        return tuple(t for t in self.technology if t.kind == kind)
 
     def orders_in(self, value_set: str) -> tuple[Order, ...]:
         return tuple(o for o in self.orders if o.value_set == value_set)

@@ -81,14 +81,16 @@ def prefetch_templates(
         + ",".join(
             [f"{criteria_system}|", *_codes(vsl, recorded_in(vsl, value_sets, "Observation"))]
         ),
-        # completed too: an issued prescription of a device (a glucose sensor) is evidence of
-        # its use; insulin is read from active prescriptions only (facts.extract). Stopped
-        # too: insulin stopped on purpose is named, so a card never asks for it back.
-        "medications": f"MedicationRequest?{s}&status=active,completed,stopped"
+        # completed too: an issued prescription of supplies (a glucose sensor, pods) is
+        # evidence of their use, and one on hold says the technology is paused, not absent;
+        # insulin is read from active prescriptions only (facts.extract). Stopped too: insulin
+        # stopped on purpose is named, so a card never asks for it back.
+        "medications": f"MedicationRequest?{s}&status=active,completed,on-hold,stopped"
         f"&_include=MedicationRequest:medication{n}",
         "referrals": f"ServiceRequest?{s}{n}",
         "procedures": f"Procedure?{s}{n}",
-        "devices": f"DeviceRequest?{s}&status=active{n}",
+        # completed: a device supplied (an i-Port order filled) is in use.
+        "devices": f"DeviceRequest?{s}&status=active,completed{n}",
     }
     if recorded_in(vsl, value_sets, "DeviceUseStatement"):
         # The device each statement names is included: its type says what the device is.

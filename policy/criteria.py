@@ -19,9 +19,11 @@ from facts.model import (
     HbA1cResult,
     InsulinOrder,
     PatientRecord,
+    TechnologyUse,
     age_on,
 )
 from policy.model import CriterionResult, Evidence, Tri
+from policy.technology import SUPPLY_SOURCES, Reading, Windows, day_text, read_technology, what
 
 
 @dataclass(frozen=True)
@@ -1112,6 +1114,133 @@ def recorded(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Criter
     """
     return _recorded_or_not_met(
         record, spec, ctx, "Recorded: {what}.", f"No record of {spec.title.lower()}."
+    )
+
+
+def _use_evidence(u: TechnologyUse, why: str = "") -> Evidence:
+    when = u.since or u.last
+    state = {"in-use": "", "held": ", paused (on hold)"}.get(u.state, "")
+    dated = f", {day_text(when)}" if when else ", undated"
+    status = u.status or "recorded"
+    tail = "" if not why else (": not in use" if why == status else f", {why}: not in use")
+    summary = f"{what(u)}: {u.source} {status}{state}{dated}{tail}"
+    return Evidence(u.ref, summary, when, u.matched_by, u.product)
+
+
+def _headline(reading: Reading, verb: str) -> Evidence:
+    """The line a card shows for a technology in use or held: "Omnipod 5 Pods (hybrid closed
+    loop) since 1 Oct 2026"."""
+    uses = reading.in_use or reading.held
+    first = min(
+        uses,
+        key=lambda u: (
+            (u.since or u.last) is None,
+            u.since or u.last or date.max,
+            not u.durable,
+            u.implied_by is not None,
+            u.ref,
+        ),
+    )
+    since = reading.since()
+    when = f" since {day_text(since)}" if since else " (no start date recorded)"
+    if reading.in_use and not any(u.durable or u.source in SUPPLY_SOURCES for u in uses):
+        last = max((u.last for u in uses if u.last), default=None)  # events only: no span
+        when = f" (recorded on {day_text(last)})" if last else when
+    return Evidence(
+        first.ref, f"{what(first)} {verb}{when}", since, first.matched_by, first.product
+    )
+
+
+def _lower_first(title: str) -> str:
+    """A title inside a sentence: "Insulin pump (CSII) in use" → "insulin pump (CSII) in use"
+    (acronyms and product names keep their case)."""
+    return title[:1].lower() + title[1:] if title[1:2].islower() else title
+
+
+@rule(
+    "technology-in-use",
+    kind="value-set",
+    supplyMonths="int",
+    eventMonths="int?",
+    heldCounts="bool",
+    absentNotMet="bool?",
+)
+def technology_in_use(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
+    """Whether the person has a kind of diabetes technology, read from the one technology model
+    (``policy.technology``): met by a record in use today, or one on hold when ``heldCounts``
+    (the criterion asks about management the person has had, or whether they already have it;
+    without it, a paused device is not in use today).
+
+    An issue of supplies counts for ``supplyMonths``, a dated event for ``eventMonths`` (any age
+    when not given); older ones are *unknown*. With no record in use, ``absentNotMet`` makes it
+    *not met* (a specialist-started therapy is recorded when used), else *unknown*.
+    """
+    p = spec.params
+    event = p.get("eventMonths")
+    windows = Windows(int(p["supplyMonths"]), None if event is None else int(event))
+    reading = read_technology(record, str(p["kind"]), ctx.today, windows)
+    ended = tuple(_use_evidence(u, reading.why[f"{u.ref}#{u.kind}"]) for u in reading.not_in_use)
+    if reading.in_use:
+        head = _headline(reading, "in use")
+        return _result(
+            spec,
+            Tri.MET,
+            f"{head.summary}.",
+            evidence=(head, *(_use_evidence(u) for u in reading.in_use)),
+            context=ended,
+        )
+    if reading.held:
+        head = _headline(reading, "paused")
+        held = (head, *(_use_evidence(u) for u in reading.held))
+        if p["heldCounts"]:
+            return _result(
+                spec,
+                Tri.MET,
+                f"{head.summary} (on hold): the person has it, paused.",
+                evidence=held,
+                context=ended,
+            )
+        return _result(
+            spec,
+            Tri.NOT_MET if p.get("absentNotMet") else Tri.UNKNOWN,
+            f"{head.summary} (on hold): not in use today.",
+            context=held + ended,
+        )
+    if reading.not_current:
+        stale = tuple(_use_evidence(u) for u in reading.not_current)
+        last = max((u.last for u in reading.not_current if u.last), default=None)
+        months = {reading.why[f"{u.ref}#{u.kind}"] for u in reading.not_current} - {"undated"}
+        if last is None:
+            why = f"{spec.title} is recorded without a date: an undated record is not enough."
+        else:
+            why = (
+                f"{spec.title} last recorded on {last.isoformat()}, "
+                f"{' / '.join(sorted(months))}: not current evidence. A clinician may confirm it "
+                "is still current."
+            )
+        return _result(
+            spec,
+            Tri.UNKNOWN,
+            why,
+            evidence=stale,
+            context=ended,
+            missing=f"a current record of {_lower_first(spec.title)}, or a clinician's "
+            "confirmation",
+        )
+    n = len(ended)
+    not_used = (
+        f" ({n} record{'s' if n > 1 else ''} read, none in use: {ended[0].summary})"
+        if ended
+        else ""
+    )
+    if p.get("absentNotMet"):
+        return _result(spec, Tri.NOT_MET, f"Not recorded as in use{not_used}.", context=ended)
+    return _result(
+        spec,
+        Tri.UNKNOWN,
+        f"Not recorded as in use{not_used}; absence is not evidence it is not used.",
+        context=ended,
+        missing=f"a record of {_lower_first(spec.title)}, or a clinician's confirmation",
     )
 
 

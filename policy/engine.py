@@ -160,7 +160,11 @@ def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
         warnings=record.warnings,
         policy_overdue=today > policy.info.review_due,
         shown_criteria=shown,
-        notices=tuple(text for when, text in policy.notices if results[when].result is Tri.MET),
+        notices=tuple(
+            _notice(text, results[when])
+            for when, text in policy.notices
+            if results[when].result is Tri.MET
+        ),
         decided_by=deciding,
         decisive=decisive,
         one_judgement_away=one_judgement_away(logic, results, outcome, judgements),
@@ -174,6 +178,13 @@ def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
         if any(spec.rule in HBA1C_RULES for spec in policy.criteria)
         else (),
     )
+
+
+def _notice(text: str, result: CriterionResult) -> str:
+    """A notice's sentence with ``{evidence}`` naming what met its criterion ("Omnipod 5
+    (hybrid closed loop) in use since 3 Mar 2025")."""
+    named = result.evidence[0].summary if result.evidence else result.reason.rstrip(".")
+    return text.replace("{evidence}", named)
 
 
 def _ignoring_confirmation(

@@ -638,11 +638,17 @@ SPECS: tuple[Spec, ...] = (
             "identifiers or model numbers. The text-match terms are the main way this "
             "concept is found."
         ),
+        recorded_in=("Device", "DeviceUseStatement"),
+        notes=(
+            "Use: a completed i-Port order, an issued i-Port prescription, an assigned Device "
+            "or a statement of use is i-Port use (`technology-kinds.json`); an active order is "
+            "on order, not yet in use.",
+        ),
         terms=("i-port", "iport", "i port", "i-port advance", "injection port"),
     ),
     Spec(
         id="insulin-pump",
-        recorded_in=("Observation",),
+        recorded_in=("Observation", "Device", "DeviceUseStatement"),
         name="InsulinPump",
         title="Insulin pump therapy (CSII)",
         category="10.",
@@ -673,12 +679,30 @@ SPECS: tuple[Spec, ...] = (
         notes=(
             "No code for a basal-bolus / multiple-daily-injection regimen was found; infer MDI "
             "from co-prescription of basal and bolus insulin (see the `insulin` value set).",
+            "Pumps and their supplies are recorded by product name (a Device's name; a "
+            "prescription of pods, reservoirs or infusion sets) and no public codelist of their "
+            "dm+d codes was found: the text-match terms add the pump product names in UK use, "
+            "as their manufacturers name them (YpsoPump, Omnipod, t:slim, MiniMed, Accu-Chek "
+            "Insight, Dana RS / Dana-i), and the supplies' generic names. A hybrid closed loop "
+            "system is also a pump (`technology-kinds.json`), so a record of one counts here.",
         ),
         terms=(
             "insulin pump",
             "csii",
             "continuous subcutaneous insulin infusion",
             "hybrid closed loop",
+            "patch pump",
+            "ypsopump",
+            "omnipod",
+            "t slim",
+            "minimed",
+            "accu chek insight",
+            "dana rs",
+            "dana i",
+            "insulin infusion set",
+            "pump infusion set",
+            "insulin pump reservoir",
+            "pump reservoir",
         ),
     ),
 )

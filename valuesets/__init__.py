@@ -109,6 +109,53 @@ class ValueSet:
 
 
 QUALIFIERS_FILE = BUILTIN_DIR / "text-qualifiers.json"
+TECHNOLOGY_FILE = BUILTIN_DIR / "technology-kinds.json"
+_NOT_VALUE_SETS = frozenset({QUALIFIERS_FILE.name, TECHNOLOGY_FILE.name})
+
+
+@dataclass(frozen=True)
+class TechnologyKind:
+    """A kind of diabetes technology a policy asks about: its value set, how a card names it,
+    and the kinds a system of this kind also is (a hybrid closed loop is a pump and a CGM)."""
+
+    id: str  # the value set that recognises it
+    label: str
+    implies: tuple[str, ...] = ()
+    source: str = ""
+
+
+def parse_technology_kinds(doc: Any, file: str) -> dict[str, TechnologyKind]:
+    """The technology kinds file, checked: every kind names a label, and implies only kinds
+    listed in the file (never itself). Raises ValueSetError naming the file and the field."""
+    kinds = doc.get("kinds") if isinstance(doc, dict) else None
+    if not isinstance(kinds, list) or not kinds:
+        raise ValueSetError(f"{file}: 'kinds' must be a non-empty list")
+    out: dict[str, TechnologyKind] = {}
+    for i, k in enumerate(kinds):
+        where = f"{file}: kinds[{i}]"
+        if not isinstance(k, dict) or set(k) - {"id", "label", "implies", "source"}:
+            raise ValueSetError(f"{where} must have only id, label, implies, source")
+        kid, label, implies = k.get("id"), k.get("label"), k.get("implies", [])
+        if not isinstance(kid, str) or not kid or not isinstance(label, str) or not label:
+            raise ValueSetError(f"{where} needs a text id and label")
+        if not isinstance(implies, list) or not all(isinstance(x, str) for x in implies):
+            raise ValueSetError(f"{where}.implies must be a list of kind ids")
+        if kid in out:
+            raise ValueSetError(f"{where}: duplicate kind {kid!r}")
+        out[kid] = TechnologyKind(kid, label, tuple(implies), str(k.get("source", "")))
+    for kind in out.values():
+        unknown = [x for x in kind.implies if x not in out or x == kind.id]
+        if unknown:
+            raise ValueSetError(f"{file}: kind {kind.id!r} implies {unknown}, not other kinds")
+    return out
+
+
+def load_technology_kinds(path: Path = TECHNOLOGY_FILE) -> dict[str, TechnologyKind]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueSetError(f"{path}: cannot read JSON: {exc}") from exc
+    return parse_technology_kinds(doc, str(path))
 
 
 @dataclass(frozen=True)
@@ -325,6 +372,9 @@ class ValueSetLibrary:
     sets: dict[str, ValueSet] = field(default_factory=dict)
     _index: dict[tuple[str, str], tuple[Concept, ...]] = field(default_factory=dict)
     qualifiers: tuple[QualifierGroup, ...] = field(default_factory=lambda: load_qualifiers())
+    technology: Mapping[str, TechnologyKind] = field(
+        default_factory=lambda: load_technology_kinds()
+    )
     _matcher: TermMatcher | None = None
     _action_names: dict[str, ActionNames] = field(default_factory=dict)
 
@@ -377,6 +427,12 @@ class ValueSetLibrary:
         missing = sorted(set(ids) - set(self.sets))
         if missing:
             raise ValueSetError(f"value sets required by the policy are missing: {missing}")
+
+    def check_technology(self) -> None:
+        """Raise ValueSetError unless every technology kind is a loaded value set."""
+        missing = sorted(set(self.technology) - set(self.sets))
+        if missing:
+            raise ValueSetError(f"{TECHNOLOGY_FILE}: kinds with no value set: {missing}")
 
 
 def _ext_values(element: Mapping[str, Any], url: str) -> list[Any]:
@@ -476,8 +532,8 @@ def _read_dir(directory: Path) -> list[ValueSet]:
         raise ValueSetError(f"{directory}: value set folder does not exist")
     out = []
     for path in sorted(directory.glob("*.json")):
-        if path.name == QUALIFIERS_FILE.name:
-            continue  # the text qualifiers, loaded by ``load_qualifiers``
+        if path.name in _NOT_VALUE_SETS:
+            continue  # the text qualifiers and technology kinds, loaded on their own
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -500,4 +556,6 @@ def load_value_sets(extra_dirs: Iterable[str | Path] = ()) -> ValueSetLibrary:
     for d in extra_dirs:
         for vs in _read_dir(Path(d)):
             sets[vs.id] = _merge(sets[vs.id], vs) if vs.id in sets else vs
-    return ValueSetLibrary(sets=sets)
+    library = ValueSetLibrary(sets=sets)
+    library.check_technology()
+    return library

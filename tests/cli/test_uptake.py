@@ -1,8 +1,9 @@
 """The uptake-gap report of ``iport-cds evaluate --population``: every enabled policy in one
-pass, who each person is, the bands (meets / potentially eligible / data missing / does not
-meet) read from the policy's own definition of what a clinician can confirm, and the gap —
-meeting the criteria and not using the technology — which is not guessed when the input holds
-no device or procedure records."""
+pass, who each person is, the bands (already using / held (paused) / meets / potentially
+eligible / data missing / does not meet) read from the one technology model and the policy's
+own definition of what a clinician can confirm, and the gap — meeting the criteria and not
+using the technology — which is not guessed when the input holds no device or procedure
+records."""
 
 from __future__ import annotations
 
@@ -18,17 +19,24 @@ from typing import Any
 
 import pytest
 
+import places
 from cli.population import run_population
 from cli.uptake import (
+    ALREADY_USING,
     DATA_MISSING,
+    HELD,
     MEETS,
     NOT_MET,
+    PERSON_COLUMNS,
     POTENTIALLY,
+    PersonContext,
     age_band,
     band_of,
     load_deprivation,
+    person_rows,
     postcode_keys,
-    technology_in_use,
+    technology_state,
+    technology_windows,
 )
 from cli.uptake_report import render_report
 from disclosure import Disclosure
@@ -112,10 +120,11 @@ def test_who_each_person_is(run: dict[str, Any], population: Path, vsl: ValueSet
             assert float(r["latest_hba1c_mmol_mol"]) == pytest.approx(latest.mmol_mol, abs=0.05)
         else:
             assert r["latest_hba1c_mmol_mol"] == r["latest_hba1c_date"] == ""
+        # a pump started years ago is still in use; an active i-Port order is on order
         has_pump = any(x["resourceType"] == "Procedure" for x in resources)
-        assert r["on_insulin_pump"] == ("yes" if has_pump else "no")
+        assert r["on_insulin_pump"] == ("in use" if has_pump else "no")
         has_iport = any(x["resourceType"] == "DeviceRequest" for x in resources)
-        assert r["on_iport"] == ("yes" if has_iport else "no")
+        assert r["on_iport"] == ("on order" if has_iport else "no")
 
 
 def test_the_bands_and_the_gap_are_not_trivial(run: dict[str, Any]) -> None:
@@ -128,9 +137,10 @@ def test_the_bands_and_the_gap_are_not_trivial(run: dict[str, Any]) -> None:
     for band in (MEETS, NOT_MET):
         assert pump[band] > 0, band
     gap = [r for r in rows if r["band"] == MEETS and r["technology_in_use"] == "no"]
-    in_use = [r for r in rows if r["band"] == MEETS and r["technology_in_use"] == "yes"]
+    in_use = [r for r in rows if r["band"] == ALREADY_USING]
     assert gap
-    assert in_use  # some who meet already have it: the gap is less than "meets"
+    assert in_use  # counted apart: people already using it are not "meets" nor the gap
+    assert {r["technology_in_use"] for r in in_use} == {"in use"}
     tally = run["summary"].tally
     for policy in ("hny-iport-advance", "nice-insulin-pump"):
         for dim in ("place", "age_band", "sex", "deprivation_quintile"):
@@ -175,7 +185,7 @@ def test_the_report_is_one_html_file_with_a_table_for_every_chart(
     # The gap in words: who meets the criteria and does not have the technology.
     assert "the gap (not already on an insulin pump)" in html
     assert "the gap (not already using a hybrid closed loop system)" in html
-    assert "the gap (no i-Port on order or in use)" in html
+    assert "the gap (not already using an i-Port and no i-Port on order)" in html
     assert "not using already" not in html
     # An aggregate for commissioners: small numbers suppressed, the rest rounded; the
     # per-person CSV beside it is record-level and exact.
@@ -372,25 +382,80 @@ def pump_procedure() -> dict[str, Any]:
     }
 
 
+def supplied_iport() -> dict[str, Any]:
+    return {**iport_device_request(status="completed"), "authoredOn": "2026-10-01"}
+
+
+def held_pump() -> dict[str, Any]:
+    return {
+        "resourceType": "DeviceUseStatement",
+        "id": "pump-use-1",
+        "status": "on-hold",
+        "subject": {"reference": "Patient/pat-1"},
+        "device": {"display": "YpsoPump insulin pump"},
+        "recordedOn": "2026-11-02",
+    }
+
+
 @pytest.mark.parametrize(
-    ("policy_name", "extra", "in_use"),
+    ("policy_name", "extra", "state"),
     [
-        ("nice-insulin-pump", [pump_procedure()], True),  # already on a pump
-        ("nice-insulin-pump", [], False),
-        ("iport-advance", [iport_device_request(status="active")], True),
-        ("iport-advance", [iport_device_request(status="draft")], False),  # not yet ordered
-        ("iport-advance", [pump_procedure()], False),  # a pump is not an i-Port
+        ("nice-insulin-pump", [pump_procedure()], "in use"),  # on a pump since 2024
+        ("nice-insulin-pump", [held_pump()], "held"),  # paused: held, not absent
+        ("nice-insulin-pump", [], "no"),
+        ("iport-advance", [supplied_iport()], "in use"),  # an order filled: in use
+        ("iport-advance", [iport_device_request(status="active")], "on order"),
+        ("iport-advance", [iport_device_request(status="draft")], "no"),  # not yet ordered
+        ("iport-advance", [pump_procedure()], "no"),  # a pump is not an i-Port
+        ("nice-hybrid-closed-loop", [pump_procedure()], "no"),  # a pump is not HCL
     ],
 )
-def test_technology_in_use_is_what_the_policy_stays_silent_for(
-    vsl: ValueSetLibrary, policy_name: str, extra: list[dict[str, Any]], in_use: bool
+def test_technology_state_is_what_the_policy_stays_silent_for(
+    vsl: ValueSetLibrary, policy_name: str, extra: list[dict[str, Any]], state: str
 ) -> None:
     policy = load_policy(policy_name)
     record = extract_record(
         [*type1_on_mdi(hba1c=75), *extra], vsl, patient_id="pat-1", criteria_system=CRITERIA
     )
-    d = evaluate(policy, record, TODAY)
-    assert technology_in_use(policy, d, record) is in_use
+    assert technology_state(policy, record, TODAY) == state
+
+
+@pytest.mark.parametrize(
+    ("extra", "pump_band", "columns"),
+    [
+        ([pump_procedure()], ALREADY_USING, {"on_insulin_pump": "in use"}),
+        ([held_pump()], HELD, {"on_insulin_pump": "held"}),
+        (
+            [{**held_pump(), "device": {"display": "Omnipod 5"}}],
+            HELD,
+            {
+                "on_insulin_pump": "held",
+                "on_hybrid_closed_loop": "held",
+                "on_real_time_cgm": "held",
+            },
+        ),
+        ([], MEETS, {"on_insulin_pump": "no", "on_hybrid_closed_loop": "no"}),
+    ],
+)
+def test_people_already_using_or_holding_a_technology_are_counted_apart_from_meets(
+    vsl: ValueSetLibrary, extra: list[dict[str, Any]], pump_band: str, columns: dict[str, str]
+) -> None:
+    policies = [
+        load_policy(n) for n in ("iport-advance", "nice-insulin-pump", "nice-hybrid-closed-loop")
+    ]
+    resources = [*type1_on_mdi(hba1c=75), *extra]
+    record = extract_record(resources, vsl, patient_id="pat-1", criteria_system=CRITERIA)
+    ctx = PersonContext(
+        TODAY, places.load_directory(None, None, set()), {}, True, technology_windows(policies)
+    )
+    rows = [
+        dict(zip(PERSON_COLUMNS, row, strict=False))
+        for row in person_rows("pat-1", resources, record, policies, (), ctx)
+    ]
+    pump = next(r for r in rows if r["policy_id"] == "nice-insulin-pump")
+    assert pump["band"] == pump_band
+    for column, value in columns.items():
+        assert pump[column] == value, column
 
 
 HOSTILE_GENDERS = {

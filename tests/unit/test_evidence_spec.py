@@ -711,7 +711,11 @@ def test_deceased_false_is_alive(decide: Decide) -> None:
 def test_the_iport_decision_says_when_a_pump_is_already_in_use(decide: Decide) -> None:
     pump = (SNOMED, "180178009", "Continuous subcutaneous infusion of insulin")
     d = decide(patient(), condition(T1DM), condition(pump))
-    assert any("already using an insulin pump" in n for n in d.notices)
+    assert d.notices == (
+        "Already on an insulin pump: Continuous subcutaneous infusion of insulin (insulin pump "
+        "(CSII)) in use since 1 Jun 2026. i-Port Advance is commissioned as an alternative to "
+        "pump therapy, so check whether it is still wanted.",
+    )
     assert not decide(patient(), condition(T1DM)).notices
 
 

@@ -170,18 +170,21 @@ def test_an_implausible_newest_hba1c_is_unknown_and_an_older_one_does_not_decide
 
 
 def test_stale_technology_use_is_unknown_and_says_so(decide: Decide) -> None:
+    """A sensor last issued more than the supply window ago (6 months) is not current."""
     d = hcl(decide, patient(), condition(T1DM), hba1c(70), sensor(on="2025-06-01"))
     result = d.criteria["uses-intermittently-scanned-cgm"]
     assert result.result is Tri.UNKNOWN
-    assert "more than 12 months ago" in result.reason
+    assert "more than 6 months ago" in result.reason
     assert d.outcome is Outcome.INSUFFICIENT
 
 
-def test_a_device_without_a_use_statement_is_shown_but_is_not_current(decide: Decide) -> None:
+def test_an_assigned_active_device_is_in_use_without_a_date(decide: Decide) -> None:
+    """A pump assigned to the patient (``Device.patient``) and active is durable: in use until
+    it is made inactive, however old the record; the card says no start date is recorded."""
     d = hcl(decide, patient(), condition(T1DM), hba1c(70), PUMP_DEVICE)
     result = d.criteria["uses-csii"]
-    assert result.result is Tri.UNKNOWN
-    assert "without a date" in result.reason
+    assert result.result is Tri.MET
+    assert "no start date recorded" in result.reason
 
 
 @pytest.mark.parametrize(

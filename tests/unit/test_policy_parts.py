@@ -19,6 +19,7 @@ from policy import PolicyError, load_policy, parse_policy
 from policy.loading import PARTS_DIR, expand_includes, policy_document, read_part
 
 PART = "nice-ta151-pump-criteria"
+TECHNOLOGY_PART = "technology-in-use"  # included by every policy: one reading of technology
 SHARED = [
     "type-1-diabetes",
     "age-12-or-over",
@@ -46,7 +47,7 @@ def test_both_pump_policies_include_the_nice_part_and_define_none_of_it_themselv
     assert part_ids == {*SHARED, "nice-pump-criteria"}
     for name in ("iport-advance", "nice-insulin-pump"):
         doc = raw(name)
-        assert doc["include"] == [PART]
+        assert doc["include"] == [PART, TECHNOLOGY_PART]
         own = {c["id"] for c in [*doc["criteria"], *doc.get("derived", [])]}
         assert not own & part_ids, name
         assert not set(doc["parameters"]) & set(part["parameters"]), name
@@ -77,7 +78,7 @@ def test_a_change_to_the_part_reaches_every_policy_that_includes_it(tmp_path: Pa
     (tmp_path / "local-nice.json").write_text(json.dumps(part), encoding="utf-8")
     for name in ("iport-advance", "nice-insulin-pump"):
         doc = raw(name)
-        doc["include"] = ["local-nice.json"]
+        doc["include"] = ["local-nice.json", TECHNOLOGY_PART]
         policy = parse_policy(doc, base=tmp_path)
         spec = {c.id: c for c in policy.criteria}["hba1c-69-or-above-on-mdi"]
         assert spec.params["threshold"] == 75, name
@@ -129,7 +130,8 @@ def redefine_not_met_title(doc: dict[str, Any]) -> None:
         (redefine_not_met_title, "presentation.notMetTitles: 'age-12-or-over' is given in "
          "part 'nice-ta151-pump-criteria' and in this policy"),
         (lambda d: d.update(include=["nice-ta15-pump-criteria"]),
-         "include: no part 'nice-ta15-pump-criteria' (parts: nice-ta151-pump-criteria)"),
+         "include: no part 'nice-ta15-pump-criteria' (parts: nice-ta151-pump-criteria, "
+         "technology-in-use)"),
         (lambda d: d.update(quotes={"needle-phobia": "x"}),
          "quotes: 'needle-phobia' is not an included criterion"),
         (lambda d: d.update(include="nice-ta151-pump-criteria"),

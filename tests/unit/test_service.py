@@ -718,7 +718,10 @@ def test_the_iport_card_says_when_a_pump_is_already_in_use(client: FlaskClient) 
     pump = condition(("http://snomed.info/sct", "180178009", "Continuous subcutaneous infusion"))
     body = hook_request("order-sign", resources=[*MEETS, pump], drafts=[draft()])
     card = card_of(post(client, "order-sign", body))
-    assert "already using an insulin pump" in card["detail"]
+    assert (
+        "Already on an insulin pump: Continuous subcutaneous infusion (insulin pump (CSII)) in use"
+        in card["detail"]
+    )
 
 
 def unread(card: dict[str, Any]) -> str:

@@ -82,6 +82,10 @@ PHRASES: list[tuple[str, str | None]] = [
     # Advice about it is not it
     ("Advice about lipohypertrophy given", None),
     ("Leaflet on needle phobia given", None),
+    # "discussed" after a term reads as a discussion, not a statement that it is present (the
+    # intention cues: "insulin pump discussed" is not a pump); a clinician may confirm
+    ("Needle phobia discussed with DSN", None),
+    ("Needle phobia, declined flu vaccine", "needle-phobia"),
 ]
 
 FINDING_SETS = {
