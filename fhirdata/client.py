@@ -115,10 +115,13 @@ class FhirClient:
         access_token: str | None = None,
         request_id: str | None = None,
         breaker_pass: Pass | None = None,
+        foreign_bases: Sequence[str] = (),
     ) -> None:
         """``breaker_pass``: the origin's circuit breaker let this request read; ``close``
-        tells it whether the server answered."""
+        tells it whether the server answered. ``foreign_bases``: other tenants' base URLs
+        under ``base_url``, whose paths a link must not lead the token into."""
         self.base_url = base_url.rstrip("/")
+        self._foreign_paths = tuple(urlsplit(b).path.rstrip("/") for b in foreign_bases)
         self._breaker_pass = breaker_pass
         self._answered: bool | None = None
         self._origin = origin_of(self.base_url)
@@ -191,9 +194,14 @@ class FhirClient:
         if origin_of(url) != self._origin:
             raise FhirBadResponse("the FHIR server linked to a different host; not followed")
         path = urlsplit(url).path
-        if unsafe_path(path) or not (
-            path in (self._base_path, self._base_path + "/")
-            or path.startswith(self._base_path + "/")
+        foreign = any(path == p or path.startswith(p + "/") for p in self._foreign_paths)
+        if (
+            unsafe_path(path)
+            or foreign
+            or not (
+                path in (self._base_path, self._base_path + "/")
+                or path.startswith(self._base_path + "/")
+            )
         ):
             raise FhirBadResponse("the FHIR server linked outside its base URL; not followed")
         return self._send("GET", url, deadline)

@@ -34,7 +34,7 @@ from review_app.assessment import (
 )
 from service.evaluation import Runtime
 from service.state import app_state, state_of
-from service.tenants import Tenant, TenantDirectory
+from service.tenants import FhirAccess, TenantDirectory
 from store.keys import session_keys
 from store.sessions import LAUNCH, SESSION, SessionStore
 
@@ -107,9 +107,10 @@ def _tenants() -> TenantDirectory:
     return tenants
 
 
-def _tenant(session: smart.ReviewSession) -> Tenant:
-    """The tenant the session was started for (FhirServerNotAllowed when it is gone)."""
-    return _tenants().find(session.issuer, session.tenant)
+def _access(session: smart.ReviewSession) -> FhirAccess:
+    """The FHIR servers of the tenant the session was started for (FhirServerNotAllowed
+    when it is gone)."""
+    return _tenants().access(session.issuer, session.tenant)
 
 
 def _base_url() -> str:
@@ -242,8 +243,8 @@ def _launched(check_csrf: bool = False) -> tuple[smart.ReviewSession, Assessment
     if check_csrf and not hmac.compare_digest(request.form.get("csrf", ""), session.csrf_token):
         return _error("This form has expired: reload the page and try again.", 403)
     try:
-        servers = _tenant(session).servers
-        return session, assess(_runtime(), servers, session, _policy_id(session), _now())
+        access = _access(session)
+        return session, assess(_runtime(), access, session, _policy_id(session), _now())
     except TokenRejected:
         return _end_session()
     except (AssessmentError, FhirServerNotAllowed) as exc:
@@ -274,7 +275,7 @@ def confirm() -> BaseResponse:
     session, a = launched
     criterion = request.form.get("criterion", "")
     try:
-        record_confirmation(_runtime(), _tenant(session).servers, session, a, criterion, _now())
+        record_confirmation(_runtime(), _access(session), session, a, criterion, _now())
     except TokenRejected:
         return _end_session()
     except (AssessmentError, FhirServerNotAllowed) as exc:
@@ -291,7 +292,7 @@ def summary() -> Response:
         return launched
     session, a = launched
     try:
-        user = clinician_name(_runtime(), _tenant(session).servers, session) or session.user_ref
+        user = clinician_name(_runtime(), _access(session), session) or session.user_ref
     except FhirServerNotAllowed as exc:
         return _error(str(exc), 502)
     return _page("summary.html", a=a, user=user, today=today_text(_now()))

@@ -26,13 +26,14 @@ from cds_cards.render import (
     not_checked,
 )
 from facts.london import london_day
-from fhirdata import FhirClient, FhirError, FhirServerNotAllowed, FhirServerPolicy
+from fhirdata import FhirClient, FhirError, FhirServerNotAllowed
 from fhirdata.client import FhirUnauthorised
 from policy import CriterionResult, Decision, Evidence, Policy, Tri
 from review_app.smart import ReviewSession
 from service.errors import ServiceError
 from service.evaluation import Runtime, run_hook
 from service.hookrequest import HookRequest
+from service.tenants import FhirAccess
 
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
@@ -180,14 +181,14 @@ def patient_view_service(runtime: Runtime, policy_id: str) -> str:
 
 def assess(
     runtime: Runtime,
-    servers: FhirServerPolicy,
+    access: FhirAccess,
     rs: ReviewSession,
     policy_id: str,
     now: datetime,
 ) -> Assessment:
     """Read the record with the clinician's token and evaluate ``policy_id`` for the patient.
 
-    ``servers`` are the session's tenant's FHIR servers: the token is sent to no other.
+    ``access``: the session's tenant's FHIR servers; the token is sent to no other.
     Raises AssessmentError when the FHIR server is not allowed or the record cannot be read.
     """
     if not FHIR_ID.fullmatch(rs.patient_id):
@@ -211,7 +212,7 @@ def assess(
             req,
             now=now,
             new_uuid=lambda: str(uuid.uuid4()),
-            server_policy=servers,
+            access=access,
         )
     except ServiceError as exc:  # PreconditionFailed: the record could not be had
         error = TokenRejected if _token_refused(exc) else AssessmentError
@@ -237,7 +238,7 @@ def assess(
     )
 
 
-def clinician_name(runtime: Runtime, servers: FhirServerPolicy, rs: ReviewSession) -> str | None:
+def clinician_name(runtime: Runtime, access: FhirAccess, rs: ReviewSession) -> str | None:
     """The signed-in clinician's name from their FHIR resource (``fhirUser``), read through
     the service's one FHIR client with their token; None when it cannot be read."""
     if not rs.user_ref or not re.fullmatch(
@@ -245,11 +246,11 @@ def clinician_name(runtime: Runtime, servers: FhirServerPolicy, rs: ReviewSessio
     ):
         return None
     try:
-        base = servers.check(rs.iss)
+        base = access.check(rs.iss)
         client = FhirClient(
             base,
-            session=runtime.session,
-            executor=runtime.executors.for_url(base),  # this FHIR server's bulkhead
+            session=runtime.fhir_sessions.for_tenant(access.key),  # this tenant's bulkheads
+            executor=runtime.executors.for_url(base, access.key),
             settings=runtime.fetch_settings,
             access_token=rs.access_token,
         )
@@ -276,7 +277,7 @@ def long_date_of(iso: str | None) -> str | None:
 
 def record_confirmation(
     runtime: Runtime,
-    servers: FhirServerPolicy,
+    access: FhirAccess,
     rs: ReviewSession,
     assessment: Assessment,
     criterion_id: str,
@@ -290,7 +291,7 @@ def record_confirmation(
     row = next((r for r in assessment.criteria if r.id == criterion_id), None)
     if row is None or not row.can_confirm:
         raise AssessmentError("That criterion cannot be confirmed here.")
-    base = servers.check(rs.iss)  # the session's tenant's server, or FhirServerNotAllowed
+    base = access.check(rs.iss)  # the session's tenant's server, or FhirServerNotAllowed
     r = assessment.decision.criteria[criterion_id]
     resource = confirmation_observation(
         assessment.decision.policy,
@@ -298,7 +299,7 @@ def record_confirmation(
         rs.patient_id,
         rs.user_ref,
         now,
-        clinician_name(runtime, servers, rs),
+        clinician_name(runtime, access, rs),
     )
     try:
         resp = runtime.session.post(

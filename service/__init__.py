@@ -21,7 +21,7 @@ import review_app
 from disclosure import Disclosure
 from fhirdata import FetchSettings, FhirServerPolicy, new_session, prefetch_templates
 from fhirdata.breaker import OriginBreakers
-from fhirdata.transport import OriginExecutors
+from fhirdata.transport import OriginExecutors, TenantSessions
 from service import analytics, audit, audit_commands, auth, dashboard, ops
 from service.admission import HookAdmission
 from service.bodies import CappedRequest, CloseUnreadBodies, close_unread_body
@@ -72,6 +72,7 @@ def build_runtime(config: Mapping[str, Any]) -> Runtime:
             mode=str(config["FHIR_FETCH_MODE"]),
         ),
         session=new_session(pool),
+        fhir_sessions=TenantSessions(pool),
         executors=OriginExecutors(pool),
         breakers=OriginBreakers(
             int(config["FHIR_BREAKER_FAILURES"]), float(config["FHIR_BREAKER_COOL_OFF_SECONDS"])

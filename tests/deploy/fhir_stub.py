@@ -5,7 +5,8 @@ service to evaluate (as "insufficient information") while a request is slow on p
 see which headers the service sent (request id propagation). With ``drip_s`` the answer,
 status line first, is written one byte every ``drip_s`` seconds: a socket read timeout never
 fires, only a deadline on the whole exchange ends it; ``dropped`` counts the connections the
-client closed mid-answer.
+client closed mid-answer. ``drip_under`` drips only the paths under it (one tenant's base
+on a host and port that another tenant's base shares); ``paths`` lists every path read.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ class _Server(ThreadingHTTPServer):
 class SlowFhirServer:
     """``with SlowFhirServer(delay_s=1.5) as fhir: fhir.base_url``"""
 
-    def __init__(self, delay_s: float = 0.0, drip_s: float = 0.0) -> None:
+    def __init__(self, delay_s: float = 0.0, drip_s: float = 0.0, drip_under: str = "") -> None:
         self.delay_s = delay_s
         self.drip_s = drip_s
+        self.drip_under = drip_under
+        self.paths: list[str] = []
         self.request_ids: list[str | None] = []
         self.authorizations: list[str | None] = []
         self.requests = 0
@@ -44,6 +47,7 @@ class SlowFhirServer:
                     stub.requests += 1
                     stub.request_ids.append(self.headers.get("X-Request-ID"))
                     stub.authorizations.append(self.headers.get("Authorization"))
+                    stub.paths.append(self.path)
                 time.sleep(stub.delay_s)
                 path = self.path.split("?", 1)[0]
                 parts = [p for p in path.split("/") if p]
@@ -53,7 +57,7 @@ class SlowFhirServer:
                 else:
                     body = {"resourceType": "Bundle", "type": "searchset", "total": 0, "entry": []}
                 data = json.dumps(body).encode()
-                if stub.drip_s:
+                if stub.drip_s and path.startswith(stub.drip_under):
                     self._drip(data)
                     return
                 self.send_response(200)

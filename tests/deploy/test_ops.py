@@ -535,3 +535,12 @@ def test_another_spelling_of_a_fhir_server_shares_its_slots() -> None:
     assert admission.admit("https://fhir.other.nhs.uk/r4") is not None
     admission.release(held)
     assert admission.admit("https://fhir.example.nhs.uk/r4") is not None
+
+
+def test_two_tenants_on_one_fhir_server_have_their_own_slots() -> None:
+    from service.admission import HookAdmission
+
+    admission = HookAdmission(limit=10, per_server=1)
+    assert admission.admit("https://engine.example.nhs.uk/a", ("engine", "trust-a")) is not None
+    assert admission.admit("https://engine.example.nhs.uk/a", ("engine", "trust-a")) is None
+    assert admission.admit("https://engine.example.nhs.uk/b", ("engine", "trust-b")) is not None

@@ -135,6 +135,27 @@ def test_a_next_link_outside_the_base_url_is_not_followed(
     assert len(responses.calls) == 1  # the token went nowhere else
 
 
+@pytest.mark.parametrize("nxt", ["trust-b/Condition?patient=p1", f"{BASE}/trust-b"])
+@responses.activate
+def test_a_next_link_into_another_tenants_nested_base_is_not_followed(
+    executor: ThreadPoolExecutor, nxt: str
+) -> None:
+    page = searchset([condition(1)])
+    page["link"] = [{"relation": "next", "url": nxt}]
+    responses.get(f"{BASE}/Condition", json=page)
+    fhir = FhirClient(
+        BASE,
+        session=new_session(4),
+        executor=executor,
+        settings=FetchSettings(),
+        access_token=TOKEN,
+        foreign_bases=[f"{BASE}/trust-b"],
+    )
+    with pytest.raises(FhirBadResponse, match="not followed"):
+        fhir.fetch_all({"conditions": "Condition?patient=p1"})
+    assert len(responses.calls) == 1  # trust-b's server never saw this tenant's token
+
+
 @responses.activate
 def test_a_next_link_to_the_base_url_itself_is_followed(executor: ThreadPoolExecutor) -> None:
     """HAPI pages at the base: ``[base]?_getpages=…``; query values may hold encoded slashes."""
