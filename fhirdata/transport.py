@@ -13,6 +13,8 @@ pool, so a slow server holds at most its own threads and connections, never anot
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import heapq
 import itertools
 import os
@@ -256,6 +258,27 @@ class OriginExecutors:
             return found
 
 
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    return trim if callable(trim) else None
+
+
+_TRIM = _malloc_trim()  # glibc's; None elsewhere (musl, macOS)
+
+
+def release_freed_memory() -> None:
+    """Give the memory freed by an answer refused for its size back to the system.
+
+    The pieces of a refused answer were read by several threads, each into its own malloc
+    arena, between small objects that live on; freed, glibc keeps them, and a worker would
+    grow by megabytes with every refused answer. ``malloc_trim`` hands them back: called
+    only after a refusal, so its cost (a walk over the arenas) is not paid on the usual path.
+    """
+    if _TRIM is not None:
+        _TRIM(0)
+
+
 __all__ = [
     "DEPLOYMENT",
     "WATCHDOG",
@@ -266,4 +289,5 @@ __all__ = [
     "Watchdog",
     "bulkhead_of",
     "new_session",
+    "release_freed_memory",
 ]
