@@ -495,6 +495,48 @@ class FhirClient:
         return resources
 
 
+def get_json(session: requests.Session, url: str, deadline_s: float, max_bytes: int) -> Any:
+    """One GET of a JSON document beside the FHIR API (a SMART configuration, a JWK Set)
+    under a total deadline, body included, and a byte budget; no redirect followed.
+
+    ``session`` must be one of ``new_session``'s (its connections are the ones a deadline
+    can drop). Raises FhirTimeout, FhirUnreachable, FhirBadResponse (FhirTooLarge)."""
+    settings = FetchSettings(
+        deadline_s=deadline_s,
+        connect_timeout_s=deadline_s,
+        read_timeout_s=deadline_s,
+        max_response_bytes=max_bytes,
+        max_response_compressed_bytes=max_bytes,
+    )
+    watch = Watch()
+    deadline = _Deadline(deadline_s)
+    ident = WATCHDOG.at(deadline.end, watch.expire)
+    try:
+        with watch.sending():
+            resp = session.get(
+                url,
+                headers={"Accept": "application/json", "Accept-Encoding": "gzip, deflate"},
+                timeout=(deadline_s, deadline_s),
+                allow_redirects=False,
+                stream=True,
+            )
+            try:
+                _check_status(resp.status_code)
+                content = read_capped(resp, settings, None)
+            finally:
+                resp.close()
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+        if watch.expired or deadline.passed():
+            raise FhirTimeout(f"{_LATE}; the connection was dropped") from exc
+        raise FhirUnreachable(f"could not reach the server ({type(exc).__name__})") from exc
+    finally:
+        WATCHDOG.cancel(ident)
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError as exc:
+        raise FhirBadResponse("the answer is not JSON") from exc
+
+
 def _check_status(status: int) -> None:
     if status in (401, 403):
         raise FhirUnauthorised(f"the FHIR server refused the access token ({status})")
@@ -597,6 +639,7 @@ __all__: Sequence[str] = (
     "FhirUnauthorised",
     "FhirUnreachable",
     "bundle_resources",
+    "get_json",
     "new_session",
     "next_link",
     "read_capped",
