@@ -12,6 +12,7 @@ session id, and no token is ever logged.
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -184,7 +185,8 @@ def exchange_code(
                 code_verifier=pending.code_verifier,
                 timeout=DISCOVERY_TIMEOUT_S,
             )
-        except (AuthlibBaseError, requests.RequestException, ValueError) as exc:
+        # ArithmeticError: an expires_in JSON reads as infinite (1e400) breaks Authlib's sums.
+        except (AuthlibBaseError, requests.RequestException, ValueError, ArithmeticError) as exc:
             raise LaunchError("the authorization server did not grant access") from exc
     access_token, patient = token.get("access_token"), token.get("patient")
     if not isinstance(access_token, str) or not isinstance(patient, str) or not patient:
@@ -198,10 +200,19 @@ def exchange_code(
         patient_id=patient,
         user_ref=user,
         app_context=ctx if isinstance(ctx, str) else None,
-        expires_in_s=float(expires_in) if isinstance(expires_in, int | float) else None,
+        expires_in_s=_lifetime(expires_in),
         issuer=pending.issuer,
         tenant=pending.tenant,
     )
+
+
+def _lifetime(expires_in: Any) -> float | None:
+    """A token's lifetime in seconds when it is one (finite, positive); None otherwise (the
+    session then lasts REVIEW_APP_SESSION_MINUTES, or until the FHIR server refuses it)."""
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
+        return None
+    seconds = float(expires_in)
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
 def _fhir_user(
