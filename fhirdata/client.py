@@ -341,13 +341,38 @@ class FhirClient:
             raise FhirBadResponse("the FHIR server linked outside its base URL; not followed")
         return self._send("GET", url, deadline)
 
-    def _send(self, method: str, url: str, deadline: _Deadline, body: bytes | None = None) -> Any:
+    def create(self, resource: Mapping[str, Any], if_none_exist: str) -> Any:
+        """A conditional create (``If-None-Exist``): the server writes ``resource`` unless a
+        resource matches the search ``if_none_exist`` (then it answers 200 and writes
+        nothing), so a retry never writes twice. Returns what the server answered, or None
+        when its answer is not JSON: the write was acknowledged (2xx) either way. Raises
+        FhirUnauthorised, FhirBadResponse (any other status), FhirTimeout, FhirUnreachable."""
+        url = self._url(str(resource["resourceType"]))
+        with self._noting_answer():
+            return self._send(
+                "POST",
+                url,
+                self._deadline,
+                orjson.dumps(resource),
+                extra_headers={"If-None-Exist": if_none_exist},
+                answer_optional=True,
+            )
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        deadline: _Deadline,
+        body: bytes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        answer_optional: bool = False,
+    ) -> Any:
         remaining = deadline.remaining()
         timeout = (
             min(self._settings.connect_timeout_s, remaining),
             min(self._settings.read_timeout_s, remaining),
         )
-        headers = dict(self._headers)
+        headers = {**self._headers, **(extra_headers or {})}
         if body is not None:
             headers["Content-Type"] = FHIR_JSON
         try:
@@ -378,6 +403,8 @@ class FhirClient:
         try:
             return orjson.loads(content)
         except orjson.JSONDecodeError as exc:
+            if answer_optional:
+                return None
             raise FhirBadResponse("the FHIR server's answer is not JSON") from exc
 
     def _parallel(

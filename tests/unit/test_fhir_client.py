@@ -431,3 +431,34 @@ def test_loopback_may_use_http_but_must_still_be_allowed() -> None:
     with pytest.raises(FhirServerNotAllowed, match="allowlist"):
         POLICY.check("http://127.0.0.1:8080/fhir")
     assert FhirServerPolicy((), any_loopback=True).check("http://127.0.0.1:8080/fhir")
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "answer"),
+    [
+        (201, "<html>created</html>", None),  # acknowledged, but not JSON: still written
+        (201, "[1, 2]", [1, 2]),
+        (200, '{"resourceType": "Observation", "id": "o1"}', {"resourceType": "Observation",
+                                                             "id": "o1"}),
+    ],
+)  # fmt: skip
+@responses.activate
+def test_a_create_is_conditional_and_takes_any_acknowledgement(
+    executor: ThreadPoolExecutor, status: int, body: str, answer: object
+) -> None:
+    sent = matchers.header_matcher({"If-None-Exist": "identifier=urn:ietf:rfc:3986|urn:uuid:1"})
+    responses.post(f"{BASE}/Observation", body=body, status=status, match=[sent])
+    fhir = client(executor)
+    assert fhir.create(
+        {"resourceType": "Observation"}, "identifier=urn:ietf:rfc:3986|urn:uuid:1"
+    ) == (answer)
+
+
+@pytest.mark.parametrize(("status", "error"), [(401, FhirUnauthorised), (412, FhirBadResponse)])
+@responses.activate
+def test_a_create_refused_is_a_typed_error(
+    executor: ThreadPoolExecutor, status: int, error: type[Exception]
+) -> None:
+    responses.post(f"{BASE}/Observation", body="no", status=status)
+    with pytest.raises(error):
+        client(executor).create({"resourceType": "Observation"}, "identifier=x|y")
