@@ -6,7 +6,8 @@ see which headers the service sent (request id propagation). With ``drip_s`` the
 status line first, is written one byte every ``drip_s`` seconds: a socket read timeout never
 fires, only a deadline on the whole exchange ends it; ``dropped`` counts the connections the
 client closed mid-answer. ``drip_under`` drips only the paths under it (one tenant's base
-on a host and port that another tenant's base shares); ``paths`` lists every path read.
+on a host and port that another tenant's base shares), except those under ``fast_under`` (a
+base nested in it); ``paths`` lists every path read.
 """
 
 from __future__ import annotations
@@ -53,10 +54,13 @@ class _Serving:
 class SlowFhirServer(_Serving):
     """``with SlowFhirServer(delay_s=1.5) as fhir: fhir.base_url``"""
 
-    def __init__(self, delay_s: float = 0.0, drip_s: float = 0.0, drip_under: str = "") -> None:
+    def __init__(
+        self, delay_s: float = 0.0, drip_s: float = 0.0, drip_under: str = "", fast_under: str = ""
+    ) -> None:
         self.delay_s = delay_s
         self.drip_s = drip_s
         self.drip_under = drip_under
+        self.fast_under = fast_under
         self.paths: list[str] = []
         self.request_ids: list[str | None] = []
         self.authorizations: list[str | None] = []
@@ -83,7 +87,8 @@ class SlowFhirServer(_Serving):
                 else:
                     body = {"resourceType": "Bundle", "type": "searchset", "total": 0, "entry": []}
                 data = json.dumps(body).encode()
-                if stub.drip_s and path.startswith(stub.drip_under):
+                fast = bool(stub.fast_under) and path.startswith(stub.fast_under)
+                if stub.drip_s and path.startswith(stub.drip_under) and not fast:
                     self._drip(data)
                     return
                 self.send_response(200)
