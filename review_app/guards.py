@@ -3,8 +3,9 @@
 ``LaunchLimiter``: launches per client address per minute (past it, 429 with Retry-After), so
 that a flood of launches neither fills the session table nor makes the service a relay of
 discovery requests to the EHR. ``DiscoveryCache``: one ``.well-known/smart-configuration``
-read per FHIR server at a time, its answer (or its failure) kept a while, each read under a
-total deadline (``smart.discover``). Both per worker, in memory: a bound, not an account.
+read per FHIR server at a time (other launches meanwhile are refused, not queued), its answer
+(or its failure) kept a while, each read under a total deadline (``smart.discover``). Both
+per worker, in memory: a bound, not an account.
 """
 
 from __future__ import annotations
@@ -64,13 +65,21 @@ class DiscoveryCache:
 
     def get(self, base: str, read: Callable[[], SmartConfiguration]) -> SmartConfiguration:
         """The configuration of ``base``, read with ``read`` when not kept; LaunchError as
-        ``read`` raised it (kept too, so a failing server is not asked again at once)."""
-        with self._lock:
-            one_read = self._reading.setdefault(base, threading.Lock())
-        with one_read:
-            kept = self._fresh(base)
-            if kept is None:
-                kept = self._read(base, read)
+        ``read`` raised it (kept too, so a failing server is not asked again at once), or
+        when another launch is reading it now: launches do not queue behind a slow server,
+        each holding a thread the probes need."""
+        kept = self._fresh(base)
+        if kept is None:
+            with self._lock:
+                one_read = self._reading.setdefault(base, threading.Lock())
+            if not one_read.acquire(blocking=False):
+                raise LaunchError(
+                    "the FHIR server's SMART configuration is being read; launch again in a moment"
+                )
+            try:
+                kept = self._fresh(base) or self._read(base, read)
+            finally:
+                one_read.release()
         if kept.config is None:
             raise LaunchError(kept.failure or "the FHIR server's SMART configuration failed")
         return kept.config

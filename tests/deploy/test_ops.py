@@ -30,6 +30,7 @@ from fhirdata.client import (
     FhirError,
     FhirNotFound,
     FhirTimeout,
+    FhirTooLarge,
     FhirUnauthorised,
     FhirUnreachable,
 )
@@ -295,6 +296,7 @@ def test_412s_are_counted_by_reason(client: FlaskClient) -> None:
         (FhirUnauthorised("401"), "unauthorised"),
         (FhirNotFound("404"), "not_found"),
         (FhirBadResponse("500"), "bad_response"),
+        (FhirTooLarge("over FHIR_RESPONSE_MAX_BYTES"), "too_large"),
         (FhirError("?"), "fhir_error"),
         (FhirServerNotAllowed("no"), "server_not_allowed"),
         (None, "no_fhir_server"),

@@ -5,6 +5,7 @@ and its pages impossible to frame. Real loopback servers play the EHR's SMART co
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -131,3 +132,26 @@ def test_no_row_and_no_request_before_iss_is_known_to_be_a_tenants(
     assert status == 400
     assert len(responses.calls) == 0
     assert _session_rows(app) == 0
+
+
+def test_launches_do_not_queue_behind_a_discovery_in_progress() -> None:
+    from review_app.guards import DiscoveryCache
+    from review_app.smart import LaunchError, SmartConfiguration
+
+    cache = DiscoveryCache(300, 30)
+    reading, release = threading.Event(), threading.Event()
+    config = SmartConfiguration("https://a.example/authorize", "https://a.example/token")
+
+    def slow_read() -> SmartConfiguration:
+        reading.set()
+        release.wait(10)
+        return config
+
+    first = threading.Thread(target=cache.get, args=("https://fhir.example/r4", slow_read))
+    first.start()
+    assert reading.wait(10)
+    with pytest.raises(LaunchError, match="being read"):
+        cache.get("https://fhir.example/r4", slow_read)  # at once, holding no thread
+    release.set()
+    first.join(10)
+    assert cache.get("https://fhir.example/r4", slow_read) is config  # kept now
