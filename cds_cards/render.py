@@ -31,6 +31,9 @@ class CardContext:
     new_uuid: Callable[[], str]
     note: str | None = None  # a line from a companion policy, shown first (see evaluation)
     app_url: str | None = None  # the SMART assessment app's launch URL, linked from the card
+    # Other technologies whose criteria the patient also meets (their policies' shortName),
+    # named in one line on the one patient-view card that speaks
+    also: tuple[str, ...] = ()
 
 
 DECEASED_SUMMARY = "Patient recorded as deceased: no eligibility assessed"
@@ -67,9 +70,12 @@ def _summary(decision: Decision, patient_view: bool) -> str:
     if decision.deceased:
         return deceased_summary(decision)
     words = decision.policy.presentation
-    head = (
-        words["patientViewSummary"] if patient_view else words["summaries"][decision.outcome.value]
-    )
+    if not patient_view:
+        head = words["summaries"][decision.outcome.value]
+    elif decision.outcome is Outcome.MEETS:
+        head = words["patientViewSummary"]
+    else:  # a patient-view card that speaks before the criteria are met: one judgement away
+        head = words.get("judgementAwaySummary") or words["summaries"][decision.outcome.value]
     # Name the pathway only where the policy has more than one to choose from.
     title = pathway_title(decision) if len(decision.pathways) > 1 else None
     summary = f"{head} ({title} pathway)" if title else head
@@ -243,7 +249,13 @@ def _head(decision: Decision) -> str:
     return f"**{OUTCOME_WORDS[decision.outcome]}** {way} the {_md(title)} pathway."
 
 
-def detail_markdown(decision: Decision, note: str | None = None) -> str:
+def also_meets_line(names: tuple[str, ...]) -> str:
+    """One line naming the other technologies whose criteria the patient also meets."""
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return f"Also meets the criteria for {listed}: see the full assessment."
+
+
+def detail_markdown(decision: Decision, note: str | None = None, also: tuple[str, ...] = ()) -> str:
     """At most ``MAX_DETAIL_LINES`` lines: the outcome, the criteria that decided it, the
     unknowns that could change it, what the record cannot show, the policy, "advisory".
 
@@ -254,14 +266,15 @@ def detail_markdown(decision: Decision, note: str | None = None) -> str:
     first = [f"> {_md(note)}"] if note else []
     first += [f"> {_md(n)}" for n in decision.notices]
     first.append(_head(decision))
+    if also:
+        first.append(f"> {_md(also_meets_line(also))}")
     if decision.deceased:  # no eligibility is assessed: no criteria, nothing to settle
         return _paragraphs([*first, _policy_line(policy), ADVISORY])
     last: list[str] = []
-    age = decision.criteria.get("age-12-or-over")
-    if decision.pathway == "type-1" and age is not None and age.result is Tri.NOT_MET:
-        last.append(
-            "_NICE: children under 12 should have a trial of MDI therapy between 12 and 18._"
-        )
+    for foot in policy.presentation.get("footnotes", ()):  # the policy's, e.g. NICE's on under-12s
+        shown = decision.criteria.get(foot["when"])
+        if decision.pathway == foot["pathway"] and shown and shown.result.value == foot["is"]:
+            last.append(f"_{_md(foot['text'])}_")
     checks = not_checked(decision)
     if checks:
         last.append(f"{NOT_CHECKED}: " + "; ".join(_md(c) for c in checks) + ".")
@@ -500,7 +513,7 @@ def eligibility_card(
     card: dict[str, Any] = {
         "uuid": ctx.new_uuid(),
         "summary": _summary(decision, patient_view),
-        "detail": detail_markdown(decision, ctx.note),
+        "detail": detail_markdown(decision, ctx.note, ctx.also),
         "indicator": "info" if decision.outcome is Outcome.MEETS else "warning",
         "source": {
             "label": words["sourceLabel"],

@@ -11,8 +11,17 @@ from typing import Any, TextIO
 from cli.errors import EXIT_USAGE, CliError
 from cli.http import FHIR_JSON, json_body, new_session, problem, send, shown
 from cli.progress import Progress
-from demo import DemoError, DemoPatient, bundle_resources, get_patient, list_patients
+from demo import (
+    NO_PATHWAY,
+    DemoError,
+    DemoPatient,
+    Expectation,
+    bundle_resources,
+    get_patient,
+    list_patients,
+)
 from demo.population import generate_population
+from service.config import read_settings
 
 
 def select(names: Sequence[str] | None) -> list[DemoPatient]:
@@ -22,6 +31,13 @@ def select(names: Sequence[str] | None) -> list[DemoPatient]:
         raise CliError(str(exc), EXIT_USAGE) from exc
 
 
+def _first_declared(p: DemoPatient) -> tuple[str, Expectation]:
+    """The expectation of the deployment's first policy the patient declares one for."""
+    enabled = [str(n) for n in read_settings()["POLICIES"]]
+    name = next((n for n in enabled if n in p.expected), next(iter(p.expected)))
+    return name, p.expected[name]
+
+
 def run_list(out: TextIO, as_json: bool) -> None:
     patients = select(None)
     if as_json:
@@ -29,8 +45,14 @@ def run_list(out: TextIO, as_json: bool) -> None:
             {
                 "name": p.name,
                 "patientId": p.patient_id,
-                "expectedOutcome": p.expected_outcome,
-                "expectedPathway": p.expected_pathway,
+                "expected": {
+                    policy: {
+                        "outcome": e.outcome,
+                        "pathway": None if e.pathway == NO_PATHWAY else e.pathway,
+                        "patientViewCard": e.card,
+                    }
+                    for policy, e in p.expected.items()
+                },
                 "description": p.description,
             }
             for p in patients
@@ -38,12 +60,12 @@ def run_list(out: TextIO, as_json: bool) -> None:
         out.write(json.dumps(rows, indent=2) + "\n")
         return
     w_id = max(len(p.patient_id) for p in patients) + 2
-    out.write(f"{'Patient id':<{w_id}}{'Expected outcome':<26}{'Pathway':<9}Scenario\n")
+    policy = _first_declared(patients[0])[0]
+    out.write(f"{'Patient id':<{w_id}}{'Expected outcome':<26}{'Pathway':<9}Scenario ({policy})\n")
     for p in patients:
-        out.write(
-            f"{p.patient_id:<{w_id}}{p.expected_outcome:<26}{p.expected_pathway or '-':<9}"
-            f"{p.description}\n"
-        )
+        _, e = _first_declared(p)
+        pathway = "-" if e.pathway in (None, NO_PATHWAY) else e.pathway
+        out.write(f"{p.patient_id:<{w_id}}{e.outcome:<26}{pathway:<9}{p.description}\n")
 
 
 def _check_transaction(resp_body: Any, name: str) -> None:
@@ -114,7 +136,8 @@ def run_load(
         f"Loaded {len(patients)} demo patient(s) ({stored} resources) into {shown(fhir_server)}:\n"
     )
     for p in patients:
-        out.write(f"  {p.patient_id:<40} expected: {p.expected_outcome}\n")
+        policy, e = _first_declared(p)
+        out.write(f"  {p.patient_id:<40} expected: {e.outcome} ({policy})\n")
 
 
 def run_export(out_dir: Path, names: Sequence[str] | None, today: date, out: TextIO) -> None:

@@ -20,7 +20,7 @@ from cli.render import decision_table
 from facts.london import london_day
 from policy import Decision, PolicyError
 from policy.decide import Core, decide, read_record
-from policy.loading import POLICY_DIR, policy_names
+from policy.loading import policy_names
 from service.config import core_from_config, read_settings
 from valuesets import ValueSetError
 
@@ -30,22 +30,29 @@ def london_today() -> date:
 
 
 def load_core(
-    policy: str = "iport-advance",
+    policy: str | None = None,
     valueset_dirs: Sequence[str] = (),
     settings: Mapping[str, Any] | None = None,
 ) -> Core:
-    """The service's start-up assembly for one policy: value sets (VALUESET_EXTRA_DIR and
-    ``valueset_dirs``) and the policy with the deployment's POLICY_PARAMETERS, from
-    ``settings`` (default: the service's configuration file and IPORT_CDS_* environment).
-    A bad file or setting is a usage error."""
-    if not Path(policy).suffix and not (POLICY_DIR / f"{policy}.json").is_file():
-        names = ", ".join(policy_names())
+    """The service's start-up assembly for one policy (default: the deployment's first):
+    value sets (VALUESET_EXTRA_DIR and ``valueset_dirs``) and the policy with the deployment's
+    POLICY_DIR and POLICY_PARAMETERS, from ``settings`` (default: the service's configuration
+    file and IPORT_CDS_* environment). A bad file or setting is a usage error."""
+    settings = read_settings() if settings is None else settings
+    folder = settings.get("POLICY_DIR")
+    names = policy_names(folder)
+    if policy is None:
+        enabled = settings.get("POLICIES") or names
+        if not enabled:
+            raise CliError("no policy is enabled: set POLICIES or POLICY_DIR", EXIT_USAGE)
+        policy = str(enabled[0])
+    if not Path(policy).suffix and policy not in names:
         raise CliError(
-            f"--policy {policy!r} is not a policy of this service; choose one of: {names} "
-            "(or give the path of a policy file)",
+            f"--policy {policy!r} is not a policy of this service; choose one of: "
+            f"{', '.join(names)} (or give the path of a policy file)",
             EXIT_USAGE,
         )
-    config = {**(read_settings() if settings is None else settings), "POLICIES": [policy]}
+    config = {**settings, "POLICIES": [policy]}
     try:
         return core_from_config(config, valueset_dirs)
     except (ValueSetError, PolicyError) as exc:

@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--policy",
         action="append",
         default=[],
-        help="policy name or file (FILE: default iport-advance; --population: repeat it, "
+        help="policy name or file (FILE: default the first policy the service enables; "
+        "--population: repeat it, "
         "default every policy the service enables)",
     )
     p.add_argument(
@@ -325,7 +326,7 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
 
     # A population run evaluates every policy the deployment enables, in one pass.
     enabled = list(read_settings()["POLICIES"])
-    policies = args.policy or (enabled if args.population else ["iport-advance"])
+    policies = args.policy or (enabled if args.population else enabled[:1])
     for policy in policies:  # a bad policy fails before any work
         core = load_core(policy, args.valueset_extra_dir)
     if args.file:
@@ -352,6 +353,7 @@ def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
             err,
             today=_today(args),
             policies=args.policy or list(settings["POLICIES"]),
+            policy_dir=settings.get("POLICY_DIR"),
             valueset_dirs=valueset_dirs(settings, args.valueset_extra_dir),
             parameters=settings.get("POLICY_PARAMETERS") or {},
             workers=args.workers,

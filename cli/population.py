@@ -51,6 +51,7 @@ from cli.uptake import (
 )
 from policy import Policy, PolicyError
 from policy.decide import Core, load_core, read_record
+from policy.loading import policy_names
 from valuesets import ValueSetError
 
 try:
@@ -59,7 +60,6 @@ except ImportError:  # pragma: no cover - not on Windows
     _resource = None  # type: ignore[assignment]
 
 INSERT_BATCH = 20_000
-DEFAULT_POLICIES = ("iport-advance", "nice-insulin-pump", "nice-hybrid-closed-loop")
 
 
 def peak_rss_mb() -> float | None:
@@ -227,13 +227,14 @@ class RunOptions:
     deprivation_file: str | None
     technology_data: bool
     parameters: Mapping[str, Any] = field(default_factory=dict)  # POLICY_PARAMETERS
+    policy_dir: str | None = None  # POLICY_DIR: where policy names are found
 
 
 def load_run(opts: RunOptions) -> tuple[Core, PersonContext]:
     """The core (the service's start-up assembly) and shared context; CliError (usage) naming
     a bad file."""
     try:
-        core = load_core(opts.policies, opts.parameters, opts.valueset_dirs)
+        core = load_core(opts.policies, opts.parameters, opts.valueset_dirs, opts.policy_dir)
     except (ValueSetError, PolicyError) as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
     pols = list(core.policies.values())
@@ -354,7 +355,8 @@ def run_population(
     err: TextIO,
     *,
     today: date,
-    policies: Sequence[str] = DEFAULT_POLICIES,
+    policies: Sequence[str] | None = None,
+    policy_dir: str | None = None,
     valueset_dirs: Sequence[str] = (),
     workers: int | None = None,
     chunk_size: int = 250,
@@ -362,18 +364,20 @@ def run_population(
     deprivation_file: str | None = None,
     parameters: Mapping[str, Any] | None = None,
 ) -> PopulationSummary:
-    """Evaluate every policy for every patient in ``directory``'s NDJSON files; write CSV rows
-    to ``out``. CliError (usage) for a bad folder, policy, place table or lookup."""
+    """Evaluate ``policies`` (names in ``policy_dir`` or paths; default: every policy file
+    there, in the files' order) for every patient in ``directory``'s NDJSON files; write CSV
+    rows to ``out``. CliError (usage) for a bad folder, policy, place table or lookup."""
     started = time.perf_counter()
     files = ndjson_files(directory)
     opts = RunOptions(
-        tuple(policies),
+        tuple(policy_names(policy_dir) if policies is None else policies),
         tuple(valueset_dirs),
         today.isoformat(),
         places_file,
         deprivation_file,
         technology_data=True,
         parameters=dict(parameters or {}),
+        policy_dir=policy_dir,
     )
     core, context = load_run(opts)  # a bad file fails before any work
     pols = list(core.policies.values())

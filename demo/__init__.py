@@ -2,13 +2,20 @@
 
 Each ``patients/*.json`` file is a transaction Bundle of ``PUT`` entries with stable ids
 (``iport-demo-<name>``), so loading it twice changes nothing. The Bundle's ``meta.tag``
-declares what the engine is expected to decide (Bundle has no ``extension`` element in R4):
+declares what the engine is expected to decide (Bundle has no ``extension`` element in R4),
+per policy, by the policy's file name (``<policy>``, e.g. ``iport-advance``):
 
-- ``https://iport-cds.example.org/fhir/CodeSystem/demo-expected-outcome``: the outcome code;
-- ``https://iport-cds.example.org/fhir/CodeSystem/demo-expected-pathway``: ``type-1``,
-  ``type-2``, or ``none`` when no pathway is named;
+- ``https://iport-cds.example.org/fhir/CodeSystem/demo-expected/<policy>``: the outcome code;
+- ``https://iport-cds.example.org/fhir/CodeSystem/demo-expected-pathway/<policy>``: the
+  pathway, or ``none`` when no pathway is named (optional: checked where declared);
+- ``https://iport-cds.example.org/fhir/CodeSystem/demo-expected-card/<policy>``: ``yes`` or
+  ``no``, whether the policy's patient-view card shows in the default deployment (one card
+  per patient; optional);
 - ``https://iport-cds.example.org/fhir/CodeSystem/demo-scenario``: the name, and (display) a
   one-line description.
+
+A policy a Bundle declares nothing for is not checked on that patient: a new policy needs no
+edit of the demo patients (its golden cards cover them).
 
 Every resource also carries the tag ``https://iport-cds.example.org/fhir/CodeSystem/demo|
 iport-cds-demo``, so demo data on a shared server can be found (``_tag=``) and removed.
@@ -28,6 +35,7 @@ from __future__ import annotations
 import calendar
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -35,15 +43,10 @@ from typing import Any
 
 PATIENTS_DIR = Path(__file__).resolve().parent / "patients"
 CS = "https://iport-cds.example.org/fhir/CodeSystem/"
-EXPECTED_OUTCOME_SYSTEM = CS + "demo-expected-outcome"
-EXPECTED_PATHWAY_SYSTEM = CS + "demo-expected-pathway"
-# The second policy (NICE insulin pump): its outcome, and whether its patient-view card shows.
-EXPECTED_PUMP_OUTCOME_SYSTEM = CS + "demo-expected-pump-outcome"
-EXPECTED_PUMP_CARD_SYSTEM = CS + "demo-expected-pump-card"
-# The third policy (NICE TA943 hybrid closed loop): its outcome, and whether it would prompt
-# (meets, and no criterion in its presentation.silenceWhenMet is met).
-EXPECTED_HCL_OUTCOME_SYSTEM = CS + "demo-expected-hcl-outcome"
-EXPECTED_HCL_PROMPT_SYSTEM = CS + "demo-expected-hcl-prompt"
+# Per policy, the system ends with "/<policy file name>"
+EXPECTED_OUTCOME_SYSTEM = CS + "demo-expected/"
+EXPECTED_PATHWAY_SYSTEM = CS + "demo-expected-pathway/"
+EXPECTED_CARD_SYSTEM = CS + "demo-expected-card/"
 SCENARIO_SYSTEM = CS + "demo-scenario"
 DEMO_TAG_SYSTEM = CS + "demo"
 DEMO_TAG_CODE = "iport-cds-demo"
@@ -58,15 +61,19 @@ class DemoError(Exception):
 
 
 @dataclass(frozen=True)
+class Expectation:
+    """What one policy is expected to decide for a demo patient."""
+
+    outcome: str
+    pathway: str | None  # None: not declared; NO_PATHWAY: the engine names no pathway
+    card: bool | None  # does its patient-view card show (default deployment); None: not declared
+
+
+@dataclass(frozen=True)
 class DemoPatient:
     name: str  # the file name without .json, e.g. "t1-mdi-needle-phobia"
     patient_id: str
-    expected_outcome: str
-    expected_pathway: str | None  # None: the engine names no pathway
-    expected_pump_outcome: str | None  # NICE insulin pump policy; None: not declared
-    expected_pump_card: bool | None  # does the pump patient-view card show
-    expected_hcl_outcome: str | None  # NICE TA943 hybrid closed loop; None: not declared
-    expected_hcl_prompt: bool | None  # meets TA943 and not already using HCL
+    expected: Mapping[str, Expectation]  # by policy file name, as the Bundle declares them
     description: str
     path: Path
 
@@ -130,15 +137,34 @@ def _tag(doc: dict[str, Any], system: str) -> dict[str, Any] | None:
     return None
 
 
-def _yes_no(tag: dict[str, Any] | None) -> bool | None:
-    return None if tag is None else tag.get("code") == "yes"
+def _expectations(doc: dict[str, Any]) -> dict[str, Expectation]:
+    tags = [t for t in (doc.get("meta") or {}).get("tag") or [] if isinstance(t, dict)]
+
+    def declared(prefix: str) -> dict[str, str]:
+        return {
+            str(t["system"])[len(prefix) :]: str(t.get("code"))
+            for t in tags
+            if str(t.get("system", "")).startswith(prefix)
+        }
+
+    outcomes = declared(EXPECTED_OUTCOME_SYSTEM)
+    pathways = declared(EXPECTED_PATHWAY_SYSTEM)
+    cards = declared(EXPECTED_CARD_SYSTEM)
+    return {
+        policy: Expectation(
+            outcome=outcome,
+            pathway=pathways.get(policy),
+            card=None if policy not in cards else cards[policy] == "yes",
+        )
+        for policy, outcome in outcomes.items()
+    }
 
 
 def _describe(path: Path) -> DemoPatient:
     doc = _read(path)
-    outcome, pathway = _tag(doc, EXPECTED_OUTCOME_SYSTEM), _tag(doc, EXPECTED_PATHWAY_SYSTEM)
-    if outcome is None or pathway is None:
-        raise DemoError(f"{path.name}: no expected-outcome / expected-pathway tag")
+    expected = _expectations(doc)
+    if not expected:
+        raise DemoError(f"{path.name}: declares no expected outcome (demo-expected/<policy>)")
     patients = [
         e["resource"]["id"]
         for e in doc.get("entry") or []
@@ -150,12 +176,7 @@ def _describe(path: Path) -> DemoPatient:
     return DemoPatient(
         name=path.stem,
         patient_id=str(patients[0]),
-        expected_outcome=str(outcome["code"]),
-        expected_pathway=None if pathway["code"] == NO_PATHWAY else str(pathway["code"]),
-        expected_pump_outcome=(_tag(doc, EXPECTED_PUMP_OUTCOME_SYSTEM) or {}).get("code"),
-        expected_pump_card=_yes_no(_tag(doc, EXPECTED_PUMP_CARD_SYSTEM)),
-        expected_hcl_outcome=(_tag(doc, EXPECTED_HCL_OUTCOME_SYSTEM) or {}).get("code"),
-        expected_hcl_prompt=_yes_no(_tag(doc, EXPECTED_HCL_PROMPT_SYSTEM)),
+        expected=expected,
         description=str(scenario.get("display", "")),
         path=path,
     )

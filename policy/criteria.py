@@ -650,6 +650,8 @@ def finding(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Criteri
     minDays="int",
     lookbackMonths="int",
     recordsMeet="bool?",
+    judgement="text",
+    judgementMeans="text",
 )
 def disabling_hypoglycaemia(
     record: PatientRecord, spec: CriterionSpec, ctx: Context
@@ -658,6 +660,8 @@ def disabling_hypoglycaemia(
     hypoglycaemia, or hypoglycaemia episodes on at least ``minDays`` distinct days within the
     window. With ``recordsMeet`` (default false) that meets the criterion; without it, it is
     the evidence for a clinician's judgement and the criterion stays *unknown* until confirmed.
+    The words of that judgement are the policy's: ``judgement`` (e.g. "disabling") and
+    ``judgementMeans``, what the policy says it means.
 
     NICE: "repeated and unpredictable occurrence of hypoglycaemia that results in persistent
     anxiety about recurrence and is associated with a significant adverse effect on quality
@@ -697,10 +701,10 @@ def disabling_hypoglycaemia(
         parts.append(
             f"Hypoglycaemia recorded on {len(days)} day ({days[0].isoformat()}) in the last "
             f"{months} months: one episode is not 'repeated'; a clinician may judge it "
-            "disabling and confirm."
+            f"{p['judgement']} and confirm."
         )
     else:
-        parts.append(f"No record of disabling hypoglycaemia in the last {months} months.")
+        parts.append(f"No record of {spec.title.lower()} in the last {months} months.")
     if awareness.not_current:
         parts.append(_not_current_reason(awareness, "Impaired awareness of hypoglycaemia"))
     elif events.stale:
@@ -712,7 +716,7 @@ def disabling_hypoglycaemia(
         evidence=tuple(stale_evidence(f) for f in awareness.not_current),
         context=event_ev
         + tuple(stale_evidence(f) for f in [*events.stale[:3], *events.tentative[:3]]),
-        missing="a current record of disabling hypoglycaemia, or a clinician's confirmation",
+        missing=f"a current record of {spec.title.lower()}, or a clinician's confirmation",
     )
 
 
@@ -720,16 +724,18 @@ def _repeated(
     spec: CriterionSpec, records_meet: bool, found: str, evidence: tuple[Evidence, ...]
 ) -> CriterionResult:
     """Repeated hypoglycaemia is in the record: met when the policy lets the record decide,
-    otherwise the evidence for a clinician's judgement of whether it is disabling."""
+    otherwise the evidence for a clinician's judgement of whether it is what the policy asks
+    (its ``judgement``, e.g. disabling)."""
     if records_meet:
         return _result(spec, Tri.MET, f"{found}.", evidence=evidence)
+    judgement, means = spec.params["judgement"], spec.params["judgementMeans"]
     return _result(
         spec,
         Tri.UNKNOWN,
-        f"{found}: whether it is disabling (persistent anxiety about recurrence, a significant "
-        "adverse effect on quality of life) is a clinician's judgement, not in the record.",
+        f"{found}: whether it is {judgement} ({means}) is a clinician's judgement, not in "
+        "the record.",
         evidence=evidence,
-        missing="a clinician's confirmation that the hypoglycaemia is disabling",
+        missing=f"a clinician's confirmation that the hypoglycaemia is {judgement}",
     )
 
 
@@ -1041,3 +1047,5 @@ DATA_DERIVED_RULES = frozenset(
 )
 # Rules that read their own confirmation (it covers only part of the criterion).
 SELF_CONFIRMING_RULES = frozenset({"hba1c-with-finding"})
+# Rules whose criterion only a clinician's judgement can meet: no record shows it.
+JUDGEMENT_RULES = frozenset({"confirmation-only"})

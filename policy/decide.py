@@ -38,15 +38,17 @@ def load_core(
     names: Sequence[str],
     overrides: Mapping[str, Any] | None = None,
     valueset_dirs: Iterable[str | Path] = (),
+    policy_dir: str | Path | None = None,
 ) -> Core:
     """Value sets (shipped, plus ``valueset_dirs``) and the policies ``names`` (names in
-    ``policy/policies/`` or paths) with ``overrides`` of their parameters.
+    ``policy_dir``, default ``policy/policies/``, or paths) with ``overrides`` of their
+    parameters.
 
     Raises ValueSetError or PolicyError naming the bad file: a policy that needs a value set
     not loaded, an override no policy declares, policies with different confirmation systems.
     """
     vsl = load_value_sets(list(valueset_dirs))
-    policies = load_policies(names, overrides or {})
+    policies = load_policies(names, overrides or {}, policy_dir)
     for policy in policies.values():
         vsl.require(policy.value_sets)
     systems = {p.info.criteria_system for p in policies.values()}
@@ -77,21 +79,49 @@ class Decided:
     companion_note: str | None  # the first companion policy's note, when it speaks
 
 
+class Evaluations:
+    """Each policy evaluated at most once for one record on one day: a hook reads its own
+    policy, its companions and the other patient-view policies, which overlap."""
+
+    def __init__(self, record: PatientRecord, today: date) -> None:
+        self.record = record
+        self.today = today
+        self._done: dict[str, Decision] = {}
+
+    def of(self, policy: Policy) -> Decision:
+        found = self._done.get(policy.info.id)
+        if found is None:
+            found = self._done[policy.info.id] = evaluate(policy, self.record, self.today)
+        return found
+
+
 def decide(
-    record: PatientRecord, policy: Policy, today: date, companions: Sequence[Policy] = ()
+    record: PatientRecord,
+    policy: Policy,
+    today: date,
+    companions: Sequence[Policy] = (),
+    evaluations: Evaluations | None = None,
 ) -> Decided:
     """``policy``'s decision for ``record`` on ``today`` (a day in Europe/London), and the note
-    of the first companion policy that speaks for this patient."""
-    decision = evaluate(policy, record, today)
-    return Decided(decision, companion_note(companions, record, today))
+    of the first companion policy that speaks for this patient. ``evaluations``, when given,
+    is shared with the caller's other readings of the same record."""
+    done = evaluations or Evaluations(record, today)
+    return Decided(done.of(policy), companion_note(companions, record, today, done))
 
 
-def speaks_proactively(decision: Decision, record: PatientRecord) -> bool:
+def speaks_proactively(decision: Decision, record: PatientRecord, speaks: str = "when-met") -> bool:
     """A "when-met" service speaks only when the criteria are met and the prompt is still
     useful: not when an order in the presentation's ``silenceWhenOrdered`` value set is
-    active, nor when a criterion in its ``silenceWhenMet`` is met (already in use)."""
+    active, nor when a criterion in its ``silenceWhenMet`` is met (already in use). A
+    "when-met-or-one-judgement-away" service also speaks, on the same terms, when one
+    clinician's confirmation would make the criteria met."""
     words = decision.policy.presentation
-    if decision.outcome is not Outcome.MEETS:
+    judgement_away = (
+        speaks == "when-met-or-one-judgement-away"
+        and decision.outcome is Outcome.INSUFFICIENT
+        and bool(decision.one_judgement_away)
+    )
+    if decision.outcome is not Outcome.MEETS and not judgement_away:
         return False
     ordered = words.get("silenceWhenOrdered")
     if ordered and record.orders_in(ordered["valueSet"]):
@@ -100,12 +130,70 @@ def speaks_proactively(decision: Decision, record: PatientRecord) -> bool:
     return not any(decision.criteria[c].result is Tri.MET for c in silencers)
 
 
-def companion_note(companions: Sequence[Policy], record: PatientRecord, today: date) -> str | None:
+# A policy without ``presentation.patientViewPrecedence`` gives way to every one with it.
+DEFAULT_PRECEDENCE = 1000
+
+
+def precedence(policy: Policy) -> int:
+    """Where the policy's technology stands when several would prompt at once (lower first):
+    the policy file's ``presentation.patientViewPrecedence``."""
+    return int(policy.info.presentation.get("patientViewPrecedence", DEFAULT_PRECEDENCE))
+
+
+@dataclass(frozen=True)
+class Turn:
+    """Whether a patient-view card speaks when the deployment shows one card per patient,
+    and the other technologies whose criteria the patient also meets (named on that card)."""
+
+    speaks: bool
+    also: tuple[Policy, ...] = ()
+
+
+def patient_view_turn(
+    policy: Policy,
+    decision: Decision,
+    record: PatientRecord,
+    today: date,
+    rivals: Sequence[tuple[Policy, str]],
+    speaks: str = "when-met",
+    evaluations: Evaluations | None = None,
+) -> Turn:
+    """One card per patient per moment: ``policy``'s patient-view card speaks only when no
+    rival (another policy's patient-view service, with its own ``speaks``) that would also
+    speak ranks first — a policy met before one a judgement away, then by precedence (NICE's
+    order by default: hybrid closed loop, insulin pump, i-Port), then by id. The card that
+    speaks names the rivals the patient also meets."""
+    if not speaks_proactively(decision, record, speaks):
+        return Turn(False)
+
+    def rank(p: Policy, d: Decision) -> tuple[int, int, str]:
+        return (0 if d.outcome is Outcome.MEETS else 1, precedence(p), p.info.id)
+
+    mine = rank(policy, decision)
+    speaking = []
+    done = evaluations or Evaluations(record, today)
+    for rival, mode in rivals:
+        theirs = done.of(rival)
+        if speaks_proactively(theirs, record, mode):
+            if rank(rival, theirs) < mine:
+                return Turn(False)
+            if theirs.outcome is Outcome.MEETS:
+                speaking.append((rank(rival, theirs), rival))
+    return Turn(True, tuple(p for _, p in sorted(speaking, key=lambda x: x[0])))
+
+
+def companion_note(
+    companions: Sequence[Policy],
+    record: PatientRecord,
+    today: date,
+    evaluations: Evaluations | None = None,
+) -> str | None:
     """The note of the first companion policy (in the order the policy file lists them) whose
     criteria the patient meets and whose technology they are not already using: e.g. the
     i-Port card defers to hybrid closed loop, then to an insulin pump."""
+    done = evaluations or Evaluations(record, today)
     for companion in companions:
-        if speaks_proactively(evaluate(companion, record, today), record):
+        if speaks_proactively(done.of(companion), record):
             note: str | None = companion.info.presentation.get("companionNote")
             return note
     return None

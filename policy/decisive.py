@@ -81,6 +81,26 @@ def decisive_unknowns(
     return tuple(cid for cid in candidates if cid in still_open)
 
 
+def one_judgement_away(
+    logic: Logic,
+    results: Mapping[str, CriterionResult],
+    outcome: Outcome,
+    confirmable: Sequence[str],
+) -> tuple[str, ...]:
+    """The ``confirmable`` unknown criteria a clinician's confirmation of which would, on its
+    own, make the outcome "meets": the patient is one clinician judgement away. Empty unless
+    the outcome waits on information."""
+    if outcome is not Outcome.INSUFFICIENT:
+        return ()
+    return tuple(
+        cid
+        for cid in confirmable
+        if cid not in logic.derived
+        and results[cid].result is Tri.UNKNOWN
+        and _outcome_with(logic, results, cid, Tri.MET) is Outcome.MEETS
+    )
+
+
 def _open_unknowns(logic: Logic, expr: Expr, results: Mapping[str, CriterionResult]) -> list[str]:
     """The unknown criteria on the unknown branches of ``expr``, derived ones opened."""
     out: list[str] = []

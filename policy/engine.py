@@ -8,6 +8,7 @@ from datetime import date
 
 from facts.model import PatientRecord
 from policy.criteria import (
+    JUDGEMENT_RULES,
     RULES,
     SELF_CONFIRMING_RULES,
     Context,
@@ -15,7 +16,13 @@ from policy.criteria import (
     confirmation_result,
     latest_confirmation,
 )
-from policy.decisive import Logic, composites_resting_on, decided_by, decisive_unknowns
+from policy.decisive import (
+    Logic,
+    composites_resting_on,
+    decided_by,
+    decisive_unknowns,
+    one_judgement_away,
+)
 from policy.expr import deciding_leaves, evaluate_expr, expr_ids
 from policy.loading import DerivedSpec, Policy
 from policy.model import (
@@ -93,9 +100,16 @@ def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
         confirmed = None
         if spec.confirmable and spec.rule not in SELF_CONFIRMING_RULES:
             confirmed = confirmation_result(record, spec, ctx)
-        results[spec.id] = confirmed or _ignoring_confirmation(
-            RULES[spec.rule](record, spec, ctx), record, ctx, spec.confirmable
-        )
+        from_record = RULES[spec.rule](record, spec, ctx)
+        if confirmed is not None:
+            # The record's own evidence stays beside the confirmation that decides: a funding
+            # panel reads what the clinician's judgement rests on (a needle phobia in 2021).
+            results[spec.id] = replace(
+                confirmed,
+                context=(*confirmed.context, *from_record.evidence, *from_record.context),
+            )
+        else:
+            results[spec.id] = _ignoring_confirmation(from_record, record, ctx, spec.confirmable)
     for d in policy.derived:
         results[d.id] = _ignoring_confirmation(
             _derived_result(d, policy, results), record, ctx, d.confirmable
@@ -121,6 +135,17 @@ def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
     )
     deciding = decided_by(logic, results, outcome, chosen)
     decisive = decisive_unknowns(logic, results, outcome)
+    # A judgement a clinician can record now: one no record can show (a confirmation-only
+    # criterion such as "MDI impractical"), or one the record already holds evidence for
+    # (a needle phobia last recorded years ago, impaired awareness of hypoglycaemia). A
+    # finding with nothing in the record (a pregnancy, a device in use) is a fact to record,
+    # not a judgement.
+    judgements = [
+        c.id
+        for c in policy.criteria
+        if c.confirmable
+        and (c.rule in JUDGEMENT_RULES or results[c.id].evidence or results[c.id].context)
+    ]
     return Decision(
         policy=policy.info,
         outcome=outcome,
@@ -136,6 +161,7 @@ def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
         notices=tuple(text for when, text in policy.notices if results[when].result is Tri.MET),
         decided_by=deciding,
         decisive=decisive,
+        one_judgement_away=one_judgement_away(logic, results, outcome, judgements),
         composites=composites_resting_on(
             logic,
             results,

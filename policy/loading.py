@@ -37,6 +37,8 @@ from policy.model import HOOKS, ORDER_HOOKS, SPEAKS, PolicyInfo, ServiceSpec
 
 POLICY_DIR = Path(__file__).resolve().parent / "policies"
 PARTS_DIR = POLICY_DIR / "parts"
+# A policy file without ``metadata.listOrder`` is listed after those with one.
+DEFAULT_LIST_ORDER = 1000
 
 
 @dataclass(frozen=True)
@@ -99,14 +101,16 @@ _PART_META = frozenset({"id", "title", "source", "url"})
 _METADATA = frozenset(
     {
         "id", "title", "publisher", "version", "created", "lastModified", "reviewDue", "url",
-        "fundingRequestUrl", "placesCovered", "criteriaCodeSystem", "policyText",
+        "fundingRequestUrl", "placesCovered", "criteriaCodeSystem", "policyText", "listOrder",
     }
 )  # fmt: skip
-_METADATA_REQUIRED = _METADATA - {"fundingRequestUrl", "placesCovered", "policyText"}
+_METADATA_REQUIRED = _METADATA - {"fundingRequestUrl", "placesCovered", "policyText", "listOrder"}
 _CRITERION = frozenset({"id", "title", "rule", "params", "confirmable", "policyText"})
 _DERIVED = frozenset({"id", "title", "confirmable", "policyText", "expression"})
 _PATHWAY = frozenset({"id", "title", "diagnosis", "expression"})
 _NOTICE = frozenset({"when", "text"})
+# A footnote's "is": the criterion's result that shows it (Tri's values)
+FOOTNOTE_RESULTS = ("met", "not-met", "unknown")
 # presentation field -> its JSON shape: str, list of str, {str: str}, or an object's keys
 _PRESENTATION: dict[str, Any] = {
     "sourceLabel": str,
@@ -124,6 +128,10 @@ _PRESENTATION: dict[str, Any] = {
     "notChecked": {str: str},
     "notMetTitles": {str: str},
     "links": [frozenset({"label", "url"})],
+    "footnotes": [frozenset({"when", "is", "pathway", "text"})],
+    "patientViewPrecedence": int,
+    "shortName": str,
+    "judgementAwaySummary": str,
 }
 _PRESENTATION_REQUIRED = ("sourceLabel", "topic", "summaries", "overrideReasons")
 
@@ -144,7 +152,10 @@ def _objects(doc: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
 
 
 def _shape(where: str, value: Any, shape: Any) -> None:
-    if shape is str:
+    if shape is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise PolicyError(f"{where}: must be a whole number")
+    elif shape is str:
         if not isinstance(value, str) or not value:
             raise PolicyError(f"{where}: must be a non-empty string")
     elif isinstance(shape, frozenset):
@@ -180,6 +191,9 @@ def check_document(doc: Mapping[str, Any]) -> None:
     missing = sorted(_METADATA_REQUIRED - set(meta))
     if missing:
         raise PolicyError(f"metadata: missing field {missing[0]!r}")
+    order = meta.get("listOrder", DEFAULT_LIST_ORDER)
+    if not isinstance(order, int) or isinstance(order, bool):
+        raise PolicyError("metadata.listOrder: must be a whole number (lower is listed first)")
     if not isinstance(doc.get("parameters", {}), dict):
         raise PolicyError("parameters: must be an object")
     for key, allowed in (
@@ -579,6 +593,15 @@ def parse_policy(
         for cid in info.presentation.get(field, ()):
             if cid not in known:
                 raise PolicyError(f"presentation.{field} names undefined criterion {cid!r}")
+    for note in info.presentation.get("footnotes", ()):
+        if note["when"] not in known:
+            raise PolicyError(f"presentation.footnotes names undefined criterion {note['when']!r}")
+        if note["is"] not in FOOTNOTE_RESULTS:
+            raise PolicyError(
+                f"presentation.footnotes: 'is' must be one of {', '.join(FOOTNOTE_RESULTS)}"
+            )
+        if note["pathway"] not in {p.id for p in pathways}:
+            raise PolicyError(f"presentation.footnotes names undefined pathway {note['pathway']!r}")
     companions = tuple(str(c) for c in doc.get("companions", ()))
     if info.id in companions:
         raise PolicyError(f"policy {info.id!r} names itself as a companion")
@@ -663,16 +686,40 @@ def _confirmable(c: Mapping[str, Any]) -> bool:
     return value
 
 
-def policy_names() -> list[str]:
-    """The names of the policies this service ships (files in ``policies/``), sorted."""
-    return sorted(p.stem for p in POLICY_DIR.glob("*.json"))
+def _list_order(path: Path) -> tuple[int, str]:
+    """Where a policy file stands in the default list: its ``metadata.listOrder`` (files
+    without one come last), then its name. A file that cannot be read sorts last; loading it
+    names the fault."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        order = doc["metadata"].get("listOrder", DEFAULT_LIST_ORDER)
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError):
+        order = DEFAULT_LIST_ORDER
+    if not isinstance(order, int) or isinstance(order, bool):
+        order = DEFAULT_LIST_ORDER
+    return order, path.stem
 
 
-def _read_policy_file(name_or_path: str | Path) -> tuple[Path, dict[str, Any]]:
-    """A policy file by name (in ``policies/``) or by path, parsed as JSON."""
+def policy_names(folder: str | Path | None = None) -> list[str]:
+    """The policies in ``folder`` (default: the shipped ``policies/``), by name, in the order
+    the files declare (``metadata.listOrder``, then the name): the default list of policies a
+    deployment serves and reports."""
+    files = [p for p in _policy_dir(folder).glob("*.json") if p.is_file()]
+    return [p.stem for p in sorted(files, key=_list_order)]
+
+
+def _policy_dir(folder: str | Path | None) -> Path:
+    return Path(folder) if folder else POLICY_DIR
+
+
+def _read_policy_file(
+    name_or_path: str | Path, folder: str | Path | None = None
+) -> tuple[Path, dict[str, Any]]:
+    """A policy file by name (in ``folder``, default the shipped ``policies/``) or by path,
+    parsed as JSON."""
     path = Path(name_or_path)
     if not path.suffix:
-        path = POLICY_DIR / f"{name_or_path}.json"
+        path = _policy_dir(folder) / f"{name_or_path}.json"
     try:
         return path, json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
@@ -699,22 +746,26 @@ def load_policy(name_or_path: str | Path, overrides: Mapping[str, Any] | None = 
         raise PolicyError(f"{path.name}: missing or malformed {exc}") from exc
 
 
-def load_policies(names: Iterable[str], overrides: Mapping[str, Any]) -> dict[str, Policy]:
-    """Several policies by name or path, keyed by policy id.
+def load_policies(
+    names: Iterable[str], overrides: Mapping[str, Any], folder: str | Path | None = None
+) -> dict[str, Policy]:
+    """Several policies by name (in ``folder``, default the shipped ``policies/``) or path,
+    keyed by policy id, in the order given.
 
     Each override applies to every policy that declares that parameter; one that no policy
     declares is a PolicyError (a misspelt setting must not be silently ignored).
     """
     names = list(names)
+    available = policy_names(folder)
     for name in names:
-        if not Path(name).suffix and name not in policy_names():
+        if not Path(name).suffix and name not in available:
             raise PolicyError(
                 f"POLICIES names {name!r}, which is not a policy of this service; choose from: "
-                f"{', '.join(policy_names())} (or give the path of a policy file)"
+                f"{', '.join(available)} (or give the path of a policy file)"
             )
     files = []
     for name in names:
-        path, doc = _read_policy_file(name)
+        path, doc = _read_policy_file(name, folder)
         try:
             files.append((path, expand_includes(doc, path.parent)))
         except PolicyError as exc:

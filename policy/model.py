@@ -94,7 +94,8 @@ class PolicyInfo:
 
 HOOKS = ("order-select", "order-sign", "patient-view")
 ORDER_HOOKS = ("order-select", "order-sign")
-SPEAKS = ("always", "when-met")
+# "when-met-or-one-judgement-away": also when one clinician's confirmation would make it met
+SPEAKS = ("always", "when-met", "when-met-or-one-judgement-away")
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,10 @@ class ServiceSpec:
 
     Order hooks answer only when a draft order is coded in ``trigger_value_set`` (with
     ``selected_only``, only the drafts the clinician selected). ``speaks`` is "always" (a card
-    on every answered call) or "when-met" (only when the outcome is meets-criteria and no
-    criterion in the presentation's ``silenceWhenMet`` is met).
+    on every answered call), "when-met" (only when the outcome is meets-criteria and no
+    criterion in the presentation's ``silenceWhenMet`` is met) or
+    "when-met-or-one-judgement-away" (also when one clinician's confirmation would make it
+    met).
     """
 
     id: str
@@ -137,5 +140,7 @@ class Decision:
     deceased_implausible: str | None = None
     decided_by: tuple[str, ...] = ()  # the criteria that gave the outcome (policy.decisive)
     decisive: tuple[str, ...] = ()  # unknowns whose answer could change the outcome
+    # confirmable unknowns whose confirmation alone would make the outcome "meets"
+    one_judgement_away: tuple[str, ...] = ()
     # derived criteria on the deciding pathway holding a met deciding criterion or a decisive one
     composites: tuple[str, ...] = ()

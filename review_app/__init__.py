@@ -21,18 +21,21 @@ from flask import Blueprint, Flask, Response, current_app, redirect, render_temp
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from cds_cards.render import clinical_text, long_date
+from facts.london import london_day
 from fhirdata import FhirServerNotAllowed, read_types
 from review_app import smart
 from review_app.assessment import (
     Assessment,
     AssessmentError,
+    Clinician,
     TokenRejected,
     assess,
-    clinician_name,
+    clinician,
     record_confirmation,
     today_text,
 )
 from review_app.guards import DiscoveryCache, LaunchLimiter
+from review_app.pack import pdf_of
 from service.evaluation import Runtime
 from service.state import app_state, state_of
 from service.tenants import FhirAccess, TenantDirectory
@@ -45,7 +48,7 @@ PREFIX = "/review"
 LAUNCH_PATH = f"{PREFIX}/launch"
 COOKIE = "iport_review"
 STATE_COOKIE = "iport_review_launch"
-STATIC_FILES = ("review.css", "vendor/nhsuk-frontend.min.css")
+STATIC_FILES = ("review.css", "favicon.svg", "vendor/nhsuk-frontend.min.css")
 DEFAULTS = {
     "REVIEW_APP_CLIENT_ID": "iport-cds-review",  # as registered with the authorization server
     "REVIEW_APP_SESSION_MINUTES": 60,  # a session ends then, or when its token expires
@@ -91,7 +94,8 @@ def init_app(app: Flask) -> None:
     cache_s = float(app.config["REVIEW_APP_DISCOVERY_CACHE_SECONDS"])
     state.smart_discovery = DiscoveryCache(cache_s, cache_s / 10)
     state.launch_limiter = LaunchLimiter(int(app.config["REVIEW_APP_LAUNCHES_PER_MINUTE"]))
-    paths = [f"{PREFIX}/{p}" for p in ("", "launch", "callback", "confirm", "summary", "logout")]
+    pages = ("", "launch", "callback", "confirm", "summary", "summary.pdf", "logout")
+    paths = [f"{PREFIX}/{p}" for p in pages]
     paths += [f"{PREFIX}/static/{f}" for f in STATIC_FILES]
     state.auth_exempt.update(paths)
     app.register_blueprint(bp)
@@ -326,17 +330,58 @@ def confirm() -> BaseResponse:
     return redirect(f"{PREFIX}/?{query}", 303)
 
 
-@bp.get("/summary")
-def summary() -> Response:
+def _with_clinician() -> tuple[smart.ReviewSession, Assessment, Clinician | None] | Response:
+    """The session, the assessment and the signed-in clinician (None when their record
+    cannot be read), or the error page to show."""
     launched = _launched()
     if isinstance(launched, Response):
         return launched
     session, a = launched
     try:
-        user = clinician_name(_runtime(), _access(session), session) or session.user_ref
+        return session, a, clinician(_runtime(), _access(session), session)
     except FhirServerNotAllowed as exc:
         return _error(str(exc), 502)
+
+
+@bp.get("/summary")
+def summary() -> Response:
+    found = _with_clinician()
+    if isinstance(found, Response):
+        return found
+    session, a, who = found
+    user = (who.name if who else None) or session.user_ref
     return _page("summary.html", a=a, user=user, today=today_text(_now()))
+
+
+@bp.get("/summary.pdf")
+def summary_pdf() -> Response:
+    """The evidence pack as an A4 PDF (review_app/pack.py), for a referral or an IFR."""
+    found = _with_clinician()
+    if isinstance(found, Response):
+        return found
+    _, a, who = found
+    d = a.decision
+    main = [c for c in a.criteria if c.on_pathway] or list(a.criteria)
+    html = render_template(
+        "review/pack.html",
+        a=a,
+        who=who,
+        today=today_text(_now()),
+        main=main,
+        rest=[c for c in a.criteria if c not in main],
+        pathway_title=next((p.title for p in d.pathways if p.id == d.pathway), None),
+        short_name=str(a.policy.info.presentation.get("shortName") or d.policy.title),
+        policy_url=d.policy.url,
+        ifr_url=d.policy.funding_request_url,
+        clinical=clinical_text,
+        long_date=long_date,
+    )
+    resp = Response(pdf_of(html), mimetype="application/pdf")
+    name = f"commissioning-evidence-{a.policy.info.id}-{london_day(_now()).isoformat()}.pdf"
+    resp.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    return resp
 
 
 @bp.post("/logout")

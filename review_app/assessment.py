@@ -236,9 +236,65 @@ def assess(
     )
 
 
-def clinician_name(runtime: Runtime, access: FhirAccess, rs: ReviewSession) -> str | None:
-    """The signed-in clinician's name from their FHIR resource (``fhirUser``), read through
-    the service's one FHIR client with their token; None when it cannot be read."""
+# Professional registers a clinician's identifier may name, by system: (label, register).
+REGISTERS = {
+    "https://fhir.hl7.org.uk/Id/gmc-number": "GMC",
+    "https://fhir.hl7.org.uk/Id/nmc-number": "NMC",
+    "https://fhir.hl7.org.uk/Id/hcpc-number": "HCPC",
+    "https://fhir.hl7.org.uk/Id/gphc-number": "GPhC",
+    "https://fhir.nhs.uk/Id/sds-user-id": "SDS user",
+}
+
+
+@dataclass(frozen=True)
+class Clinician:
+    """Who is signed in, from their FHIR resource (``fhirUser``): what a funding panel asks."""
+
+    reference: str  # "Practitioner/123"
+    name: str | None
+    role: str | None  # a PractitionerRole's code, or the Practitioner's first qualification
+    registration: str | None  # "GMC 1234567"
+
+
+def _text_of(concept: Any) -> str | None:
+    if not isinstance(concept, dict):
+        return None
+    text = concept.get("text")
+    if isinstance(text, str) and text.strip():
+        return text.strip()
+    for c in concept.get("coding") or []:
+        if isinstance(c, dict) and isinstance(c.get("display"), str) and c["display"].strip():
+            return str(c["display"]).strip()
+    return None
+
+
+def _registration(resource: Mapping[str, Any]) -> str | None:
+    for ident in resource.get("identifier") or []:
+        if not isinstance(ident, dict):
+            continue
+        register = REGISTERS.get(str(ident.get("system") or ""))
+        value = ident.get("value")
+        if register and isinstance(value, str) and value.strip():
+            return f"{register} {value.strip()}"
+    return None
+
+
+def _role(resource: Mapping[str, Any]) -> str | None:
+    if resource.get("resourceType") == "PractitionerRole":
+        for code in resource.get("code") or []:
+            if text := _text_of(code):
+                return text
+        return None
+    for q in resource.get("qualification") or []:
+        if isinstance(q, dict) and (text := _text_of(q.get("code"))):
+            return text
+    return None
+
+
+def clinician(runtime: Runtime, access: FhirAccess, rs: ReviewSession) -> Clinician | None:
+    """The signed-in clinician (``fhirUser``): name, role and professional registration,
+    read through the service's one FHIR client with their token; None when there is no
+    ``fhirUser`` to read, or it cannot be read."""
     if not rs.user_ref or not re.fullmatch(
         r"(Practitioner|PractitionerRole|Person)/[A-Za-z0-9\-.]{1,64}", rs.user_ref
     ):
@@ -259,12 +315,25 @@ def clinician_name(runtime: Runtime, access: FhirAccess, rs: ReviewSession) -> s
     except (FhirError, FhirServerNotAllowed):
         return None
     for resource in found:
+        if not isinstance(resource, dict):
+            continue
         name, _, _ = _patient_details(
             [{**resource, "resourceType": "Patient"}], str(resource.get("id"))
         )
-        if name != NO_NAME:
-            return name
+        return Clinician(
+            reference=rs.user_ref,
+            name=None if name == NO_NAME else name,
+            role=_role(resource),
+            registration=_registration(resource),
+        )
     return None
+
+
+def clinician_name(runtime: Runtime, access: FhirAccess, rs: ReviewSession) -> str | None:
+    """The signed-in clinician's name from their FHIR resource (``fhirUser``); None when it
+    cannot be read."""
+    who = clinician(runtime, access, rs)
+    return who.name if who else None
 
 
 def long_date_of(iso: str | None) -> str | None:

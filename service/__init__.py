@@ -53,7 +53,7 @@ def build_runtime(config: Mapping[str, Any]) -> Runtime:
     pool = int(config["FHIR_POOL_SIZE"])
     return Runtime(
         core=core,
-        services=enabled_services(core.policies.values()),
+        services=enabled_services(core.policies.values(), config.get("PATIENT_VIEW_SPEAKS")),
         templates=prefetch_templates(
             core.vsl,
             core.criteria_system,
@@ -81,6 +81,7 @@ def build_runtime(config: Mapping[str, Any]) -> Runtime:
         breakers=OriginBreakers(
             int(config["FHIR_BREAKER_FAILURES"]), float(config["FHIR_BREAKER_COOL_OFF_SECONDS"])
         ),
+        one_card_per_patient=bool(config["PATIENT_VIEW_ONE_CARD"]),
     )
 
 

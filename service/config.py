@@ -15,6 +15,7 @@ from typing import Any
 from flask import Config, Flask
 
 from policy.decide import Core, load_core
+from policy.loading import policy_names
 
 ENV_PREFIX = "IPORT_CDS"
 
@@ -57,12 +58,18 @@ DEFAULTS: dict[str, Any] = {
     "FHIR_BREAKER_COOL_OFF_SECONDS": 30.0,
     "FHIR_FETCH_MODE": "parallel",  # or "batch"
     # Policy and value sets
-    "POLICIES": [
-        "iport-advance",
-        "nice-insulin-pump",
-        "nice-hybrid-closed-loop",
-    ],  # files in policy/policies/ (or paths)
+    # The folder of policy files; None: the shipped policy/policies/
+    "POLICY_DIR": None,
+    # Names of files in POLICY_DIR (or paths); None: every policy file there, in the order
+    # the files declare (metadata.listOrder)
+    "POLICIES": None,
     "POLICY_PARAMETERS": {},  # overrides of parameters, applied to each policy that has them
+    # patient-view: one card per patient (the technology first in the policies' precedence
+    # speaks, naming the others); false: every service speaks for itself
+    "PATIENT_VIEW_ONE_CARD": True,
+    # None: as each policy file's services say; or "when-met" / "when-met-or-one-judgement-away"
+    # for every patient-view service that speaks only when met
+    "PATIENT_VIEW_SPEAKS": None,
     "VALUESET_EXTRA_DIR": None,
     # Operations
     "LOG_LEVEL": "INFO",
@@ -102,6 +109,8 @@ def read_settings(overrides: Mapping[str, Any] | None = None, root: str = ".") -
     config.from_prefixed_env(ENV_PREFIX)
     if overrides:
         config.update(overrides)
+    if config.get("POLICIES") is None:
+        config["POLICIES"] = policy_names(config.get("POLICY_DIR"))
     return config
 
 
@@ -117,10 +126,16 @@ def _paths_beside(settings: Mapping[str, Any], folder: Path) -> dict[str, Any]:
 
 
 def core_from_config(config: Mapping[str, Any], extra_dirs: Sequence[str] = ()) -> Core:
-    """The start-up assembly (``policy.decide.load_core``) from the settings POLICIES,
-    POLICY_PARAMETERS and VALUESET_EXTRA_DIR (plus ``extra_dirs``); every caller starts here."""
+    """The start-up assembly (``policy.decide.load_core``) from the settings POLICY_DIR,
+    POLICIES, POLICY_PARAMETERS and VALUESET_EXTRA_DIR (plus ``extra_dirs``); every caller
+    starts here."""
+    names = config.get("POLICIES")
+    folder = config.get("POLICY_DIR")
     return load_core(
-        config["POLICIES"], config.get("POLICY_PARAMETERS") or {}, valueset_dirs(config, extra_dirs)
+        policy_names(folder) if names is None else names,
+        config.get("POLICY_PARAMETERS") or {},
+        valueset_dirs(config, extra_dirs),
+        folder,
     )
 
 

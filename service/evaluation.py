@@ -29,7 +29,15 @@ from fhirdata import (
 from fhirdata.breaker import FhirNotAnswering, OriginBreakers
 from fhirdata.transport import OriginExecutors, TenantSessions
 from policy import Decision, Policy
-from policy.decide import Core, decide, read_record, speaks_proactively
+from policy.decide import (
+    Core,
+    Evaluations,
+    Turn,
+    decide,
+    patient_view_turn,
+    read_record,
+    speaks_proactively,
+)
 from service.discovery import ServiceDef
 from service.errors import PreconditionFailed
 from service.hookrequest import HookRequest
@@ -53,6 +61,7 @@ class Runtime:
     fhir_sessions: TenantSessions
     executors: OriginExecutors
     breakers: OriginBreakers
+    one_card_per_patient: bool = True  # PATIENT_VIEW_ONE_CARD (policy.decide.patient_view_turn)
 
     @property
     def vsl(self) -> ValueSetLibrary:
@@ -181,7 +190,8 @@ def run_hook(
     record = read_record(runtime.core, gathered.resources, req.patient_id, gathered.warnings)
     policy = runtime.policies[service.policy]
     companions = [runtime.policies[c] for c in policy.companions if c in runtime.policies]
-    decided = decide(record, policy, london_day(now), companions)
+    evaluations = Evaluations(record, london_day(now))  # each policy once per request
+    decided = decide(record, policy, london_day(now), companions, evaluations)
     decision = decided.decision
     result = HookResult(
         body={"cards": []},
@@ -190,7 +200,8 @@ def run_hook(
         decision=decision,
         gathered=gathered,
     )
-    if service.speaks == "always" or speaks_proactively(decision, record):
+    turn = _turn(runtime, service, decision, evaluations)
+    if service.speaks == "always" or turn.speaks:
         ctx = CardContext(
             patient_id=req.patient_id,
             user_ref=req.user_id,
@@ -198,12 +209,41 @@ def run_hook(
             new_uuid=new_uuid,
             note=decided.companion_note,
             app_url=app_url,
+            also=tuple(
+                str(p.info.presentation.get("shortName") or p.info.title) for p in turn.also
+            ),
         )
         card = eligibility_card(decision, ctx, patient_view=service.hook == "patient-view")
         result.body = {"cards": [card]}
         result.card_uuids = [card["uuid"]]
     result.timings_ms = {"fhir": round(gathered.fetch_ms, 2), "total": _ms(started)}
     return result
+
+
+def _turn(
+    runtime: Runtime, service: ServiceDef, decision: Decision, evaluations: Evaluations
+) -> Turn:
+    """Whether a card that speaks only when met (or one judgement away) speaks: on its own, or,
+    for patient-view with one card per patient, when no other technology ranks first."""
+    if service.speaks == "always":
+        return Turn(True)
+    if service.hook != "patient-view" or not runtime.one_card_per_patient:
+        return Turn(speaks_proactively(decision, evaluations.record, service.speaks))
+    rivals = [
+        (runtime.policies[s.policy], s.speaks)
+        for s in runtime.services.values()
+        if s.hook == "patient-view" and s.speaks != "always" and s.policy != service.policy
+    ]
+    policy = runtime.policies[service.policy]
+    return patient_view_turn(
+        policy,
+        decision,
+        evaluations.record,
+        evaluations.today,
+        rivals,
+        service.speaks,
+        evaluations,
+    )
 
 
 def _ms(started: float) -> float:

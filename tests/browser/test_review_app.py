@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 import requests
@@ -190,6 +191,9 @@ def test_smart_launch_from_a_card_confirmation_and_evidence_summary(
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    # Every request the pages make (CSP bypassed, so a font or asset from elsewhere is tried)
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
     try:
         page.set_content(card_page(card))
         shoot(page.locator(".card"), "review-card")
@@ -252,6 +256,13 @@ def test_smart_launch_from_a_card_confirmation_and_evidence_summary(
         assert page.locator("#ifr-route").count() == 0
         assert "Dr Asha Patel" in page.text_content("main")  # the fhirUser's name, read
         assert errors == []
+        # Nothing leaves the deployment (the EHR, its FHIR and authorization servers and the
+        # service are all on this machine); the app has its own icon.
+        hosts = {urlsplit(u).hostname for u in requested if u.startswith("http")}
+        assert hosts == {"127.0.0.1"}, hosts
+        icon = page.locator("link[rel=icon]").get_attribute("href")
+        assert icon is not None
+        assert page.request.get(urljoin(page.url, icon)).ok
     finally:
         context.close()
 

@@ -16,7 +16,9 @@ def test_list_table_and_json(cli: Cli) -> None:
     run = cli("demo", "list")
     assert run.code == 0
     lines = run.out.splitlines()
-    assert lines[0].split() == ["Patient", "id", "Expected", "outcome", "Pathway", "Scenario"]
+    assert lines[0].split() == [
+        "Patient", "id", "Expected", "outcome", "Pathway", "Scenario", "(iport-advance)"
+    ]  # fmt: skip
     assert len(lines) == 1 + len(demo.list_patients())
     assert any(
         line.startswith("iport-demo-no-diabetes") and "does-not-meet-criteria    -" in line
@@ -24,7 +26,11 @@ def test_list_table_and_json(cli: Cli) -> None:
     )
     rows = json.loads(cli("demo", "list", "--json").out)
     assert {r["patientId"] for r in rows} == {p.patient_id for p in demo.list_patients()}
-    assert next(r for r in rows if r["name"] == "no-diabetes")["expectedPathway"] is None
+    no_diabetes = next(r for r in rows if r["name"] == "no-diabetes")["expected"]
+    assert no_diabetes["iport-advance"] == {
+        "outcome": "does-not-meet-criteria", "pathway": None, "patientViewCard": None
+    }  # fmt: skip
+    assert no_diabetes["nice-insulin-pump"]["patientViewCard"] is False
 
 
 def test_export_resolves_dates(cli: Cli, tmp_path: Path) -> None:

@@ -50,7 +50,11 @@ def test_evaluate_and_a_hook_call_decide_alike_under_the_same_override(
 ) -> None:
     monkeypatch.setenv("IPORT_CDS_POLICY_PARAMETERS", json.dumps(LOWER))
     app = create_app(
-        {"REQUIRE_AUTH": False, "CLOCK": lambda: datetime(2026, 11, 21, 10, tzinfo=UTC)}
+        {
+            "REQUIRE_AUTH": False,
+            "CLOCK": lambda: datetime(2026, 11, 21, 10, tzinfo=UTC),
+            "PATIENT_VIEW_ONE_CARD": False,  # the i-Port card, whichever technology ranks first
+        }
     )
     resources = demo.bundle_resources(PATIENT.bundle(TODAY))
     body = hook_request("patient-view", resources=resources, patient_id=PATIENT.patient_id)

@@ -57,7 +57,7 @@ def test_hcl_patient_view_with_prefetch(service: ServiceProcess, demo: DemoPatie
     resources = bundle_resources(demo.bundle(date.today()))
     body = hook_request("patient-view", resources=resources, patient_id=demo.patient_id)
     cards = hcl_view(service, body)
-    assert bool(cards) is demo.expected_hcl_prompt
+    assert bool(cards) is demo.expected["nice-hybrid-closed-loop"].card
     for card in cards:
         assert card["extension"]["iport-cds.eligibility"]["outcome"] == "meets-criteria"
         assert "TA943" in card["summary"]
@@ -71,13 +71,15 @@ def test_hcl_patient_view_fetching_from_the_fhir_server(
         "patient-view", patient_id=demo.patient_id, fhir_server=loaded_fhir.base_url
     )
     cards = hcl_view(service, body)
-    assert bool(cards) is demo.expected_hcl_prompt
+    assert bool(cards) is demo.expected["nice-hybrid-closed-loop"].card
 
 
 def test_the_iport_card_names_hcl_first_for_someone_meeting_ta943_and_not_on_it(
     service: ServiceProcess, loaded_fhir: FhirTestServer
 ) -> None:
-    (demo,) = [p for p in HCL if p.expected_hcl_prompt and p.name.endswith("pregnant")]
+    (demo,) = [
+        p for p in HCL if p.expected["nice-hybrid-closed-loop"].card and p.name.endswith("pregnant")
+    ]
     draft = iport_device_request(pid=demo.patient_id)
     body = hook_request(
         "order-sign", drafts=[draft], patient_id=demo.patient_id, fhir_server=loaded_fhir.base_url

@@ -209,7 +209,10 @@ def draft(pid: str) -> dict[str, Any]:
 CASES = [
     ("order-select", MEETS_ID, "meets-criteria"),
     ("order-sign", MEETS_ID, "meets-criteria"),
-    ("patient-view", MEETS_ID, "meets-criteria"),
+    # one patient-view card per patient: the NICE pump card speaks for this patient (it ranks
+    # before the i-Port) and the i-Port patient-view service is silent
+    ("pump-patient-view", MEETS_ID, "meets-criteria"),
+    ("patient-view", MEETS_ID, None),
     ("order-sign", INSUFFICIENT_ID, "insufficient-information"),
     ("order-select", T2_ID, "insufficient-information"),
     ("patient-view", INSUFFICIENT_ID, None),  # patient-view is silent unless criteria are met
@@ -227,17 +230,18 @@ def test_hooks_end_to_end(
     pid: str,
     expected: str | None,
 ) -> None:
-    drafts = [draft(pid)] if hook != "patient-view" else None
+    real_hook = "patient-view" if hook.endswith("patient-view") else hook
+    drafts = [draft(pid)] if real_hook != "patient-view" else None
     if mode == "prefetch":
         body = hook_request(
-            hook,
-            prefetch=ehr_prefetch(service, loaded_fhir, hook, pid),
+            real_hook,
+            prefetch=ehr_prefetch(service, loaded_fhir, real_hook, pid),
             drafts=drafts,
             patient_id=pid,
         )
     else:
         body = hook_request(
-            hook,
+            real_hook,
             drafts=drafts,
             patient_id=pid,
             fhir_server=loaded_fhir.base_url,

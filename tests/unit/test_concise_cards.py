@@ -34,6 +34,7 @@ from cds_cards.render import (
 from cli.evaluate import Core, decide_file, load_core
 from demo import PATIENTS_DIR
 from policy import Decision, Outcome, Policy, Tri, load_policy
+from policy.loading import policy_names
 from tests.builders import (
     DMD,
     GLARGINE_VTM,
@@ -55,11 +56,9 @@ CARDS = Path(__file__).resolve().parents[1] / "golden" / "cards"
 TODAY = date(2026, 11, 21)
 NOW = datetime(2026, 11, 21, 10, 30, tzinfo=UTC)
 APP_URL = "https://cds.example.nhs.uk/review/launch"
-POLICIES = {  # name → patient-view wording
-    "iport-advance": False,
-    "nice-insulin-pump": True,
-    "nice-hybrid-closed-loop": True,
-}
+# Every shipped policy, each with one golden card per demo patient (UPDATE_GOLDEN=1 writes
+# a new policy's cards).
+POLICIES = policy_names()
 PATIENTS = sorted(p.stem for p in PATIENTS_DIR.glob("*.json"))
 # "Condition/abc", "Patient/iport-demo-x": any FHIR reference, in whatever a clinician reads.
 FHIR_REFERENCE = re.compile(r"\b[A-Z][a-z][A-Za-z]*/[A-Za-z0-9\-.]{1,64}\b")
@@ -80,8 +79,11 @@ def card_for(policy: str, patient: str) -> dict[str, Any]:
         new_uuid=lambda: next(uuids),
         app_url=APP_URL,
     )
-    # patient-view speaks only when the criteria are met; otherwise it is the order-hook card
-    patient_view = POLICIES[policy] and decision.outcome is Outcome.MEETS
+    # A policy that serves only patient-view speaks only when the criteria are met; one with
+    # an order hook is shown by its order card
+    patient_view = decision.outcome is Outcome.MEETS and not any(
+        s.hook.startswith("order-") for s in _core(policy).policies[decision.policy.id].services
+    )
     return eligibility_card(decision, ctx, patient_view=patient_view)
 
 

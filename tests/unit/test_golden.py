@@ -28,6 +28,9 @@ def test_golden(case: str) -> None:
             # The two policies these cases were recorded with: their cards do not change when
             # a third policy is added (with it, a companion note may lead; test_hcl_service).
             "POLICIES": ["iport-advance", "nice-insulin-pump"],
+            # Each service's own card (with one card per patient, the i-Port patient-view card
+            # gives way to the pump's: tests/unit/test_one_card.py)
+            "PATIENT_VIEW_ONE_CARD": False,
             "REQUIRE_AUTH": False,
             "CLOCK": lambda: datetime(2026, 11, 21, 10, 30, tzinfo=UTC),
             "UUID_FACTORY": lambda: next(uuids),

@@ -12,6 +12,7 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 from flask.testing import FlaskClient
 
 from policy import Decision, Outcome, PolicyError, Tri, load_policies, load_policy
+from policy.loading import policy_names
 from service import create_app
 from tests.builders import (
     HYPO_COMA,
@@ -23,6 +24,7 @@ from tests.builders import (
     confirmation,
     hba1c,
     insulin,
+    iport_device_request,
     patient,
 )
 from tests.hooks import SERVICE, hook_request
@@ -151,7 +153,7 @@ def test_an_unknown_name_in_the_policies_setting_stops_start_up_with_the_valid_n
     message = str(raised.value)
     assert message == (
         "POLICIES names 'nope', which is not a policy of this service; choose from: "
-        "iport-advance, nice-hybrid-closed-loop, nice-insulin-pump "
+        f"{', '.join(policy_names())} "
         "(or give the path of a policy file)"
     )
 
@@ -219,9 +221,16 @@ def test_no_pump_card_otherwise(client: FlaskClient, resources: list[Any]) -> No
 
 def test_iport_card_defers_to_the_pump_when_both_apply(client: FlaskClient) -> None:
     record = [patient(), condition(T1DM), hba1c(75), *MDI, condition(text="Needle phobia")]
+    # patient-view: one card, the pump's, naming the i-Port; the i-Port service is silent
     (pump,) = cards(client, "pump-patient-view", record)
-    (iport,) = cards(client, "patient-view", record)
-    assert not pump["detail"].startswith(">")  # the pump card stands alone: no deferring note
+    assert cards(client, "patient-view", record) == []
+    assert pump["detail"].split("\n\n")[1] == (
+        "> Also meets the criteria for i-Port Advance (NHS Humber and North Yorkshire "
+        "commissioning policy): see the full assessment."
+    )
+    # An i-Port order keeps the i-Port card, which says first that the pump applies
+    drafts = [iport_device_request()]
+    (iport,) = cards(client, "order-select", record, drafts=drafts)
     assert iport["detail"].startswith(
         "> This patient also meets the NICE criteria for insulin pump therapy"
     )
