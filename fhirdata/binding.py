@@ -70,6 +70,8 @@ def binding_problem(
 ) -> str | None:
     """Why ``resource`` cannot be taken as the context patient's, or None when it can."""
     rtype = resource.get("resourceType")
+    if not isinstance(rtype, str):  # a list or an object: not a FHIR resource (nor hashable)
+        return "its resourceType is not a name"
     if rtype == "Patient":
         return None if resource.get("id") == patient_id else "it is another Patient"
     target = None

@@ -1,4 +1,4 @@
-"""A circuit breaker per FHIR origin: a server that stops answering is left alone for a while.
+"""A circuit breaker per tenant × FHIR origin: a server that stops answering is left alone.
 
 The bulkheads (``service.admission``, ``fhirdata.transport``) bound what one slow server can
 hold, but each hook for it still holds a slot until the deadline; two or three such servers
@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fhirdata.transport import MAX_ORIGIN_POOLS, origin_of
+from fhirdata.transport import DEPLOYMENT, MAX_ORIGIN_POOLS, BulkheadKey, TenantKey, bulkhead_of
 
 
 class FhirNotAnswering(Exception):
@@ -107,7 +107,9 @@ class Breaker:
 
 
 class OriginBreakers:
-    """A ``Breaker`` per FHIR origin (scheme, host, port), made on first use."""
+    """A ``Breaker`` per tenant × FHIR origin (scheme, host, port), made on first use: one
+    tenant's path that stops answering does not open the breaker of another tenant's path
+    on the same host and port."""
 
     def __init__(
         self, failures: int, cool_off_s: float, clock: Callable[[], float] = time.monotonic
@@ -118,10 +120,10 @@ class OriginBreakers:
             )
         self.failures, self.cool_off_s, self._clock = failures, cool_off_s, clock
         self._lock = threading.Lock()
-        self._breakers: dict[tuple[str, str], Breaker] = {}
+        self._breakers: dict[BulkheadKey, Breaker] = {}
 
-    def for_url(self, url: str) -> Breaker:
-        origin = origin_of(url)
+    def for_url(self, url: str, tenant: TenantKey = DEPLOYMENT) -> Breaker:
+        origin = bulkhead_of(url, tenant)
         with self._lock:
             found = self._breakers.get(origin)
             if found is None:

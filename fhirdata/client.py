@@ -10,7 +10,9 @@ already checked against the allowlist, and never appears in an error message or 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -20,10 +22,11 @@ from urllib.parse import urljoin, urlsplit
 
 import orjson
 import requests
+import urllib3
 
 from fhirdata.allowlist import unsafe_path
 from fhirdata.breaker import Pass
-from fhirdata.transport import WATCHDOG, Watch, new_session, origin_of
+from fhirdata.transport import WATCHDOG, Watch, new_session, origin_of, release_freed_memory
 
 FHIR_JSON = "application/fhir+json"
 
@@ -52,6 +55,16 @@ class FhirBadResponse(FhirError):
     """The server answered, but not with usable FHIR JSON (5xx, HTML, wrong resourceType ...)."""
 
 
+class FhirTooLarge(FhirBadResponse):
+    """An answer, or one request's answers together, went past a byte budget (as sent, or
+    decompressed); reading stopped there and the connection was dropped."""
+
+
+MiB = 1024 * 1024
+_HOOK_SENT = "FHIR_HOOK_MAX_COMPRESSED_BYTES"
+_CHUNK = 64 * 1024  # bytes read, and inflated, at a time
+
+
 @dataclass(frozen=True)
 class FetchSettings:
     deadline_s: float = 4.0
@@ -59,6 +72,126 @@ class FetchSettings:
     read_timeout_s: float = 3.0
     max_pages: int = 10
     mode: str = "parallel"  # or "batch": one FHIR batch Bundle for all queries
+    # Byte budgets, enforced while reading (a gzip bomb stops at the budget, not in memory):
+    # per answer and per hook (all its reads together), as sent and decompressed.
+    max_response_bytes: int = 4 * MiB
+    max_response_compressed_bytes: int = 4 * MiB
+    max_hook_bytes: int = 8 * MiB
+    max_hook_compressed_bytes: int = 8 * MiB
+
+
+class _Budget:
+    """The bytes one ``FhirClient`` (one hook) may still read, shared by its reads."""
+
+    def __init__(self, settings: FetchSettings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._decoded = self._wire = 0
+
+    def take(self, decoded: int, wire: int) -> None:
+        s = self._settings
+        with self._lock:
+            self._decoded += decoded
+            self._wire += wire
+            used, sent = self._decoded, self._wire
+        if used > s.max_hook_bytes:
+            raise _too_large(
+                "the FHIR answers to one hook", "FHIR_HOOK_MAX_BYTES", s.max_hook_bytes
+            )
+        if sent > s.max_hook_compressed_bytes:
+            limit = s.max_hook_compressed_bytes
+            raise _too_large("the FHIR answers to one hook as sent", _HOOK_SENT, limit)
+
+
+def _too_large(what: str, setting: str, limit: int) -> FhirTooLarge:
+    return FhirTooLarge(f"{what} exceeded {setting} ({limit} bytes); reading stopped")
+
+
+class _Inflater:
+    """Undoes the answer's Content-Encoding (gzip or deflate, the ones asked for) at most
+    ``_CHUNK`` bytes at a time, so that what a few compressed bytes inflate to is checked
+    against the budget piece by piece; every gzip member of a stream is read."""
+
+    def __init__(self, encoding: str) -> None:
+        coding = encoding.strip().lower()
+        if coding in ("gzip", "x-gzip"):
+            self._wbits: int | None = 16 + zlib.MAX_WBITS
+        elif coding == "deflate":
+            self._wbits = 32 + zlib.MAX_WBITS  # the zlib format (or gzip) as sent
+        elif coding in ("", "identity"):
+            self._wbits = None
+        else:
+            raise FhirBadResponse("the FHIR server's answer has a Content-Encoding not asked for")
+        self._inflate = zlib.decompressobj(self._wbits) if self._wbits else None
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if self._inflate is None or self._wbits is None:
+            yield data
+            return
+        pending = data
+        try:
+            while pending:
+                yield self._inflate.decompress(pending, _CHUNK)
+                if self._inflate.eof:  # what follows is the next gzip member
+                    pending = self._inflate.unused_data
+                    self._inflate = zlib.decompressobj(self._wbits)
+                else:
+                    pending = self._inflate.unconsumed_tail
+        except zlib.error as exc:
+            raise FhirBadResponse("the FHIR server's answer could not be decompressed") from exc
+
+
+def read_capped(resp: requests.Response, settings: FetchSettings, budget: _Budget | None) -> bytes:
+    """The body of a ``stream=True`` response, read under the byte budgets: the bytes as
+    sent counted as they come off the connection, and decompressed here a chunk at a time.
+    Raises FhirTooLarge at the first chunk past a budget, FhirBadResponse for a body that
+    cannot be decompressed; urllib3's errors as they come (the caller maps them). The
+    caller closes ``resp``."""
+    declared = resp.headers.get("Content-Length", "")
+    wire_max = settings.max_response_compressed_bytes
+    if declared.isdigit() and int(declared) > wire_max:
+        raise _too_large("the FHIR answer as sent", "FHIR_RESPONSE_MAX_COMPRESSED_BYTES", wire_max)
+    # Pieces, joined once when all is in: a buffer grown to the budget and dropped would be
+    # kept by the allocator (each reading thread's arena), and a worker would grow with
+    # every refused answer.
+    pieces: list[bytes] = []
+    try:
+        _read_pieces(resp, settings, budget, pieces)
+    except FhirTooLarge as exc:
+        refused = str(exc)
+    else:
+        return b"".join(pieces)
+    # Raised afresh, out of the except block: no traceback keeps the reading frames (their
+    # chunks and inflater) alive until a garbage collection, and the pieces go back to the
+    # system at once.
+    pieces.clear()
+    release_freed_memory()
+    raise FhirTooLarge(refused)
+
+
+def _read_pieces(
+    resp: requests.Response, settings: FetchSettings, budget: _Budget | None, pieces: list[bytes]
+) -> None:
+    inflater = _Inflater(resp.headers.get("Content-Encoding", ""))
+    wire_max = settings.max_response_compressed_bytes
+    size = sent = 0
+    for raw in resp.raw.stream(_CHUNK, decode_content=False):
+        sent += len(raw)
+        if sent > wire_max:
+            raise _too_large(
+                "the FHIR answer as sent", "FHIR_RESPONSE_MAX_COMPRESSED_BYTES", wire_max
+            )
+        if budget is not None:
+            budget.take(0, len(raw))
+        for piece in inflater.feed(raw):
+            size += len(piece)
+            if size > settings.max_response_bytes:
+                raise _too_large(
+                    "the FHIR answer", "FHIR_RESPONSE_MAX_BYTES", settings.max_response_bytes
+                )
+            if budget is not None:
+                budget.take(len(piece), 0)
+            pieces.append(piece)
 
 
 @dataclass
@@ -115,10 +248,13 @@ class FhirClient:
         access_token: str | None = None,
         request_id: str | None = None,
         breaker_pass: Pass | None = None,
+        foreign_bases: Sequence[str] = (),
     ) -> None:
         """``breaker_pass``: the origin's circuit breaker let this request read; ``close``
-        tells it whether the server answered."""
+        tells it whether the server answered. ``foreign_bases``: other tenants' base URLs
+        under ``base_url``, whose paths a link must not lead the token into."""
         self.base_url = base_url.rstrip("/")
+        self._foreign_paths = tuple(urlsplit(b).path.rstrip("/") for b in foreign_bases)
         self._breaker_pass = breaker_pass
         self._answered: bool | None = None
         self._origin = origin_of(self.base_url)
@@ -127,10 +263,12 @@ class FhirClient:
         self._executor = executor
         self._settings = settings
         self._deadline = _Deadline(settings.deadline_s)  # one deadline for all of its I/O
+        self._budget = _Budget(settings)  # and one byte budget
         # When it passes, whatever is still being read is dropped (no read outlives it).
         self._watch = Watch()
         self._watchdog_id = WATCHDOG.at(self._deadline.end, self._watch.expire)
-        self._headers = {"Accept": FHIR_JSON}
+        # Only the encodings read_capped can inflate under its budget.
+        self._headers = {"Accept": FHIR_JSON, "Accept-Encoding": "gzip, deflate"}
         if access_token:
             self._headers["Authorization"] = f"Bearer {access_token}"
         if request_id:
@@ -191,45 +329,82 @@ class FhirClient:
         if origin_of(url) != self._origin:
             raise FhirBadResponse("the FHIR server linked to a different host; not followed")
         path = urlsplit(url).path
-        if unsafe_path(path) or not (
-            path in (self._base_path, self._base_path + "/")
-            or path.startswith(self._base_path + "/")
+        foreign = any(path == p or path.startswith(p + "/") for p in self._foreign_paths)
+        if (
+            unsafe_path(path)
+            or foreign
+            or not (
+                path in (self._base_path, self._base_path + "/")
+                or path.startswith(self._base_path + "/")
+            )
         ):
             raise FhirBadResponse("the FHIR server linked outside its base URL; not followed")
         return self._send("GET", url, deadline)
 
-    def _send(self, method: str, url: str, deadline: _Deadline, body: bytes | None = None) -> Any:
+    def create(self, resource: Mapping[str, Any], if_none_exist: str) -> Any:
+        """A conditional create (``If-None-Exist``): the server writes ``resource`` unless a
+        resource matches the search ``if_none_exist`` (then it answers 200 and writes
+        nothing), so a retry never writes twice. Returns what the server answered, or None
+        when its answer is not JSON: the write was acknowledged (2xx) either way. Raises
+        FhirUnauthorised, FhirBadResponse (any other status), FhirTimeout, FhirUnreachable."""
+        url = self._url(str(resource["resourceType"]))
+        with self._noting_answer():
+            return self._send(
+                "POST",
+                url,
+                self._deadline,
+                orjson.dumps(resource),
+                extra_headers={"If-None-Exist": if_none_exist},
+                answer_optional=True,
+            )
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        deadline: _Deadline,
+        body: bytes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        answer_optional: bool = False,
+    ) -> Any:
         remaining = deadline.remaining()
         timeout = (
             min(self._settings.connect_timeout_s, remaining),
             min(self._settings.read_timeout_s, remaining),
         )
-        headers = dict(self._headers)
+        headers = {**self._headers, **(extra_headers or {})}
         if body is not None:
             headers["Content-Type"] = FHIR_JSON
         try:
+            # The body is read inside: the deadline's watch covers it too.
             with self._watch.sending():
                 resp = self._session.request(
-                    method, url, headers=headers, data=body, timeout=timeout, allow_redirects=False
+                    method,
+                    url,
+                    headers=headers,
+                    data=body,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    stream=True,
                 )
-        except requests.RequestException as exc:
+                try:
+                    _check_status(resp.status_code)
+                    content = read_capped(resp, self._settings, self._budget)
+                finally:
+                    resp.close()  # a body not read to its end takes its connection with it
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             if self._watch.expired or deadline.passed():
                 raise FhirTimeout(f"{_LATE}; the connection was dropped") from exc
-            if isinstance(exc, requests.Timeout):
+            if isinstance(exc, requests.Timeout | urllib3.exceptions.TimeoutError):
                 raise FhirTimeout("the FHIR server did not answer in time") from exc
             raise FhirUnreachable(
                 f"could not reach the FHIR server ({type(exc).__name__})"
             ) from exc
-        status = resp.status_code
-        if status in (401, 403):
-            raise FhirUnauthorised(f"the FHIR server refused the access token ({status})")
-        if status == 404:
-            raise FhirNotFound("the FHIR server answered 404")
-        if status >= 300:
-            raise FhirBadResponse(f"the FHIR server answered {status}")
         try:
-            return orjson.loads(resp.content)
+            return orjson.loads(content)
         except orjson.JSONDecodeError as exc:
+            if answer_optional:
+                return None
             raise FhirBadResponse("the FHIR server's answer is not JSON") from exc
 
     def _parallel(
@@ -347,6 +522,57 @@ class FhirClient:
         return resources
 
 
+def get_json(session: requests.Session, url: str, deadline_s: float, max_bytes: int) -> Any:
+    """One GET of a JSON document beside the FHIR API (a SMART configuration, a JWK Set)
+    under a total deadline, body included, and a byte budget; no redirect followed.
+
+    ``session`` must be one of ``new_session``'s (its connections are the ones a deadline
+    can drop). Raises FhirTimeout, FhirUnreachable, FhirBadResponse (FhirTooLarge)."""
+    settings = FetchSettings(
+        deadline_s=deadline_s,
+        connect_timeout_s=deadline_s,
+        read_timeout_s=deadline_s,
+        max_response_bytes=max_bytes,
+        max_response_compressed_bytes=max_bytes,
+    )
+    watch = Watch()
+    deadline = _Deadline(deadline_s)
+    ident = WATCHDOG.at(deadline.end, watch.expire)
+    try:
+        with watch.sending():
+            resp = session.get(
+                url,
+                headers={"Accept": "application/json", "Accept-Encoding": "gzip, deflate"},
+                timeout=(deadline_s, deadline_s),
+                allow_redirects=False,
+                stream=True,
+            )
+            try:
+                _check_status(resp.status_code)
+                content = read_capped(resp, settings, None)
+            finally:
+                resp.close()
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+        if watch.expired or deadline.passed():
+            raise FhirTimeout(f"{_LATE}; the connection was dropped") from exc
+        raise FhirUnreachable(f"could not reach the server ({type(exc).__name__})") from exc
+    finally:
+        WATCHDOG.cancel(ident)
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError as exc:
+        raise FhirBadResponse("the answer is not JSON") from exc
+
+
+def _check_status(status: int) -> None:
+    if status in (401, 403):
+        raise FhirUnauthorised(f"the FHIR server refused the access token ({status})")
+    if status == 404:
+        raise FhirNotFound("the FHIR server answered 404")
+    if status >= 300:
+        raise FhirBadResponse(f"the FHIR server answered {status}")
+
+
 def bundle_resources(
     bundle: Mapping[str, Any],
     key: str,
@@ -436,9 +662,12 @@ __all__: Sequence[str] = (
     "FhirError",
     "FhirNotFound",
     "FhirTimeout",
+    "FhirTooLarge",
     "FhirUnauthorised",
     "FhirUnreachable",
     "bundle_resources",
+    "get_json",
     "new_session",
     "next_link",
+    "read_capped",
 )

@@ -13,6 +13,8 @@ pool, so a slow server holds at most its own threads and connections, never anot
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import heapq
 import itertools
 import os
@@ -190,23 +192,60 @@ def origin_of(url: str) -> tuple[str, str]:
     return parts.scheme.lower(), parts.netloc.lower()
 
 
+TenantKey = tuple[str | None, str | None]
+"""The tenant whose access token a read carries: (issuer, tenant id); (None, None) for the
+deployment's own allowlist. Every bulkhead is per tenant × origin, so two tenants whose FHIR
+servers share a host and port (two paths of one engine) cannot hold each other's capacity."""
+
+DEPLOYMENT: TenantKey = (None, None)
+
+BulkheadKey = tuple[TenantKey, tuple[str, str]]
+
+
+def bulkhead_of(url: str, tenant: TenantKey = DEPLOYMENT) -> BulkheadKey:
+    return tenant, origin_of(url)
+
+
+class TenantSessions:
+    """A keep-alive session (``new_session``) per tenant, so that each tenant has its own
+    connection pool per origin: one tenant's dripping path cannot hold the connections
+    another tenant on the same host and port needs. Tenants come from the configuration,
+    so they are few; those beyond ``max_tenants`` share one more session."""
+
+    def __init__(self, pool_size: int, max_tenants: int = MAX_ORIGIN_POOLS) -> None:
+        self.pool_size, self._max = pool_size, max_tenants
+        self._lock = threading.Lock()
+        self._sessions: dict[TenantKey, requests.Session] = {}
+        self._overflow = new_session(pool_size)
+
+    def for_tenant(self, tenant: TenantKey = DEPLOYMENT) -> requests.Session:
+        with self._lock:
+            found = self._sessions.get(tenant)
+            if found is None:
+                if len(self._sessions) >= self._max:
+                    return self._overflow
+                found = self._sessions[tenant] = new_session(self.pool_size)
+            return found
+
+
 class OriginExecutors:
-    """A bounded executor per FHIR origin (scheme, host, port): the bulkheads.
+    """A bounded executor per tenant × FHIR origin (scheme, host, port): the bulkheads.
 
     A slow server's reads queue behind its own ``per_origin`` threads; another server's reads
-    never wait for them. Origins beyond ``max_origins`` (only possible when any loopback
-    server is allowed) share one more executor.
+    (or another tenant's on the same server) never wait for them. Origins beyond
+    ``max_origins`` (only possible when any loopback server is allowed) share one more
+    executor.
     """
 
     def __init__(self, per_origin: int, max_origins: int = MAX_ORIGIN_POOLS) -> None:
         self.per_origin = per_origin
         self._max = max_origins
         self._lock = threading.Lock()
-        self._executors: dict[tuple[str, str], ThreadPoolExecutor] = {}
+        self._executors: dict[BulkheadKey, ThreadPoolExecutor] = {}
         self._overflow = ThreadPoolExecutor(per_origin, thread_name_prefix="fhir-other")
 
-    def for_url(self, url: str) -> ThreadPoolExecutor:
-        origin = origin_of(url)
+    def for_url(self, url: str, tenant: TenantKey = DEPLOYMENT) -> ThreadPoolExecutor:
+        origin = bulkhead_of(url, tenant)
         with self._lock:
             found = self._executors.get(origin)
             if found is None:
@@ -219,4 +258,36 @@ class OriginExecutors:
             return found
 
 
-__all__ = ["WATCHDOG", "OriginExecutors", "Watch", "Watchdog", "new_session"]
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    return trim if callable(trim) else None
+
+
+_TRIM = _malloc_trim()  # glibc's; None elsewhere (musl, macOS)
+
+
+def release_freed_memory() -> None:
+    """Give the memory freed by an answer refused for its size back to the system.
+
+    The pieces of a refused answer were read by several threads, each into its own malloc
+    arena, between small objects that live on; freed, glibc keeps them, and a worker would
+    grow by megabytes with every refused answer. ``malloc_trim`` hands them back: called
+    only after a refusal, so its cost (a walk over the arenas) is not paid on the usual path.
+    """
+    if _TRIM is not None:
+        _TRIM(0)
+
+
+__all__ = [
+    "DEPLOYMENT",
+    "WATCHDOG",
+    "OriginExecutors",
+    "TenantKey",
+    "TenantSessions",
+    "Watch",
+    "Watchdog",
+    "bulkhead_of",
+    "new_session",
+    "release_freed_memory",
+]

@@ -14,7 +14,7 @@ import json
 import logging
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from flask import Blueprint, Flask, Response, current_app, redirect, render_template, request
@@ -34,10 +34,11 @@ from review_app.assessment import (
     record_confirmation,
     today_text,
 )
+from review_app.guards import DiscoveryCache, LaunchLimiter
 from review_app.pack import pdf_of
 from service.evaluation import Runtime
 from service.state import app_state, state_of
-from service.tenants import Tenant, TenantDirectory
+from service.tenants import FhirAccess, TenantDirectory
 from store.keys import session_keys
 from store.sessions import LAUNCH, SESSION, SessionStore
 
@@ -54,10 +55,14 @@ DEFAULTS = {
     # Fernet key(s) encrypting sessions in the database; None: generated in the instance folder
     "REVIEW_APP_SESSION_KEY": None,
     "REVIEW_APP_STANDALONE_ISS": None,  # the FHIR server of a standalone launch without ?iss=
+    "REVIEW_APP_LAUNCHES_PER_MINUTE": 20,  # per client address per worker; past it 429
+    "REVIEW_APP_DISCOVERY_SECONDS": 2.0,  # reading a SMART configuration, in all
+    "REVIEW_APP_DISCOVERY_CACHE_SECONDS": 300,  # how long it is kept (a failure: a tenth)
 }
 _CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; "
-    "font-src https://assets.nhs.uk; form-action 'self'; base-uri 'none'"
+    "font-src https://assets.nhs.uk; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
 )
 
 bp = Blueprint(
@@ -86,6 +91,9 @@ def init_app(app: Flask) -> None:
     keys = session_keys(str(configured) if configured else None, Path(app.instance_path))
     state.review_sessions = SessionStore(state.store.engine, keys)
     state.smart_launch_path = LAUNCH_PATH
+    cache_s = float(app.config["REVIEW_APP_DISCOVERY_CACHE_SECONDS"])
+    state.smart_discovery = DiscoveryCache(cache_s, cache_s / 10)
+    state.launch_limiter = LaunchLimiter(int(app.config["REVIEW_APP_LAUNCHES_PER_MINUTE"]))
     pages = ("", "launch", "callback", "confirm", "summary", "summary.pdf", "logout")
     paths = [f"{PREFIX}/{p}" for p in pages]
     paths += [f"{PREFIX}/static/{f}" for f in STATIC_FILES]
@@ -93,15 +101,34 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
 
 
-def _sessions() -> SessionStore:
-    sessions = app_state().review_sessions
-    if sessions is None:  # pragma: no cover - init_app always sets it
+_T = TypeVar("_T")
+
+
+def _initialised(value: _T | None) -> _T:
+    if value is None:  # pragma: no cover - init_app always sets it
         raise RuntimeError("the review app is not initialised")
-    return sessions
+    return value
+
+
+def _sessions() -> SessionStore:
+    return _initialised(app_state().review_sessions)
 
 
 def _runtime() -> Runtime:
     return app_state().runtime
+
+
+def _launch_limiter() -> LaunchLimiter:
+    return _initialised(app_state().launch_limiter)
+
+
+def _discovery() -> DiscoveryCache:
+    return _initialised(app_state().smart_discovery)
+
+
+def _discover(base: str) -> smart.SmartConfiguration:
+    deadline_s = float(current_app.config["REVIEW_APP_DISCOVERY_SECONDS"])
+    return smart.discover(base, _runtime().session, deadline_s)
 
 
 def _tenants() -> TenantDirectory:
@@ -111,9 +138,10 @@ def _tenants() -> TenantDirectory:
     return tenants
 
 
-def _tenant(session: smart.ReviewSession) -> Tenant:
-    """The tenant the session was started for (FhirServerNotAllowed when it is gone)."""
-    return _tenants().find(session.issuer, session.tenant)
+def _access(session: smart.ReviewSession) -> FhirAccess:
+    """The FHIR servers of the tenant the session was started for (FhirServerNotAllowed
+    when it is gone)."""
+    return _tenants().access(session.issuer, session.tenant)
 
 
 def _base_url() -> str:
@@ -124,11 +152,19 @@ def _page(template: str, status: int = 200, **values: Any) -> Response:
     html = render_template(
         f"review/{template}", clinical=clinical_text, long_date=long_date, **values
     )
-    resp = Response(html, status=status, mimetype="text/html")
+    return Response(html, status=status, mimetype="text/html")
+
+
+@bp.after_request
+def _headers(resp: BaseResponse) -> BaseResponse:
+    """Every answer of the app (pages, redirects, its CSS): no other site may frame it (a
+    framed page's "Record that I confirm" could be clicked through a disguise), nor run
+    script in it, nor keep it."""
     resp.headers["Content-Security-Policy"] = _CSP
-    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["X-Frame-Options"] = "DENY"
     resp.headers["X-Content-Type-Options"] = "nosniff"
     resp.headers["Referrer-Policy"] = "no-referrer"
+    resp.headers.setdefault("Cache-Control", "no-store")
     return resp
 
 
@@ -143,10 +179,16 @@ def launch() -> BaseResponse:
     iss = request.args.get("iss") or str(current_app.config["REVIEW_APP_STANDALONE_ISS"] or "")
     if not iss:
         return _error("Open this app from the EHR, or give the FHIR server as ?iss=.", 400)
+    wait_s = _launch_limiter().refuse(request.remote_addr or "")
+    if wait_s is not None:
+        busy = _error("Too many launches from this address: wait a minute and try again.", 429)
+        busy.headers["Retry-After"] = str(wait_s)
+        return busy
     try:
-        # Only a tenant's own FHIR server, and the launch remembers whose it is.
+        # Only a tenant's own FHIR server (nothing is sent, nothing stored, before that is
+        # known), and the launch remembers whose it is.
         owner, base = _tenants().owner_of(iss)
-        config = smart.discover(base, _runtime().session)
+        config = _discovery().get(base, lambda: _discover(base))
     except FhirServerNotAllowed as exc:
         return _error(f"This FHIR server cannot be used: {exc}.", 400)
     except smart.LaunchError as exc:
@@ -246,8 +288,8 @@ def _launched(check_csrf: bool = False) -> tuple[smart.ReviewSession, Assessment
     if check_csrf and not hmac.compare_digest(request.form.get("csrf", ""), session.csrf_token):
         return _error("This form has expired: reload the page and try again.", 403)
     try:
-        servers = _tenant(session).servers
-        return session, assess(_runtime(), servers, session, _policy_id(session), _now())
+        access = _access(session)
+        return session, assess(_runtime(), access, session, _policy_id(session), _now())
     except TokenRejected:
         return _end_session()
     except (AssessmentError, FhirServerNotAllowed) as exc:
@@ -278,7 +320,7 @@ def confirm() -> BaseResponse:
     session, a = launched
     criterion = request.form.get("criterion", "")
     try:
-        record_confirmation(_runtime(), _tenant(session).servers, session, a, criterion, _now())
+        record_confirmation(_runtime(), _access(session), session, a, criterion, _now())
     except TokenRejected:
         return _end_session()
     except (AssessmentError, FhirServerNotAllowed) as exc:
@@ -296,7 +338,7 @@ def _with_clinician() -> tuple[smart.ReviewSession, Assessment, Clinician | None
         return launched
     session, a = launched
     try:
-        return session, a, clinician(_runtime(), _tenant(session).servers, session)
+        return session, a, clinician(_runtime(), _access(session), session)
     except FhirServerNotAllowed as exc:
         return _error(str(exc), 502)
 

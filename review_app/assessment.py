@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import requests
-
 from cds_cards.render import (
     OUTCOME_WORDS,
     clinical_text,
@@ -26,17 +24,18 @@ from cds_cards.render import (
     not_checked,
 )
 from facts.london import london_day
-from fhirdata import FhirClient, FhirError, FhirServerNotAllowed, FhirServerPolicy
+from fhirdata import FhirClient, FhirError, FhirServerNotAllowed
 from fhirdata.client import FhirUnauthorised
 from policy import CriterionResult, Decision, Evidence, Policy, Tri
 from review_app.smart import ReviewSession
 from service.errors import ServiceError
 from service.evaluation import Runtime, run_hook
 from service.hookrequest import HookRequest
+from service.tenants import FhirAccess
 
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
-WRITE_TIMEOUT_S = 4.0
+URI_SYSTEM = "urn:ietf:rfc:3986"  # an identifier that is a URI (here a urn:uuid)
 NO_NAME = "Name not recorded"
 RESULT_LABEL = {Tri.MET: "Met", Tri.NOT_MET: "Not met", Tri.UNKNOWN: "Unknown"}
 RESULT_TAG = {Tri.MET: "green", Tri.NOT_MET: "red", Tri.UNKNOWN: "yellow"}
@@ -182,14 +181,14 @@ def patient_view_service(runtime: Runtime, policy_id: str) -> str:
 
 def assess(
     runtime: Runtime,
-    servers: FhirServerPolicy,
+    access: FhirAccess,
     rs: ReviewSession,
     policy_id: str,
     now: datetime,
 ) -> Assessment:
     """Read the record with the clinician's token and evaluate ``policy_id`` for the patient.
 
-    ``servers`` are the session's tenant's FHIR servers: the token is sent to no other.
+    ``access``: the session's tenant's FHIR servers; the token is sent to no other.
     Raises AssessmentError when the FHIR server is not allowed or the record cannot be read.
     """
     if not FHIR_ID.fullmatch(rs.patient_id):
@@ -213,7 +212,7 @@ def assess(
             req,
             now=now,
             new_uuid=lambda: str(uuid.uuid4()),
-            server_policy=servers,
+            access=access,
         )
     except ServiceError as exc:  # PreconditionFailed: the record could not be had
         error = TokenRejected if _token_refused(exc) else AssessmentError
@@ -294,7 +293,7 @@ def _role(resource: Mapping[str, Any]) -> str | None:
     return None
 
 
-def clinician(runtime: Runtime, servers: FhirServerPolicy, rs: ReviewSession) -> Clinician | None:
+def clinician(runtime: Runtime, access: FhirAccess, rs: ReviewSession) -> Clinician | None:
     """The signed-in clinician (``fhirUser``): name, role and professional registration,
     read through the service's one FHIR client with their token; None when there is no
     ``fhirUser`` to read, or it cannot be read."""
@@ -303,11 +302,11 @@ def clinician(runtime: Runtime, servers: FhirServerPolicy, rs: ReviewSession) ->
     ):
         return None
     try:
-        base = servers.check(rs.iss)
+        base = access.check(rs.iss)
         client = FhirClient(
             base,
-            session=runtime.session,
-            executor=runtime.executors.for_url(base),  # this FHIR server's bulkhead
+            session=runtime.fhir_sessions.for_tenant(access.key),  # this tenant's bulkheads
+            executor=runtime.executors.for_url(base, access.key),
             settings=runtime.fetch_settings,
             access_token=rs.access_token,
         )
@@ -332,10 +331,10 @@ def clinician(runtime: Runtime, servers: FhirServerPolicy, rs: ReviewSession) ->
     return None
 
 
-def clinician_name(runtime: Runtime, servers: FhirServerPolicy, rs: ReviewSession) -> str | None:
+def clinician_name(runtime: Runtime, access: FhirAccess, rs: ReviewSession) -> str | None:
     """The signed-in clinician's name from their FHIR resource (``fhirUser``); None when it
     cannot be read."""
-    who = clinician(runtime, servers, rs)
+    who = clinician(runtime, access, rs)
     return who.name if who else None
 
 
@@ -345,23 +344,35 @@ def long_date_of(iso: str | None) -> str | None:
     return clinical_text(iso)
 
 
+def confirmation_identifier(rs: ReviewSession, criterion_id: str, now: datetime) -> str:
+    """The confirmation's identifier: the same for the same clinician confirming the same
+    criterion for the same patient of the same FHIR server on the same day (London), so
+    that a retried or resubmitted confirmation is one Observation, not two."""
+    name = "|".join([rs.iss, rs.patient_id, rs.user_ref or "", criterion_id,
+                     london_day(now).isoformat()])  # fmt: skip
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, name)}"
+
+
 def record_confirmation(
     runtime: Runtime,
-    servers: FhirServerPolicy,
+    access: FhirAccess,
     rs: ReviewSession,
     assessment: Assessment,
     criterion_id: str,
     now: datetime,
-) -> str:
-    """Write a clinician's confirmation that ``criterion_id`` is met, with their own token.
+) -> None:
+    """Write a clinician's confirmation that ``criterion_id`` is met, with their own token,
+    as a conditional create on its identifier (``confirmation_identifier``): written once
+    however often it is sent.
 
     Only a criterion that is unknown and that the policy lets a clinician confirm can be
-    confirmed. Returns the new Observation's reference. Raises AssessmentError.
+    confirmed. Raises TokenRejected, or AssessmentError (the FHIR server refused it or could
+    not be reached; whatever it answered, never an exception of its own).
     """
     row = next((r for r in assessment.criteria if r.id == criterion_id), None)
     if row is None or not row.can_confirm:
         raise AssessmentError("That criterion cannot be confirmed here.")
-    base = servers.check(rs.iss)  # the session's tenant's server, or FhirServerNotAllowed
+    base = access.check(rs.iss)  # the session's tenant's server, or FhirServerNotAllowed
     r = assessment.decision.criteria[criterion_id]
     resource = confirmation_observation(
         assessment.decision.policy,
@@ -369,28 +380,25 @@ def record_confirmation(
         rs.patient_id,
         rs.user_ref,
         now,
-        clinician_name(runtime, servers, rs),
+        clinician_name(runtime, access, rs),
+    )
+    identifier = confirmation_identifier(rs, criterion_id, now)
+    resource["identifier"] = [{"system": URI_SYSTEM, "value": identifier}]
+    client = FhirClient(
+        base,
+        session=runtime.fhir_sessions.for_tenant(access.key),
+        executor=runtime.executors.for_url(base, access.key),
+        settings=runtime.fetch_settings,
+        access_token=rs.access_token,
     )
     try:
-        resp = runtime.session.post(
-            f"{base}/Observation",
-            json=resource,
-            headers={
-                "Authorization": f"Bearer {rs.access_token}",
-                "Content-Type": "application/fhir+json",
-                "Accept": "application/fhir+json",
-            },
-            timeout=WRITE_TIMEOUT_S,
-            allow_redirects=False,
-        )
-    except requests.RequestException as exc:
-        raise AssessmentError("The FHIR server could not be reached to record it.") from exc
-    if resp.status_code in (401, 403):
-        raise TokenRejected("The FHIR server no longer accepts this session's token.")
-    if resp.status_code not in (200, 201):
-        raise AssessmentError(f"The FHIR server refused the confirmation ({resp.status_code}).")
-    created = resp.json() if resp.content else {}
-    return f"Observation/{created.get('id', '')}"
+        client.create(resource, f"identifier={URI_SYSTEM}|{identifier}")
+    except FhirUnauthorised as exc:
+        raise TokenRejected("The FHIR server no longer accepts this session's token.") from exc
+    except FhirError as exc:
+        raise AssessmentError(f"The confirmation could not be recorded: {exc}.") from exc
+    finally:
+        client.close()
 
 
 def today_text(now: datetime) -> str:

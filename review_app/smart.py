@@ -12,6 +12,7 @@ session id, and no token is ever logged.
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -27,12 +28,14 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from fhirdata.allowlist import is_loopback
+from fhirdata.client import FhirError, get_json
 
 # Beside the read scopes (``scopes``): write the confirmation Observation, and who signed in.
 WRITE_AND_USER_SCOPES = ("patient/Observation.c", "openid", "fhirUser")
 EHR_LAUNCH_SCOPE = "launch"
 STANDALONE_SCOPE = "launch/patient"
-DISCOVERY_TIMEOUT_S = 3.0
+DISCOVERY_TIMEOUT_S = 3.0  # the token and key set requests (Authlib's own session)
+DISCOVERY_MAX_BYTES = 256 * 1024  # a SMART configuration is a few kilobytes
 _ID_TOKEN_ALGS = ["RS256", "RS384", "ES256", "ES384"]
 
 
@@ -60,18 +63,14 @@ def _endpoint(doc: Mapping[str, Any], key: str) -> str:
     return url
 
 
-def discover(iss: str, session: requests.Session) -> SmartConfiguration:
-    """Read ``{iss}/.well-known/smart-configuration`` (no redirects followed)."""
+def discover(iss: str, session: requests.Session, deadline_s: float) -> SmartConfiguration:
+    """Read ``{iss}/.well-known/smart-configuration`` (no redirects followed) within
+    ``deadline_s`` in all, body included (a server dripping it is cut off then), and at most
+    ``DISCOVERY_MAX_BYTES``. Raises LaunchError."""
+    url = f"{iss.rstrip('/')}/.well-known/smart-configuration"
     try:
-        resp = session.get(
-            f"{iss.rstrip('/')}/.well-known/smart-configuration",
-            headers={"Accept": "application/json"},
-            timeout=DISCOVERY_TIMEOUT_S,
-            allow_redirects=False,
-        )
-        resp.raise_for_status()
-        doc = resp.json()
-    except (requests.RequestException, ValueError) as exc:
+        doc = get_json(session, url, deadline_s, DISCOVERY_MAX_BYTES)
+    except FhirError as exc:
         raise LaunchError("the FHIR server's SMART configuration could not be read") from exc
     if not isinstance(doc, dict):
         raise LaunchError("the FHIR server's SMART configuration is not a JSON object")
@@ -186,7 +185,8 @@ def exchange_code(
                 code_verifier=pending.code_verifier,
                 timeout=DISCOVERY_TIMEOUT_S,
             )
-        except (AuthlibBaseError, requests.RequestException, ValueError) as exc:
+        # ArithmeticError: an expires_in JSON reads as infinite (1e400) breaks Authlib's sums.
+        except (AuthlibBaseError, requests.RequestException, ValueError, ArithmeticError) as exc:
             raise LaunchError("the authorization server did not grant access") from exc
     access_token, patient = token.get("access_token"), token.get("patient")
     if not isinstance(access_token, str) or not isinstance(patient, str) or not patient:
@@ -200,10 +200,19 @@ def exchange_code(
         patient_id=patient,
         user_ref=user,
         app_context=ctx if isinstance(ctx, str) else None,
-        expires_in_s=float(expires_in) if isinstance(expires_in, int | float) else None,
+        expires_in_s=_lifetime(expires_in),
         issuer=pending.issuer,
         tenant=pending.tenant,
     )
+
+
+def _lifetime(expires_in: Any) -> float | None:
+    """A token's lifetime in seconds when it is one (finite, positive); None otherwise (the
+    session then lasts REVIEW_APP_SESSION_MINUTES, or until the FHIR server refuses it)."""
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
+        return None
+    seconds = float(expires_in)
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
 def _fhir_user(
@@ -218,16 +227,15 @@ def _fhir_user(
     if not isinstance(id_token, str) or not config.jwks_uri:
         return None
     try:
-        resp = session.get(config.jwks_uri, timeout=DISCOVERY_TIMEOUT_S, allow_redirects=False)
-        resp.raise_for_status()
-        keys = KeySet.import_key_set(resp.json())
+        doc = get_json(session, config.jwks_uri, DISCOVERY_TIMEOUT_S, DISCOVERY_MAX_BYTES)
+        keys = KeySet.import_key_set(doc)
         token = jwt.decode(id_token, keys, algorithms=_ID_TOKEN_ALGS)
         expected: dict[str, Any] = {"aud": {"essential": True, "value": client_id}}
         if config.issuer:
             expected["iss"] = {"essential": True, "value": config.issuer}
         jwt.JWTClaimsRegistry(leeway=30, exp={"essential": True}, **expected).validate(token.claims)
         claims = token.claims
-    except (requests.RequestException, ValueError, TypeError, JoseError):
+    except (FhirError, ValueError, TypeError, JoseError):
         return None
     user = claims.get("fhirUser")
     if not isinstance(user, str):

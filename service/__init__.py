@@ -21,7 +21,7 @@ import review_app
 from disclosure import Disclosure
 from fhirdata import FetchSettings, FhirServerPolicy, new_session, prefetch_templates
 from fhirdata.breaker import OriginBreakers
-from fhirdata.transport import OriginExecutors
+from fhirdata.transport import OriginExecutors, TenantSessions
 from service import analytics, audit, audit_commands, auth, dashboard, ops, refusals
 from service.admission import HookAdmission
 from service.bodies import CappedRequest, CloseUnreadBodies, close_unread_body
@@ -70,8 +70,13 @@ def build_runtime(config: Mapping[str, Any]) -> Runtime:
             read_timeout_s=float(config["FHIR_READ_TIMEOUT_SECONDS"]),
             max_pages=int(config["FHIR_MAX_PAGES"]),
             mode=str(config["FHIR_FETCH_MODE"]),
+            max_response_bytes=int(config["FHIR_RESPONSE_MAX_BYTES"]),
+            max_response_compressed_bytes=int(config["FHIR_RESPONSE_MAX_COMPRESSED_BYTES"]),
+            max_hook_bytes=int(config["FHIR_HOOK_MAX_BYTES"]),
+            max_hook_compressed_bytes=int(config["FHIR_HOOK_MAX_COMPRESSED_BYTES"]),
         ),
         session=new_session(pool),
+        fhir_sessions=TenantSessions(pool),
         executors=OriginExecutors(pool),
         breakers=OriginBreakers(
             int(config["FHIR_BREAKER_FAILURES"]), float(config["FHIR_BREAKER_COOL_OFF_SECONDS"])

@@ -6,9 +6,9 @@ once. Two bounds, both per worker process:
 
 - ``limit`` hook calls in flight (HOOKS_IN_FLIGHT_MAX, default gunicorn's THREADS less two,
   so /healthz and /readyz always find a free thread);
-- ``per_server`` of them for any one ``fhirServer`` (FHIR_SERVER_HOOKS_MAX, default the limit
-  less two), taken first: however slow one FHIR server is, and however hard its EHR retries,
-  hooks for the other servers still find a slot.
+- ``per_server`` of them for any one tenant's ``fhirServer`` origin (FHIR_SERVER_HOOKS_MAX,
+  default the limit less two), taken first: however slow one FHIR server is, and however
+  hard its EHR retries, hooks for the other servers (and other tenants) still find a slot.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from fhirdata.allowlist import normalise_base
+from fhirdata.transport import DEPLOYMENT, BulkheadKey, TenantKey, bulkhead_of
 
 
 def hooks_in_flight_max(config: Mapping[str, Any]) -> int:
@@ -41,7 +41,7 @@ def hooks_per_fhir_server(config: Mapping[str, Any]) -> int:
 
 @dataclass(frozen=True)
 class Ticket:
-    server: tuple[str, str] | None  # the FHIR origin whose share was taken, if any
+    server: BulkheadKey | None  # the tenant × FHIR origin whose share was taken, if any
 
 
 class HookAdmission:
@@ -50,15 +50,17 @@ class HookAdmission:
         self.per_server = per_server
         self._lock = threading.Lock()
         self._in_flight = 0
-        self._per_server: dict[tuple[str, str], int] = {}
+        self._per_server: dict[BulkheadKey, int] = {}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> HookAdmission:
         return cls(hooks_in_flight_max(config), hooks_per_fhir_server(config))
 
-    def admit(self, fhir_server: str | None) -> Ticket | None:
-        """A ticket to release when the call is answered, or None: answer 503 now."""
-        server = _origin(fhir_server)
+    def admit(self, fhir_server: str | None, tenant: TenantKey = DEPLOYMENT) -> Ticket | None:
+        """A ticket to release when the call is answered, or None: answer 503 now. The
+        share is the tenant's on that server: two tenants on one host and port (two paths of
+        one engine) each have their own."""
+        server = _origin(fhir_server, tenant)
         with self._lock:
             waiting = self._per_server.get(server, 0) if server else 0
             if self._in_flight >= self.limit or waiting >= self.per_server:
@@ -79,13 +81,12 @@ class HookAdmission:
                     del self._per_server[ticket.server]
 
 
-def _origin(url: str | None) -> tuple[str, str] | None:
-    """(scheme, host[:port]) as the allowlist spells it: another spelling of the same server
-    (case, a default port) shares its slots."""
+def _origin(url: str | None, tenant: TenantKey) -> BulkheadKey | None:
+    """(tenant, (scheme, host[:port])) as the allowlist spells it: another spelling of the
+    same server (case, a default port) shares its slots."""
     if not url:
         return None
     try:
-        parts = urlsplit(normalise_base(url))
+        return bulkhead_of(normalise_base(url), tenant)
     except ValueError:
         return None
-    return parts.scheme, parts.netloc

@@ -469,7 +469,7 @@ def init_app(app: Flask, session: requests.Session, replay: ReplayGuard) -> None
             return _refuse(f"unexpected {type(exc).__name__}", unauthorised)
         g.principal = principal
         # The tenant's own servers: its token is sent nowhere else.
-        g.fhir_server_policy = tenants.find(principal.iss, principal.tenant).servers
+        g.fhir_access = tenants.access(principal.iss, principal.tenant)
         return None
 
 

@@ -51,6 +51,11 @@ DEFAULTS: dict[str, Any] = {
     "FHIR_POOL_SIZE": 16,  # per FHIR server (origin) per worker: connections and reads at once
     "FHIR_SERVER_HOOKS_MAX": None,  # per worker per FHIR server; None: HOOKS_IN_FLIGHT_MAX - 2
     "FHIR_MAX_PAGES": 10,
+    # Byte budgets of FHIR answers, enforced while reading (past one: 412 naming it)
+    "FHIR_RESPONSE_MAX_BYTES": 4 * 1024 * 1024,  # one answer, decompressed
+    "FHIR_RESPONSE_MAX_COMPRESSED_BYTES": 4 * 1024 * 1024,  # one answer, as sent
+    "FHIR_HOOK_MAX_BYTES": 8 * 1024 * 1024,  # all answers of one hook, decompressed
+    "FHIR_HOOK_MAX_COMPRESSED_BYTES": 8 * 1024 * 1024,  # all answers of one hook, as sent
     # Per FHIR server per worker: after this many reads in a row without an answer, hooks
     # needing it are answered 412 at once for the cool-off, then one is let through. 0: off.
     "FHIR_BREAKER_FAILURES": 3,

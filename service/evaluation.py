@@ -27,7 +27,7 @@ from fhirdata import (
     gather,
 )
 from fhirdata.breaker import FhirNotAnswering, OriginBreakers
-from fhirdata.transport import OriginExecutors
+from fhirdata.transport import OriginExecutors, TenantSessions
 from policy import Decision, Policy
 from policy.decide import (
     Core,
@@ -41,6 +41,7 @@ from policy.decide import (
 from service.discovery import ServiceDef
 from service.errors import PreconditionFailed
 from service.hookrequest import HookRequest
+from service.tenants import FhirAccess
 from valuesets import ValueSetLibrary
 
 
@@ -54,9 +55,12 @@ class Runtime:
     templates: dict[str, str]
     server_policy: FhirServerPolicy
     fetch_settings: FetchSettings
-    session: requests.Session
-    executors: OriginExecutors  # one bounded executor per FHIR origin (bulkheads)
-    breakers: OriginBreakers  # one circuit breaker per FHIR origin
+    session: requests.Session  # for what is not a FHIR read (key sets, SMART discovery)
+    # The bulkheads, each per tenant × FHIR origin: connection pools, bounded executors,
+    # circuit breakers
+    fhir_sessions: TenantSessions
+    executors: OriginExecutors
+    breakers: OriginBreakers
     one_card_per_patient: bool = True  # PATIENT_VIEW_ONE_CARD (policy.decide.patient_view_turn)
 
     @property
@@ -99,7 +103,7 @@ def triggering_drafts(req: HookRequest, service: ServiceDef, vsl: ValueSetLibrar
 
 
 def _client_factory(
-    runtime: Runtime, req: HookRequest, server_policy: FhirServerPolicy, request_id: str | None
+    runtime: Runtime, req: HookRequest, access: FhirAccess, request_id: str | None
 ) -> Callable[[], FhirClient] | None:
     if not req.fhir_server:
         return None
@@ -107,36 +111,37 @@ def _client_factory(
 
     def make() -> FhirClient:
         try:
-            base = server_policy.check(fhir_server)
+            base = access.check(fhir_server)
             # An origin that has stopped answering is not waited for: 412 at once.
-            breaker_pass = runtime.breakers.for_url(base).admit()
+            breaker_pass = runtime.breakers.for_url(base, access.key).admit()
         except FhirServerNotAllowed as exc:
             raise DataUnavailable(f"{exc}; no request was sent to it") from exc
         except FhirNotAnswering as exc:
             raise DataUnavailable(str(exc), exc.retry_after_s) from exc
         return FhirClient(
             base,
-            session=runtime.session,
-            executor=runtime.executors.for_url(base),
+            session=runtime.fhir_sessions.for_tenant(access.key),
+            executor=runtime.executors.for_url(base, access.key),
             settings=runtime.fetch_settings,
             access_token=req.access_token,
             request_id=request_id,
             breaker_pass=breaker_pass,
+            foreign_bases=access.foreign_bases(base),
         )
 
     return make
 
 
-def refuse_if_fhir_not_answering(runtime: Runtime, req: HookRequest) -> None:
+def refuse_if_fhir_not_answering(runtime: Runtime, req: HookRequest, access: FhirAccess) -> None:
     """PreconditionFailed at once, before the hook takes a slot, when it will read from a FHIR
-    server whose circuit breaker is open: refusing it then holds no capacity at all. A hook
-    whose prefetch has every key may need no read, so it goes on (``gather`` asks the breaker
-    again if it does read)."""
+    server whose circuit breaker (this tenant's) is open: refusing it then holds no capacity
+    at all. A hook whose prefetch has every key may need no read, so it goes on (``gather``
+    asks the breaker again if it does read)."""
     if not req.fhir_server or (
         req.prefetch is not None and all(k in req.prefetch for k in runtime.templates)
     ):
         return
-    wait_s = runtime.breakers.for_url(req.fhir_server).refusing()
+    wait_s = runtime.breakers.for_url(req.fhir_server, access.key).refusing()
     if wait_s is not None:
         exc = FhirNotAnswering(wait_s)
         raise _precondition_failed(DataUnavailable(str(exc), wait_s)) from exc
@@ -155,13 +160,13 @@ def run_hook(
     *,
     now: datetime,
     new_uuid: Callable[[], str],
-    server_policy: FhirServerPolicy | None = None,
+    access: FhirAccess | None = None,
     request_id: str | None = None,
     app_url: str | None = None,
 ) -> HookResult:
     """Evaluate the policy for this hook call and build its cards.
 
-    ``server_policy`` says which FHIR servers may be read (the authenticated client's own);
+    ``access`` says which FHIR servers may be read (the authenticated client's tenant's);
     without one, the deployment's allowlist applies. ``app_url`` is the SMART assessment
     app's launch URL, linked from the card.
 
@@ -175,7 +180,9 @@ def run_hook(
             req.prefetch,
             runtime.templates,
             req.patient_id,
-            _client_factory(runtime, req, server_policy or runtime.server_policy, request_id),
+            _client_factory(
+                runtime, req, access or FhirAccess.deployment(runtime.server_policy), request_id
+            ),
             fhir_server=req.fhir_server,
         )
     except DataUnavailable as exc:

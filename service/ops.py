@@ -50,6 +50,7 @@ from fhirdata.client import (
     FhirBadResponse,
     FhirNotFound,
     FhirTimeout,
+    FhirTooLarge,
     FhirUnauthorised,
     FhirUnreachable,
 )
@@ -132,7 +133,8 @@ FHIR_REQUESTS = Counter(
 PRECONDITION_FAILED = Counter(
     "iport_cds_precondition_failed",
     "412 answers (required data could not be had), by service and reason class. "
-    "timeout, unreachable, unauthorised, not_found and bad_response are FHIR fetch errors.",
+    "timeout, unreachable, unauthorised, not_found, too_large and bad_response are FHIR fetch "
+    "errors.",
     ["service", "reason"],
 )
 
@@ -143,6 +145,7 @@ _REASONS: tuple[tuple[type[BaseException], str], ...] = (
     (FhirUnreachable, "unreachable"),
     (FhirUnauthorised, "unauthorised"),
     (FhirNotFound, "not_found"),
+    (FhirTooLarge, "too_large"),  # before its base class: the byte budget, not the server
     (FhirBadResponse, "bad_response"),
 )
 

@@ -14,6 +14,7 @@ from service.errors import BadRequest, ServiceBusy, UnknownService, UnsupportedM
 from service.evaluation import Runtime, refuse_if_fhir_not_answering, run_hook
 from service.hookrequest import HookRequest, parse_hook_request
 from service.state import app_state
+from service.tenants import FhirAccess
 
 bp = Blueprint("cds", __name__)
 log = logging.getLogger("iport_cds.request")
@@ -77,15 +78,16 @@ def hook(service_id: str) -> Response:
         raise UnknownService(f"no CDS service with id '{service_id[:64]}'")
     req = parse_hook_request(_json_body(in_hook_slot=True), service.hook)
     g.hook_request = req  # for the access audit, whatever the answer
-    refuse_if_fhir_not_answering(_runtime(), req)
-    _admit(req)
+    access = _fhir_access()
+    refuse_if_fhir_not_answering(_runtime(), req, access)
+    _admit(req, access)
     result = run_hook(
         _runtime(),
         service,
         req,
         now=current_app.config["CLOCK"](),
         new_uuid=current_app.config["UUID_FACTORY"],
-        server_policy=g.get("fhir_server_policy"),
+        access=access,
         request_id=g.request_id,
         app_url=_app_url(),
     )
@@ -109,9 +111,16 @@ def hook(service_id: str) -> Response:
     return json_response(result.body)
 
 
-def _admit(req: HookRequest) -> None:
+def _fhir_access() -> FhirAccess:
+    """Where this call's access token may go: the authenticated client's tenant's servers
+    (``service.auth``), or with authentication off the deployment's allowlist."""
+    access: FhirAccess | None = g.get("fhir_access")
+    return access or FhirAccess.deployment(_runtime().server_policy)
+
+
+def _admit(req: HookRequest, access: FhirAccess) -> None:
     """Take a hook slot for this call (released when it is answered), or ServiceBusy."""
-    ticket = app_state().admission.admit(req.fhir_server)
+    ticket = app_state().admission.admit(req.fhir_server, access.key)
     if ticket is None:
         raise ServiceBusy("the service is at capacity (this worker, or this FHIR server); retry")
     g.hook_ticket = ticket

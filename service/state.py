@@ -22,7 +22,8 @@ from service.tenants import TenantDirectory
 from store import AuditStore
 from store.sessions import SessionStore
 
-if TYPE_CHECKING:  # the login throttle lives with the dashboard login, which imports this
+if TYPE_CHECKING:  # these live with the dashboard login and the review app, which import this
+    from review_app.guards import DiscoveryCache, LaunchLimiter
     from service.dashboard_login import LoginThrottle
 
 EvaluationListener = Callable[[str, HookRequest, HookResult], None]
@@ -50,6 +51,8 @@ class AppState:
     tenants: TenantDirectory | None = None
     review_sessions: SessionStore | None = None  # the SMART assessment app's launches
     smart_launch_path: str | None = None
+    smart_discovery: DiscoveryCache | None = None  # SMART configurations, per FHIR server
+    launch_limiter: LaunchLimiter | None = None  # the review app's launches per address
 
 
 def install(app: Flask, state: AppState) -> AppState:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fhirdata.allowlist import FhirServerNotAllowed, FhirServerPolicy
+from fhirdata.transport import TenantKey
 
 if TYPE_CHECKING:  # service.auth builds the directory from its issuers
     from service.auth import TrustedIssuer
@@ -43,6 +44,11 @@ class Tenant:
             return None
         fits = [len(a) for a in self.servers.allowed if base == a or base.startswith(a + "/")]
         return max(fits, default=0)
+
+    @property
+    def key(self) -> TenantKey:
+        """What its bulkheads (breaker, pool, executor, hook slots) are keyed by."""
+        return (self.issuer, self.tenant)
 
 
 class TenantDirectory:
@@ -89,6 +95,33 @@ class TenantDirectory:
             raise FhirServerNotAllowed("fhirServer is not on this service's allowlist")
         return best[1], best[1].servers.check(fhir_server)
 
+    def base_for(self, tenant: Tenant, fhir_server: str) -> str:
+        """The normalised base URL of ``fhir_server`` when ``tenant``'s access token may go
+        there: it is one of the tenant's servers and no other tenant's entry fits it more
+        closely (``owner_of``'s rule, so a base nested under this tenant's is the nesting
+        tenant's alone). Raises FhirServerNotAllowed (a message safe to show) otherwise."""
+        base = tenant.servers.check(fhir_server)  # raises, saying what is wrong
+        fit = tenant.specificity(fhir_server)
+        others = (t for t in self.tenants if t is not tenant)
+        if fit is None or any((t.specificity(fhir_server) or 0) > fit for t in others):
+            raise FhirServerNotAllowed("fhirServer is not one of this client's FHIR servers")
+        return base
+
+    def nested_bases(self, tenant: Tenant, base: str) -> tuple[str, ...]:
+        """Other tenants' bases under ``base`` (a server of ``tenant``): a link there leaves
+        this tenant's server, so its token must not follow it."""
+        return tuple(
+            a
+            for other in self.tenants
+            if other is not tenant
+            for a in other.servers.allowed
+            if a.startswith(base + "/")
+        )
+
+    def access(self, issuer: str | None, tenant: str | None) -> FhirAccess:
+        """Where the tenant with this issuer and id may send its tokens (``find``'s errors)."""
+        return FhirAccess(self, self.find(issuer, tenant))
+
     def find(self, issuer: str | None, tenant: str | None) -> Tenant:
         """The tenant with this issuer and id; FhirServerNotAllowed when there is none (any
         more: the configuration changed since a session was started)."""
@@ -96,3 +129,30 @@ class TenantDirectory:
             if t.issuer == issuer and t.tenant == tenant:
                 return t
         raise FhirServerNotAllowed("the tenant this session was started for is not configured")
+
+
+@dataclass(frozen=True)
+class FhirAccess:
+    """One tenant's door to FHIR, the same for a hook and for the assessment app: which
+    servers its access token may reach (by the longest matching base), which paths under
+    them are another tenant's, and the key of its bulkheads."""
+
+    directory: TenantDirectory
+    tenant: Tenant
+
+    @classmethod
+    def deployment(cls, servers: FhirServerPolicy) -> FhirAccess:
+        """Authentication off: the deployment's allowlist is the one tenant."""
+        directory = TenantDirectory.deployment(servers)
+        return cls(directory, directory.tenants[0])
+
+    @property
+    def key(self) -> TenantKey:
+        return self.tenant.key
+
+    def check(self, fhir_server: str) -> str:
+        """The normalised base URL, or FhirServerNotAllowed (``TenantDirectory.base_for``)."""
+        return self.directory.base_for(self.tenant, fhir_server)
+
+    def foreign_bases(self, base: str) -> tuple[str, ...]:
+        return self.directory.nested_bases(self.tenant, base)

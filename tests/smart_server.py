@@ -290,7 +290,9 @@ class SmartServer:
                 params=request.args,
                 data=request.get_data(),
                 headers={
-                    k: v for k, v in request.headers.items() if k in ("Accept", "Content-Type")
+                    k: v
+                    for k, v in request.headers.items()
+                    if k in ("Accept", "Content-Type", "If-None-Exist")
                 },
                 timeout=10,
                 allow_redirects=False,

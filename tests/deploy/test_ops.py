@@ -30,6 +30,7 @@ from fhirdata.client import (
     FhirError,
     FhirNotFound,
     FhirTimeout,
+    FhirTooLarge,
     FhirUnauthorised,
     FhirUnreachable,
 )
@@ -295,6 +296,7 @@ def test_412s_are_counted_by_reason(client: FlaskClient) -> None:
         (FhirUnauthorised("401"), "unauthorised"),
         (FhirNotFound("404"), "not_found"),
         (FhirBadResponse("500"), "bad_response"),
+        (FhirTooLarge("over FHIR_RESPONSE_MAX_BYTES"), "too_large"),
         (FhirError("?"), "fhir_error"),
         (FhirServerNotAllowed("no"), "server_not_allowed"),
         (None, "no_fhir_server"),
@@ -535,3 +537,12 @@ def test_another_spelling_of_a_fhir_server_shares_its_slots() -> None:
     assert admission.admit("https://fhir.other.nhs.uk/r4") is not None
     admission.release(held)
     assert admission.admit("https://fhir.example.nhs.uk/r4") is not None
+
+
+def test_two_tenants_on_one_fhir_server_have_their_own_slots() -> None:
+    from service.admission import HookAdmission
+
+    admission = HookAdmission(limit=10, per_server=1)
+    assert admission.admit("https://engine.example.nhs.uk/a", ("engine", "trust-a")) is not None
+    assert admission.admit("https://engine.example.nhs.uk/a", ("engine", "trust-a")) is None
+    assert admission.admit("https://engine.example.nhs.uk/b", ("engine", "trust-b")) is not None

@@ -173,6 +173,63 @@ def test_a_forged_confirmation_is_refused_and_writes_nothing(
         assert _confirmations(fhir_server, patient_id) == before
 
 
+def test_a_confirmation_sent_twice_is_written_once(
+    service_url: str, smart_server: SmartServer, fhir_server: FhirTestServer, patient_id: str
+) -> None:
+    """A retry (a double click, a resubmitted form, a lost answer) must not record the
+    confirmation twice: it is a conditional create on an identifier of the confirmation."""
+    with requests.Session() as browser:
+        page = browser.get(f"{service_url}/review/launch", params={"iss": smart_server.iss})
+        assert page.status_code == 200
+        criterion = re.search(r'name="criterion" value="([^"]+)"', page.text)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert criterion
+        assert csrf
+        before = _confirmations(fhir_server, patient_id)
+        form = {"criterion": criterion[1], "csrf": csrf[1]}
+        answers = [
+            browser.post(f"{service_url}/review/confirm", data=form, allow_redirects=False)
+            for _ in range(2)
+        ]
+        # The second finds the criterion met: nothing to confirm, nothing written.
+        assert [a.status_code for a in answers] == [303, 400]
+        assert _confirmations(fhir_server, patient_id) == before + 1
+
+
+def test_a_confirmation_is_a_conditional_create_on_its_identifier(
+    fhir_server: FhirTestServer, patient_id: str
+) -> None:
+    """Two sessions racing, or an answer lost on the way back: the same confirmation sent
+    twice reaches the real FHIR server twice and is one Observation."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fhirdata import FetchSettings, FhirClient, new_session
+
+    identifier = f"urn:uuid:{uuid.uuid4()}"
+    resource = {
+        "resourceType": "Observation",
+        "status": "final",
+        "identifier": [{"system": "urn:ietf:rfc:3986", "value": identifier}],
+        "code": {"coding": [{"system": "https://iport-cds.example.org/fhir/CodeSystem/"
+                             "iport-criteria", "code": "mdi-impractical"}]},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "valueBoolean": True,
+    }  # fmt: skip
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(2):
+            fhir = FhirClient(fhir_server.base_url, session=new_session(2), executor=pool,
+                              settings=FetchSettings())  # fmt: skip
+            fhir.create(resource, f"identifier=urn:ietf:rfc:3986|{identifier}")
+            fhir.close()
+    found = requests.get(
+        f"{fhir_server.base_url}/Observation",
+        params={"identifier": f"urn:ietf:rfc:3986|{identifier}"},
+        headers={"Accept": "application/fhir+json"},
+        timeout=10,
+    ).json()
+    assert len(found.get("entry", [])) == 1
+
+
 def test_a_server_off_the_allowlist_is_never_contacted(service_url: str) -> None:
     resp = requests.get(
         f"{service_url}/review/launch",

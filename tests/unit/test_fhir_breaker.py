@@ -77,3 +77,14 @@ def test_each_origin_has_its_own_breaker() -> None:
     assert breakers.for_url("https://fhir.other.nhs.uk/r4").state == "closed"
     with pytest.raises(ValueError, match="FHIR_BREAKER"):
         OriginBreakers(failures=-1, cool_off_s=30)
+
+
+def test_two_tenants_on_one_origin_have_their_own_breakers() -> None:
+    breakers = OriginBreakers(failures=1, cool_off_s=30, clock=Clock())
+    _fail(breakers.for_url("https://engine.example.nhs.uk/trust-a", ("engine", "trust-a")), 1)
+    assert (
+        breakers.for_url("https://engine.example.nhs.uk/x", ("engine", "trust-a")).state == "open"
+    )
+    assert breakers.for_url(
+        "https://engine.example.nhs.uk/trust-b", ("engine", "trust-b")
+    ).state == ("closed")

@@ -135,6 +135,27 @@ def test_a_next_link_outside_the_base_url_is_not_followed(
     assert len(responses.calls) == 1  # the token went nowhere else
 
 
+@pytest.mark.parametrize("nxt", ["trust-b/Condition?patient=p1", f"{BASE}/trust-b"])
+@responses.activate
+def test_a_next_link_into_another_tenants_nested_base_is_not_followed(
+    executor: ThreadPoolExecutor, nxt: str
+) -> None:
+    page = searchset([condition(1)])
+    page["link"] = [{"relation": "next", "url": nxt}]
+    responses.get(f"{BASE}/Condition", json=page)
+    fhir = FhirClient(
+        BASE,
+        session=new_session(4),
+        executor=executor,
+        settings=FetchSettings(),
+        access_token=TOKEN,
+        foreign_bases=[f"{BASE}/trust-b"],
+    )
+    with pytest.raises(FhirBadResponse, match="not followed"):
+        fhir.fetch_all({"conditions": "Condition?patient=p1"})
+    assert len(responses.calls) == 1  # trust-b's server never saw this tenant's token
+
+
 @responses.activate
 def test_a_next_link_to_the_base_url_itself_is_followed(executor: ThreadPoolExecutor) -> None:
     """HAPI pages at the base: ``[base]?_getpages=…``; query values may hold encoded slashes."""
@@ -410,3 +431,34 @@ def test_loopback_may_use_http_but_must_still_be_allowed() -> None:
     with pytest.raises(FhirServerNotAllowed, match="allowlist"):
         POLICY.check("http://127.0.0.1:8080/fhir")
     assert FhirServerPolicy((), any_loopback=True).check("http://127.0.0.1:8080/fhir")
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "answer"),
+    [
+        (201, "<html>created</html>", None),  # acknowledged, but not JSON: still written
+        (201, "[1, 2]", [1, 2]),
+        (200, '{"resourceType": "Observation", "id": "o1"}', {"resourceType": "Observation",
+                                                             "id": "o1"}),
+    ],
+)  # fmt: skip
+@responses.activate
+def test_a_create_is_conditional_and_takes_any_acknowledgement(
+    executor: ThreadPoolExecutor, status: int, body: str, answer: object
+) -> None:
+    sent = matchers.header_matcher({"If-None-Exist": "identifier=urn:ietf:rfc:3986|urn:uuid:1"})
+    responses.post(f"{BASE}/Observation", body=body, status=status, match=[sent])
+    fhir = client(executor)
+    assert fhir.create(
+        {"resourceType": "Observation"}, "identifier=urn:ietf:rfc:3986|urn:uuid:1"
+    ) == (answer)
+
+
+@pytest.mark.parametrize(("status", "error"), [(401, FhirUnauthorised), (412, FhirBadResponse)])
+@responses.activate
+def test_a_create_refused_is_a_typed_error(
+    executor: ThreadPoolExecutor, status: int, error: type[Exception]
+) -> None:
+    responses.post(f"{BASE}/Observation", body="no", status=status)
+    with pytest.raises(error):
+        client(executor).create({"resourceType": "Observation"}, "identifier=x|y")

@@ -88,3 +88,42 @@ def test_without_authentication_the_deployment_allowlist_is_the_one_tenant() -> 
     assert directory.owner_of("https://fhir.example.nhs.uk/r4")[0] is owner
     with pytest.raises(FhirServerNotAllowed, match="allowlist"):
         directory.owner_of("https://other.example.nhs.uk/r4")
+
+
+@pytest.mark.parametrize(
+    ("tenant", "fhir_server", "allowed"),
+    [
+        ("whole-engine", "https://engine.example.nhs.uk/fhir/trust-a", True),
+        # trust-b's base is nested under whole-engine's: it is trust-b's alone.
+        ("whole-engine", "https://engine.example.nhs.uk/fhir/trust-b", False),
+        ("whole-engine", "https://engine.example.nhs.uk/fhir/trust-b/", False),
+        ("whole-engine", "https://engine.example.nhs.uk/fhir/trust-b/r4", False),
+        ("whole-engine", "https://engine.example.nhs.uk/fhir/trust-bx", True),
+        ("trust-b", "https://engine.example.nhs.uk/fhir/trust-b/r4", True),
+        ("trust-b", "https://engine.example.nhs.uk/fhir", False),
+        ("trust-b", "https://engine.example.nhs.uk/fhir/trust-a", False),
+    ],
+)  # fmt: skip
+def test_a_tenants_token_goes_only_where_its_entry_fits_best(
+    directory: TenantDirectory, tenant: str, fhir_server: str, allowed: bool
+) -> None:
+    access = directory.access(ENGINE, tenant)
+    if allowed:
+        assert access.check(fhir_server) == fhir_server.rstrip("/")
+    else:
+        with pytest.raises(FhirServerNotAllowed):
+            access.check(fhir_server)
+
+
+def test_the_bases_of_other_tenants_under_a_base_are_known(directory: TenantDirectory) -> None:
+    whole = directory.access(ENGINE, "whole-engine")
+    assert whole.foreign_bases("https://engine.example.nhs.uk/fhir") == (
+        "https://engine.example.nhs.uk/fhir/trust-b",
+    )
+    assert (
+        directory.access(ENGINE, "trust-b").foreign_bases(
+            "https://engine.example.nhs.uk/fhir/trust-b"
+        )
+        == ()
+    )
+    assert whole.key == (ENGINE, "whole-engine")
