@@ -246,8 +246,9 @@ def test_a_condition_of_another_patient_by_nhs_number_is_refused(
     assert OTHER_NHS not in warning  # another person's identifier is not repeated
 
 
-def test_a_condition_with_no_subject_but_a_text_finding_is_unchanged(decide: Decide) -> None:
-    """Resources the core reads without a subject (an offline file) keep today's reading."""
+def test_a_record_read_offline_without_a_subject_is_the_files_patients(decide: Decide) -> None:
+    """A file ``iport-cds evaluate`` reads is one patient's record: a finding in it with no
+    subject is read as theirs (the service's binding refuses one; see test_patient_binding)."""
     c = condition(text="Needle phobia")
     del c["subject"]
     assert decide(*type1_meets()[:-1], c).criteria["needle-phobia"].result is Tri.MET
