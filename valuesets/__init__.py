@@ -261,20 +261,17 @@ class TermMatcher:
 
         # Records repeat the same displays ("Atorvastatin 20mg tablets") many times over: the
         # answer for a text is cached, bounded, per library.
-        self.find = functools.lru_cache(maxsize=8192)(self._find)  # type: ignore[method-assign]
-        self.find_about_others = functools.lru_cache(maxsize=1024)(  # type: ignore[method-assign]
-            self._find_about_others
-        )
+        self._read = functools.lru_cache(maxsize=8192)(self._mentions)
 
     def find(self, text: str) -> tuple[TermHit, ...]:
         """The value-set terms asserted in ``text`` (qualified mentions are left out)."""
-        return self._find(text)
+        return self._read(text)[0]
 
     def find_about_others(self, text: str) -> tuple[TermHit, ...]:
         """The value-set terms that ``text`` says another person has ("Needle phobia -
         husband", "Mother has needle phobia"): the mentions a qualifier group marked
         ``about_another_person`` leaves out."""
-        return self._find_about_others(text)
+        return self._read(text)[1]
 
     def _qualified(self, raw: str, norm: str, start: int, end: int) -> _CompiledGroup | None:
         before = " ".join(norm[:start].split()[-10:])
@@ -292,28 +289,24 @@ class TermMatcher:
                 return g
         return None
 
-    def _mentions(self, text: str, about_others: bool) -> tuple[TermHit, ...]:
-        """Terms in ``text`` asserted of the patient (``about_others`` False), or said of
-        another person (True)."""
+    def _mentions(self, text: str) -> tuple[tuple[TermHit, ...], tuple[TermHit, ...]]:
+        """The terms in ``text`` asserted of the patient, and those said of another person,
+        in one pass."""
         if self._pattern is None or not text:
-            return ()
+            return (), ()
         norm = normalise_text(text)
-        hits: list[TermHit] = []
+        asserted: list[TermHit] = []
+        others: list[TermHit] = []
         for m in self._pattern.finditer(norm):
             group = self._qualified(text, norm, m.start(), m.end())
-            if about_others:
-                if group is None or not group.about_another_person:
-                    continue
-            elif group is not None:
+            if group is None:
+                into = asserted
+            elif group.about_another_person:
+                into = others
+            else:
                 continue
-            hits.extend(TermHit(vs, m.group(0)) for vs in sorted(self._by_term[m.group(0)]))
-        return tuple(hits)
-
-    def _find(self, text: str) -> tuple[TermHit, ...]:
-        return self._mentions(text, about_others=False)
-
-    def _find_about_others(self, text: str) -> tuple[TermHit, ...]:
-        return self._mentions(text, about_others=True)
+            into.extend(TermHit(vs, m.group(0)) for vs in sorted(self._by_term[m.group(0)]))
+        return tuple(asserted), tuple(others)
 
 
 class ActionNames:
