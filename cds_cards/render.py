@@ -327,17 +327,18 @@ def detail_markdown(decision: Decision, note: str | None = None, also: tuple[str
 
 def not_theirs_line(refused: tuple[NotTheirs, ...]) -> str:
     """The records not used because they are not shown to be this patient's, counted by why:
-    "1 result not used: about another person; 2 records not used: not shown to be this
-    patient's." (an Observation is a result). Which ones, and why each, are in the full
-    assessment."""
+    "1 result and 1 record not used: about another person; 2 records not used: not shown to
+    be this patient's" (an Observation is a result). Which ones, and why each, are in the
+    full assessment."""
     by_why: dict[str, list[NotTheirs]] = {}
     for n in refused:
         by_why.setdefault(n.why, []).append(n)
     parts = []
     for why, found in by_why.items():
-        results = all(n.resource_type == "Observation" for n in found)
-        noun = "result" if results else "record"
-        parts.append(f"{len(found)} {noun}{'' if len(found) == 1 else 's'} not used: {why}")
+        results = sum(n.resource_type == "Observation" for n in found)
+        counted = [(results, "result"), (len(found) - results, "record")]
+        what = " and ".join(f"{n} {noun}{'' if n == 1 else 's'}" for n, noun in counted if n)
+        parts.append(f"{what} not used: {why}")
     return "⚠️ " + "; ".join(_md(p) for p in parts) + " (see the full assessment)."
 
 

@@ -108,7 +108,7 @@ def test_loosely_bound_records_are_not_used_and_are_listed(
     shown = card(client, full_prefetch(rebound(subject)))
     assert shown["indicator"] == "warning"  # not "meets": nothing about this patient was used
     # The card counts them; its extension (and the assessment app) names each and why.
-    assert "5 records not used: not shown to be this patient's" in shown["detail"]
+    assert "1 result and 4 records not used: not shown to be this patient's" in shown["detail"]
     assert "warnings from reading the record" not in shown["detail"]
     unread = warnings(shown)
     assert sum("not used: " in w for w in unread) == 5  # each clinical record, named
@@ -240,6 +240,13 @@ def test_evidence_about_another_person_is_not_used_and_the_card_says_so(
     assert said.split(": ", 1)[1] in why
 
 
+def test_the_card_counts_results_and_records_not_used_for_each_reason(
+    client: FlaskClient,
+) -> None:
+    shown = card(client, husband(about_mother(full_prefetch(type1_meets()))))
+    assert "1 result and 1 record not used: about another person" in shown["detail"]
+
+
 def test_entries_sharing_one_urn_uuid_are_not_used(client: FlaskClient) -> None:
     """Two entries share one urn:uuid fullUrl, one this patient and one another: which one a
     record naming that urn:uuid is about cannot be told, so neither it nor they are used."""
@@ -253,7 +260,7 @@ def test_entries_sharing_one_urn_uuid_are_not_used(client: FlaskClient) -> None:
             ]
     shown = card(client, prefetch)
     assert shown["indicator"] == "warning"
-    assert "5 records not used: its Bundle entry is ambiguous" in shown["detail"]
+    assert "1 result and 4 records not used: its Bundle entry is ambiguous" in shown["detail"]
     unread = warnings(shown)
     assert sum("urn:uuid is the fullUrl of two different entries" in w for w in unread) == 5
 
