@@ -440,26 +440,6 @@ def test_a_deceased_patient_is_not_assessed_and_nothing_can_be_confirmed(
         assert 'id="ifr-route"' not in summary.text
 
 
-def test_the_app_names_evidence_about_another_person_as_not_used(
-    service_url: str, fhir_server: FhirTestServer
-) -> None:
-    from tests.integration.test_attribution_http import focus_mother
-    from tests.integration.test_service_http import put_transaction
-
-    resources = focus_mother()
-    pid = next(r["id"] for r in resources if r["resourceType"] == "Patient")
-    fhir_server.load(put_transaction(resources))
-    with (
-        SmartServer(fhir_server.base_url, free_port(), standalone_patient=pid).serve() as smart,
-        requests.Session() as browser,
-    ):
-        page = browser.get(f"{service_url}/review/launch", params={"iss": smart.iss})
-        assert page.status_code == 200
-        assert 'data-outcome="meets-criteria"' not in page.text
-        assert 'id="not-theirs"' in page.text
-        assert "not used: about another person (its focus is someone" in page.text
-
-
 # -- with authentication on: a launch's FHIR server is one tenant's, and the session keeps it --
 ISSUER = "https://integration-engine.example.nhs.uk"
 
