@@ -61,6 +61,11 @@ PHRASES: list[tuple[str, str | None]] = [
     ("Wife has type 1 diabetes", None),
     ("Lipohypertrophy - carer", None),
     ("Spouse: fear of needles", None),
+    ("Her son is needle phobic", None),
+    ("Kids have needle phobia", None),
+    ("Twin has type 1 diabetes", None),
+    ("Grandchild: needle phobia", None),
+    ("Needle phobia - his wife", None),
     # A screen, questionnaire, risk or score
     ("Needle phobia screening questionnaire: low risk", None),
     ("Needle phobia screen - negative", None),
