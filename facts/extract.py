@@ -311,19 +311,21 @@ class _Extractor:
 
     def _about_another_person(
         self, ref: str, rtype: str, concept: Mapping[str, Any] | None, matches: list[_Match]
-    ) -> None:
-        """Free text naming another person as the one with a finding ("Needle phobia -
-        husband") is not the patient's finding: named as not used, unless the same record
-        also asserts that finding of the patient."""
-        asserted = {m.value_set for m in matches}
+    ) -> list[_Match]:
+        """``matches`` without the findings the record's own text says another person has
+        ("Needle phobia - husband", a coded fear of injections written "(wife)"): those are
+        not the patient's, and the record is named as not used for them. A finding the text
+        also asserts of the patient stays."""
+        asserted = {m.value_set for m in matches if m.matched_by == "term"}
         for text in _texts(concept):
             said = {h.value_set for h in self.vsl.find_terms_about_others(text)}
-            if said - asserted - _NOT_FINDINGS:
+            others = said - asserted - _NOT_FINDINGS
+            if others:
                 quoted = " ".join(text.split())[:80]
-                self.refuse(
-                    NotTheirs(ref, rtype, ANOTHER_PERSON, f"'{quoted}' names another person")
-                )
-                return
+                why = f"'{quoted}' names another person"
+                self.refuse(NotTheirs(ref, rtype, ANOTHER_PERSON, why))
+                return [m for m in matches if m.value_set not in others]
+        return matches
 
     def _names_this_patient(self, resource: Mapping[str, Any]) -> bool:
         """True only when ``subject`` is a literal reference to the context patient."""
@@ -410,8 +412,7 @@ class _Extractor:
 
     def _Condition(self, r: Mapping[str, Any], ref: str) -> None:
         code = _opt_obj(r, "code")
-        matches = classify(code, self.vsl)
-        self._about_another_person(ref, "Condition", code, matches)
+        matches = self._about_another_person(ref, "Condition", code, classify(code, self.vsl))
         if not matches:
             return  # most of a record: nothing the policy reads, so no further parsing
         clinical = _status_code(_opt_obj(r, "clinicalStatus"))
@@ -459,8 +460,7 @@ class _Extractor:
             if status in OBSERVATION_OK:
                 self._confirmation(r, ref, codings)
             return
-        matches = classify(code, self.vsl)
-        self._about_another_person(ref, "Observation", code, matches)
+        matches = self._about_another_person(ref, "Observation", code, classify(code, self.vsl))
         value = r.get("valueCodeableConcept")
         if (not matches and value is None) or status not in OBSERVATION_OK:
             return  # nothing the policy reads (vital signs, other tests ...)

@@ -252,3 +252,22 @@ def test_a_record_read_offline_without_a_subject_is_the_files_patients(decide: D
     c = condition(text="Needle phobia")
     del c["subject"]
     assert decide(*type1_meets()[:-1], c).criteria["needle-phobia"].result is Tri.MET
+
+
+NEEDLE_PHOBIA_CM = ("http://hl7.org/fhir/sid/icd-10-cm", "F40.231", "Fear of injections")
+
+
+def test_a_coded_finding_whose_own_text_names_another_person_is_not_the_patients(
+    decide: Decide, record: Record
+) -> None:
+    coded = condition(NEEDLE_PHOBIA_CM, text="Fear of injections (wife)")
+    resources = [*type1_meets()[:-1], coded]
+    assert decide(*resources).criteria["needle-phobia"].result is Tri.UNKNOWN
+    assert list(refused(record(*resources)).values()) == [ANOTHER_PERSON]
+
+
+def test_only_the_finding_said_of_another_person_is_left_out_of_a_record(decide: Decide) -> None:
+    both = condition(text="Type 1 diabetes since 2001, on MDI. Husband: needle phobia")
+    d = decide(*[r for r in type1_meets() if r["resourceType"] != "Condition"], both)
+    assert d.criteria["type-1-diabetes"].result is Tri.MET
+    assert d.criteria["needle-phobia"].result is Tri.UNKNOWN
