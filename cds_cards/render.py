@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from facts import NotTheirs
 from policy.model import CriterionResult, Decision, Outcome, PolicyInfo, Tri
 
 EXTENSION_KEY = "iport-cds.eligibility"
@@ -284,8 +285,12 @@ def detail_markdown(decision: Decision, note: str | None = None, also: tuple[str
     checks = not_checked(decision)
     if checks:
         last.append(f"{NOT_CHECKED}: " + "; ".join(_md(c) for c in checks) + ".")
-    if decision.warnings:  # records not used, and searches the server did not do as asked
-        n = len(decision.warnings)
+    if decision.not_theirs:
+        last.append(not_theirs_line(decision.not_theirs))
+    refused = {n.warning for n in decision.not_theirs}
+    other_warnings = [w for w in decision.warnings if w not in refused]
+    if other_warnings:  # records not used, and searches the server did not do as asked
+        n = len(other_warnings)
         last.append(
             f"{n} {'warning' if n == 1 else 'warnings'} from reading the record (records not "
             "used, or searches the FHIR server did not do as asked): see the full assessment."
@@ -318,6 +323,23 @@ def detail_markdown(decision: Decision, note: str | None = None, also: tuple[str
         more = f"- … {hidden} more criteria in the full assessment."
         decided, unknown = [*shown_decided, more], shown_unknown
     return _paragraphs([*first, *decided, *unknown, *last])
+
+
+def not_theirs_line(refused: tuple[NotTheirs, ...]) -> str:
+    """The records not used because they are not shown to be this patient's, counted by why:
+    "1 result and 1 record not used: about another person; 2 records not used: not shown to
+    be this patient's" (an Observation is a result). Which ones, and why each, are in the
+    full assessment."""
+    by_why: dict[str, list[NotTheirs]] = {}
+    for n in refused:
+        by_why.setdefault(n.why, []).append(n)
+    parts = []
+    for why, found in by_why.items():
+        results = sum(n.resource_type == "Observation" for n in found)
+        counted = [(results, "result"), (len(found) - results, "record")]
+        what = " and ".join(f"{n} {noun}{'' if n == 1 else 's'}" for n, noun in counted if n)
+        parts.append(f"{what} not used: {why}")
+    return "⚠️ " + "; ".join(_md(p) for p in parts) + " (see the full assessment)."
 
 
 ADVISORY = "_Advisory only: the decision to prescribe rests with the clinician._"

@@ -10,6 +10,7 @@ from facts.model import (
     Finding,
     HbA1cResult,
     InsulinOrder,
+    NotTheirs,
     Order,
     PatientRecord,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "Finding",
     "HbA1cResult",
     "InsulinOrder",
+    "NotTheirs",
     "Order",
     "PatientRecord",
     "extract_record",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
+from facts.attribution import ANOTHER_PERSON, Identity, attribution_problem
 from facts.dosage import injections_per_day
 from facts.london import LONDON
 from facts.model import (
@@ -25,6 +26,7 @@ from facts.model import (
     HbA1cResult,
     InsulinOrder,
     MatchedBy,
+    NotTheirs,
     Order,
     PatientRecord,
     StoppedInsulin,
@@ -209,6 +211,14 @@ class _Match:
     concept: Concept | None
 
 
+def _texts(concept: Mapping[str, Any] | None) -> list[str]:
+    """A CodeableConcept's free text: its ``text`` and every ``coding.display``."""
+    texts = [c["display"] for c in _codings(concept) if isinstance(c.get("display"), str)]
+    if concept is not None and isinstance(concept.get("text"), str):
+        texts.append(concept["text"])
+    return texts
+
+
 def classify(concept: Mapping[str, Any] | None, vsl: ValueSetLibrary) -> list[_Match]:
     """The value sets a CodeableConcept belongs to: by code first, else by clinical term.
 
@@ -246,9 +256,17 @@ def _status_code(concept: Mapping[str, Any] | None) -> str | None:
 
 
 class _Extractor:
-    def __init__(self, vsl: ValueSetLibrary, patient_id: str | None, criteria_system: str) -> None:
+    def __init__(
+        self,
+        vsl: ValueSetLibrary,
+        patient_id: str | None,
+        criteria_system: str,
+        identity: Identity | None = None,
+    ) -> None:
         self.vsl = vsl
         self.patient_id = patient_id
+        self.identity = identity
+        self.not_theirs: list[NotTheirs] = []
         self.criteria_system = criteria_system
         self.findings: list[Finding] = []
         self.hba1c: list[HbA1cResult] = []
@@ -281,28 +299,47 @@ class _Extractor:
         if handler is None:
             return  # resources the rules do not use are ignored, not reported
         try:
-            if rtype != "Patient" and not self._belongs_to_patient(resource):
-                self.warnings.append(f"{ref} skipped: it belongs to another patient.")
-                return
+            if rtype != "Patient" and self.patient_id:
+                problem = attribution_problem(resource, self._is_patient, self.identity)
+                if problem is not None:
+                    self.refuse(NotTheirs(ref, str(rtype), *problem))
+                    return
             handler(self, resource, ref)
         except (Malformed, TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
             self.warnings.append(f"{ref} skipped: malformed ({_short(exc)}).")
             self.unreadable_types.add(str(rtype))
 
-    def _belongs_to_patient(self, resource: Mapping[str, Any]) -> bool:
-        """False when the resource names a different patient than the one in context."""
-        if not self.patient_id:
-            return True
-        for key in ("subject", "patient"):
-            target = resource.get(key)
-            if isinstance(target, dict) and isinstance(target.get("reference"), str):
-                reference: str = target["reference"]
-                if reference.startswith(("urn:uuid:", "#")):
-                    return True
-                return reference == f"Patient/{self.patient_id}" or reference.endswith(
-                    f"/Patient/{self.patient_id}"
-                )
-        return True
+    def _is_patient(self, reference: str) -> bool | None:
+        """Whether a literal reference is the context patient; None for a ``urn:uuid`` or
+        contained reference, which only the Bundle it came in can resolve (the service's
+        binding does, before the record is read)."""
+        if reference.startswith(("urn:uuid:", "#")):
+            return None
+        return reference == f"Patient/{self.patient_id}" or reference.endswith(
+            f"/Patient/{self.patient_id}"
+        )
+
+    def refuse(self, refusal: NotTheirs) -> None:
+        self.not_theirs.append(refusal)
+        self.warnings.append(refusal.warning)
+
+    def _about_another_person(
+        self, ref: str, rtype: str, concept: Mapping[str, Any] | None, matches: list[_Match]
+    ) -> list[_Match]:
+        """``matches`` without the findings the record's own text says another person has
+        ("Needle phobia - husband", a coded fear of injections written "(wife)"): those are
+        not the patient's, and the record is named as not used for them. A finding the text
+        also asserts of the patient stays."""
+        asserted = {m.value_set for m in matches if m.matched_by == "term"}
+        for text in _texts(concept):
+            said = {h.value_set for h in self.vsl.find_terms_about_others(text)}
+            others = said - asserted - _NOT_FINDINGS
+            if others:
+                quoted = " ".join(text.split())[:80]
+                why = f"'{quoted}' names another person"
+                self.refuse(NotTheirs(ref, rtype, ANOTHER_PERSON, why))
+                return [m for m in matches if m.value_set not in others]
+        return matches
 
     def _names_this_patient(self, resource: Mapping[str, Any]) -> bool:
         """True only when ``subject`` is a literal reference to the context patient."""
@@ -442,7 +479,7 @@ class _Extractor:
 
     def _Condition(self, r: Mapping[str, Any], ref: str) -> None:
         code = _opt_obj(r, "code")
-        matches = classify(code, self.vsl)
+        matches = self._about_another_person(ref, "Condition", code, classify(code, self.vsl))
         if not matches:
             return  # most of a record: nothing the policy reads, so no further parsing
         clinical = _status_code(_opt_obj(r, "clinicalStatus"))
@@ -511,7 +548,7 @@ class _Extractor:
             if status in OBSERVATION_OK:
                 self._confirmation(r, ref, codings)
             return
-        matches = classify(code, self.vsl)
+        matches = self._about_another_person(ref, "Observation", code, classify(code, self.vsl))
         value = r.get("valueCodeableConcept")
         if (not matches and value is None) or status not in OBSERVATION_OK:
             return  # nothing the policy reads (vital signs, other tests ...)
@@ -732,6 +769,7 @@ class _Extractor:
                 )
             ),
             warnings=tuple(self.warnings),
+            not_theirs=tuple(self.not_theirs),
             unreadable_types=frozenset(self.unreadable_types),
         )
 
@@ -979,15 +1017,34 @@ def extract_record(
     patient_id: str | None,
     criteria_system: str,
     warnings: Iterable[str] = (),
+    not_theirs: Iterable[NotTheirs] = (),
 ) -> PatientRecord:
     """Typed facts for one patient from their FHIR resources (any order, any mess).
 
-    ``patient_id`` is the context patient: resources naming another patient are skipped.
-    ``criteria_system`` is the CodeSystem of clinician confirmation Observations;
-    ``warnings`` are earlier notes (e.g. from fetching) to report with the record's own.
+    ``patient_id`` is the context patient: resources not shown to be about this patient
+    alone are not used and are named (``facts.attribution``). ``criteria_system`` is the
+    CodeSystem of clinician confirmation Observations; ``warnings`` are earlier notes (e.g.
+    from fetching) and ``not_theirs`` the resources set aside earlier (by the service's
+    binding), to report with the record's own.
     """
-    ex = _Extractor(vsl, patient_id, criteria_system)
+    resources = list(resources)
+    identity = None
+    if patient_id:
+        patient = next(
+            (
+                r
+                for r in resources
+                if isinstance(r, dict)
+                and r.get("resourceType") == "Patient"
+                and r.get("id") == patient_id
+            ),
+            None,
+        )
+        identity = Identity.of(patient_id, patient)
+    ex = _Extractor(vsl, patient_id, criteria_system, identity)
     ex.warnings.extend(warnings)
+    for refusal in not_theirs:
+        ex.refuse(refusal)
     for resource in resources:
         ex.add(resource)
     # MedicationRequests last: their medicationReference may point at a Medication listed later.

@@ -165,6 +165,20 @@ class TechnologyUse:
     implied_label: str = ""  # how it names ``implied_by``
 
 
+@dataclass(frozen=True, slots=True)
+class NotTheirs:
+    """A resource read and not used because it is not shown to be about this patient alone."""
+
+    ref: str  # "Observation/abc"; "A Patient resource" for another Patient (its id is not shown)
+    resource_type: str
+    why: str  # a phrase of facts.attribution (ANOTHER_PERSON ...): what the card counts
+    detail: str  # the particular reason, for the assessment app and the extension
+
+    @property
+    def warning(self) -> str:
+        return f"{self.ref} not used: {self.why} ({self.detail})."
+
+
 # A person older than this on the day of evaluation is a record error (the oldest verified
 # human lived to 122): the birth date is not plausible evidence of age.
 MAX_PLAUSIBLE_AGE_YEARS = 120
@@ -209,7 +223,10 @@ class PatientRecord:
     confirmations: tuple[Confirmation, ...] = ()
     orders: tuple[Order, ...] = ()  # active orders, one per value set each is coded in
     technology: tuple[TechnologyUse, ...] = ()  # every record of a technology kind, any state
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # each record not used, each search not done as asked
+    # Records not used because they are not shown to be about this patient alone (each is
+    # also among the warnings): the card counts them by why.
+    not_theirs: tuple[NotTheirs, ...] = ()
     # Resource types of which at least one resource could not be read: a diagnosis criterion
     # cannot say "not recorded" when a Condition was there but unreadable.
     unreadable_types: frozenset[str] = frozenset()

@@ -1,15 +1,19 @@
-"""Which resources are this patient's: the subject must say so, exactly.
+"""Which resources are this patient's: every patient they name must be this one, exactly.
 
-A resource counts as the context patient's only when its ``subject`` (or ``patient``) is
+A resource counts as the context patient's only when its ``subject`` and ``patient`` (each
+that it has), and its ``focus`` if any, are
 
 - ``Patient/<id>``: a reference relative to the request's FHIR server;
 - ``<fhirServer>/Patient/<id>``: absolute, on the request's own FHIR server;
-- ``urn:uuid:<x>`` where the same Bundle has an entry ``fullUrl: urn:uuid:<x>`` holding
-  ``Patient/<id>``.
+- ``urn:uuid:<x>`` where the same Bundle has exactly one entry ``fullUrl: urn:uuid:<x>``,
+  holding ``Patient/<id>``;
+- or, for ``subject``/``patient``, an identifier: judged by ``facts.attribution`` against
+  the Patient's own identifiers, once the Patient resource is read.
 
-No subject, an identifier-only subject, a contained (``#``) or unresolvable ``urn:uuid``
-subject, or the same id on another server says nothing reliable about *this* patient: such a
-resource is not used, and is named among what could not be read, never silently dropped.
+No subject, a contained (``#``) or unresolvable ``urn:uuid`` subject, the same id on another
+server, elements naming two patients, a focus on anyone else, or an entry sharing its
+``fullUrl`` with a different entry says nothing reliable about *this* patient: such a
+resource is not used, and is named with why (``facts.NotTheirs``), never silently dropped.
 A ``Patient`` resource must have the context id. Resources that are about no patient
 (Medication, Practitioner ...) pass.
 """
@@ -17,9 +21,12 @@ A ``Patient`` resource must have the context id. Resources that are about no pat
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from facts import NotTheirs
+from facts.attribution import AMBIGUOUS, ANOTHER_PERSON, NOT_SHOWN, attribution_problem
 from fhirdata.allowlist import normalise_base
 
 # Types the service reads that always belong to a patient: one without a subject is refused.
@@ -44,57 +51,103 @@ PATIENT_SPECIFIC = frozenset(
 )
 
 
-def patient_urns(entries: Iterable[Any], patient_id: str) -> frozenset[str]:
-    """``fullUrl``s of a Bundle's entries that hold the context Patient as a ``urn:uuid``."""
-    found = set()
+@dataclass(frozen=True)
+class BundleLinks:
+    """What a Bundle's ``fullUrl``s say: which ``urn:uuid``s hold the context Patient, and
+    which ``fullUrl``s are shared by entries that differ (neither can be trusted)."""
+
+    patient_urns: frozenset[str] = frozenset()
+    ambiguous_urls: frozenset[str] = frozenset()
+    # The resources of the entries sharing a fullUrl, by object identity: the same objects
+    # the Bundle's resources are read into (fhirdata.client.bundle_resources).
+    ambiguous_entries: frozenset[int] = frozenset()
+
+    def ambiguous(self, resource: Any) -> bool:
+        return id(resource) in self.ambiguous_entries
+
+
+NO_LINKS = BundleLinks()  # a resource that came in no Bundle
+
+
+def bundle_links(entries: Iterable[Any], patient_id: str) -> BundleLinks:
+    """The links of a Bundle's entries (see ``BundleLinks``)."""
+    by_url: dict[str, list[dict[str, Any]]] = {}
     for entry in entries:
         if not isinstance(entry, dict):
             continue
         full_url, resource = entry.get("fullUrl"), entry.get("resource")
-        if (
-            isinstance(full_url, str)
-            and full_url.startswith("urn:uuid:")
-            and isinstance(resource, dict)
-            and resource.get("resourceType") == "Patient"
-            and resource.get("id") == patient_id
-        ):
-            found.add(full_url)
-    return frozenset(found)
+        if isinstance(full_url, str) and isinstance(resource, dict):
+            by_url.setdefault(full_url, []).append(resource)
+    ambiguous = {url for url, found in by_url.items() if any(r != found[0] for r in found)}
+    urns = {
+        url
+        for url, (first, *_) in by_url.items()
+        if url.startswith("urn:uuid:")
+        and url not in ambiguous
+        and first.get("resourceType") == "Patient"
+        and first.get("id") == patient_id
+    }
+    return BundleLinks(
+        frozenset(urns),
+        frozenset(ambiguous),
+        frozenset(id(r) for url in ambiguous for r in by_url[url]),
+    )
+
+
+def _reference_problem(
+    reference: str, patient_id: str, fhir_server: str | None, links: BundleLinks
+) -> tuple[str, str] | None:
+    """Why a literal patient reference is not the context patient, or None when it is."""
+    if reference == f"Patient/{patient_id}":
+        return None
+    if reference.startswith("urn:uuid:"):
+        if reference in links.ambiguous_urls:
+            return AMBIGUOUS, "its patient's urn:uuid is the fullUrl of two different entries"
+        if reference in links.patient_urns:
+            return None
+        return NOT_SHOWN, "its patient is a urn:uuid that does not resolve to this patient"
+    if fhir_server and _absolute_on(reference, fhir_server, patient_id):
+        return None
+    if reference.startswith(("http://", "https://")):
+        return NOT_SHOWN, "its patient is on another FHIR server, or is another patient"
+    return ANOTHER_PERSON, "it names another patient"
 
 
 def binding_problem(
     resource: Mapping[str, Any],
     patient_id: str,
     fhir_server: str | None,
-    urns: frozenset[str] = frozenset(),
-) -> str | None:
-    """Why ``resource`` cannot be taken as the context patient's, or None when it can."""
+    links: BundleLinks = NO_LINKS,
+) -> tuple[str, str] | None:
+    """``(why, detail)`` when ``resource`` cannot be taken as the context patient's, or None.
+
+    A subject named only by identifier is left to ``facts`` (it needs the Patient's
+    identifiers, which may come in another search)."""
     rtype = resource.get("resourceType")
     if not isinstance(rtype, str):  # a list or an object: not a FHIR resource (nor hashable)
-        return "its resourceType is not a name"
+        return NOT_SHOWN, "its resourceType is not a name"
     if rtype == "Patient":
-        return None if resource.get("id") == patient_id else "it is another Patient"
-    target = None
-    for key in ("subject", "patient"):
-        if key in resource:
-            target = resource[key]
-            break
-    else:
-        return "it names no patient" if rtype in PATIENT_SPECIFIC else None
-    reference = target.get("reference") if isinstance(target, dict) else None
-    if not isinstance(reference, str) or not reference:
-        return "its patient is not given as a reference (an identifier alone is not enough)"
-    if reference == f"Patient/{patient_id}":
-        return None
-    if reference.startswith("urn:uuid:"):
-        if reference in urns:
-            return None
-        return "its patient is a urn:uuid that does not resolve to this patient in the Bundle"
-    if fhir_server and _absolute_on(reference, fhir_server, patient_id):
-        return None
-    if reference.startswith(("http://", "https://")):
-        return "its patient is on another FHIR server, or is another patient"
-    return "it belongs to another patient"
+        return None if resource.get("id") == patient_id else (ANOTHER_PERSON, "another Patient")
+    if links.ambiguous(resource):
+        return AMBIGUOUS, "its fullUrl is shared with a different entry of the Bundle"
+    keys = [key for key in ("subject", "patient") if key in resource]
+    if not keys:
+        return (NOT_SHOWN, "it names no patient") if rtype in PATIENT_SPECIFIC else None
+    for key in keys:
+        target = resource[key]
+        reference = target.get("reference") if isinstance(target, dict) else None
+        if not isinstance(reference, str) or not reference:
+            if isinstance(target, dict) and target.get("identifier") is not None:
+                continue  # judged where the Patient's identifiers are known
+            return NOT_SHOWN, "its patient is given neither as a reference nor an identifier"
+        problem = _reference_problem(reference, patient_id, fhir_server, links)
+        if problem is not None and problem[0] != ANOTHER_PERSON:
+            return problem  # cannot be resolved: nothing else it names can make it this patient's
+
+    def is_patient(reference: str) -> bool:
+        return _reference_problem(reference, patient_id, fhir_server, links) is None
+
+    return attribution_problem(resource, is_patient, None)
 
 
 def _absolute_on(reference: str, fhir_server: str, patient_id: str) -> bool:
@@ -111,16 +164,16 @@ def bind(
     resources: Iterable[Any],
     patient_id: str,
     fhir_server: str | None,
-    warnings: list[str],
-    urns: frozenset[str] = frozenset(),
+    refused: list[NotTheirs],
+    links: BundleLinks = NO_LINKS,
 ) -> list[Any]:
-    """The resources that are this patient's; the others are named in ``warnings``."""
+    """The resources that are this patient's; the others are added to ``refused``."""
     kept = []
     for resource in resources:
         if not isinstance(resource, dict):
             kept.append(resource)  # not a resource at all: reading it reports that
             continue
-        problem = binding_problem(resource, patient_id, fhir_server, urns)
+        problem = binding_problem(resource, patient_id, fhir_server, links)
         if problem is None:
             kept.append(resource)
             continue
@@ -131,5 +184,5 @@ def bind(
             ref = f"{rtype}/{rid}"[:80]
         else:
             ref = str(rtype)[:40]
-        warnings.append(f"{ref} not used: {problem}.")
+        refused.append(NotTheirs(ref, str(rtype)[:40], *problem))
     return kept

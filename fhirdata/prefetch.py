@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from fhirdata.binding import bind, patient_urns
+from facts import NotTheirs
+from fhirdata.binding import NO_LINKS, BundleLinks, bind, bundle_links
 from fhirdata.client import (
     FetchResult,
     FhirBadResponse,
@@ -133,6 +134,7 @@ def fill(template: str, patient_id: str) -> str:
 class Gathered:
     resources: list[Any] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    not_theirs: list[NotTheirs] = field(default_factory=list)  # set aside by the binding
     prefetched: list[str] = field(default_factory=list)  # keys used from prefetch
     fetched: list[str] = field(default_factory=list)  # keys read from the FHIR server
     fetch_ms: float = 0.0
@@ -157,7 +159,7 @@ def gather(
     ``client`` makes the FHIR client for this request, or is None when the request named no
     usable FHIR server; ``fhir_server`` is the request's, against which absolute subject
     references are checked. Only resources bound to this patient are kept
-    (``fhirdata.binding``); the others are named in the warnings.
+    (``fhirdata.binding``); the others are named in ``not_theirs``.
 
     Raises DataUnavailable when anything required cannot be had.
     """
@@ -192,15 +194,15 @@ def gather(
                     if more:
                         continued[key] = value  # all pages are read below, the first included
                     else:
-                        urns = patient_urns(value.get("entry") or (), patient_id)
+                        links = bundle_links(value.get("entry") or (), patient_id)
                         out.resources.extend(
-                            _bound(key, resources, patient_id, fhir_server, out, unfiltered, urns)
+                            _bound(key, resources, patient_id, fhir_server, out, unfiltered, links)
                         )
                         out.warnings.extend(page_warnings)
                     continue
             elif isinstance(value, dict) and isinstance(value.get("resourceType"), str):
                 out.prefetched.append(key)
-                out.resources.extend(bind([value], patient_id, fhir_server, out.warnings))
+                out.resources.extend(bind([value], patient_id, fhir_server, out.not_theirs))
                 continue
             else:
                 out.warnings.append(
@@ -243,15 +245,15 @@ def _bound(
     fhir_server: str | None,
     out: Gathered,
     unfiltered: set[str],
-    urns: frozenset[str] = frozenset(),
+    links: BundleLinks = NO_LINKS,
 ) -> list[Any]:
     """This patient's resources of one search. When the server could not filter the search by
     patient, its answer holds other patients' records by design: they are set aside with one
     line of context instead of one warning each."""
     if key not in unfiltered and f"prefetch '{key}'" not in unfiltered:
-        return bind(resources, patient_id, fhir_server, out.warnings, urns)
-    set_aside: list[str] = []
-    kept = bind(resources, patient_id, fhir_server, set_aside, urns)
+        return bind(resources, patient_id, fhir_server, out.not_theirs, links)
+    set_aside: list[NotTheirs] = []
+    kept = bind(resources, patient_id, fhir_server, set_aside, links)
     out.warnings.append(
         f"{key}: the FHIR server does not support this search as asked; its answer was "
         f"filtered to this patient ({len(set_aside)} other record(s) set aside)."

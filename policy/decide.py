@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from facts import PatientRecord, extract_record
+from facts import NotTheirs, PatientRecord, extract_record
 from policy.engine import evaluate
 from policy.expr import PolicyError
 from policy.loading import Policy, load_policies
@@ -62,14 +62,17 @@ def read_record(
     resources: Iterable[Mapping[str, Any]],
     patient_id: str | None,
     warnings: Sequence[str] = (),
+    not_theirs: Sequence[NotTheirs] = (),
 ) -> PatientRecord:
-    """One patient's FHIR resources as the facts the policies read."""
+    """One patient's FHIR resources as the facts the policies read; ``warnings`` and
+    ``not_theirs`` are what reading them earlier found (``fhirdata.Gathered``)."""
     return extract_record(
         resources,
         core.vsl,
         patient_id=patient_id,
         criteria_system=core.criteria_system,
         warnings=warnings,
+        not_theirs=not_theirs,
     )
 
 

@@ -158,6 +158,7 @@ def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
         evaluated_on=today,
         assumptions=policy.assumptions,
         warnings=record.warnings,
+        not_theirs=record.not_theirs,
         policy_overdue=today > policy.info.review_due,
         shown_criteria=shown,
         notices=tuple(
@@ -232,6 +233,7 @@ def _deceased_decision(
         pathways=(),
         evaluated_on=today,
         warnings=record.warnings,
+        not_theirs=record.not_theirs,
         policy_overdue=today > policy.info.review_due,
         deceased=True,
         deceased_implausible=doubt,

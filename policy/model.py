@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from facts.model import NotTheirs
+
 
 class Tri(enum.Enum):
     """Kleene's three-valued logic: met / not met / unknown (missing data)."""
@@ -131,6 +133,8 @@ class Decision:
     evaluated_on: date
     assumptions: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    # Records not used because they are not shown to be this patient's (also among warnings)
+    not_theirs: tuple[NotTheirs, ...] = ()
     policy_overdue: bool = False
     shown_criteria: tuple[str, ...] = field(default=())  # those the deciding pathway reads
     notices: tuple[str, ...] = ()  # sentences about the patient's state, shown first

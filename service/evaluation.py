@@ -187,7 +187,9 @@ def run_hook(
         )
     except DataUnavailable as exc:
         raise _precondition_failed(exc) from exc
-    record = read_record(runtime.core, gathered.resources, req.patient_id, gathered.warnings)
+    record = read_record(
+        runtime.core, gathered.resources, req.patient_id, gathered.warnings, gathered.not_theirs
+    )
     policy = runtime.policies[service.policy]
     companions = [runtime.policies[c] for c in policy.companions if c in runtime.policies]
     evaluations = Evaluations(record, london_day(now))  # each policy once per request

@@ -164,7 +164,9 @@ class QualifierGroup:
 
     ``before`` phrases count within ``before_words`` words before the term, ``after`` ones
     within ``after_words`` words after it, ``anywhere`` ones anywhere in the text, and
-    ``characters`` (e.g. "?") anywhere in the raw text.
+    ``characters`` (e.g. "?") anywhere in the raw text. ``about_another_person``: the
+    phrases name someone else (a relative, a partner, a carer) as the one with the finding, so
+    the mention is reported as about another person rather than silently left out.
     """
 
     id: str
@@ -175,6 +177,7 @@ class QualifierGroup:
     characters: tuple[str, ...] = ()
     before_words: int = 4
     after_words: int = 3
+    about_another_person: bool = False
 
 
 def _phrase_list(group: Mapping[str, Any], key: str, file: str) -> tuple[str, ...]:
@@ -205,12 +208,18 @@ def parse_qualifiers(doc: Any, file: str) -> tuple[QualifierGroup, ...]:
             "characters",
             "beforeWords",
             "afterWords",
+            "aboutAnotherPerson",
         }
         if unknown:
             raise ValueSetError(f"{file}: group {g['id']!r} has unknown keys {sorted(unknown)}")
         words = {k: g.get(k, d) for k, d in (("beforeWords", 4), ("afterWords", 3))}
         if not all(isinstance(v, int) and 0 < v <= 10 for v in words.values()):
             raise ValueSetError(f"{file}: group {g['id']!r}: word windows must be 1 to 10")
+        about_another_person = g.get("aboutAnotherPerson", False)
+        if not isinstance(about_another_person, bool):
+            raise ValueSetError(
+                f"{file}: group {g['id']!r}: 'aboutAnotherPerson' must be true or false"
+            )
         group = QualifierGroup(
             id=g["id"],
             why=g["why"],
@@ -220,6 +229,7 @@ def parse_qualifiers(doc: Any, file: str) -> tuple[QualifierGroup, ...]:
             characters=_phrase_list(g, "characters", file),
             before_words=words["beforeWords"],
             after_words=words["afterWords"],
+            about_another_person=about_another_person,
         )
         if not (group.before or group.after or group.anywhere or group.characters):
             raise ValueSetError(f"{file}: group {g['id']!r} lists no phrases")
@@ -250,6 +260,7 @@ class _CompiledGroup:
     characters: tuple[str, ...]
     before_words: int
     after_words: int
+    about_another_person: bool
 
 
 @dataclass(frozen=True)
@@ -290,44 +301,59 @@ class TermMatcher:
                 g.characters,
                 g.before_words,
                 g.after_words,
+                g.about_another_person,
             )
             for g in qualifiers
         )
 
         # Records repeat the same displays ("Atorvastatin 20mg tablets") many times over: the
         # answer for a text is cached, bounded, per library.
-        self.find = functools.lru_cache(maxsize=8192)(self._find)  # type: ignore[method-assign]
+        self._read = functools.lru_cache(maxsize=8192)(self._mentions)
 
     def find(self, text: str) -> tuple[TermHit, ...]:
         """The value-set terms asserted in ``text`` (qualified mentions are left out)."""
-        return self._find(text)
+        return self._read(text)[0]
 
-    def _qualified(self, raw: str, norm: str, start: int, end: int) -> str | None:
+    def find_about_others(self, text: str) -> tuple[TermHit, ...]:
+        """The value-set terms that ``text`` says another person has ("Needle phobia -
+        husband", "Mother has needle phobia"): the mentions a qualifier group marked
+        ``about_another_person`` leaves out."""
+        return self._read(text)[1]
+
+    def _qualified(self, raw: str, norm: str, start: int, end: int) -> _CompiledGroup | None:
         before = " ".join(norm[:start].split()[-10:])
         after_words = norm[end:].split()[:10]
         for g in self._groups:
             if any(c in raw for c in g.characters):
-                return g.id
+                return g
             if g.anywhere is not None and g.anywhere.search(norm):
-                return g.id
+                return g
             if g.before is not None and g.before.search(
                 " ".join(before.split()[-g.before_words :])
             ):
-                return g.id
+                return g
             if g.after is not None and g.after.search(" ".join(after_words[: g.after_words])):
-                return g.id
+                return g
         return None
 
-    def _find(self, text: str) -> tuple[TermHit, ...]:
+    def _mentions(self, text: str) -> tuple[tuple[TermHit, ...], tuple[TermHit, ...]]:
+        """The terms in ``text`` asserted of the patient, and those said of another person,
+        in one pass."""
         if self._pattern is None or not text:
-            return ()
+            return (), ()
         norm = normalise_text(text)
-        hits: list[TermHit] = []
+        asserted: list[TermHit] = []
+        others: list[TermHit] = []
         for m in self._pattern.finditer(norm):
-            if self._qualified(text, norm, m.start(), m.end()) is not None:
+            group = self._qualified(text, norm, m.start(), m.end())
+            if group is None:
+                into = asserted
+            elif group.about_another_person:
+                into = others
+            else:
                 continue
-            hits.extend(TermHit(vs, m.group(0)) for vs in sorted(self._by_term[m.group(0)]))
-        return tuple(hits)
+            into.extend(TermHit(vs, m.group(0)) for vs in sorted(self._by_term[m.group(0)]))
+        return tuple(asserted), tuple(others)
 
 
 class ActionNames:
@@ -418,6 +444,11 @@ class ValueSetLibrary:
     def find_terms(self, text: str) -> tuple[TermHit, ...]:
         assert self._matcher is not None
         return self._matcher.find(text)
+
+    def find_terms_about_others(self, text: str) -> tuple[TermHit, ...]:
+        """Terms ``text`` says another person has: not the patient's finding."""
+        assert self._matcher is not None
+        return self._matcher.find_about_others(text)
 
     def __contains__(self, vs_id: object) -> bool:
         return vs_id in self.sets

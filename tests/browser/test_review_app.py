@@ -286,3 +286,30 @@ def test_the_confirmation_form_needs_its_csrf_token(service_url: str) -> None:
         f"{service_url}/review/confirm", data={"criterion": "mdi-impractical"}, timeout=10
     )
     assert resp.status_code == 401
+
+
+def test_evidence_about_another_person_is_named_on_the_card_and_in_the_app(
+    browser: Browser, fhir_server: FhirTestServer, smart: SmartServer, service_url: str
+) -> None:
+    from tests.integration.test_attribution_http import focus_mother
+    from tests.integration.test_service_http import put_transaction
+
+    resources = focus_mother()  # an HbA1c whose focus is the patient's mother
+    patient_id = next(r["id"] for r in resources if r["resourceType"] == "Patient")
+    fhir_server.load(put_transaction(resources))
+    card = order_sign_card(service_url, fhir_server.base_url, patient_id)
+    (link,) = [x for x in card["links"] if x["type"] == "smart"]
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    page = context.new_page()
+    try:
+        page.set_content(card_page(card))
+        assert "1 result not used: about another person" in page.text_content(".card")
+        page.goto(sandbox_launch(smart, link, patient_id))
+        page.wait_for_url(f"{service_url}/review/**")
+        assert page.locator("h1#outcome").get_attribute("data-outcome") != "meets-criteria"
+        assert page.locator("#not-theirs").is_visible()
+        listed = page.locator("#not-theirs + ul").text_content()
+        assert "not used: about another person (its focus is someone" in listed
+        assert serious_violations(page) == []
+    finally:
+        context.close()

@@ -238,3 +238,30 @@ def test_generate_population_usage_errors(cli: Cli, tmp_path: Path) -> None:
     run = cli("demo", "generate-population", "--patients", "3", "--out", str(blocker))
     assert run.code == 2
     assert "cannot write" in one_line_error(run)
+
+
+def test_a_population_run_does_not_use_evidence_about_another_person(tmp_path: Path) -> None:
+    """The same attribution as a hook call: p1's HbA1c is their mother's (its focus) and p1's
+    needle phobia is their husband's; p2's record, otherwise the same, meets."""
+    from tests.builders import type1_meets
+
+    export = tmp_path / "export"
+    export.mkdir()
+    theirs, own = type1_meets(pid="p1"), type1_meets(pid="p2")
+    for r in theirs:
+        if r["resourceType"] == "Observation":
+            r["focus"] = [{"reference": "RelatedPerson/p1-mother"}]
+        if r.get("code", {}).get("text") == "Needle phobia":
+            r["code"]["text"] = "Needle phobia - husband"
+    by_type: dict[str, list[dict[str, object]]] = {}
+    for r in [*theirs, *own]:
+        by_type.setdefault(str(r["resourceType"]), []).append(r)
+    for rtype, resources in by_type.items():
+        (export / f"{rtype}.ndjson").write_text("".join(json.dumps(r) + "\n" for r in resources))
+    out, err = io.StringIO(), io.StringIO()
+    run_population(export, out, err, today=TODAY, workers=1, policies=["iport-advance"])
+    rows = {r["patient_ref"]: r for r in read_csv(out.getvalue())}
+    assert rows["p2"]["outcome"] == "meets-criteria"
+    assert rows["p1"]["outcome"] != "meets-criteria"
+    assert rows["p1"]["hba1c-69-or-above-on-mdi"] == "unknown"
+    assert rows["p1"]["needle-phobia"] == "unknown"

@@ -170,7 +170,7 @@ def test_loosely_bound_prefetch_is_not_used(
     (card,) = resp.json()["cards"]
     assert card["indicator"] == "warning"  # would be "info" (meets) if the records were used
     # The card counts them; its extension names each.
-    assert "5 warnings from reading the record" in card["detail"]
+    assert "1 result and 4 records not used: not shown to be this patient's" in card["detail"]
     unread = card["extension"]["iport-cds.eligibility"]["warnings"]
     assert sum("not used: " in w for w in unread) == 5
 

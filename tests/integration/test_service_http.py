@@ -342,12 +342,18 @@ WHY_CASES = [
 
 
 def order_sign(
-    service: ServiceProcess, fhir: FhirTestServer, mode: str, pid: str
+    service: ServiceProcess,
+    fhir: FhirTestServer,
+    mode: str,
+    pid: str,
+    prefetch: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The one card of an order-sign call: in "prefetch" mode with ``prefetch``, else the
+    EHR's prefetch filled from ``fhir``; in "fetch" mode the service fetches for itself."""
     if mode == "prefetch":
         body = hook_request(
             "order-sign",
-            prefetch=ehr_prefetch(service, fhir, "order-sign", pid),
+            prefetch=prefetch or ehr_prefetch(service, fhir, "order-sign", pid),
             drafts=[draft(pid)],
             patient_id=pid,
         )

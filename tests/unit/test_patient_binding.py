@@ -20,6 +20,7 @@ from tests.builders import PID, iport_device_request, type1_meets
 from tests.hooks import SERVICE, full_prefetch, hook_request
 
 FHIR = "https://fhir.example.nhs.uk/r4"
+NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
 URN = "urn:uuid:6b0d3c0e-5c1e-4a8e-9d0f-0c9f5b3e2a11"
 
 
@@ -82,9 +83,14 @@ def with_patient_urn(prefetch: dict[str, Any]) -> dict[str, Any]:
     [
         pytest.param(lambda: None, "it names no patient", id="no subject"),
         pytest.param(
-            lambda: {"identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "1"}},
-            "not given as a reference",
-            id="identifier only",
+            lambda: {"identifier": {"system": NHS_NUMBER, "value": "1"}},
+            "NHS number is not valid",
+            id="identifier only, not an NHS number",
+        ),
+        pytest.param(
+            lambda: {"identifier": {"system": NHS_NUMBER, "value": "9434765919"}},
+            "identifiers are not known",
+            id="identifier only, no Patient identifiers to compare",
         ),
         pytest.param(
             lambda: {"reference": URN}, "does not resolve to this patient", id="urn:uuid unresolved"
@@ -102,7 +108,8 @@ def test_loosely_bound_records_are_not_used_and_are_listed(
     shown = card(client, full_prefetch(rebound(subject)))
     assert shown["indicator"] == "warning"  # not "meets": nothing about this patient was used
     # The card counts them; its extension (and the assessment app) names each and why.
-    assert "5 warnings from reading the record" in shown["detail"]
+    assert "1 result and 4 records not used: not shown to be this patient's" in shown["detail"]
+    assert "warnings from reading the record" not in shown["detail"]
     unread = warnings(shown)
     assert sum("not used: " in w for w in unread) == 5  # each clinical record, named
     assert all(reason in w for w in unread if "not used: " in w)
@@ -132,7 +139,25 @@ def test_exactly_bound_records_are_used(client: FlaskClient, subject: Callable[[
         ({"resourceType": "Patient", "id": "someone-else"}, "another Patient"),
         ({"resourceType": "Condition", "subject": {"reference": "Patient/other"}}, "another"),
         ({"resourceType": "Condition", "subject": {"reference": "#p1"}}, "another"),
-        ({"resourceType": "Condition", "subject": "Patient/p1"}, "not given as a reference"),
+        ({"resourceType": "Condition", "subject": "Patient/p1"}, "neither as a reference"),
+        (
+            {
+                "resourceType": "Observation",
+                "subject": {"reference": "Patient/p1"},
+                "focus": [{"reference": "RelatedPerson/mother"}],
+            },
+            "its focus is someone or something other than the patient",
+        ),
+        (
+            {
+                "resourceType": "Observation",
+                "subject": {"reference": "Patient/p1"},
+                "patient": {"reference": "Patient/q"},
+            },
+            "name different patients",
+        ),
+        # Judged where the Patient's identifiers are known (facts.attribution)
+        ({"resourceType": "Condition", "subject": {"identifier": {"value": "1"}}}, None),
         (
             {"resourceType": "Condition", "subject": {"reference": f"{FHIR}/Patient/p1?x=1"}},
             "another FHIR server",
@@ -148,7 +173,7 @@ def test_binding_rules(resource: dict[str, Any], problem: str | None) -> None:
         assert found is None
     else:
         assert found is not None
-        assert problem in found
+        assert problem in " ".join(found)
 
 
 def test_a_search_the_server_could_not_filter_is_said_once_not_per_record(
@@ -172,3 +197,77 @@ def test_a_search_the_server_could_not_filter_is_said_once_not_per_record(
     assert "Unknown search parameter" not in said
     assert said.count("does not support this search as asked") == 1
     assert "3 other record(s) set aside" in said
+
+
+def about_mother(prefetch: dict[str, Any]) -> dict[str, Any]:
+    """The HbA1c made the patient's mother's: its focus names her."""
+    (result,) = [e["resource"] for e in prefetch["hba1c"]["entry"]]
+    result["focus"] = [{"reference": "RelatedPerson/mother", "display": "Mother"}]
+    return prefetch
+
+
+def two_patients(prefetch: dict[str, Any]) -> dict[str, Any]:
+    """The HbA1c names this patient as subject and another as patient."""
+    (result,) = [e["resource"] for e in prefetch["hba1c"]["entry"]]
+    result["patient"] = {"reference": "Patient/someone-else"}
+    return prefetch
+
+
+def husband(prefetch: dict[str, Any]) -> dict[str, Any]:
+    """The needle phobia is written as the husband's."""
+    for e in prefetch["conditions"]["entry"]:
+        if e["resource"]["code"].get("text") == "Needle phobia":
+            e["resource"]["code"]["text"] = "Needle phobia - husband"
+    return prefetch
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        pytest.param(about_mother, "1 result not used: about another person", id="focus mother"),
+        pytest.param(two_patients, "1 result not used: names two different patients", id="two"),
+        pytest.param(husband, "1 record not used: about another person", id="husband's"),
+    ],
+)
+def test_evidence_about_another_person_is_not_used_and_the_card_says_so(
+    client: FlaskClient, change: Callable[[dict[str, Any]], dict[str, Any]], said: str
+) -> None:
+    shown = card(client, change(full_prefetch(type1_meets())))
+    assert shown["indicator"] == "warning"
+    assert said in shown["detail"]
+    assert "warnings from reading the record" not in shown["detail"]
+    (why,) = [w for w in warnings(shown) if "not used: " in w]
+    assert said.split(": ", 1)[1] in why
+
+
+def test_the_card_counts_results_and_records_not_used_for_each_reason(
+    client: FlaskClient,
+) -> None:
+    shown = card(client, husband(about_mother(full_prefetch(type1_meets()))))
+    assert "1 result and 1 record not used: about another person" in shown["detail"]
+
+
+def test_entries_sharing_one_urn_uuid_are_not_used(client: FlaskClient) -> None:
+    """Two entries share one urn:uuid fullUrl, one this patient and one another: which one a
+    record naming that urn:uuid is about cannot be told, so neither it nor they are used."""
+    prefetch = full_prefetch(rebound(lambda: {"reference": URN}))
+    someone_else = {"resourceType": "Patient", "id": "someone-else", "birthDate": "1950-01-01"}
+    for value in prefetch.values():
+        if isinstance(value, dict) and value.get("resourceType") == "Bundle":
+            value["entry"] += [
+                {"fullUrl": URN, "resource": prefetch["patient"]},
+                {"fullUrl": URN, "resource": someone_else},
+            ]
+    shown = card(client, prefetch)
+    assert shown["indicator"] == "warning"
+    assert "1 result and 4 records not used: its Bundle entry is ambiguous" in shown["detail"]
+    unread = warnings(shown)
+    assert sum("urn:uuid is the fullUrl of two different entries" in w for w in unread) == 5
+
+
+def test_entries_repeating_one_resource_under_one_full_url_are_used(client: FlaskClient) -> None:
+    prefetch = with_patient_urn(full_prefetch(rebound(lambda: {"reference": URN})))
+    prefetch["conditions"]["entry"] += [
+        {"fullUrl": URN, "resource": copy.deepcopy(prefetch["patient"])}
+    ]
+    assert card(client, prefetch)["indicator"] == "info"

@@ -544,19 +544,33 @@ def test_same_day_confirmations_are_ordered_by_time(decide: Decide) -> None:
     )
 
 
+NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
+
+
 @pytest.mark.parametrize(
-    "subject",
-    [None, {"identifier": {"value": "9434765919"}}, {"reference": "urn:uuid:1234"}],
+    ("subject", "said"),
+    [
+        (None, "must reference the patient"),
+        ({"identifier": {"value": "9434765919"}}, "identifier has no system"),
+        # The patient's own NHS number: this service writes confirmations with a reference,
+        # so one naming the patient only by identifier is not one of its confirmations.
+        ({"identifier": {"system": NHS_NUMBER, "value": "9434765919"}}, "must reference"),
+        ({"reference": "urn:uuid:1234"}, "must reference the patient"),
+    ],
 )
-def test_a_confirmation_must_reference_this_patient(decide: Decide, subject: Any) -> None:
+def test_a_confirmation_must_reference_this_patient(
+    decide: Decide, subject: Any, said: str
+) -> None:
     c = confirmation("mdi-impractical")
     if subject is None:
         del c["subject"]
     else:
         c["subject"] = subject
-    d = decide(patient("2018-01-01"), condition(T1DM), c)
+    p = patient("2018-01-01")
+    p["identifier"] = [{"system": NHS_NUMBER, "value": "9434765919"}]
+    d = decide(p, condition(T1DM), c)
     assert result(d, "mdi-impractical") is Tri.UNKNOWN
-    assert any("must reference the patient" in w for w in d.warnings)
+    assert any(said in w for w in d.warnings), d.warnings
 
 
 def test_the_nice_criteria_cite_the_branch_that_met_them(decide: Decide) -> None:

@@ -41,12 +41,31 @@ PHRASES: list[tuple[str, str | None]] = [
     ("Type 1 diabetes", "type-1-diabetes"),
     ("T1DM on basal bolus", "type-1-diabetes"),
     ("Type 2 diabetes mellitus", "type-2-diabetes"),
+    # A child patient's own history: "child" alone, or in "childhood", names no one else
+    ("Childhood-onset type 1 diabetes", "type-1-diabetes"),
+    ("Needle phobia since childhood, still avoids injections", "needle-phobia"),
+    ("Husband gives injections because of her needle phobia", "needle-phobia"),
     # A relative's, not the patient's
     ("Family history of needle phobia (mother)", None),
     ("FH: type 1 diabetes - father", None),
     ("Mother has needle phobia", None),
     ("Needle phobia in sister", None),
     ("Family hx type 2 diabetes", None),
+    # Another person's: a partner, a child, a carer
+    ("Needle phobia - husband", None),
+    ("Partner has needle phobia", None),
+    ("Son: needle phobia", None),
+    ("Needle phobia (wife)", None),
+    ("Needle phobia in daughter", None),
+    ("Child has needle phobia", None),
+    ("Wife has type 1 diabetes", None),
+    ("Lipohypertrophy - carer", None),
+    ("Spouse: fear of needles", None),
+    ("Her son is needle phobic", None),
+    ("Kids have needle phobia", None),
+    ("Twin has type 1 diabetes", None),
+    ("Grandchild: needle phobia", None),
+    ("Needle phobia - his wife", None),
     # A screen, questionnaire, risk or score
     ("Needle phobia screening questionnaire: low risk", None),
     ("Needle phobia screen - negative", None),
@@ -114,14 +133,47 @@ def test_text_counts_only_when_it_asserts_the_finding_now(text: str, value_set: 
         assert value_set in asserted
 
 
+# Needle phobia said of another person, as records write it
+ABOUT_ANOTHER_PERSON = [
+    "Needle phobia - husband",
+    "Partner has needle phobia",
+    "Son: needle phobia",
+    "Needle phobia (wife)",
+    "Needle phobia in daughter",
+    "Child has needle phobia",
+    "Mother has needle phobia",
+    "Family history of needle phobia (mother)",
+]
+
+
+@pytest.mark.parametrize("text", ABOUT_ANOTHER_PERSON)
+def test_text_about_another_person_is_said_to_be_about_another_person(text: str) -> None:
+    assert "needle-phobia" in {h.value_set for h in VSL.find_terms_about_others(text)}
+
+
+@pytest.mark.parametrize(
+    "text", ["Needle phobia", "No needle phobia", "?Needle phobia", "History of needle phobia"]
+)
+def test_text_about_no_one_else_is_not_said_to_be_about_another_person(text: str) -> None:
+    assert VSL.find_terms_about_others(text) == ()
+
+
 def test_the_qualifiers_file_names_its_provenance_and_every_group_says_why() -> None:
     doc = json.loads(QUALIFIERS_FILE.read_text())
     assert "No public codelist" in doc["provenance"]
     groups = load_qualifiers()
-    assert {"negation", "family-history", "relative", "screening", "uncertain", "past"} <= {
-        g.id for g in groups
-    }
+    assert {
+        "negation",
+        "family-history",
+        "relative",
+        "other-person",
+        "screening",
+        "uncertain",
+        "past",
+    } <= {g.id for g in groups}
     assert all(g.why for g in groups)
+    others = {g.id for g in groups if g.about_another_person}
+    assert others == {"family-history", "relative", "other-person"}
 
 
 @pytest.mark.parametrize(
@@ -134,6 +186,10 @@ def test_the_qualifiers_file_names_its_provenance_and_every_group_says_why() -> 
         ({"groups": [{"id": "x", "why": "y", "before": ["no"], "beforeWords": 0}]}, "1 to 10"),
         ({"groups": [{"id": "x", "why": "y", "befor": ["no"]}]}, "unknown keys"),
         ({"groups": [{"id": "x", "before": ["no"]}]}, "needs a 'why'"),
+        (
+            {"groups": [{"id": "x", "why": "y", "before": ["no"], "aboutAnotherPerson": "yes"}]},
+            "true or false",
+        ),
     ],
 )
 def test_a_malformed_qualifiers_file_fails_at_load_naming_the_file(
