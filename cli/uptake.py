@@ -25,6 +25,7 @@ from facts.model import Confirmation, age_on
 from policy import Decision, Outcome, Policy, Tri, evaluate
 from policy.decide import decide
 from policy.technology import Windows, read_technology
+from valuesets import load_technology_kinds
 
 # People who already have the policy's technology are counted apart from those who meet its
 # criteria: in use, or held (paused: a device on hold is the person's, not a gap to close).
@@ -37,17 +38,11 @@ NOT_MET = "does not meet"
 BANDS = (ALREADY_USING, HELD, MEETS, POTENTIALLY, DATA_MISSING, NOT_MET)
 TECHNOLOGY_TYPES = frozenset({"Procedure", "Device", "DeviceRequest", "DeviceUseStatement"})
 AGE_BANDS = ((0, 11, "0-11"), (12, 17, "12-17"), (18, 39, "18-39"), (40, 64, "40-64"))
-# The technology columns, one per kind (valuesets/technology-kinds.json), each "in use",
-# "held", "not current" (only an old record), "no" or "unknown" (the input holds no device or
-# procedure records); the i-Port's also "on order".
-TECHNOLOGY_COLUMNS = {
-    "insulin-pump": "on_insulin_pump",
-    "real-time-cgm": "on_real_time_cgm",
-    "intermittently-scanned-cgm": "on_intermittently_scanned_cgm",
-    "hybrid-closed-loop": "on_hybrid_closed_loop",
-    "iport-device": "on_iport",
-}
-IPORT_DEVICE = "iport-device"  # the kind whose order is also counted: "on order"
+# The technology columns, one per kind of valuesets/technology-kinds.json (a kind added there
+# is a column here), each "in use", "held", "not current" (only an old record), "on order"
+# (an active order and nothing more), "no" or "unknown" (the input holds no device or
+# procedure records).
+TECHNOLOGY_COLUMNS = {k.id: k.column for k in load_technology_kinds().values()}
 STATE_WORDS = {"in use": "in use", "held": "held", "not current": "not current"}
 ON_ORDER = "on order"
 # FHIR R4 AdministrativeGender (http://hl7.org/fhir/administrative-gender), a required binding
@@ -255,7 +250,7 @@ def person_rows(
     for kind in TECHNOLOGY_COLUMNS:
         windows = ctx.windows.get(kind)
         state = kind_state(record, kind, windows, ctx.today) if windows else "unknown"
-        if state == "no" and kind == IPORT_DEVICE and record.orders_in(IPORT_DEVICE):
+        if state == "no" and record.orders_in(kind):
             state = ON_ORDER
         technology.append(known(state))
     person = [

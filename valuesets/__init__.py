@@ -122,6 +122,7 @@ class TechnologyKind:
     label: str
     implies: tuple[str, ...] = ()
     source: str = ""
+    column: str = ""  # its column in population outputs: "on_insulin_pump"
 
 
 def parse_technology_kinds(doc: Any, file: str) -> dict[str, TechnologyKind]:
@@ -133,8 +134,8 @@ def parse_technology_kinds(doc: Any, file: str) -> dict[str, TechnologyKind]:
     out: dict[str, TechnologyKind] = {}
     for i, k in enumerate(kinds):
         where = f"{file}: kinds[{i}]"
-        if not isinstance(k, dict) or set(k) - {"id", "label", "implies", "source"}:
-            raise ValueSetError(f"{where} must have only id, label, implies, source")
+        if not isinstance(k, dict) or set(k) - {"id", "label", "implies", "source", "column"}:
+            raise ValueSetError(f"{where} must have only id, label, implies, source, column")
         kid, label, implies = k.get("id"), k.get("label"), k.get("implies", [])
         if not isinstance(kid, str) or not kid or not isinstance(label, str) or not label:
             raise ValueSetError(f"{where} needs a text id and label")
@@ -142,7 +143,10 @@ def parse_technology_kinds(doc: Any, file: str) -> dict[str, TechnologyKind]:
             raise ValueSetError(f"{where}.implies must be a list of kind ids")
         if kid in out:
             raise ValueSetError(f"{where}: duplicate kind {kid!r}")
-        out[kid] = TechnologyKind(kid, label, tuple(implies), str(k.get("source", "")))
+        column = k.get("column", "on_" + kid.replace("-", "_"))
+        if not isinstance(column, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", column):
+            raise ValueSetError(f"{where}.column must be a lower-case column name")
+        out[kid] = TechnologyKind(kid, label, tuple(implies), str(k.get("source", "")), column)
     for kind in out.values():
         unknown = [x for x in kind.implies if x not in out or x == kind.id]
         if unknown:

@@ -12,12 +12,12 @@ import shutil
 from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import demo
 from cli.population import run_population
+from cli.uptake import PERSON_COLUMNS
 from cli.uptake_report import render_report
 from disclosure import Disclosure
 from facts import extract_record
@@ -25,10 +25,17 @@ from policy import PolicyError, evaluate
 from policy.loading import POLICY_DIR, parse_policy, policy_names
 from service import create_app
 from service.config import read_settings
+from service.state import state_of
 from tests.builders import HYPO_EVENT, PID, observation_finding, patient
 from tests.cli.conftest import generate_population
 from tests.hooks import hook_request
-from valuesets import load_value_sets
+from tests.policy_folder import folder_with_a_copy, shipped_policy
+from valuesets import (
+    ValueSetError,
+    load_technology_kinds,
+    load_value_sets,
+    parse_technology_kinds,
+)
 
 TODAY = date(2026, 12, 7)
 NEW_ID = "local-insulin-pump"
@@ -37,24 +44,16 @@ NEW_LABEL = "Local insulin pump criteria"
 PATIENTS = 60
 
 
-def shipped_policy(name: str) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads((POLICY_DIR / f"{name}.json").read_text(encoding="utf-8"))
-    return doc
-
-
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every shipped policy file, and a copy of the NICE pump policy under a new id."""
-    out = tmp_path_factory.mktemp("policies")
-    for name in policy_names():
-        shutil.copy(POLICY_DIR / f"{name}.json", out / f"{name}.json")
-    doc = shipped_policy("nice-insulin-pump")
-    doc["metadata"] |= {"id": NEW_ID, "title": NEW_TITLE, "listOrder": 5}
-    doc["presentation"]["sourceLabel"] = NEW_LABEL
-    for service in doc["services"]:
-        service["id"] = service["id"].replace("nice-insulin-pump", NEW_ID)
-    (out / f"{NEW_ID}.json").write_text(json.dumps(doc), encoding="utf-8")
-    return out
+    return folder_with_a_copy(
+        tmp_path_factory.mktemp("policies"),
+        "nice-insulin-pump",
+        NEW_ID,
+        {"title": NEW_TITLE, "listOrder": 5},
+        {"sourceLabel": NEW_LABEL},
+    )
 
 
 def test_the_default_list_is_every_shipped_file_in_the_order_they_declare() -> None:
@@ -88,12 +87,13 @@ def test_a_deployment_narrows_the_list(folder: Path) -> None:
     assert [s["id"] for s in services] == [f"{NEW_ID}-patient-view"]
 
 
-def test_a_new_policy_file_is_served_and_gives_its_own_card(folder: Path) -> None:
+def test_a_new_policy_file_is_served_and_gives_its_own_card(folder: Path, tmp_path: Path) -> None:
     app = create_app(
         {
             "REQUIRE_AUTH": False,
             "POLICY_DIR": str(folder),
             "CLOCK": lambda: datetime(2026, 12, 7, 12, tzinfo=UTC),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'audit.sqlite3'}",
         }
     )
     client = app.test_client()
@@ -112,6 +112,11 @@ def test_a_new_policy_file_is_served_and_gives_its_own_card(folder: Path) -> Non
     assert cards[0]["source"]["label"] == NEW_LABEL
     extension = cards[0]["extension"]["iport-cds.eligibility"]
     assert extension["policy"]["id"] == NEW_ID
+    # the commissioners' dashboard lists it and counts its card
+    assert state_of(app).store.flush(10)
+    assert NEW_LABEL in client.get("/analytics").get_data(as_text=True)
+    figures = client.get("/analytics.json").get_json()
+    assert NEW_ID in figures["byPolicy"]
 
 
 def test_population_runs_and_their_report_count_the_new_policy(
@@ -161,3 +166,15 @@ def test_a_shared_rule_speaks_the_policy_s_words_not_another_policy_s() -> None:
         words = f"{said.reason} {said.missing or ''}".lower()
         assert "disabling" not in words, name
         assert "recurrent" in words, name
+
+
+def test_every_technology_kind_is_a_population_column() -> None:
+    """The population CSV has one column per kind of valuesets/technology-kinds.json: a kind
+    added there (say continuous ketone monitoring) is a column with no code edited."""
+    kinds = load_technology_kinds()
+    assert [k.column for k in kinds.values()] == [c for c in PERSON_COLUMNS if c.startswith("on_")]
+    doc = {"kinds": [{"id": "ketone-monitor", "label": "ketone monitor"}]}
+    assert parse_technology_kinds(doc, "kinds.json")["ketone-monitor"].column == "on_ketone_monitor"
+    doc["kinds"][0]["column"] = "On Ketones!"
+    with pytest.raises(ValueSetError, match="column must be a lower-case column name"):
+        parse_technology_kinds(doc, "kinds.json")
