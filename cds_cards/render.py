@@ -411,10 +411,12 @@ def confirmation_observation(
     user_ref: str | None,
     now: datetime,
     user_name: str | None = None,
+    reason: str | None = None,
 ) -> dict[str, Any]:
     """A clinician's confirmation that criterion ``r`` is met: the Observation a card's
     suggestion creates and the assessment app writes (``facts`` reads it back). It is about
-    the patient, not one policy: every policy that reads the criterion reads it."""
+    the patient, not one policy: every policy that reads the criterion reads it. The
+    clinician's ``reason``, when given, is its note."""
     resource: dict[str, Any] = {
         "resourceType": "Observation",
         "status": "final",
@@ -431,6 +433,8 @@ def confirmation_observation(
         if user_name:  # the name the clinician signed in with, so the evidence says who
             performer["display"] = user_name
         resource["performer"] = [performer]
+    if reason:
+        resource["note"] = [{"text": reason}]
     return resource
 
 

@@ -593,7 +593,9 @@ class _Extractor:
             performer = _opt_str(p, "display") or _opt_str(p, "reference")
             if performer:
                 break
-        self.confirmations.append(Confirmation(ref, criterion, value, when, performer, at))
+        self.confirmations.append(
+            Confirmation(ref, criterion, value, when, performer, at, _note_text(r))
+        )
 
     def _hba1c(
         self,
@@ -852,6 +854,19 @@ def _with_implied(uses: Iterable[TechnologyUse], vsl: ValueSetLibrary) -> Iterab
 # SNOMED CT answers meaning the finding is not there: No, Negative, Absent, Not present.
 _NO_ANSWERS = frozenset({"373067005", "260385009", "2667000", "410594000"})
 _NO_WORDS = frozenset({"no", "none", "nil", "negative", "absent", "not present", "denies", "false"})
+
+
+# A confirmation's reason is shown as written, up to this many characters.
+MAX_REASON_CHARS = 500
+
+
+def _note_text(r: Mapping[str, Any]) -> str | None:
+    """The first note's text of a resource (a confirmation's reason), cut to a length."""
+    for note in _list(r, "note"):
+        text = note.get("text") if isinstance(note, dict) else None
+        if isinstance(text, str) and text.strip():
+            return " ".join(text.split())[:MAX_REASON_CHARS]
+    return None
 
 
 def _answers_no(r: Mapping[str, Any]) -> bool:

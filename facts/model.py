@@ -118,6 +118,7 @@ class Confirmation:
     date: date
     performer: str | None
     at: datetime | None = None  # the moment recorded, to order same-day confirmations
+    reason: str | None = None  # the clinician's reason, as written (Observation.note)
 
 
 @dataclass(frozen=True, slots=True)

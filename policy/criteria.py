@@ -1066,8 +1066,12 @@ def latest_confirmation(
 def confirmation_evidence(c: Confirmation) -> Evidence:
     verdict = "met" if c.value else "not met"
     who = c.performer or "a clinician"
+    because = f", because: {c.reason}" if c.reason else ""
     return Evidence(
-        c.ref, f"confirmed {verdict} by {who} on {c.date.isoformat()}", c.date, "confirmation"
+        c.ref,
+        f"confirmed {verdict} by {who} on {c.date.isoformat()}{because}",
+        c.date,
+        "confirmation",
     )
 
 
@@ -1093,7 +1097,8 @@ def confirmation_result(
     return _result(
         spec,
         Tri.MET if c.value else Tri.NOT_MET,
-        f"{who} recorded on {c.date.isoformat()} that this is {verdict}.",
+        f"{who} recorded on {c.date.isoformat()} that this is {verdict}"
+        + (f", because: {c.reason}." if c.reason else "."),
         evidence=(confirmation_evidence(c),),
     )
 

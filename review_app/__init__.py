@@ -319,8 +319,11 @@ def confirm() -> BaseResponse:
         return launched
     session, a = launched
     criterion = request.form.get("criterion", "")
+    reason = request.form.get("reason", "")
     try:
-        record_confirmation(_runtime(), _access(session), session, a, criterion, _now())
+        record_confirmation(
+            _runtime(), _access(session), session, a, criterion, _now(), reason=reason
+        )
     except TokenRejected:
         return _end_session()
     except (AssessmentError, FhirServerNotAllowed) as exc:

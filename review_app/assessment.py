@@ -23,6 +23,7 @@ from cds_cards.render import (
     long_date,
     not_checked,
 )
+from facts.extract import MAX_REASON_CHARS
 from facts.london import london_day
 from fhirdata import FhirClient, FhirError, FhirServerNotAllowed
 from fhirdata.client import FhirUnauthorised
@@ -360,8 +361,10 @@ def record_confirmation(
     assessment: Assessment,
     criterion_id: str,
     now: datetime,
+    reason: str = "",
 ) -> None:
-    """Write a clinician's confirmation that ``criterion_id`` is met, with their own token,
+    """Write a clinician's confirmation that ``criterion_id`` is met, with their own token
+    and their ``reason`` (optional, as the Observation's note),
     as a conditional create on its identifier (``confirmation_identifier``): written once
     however often it is sent.
 
@@ -381,6 +384,7 @@ def record_confirmation(
         rs.user_ref,
         now,
         clinician_name(runtime, access, rs),
+        " ".join(reason.split())[:MAX_REASON_CHARS] or None,
     )
     identifier = confirmation_identifier(rs, criterion_id, now)
     resource["identifier"] = [{"system": URI_SYSTEM, "value": identifier}]

@@ -126,7 +126,12 @@ def test_the_pack_names_the_patient_on_every_page_and_keeps_the_record_beside_a_
         assert "diabetes-specialist-recommendation" not in offered
         done = browser.post(
             f"{service_url}/review/confirm",
-            data={"csrf": csrf.group(1), "policy": "iport-advance", "criterion": "needle-phobia"},
+            data={
+                "csrf": csrf.group(1),
+                "policy": "iport-advance",
+                "criterion": "needle-phobia",
+                "reason": "Faints at injections; misses evening doses",
+            },
             timeout=20,
         )
         assert done.status_code == 200
@@ -135,6 +140,7 @@ def test_the_pack_names_the_patient_on_every_page_and_keeps_the_record_beside_a_
         text = pages_of(after.content)
         whole = " ".join(" ".join(text).split())
         assert "confirmed met by Dr Asha Patel" in whole
+        assert "because: Faints at injections; misses evening doses" in whole
         assert "What the record holds:" in whole
         assert "Exceptional circumstances" not in whole  # met now
         if os.environ.get("SAVE_DOC_SCREENSHOTS") == "1":  # docs/sandbox.md's pictures

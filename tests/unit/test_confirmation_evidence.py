@@ -42,3 +42,13 @@ def test_a_confirmation_with_nothing_in_the_record_has_no_record_context(
     after = needle_phobia(vsl, confirmation("needle-phobia", on="2026-11-20"))
     assert after.result is Tri.MET
     assert after.context == ()
+
+
+def test_a_confirmation_carries_the_clinicians_reason(vsl: ValueSetLibrary) -> None:
+    with_reason = confirmation("needle-phobia", on="2026-11-20")
+    with_reason["note"] = [{"text": "  Misses  evening doses;\nanxious at every injection "}]
+    after = needle_phobia(vsl, with_reason)
+    assert after.result is Tri.MET
+    because = "because: Misses evening doses; anxious at every injection"
+    assert after.reason.endswith(f"{because}.")  # as one line, spaces folded
+    assert after.evidence[0].summary.endswith(because)
