@@ -53,10 +53,11 @@ from cli.uptake import (
     person_rows,
     technology_windows,
 )
+from facts.extract import classify
 from policy import Policy, PolicyError
 from policy.decide import Core, load_core, read_record
 from policy.loading import policy_names
-from valuesets import ValueSetError
+from valuesets import ValueSetError, ValueSetLibrary
 
 try:
     import resource as _resource
@@ -136,9 +137,15 @@ def ndjson_files(directory: Path) -> list[Path]:
 
 
 def build_index(
-    files: Sequence[Path], db_path: Path, summary: PopulationSummary, err: TextIO
+    files: Sequence[Path],
+    db_path: Path,
+    summary: PopulationSummary,
+    err: TextIO,
+    vsl: ValueSetLibrary | None = None,
 ) -> int:
-    """Index every line of every file; return the number of distinct patients."""
+    """Index every line of every file; return the number of distinct patients. With ``vsl``,
+    a prescription or medicine of a technology's supplies (sensors, pods) also counts as
+    technology data: use is then measurable from the export."""
     conn = sqlite3.connect(db_path)
     try:
         conn.execute("PRAGMA journal_mode=OFF")
@@ -157,7 +164,7 @@ def build_index(
                     size = len(line)
                     if line.strip():
                         _index_line(
-                            line, path, lineno, (file_no, offset, size), rows, meds, summary
+                            line, path, lineno, (file_no, offset, size), rows, meds, summary, vsl
                         )
                     offset += size
                     if len(rows) >= INSERT_BATCH:
@@ -175,6 +182,21 @@ def build_index(
         conn.close()
 
 
+def _names_technology_supplies(res: Mapping[str, Any], vsl: ValueSetLibrary) -> bool:
+    """A MedicationRequest or Medication coded (or named) as supplies of a technology kind:
+    an export recording CGM only as sensor prescriptions still measures CGM use."""
+    rtype = res["resourceType"]
+    if rtype == "MedicationRequest":
+        concept = res.get("medicationCodeableConcept")
+    elif rtype == "Medication":
+        concept = res.get("code")
+    else:
+        return False
+    if not isinstance(concept, dict):
+        return False
+    return any(m.value_set in vsl.technology for m in classify(concept, vsl))
+
+
 def _index_line(
     line: bytes,
     path: Path,
@@ -183,6 +205,7 @@ def _index_line(
     rows: list[tuple[str, int, int, int]],
     meds: list[tuple[str, int, int, int]],
     summary: PopulationSummary,
+    vsl: ValueSetLibrary | None = None,
 ) -> None:
     try:
         res = orjson.loads(line)
@@ -193,7 +216,9 @@ def _index_line(
         if len(summary.skipped_examples) < 5:
             summary.skipped_examples.append(f"{path.name}:{lineno}")
         return
-    if res["resourceType"] in TECHNOLOGY_TYPES:
+    if res["resourceType"] in TECHNOLOGY_TYPES or (
+        vsl is not None and _names_technology_supplies(res, vsl)
+    ):
         summary.technology_resources += 1
     pid = _patient_of(res)
     if pid is not None:
@@ -394,7 +419,7 @@ def run_population(
     summary = PopulationSummary(files=len(files), workers=workers)
     with tempfile.TemporaryDirectory(prefix="iport-cds-population-") as tmp:
         db_path = Path(tmp) / "index.sqlite"
-        total = build_index(files, db_path, summary, err)
+        total = build_index(files, db_path, summary, err, core.vsl)
         if summary.skipped_lines:
             err.write(
                 f"skipped {summary.skipped_lines:,} line(s) that are not FHIR JSON resources "

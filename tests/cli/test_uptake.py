@@ -517,3 +517,31 @@ def test_groups_are_built_only_from_administrative_gender_codes(hostile: Path) -
     html = render_report(summary, today=TODAY, source="hostile", disclosure=Disclosure(0))
     for text in ("HYPERLINK", "cmd|", "<!--", "Jane Smith", "943 476 5919"):
         assert text not in html
+
+
+def test_technology_recorded_only_as_supplies_is_measured(tmp_path: Path) -> None:
+    """An export with no Device or Procedure records, where flash glucose monitoring is only a
+    prescription of sensors: use is still measured, not 'unknown'."""
+    export = tmp_path / "supplies"
+    export.mkdir()
+    sensors = {
+        "resourceType": "MedicationRequest",
+        "id": "mr-libre",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/pat-1"},
+        "authoredOn": "2026-11-01",
+        "medicationCodeableConcept": {"text": "FreeStyle Libre 2 Sensor"},
+    }
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for r in [*type1_on_mdi(hba1c=75), sensors]:
+        by_type.setdefault(r["resourceType"], []).append(r)
+    for rtype, resources in by_type.items():
+        lines = "\n".join(json.dumps(r) for r in resources) + "\n"
+        (export / f"{rtype}.ndjson").write_text(lines, encoding="utf-8")
+    out = io.StringIO()
+    summary = run_population(export, out, io.StringIO(), today=TODAY, workers=1)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert {r["on_intermittently_scanned_cgm"] for r in rows} == {"in use"}
+    assert {r["on_insulin_pump"] for r in rows} == {"no"}
+    assert summary.tally.technology_data
