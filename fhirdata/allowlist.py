@@ -29,16 +29,19 @@ def is_loopback(host: str) -> bool:
 
 
 def unsafe_path(path: str) -> bool:
-    """True when ``path`` has a ``.`` or ``..`` segment, plain or percent-encoded, or an
-    encoded slash or backslash.
+    """True when ``path`` is anything but plain segments: a ``.`` or ``..`` segment, an empty
+    one (``//``), any percent-escape, a ``;`` (path parameters), a backslash, white space or a
+    control character.
 
     A prefix check on such a path means nothing: ``/tenantA/../tenantB`` starts with
-    ``/tenantA/`` but the HTTP stack (or the server) resolves it to ``/tenantB``.
+    ``/tenantA/`` but the HTTP stack (or the server) resolves it to ``/tenantB``; the HTTP
+    client decodes ``/tenantA/%74enantB``, nginx merges ``//`` and Java servers drop
+    ``;x``, each reaching another tenant's base while the text still starts with this one's.
     """
-    lowered = path.lower()
-    if "%2f" in lowered or "%5c" in lowered or "\\" in lowered:
+    if any(c in path for c in "%;\\") or any(c.isspace() or ord(c) < 32 for c in path):
         return True
-    return any(seg in (".", "..") for seg in lowered.replace("%2e", ".").split("/"))
+    segments = path.rstrip("/").split("/")[1:]
+    return any(seg in ("", ".", "..") for seg in segments)
 
 
 def normalise_base(url: str) -> str:
@@ -86,7 +89,8 @@ class FhirServerPolicy:
             raise FhirServerNotAllowed("fhirServer must be a base URL without query or fragment")
         if unsafe_path(parts.path):
             raise FhirServerNotAllowed(
-                "fhirServer path must not contain '.' or '..' segments or encoded slashes"
+                "fhirServer path must be plain segments: no '.', '..' or empty segments, "
+                "percent-escapes, ';' or backslashes"
             )
         if parts.scheme == "http" and not (is_loopback(host) or host in self.insecure_hosts):
             raise FhirServerNotAllowed("fhirServer must use https")

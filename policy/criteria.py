@@ -786,6 +786,8 @@ def _repeated(
     threshold="number",
     comparison="comparison",
     minInjectionsPerDay="number",
+    pumpKind="value-set?",
+    pumpSupplyMonths="int?",
 )
 def hba1c_on_mdi(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
     """HbA1c has "remained high": every result in the lookback at/above the threshold (at least
@@ -817,6 +819,19 @@ def hba1c_on_mdi(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
             f"not 'remained high' ({read}).",
             evidence=tuple(hba1c_evidence(h) for h in results),
             context=context,
+        )
+    pump = _on_a_pump(record, spec, ctx)
+    if pump is not None:
+        # HbA1c reached on a pump (backup pens still prescribed) is not HbA1c "with MDI".
+        return _result(
+            spec,
+            Tri.UNKNOWN,
+            f"On an insulin pump ({pump}): HbA1c results while on a pump are not 'with MDI', "
+            "whatever pens are prescribed as back-up; whether MDI failed before the pump is "
+            "in the clinic's history, not read here.",
+            evidence=tuple(hba1c_evidence(h) for h in results),
+            context=context,
+            missing="the HbA1c on MDI before the pump, from the diabetes service",
         )
     latest = _latest_or_unknown(record, spec, ctx)
     if isinstance(latest, CriterionResult):
@@ -864,6 +879,23 @@ def hba1c_on_mdi(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
         if stopped
         else "insulin prescriptions showing a basal-bolus regimen, or a stated frequency",
     )
+
+
+def _on_a_pump(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> str | None:
+    """What says the patient is on a pump now (in use or paused: ``pumpKind``, a hybrid
+    closed loop counting as a pump), in words; None when nothing does or the criterion names
+    no ``pumpKind``."""
+    kind = spec.params.get("pumpKind")
+    if not kind:
+        return None
+    months = int(spec.params.get("pumpSupplyMonths") or 6)
+    reading = read_technology(record, str(kind), ctx.today, Windows(months))
+    found = reading.in_use or reading.held
+    if not found:
+        return None
+    since = reading.since()
+    state = "in use" if reading.in_use else "paused"
+    return f"{what(found[0])} {state}" + (f" since {day_text(since)}" if since else "")
 
 
 @rule(
@@ -1098,7 +1130,7 @@ def confirmation_result(
         spec,
         Tri.MET if c.value else Tri.NOT_MET,
         f"{who} recorded on {c.date.isoformat()} that this is {verdict}"
-        + (f", because: {c.reason}." if c.reason else "."),
+        + (f", because: {c.reason.rstrip('. ')}." if c.reason else "."),
         evidence=(confirmation_evidence(c),),
     )
 

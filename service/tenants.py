@@ -102,9 +102,19 @@ class TenantDirectory:
         tenant's alone). Raises FhirServerNotAllowed (a message safe to show) otherwise."""
         base = tenant.servers.check(fhir_server)  # raises, saying what is wrong
         fit = tenant.specificity(fhir_server)
-        others = (t for t in self.tenants if t is not tenant)
+        others = [t for t in self.tenants if t is not tenant]
         if fit is None or any((t.specificity(fhir_server) or 0) > fit for t in others):
             raise FhirServerNotAllowed("fhirServer is not one of this client's FHIR servers")
+        # A server whose paths ignore case reaches another tenant's nested base from the same
+        # letters in another case (.../fhir/TRUST-B for .../fhir/trust-b): refused too.
+        lowered = base.lower()
+        for other in others:
+            for a in other.servers.allowed:
+                nested = lowered == a.lower() or lowered.startswith(a.lower() + "/")
+                if nested and len(a) > fit:
+                    raise FhirServerNotAllowed(
+                        "fhirServer is not one of this client's FHIR servers"
+                    )
         return base
 
     def nested_bases(self, tenant: Tenant, base: str) -> tuple[str, ...]:

@@ -51,7 +51,8 @@ KEY_CRITERIA: dict[str, dict[str, Tri]] = {
     "us-t1-poor-adherence": {"hba1c-above-69-with-poor-adherence": Tri.MET},
     "us-t2-bid-no-specialist": {"needle-phobia": Tri.MET, "insulin-more-than-once-daily": Tri.MET},
     "us-prediabetes": {"type-2-diabetes": Tri.NOT_MET},
-    "t1-on-pump": {"nice-pump-criteria": Tri.MET},
+    # on a pump: HbA1c reached on it is not 'on MDI', whatever back-up pens are prescribed
+    "t1-on-pump": {"nice-pump-criteria": Tri.UNKNOWN, "already-on-pump": Tri.MET},
     "t1-stale-needle-phobia": {"needle-phobia": Tri.UNKNOWN, "nice-pump-criteria": Tri.MET},
     "t1-t2-conflicting-types": {"type-1-diabetes": Tri.UNKNOWN, "type-2-diabetes": Tri.UNKNOWN},
     # would meet, but is recorded as deceased: never assessed

@@ -126,7 +126,7 @@ def test_a_part_is_checked_as_policies_include_it(cli: Cli, tmp_path: Path) -> N
     run = cli("policy", "check", *parts)
     assert run.code == 0, run.err
     assert run.out.splitlines() == [
-        f"{parts[0]}: ok (part nice-ta151-pump-criteria: 6 criteria, 9 parameters)",
+        f"{parts[0]}: ok (part nice-ta151-pump-criteria: 6 criteria, 10 parameters)",
         f"{parts[1]}: ok (part technology-in-use: 0 criteria, 6 parameters)",
     ]
     part = json.loads(Path(parts[0]).read_text(encoding="utf-8"))

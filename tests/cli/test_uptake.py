@@ -185,7 +185,10 @@ def test_the_report_is_one_html_file_with_a_table_for_every_chart(
     # The gap in words: who meets the criteria and does not have the technology.
     assert "the gap (not already on an insulin pump)" in html
     assert "the gap (not already using a hybrid closed loop system)" in html
-    assert "the gap (not already using an i-Port and no i-Port on order)" in html
+    assert (
+        "the gap (not already using an i-Port and not already on an insulin pump and no i-Port "
+        "on order)" in html
+    )
     assert "not using already" not in html
     # An aggregate for commissioners: small numbers suppressed, the rest rounded; the
     # per-person CSV beside it is record-level and exact.
@@ -406,7 +409,8 @@ def held_pump() -> dict[str, Any]:
         ("iport-advance", [supplied_iport()], "in use"),  # an order filled: in use
         ("iport-advance", [iport_device_request(status="active")], "on order"),
         ("iport-advance", [iport_device_request(status="draft")], "no"),  # not yet ordered
-        ("iport-advance", [pump_procedure()], "no"),  # a pump is not an i-Port
+        # the i-Port is an alternative to a pump: a pump user is not in the i-Port's gap
+        ("iport-advance", [pump_procedure()], "in use"),
         ("nice-hybrid-closed-loop", [pump_procedure()], "no"),  # a pump is not HCL
     ],
 )

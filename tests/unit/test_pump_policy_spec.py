@@ -174,7 +174,7 @@ def client() -> Iterator[FlaskClient]:
 
 
 def cards(client: FlaskClient, hook: str, resources: list[Any], **kw: Any) -> list[dict[str, Any]]:
-    real_hook = "patient-view" if hook == "pump-patient-view" else hook
+    real_hook = "patient-view" if hook.endswith("patient-view") else hook
     resp = client.post(
         f"/cds-services/{SERVICE[hook]}", json=hook_request(real_hook, resources=resources, **kw)
     )
@@ -234,10 +234,13 @@ def test_iport_card_defers_to_the_pump_when_both_apply(client: FlaskClient) -> N
     assert iport["detail"].startswith(
         "> This patient also meets the NICE criteria for insulin pump therapy"
     )
-    # On a pump already: no pump card, and the i-Port card says nothing about pumps.
-    (iport_on_pump,) = cards(client, "patient-view", [*record, on_pump()])
-    assert "insulin pump therapy (TA151)" not in iport_on_pump["detail"]
+    # On a pump already: no pump card and no i-Port prompt (the i-Port is an alternative to a
+    # pump); an i-Port order's card says a pump is in use and nothing of TA151's prompt.
+    assert cards(client, "patient-view", [*record, on_pump()]) == []
     assert cards(client, "pump-patient-view", [*record, on_pump()]) == []
+    (iport_on_pump,) = cards(client, "order-select", [*record, on_pump()], drafts=drafts)
+    assert "insulin pump therapy (TA151)" not in iport_on_pump["detail"]
+    assert "Already on an insulin pump" in iport_on_pump["detail"]
 
 
 def test_a_referral_for_pump_assessment_is_not_a_pump(decide: Decide) -> None:
@@ -260,3 +263,30 @@ def test_the_i_port_policy_url_setting_does_not_move_the_nice_link() -> None:
     )
     assert both["hny-iport-advance"].info.url == "https://icb.example/iport.pdf"
     assert both["nice-insulin-pump"].info.url == "https://www.nice.org.uk/guidance/ta151"
+
+
+@pytest.mark.parametrize("status", ["active", "on-hold"])
+@pytest.mark.parametrize("device", ["Omnipod 5", "MiniMed 780G", "CamAPS FX with mylife YpsoPump"])
+def test_backup_pens_of_a_pump_user_are_not_mdi_and_give_no_iport_prompt(
+    client: FlaskClient, decide: Decide, device: str, status: str
+) -> None:
+    """A person on (or pausing) a pump or hybrid closed loop keeps pens as back-up: their HbA1c
+    was reached on the pump, not 'with MDI', so neither TA151 nor the i-Port is met from it,
+    and no patient-view card speaks."""
+    use = {
+        "resourceType": "DeviceUseStatement",
+        "id": "dus-1",
+        "status": status,
+        "subject": {"reference": "Patient/pat-1"},
+        "device": {"display": device},
+        "recordedOn": "2026-11-02",
+        "timingPeriod": {"start": "2025-03-03"},
+    }
+    record = [patient(), condition(T1DM), hba1c(78), *MDI, condition(text="Needle phobia"), use]
+    pump = decide(*record, policy=PUMP)
+    assert pump.criteria["hba1c-69-or-above-on-mdi"].result is Tri.UNKNOWN
+    assert "On an insulin pump" in pump.criteria["hba1c-69-or-above-on-mdi"].reason
+    assert pump.outcome is not Outcome.MEETS
+    assert decide(*record).outcome is not Outcome.MEETS  # the i-Port policy
+    for hook in ("patient-view", "pump-patient-view", "hcl-patient-view"):
+        assert cards(client, hook, record) == [], hook

@@ -323,7 +323,8 @@ def test_a_paused_technology_says_paused_and_since_when(
         (
             "insulin-pump",
             device_use(display="YpsoPump insulin pump", status="on-hold", recorded="2026-11-02"),
-            {"iport": True, "pump": False, "hcl": True},
+            # the i-Port is an alternative to a pump: one held is no prompt for an i-Port
+            {"iport": False, "pump": False, "hcl": True},
             {("pump", "already-on-pump"): Tri.MET, ("hcl", "uses-csii"): Tri.MET},
         ),
         (
@@ -335,7 +336,7 @@ def test_a_paused_technology_says_paused_and_since_when(
         (
             "hybrid-closed-loop",
             device_use(display="Omnipod 5", status="on-hold", recorded="2026-11-02"),
-            {"iport": True, "pump": False, "hcl": False},
+            {"iport": False, "pump": False, "hcl": False},
             {
                 ("hcl", "already-on-hcl"): Tri.MET,
                 ("hcl", "uses-csii"): Tri.MET,

@@ -102,6 +102,17 @@ def test_without_authentication_the_deployment_allowlist_is_the_one_tenant() -> 
         ("trust-b", "https://engine.example.nhs.uk/fhir/trust-b/r4", True),
         ("trust-b", "https://engine.example.nhs.uk/fhir", False),
         ("trust-b", "https://engine.example.nhs.uk/fhir/trust-a", False),
+        # Spellings an HTTP client or a server turns into trust-b's base: never whole-engine's
+        ("whole-engine", "https://engine.example.nhs.uk/fhir/%74rust-b", False),
+        ("whole-engine", "https://engine.example.nhs.uk/fhir/trust%2Db", False),
+        ("whole-engine", "https://engine.example.nhs.uk/fhir//trust-b", False),
+        ("whole-engine", "https://engine.example.nhs.uk/fhir/trust-b;x", False),
+        ("whole-engine", "https://engine.example.nhs.uk/fhir/TRUST-B", False),
+        ("whole-engine", "https://engine.example.nhs.uk/fhir/Trust-B/r4", False),
+        ("whole-engine", "https://engine.example.nhs.uk/fhir/trust-b%2e", False),
+        ("whole-engine", "https://engine.example.nhs.uk/fhir/trust-b%00", False),
+        ("whole-engine", "https://engine.example.nhs.uk/fhir/trust-b\x00", False),
+        ("whole-engine", "https://engine.example.nhs.uk/fhir/trust-b /r4", False),
     ],
 )  # fmt: skip
 def test_a_tenants_token_goes_only_where_its_entry_fits_best(
