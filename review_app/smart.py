@@ -184,6 +184,8 @@ def exchange_code(
                 code=code,
                 code_verifier=pending.code_verifier,
                 timeout=DISCOVERY_TIMEOUT_S,
+                # a redirect would re-send the code and its verifier to wherever it points
+                allow_redirects=False,
             )
         # ArithmeticError: an expires_in JSON reads as infinite (1e400) breaks Authlib's sums.
         except (AuthlibBaseError, requests.RequestException, ValueError, ArithmeticError) as exc:

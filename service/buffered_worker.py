@@ -45,6 +45,14 @@ _HEAD_END = b"\r\n\r\n"
 _LENGTH = re.compile(rb"^content-length:[ \t]*([0-9]+)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 _CHUNKED = re.compile(rb"^transfer-encoding:.*chunked", re.IGNORECASE | re.MULTILINE)
 _CONTINUE = re.compile(rb"^expect:[ \t]*100-continue", re.IGNORECASE | re.MULTILINE)
+# A Content-Length that is not plain digits ("+100", "1_00", "100, 100", "Content-Length :"),
+# or a folded header line (obs-fold, which hides a Transfer-Encoding): the loop refuses it
+# itself, 400, rather than hand a thread a request whose framing the parser must puzzle out.
+_BAD_LENGTH = re.compile(
+    rb"^content-length[ \t]*:(?![ \t]*[0-9]+[ \t]*\r?$)|^content-length[ \t]+:",
+    re.IGNORECASE | re.MULTILINE,
+)
+_FOLDED = re.compile(rb"\n[ \t]")
 _CHUNK_SIZE = re.compile(rb"([0-9a-fA-F]{1,16})[^\r\n]*\r\n")
 _DEFAULT_READ_SECONDS = 10.0
 _DEFAULT_MAX_BODY = 10 * 1024 * 1024
@@ -64,6 +72,7 @@ class Incomplete:
         self._scanned = 0  # of a chunked body: where the next chunk's size line starts
         self.expects_continue = False
         self.continued = False  # "100 Continue" has been sent
+        self.malformed = False  # framing the loop refuses itself (400), never a thread's
 
     def feed(self, data: bytes) -> bool:
         """Add bytes; True once a thread may have the request: whole, or beyond what the loop
@@ -75,6 +84,9 @@ class Incomplete:
                 return len(self.data) > self._head_limit
             self._body_start = end + len(_HEAD_END)
             head = bytes(self.data[:end])
+            if _BAD_LENGTH.search(head) or _FOLDED.search(head):
+                self.malformed = True
+                return True
             lengths = _LENGTH.findall(head)
             self._chunked = bool(_CHUNKED.search(head))
             self.expects_continue = bool(_CONTINUE.search(head))
@@ -188,6 +200,12 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has 
         """Feed ``data``; hand the request to a thread once it may have it."""
         self.buffered += len(data)
         ready = incomplete.feed(data) or self.buffered > BUFFER_BUDGET
+        if incomplete.malformed:
+            _send_now(conn.sock, _malformed_answer())
+            self._forget(conn)
+            self.nr_conns -= 1
+            conn.close()
+            return
         if not ready:
             if incomplete.expects_continue and not incomplete.continued:
                 incomplete.continued = True  # the client waits for this to send the body
@@ -288,6 +306,20 @@ def _timeout_answer(seconds: float) -> bytes:
     )
     head = (
         "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/fhir+json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def _malformed_answer() -> bytes:
+    body = orjson.dumps(
+        operation_outcome(
+            "invalid",
+            "the request's Content-Length is not plain digits, or a header line is folded",
+        )
+    )
+    head = (
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/fhir+json\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     )
     return head.encode() + body

@@ -4,8 +4,12 @@ A cell whose text a spreadsheet would read as a formula (``=HYPERLINK(...)``, ``
 can send data away or run a command when the file is opened. OWASP's guidance ("CSV
 injection") is followed: text starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
 return (or a full-width ``=``, ``+``, ``-``, ``@``, which some spreadsheets read the same way)
-is written with a single quote before it, so it shows as text. Numbers stay numbers: a number,
-or text that is only a number ("-5", "+44"), is written as it is. Pure: no I/O.
+is written with a single quote before it, so it shows as text. So is such text behind leading
+white space or invisible characters (a line feed, a space, a no-break space, a zero-width space
+or a byte-order mark, which spreadsheets may skip), and text whose first character is a ``;``
+or ``,`` (a list separator in some locales, after which a formula begins). Numbers stay
+numbers: a number, or text that is only a number ("-5", "+44"), is written as it is. Pure:
+no I/O.
 """
 
 from __future__ import annotations
@@ -15,12 +19,20 @@ from collections.abc import Iterable
 from typing import Any
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+# Skipped by some spreadsheets before they look for a formula: white space and invisible marks
+_SKIPPED = " \t\r\n\u00a0\u2007\u202f\u200b\u200c\u200d\u2060\ufeff"
+_SEPARATORS = (";", ",")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def cell(value: Any) -> Any:
     """``value`` as a spreadsheet may safely read it: text that could be a formula quoted."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
+    if not isinstance(value, str) or _NUMBER.fullmatch(value):
+        return value
+    stripped = value.lstrip(_SKIPPED)
+    if stripped.startswith(_SEPARATORS):
+        stripped = stripped[1:].lstrip(_SKIPPED)
+    if value.startswith(_FORMULA_START) or stripped.startswith(_FORMULA_START):
         return "'" + value
     return value
 

@@ -117,3 +117,40 @@ def test_kept_alive_pipelined_and_100_continue_requests_are_answered() -> None:
     # gunicorn may say "100 Continue" again (RFC 9110 allows more than one interim answer)
     final = final.removeprefix(b"HTTP/1.1 100 Continue\r\n\r\n")
     assert final.startswith(b"HTTP/1.1 400 ")  # the body was read: an empty hook request
+
+
+MALFORMED_FRAMING = [
+    b"Content-Length: +100\r\n",
+    b"Content-Length : 100\r\n",
+    b"Content-Length: 1_00\r\n",
+    b"Content-Length: 100, 100\r\n",
+    b"Transfer-Encoding:\r\n chunked\r\n",  # obs-fold
+]
+
+
+def test_malformed_framing_is_refused_by_the_loop_and_takes_no_thread() -> None:
+    """A Content-Length that is not plain digits, or a folded header, is answered 400 by the
+    event loop itself: twenty such connections at once, held open after their headers, leave
+    the probes of a one-worker service answered."""
+    env = {"FHIR_ALLOW_LOOPBACK": "true", "BODY_READ_SECONDS": "30"}
+    with ServiceProcess(env, workers=1) as svc:
+        socks = []
+        for n in range(20):
+            sock = socket.create_connection(("127.0.0.1", svc.port))
+            sock.sendall(
+                f"POST {HOOK} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n".encode()
+                + MALFORMED_FRAMING[n % len(MALFORMED_FRAMING)]
+                + b"\r\n{"
+            )
+            socks.append(sock)
+        probes = []
+        for _ in range(5):
+            try:
+                probes.append(requests.get(f"{svc.url}/healthz", timeout=2).status_code)
+            except requests.RequestException as exc:
+                probes.append(type(exc).__name__)
+        answers = [_answer(s, 3) for s in socks]
+        for s in socks:
+            s.close()
+    assert probes == [200] * 5
+    assert all(a.startswith(b"HTTP/1.1 400") for a in answers), {a[:40] for a in answers}

@@ -102,3 +102,24 @@ def test_tls_in_gunicorn_is_refused_at_start_up(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="terminate TLS in front"):
         BufferedThreadWorker.check_config(cfg, logging.getLogger("test"))
     BufferedThreadWorker.check_config(Config(), logging.getLogger("test"))  # plain HTTP: fine
+
+
+@pytest.mark.parametrize(
+    ("framing", "malformed"),
+    [
+        (b"Content-Length: 2\r\n", False),
+        (b"content-length:2 \r\n", False),
+        (b"Content-Length: +2\r\n", True),
+        (b"Content-Length : 2\r\n", True),
+        (b"Content-Length: 1_0\r\n", True),
+        (b"Content-Length: 2, 2\r\n", True),
+        (b"Content-Length:\r\n", True),
+        (b"Transfer-Encoding:\r\n chunked\r\n", True),
+        (b"X-Note: a\r\n\tfolded\r\n", True),
+    ],
+)
+def test_framing_that_is_not_plain_is_the_loops_to_refuse(framing: bytes, malformed: bool) -> None:
+    incomplete = Incomplete(deadline=0, head_limit=4096, body_limit=LIMIT)
+    ready = incomplete.feed(b"POST / HTTP/1.1\r\nHost: x\r\n" + framing + b"\r\n{}")
+    assert incomplete.malformed is malformed
+    assert ready

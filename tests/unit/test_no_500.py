@@ -71,3 +71,19 @@ def test_a_token_lifetime_that_is_not_one_is_not_kept(expires_in: str) -> None:
     _token_answer(expires_in)
     session = smart.exchange_code(_pending(), "code", "client", new_session(1))
     assert session.expires_in_s is None
+
+
+@responses.activate
+@pytest.mark.parametrize("status", [302, 307, 308])
+def test_a_token_endpoint_that_redirects_is_not_followed(status: int) -> None:
+    """A redirect from the token endpoint would re-send the authorization code and its PKCE
+    verifier (307, 308) to any host: it is a launch error, and nothing is sent there."""
+    from fhirdata import new_session
+    from review_app import smart
+
+    elsewhere = "http://127.0.0.1:9/steal"
+    responses.post(TOKEN_URL, status=status, headers={"Location": elsewhere})
+    stolen = responses.post(elsewhere, json={"access_token": "t", "patient": "p1"})
+    with pytest.raises(smart.LaunchError, match="did not grant access"):
+        smart.exchange_code(_pending(), "code", "client", new_session(1))
+    assert stolen.call_count == 0

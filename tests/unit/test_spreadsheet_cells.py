@@ -24,6 +24,16 @@ import spreadsheet
         ("\t=1+1", "'\t=1+1"),
         ("\r=1+1", "'\r=1+1"),
         ("\uff1d1+1", "'\uff1d1+1"),  # a full-width equals sign, read as '=' by some spreadsheets
+        # behind white space or invisible marks a spreadsheet may skip, or a list separator
+        ("\n=1+1", "'\n=1+1"),
+        (" =1+1", "' =1+1"),
+        ("\u00a0=1+1", "'\u00a0=1+1"),
+        ("\u200b=1+1", "'\u200b=1+1"),
+        ("\ufeff=1+1", "'\ufeff=1+1"),
+        (";=1+1", "';=1+1"),
+        (", =1+1", "', =1+1"),
+        (" Humber", " Humber"),
+        ("; a note", "; a note"),
         # ordinary text and numbers are written as they are
         ("Humber", "Humber"),
         ("a=b", "a=b"),
