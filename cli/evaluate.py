@@ -15,9 +15,11 @@ from typing import Any, TextIO
 
 from cds_cards import extension
 from cli.errors import EXIT_USAGE, CliError
-from cli.inputs import choose_patient, read_resources, require_patient_record
+from cli.inputs import bundle_entries, choose_patient, read_resources, require_patient_record
 from cli.render import decision_table
+from facts import NotTheirs
 from facts.london import london_day
+from fhirdata.binding import bundle_links, file_link_problem
 from policy import Decision, PolicyError
 from policy.decide import Core, decide, read_record
 from policy.loading import policy_names
@@ -67,7 +69,40 @@ def decide_file(
     require_patient_record(resources, path)
     pid = choose_patient(resources, patient, path)
     (policy,) = core.policies.values()
-    return decide(read_record(core, resources, pid), policy, today).decision, pid
+    kept, refused = _bound_by_full_urls(resources, bundle_entries(path), pid)
+    record = read_record(core, kept, pid, not_theirs=refused)
+    return decide(record, policy, today).decision, pid
+
+
+def _bound_by_full_urls(
+    resources: list[dict[str, Any]], entries: list[Any], pid: str | None
+) -> tuple[list[dict[str, Any]], list[NotTheirs]]:
+    """A Bundle file's resources less those its ``fullUrl``s do not show to be ``pid``'s (an
+    entry sharing its fullUrl with a different one, a urn:uuid naming another entry), each
+    named as not used (``fhirdata.binding.file_link_problem``)."""
+    if not entries or pid is None:
+        return resources, []
+    urls = frozenset(
+        e["fullUrl"] for e in entries if isinstance(e, dict) and isinstance(e.get("fullUrl"), str)
+    )
+    # read_resources resolved dates in copies: the links are built over those copies, each
+    # beside its entry's fullUrl, when the entries and the resources line up one to one (a
+    # Bundle nested in an entry does not: then only the urn:uuid references are checked).
+    held = [e for e in entries if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    if len(held) == len(resources):
+        links = bundle_links([{**e, "resource": r} for e, r in zip(held, resources)], pid)
+    else:
+        links = bundle_links(entries, pid)
+    kept, refused = [], []
+    for r in resources:
+        problem = file_link_problem(r, links, urls)
+        if problem is None:
+            kept.append(r)
+            continue
+        rtype, rid = str(r.get("resourceType"))[:40], r.get("id")
+        ref = "A Patient resource" if rtype == "Patient" else f"{rtype}/{rid}"[:80]
+        refused.append(NotTheirs(ref, rtype, *problem))
+    return kept, refused
 
 
 def run_evaluate(

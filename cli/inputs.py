@@ -138,3 +138,17 @@ def choose_patient(resources: list[dict[str, Any]], wanted: str | None, path: Pa
             EXIT_USAGE,
         )
     return next(iter(known), None)
+
+
+def bundle_entries(path: Path) -> list[Any]:
+    """The entries of the top-level Bundle a file holds (their ``fullUrl``s say which
+    ``urn:uuid`` is whose); empty for any other file. The file was read by ``read_resources``
+    first, so it is readable JSON or NDJSON."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return []
+    if isinstance(doc, dict) and doc.get("resourceType") == "Bundle":
+        entries = doc.get("entry")
+        return entries if isinstance(entries, list) else []
+    return []

@@ -186,3 +186,26 @@ def bind(
             ref = str(rtype)[:40]
         refused.append(NotTheirs(ref, str(rtype)[:40], *problem))
     return kept
+
+
+def file_link_problem(
+    resource: Mapping[str, Any], links: BundleLinks, full_urls: frozenset[str]
+) -> tuple[str, str] | None:
+    """``(why, detail)`` when a resource of a Bundle read from a file (``iport-cds evaluate``)
+    cannot be taken as the patient's by what the Bundle's ``fullUrl``s say: its entry shares a
+    ``fullUrl`` with a different one, or a patient it names by ``urn:uuid`` is such an entry,
+    or another entry than the patient's. (A file is one patient's record: other references are
+    read as the patient's, as documented.)"""
+    if links.ambiguous(resource):
+        return AMBIGUOUS, "its fullUrl is shared with a different entry of the Bundle"
+    for key in ("subject", "patient", "focus"):
+        targets = resource.get(key)
+        for target in targets if isinstance(targets, list) else [targets]:
+            ref = target.get("reference") if isinstance(target, dict) else None
+            if not isinstance(ref, str) or not ref.startswith("urn:uuid:"):
+                continue
+            if ref in links.ambiguous_urls:
+                return AMBIGUOUS, "its patient's urn:uuid is the fullUrl of two different entries"
+            if ref in full_urls and ref not in links.patient_urns:
+                return ANOTHER_PERSON, "its patient's urn:uuid is another entry of the Bundle"
+    return None

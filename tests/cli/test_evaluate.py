@@ -13,6 +13,7 @@ from cds_cards import extension
 from facts import extract_record
 from policy import Policy, evaluate
 from policy.loading import policy_names
+from tests.builders import PID, type1_meets
 from tests.cli.conftest import TODAY, Run, one_line_error
 from valuesets import ValueSetLibrary
 
@@ -212,3 +213,26 @@ def test_an_unknown_policy_lists_the_valid_names(cli: Cli) -> None:
     assert "--policy 'nope' is not a policy" in message
     assert ", ".join(policy_names()) in message
     assert "Errno" not in message
+
+
+def test_a_bundle_file_whose_urn_uuid_names_two_patients_is_not_read_as_the_patients(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """Two Patients under one urn:uuid fullUrl: the needle phobia naming that urn:uuid is not
+    shown to be this patient's, so the i-Port criteria are not met from it."""
+    urn = "urn:uuid:00000000-0000-4000-8000-000000000008"
+    resources = type1_meets()
+    other = {**resources[0], "id": "someone-else"}
+    phobia = {**resources[-1], "subject": {"reference": urn}}
+    entries = [{"fullUrl": f"https://gp.example.nhs.uk/fhir/{r['resourceType']}/{r['id']}",
+                "resource": r} for r in resources[:-1]]  # fmt: skip
+    entries += [{"fullUrl": urn, "resource": resources[0]}, {"fullUrl": urn, "resource": other}]
+    entries += [{"fullUrl": "urn:uuid:00000000-0000-4000-8000-000000000009", "resource": phobia}]
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries}))
+    run = cli("evaluate", str(path), "--patient", PID, "--json", "--today", TODAY.isoformat())
+    assert run.code == 0, run.err
+    decision = json.loads(run.out)
+    assert decision["outcome"] != "meets-criteria"
+    (phobia_result,) = [c for c in decision["criteria"] if c["id"] == "needle-phobia"]
+    assert phobia_result["result"] == "unknown"
