@@ -1270,6 +1270,18 @@ def technology_in_use(record: PatientRecord, spec: CriterionSpec, ctx: Context) 
         if ended
         else ""
     )
+    unclear = [n for n in record.not_theirs if n.resource_type in DEVICE_RECORD_TYPES]
+    if p.get("absentNotMet") and unclear:
+        # A device record in the chart that is not shown to be the patient's (it names two
+        # patients): absence is then not known, so no prompt to start what they may have.
+        return _result(
+            spec,
+            Tri.UNKNOWN,
+            f"Not recorded as in use, but {unclear[0].ref} is a device record not shown to be "
+            f"this patient's ({unclear[0].detail}): whether it is theirs is not known.",
+            context=ended,
+            missing="the device record corrected to name this patient alone",
+        )
     if p.get("absentNotMet"):
         return _result(spec, Tri.NOT_MET, f"Not recorded as in use{not_used}.", context=ended)
     return _result(
@@ -1279,6 +1291,11 @@ def technology_in_use(record: PatientRecord, spec: CriterionSpec, ctx: Context) 
         context=ended,
         missing=f"a record of {_lower_first(spec.title)}, or a clinician's confirmation",
     )
+
+
+# Records of a device a person uses: one not shown to be the patient's leaves "already using
+# it" unknown rather than absent.
+DEVICE_RECORD_TYPES = frozenset({"Device", "DeviceUseStatement", "DeviceRequest"})
 
 
 # Rules read from the record alone: a clinician's confirmation never decides them.

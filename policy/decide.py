@@ -129,8 +129,10 @@ def speaks_proactively(decision: Decision, record: PatientRecord, speaks: str = 
     ordered = words.get("silenceWhenOrdered")
     if ordered and record.orders_in(ordered["valueSet"]):
         return False
+    # Silent unless each "already using it" criterion is known not met: a technology that may
+    # be in use (a device record not shown to be the patient's) is no prompt to start it.
     silencers = words.get("silenceWhenMet", [])
-    return not any(decision.criteria[c].result is Tri.MET for c in silencers)
+    return all(decision.criteria[c].result is Tri.NOT_MET for c in silencers)
 
 
 # A policy without ``presentation.patientViewPrecedence`` gives way to every one with it.

@@ -290,3 +290,30 @@ def test_backup_pens_of_a_pump_user_are_not_mdi_and_give_no_iport_prompt(
     assert decide(*record).outcome is not Outcome.MEETS  # the i-Port policy
     for hook in ("patient-view", "pump-patient-view", "hcl-patient-view"):
         assert cards(client, hook, record) == [], hook
+
+
+def test_a_pump_record_of_two_patients_leaves_already_on_a_pump_unknown_and_no_prompt(
+    client: FlaskClient, decide: Decide
+) -> None:
+    """A statement of use about this patient naming a pump Device assigned to someone else
+    names two patients: not used, and then whether a pump is in use is not known — no prompt
+    to start what the person may already have."""
+    device = {
+        "resourceType": "Device",
+        "id": "dev-1",
+        "status": "active",
+        "patient": {"reference": "Patient/someone-else"},
+        "deviceName": [{"name": "MiniMed 780G", "type": "user-friendly-name"}],
+    }
+    use = {
+        "resourceType": "DeviceUseStatement",
+        "id": "dus-1",
+        "status": "active",
+        "subject": {"reference": "Patient/pat-1"},
+        "device": {"reference": "Device/dev-1"},
+        "recordedOn": "2026-11-02",
+    }
+    record = [patient(), condition(T1DM), hba1c(78), *MDI, device, use]
+    pump = decide(*record, policy=PUMP)
+    assert pump.criteria["already-on-pump"].result is Tri.UNKNOWN
+    assert cards(client, "pump-patient-view", record) == []
