@@ -90,7 +90,9 @@ def _bound_by_full_urls(
     # Bundle nested in an entry does not: then only the urn:uuid references are checked).
     held = [e for e in entries if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
     if len(held) == len(resources):
-        links = bundle_links([{**e, "resource": r} for e, r in zip(held, resources, strict=True)], pid)
+        links = bundle_links(
+            [{**e, "resource": r} for e, r in zip(held, resources, strict=True)], pid
+        )
     else:
         links = bundle_links(entries, pid)
     kept, refused = [], []
