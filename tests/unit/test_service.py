@@ -302,14 +302,15 @@ def test_null_prefetch_means_nothing_there_and_no_fetch(client: FlaskClient) -> 
     assert card["extension"]["iport-cds.eligibility"]["outcome"] == "does-not-meet-criteria"
 
 
-def fake_fhir(resources: list[dict[str, Any]]) -> None:
-    """A FHIR server (via responses) that answers reads and patient searches from ``resources``."""
+def fake_fhir(resources: list[dict[str, Any]], base: str = FHIR) -> None:
+    """A FHIR server (via responses) at ``base`` that answers reads and patient searches from
+    ``resources``."""
 
     def answer(request: Any) -> tuple[int, dict[str, str], str]:
         import json
 
         url = urlsplit(request.url)
-        path = url.path[len(urlsplit(FHIR).path) + 1 :]
+        path = url.path[len(urlsplit(base).path) + 1 :]
         assert request.headers["Authorization"] == "Bearer tok"
         if "/" in path:
             rtype, rid = path.split("/")
@@ -319,7 +320,7 @@ def fake_fhir(resources: list[dict[str, Any]]) -> None:
         assert (query.get("subject") or query["patient"]) == [f"Patient/{PID}"]
         return 200, {}, json.dumps(searchset([r for r in resources if r["resourceType"] == path]))
 
-    responses.add_callback(responses.GET, re.compile(re.escape(FHIR) + r"/.*"), callback=answer)
+    responses.add_callback(responses.GET, re.compile(re.escape(base) + r"/.*"), callback=answer)
 
 
 @responses.activate
@@ -554,11 +555,14 @@ def test_record_text_cannot_inject_html_or_links_into_the_card(client: FlaskClie
 
 @responses.activate
 def test_a_prefetch_that_is_an_operation_outcome_is_fetched_not_trusted(
-    client: FlaskClient,
+    app_config: dict[str, Any],
 ) -> None:
-    fake_fhir(MEETS)
+    # A FHIR server of this test's own: a late read left by another test is not counted here.
+    own = "https://fhir-own.example.nhs.uk/r4"
+    client = create_app(app_config | {"FHIR_SERVER_ALLOWLIST": [own]}).test_client()
+    fake_fhir(MEETS, own)
     body = hook_request(
-        "order-sign", resources=MEETS, drafts=[draft()], fhir_server=FHIR, access_token="tok"
+        "order-sign", resources=MEETS, drafts=[draft()], fhir_server=own, access_token="tok"
     )
     body["prefetch"]["conditions"] = {
         "resourceType": "OperationOutcome",
@@ -566,9 +570,8 @@ def test_a_prefetch_that_is_an_operation_outcome_is_fetched_not_trusted(
     }
     card = card_of(post(client, "order-sign", body))
     assert card["extension"]["iport-cds.eligibility"]["outcome"] == "meets-criteria"
-    assert [urlsplit(c.request.url).path.rsplit("/", 1)[1] for c in responses.calls] == [
-        "Condition"
-    ]
+    ours = [c for c in responses.calls if c.request.url.startswith(own)]
+    assert [urlsplit(c.request.url).path.rsplit("/", 1)[1] for c in ours] == ["Condition"]
     assert "error report" in unread(card)
 
 
