@@ -19,7 +19,7 @@ from cli.inputs import bundle_entries, choose_patient, read_resources, require_p
 from cli.render import decision_table
 from facts import NotTheirs
 from facts.london import london_day
-from fhirdata.binding import bundle_links, file_link_problem
+from fhirdata.binding import bundle_links, file_link_problem, not_theirs
 from policy import Decision, PolicyError
 from policy.decide import Core, decide, read_record
 from policy.loading import policy_names
@@ -100,10 +100,8 @@ def _bound_by_full_urls(
         problem = file_link_problem(r, links, urls)
         if problem is None:
             kept.append(r)
-            continue
-        rtype, rid = str(r.get("resourceType"))[:40], r.get("id")
-        ref = "A Patient resource" if rtype == "Patient" else f"{rtype}/{rid}"[:80]
-        refused.append(NotTheirs(ref, rtype, *problem))
+        else:
+            refused.append(not_theirs(r, problem))
     return kept, refused
 
 

@@ -92,7 +92,9 @@ class PopulationSummary:
     files: int = 0
     skipped_lines: int = 0
     unassigned_resources: int = 0  # no patient reference (and not a Medication)
-    technology_resources: int = 0  # Procedure / Device* records: pump and i-Port use measurable
+    # Procedure / Device* records (and the first prescription of supplies): technology use
+    # is measurable when there is any
+    technology_resources: int = 0
     workers: int = 1
     index_seconds: float = 0.0
     evaluate_seconds: float = 0.0
@@ -216,8 +218,12 @@ def _index_line(
         if len(summary.skipped_examples) < 5:
             summary.skipped_examples.append(f"{path.name}:{lineno}")
         return
+    # Supplies are classified only until some technology record is seen: the run uses only
+    # whether there is any, and classifying every prescription would slow indexing.
     if res["resourceType"] in TECHNOLOGY_TYPES or (
-        vsl is not None and _names_technology_supplies(res, vsl)
+        vsl is not None
+        and not summary.technology_resources
+        and _names_technology_supplies(res, vsl)
     ):
         summary.technology_resources += 1
     pid = _patient_of(res)

@@ -176,16 +176,21 @@ def bind(
         problem = binding_problem(resource, patient_id, fhir_server, links)
         if problem is None:
             kept.append(resource)
-            continue
-        rtype, rid = resource.get("resourceType"), resource.get("id")
-        if rtype == "Patient":  # its id would name another patient on the card
-            ref = "A Patient resource"
-        elif isinstance(rtype, str) and isinstance(rid, str):
-            ref = f"{rtype}/{rid}"[:80]
         else:
-            ref = str(rtype)[:40]
-        refused.append(NotTheirs(ref, str(rtype)[:40], *problem))
+            refused.append(not_theirs(resource, problem))
     return kept
+
+
+def not_theirs(resource: Mapping[str, Any], problem: tuple[str, str]) -> NotTheirs:
+    """``resource``, set aside for ``problem`` (why, detail), as the card and the app name it."""
+    rtype, rid = resource.get("resourceType"), resource.get("id")
+    if rtype == "Patient":  # its id would name another patient on the card
+        ref = "A Patient resource"
+    elif isinstance(rtype, str) and isinstance(rid, str):
+        ref = f"{rtype}/{rid}"[:80]
+    else:
+        ref = str(rtype)[:40]
+    return NotTheirs(ref, str(rtype)[:40], *problem)
 
 
 def file_link_problem(

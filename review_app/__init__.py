@@ -372,7 +372,7 @@ def summary_pdf() -> Response:
         today=today_text(_now()),
         main=main,
         rest=[c for c in a.criteria if c not in main],
-        pathway_title=next((p.title for p in d.pathways if p.id == d.pathway), None),
+        pathway_title=a.pathway_title,
         short_name=str(a.policy.info.presentation.get("shortName") or d.policy.title),
         policy_url=d.policy.url,
         ifr_url=d.policy.funding_request_url,

@@ -94,11 +94,17 @@ class Assessment:
     identifiers: tuple[tuple[str, str], ...]  # (label, value)
 
     @property
+    def pathway_title(self) -> str | None:
+        """The title of the pathway the decision names, if any."""
+        d = self.decision
+        return next((p.title for p in d.pathways if p.id == d.pathway), None)
+
+    @property
     def head(self) -> str:
         d = self.decision
         if d.deceased:
             return deceased_summary(d)
-        title = next((p.title for p in d.pathways if p.id == d.pathway), None)
+        title = self.pathway_title
         words = OUTCOME_WORDS[d.outcome]
         return f"{words} ({title} pathway)" if title else words
 
