@@ -55,6 +55,11 @@ class FhirBadResponse(FhirError):
     """The server answered, but not with usable FHIR JSON (5xx, HTML, wrong resourceType ...)."""
 
 
+class FhirConflict(FhirBadResponse):
+    """The server refused a change because the resource is no longer the version it names
+    (409 or 412 to ``If-Match``): someone changed it meanwhile."""
+
+
 class FhirTooLarge(FhirBadResponse):
     """An answer, or one request's answers together, went past a byte budget (as sent, or
     decompressed); reading stopped there and the connection was dropped."""
@@ -63,6 +68,14 @@ class FhirTooLarge(FhirBadResponse):
 MiB = 1024 * 1024
 _HOOK_SENT = "FHIR_HOOK_MAX_COMPRESSED_BYTES"
 _CHUNK = 64 * 1024  # bytes read, and inflated, at a time
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """A resource as read, and the version the server gave it (what an update must name)."""
+
+    resource: dict[str, Any]
+    version: str
 
 
 @dataclass(frozen=True)
@@ -339,7 +352,7 @@ class FhirClient:
             )
         ):
             raise FhirBadResponse("the FHIR server linked outside its base URL; not followed")
-        return self._send("GET", url, deadline)
+        return self._send("GET", url, deadline)[0]
 
     def create(self, resource: Mapping[str, Any], if_none_exist: str) -> Any:
         """A conditional create (``If-None-Exist``): the server writes ``resource`` unless a
@@ -356,7 +369,47 @@ class FhirClient:
                 orjson.dumps(resource),
                 extra_headers={"If-None-Exist": if_none_exist},
                 answer_optional=True,
-            )
+            )[0]
+
+    def read(self, path: str) -> Versioned:
+        """One resource (``"Observation/123"``) and its version, for an update that must not
+        overwrite a change made since: the ETag's version (``W/"3"``), else ``meta.versionId``.
+        Raises FhirNotFound, FhirUnauthorised, FhirBadResponse (not that resource, or no
+        version), FhirTimeout, FhirUnreachable."""
+        rtype, _, rid = path.partition("/")
+        with self._noting_answer():
+            answer, headers = self._send("GET", self._url(path), self._deadline)
+        if (
+            not isinstance(answer, dict)
+            or answer.get("resourceType") != rtype
+            or answer.get("id") != rid
+        ):
+            raise FhirBadResponse(f"the FHIR server did not answer with the {rtype} asked for")
+        etag = str(headers.get("ETag") or "").removeprefix("W/").strip('"')
+        meta = answer.get("meta")
+        version = etag or (str(meta.get("versionId") or "") if isinstance(meta, dict) else "")
+        if not version:
+            raise FhirBadResponse(f"the FHIR server gave the {rtype} no version")
+        return Versioned(answer, version)
+
+    def update(self, resource: Mapping[str, Any], version: str) -> Any:
+        """Replace ``resource`` (a PUT to its type and id) only if the server still holds
+        ``version`` (``If-Match``): a change someone made since ``read`` is never overwritten.
+        Returns what the server answered (None when not JSON). Raises ValueError (no type or
+        id), FhirConflict (it changed meanwhile), FhirUnauthorised, FhirNotFound,
+        FhirBadResponse, FhirTimeout, FhirUnreachable."""
+        rtype, rid = resource.get("resourceType"), resource.get("id")
+        if not isinstance(rtype, str) or not isinstance(rid, str) or not rtype or not rid:
+            raise ValueError("an update needs the resource's type and id")
+        with self._noting_answer():
+            return self._send(
+                "PUT",
+                self._url(f"{rtype}/{rid}"),
+                self._deadline,
+                orjson.dumps(resource),
+                extra_headers={"If-Match": f'W/"{version}"'},
+                answer_optional=True,
+            )[0]
 
     def _send(
         self,
@@ -366,7 +419,8 @@ class FhirClient:
         body: bytes | None = None,
         extra_headers: Mapping[str, str] | None = None,
         answer_optional: bool = False,
-    ) -> Any:
+    ) -> tuple[Any, Mapping[str, str]]:
+        """The answer's JSON and its headers."""
         remaining = deadline.remaining()
         timeout = (
             min(self._settings.connect_timeout_s, remaining),
@@ -388,8 +442,9 @@ class FhirClient:
                     stream=True,
                 )
                 try:
-                    _check_status(resp.status_code)
+                    _check_status(resp.status_code, updating=method == "PUT")
                     content = read_capped(resp, self._settings, self._budget)
+                    answer_headers: Mapping[str, str] = resp.headers
                 finally:
                     resp.close()  # a body not read to its end takes its connection with it
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
@@ -401,10 +456,10 @@ class FhirClient:
                 f"could not reach the FHIR server ({type(exc).__name__})"
             ) from exc
         try:
-            return orjson.loads(content)
+            return orjson.loads(content), answer_headers
         except orjson.JSONDecodeError as exc:
             if answer_optional:
-                return None
+                return None, answer_headers
             raise FhirBadResponse("the FHIR server's answer is not JSON") from exc
 
     def _parallel(
@@ -464,7 +519,7 @@ class FhirClient:
             "entry": [{"request": {"method": "GET", "url": queries[k]}} for k in keys],
         }
         result.requests_made += 1
-        answer = self._send("POST", self.base_url, deadline, orjson.dumps(bundle))
+        answer, _ = self._send("POST", self.base_url, deadline, orjson.dumps(bundle))
         if not isinstance(answer, dict) or answer.get("resourceType") != "Bundle":
             raise FhirBadResponse("the batch answer is not a Bundle")
         entries = answer.get("entry")
@@ -564,11 +619,15 @@ def get_json(session: requests.Session, url: str, deadline_s: float, max_bytes: 
         raise FhirBadResponse("the answer is not JSON") from exc
 
 
-def _check_status(status: int) -> None:
+def _check_status(status: int, updating: bool = False) -> None:
+    """A typed error for a status that is not success; 409 and 412 answer an update only as
+    a conflict (to a read they are a bad response like any other)."""
     if status in (401, 403):
         raise FhirUnauthorised(f"the FHIR server refused the access token ({status})")
     if status == 404:
         raise FhirNotFound("the FHIR server answered 404")
+    if updating and status in (409, 412):
+        raise FhirConflict(f"the FHIR server answered {status}: the resource changed meanwhile")
     if status >= 300:
         raise FhirBadResponse(f"the FHIR server answered {status}")
 

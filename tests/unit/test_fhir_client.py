@@ -15,6 +15,7 @@ from responses import matchers
 from fhirdata import FetchSettings, FhirClient, FhirServerNotAllowed, FhirServerPolicy, new_session
 from fhirdata.client import (
     FhirBadResponse,
+    FhirConflict,
     FhirNotFound,
     FhirTimeout,
     FhirUnauthorised,
@@ -462,3 +463,63 @@ def test_a_create_refused_is_a_typed_error(
     responses.post(f"{BASE}/Observation", body="no", status=status)
     with pytest.raises(error):
         client(executor).create({"resourceType": "Observation"}, "identifier=x|y")
+
+
+@responses.activate
+def test_a_read_for_update_gives_the_version_its_etag_names(executor: ThreadPoolExecutor) -> None:
+    body = {"resourceType": "Observation", "id": "o1", "meta": {"versionId": "3"}}
+    responses.get(f"{BASE}/Observation/o1", json=body, headers={"ETag": 'W/"4"'})
+    found = client(executor).read("Observation/o1")
+    assert found.resource == body
+    assert found.version == "4"  # the ETag is the server's word on the version
+
+
+@responses.activate
+def test_a_read_without_an_etag_takes_the_resources_version(executor: ThreadPoolExecutor) -> None:
+    body = {"resourceType": "Observation", "id": "o1", "meta": {"versionId": "3"}}
+    responses.get(f"{BASE}/Observation/o1", json=body)
+    assert client(executor).read("Observation/o1").version == "3"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (404, "", FhirNotFound),
+        (200, '{"resourceType": "Bundle"}', FhirBadResponse),  # not the resource asked for
+        (200, '{"resourceType": "Observation", "id": "o2"}', FhirBadResponse),
+        (200, '{"resourceType": "Observation", "id": "o1"}', FhirBadResponse),  # no version
+    ],
+)
+@responses.activate
+def test_a_read_for_update_is_the_resource_asked_for_with_a_version(
+    executor: ThreadPoolExecutor, status: int, body: str, error: type[Exception]
+) -> None:
+    responses.get(f"{BASE}/Observation/o1", body=body, status=status)
+    with pytest.raises(error):
+        client(executor).read("Observation/o1")
+
+
+@responses.activate
+def test_an_update_names_the_version_it_changes(executor: ThreadPoolExecutor) -> None:
+    sent = matchers.header_matcher({"If-Match": 'W/"4"', "Authorization": f"Bearer {TOKEN}"})
+    responses.put(f"{BASE}/Observation/o1", status=200, body="{}", match=[sent])
+    client(executor).update({"resourceType": "Observation", "id": "o1"}, "4")
+    assert len(responses.calls) == 1
+
+
+@pytest.mark.parametrize("status", [409, 412])
+@responses.activate
+def test_an_update_of_a_changed_resource_is_a_conflict(
+    executor: ThreadPoolExecutor, status: int
+) -> None:
+    responses.put(f"{BASE}/Observation/o1", status=status, body="{}")
+    with pytest.raises(FhirConflict):
+        client(executor).update({"resourceType": "Observation", "id": "o1"}, "4")
+
+
+@pytest.mark.parametrize("resource", [{"resourceType": "Observation"}, {"id": "o1"}])
+def test_an_update_needs_a_type_and_an_id(
+    executor: ThreadPoolExecutor, resource: dict[str, str]
+) -> None:
+    with pytest.raises(ValueError, match="type and id"):
+        client(executor).update(resource, "1")
