@@ -13,6 +13,7 @@ from facts.model import (
     NotTheirs,
     Order,
     PatientRecord,
+    WithdrawnConfirmation,
 )
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "NotTheirs",
     "Order",
     "PatientRecord",
+    "WithdrawnConfirmation",
     "extract_record",
     "order_in",
     "parse_fhir_date",

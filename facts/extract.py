@@ -33,6 +33,7 @@ from facts.model import (
     TechnologyUse,
     TechState,
     UnusableHbA1c,
+    WithdrawnConfirmation,
 )
 from valuesets import Concept, ValueSetLibrary
 
@@ -273,6 +274,7 @@ class _Extractor:
         self.insulin: list[InsulinOrder] = []
         self.insulin_stopped: list[StoppedInsulin] = []
         self.confirmations: list[Confirmation] = []
+        self.withdrawn: list[WithdrawnConfirmation] = []
         self.hba1c_unusable: list[UnusableHbA1c] = []
         self.orders: list[Order] = []
         self.technology: list[TechnologyUse] = []
@@ -547,6 +549,8 @@ class _Extractor:
         if any(c.get("system") == self.criteria_system for c in codings):
             if status in OBSERVATION_OK:
                 self._confirmation(r, ref, codings)
+            elif status == ENTERED_IN_ERROR:
+                self._withdrawn(r, ref, codings)
             return
         matches = self._about_another_person(ref, "Observation", code, classify(code, self.vsl))
         value = r.get("valueCodeableConcept")
@@ -565,16 +569,7 @@ class _Extractor:
             self._finding(r, ref, value, when)
 
     def _confirmation(self, r: Mapping[str, Any], ref: str, codings: list[dict[str, Any]]) -> None:
-        criterion = next(
-            (
-                c["code"]
-                for c in codings
-                if c.get("system") == self.criteria_system and isinstance(c.get("code"), str)
-            ),
-            None,
-        )
-        if criterion is None:
-            raise Malformed("confirmation code is not a string")
+        criterion = self._criterion_of(codings)
         if not self._names_this_patient(r):
             # A clinician's judgement must be attributable to this patient by reference.
             self.warnings.append(f"{ref} skipped: a confirmation must reference the patient.")
@@ -587,15 +582,43 @@ class _Extractor:
         if at is None or when is None:
             self.warnings.append(f"{ref} skipped: a confirmation must be dated.")
             return
-        performer = None
-        for p in _list(r, "performer"):
-            p = _obj(p, "performer")
-            performer = _opt_str(p, "display") or _opt_str(p, "reference")
-            if performer:
-                break
         self.confirmations.append(
-            Confirmation(ref, criterion, value, when, performer, at, _note_text(r))
+            Confirmation(ref, criterion, value, when, _performer(r), at, _note_text(r))
         )
+
+    def _withdrawn(self, r: Mapping[str, Any], ref: str, codings: list[dict[str, Any]]) -> None:
+        """A confirmation marked entered-in-error: named as withdrawn when it is this
+        patient's and dated; never evidence (docs/policy-interpretation.md, "Withdrawing a
+        confirmation")."""
+        when = _london_date(_observation_instant(r))
+        if when is None or not self._names_this_patient(r):
+            return  # nothing to name: not this patient's, or undated
+        by, at = _withdrawal(r)
+        reasons = [n for n in _list(r, "note") if not _is_withdrawal(n)]
+        self.withdrawn.append(
+            WithdrawnConfirmation(
+                ref,
+                self._criterion_of(codings),
+                when,
+                _performer(r),
+                by,
+                at,
+                _note_text({"note": reasons}),
+            )
+        )
+
+    def _criterion_of(self, codings: list[dict[str, Any]]) -> str:
+        criterion = next(
+            (
+                c["code"]
+                for c in codings
+                if c.get("system") == self.criteria_system and isinstance(c.get("code"), str)
+            ),
+            None,
+        )
+        if criterion is None:
+            raise Malformed("confirmation code is not a string")
+        return str(criterion)
 
     def _hba1c(
         self,
@@ -764,6 +787,7 @@ class _Extractor:
             insulin=tuple(self.insulin),
             insulin_stopped=tuple(self.insulin_stopped),
             confirmations=tuple(self.confirmations),
+            withdrawn=tuple(self.withdrawn),
             orders=tuple(o for o in self.orders if o.status in ORDER_ACTIVE),
             technology=tuple(
                 _with_implied(
@@ -858,6 +882,43 @@ _NO_WORDS = frozenset({"no", "none", "nil", "negative", "absent", "not present",
 
 # A confirmation's reason is shown as written, up to this many characters.
 MAX_REASON_CHARS = 500
+
+
+# The text of the note with which the assessment app withdraws a confirmation; the note's
+# author and time say who withdrew it and when.
+WITHDRAWN_NOTE = "Withdrawn: entered in error."
+
+
+def _performer(r: Mapping[str, Any]) -> str | None:
+    """Who made a confirmation: the first performer's name, else its reference."""
+    for p in _list(r, "performer"):
+        p = _obj(p, "performer")
+        performer = _opt_str(p, "display") or _opt_str(p, "reference")
+        if performer:
+            return performer
+    return None
+
+
+def _is_withdrawal(note: Any) -> bool:
+    return isinstance(note, dict) and note.get("text") == WITHDRAWN_NOTE
+
+
+def _withdrawal(r: Mapping[str, Any]) -> tuple[str | None, datetime | None]:
+    """Who withdrew a confirmation and when, from its withdrawal note (the last one)."""
+    for note in reversed(_list(r, "note")):
+        if not _is_withdrawal(note):
+            continue
+        author = note.get("authorReference")
+        by = None
+        if isinstance(author, dict):
+            by = _opt_str(author, "display") or _opt_str(author, "reference")
+        by = by or (note["authorString"] if isinstance(note.get("authorString"), str) else None)
+        try:
+            at = parse_fhir_instant(note.get("time"))
+        except (Malformed, TypeError, ValueError):
+            at = None
+        return by, at
+    return None, None
 
 
 def _note_text(r: Mapping[str, Any]) -> str | None:

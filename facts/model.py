@@ -122,6 +122,22 @@ class Confirmation:
 
 
 @dataclass(frozen=True, slots=True)
+class WithdrawnConfirmation:
+    """A clinician's confirmation marked entered-in-error: never evidence, and named as
+    withdrawn, so that nobody reads its absence as "never confirmed" or confirms again
+    unaware. Who withdrew it and when come from its withdrawal note, when it has one (the
+    assessment app writes one); a record marked entered-in-error elsewhere has neither."""
+
+    ref: str
+    criterion: str
+    date: date  # when it was confirmed
+    performer: str | None  # who confirmed it
+    withdrawn_by: str | None
+    withdrawn_at: datetime | None
+    reason: str | None = None  # the confirmation's own reason, as written
+
+
+@dataclass(frozen=True, slots=True)
 class Order:
     """An order coded in a value set (active, or a draft under review): a MedicationRequest,
     DeviceRequest or ServiceRequest. One per value set the order's code is in."""
@@ -222,6 +238,7 @@ class PatientRecord:
     insulin: tuple[InsulinOrder, ...] = ()
     insulin_stopped: tuple[StoppedInsulin, ...] = ()  # named when no insulin is current
     confirmations: tuple[Confirmation, ...] = ()
+    withdrawn: tuple[WithdrawnConfirmation, ...] = ()  # confirmations marked entered-in-error
     orders: tuple[Order, ...] = ()  # active orders, one per value set each is coded in
     technology: tuple[TechnologyUse, ...] = ()  # every record of a technology kind, any state
     warnings: tuple[str, ...] = ()  # each record not used, each search not done as asked

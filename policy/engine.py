@@ -178,6 +178,7 @@ def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
         not_used=tuple(hba1c_after_today(record, ctx))
         if any(spec.rule in HBA1C_RULES for spec in policy.criteria)
         else (),
+        withdrawn=tuple(w for w in record.withdrawn if w.criterion in results),
     )
 
 

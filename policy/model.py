@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from facts.model import NotTheirs
+from facts.model import NotTheirs, WithdrawnConfirmation
 
 
 class Tri(enum.Enum):
@@ -151,3 +151,6 @@ class Decision:
     # Records read and not used that every output names, whatever the outcome: an HbA1c
     # dated after today (a record error a clinician should see, not silently dropped).
     not_used: tuple[Evidence, ...] = ()
+    # Confirmations of this policy's criteria marked entered-in-error: never evidence, each
+    # named as withdrawn (by whom and when) wherever the assessment is shown.
+    withdrawn: tuple[WithdrawnConfirmation, ...] = ()
