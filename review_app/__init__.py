@@ -27,12 +27,14 @@ from review_app import smart
 from review_app.assessment import (
     Assessment,
     AssessmentError,
+    ChangedMeanwhile,
     Clinician,
     TokenRejected,
     assess,
     clinician,
     record_confirmation,
     today_text,
+    withdraw_confirmation,
 )
 from review_app.guards import DiscoveryCache, LaunchLimiter
 from review_app.pack import pdf_of
@@ -94,7 +96,7 @@ def init_app(app: Flask) -> None:
     cache_s = float(app.config["REVIEW_APP_DISCOVERY_CACHE_SECONDS"])
     state.smart_discovery = DiscoveryCache(cache_s, cache_s / 10)
     state.launch_limiter = LaunchLimiter(int(app.config["REVIEW_APP_LAUNCHES_PER_MINUTE"]))
-    pages = ("", "launch", "callback", "confirm", "summary", "summary.pdf", "logout")
+    pages = ("", "launch", "callback", "confirm", "withdraw", "summary", "summary.pdf", "logout")
     paths = [f"{PREFIX}/{p}" for p in pages]
     paths += [f"{PREFIX}/static/{f}" for f in STATIC_FILES]
     state.auth_exempt.update(paths)
@@ -307,6 +309,9 @@ def assessment() -> Response:
         a=a,
         csrf=session.csrf_token,
         confirmed=request.args.get("confirmed"),
+        withdrawn=request.args.get("withdrawn"),
+        may_withdraw=session.may("u", "Observation"),
+        no_update_scope=NO_UPDATE_SCOPE,
         policies=_runtime().policies,
         user=session.user_ref,
     )
@@ -331,6 +336,46 @@ def confirm() -> BaseResponse:
     log.info("a clinician's confirmation was recorded for criterion %s", criterion)
     query = urlencode({"policy": a.policy.info.id, "confirmed": criterion})
     return redirect(f"{PREFIX}/?{query}", 303)
+
+
+@bp.post("/withdraw")
+def withdraw() -> BaseResponse:
+    """Withdraw a confirmation (``review_app.assessment.withdraw_confirmation``); the
+    assessment is made again from the record."""
+    launched = _launched(check_csrf=True)
+    if isinstance(launched, Response):
+        return launched
+    session, a = launched
+    if not session.may("u", "Observation"):
+        return _error(NO_UPDATE_SCOPE, 403)
+    try:
+        form = request.form
+        criterion = withdraw_confirmation(
+            _runtime(),
+            _access(session),
+            session,
+            a,
+            form.get("observation", ""),
+            form.get("version", ""),
+            _now(),
+        )
+    except TokenRejected:
+        return _end_session()
+    except ChangedMeanwhile as exc:
+        return _error(str(exc), 409)
+    except (AssessmentError, FhirServerNotAllowed) as exc:
+        return _error(str(exc), 400)
+    log.info("a clinician's confirmation was withdrawn for criterion %s", criterion)
+    query = urlencode({"policy": a.policy.info.id, "withdrawn": criterion})
+    return redirect(f"{PREFIX}/?{query}", 303)
+
+
+NO_UPDATE_SCOPE = (
+    "The EHR did not give this app permission to change Observations (the SMART scope "
+    "patient/Observation.u, or patient/Observation.write in SMART v1), so a confirmation "
+    "cannot be withdrawn here: mark it entered in error in the EHR itself, or ask for the "
+    "app's registration to include that scope."
+)
 
 
 def _with_clinician() -> tuple[smart.ReviewSession, Assessment, Clinician | None] | Response:

@@ -23,10 +23,11 @@ from cds_cards.render import (
     long_date,
     not_checked,
 )
-from facts.extract import MAX_REASON_CHARS
-from facts.london import london_day
+from facts import WithdrawnConfirmation
+from facts.extract import MAX_REASON_CHARS, OBSERVATION_OK, WITHDRAWN_NOTE
+from facts.london import LONDON, london_day
 from fhirdata import FhirClient, FhirError, FhirServerNotAllowed
-from fhirdata.client import FhirUnauthorised
+from fhirdata.client import FhirConflict, FhirNotFound, FhirUnauthorised
 from policy import CriterionResult, Decision, Evidence, Policy, Tri
 from review_app.smart import ReviewSession
 from service.errors import ServiceError
@@ -50,6 +51,10 @@ class TokenRejected(AssessmentError):
     """The FHIR server refused the session's token (revoked or expired): the session ends."""
 
 
+class ChangedMeanwhile(AssessmentError):
+    """The record changed between the page and the clinician's action; nothing was written."""
+
+
 def _token_refused(exc: BaseException) -> bool:
     cause: BaseException | None = exc
     while cause is not None:
@@ -63,6 +68,15 @@ def _token_refused(exc: BaseException) -> bool:
 class EvidenceRow:
     text: str
     href: str | None  # the resource on the FHIR server
+
+
+@dataclass(frozen=True)
+class WithdrawableRow:
+    """A confirmation that decides a criterion now and that the clinician may withdraw."""
+
+    observation_id: str
+    version: str  # as the assessment read it: a withdrawal names it (If-Match)
+    text: str
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,9 @@ class CriterionRow:
     decisive: bool
     can_confirm: bool
     on_pathway: bool
+    # Confirmations deciding it now, which may be withdrawn; and those withdrawn, in words.
+    withdrawable: tuple[WithdrawableRow, ...] = ()
+    withdrawn: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -123,7 +140,13 @@ def _evidence(iss: str, items: Iterable[Evidence]) -> tuple[EvidenceRow, ...]:
     return tuple(rows)
 
 
-def _row(rs: ReviewSession, policy: Policy, d: Decision, r: CriterionResult) -> CriterionRow:
+def _row(
+    rs: ReviewSession,
+    policy: Policy,
+    d: Decision,
+    r: CriterionResult,
+    versions: Mapping[str, str],
+) -> CriterionRow:
     return CriterionRow(
         id=r.id,
         title=r.title,
@@ -140,7 +163,40 @@ def _row(rs: ReviewSession, policy: Policy, d: Decision, r: CriterionResult) -> 
         # diabetes specialist" changes nothing for a type 1 patient)
         can_confirm=r.result is Tri.UNKNOWN and r.confirmable and r.id in d.decisive,
         on_pathway=r.id in d.shown_criteria,
+        withdrawable=tuple(
+            WithdrawableRow(
+                e.ref.removeprefix("Observation/"), versions[e.ref], clinical_text(e.summary)
+            )
+            for e in r.evidence
+            if e.matched_by == "confirmation" and e.ref in versions
+        ),
+        withdrawn=tuple(withdrawn_text(w) for w in d.withdrawn if w.criterion == r.id),
     )
+
+
+def withdrawn_text(w: WithdrawnConfirmation) -> str:
+    """A withdrawn confirmation in words: who confirmed it and when, who withdrew it and when."""
+    made = f"Confirmed by {w.performer or 'a clinician'} on {long_date(w.date)}"
+    because = f" (reason given: {w.reason.rstrip('. ')})" if w.reason else ""
+    if w.withdrawn_at is not None:
+        at = w.withdrawn_at.astimezone(LONDON)
+        when = f" on {long_date(at.date())} at {at.strftime('%H:%M')}"
+    else:
+        when = ""
+    by = w.withdrawn_by or "someone the record does not name"
+    return f"{made}{because}; withdrawn by {by}{when}: entered in error, not used."
+
+
+def _observation_versions(resources: Iterable[Any]) -> dict[str, str]:
+    """``{"Observation/id": versionId}`` of the Observations read that carry a version."""
+    out = {}
+    for r in resources:
+        if isinstance(r, dict) and r.get("resourceType") == "Observation":
+            meta = r.get("meta")
+            version = meta.get("versionId") if isinstance(meta, dict) else None
+            if isinstance(r.get("id"), str) and isinstance(version, str) and version:
+                out[f"Observation/{r['id']}"] = version
+    return out
 
 
 def human_name(resource: Mapping[str, Any]) -> str | None:
@@ -231,7 +287,8 @@ def assess(
     # A patient recorded as deceased is not assessed: no criteria to show or confirm.
     order = [] if decision.deceased else [*decision.shown_criteria, *decision.criteria]
     order = list(dict.fromkeys(order))
-    rows = tuple(_row(rs, policy, decision, decision.criteria[c]) for c in order)
+    versions = _observation_versions(gathered.resources)
+    rows = tuple(_row(rs, policy, decision, decision.criteria[c], versions) for c in order)
     name, born, ids = _patient_details(gathered.resources, rs.patient_id)
     return Assessment(
         decision=decision,
@@ -309,14 +366,7 @@ def clinician(runtime: Runtime, access: FhirAccess, rs: ReviewSession) -> Clinic
     ):
         return None
     try:
-        base = access.check(rs.iss)
-        client = FhirClient(
-            base,
-            session=runtime.fhir_sessions.for_tenant(access.key),  # this tenant's bulkheads
-            executor=runtime.executors.for_url(base, access.key),
-            settings=runtime.fetch_settings,
-            access_token=rs.access_token,
-        )
+        client = _client(runtime, access, rs, access.check(rs.iss))
         try:
             found = client.fetch_all({"user": rs.user_ref}).resources.get("user", [])
         finally:
@@ -394,21 +444,112 @@ def record_confirmation(
     )
     identifier = confirmation_identifier(rs, criterion_id, now)
     resource["identifier"] = [{"system": URI_SYSTEM, "value": identifier}]
-    client = FhirClient(
-        base,
-        session=runtime.fhir_sessions.for_tenant(access.key),
-        executor=runtime.executors.for_url(base, access.key),
-        settings=runtime.fetch_settings,
-        access_token=rs.access_token,
-    )
+    client = _client(runtime, access, rs, base)
     try:
-        client.create(resource, f"identifier={URI_SYSTEM}|{identifier}")
+        # Only a confirmation that stands matches: one made again after a withdrawal (its
+        # identifier is the same, on the same day) is written, not taken for the old one.
+        client.create(resource, f"identifier={URI_SYSTEM}|{identifier}&status=final")
     except FhirUnauthorised as exc:
         raise TokenRejected("The FHIR server no longer accepts this session's token.") from exc
     except FhirError as exc:
         raise AssessmentError(f"The confirmation could not be recorded: {exc}.") from exc
     finally:
         client.close()
+
+
+def _client(runtime: Runtime, access: FhirAccess, rs: ReviewSession, base: str) -> FhirClient:
+    """The service's one FHIR client for ``base`` (already checked against the session's
+    tenant), with the clinician's token, through that tenant's bulkheads."""
+    return FhirClient(
+        base,
+        session=runtime.fhir_sessions.for_tenant(access.key),
+        executor=runtime.executors.for_url(base, access.key),
+        settings=runtime.fetch_settings,
+        access_token=rs.access_token,
+    )
+
+
+def withdrawn_observation(
+    resource: Mapping[str, Any], user_ref: str, user_name: str | None, now: datetime
+) -> dict[str, Any]:
+    """A confirmation withdrawn: the same Observation, status ``entered-in-error``, with a
+    note whose author and time say who withdrew it and when (``facts`` reads them back)."""
+    author: dict[str, str] = {"reference": user_ref}
+    if user_name:
+        author["display"] = user_name
+    note = {"authorReference": author, "time": now.isoformat(timespec="seconds"),
+            "text": WITHDRAWN_NOTE}  # fmt: skip
+    return {**resource, "status": "entered-in-error", "note": [*resource.get("note", []), note]}
+
+
+def _ours_and_theirs(found: Mapping[str, Any], rs: ReviewSession, criteria_system: str) -> bool:
+    """Whether an Observation as read now is a standing confirmation written by this service
+    (coded in its criteria CodeSystem) about the session's patient, named exactly."""
+    codings = (found.get("code") or {}).get("coding") or []
+    subject = (found.get("subject") or {}).get("reference")
+    return (
+        found.get("status") in OBSERVATION_OK
+        and subject == f"Patient/{rs.patient_id}"
+        and any(isinstance(c, dict) and c.get("system") == criteria_system for c in codings)
+    )
+
+
+def withdraw_confirmation(
+    runtime: Runtime,
+    access: FhirAccess,
+    rs: ReviewSession,
+    assessment: Assessment,
+    observation_id: str,
+    version: str,
+    now: datetime,
+) -> str:
+    """Withdraw a clinician's confirmation: the Observation is updated to
+    ``entered-in-error`` with who and when (``withdrawn_observation``), with the clinician's
+    own token, naming ``version``, the one the clinician's page showed (``If-Match``), so a
+    change made since is never overwritten. Returns the criterion's id.
+
+    Only a confirmation that decides a criterion of this assessment now, and that, read
+    again from the FHIR server, is one of this service's confirmations about this patient,
+    can be withdrawn; only by a clinician the launch named (``fhirUser``), so the record
+    says who. Raises TokenRejected, ChangedMeanwhile, or AssessmentError (refused, or the
+    FHIR server could not be reached).
+    """
+    if not rs.user_ref:
+        raise AssessmentError(
+            "A confirmation can be withdrawn only by a named clinician, and the EHR did not "
+            "say who you are (no fhirUser in the launch): nothing was changed."
+        )
+    criterion = next(
+        (r.id for r in assessment.criteria for w in r.withdrawable
+         if w.observation_id == observation_id),
+        None,
+    )  # fmt: skip
+    if criterion is None or not FHIR_ID.fullmatch(observation_id):
+        raise AssessmentError("That is not a confirmation of this patient's that can be withdrawn.")
+    base = access.check(rs.iss)
+    name = clinician_name(runtime, access, rs)
+    client = _client(runtime, access, rs, base)
+    try:
+        found = client.read(f"Observation/{observation_id}")
+        if not _ours_and_theirs(found.resource, rs, assessment.decision.policy.criteria_system):
+            raise AssessmentError(
+                "That is not a confirmation of this patient's that can be withdrawn."
+            )
+        if found.version != version:
+            raise FhirConflict("the confirmation is not the version the page showed")
+        client.update(withdrawn_observation(found.resource, rs.user_ref, name, now), version)
+    except FhirUnauthorised as exc:
+        raise TokenRejected("The FHIR server no longer accepts this session's token.") from exc
+    except (FhirConflict, FhirNotFound) as exc:
+        raise ChangedMeanwhile(
+            "The confirmation was changed in the record since this page was shown, so it was "
+            "not withdrawn: look at the assessment again."
+        ) from exc
+    except FhirError as exc:
+        raise AssessmentError(f"The confirmation could not be withdrawn: {exc}.") from exc
+    finally:
+        client.close()
+    return criterion
 
 
 def today_text(now: datetime) -> str:

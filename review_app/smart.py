@@ -30,8 +30,11 @@ from joserfc.jwk import KeySet
 from fhirdata.allowlist import is_loopback
 from fhirdata.client import FhirError, get_json
 
-# Beside the read scopes (``scopes``): write the confirmation Observation, and who signed in.
-WRITE_AND_USER_SCOPES = ("patient/Observation.c", "openid", "fhirUser")
+# Beside the read scopes (``scopes``): create a confirmation Observation and update one to
+# withdraw it (SMART v2 "c" and "u"), and who signed in.
+WRITE_AND_USER_SCOPES = ("patient/Observation.cu", "openid", "fhirUser")
+# What each SMART v1 permission grants, in SMART v2 letters.
+_V1_LETTERS = {"read": "rs", "write": "cud", "*": "cruds"}
 EHR_LAUNCH_SCOPE = "launch"
 STANDALONE_SCOPE = "launch/patient"
 DISCOVERY_TIMEOUT_S = 3.0  # the token and key set requests (Authlib's own session)
@@ -118,6 +121,9 @@ class ReviewSession:
     # The tenant whose FHIR server iss is: the token goes to no server but that tenant's.
     issuer: str | None = None
     tenant: str | None = None
+    # The scopes the authorization server granted (its token answer's ``scope``); None when
+    # it did not say, which by OAuth 2.0 means all that were asked for.
+    scope: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -125,6 +131,22 @@ class ReviewSession:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ReviewSession:
         return cls(**data)
+
+    def may(self, letter: str, resource_type: str) -> bool:
+        """Whether the granted scopes allow interaction ``letter`` (SMART v2: c r u d s) on
+        ``resource_type`` for this patient: ``patient/`` or ``user/`` scopes, v2
+        (``patient/Observation.cu``) or v1 (``patient/Observation.write``), the type or ``*``."""
+        if self.scope is None:
+            return True
+        for one in self.scope.split():
+            context, _, rule = one.partition("/")
+            kind, _, permissions = rule.partition(".")
+            if context not in ("patient", "user") or kind not in (resource_type, "*"):
+                continue
+            letters = _V1_LETTERS.get(permissions, permissions.partition("?")[0])
+            if letter in letters:
+                return True
+        return False
 
 
 def client(client_id: str, redirect_uri: str, scope: str | None = None) -> OAuth2Session:
@@ -196,6 +218,7 @@ def exchange_code(
     user = _fhir_user(token.get("id_token"), pending, client_id, session)
     ctx = token.get("appContext")
     expires_in = token.get("expires_in")
+    granted = token.get("scope")
     return ReviewSession(
         iss=pending.iss,
         access_token=access_token,
@@ -205,6 +228,7 @@ def exchange_code(
         expires_in_s=_lifetime(expires_in),
         issuer=pending.issuer,
         tenant=pending.tenant,
+        scope=granted if isinstance(granted, str) else None,
     )
 
 

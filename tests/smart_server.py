@@ -52,6 +52,7 @@ class Client(ClientMixin):  # type: ignore[misc]
 
     client_id: str
     redirect_uris: list[str]
+    withheld: frozenset[str] = frozenset()  # scopes never granted to it
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -60,7 +61,7 @@ class Client(ClientMixin):  # type: ignore[misc]
         return self.redirect_uris[0]
 
     def get_allowed_scope(self, scope: str) -> str:
-        return scope
+        return " ".join(s for s in scope.split() if s not in self.withheld)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         return redirect_uri in self.redirect_uris or not self.redirect_uris
@@ -102,7 +103,10 @@ class SmartServer:
         port: int,
         standalone_patient: str | None = None,
         open_reads: bool = False,
+        withheld: frozenset[str] = frozenset(),
     ) -> None:
+        """``withheld``: scopes asked for that it does not grant (an EHR whose registration
+        of the app is narrower than what the app asks); its token answer names the rest."""
         self.fhir_base = fhir_base.rstrip("/")
         self.base = f"http://127.0.0.1:{port}"
         self.iss = f"{self.base}/fhir"
@@ -112,13 +116,13 @@ class SmartServer:
         # and calls from a browser page: open_reads allows token-less reads and searches
         # (GET, and POST to _search), and CORS.
         self.open_reads = open_reads
+        self.client = Client(CLIENT_ID, [], withheld)  # any redirect URI: the app's host varies
         self.launches: dict[str, dict[str, Any]] = {}
         self.codes: dict[str, Code] = {}
         self.tokens: dict[str, dict[str, Any]] = {}
         self.presented: list[str] = []  # the bearer token of every FHIR request, in order
         self.interactions: list[str] = []  # "<v2 permission letter> <type>" of each request
         self.refused: list[str] = []  # those refused for the token's scopes
-        self.client = Client(CLIENT_ID, [])  # any redirect URI: the app's host varies
         self.key = RSAKey.generate_key(2048, parameters={"kid": "k1"})
         self.app = self._build()
 
@@ -153,10 +157,10 @@ class SmartServer:
                     code,
                     req.client.client_id,
                     req.payload.redirect_uri,
-                    req.payload.scope,
+                    req.scope,  # what is granted: the client's allowed part of what was asked
                     data.get("code_challenge"),
                     data.get("code_challenge_method"),
-                    outer.launch_context(data.get("launch"), req.payload.scope),
+                    outer.launch_context(data.get("launch"), req.scope),
                 )
 
             def query_authorization_code(self, code: str, client: Client) -> Code | None:
@@ -292,7 +296,7 @@ class SmartServer:
                 headers={
                     k: v
                     for k, v in request.headers.items()
-                    if k in ("Accept", "Content-Type", "If-None-Exist")
+                    if k in ("Accept", "Content-Type", "If-None-Exist", "If-Match")
                 },
                 timeout=10,
                 allow_redirects=False,

@@ -32,6 +32,7 @@ from service import create_app
 from tests.browser.axe import serious_violations
 from tests.fhir_server import FhirTestServer
 from tests.integration.conftest import fhir_server
+from tests.integration.ehr import order_sign_card
 from tests.service_process import free_port, serving
 from tests.smart_server import SmartServer
 from tests.store import debian
@@ -90,35 +91,6 @@ def service_url(smart: SmartServer, tmp_path_factory: pytest.TempPathFactory) ->
     )
     with serving(app) as url:
         yield url
-
-
-def order_sign_card(service_url: str, fhir_base: str, patient_id: str) -> dict[str, Any]:
-    """The card an EHR receives when an i-Port order is signed (the service reads the record)."""
-    draft = {
-        "resourceType": "DeviceRequest",
-        "id": "draft-iport",
-        "status": "draft",
-        "intent": "order",
-        "codeCodeableConcept": {"text": "i-Port Advance injection port"},
-        "subject": {"reference": f"Patient/{patient_id}"},
-    }
-    body = {
-        "hook": "order-sign",
-        "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
-        "fhirServer": fhir_base,
-        "context": {
-            "userId": "Practitioner/demo-clinician",
-            "patientId": patient_id,
-            "draftOrders": {"resourceType": "Bundle", "type": "collection",
-                            "entry": [{"resource": draft}]},
-        },
-    }  # fmt: skip
-    resp = requests.post(
-        f"{service_url}/cds-services/iport-advance-order-sign", json=body, timeout=30
-    )
-    resp.raise_for_status()
-    (card,) = resp.json()["cards"]
-    return dict(card)
 
 
 def sandbox_launch(smart: SmartServer, link: dict[str, Any], patient_id: str) -> str:

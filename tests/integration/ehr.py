@@ -3,14 +3,17 @@ server, fill the service's prefetch templates from it, and date records relative
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import requests
 
 from tests.fhir_server import FhirTestServer
 from tests.hooks import SERVICE
-from tests.service_process import ServiceProcess
+from tests.service_process import ServiceProcess, serving
 
 
 def put_transaction(resources: list[dict[str, Any]]) -> dict[str, Any]:
@@ -46,3 +49,51 @@ def ehr_prefetch(
         assert resp.status_code == 200, (key, resp.text)
         out[key] = resp.json()
     return out
+
+
+def order_sign_card(service_url: str, fhir_base: str, patient_id: str) -> dict[str, Any]:
+    """The card an EHR receives when an i-Port order is signed (the service reads the record
+    from ``fhir_base``)."""
+    draft = {
+        "resourceType": "DeviceRequest",
+        "id": "draft-iport",
+        "status": "draft",
+        "intent": "order",
+        "codeCodeableConcept": {"text": "i-Port Advance injection port"},
+        "subject": {"reference": f"Patient/{patient_id}"},
+    }
+    body = {
+        "hook": "order-sign",
+        "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+        "fhirServer": fhir_base,
+        "context": {
+            "userId": "Practitioner/demo-clinician",
+            "patientId": patient_id,
+            "draftOrders": {"resourceType": "Bundle", "type": "collection",
+                            "entry": [{"resource": draft}]},
+        },
+    }  # fmt: skip
+    resp = requests.post(
+        f"{service_url}/cds-services/iport-advance-order-sign", json=body, timeout=30
+    )
+    resp.raise_for_status()
+    (card,) = resp.json()["cards"]
+    return dict(card)
+
+
+@contextmanager
+def review_service(folder: Path) -> Iterator[str]:
+    """The service with its assessment app on a loopback port, as the demo set-up runs it
+    (no CDS client JWT, FHIR servers on this machine allowed), its database in ``folder``;
+    yields its base URL."""
+    from service import create_app
+
+    app = create_app(
+        {
+            "REQUIRE_AUTH": False,
+            "FHIR_ALLOW_LOOPBACK": True,
+            "DATABASE_URL": f"sqlite:///{folder / 'audit.sqlite3'}",
+        }
+    )
+    with serving(app) as url:
+        yield url

@@ -22,9 +22,9 @@ import requests
 from pypdf import PdfReader
 
 import demo
-from service import create_app
 from tests.fhir_server import FhirTestServer
-from tests.service_process import free_port, serving
+from tests.integration.ehr import review_service
+from tests.service_process import free_port
 from tests.smart_server import SmartServer
 
 pytestmark = pytest.mark.integration
@@ -66,14 +66,7 @@ def smart_server(fhir_server: FhirTestServer, patient: demo.DemoPatient) -> Iter
 
 @pytest.fixture(scope="module")
 def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    app = create_app(
-        {
-            "REQUIRE_AUTH": False,
-            "FHIR_ALLOW_LOOPBACK": True,
-            "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('pack') / 'audit.sqlite3'}",
-        }
-    )
-    with serving(app) as url:
+    with review_service(tmp_path_factory.mktemp("pack")) as url:
         yield url
 
 

@@ -27,12 +27,12 @@ from cryptography.fernet import Fernet
 
 import demo
 from review_app import smart
-from service import create_app
 from store.db import make_engine
 from store.models import ReviewAppSession
 from tests.deploy.fhir_stub import SlowFhirServer
 from tests.fhir_server import FhirTestServer
-from tests.service_process import ServiceProcess, free_port, serving
+from tests.integration.ehr import review_service
+from tests.service_process import ServiceProcess, free_port
 from tests.smart_server import SmartServer
 from tests.store.pgserver import PostgresServer
 from tests.unit.test_auth import KEY as JWT_KEY
@@ -59,14 +59,7 @@ def smart_server(fhir_server: FhirTestServer, patient_id: str) -> Iterator[Smart
 
 @pytest.fixture(scope="module")
 def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    app = create_app(
-        {
-            "REQUIRE_AUTH": False,
-            "FHIR_ALLOW_LOOPBACK": True,
-            "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('launch') / 'audit.sqlite3'}",
-        }
-    )
-    with serving(app) as url:
+    with review_service(tmp_path_factory.mktemp("launch")) as url:
         yield url
 
 
@@ -87,8 +80,8 @@ def test_standalone_launch_asks_for_a_patient_with_pkce_and_narrow_scopes(
     scopes = query["scope"].split()
     assert "launch/patient" in scopes
     assert "launch" not in scopes
-    assert "patient/Observation.c" in scopes
-    assert all(s.endswith((".rs", ".c")) for s in scopes if s.startswith("patient/"))
+    assert "patient/Observation.cu" in scopes  # confirm, and withdraw a confirmation
+    assert all(s.endswith((".rs", ".cu")) for s in scopes if s.startswith("patient/"))
     assert not [s for s in scopes if s.startswith("user/") or s.endswith((".*", ".write"))]
 
 

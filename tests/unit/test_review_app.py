@@ -115,3 +115,34 @@ def test_the_read_types_are_each_querys_type_and_what_it_includes() -> None:
 def test_an_include_of_unknown_type_is_refused_rather_than_left_out_of_the_scopes() -> None:
     with pytest.raises(ValueError, match="Condition:asserter"):
         read_types({"conditions": "Condition?subject=Patient/x&_include=Condition:asserter"})
+
+
+@pytest.mark.parametrize(
+    ("granted", "may_update"),
+    [
+        (None, True),  # the token answer named no scope: all that was asked for
+        ("launch patient/Observation.rs patient/Observation.cu openid fhirUser", True),
+        ("patient/Observation.cruds", True),
+        ("patient/Observation.write", True),  # SMART v1
+        ("user/Observation.u", True),
+        ("patient/*.write", True),
+        ("patient/Observation.c patient/Observation.rs", False),  # create only: no withdrawal
+        ("patient/Observation.read", False),
+        ("patient/Condition.cu", False),
+        ("system/Observation.u", False),  # a backend service's scope, not a clinician's
+        ("", False),
+    ],
+)
+def test_the_granted_scopes_say_whether_a_confirmation_can_be_withdrawn(
+    granted: str | None, may_update: bool
+) -> None:
+    session = smart.ReviewSession("https://ehr.example.org/fhir", "t", "p1", scope=granted)
+    assert session.may("u", "Observation") is may_update
+
+
+def test_the_app_asks_to_create_and_to_update_observations() -> None:
+    asked = " ".join(smart.scopes(["Patient"]))
+    session = smart.ReviewSession("https://ehr.example.org/fhir", "t", "p1", scope=asked)
+    assert session.may("c", "Observation")
+    assert session.may("u", "Observation")
+    assert not session.may("d", "Observation")  # nothing is ever deleted
