@@ -10,6 +10,7 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -240,28 +241,54 @@ def test_generate_population_usage_errors(cli: Cli, tmp_path: Path) -> None:
     assert "cannot write" in one_line_error(run)
 
 
+def iport_rows(tmp_path: Path, records: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """The i-Port rows, by patient, of a population run over ``records`` as an export."""
+    export = tmp_path / "export"
+    export.mkdir()
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_type.setdefault(str(r["resourceType"]), []).append(r)
+    for rtype, resources in by_type.items():
+        (export / f"{rtype}.ndjson").write_text("".join(json.dumps(r) + "\n" for r in resources))
+    out, err = io.StringIO(), io.StringIO()
+    run_population(export, out, err, today=TODAY, workers=1, policies=["iport-advance"])
+    return {r["patient_ref"]: r for r in read_csv(out.getvalue())}
+
+
 def test_a_population_run_does_not_use_evidence_about_another_person(tmp_path: Path) -> None:
     """The same attribution as a hook call: p1's HbA1c is their mother's (its focus) and p1's
     needle phobia is their husband's; p2's record, otherwise the same, meets."""
     from tests.builders import type1_meets
 
-    export = tmp_path / "export"
-    export.mkdir()
     theirs, own = type1_meets(pid="p1"), type1_meets(pid="p2")
     for r in theirs:
         if r["resourceType"] == "Observation":
             r["focus"] = [{"reference": "RelatedPerson/p1-mother"}]
         if r.get("code", {}).get("text") == "Needle phobia":
             r["code"]["text"] = "Needle phobia - husband"
-    by_type: dict[str, list[dict[str, object]]] = {}
-    for r in [*theirs, *own]:
-        by_type.setdefault(str(r["resourceType"]), []).append(r)
-    for rtype, resources in by_type.items():
-        (export / f"{rtype}.ndjson").write_text("".join(json.dumps(r) + "\n" for r in resources))
-    out, err = io.StringIO(), io.StringIO()
-    run_population(export, out, err, today=TODAY, workers=1, policies=["iport-advance"])
-    rows = {r["patient_ref"]: r for r in read_csv(out.getvalue())}
+    rows = iport_rows(tmp_path, [*theirs, *own])
     assert rows["p2"]["outcome"] == "meets-criteria"
     assert rows["p1"]["outcome"] != "meets-criteria"
     assert rows["p1"]["hba1c-69-or-above-on-mdi"] == "unknown"
     assert rows["p1"]["needle-phobia"] == "unknown"
+
+
+def test_a_population_run_does_not_count_a_withdrawn_confirmation(tmp_path: Path) -> None:
+    """The same reading of confirmations as a hook call: p1's needle phobia rests on a
+    confirmation withdrawn as entered in error, p2's on one that stands."""
+    from tests.builders import confirmation, type1_meets
+    from tests.unit.test_confirmation_evidence import withdrawn
+
+    on = TODAY.isoformat()
+    records = [
+        *(r for pid in ("p1", "p2") for r in type1_meets(pid=pid) if "code" not in r
+          or r["code"].get("text") != "Needle phobia"),
+        {**withdrawn("needle-phobia", on, "Dr Ben Ode", f"{on}T16:05:00+00:00"),
+         "subject": {"reference": "Patient/p1"}},
+        confirmation("needle-phobia", on=on, pid="p2"),
+    ]  # fmt: skip
+    rows = iport_rows(tmp_path, records)
+    assert rows["p2"]["outcome"] == "meets-criteria"
+    assert rows["p2"]["needle-phobia"] == "met"
+    assert rows["p1"]["outcome"] != "meets-criteria"
+    assert rows["p1"]["needle-phobia"] != "met"
