@@ -111,7 +111,8 @@ def card_page(card: dict[str, Any]) -> str:
     md = MarkdownIt("commonmark", {"html": False})
     buttons = "".join(f"<button>{s['label']}</button>" for s in card.get("suggestions", []))
     links = "".join(f"<li><a href='#'>{link['label']}</a></li>" for link in card["links"])
-    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><style>
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+    <title>{card["summary"]}</title><style>
       body {{ font: 15px/1.4 system-ui, sans-serif; background: #eef1f4; padding: 16px; }}
       .card {{ max-width: 720px; background: #fff; border-left: 6px solid #e6a700;
                border-radius: 4px; padding: 12px 16px; box-shadow: 0 1px 3px #0003; }}
@@ -119,6 +120,16 @@ def card_page(card: dict[str, Any]) -> str:
       button {{ margin: 8px 8px 0 0; padding: 6px 10px; }} .links {{ font-size: 14px; }}
     </style></head><body><div class="card"><h1>{card["summary"]}</h1>
       {md.render(card["detail"])}{buttons}<ul class="links">{links}</ul></div></body></html>"""
+
+
+def watch(page: Page) -> tuple[list[str], list[str]]:
+    """The script errors of ``page`` and every URL it requests, as they happen (with the CSP
+    bypassed for axe-core, a font or asset from elsewhere would be tried, and seen here)."""
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    return errors, requested
 
 
 def shoot(target: Page | Locator, name: str) -> None:
@@ -161,11 +172,7 @@ def test_smart_launch_from_a_card_confirmation_and_evidence_summary(
 
     context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
     page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    # Every request the pages make (CSP bypassed, so a font or asset from elsewhere is tried)
-    requested: list[str] = []
-    page.on("request", lambda r: requested.append(r.url))
+    errors, requested = watch(page)
     try:
         page.set_content(card_page(card))
         shoot(page.locator(".card"), "review-card")

@@ -3,6 +3,7 @@ server, fill the service's prefetch templates from it, and date records relative
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
@@ -11,6 +12,7 @@ from typing import Any
 
 import requests
 
+from demo import DemoPatient
 from tests.fhir_server import FhirTestServer
 from tests.hooks import SERVICE
 from tests.service_process import ServiceProcess, serving
@@ -97,3 +99,18 @@ def review_service(folder: Path) -> Iterator[str]:
     )
     with serving(app) as url:
         yield url
+
+
+def demo_as(patient: DemoPatient, pid: str) -> dict[str, Any]:
+    """A demo patient's transaction with its dates filled in, under patient id ``pid`` (and
+    resource ids made from it): a test module's own patient on the session's FHIR server."""
+    text = json.dumps(patient.bundle(date.today())).replace(patient.patient_id, pid)
+    bundle: dict[str, Any] = json.loads(text)
+    return bundle
+
+
+def put_resource(fhir: FhirTestServer, resource: dict[str, Any]) -> None:
+    """Write ``resource`` to the FHIR server under its own id (an update, or a create)."""
+    url = f"{fhir.base_url}/{resource['resourceType']}/{resource['id']}"
+    headers = {"Accept": "application/fhir+json", "Content-Type": "application/fhir+json"}
+    requests.put(url, json=resource, headers=headers, timeout=10).raise_for_status()

@@ -12,7 +12,6 @@ made again without it, and the hook path no longer counts it either.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from datetime import date
@@ -23,7 +22,7 @@ import requests
 
 import demo
 from tests.fhir_server import FhirTestServer
-from tests.integration.ehr import order_sign_card, review_service
+from tests.integration.ehr import demo_as, order_sign_card, put_resource, review_service
 from tests.integration.test_evidence_pack import CLINICIAN
 from tests.service_process import free_port
 from tests.smart_server import SmartServer
@@ -40,24 +39,11 @@ _WITHDRAW = re.compile(r'name="observation" value="([^"]+)">\s*<input type="hidd
                        r'name="version" value="([^"]+)">')  # fmt: skip
 
 
-def as_patient(pid: str) -> dict[str, Any]:
-    """The demo patient's transaction under ids of this module's own (the FHIR server is
-    shared by the whole test session)."""
-    text = json.dumps(DEMO.bundle(date.today())).replace(DEMO.patient_id, pid)
-    bundle: dict[str, Any] = json.loads(text)
-    return bundle
-
-
 @pytest.fixture(scope="module")
 def patient(fhir_server: FhirTestServer) -> str:
-    fhir_server.load(as_patient(PID))
-    fhir_server.load(as_patient(OTHER))
-    requests.put(
-        f"{fhir_server.base_url}/Practitioner/demo-clinician",
-        json=CLINICIAN,
-        headers=FHIR_JSON,
-        timeout=10,
-    ).raise_for_status()
+    fhir_server.load(demo_as(DEMO, PID))
+    fhir_server.load(demo_as(DEMO, OTHER))
+    put_resource(fhir_server, CLINICIAN)
     return PID
 
 
@@ -83,11 +69,6 @@ OTHERS_CONFIRMATION = {
     "effectiveDateTime": date.today().isoformat(),
     "valueBoolean": True,
 }
-
-
-def put(fhir: FhirTestServer, resource: dict[str, Any]) -> None:
-    url = f"{fhir.base_url}/{resource['resourceType']}/{resource['id']}"
-    requests.put(url, json=resource, headers=FHIR_JSON, timeout=10).raise_for_status()
 
 
 def confirmations(fhir: FhirTestServer, pid: str) -> list[dict[str, Any]]:
@@ -223,10 +204,10 @@ def test_only_a_standing_confirmation_of_this_patient_can_be_withdrawn(
 ) -> None:
     """A forged form naming another patient's confirmation, a record that is not a
     confirmation, or one already withdrawn changes nothing."""
-    put(fhir_server, OTHERS_CONFIRMATION)
+    put_resource(fhir_server, OTHERS_CONFIRMATION)
     hba1c = next(
         e["resource"]
-        for e in as_patient(PID)["entry"]
+        for e in demo_as(DEMO, PID)["entry"]
         if e["resource"]["resourceType"] == "Observation"
     )
     with requests.Session() as browser:
@@ -264,7 +245,7 @@ def test_without_the_update_scope_the_app_says_why_it_cannot_withdraw(
     )
     standing = {**OTHERS_CONFIRMATION, "id": "withdraw-narrow",
                 "subject": {"reference": f"Patient/{patient}"}}  # fmt: skip
-    put(fhir_server, standing)
+    put_resource(fhir_server, standing)
     with narrow.serve(), requests.Session() as browser:
         page = launch(browser, service_url, narrow)
         granted = next(iter(narrow.tokens.values()))["scope"]
