@@ -25,6 +25,7 @@ from facts.london import london_day
 from fhirdata import FhirServerNotAllowed, read_types
 from review_app import smart
 from review_app.assessment import (
+    NO_NAMED_CLINICIAN,
     Assessment,
     AssessmentError,
     ChangedMeanwhile,
@@ -310,8 +311,7 @@ def assessment() -> Response:
         csrf=session.csrf_token,
         confirmed=request.args.get("confirmed"),
         withdrawn=request.args.get("withdrawn"),
-        may_withdraw=session.may("u", "Observation"),
-        no_update_scope=NO_UPDATE_SCOPE,
+        cannot_withdraw=_cannot_withdraw(session),
         policies=_runtime().policies,
         user=session.user_ref,
     )
@@ -346,8 +346,9 @@ def withdraw() -> BaseResponse:
     if isinstance(launched, Response):
         return launched
     session, a = launched
-    if not session.may("u", "Observation"):
-        return _error(NO_UPDATE_SCOPE, 403)
+    why_not = _cannot_withdraw(session)
+    if why_not:
+        return _error(why_not, 403)
     try:
         form = request.form
         criterion = withdraw_confirmation(
@@ -370,12 +371,20 @@ def withdraw() -> BaseResponse:
     return redirect(f"{PREFIX}/?{query}", 303)
 
 
-NO_UPDATE_SCOPE = (
-    "The EHR did not give this app permission to change Observations (the SMART scope "
-    "patient/Observation.u, or patient/Observation.write in SMART v1), so a confirmation "
-    "cannot be withdrawn here: mark it entered in error in the EHR itself, or ask for the "
-    "app's registration to include that scope."
-)
+def _cannot_withdraw(session: smart.ReviewSession) -> str | None:
+    """Why this session cannot withdraw a confirmation (said on the page, in place of the
+    button), or None: the EHR must let the app update Observations, and the record must be
+    able to say who withdrew it."""
+    if not session.may("u", "Observation"):
+        return (
+            "The EHR did not give this app permission to change Observations (the SMART "
+            "scope patient/Observation.u, or patient/Observation.write in SMART v1), so a "
+            "confirmation cannot be withdrawn here: mark it entered in error in the EHR "
+            "itself, or ask for the app's registration to include that scope."
+        )
+    if not session.user_ref:
+        return NO_NAMED_CLINICIAN
+    return None
 
 
 def _with_clinician() -> tuple[smart.ReviewSession, Assessment, Clinician | None] | Response:

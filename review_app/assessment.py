@@ -51,6 +51,13 @@ class TokenRejected(AssessmentError):
     """The FHIR server refused the session's token (revoked or expired): the session ends."""
 
 
+NO_NAMED_CLINICIAN = (
+    "A confirmation can be withdrawn only by a named clinician, and the EHR did not say who "
+    "you are (no fhirUser in the launch), so it cannot be withdrawn here: mark it entered in "
+    "error in the EHR itself."
+)
+
+
 class ChangedMeanwhile(AssessmentError):
     """The record changed between the page and the clinician's action; nothing was written."""
 
@@ -515,10 +522,7 @@ def withdraw_confirmation(
     FHIR server could not be reached).
     """
     if not rs.user_ref:
-        raise AssessmentError(
-            "A confirmation can be withdrawn only by a named clinician, and the EHR did not "
-            "say who you are (no fhirUser in the launch): nothing was changed."
-        )
+        raise AssessmentError(NO_NAMED_CLINICIAN)
     criterion = next(
         (r.id for r in assessment.criteria for w in r.withdrawable
          if w.observation_id == observation_id),

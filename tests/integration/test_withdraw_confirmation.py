@@ -232,33 +232,43 @@ def test_only_a_standing_confirmation_of_this_patient_can_be_withdrawn(
     assert (found["status"], found["meta"]["versionId"]) == ("final", "1")
 
 
-def test_without_the_update_scope_the_app_says_why_it_cannot_withdraw(
-    service_url: str, fhir_server: FhirTestServer, patient: str
+@pytest.mark.parametrize(
+    ("withheld", "said"),
+    [
+        # An EHR that grants the app no update of Observations: the scope it needs is named.
+        ("patient/Observation.cu", "did not give this app permission"),
+        # No id_token (no openid granted): the record could not say who withdrew it.
+        ("openid", "only by a named clinician"),
+    ],
+)
+def test_a_session_that_cannot_withdraw_offers_no_withdrawal_and_says_why(
+    service_url: str, fhir_server: FhirTestServer, patient: str, withheld: str, said: str
 ) -> None:
-    """An EHR that grants the app no update of Observations: no withdraw control, the page
-    says which scope is missing, and a forged withdrawal is refused before any FHIR call."""
     narrow = SmartServer(
         fhir_server.base_url,
         free_port(),
         standalone_patient=patient,
-        withheld=frozenset({"patient/Observation.cu"}),
+        withheld=frozenset({withheld}),
     )
-    standing = {**OTHERS_CONFIRMATION, "id": "withdraw-narrow",
+    standing = {**OTHERS_CONFIRMATION, "id": f"withdraw-not-{withheld.split('/')[-1]}",
                 "subject": {"reference": f"Patient/{patient}"}}  # fmt: skip
     put_resource(fhir_server, standing)
     with narrow.serve(), requests.Session() as browser:
         page = launch(browser, service_url, narrow)
-        granted = next(iter(narrow.tokens.values()))["scope"]
-        assert "Observation.cu" not in granted
+        assert withheld not in next(iter(narrow.tokens.values()))["scope"].split()
         assert outcome(page) == "meets-criteria"
         assert 'name="observation"' not in page.text
-        assert "patient/Observation.u" in page.text  # the scope it would need, named
+        assert said in page.text
         csrf = _CSRF.search(page.text)
         assert csrf
         before = len(narrow.interactions)
-        form = {"csrf": csrf[1], "observation": "anything", "version": "1"}
+        form = {"csrf": csrf[1], "observation": standing["id"], "version": "1"}
         refused = browser.post(f"{service_url}/review/withdraw", data=form)
         assert refused.status_code == 403
-        assert "did not give this app permission" in refused.text
+        assert said in refused.text
         # the refused attempt read the record for the page, and wrote nothing
         assert not [i for i in narrow.interactions[before:] if i.startswith("u ")]
+    found = requests.get(
+        f"{fhir_server.base_url}/Observation/{standing['id']}", headers=FHIR_JSON, timeout=10
+    ).json()
+    assert found["status"] == "final"

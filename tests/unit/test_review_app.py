@@ -146,3 +146,12 @@ def test_the_app_asks_to_create_and_to_update_observations() -> None:
     assert session.may("c", "Observation")
     assert session.may("u", "Observation")
     assert not session.may("d", "Observation")  # nothing is ever deleted
+
+
+def test_a_withdrawal_without_a_session_is_refused_before_anything_is_read(app: Flask) -> None:
+    resp = app.test_client().post(
+        "/review/withdraw", data={"observation": "o1", "version": "1", "csrf": "x"}
+    )
+    assert resp.status_code == 401
+    assert resp.mimetype == "text/html"
+    assert "Open this app from the EHR" in resp.get_data(as_text=True)
