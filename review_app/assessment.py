@@ -38,6 +38,8 @@ from service.tenants import FhirAccess
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 URI_SYSTEM = "urn:ietf:rfc:3986"  # an identifier that is a URI (here a urn:uuid)
+# The statuses of a confirmation that stands (facts.extract.OBSERVATION_OK), as a search.
+STANDING = ",".join(sorted(OBSERVATION_OK))
 NO_NAME = "Name not recorded"
 RESULT_LABEL = {Tri.MET: "Met", Tri.NOT_MET: "Not met", Tri.UNKNOWN: "Unknown"}
 RESULT_TAG = {Tri.MET: "green", Tri.NOT_MET: "red", Tri.UNKNOWN: "yellow"}
@@ -82,7 +84,7 @@ class WithdrawableRow:
     """A confirmation that decides a criterion now and that the clinician may withdraw."""
 
     observation_id: str
-    version: str  # as the assessment read it: a withdrawal names it (If-Match)
+    version: str  # as the assessment read it ("" if not given): a withdrawal names it
     text: str
 
 
@@ -172,10 +174,12 @@ def _row(
         on_pathway=r.id in d.shown_criteria,
         withdrawable=tuple(
             WithdrawableRow(
-                e.ref.removeprefix("Observation/"), versions[e.ref], clinical_text(e.summary)
+                e.ref.removeprefix("Observation/"),
+                versions.get(e.ref, ""),
+                clinical_text(e.summary),
             )
             for e in r.evidence
-            if e.matched_by == "confirmation" and e.ref in versions
+            if e.matched_by == "confirmation" and e.ref.startswith("Observation/")
         ),
         withdrawn=tuple(withdrawn_text(w) for w in d.withdrawn if w.criterion == r.id),
     )
@@ -455,7 +459,7 @@ def record_confirmation(
     try:
         # Only a confirmation that stands matches: one made again after a withdrawal (its
         # identifier is the same, on the same day) is written, not taken for the old one.
-        client.create(resource, f"identifier={URI_SYSTEM}|{identifier}&status=final")
+        client.create(resource, f"identifier={URI_SYSTEM}|{identifier}&status={STANDING}")
     except FhirUnauthorised as exc:
         raise TokenRejected("The FHIR server no longer accepts this session's token.") from exc
     except FhirError as exc:
@@ -486,17 +490,21 @@ def withdrawn_observation(
         author["display"] = user_name
     note = {"authorReference": author, "time": now.isoformat(timespec="seconds"),
             "text": WITHDRAWN_NOTE}  # fmt: skip
-    return {**resource, "status": "entered-in-error", "note": [*resource.get("note", []), note]}
+    notes = resource.get("note")
+    notes = notes if isinstance(notes, list) else []
+    return {**resource, "status": "entered-in-error", "note": [*notes, note]}
 
 
 def _ours_and_theirs(found: Mapping[str, Any], rs: ReviewSession, criteria_system: str) -> bool:
     """Whether an Observation as read now is a standing confirmation written by this service
     (coded in its criteria CodeSystem) about the session's patient, named exactly."""
-    codings = (found.get("code") or {}).get("coding") or []
-    subject = (found.get("subject") or {}).get("reference")
+    code, subject = found.get("code"), found.get("subject")
+    codings = code.get("coding") if isinstance(code, dict) else None
     return (
         found.get("status") in OBSERVATION_OK
-        and subject == f"Patient/{rs.patient_id}"
+        and isinstance(subject, dict)
+        and subject.get("reference") == f"Patient/{rs.patient_id}"
+        and isinstance(codings, list)
         and any(isinstance(c, dict) and c.get("system") == criteria_system for c in codings)
     )
 
@@ -513,7 +521,8 @@ def withdraw_confirmation(
     """Withdraw a clinician's confirmation: the Observation is updated to
     ``entered-in-error`` with who and when (``withdrawn_observation``), with the clinician's
     own token, naming ``version``, the one the clinician's page showed (``If-Match``), so a
-    change made since is never overwritten. Returns the criterion's id.
+    change made since is never overwritten (a server that gave no version when searched:
+    the version read just before the update). Returns the criterion's id.
 
     Only a confirmation that decides a criterion of this assessment now, and that, read
     again from the FHIR server, is one of this service's confirmations about this patient,
@@ -539,9 +548,10 @@ def withdraw_confirmation(
             raise AssessmentError(
                 "That is not a confirmation of this patient's that can be withdrawn."
             )
-        if found.version != version:
+        if version and found.version != version:
             raise FhirConflict("the confirmation is not the version the page showed")
-        client.update(withdrawn_observation(found.resource, rs.user_ref, name, now), version)
+        withdrawn = withdrawn_observation(found.resource, rs.user_ref, name, now)
+        client.update(withdrawn, found.version)
     except FhirUnauthorised as exc:
         raise TokenRejected("The FHIR server no longer accepts this session's token.") from exc
     except (FhirConflict, FhirNotFound) as exc:

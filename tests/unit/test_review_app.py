@@ -155,3 +155,38 @@ def test_a_withdrawal_without_a_session_is_refused_before_anything_is_read(app: 
     assert resp.status_code == 401
     assert resp.mimetype == "text/html"
     assert "Open this app from the EHR" in resp.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("notes", "kept"),
+    [
+        ([{"text": "Faints at injections"}], [{"text": "Faints at injections"}]),
+        (None, []),
+        ("not a list", []),  # a malformed note is not carried into the record
+    ],
+)
+def test_a_withdrawn_confirmation_keeps_its_reason_and_says_who_and_when(
+    notes: object, kept: list[dict[str, str]]
+) -> None:
+    from datetime import UTC, datetime
+
+    from facts.extract import WITHDRAWN_NOTE
+    from review_app.assessment import withdrawn_observation
+
+    obs = {"resourceType": "Observation", "id": "o1", "status": "final", "valueBoolean": True}
+    if notes is not None:
+        obs["note"] = notes
+    out = withdrawn_observation(
+        obs, "Practitioner/p1", "Dr Asha Patel", datetime(2026, 12, 7, 17, 5, tzinfo=UTC)
+    )
+    assert out["status"] == "entered-in-error"
+    assert out["valueBoolean"] is True  # what was confirmed stays readable
+    assert out["note"] == [
+        *kept,
+        {
+            "authorReference": {"reference": "Practitioner/p1", "display": "Dr Asha Patel"},
+            "time": "2026-12-07T17:05:00+00:00",
+            "text": WITHDRAWN_NOTE,
+        },
+    ]
+    assert obs["status"] == "final"  # the resource read is not changed in place
