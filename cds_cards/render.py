@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from cds_cards.popup import detail_px, detail_room_px
 from facts import NotTheirs
 from policy.model import CriterionResult, Decision, Outcome, PolicyInfo, Tri
 
@@ -74,10 +75,14 @@ def _summary(decision: Decision, patient_view: bool) -> str:
         head = words["summaries"][decision.outcome.value]
     elif decision.outcome is Outcome.MEETS:
         head = words["patientViewSummary"]
-    else:  # a patient-view card that speaks before the criteria are met: one judgement away
+    elif decision.outcome is Outcome.INSUFFICIENT:
+        # a patient-view card that speaks before the criteria are met: one judgement away
         head = words.get("judgementAwaySummary") or words["summaries"][decision.outcome.value]
-    # Name the pathway only where the policy has more than one to choose from.
-    title = pathway_title(decision) if len(decision.pathways) > 1 else None
+    else:  # one that speaks whatever the outcome
+        head = words["summaries"][decision.outcome.value]
+    # Name the pathway only where the policy has more than one to choose from (on
+    # patient-view the detail names it: the pop-up's summary stays short).
+    title = pathway_title(decision) if len(decision.pathways) > 1 and not patient_view else None
     summary = f"{head} ({title} pathway)" if title else head
     return summary[:139]
 
@@ -110,6 +115,9 @@ _FHIR_REF = re.compile(
 _ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 MAX_DETAIL_LINES = 12
 MAX_SUGGESTIONS = 3
+# A patient-view card speaks when the criteria are met (its referral) or one judgement away
+# (that confirmation): one button beside the reason is what its pop-up has room for.
+MAX_PATIENT_VIEW_SUGGESTIONS = 1
 _ICON = {Tri.MET: "✅", Tri.NOT_MET: "❌", Tri.UNKNOWN: "❓"}
 OUTCOME_WORDS = {
     Outcome.MEETS: "Meets the criteria",
@@ -181,6 +189,22 @@ def _short_products(text: str, r: CriterionResult) -> str:
     return text
 
 
+def _criterion_parts(
+    r: CriterionResult, outcome: Outcome | None = None, words: Mapping[str, Any] | None = None
+) -> tuple[str, str]:
+    """A deciding criterion's icon and title as the card shows it."""
+    not_met_title = (words or {}).get("notMetTitles", {}).get(r.id)
+    if r.result is Tri.NOT_MET and not_met_title and outcome is not Outcome.DOES_NOT_MEET:
+        # A criterion whose failing opens a route ("under 12" opens the children's route) is
+        # a fact supporting the outcome, in the words the policy gives it.
+        return "✅", _md(not_met_title)
+    if outcome is Outcome.MEETS and r.result is Tri.NOT_MET:
+        # On a "meets" card a criterion not met decided it through a "not" (e.g. the under-12
+        # route): it supports the outcome, so it is not shown as a failure.
+        return "✅", f"Not '{_md(r.title)}'"
+    return _ICON[r.result], _md(r.title)
+
+
 def _criterion_line(
     r: CriterionResult, outcome: Outcome | None = None, words: Mapping[str, Any] | None = None
 ) -> str:
@@ -188,22 +212,27 @@ def _criterion_line(
     dates = [e.date for e in r.evidence if e.date is not None]
     if r.result is Tri.MET and dates and not _ISO_DATE.search(r.reason):
         text = f"{text.rstrip('.')}; last recorded {long_date(max(dates))}."
-    not_met_title = (words or {}).get("notMetTitles", {}).get(r.id)
-    if r.result is Tri.NOT_MET and not_met_title and outcome is not Outcome.DOES_NOT_MEET:
-        # A criterion whose failing opens a route ("under 12" opens the children's route) is
-        # a fact supporting the outcome, in the words the policy gives it.
-        return f"- ✅ {_md(not_met_title)}: {_md(text)}"
-    if outcome is Outcome.MEETS and r.result is Tri.NOT_MET:
-        # On a "meets" card a criterion not met decided it through a "not" (e.g. the under-12
-        # route): it supports the outcome, so it is not shown as a failure.
-        return f"- ✅ Not '{_md(r.title)}': {_md(text)}"
-    return f"- {_ICON[r.result]} {_md(r.title)}: {_md(text)}"
+    icon, title = _criterion_parts(r, outcome, words)
+    return f"- {icon} {title}: {_md(text)}"
 
 
-def _unknown_line(r: CriterionResult) -> str:
-    """A decisive unknown, and what would settle it. When the record holds something that did
-    not settle it (an old finding, an implausible result, a contradiction, an expired
-    confirmation, a referral), the criterion's reason says what and why it was not used."""
+def _criteria_in_brief(decision: Decision) -> str:
+    """The criteria that decided the outcome in one paragraph, by title: "✅ Type 1 diabetes;
+    Aged 12 or over. ❌ HbA1c 69 mmol/mol or above on MDI." (their evidence is in the app)."""
+    by_icon: dict[str, list[str]] = {}
+    for c in decision.decided_by:
+        icon, title = _criterion_parts(
+            decision.criteria[c], decision.outcome, decision.policy.presentation
+        )
+        by_icon.setdefault(icon, []).append(title)
+    return " ".join(f"{icon} {'; '.join(titles)}." for icon, titles in by_icon.items())
+
+
+def _unknown_line(r: CriterionResult, settle: bool = True) -> str:
+    """A decisive unknown, and (``settle``) what would settle it. When the record holds
+    something that did not settle it (an old finding, an implausible result, a contradiction,
+    an expired confirmation, a referral), the criterion's reason says what and why it was not
+    used."""
     why = "."
     if r.evidence or r.context:
         # What was read and not used (an implausible result, an expired confirmation) is
@@ -211,8 +240,18 @@ def _unknown_line(r: CriterionResult) -> str:
         notes = [c.summary for c in r.context if c.summary not in r.reason]
         text = " ".join([r.reason, *(f"{n[0].upper()}{n[1:]}." for n in notes[:1])])
         why = f": {_md(clinical_text(_short_products(text, r)))}"
-    settle = f" Settled by {_md(clinical_text(r.missing))}." if r.missing else ""
-    return f"- ❓ **{_md(r.title)}** could change the outcome{why}{settle}"
+    settled = f" Settled by {_md(clinical_text(r.missing))}." if r.missing and settle else ""
+    return f"- ❓ **{_md(r.title)}** could change the outcome{why}{settled}"
+
+
+def _unknowns_in_brief(rs: list[CriterionResult], shown: int, more: bool) -> str:
+    """Decisive unknowns by title, the first ``shown`` of them, in one paragraph: why each
+    is unknown, and what would settle it, are in the assessment app."""
+    titles = "; ".join(f"**{_md(r.title)}**" for r in rs[:shown])
+    rest = len(rs) - shown
+    if rest:
+        titles += f" and {rest} more"
+    return f"❓ {'Also could' if more else 'Could'} change the outcome: {titles}."
 
 
 NOT_CHECKED = "Not checked from the record"
@@ -262,67 +301,159 @@ def also_meets_line(names: tuple[str, ...]) -> str:
     return f"Also meets the criteria for {listed}: see the full assessment."
 
 
-def detail_markdown(decision: Decision, note: str | None = None, also: tuple[str, ...] = ()) -> str:
-    """At most ``MAX_DETAIL_LINES`` lines: the outcome, the criteria that decided it, the
-    unknowns that could change it, what the record cannot show, the policy, "advisory".
+def detail_markdown(
+    decision: Decision,
+    note: str | None = None,
+    also: tuple[str, ...] = (),
+    room_px: int | None = None,
+) -> str:
+    """The card's detail, at most ``MAX_DETAIL_LINES`` lines and, given ``room_px``, no taller
+    than that in the Sandbox's layout (``cds_cards.popup``).
 
-    Every other criterion, the evidence behind each and the assumptions are in the
-    assessment app the card links to.
+    Always shown: the notes that lead, the outcome and pathway, the unknowns that could change
+    it (by title, first: they are what a clinician can act on), what was read and not used,
+    the reading warnings that could change it, an overdue policy, the policy and "advisory".
+    Then, while there is room, in this order: every clause the record cannot show (else their
+    count); why each unknown is unknown and what would settle it; the criteria that decided
+    the outcome (by title); each of those criteria with its evidence; the policy's footnotes.
+    What does not fit is in the assessment app the card links to, and the card says so.
     """
     policy = decision.policy
     first = [f"> {_md(note)}"] if note else []
     first += [f"> {_md(n)}" for n in decision.notices]
-    first.append(_head(decision))
+    outcome = _head(decision)
+    first.append(outcome)
     if also:
         first.append(f"> {_md(also_meets_line(also))}")
     if decision.deceased:  # no eligibility is assessed: no criteria, nothing to settle
-        return _paragraphs([*first, _policy_line(policy), ADVISORY])
-    last: list[str] = []
-    for foot in policy.presentation.get("footnotes", ()):  # the policy's, e.g. NICE's on under-12s
-        shown = decision.criteria.get(foot["when"])
-        if decision.pathway == foot["pathway"] and shown and shown.result.value == foot["is"]:
-            last.append(f"_{_md(foot['text'])}_")
-    checks = not_checked(decision)
-    if checks:
-        last.append(f"{NOT_CHECKED}: " + "; ".join(_md(c) for c in checks) + ".")
-    if decision.not_theirs:
-        last.append(not_theirs_line(decision.not_theirs))
-    refused = {n.warning for n in decision.not_theirs}
-    other_warnings = [w for w in decision.warnings if w not in refused]
-    if other_warnings:  # records not used, and searches the server did not do as asked
-        n = len(other_warnings)
-        last.append(
-            f"{n} {'warning' if n == 1 else 'warnings'} from reading the record (records not "
-            "used, or searches the FHIR server did not do as asked): see the full assessment."
-        )
-    if decision.policy_overdue:
-        last.append(
-            f"⚠️ **This policy was due for review on {long_date(policy.review_due)}**: "
-            "check that it is still current."
-        )
-    last += [_policy_line(policy), ADVISORY]
-    asked = dict.fromkeys([*unknown_diagnoses(decision), *decision.decisive])
-    unknown = [_unknown_line(decision.criteria[c]) for c in asked]
+        return _paragraphs([*first, _policy_line(decision)])
+    asked = [
+        decision.criteria[c]
+        for c in dict.fromkeys([*unknown_diagnoses(decision), *decision.decisive])
+    ]
     decided = [
         _criterion_line(decision.criteria[c], decision.outcome, policy.presentation)
         for c in decision.decided_by
     ]
-    # A record read and not used (an HbA1c dated after today) is named once, whatever the
-    # outcome: here, unless a criterion's line already names it.
-    said = "\n".join([*decided, *unknown])
+    unknown = [_unknown_line(r) for r in asked]
+    safety = _safety_lines(decision, "\n".join([*decided, *unknown]))
+    checks = not_checked(decision)
+    footnotes = [
+        f"_{_md(foot['text'])}_"
+        for foot in policy.presentation.get("footnotes", ())  # the policy's, e.g. on under-12s
+        if decision.pathway == foot["pathway"]
+        and (shown := decision.criteria.get(foot["when"])) is not None
+        and shown.result.value == foot["is"]
+    ]
+
+    def compose(
+        titles: int,
+        forms: tuple[int, ...],
+        brief: bool,
+        all_checks: bool,
+        whole: bool,
+        feet: bool,
+    ) -> list[str]:
+        """The detail with each unknown by title (form 0), with why it is unknown (1) or
+        also what would settle it (2), ``titles`` of those by title named; the deciding
+        criteria in ``brief`` (beside the outcome) or ``whole``; every unchecked clause or
+        their count; the footnotes."""
+        head = list(first)
+        lead = outcome
+        if brief and decided and not whole:
+            lead = f"{lead} {_criteria_in_brief(decision)}"
+        items = [_unknown_line(r, form == 2) for r, form in zip(asked, forms, strict=True) if form]
+        rest = [r for r, form in zip(asked, forms, strict=True) if not form]
+        briefly = [_unknowns_in_brief(rest, titles, bool(items))] if rest else []
+        if not items and briefly:  # the unknowns beside the outcome: what can be done first
+            lead, briefly = f"{lead} {briefly[0]}", []
+        head[head.index(outcome)] = lead
+        if whole:
+            items += decided
+        checked = []
+        if checks and all_checks:
+            checked = [f"{NOT_CHECKED}: " + "; ".join(_md(c) for c in checks) + "."]
+        counted = "" if all_checks or not checks else _not_checked_count(len(checks))
+        return [
+            *head,
+            *items,
+            *briefly,
+            *(footnotes if feet else []),
+            *checked,
+            *safety,
+            _policy_line(decision, counted),
+        ]
+
+    def fits(lines: list[str]) -> bool:
+        return len(lines) <= MAX_DETAIL_LINES and (room_px is None or detail_px(lines) <= room_px)
+
+    # The smallest card first, then each addition in turn while it still fits: every unknown
+    # named; every unchecked clause; why each unknown is unknown, those the record holds
+    # something about first; what would settle each; the deciding criteria; the criteria with
+    # their evidence; the footnotes.
+    shape: dict[str, Any] = {
+        "titles": 1,
+        "forms": (0,) * len(asked),
+        "brief": False,
+        "all_checks": False,
+        "whole": False,
+        "feet": False,
+    }
+    steps: list[dict[str, Any]] = [{"titles": n} for n in range(2, len(asked) + 1)]
+    steps.append({"all_checks": True})
+    held = [i for i, r in enumerate(asked) if r.evidence or r.context]
+    order = [*held, *(i for i in range(len(asked)) if i not in held)]
+    steps += [{"form": (i, 1)} for i in order] + [{"form": (i, 2)} for i in range(len(asked))]
+    steps += [{"brief": True}, {"whole": True}, {"feet": True}]
+    for step in steps:
+        if "form" in step:
+            i, form = step.pop("form")
+            step["forms"] = tuple(form if j == i else f for j, f in enumerate(shape["forms"]))
+        tried = {**shape, **step}
+        if fits(compose(**tried)):
+            shape = tried
+        elif "titles" in step:
+            break  # the unknowns are named in their order
+    return _paragraphs(compose(**shape))
+
+
+def _not_checked_count(n: int) -> str:
+    """The clauses the record cannot show, counted: each is named in the full assessment."""
+    return f" {NOT_CHECKED}: {n} {'clause' if n == 1 else 'clauses'}."
+
+
+def _safety_lines(decision: Decision, said: str) -> list[str]:
+    """What a card always says: a record read and not used (once, unless a criterion's line
+    already names it), records not shown to be this patient's, the reading warnings that
+    could change the outcome, and a policy past its review date."""
+    out = []
     unsaid = [
         n for n in (_md(clinical_text(e.summary)) for e in decision.not_used) if n not in said
     ]
     if unsaid:
-        last.insert(0, "; ".join(unsaid) + ".")
-    room = MAX_DETAIL_LINES - len(first) - len(last)
-    if len(unknown) + len(decided) > room:
-        shown_unknown = unknown[: room - 1]
-        shown_decided = decided[: room - 1 - len(shown_unknown)]
-        hidden = len(unknown) + len(decided) - len(shown_unknown) - len(shown_decided)
-        more = f"- … {hidden} more criteria in the full assessment."
-        decided, unknown = [*shown_decided, more], shown_unknown
-    return _paragraphs([*first, *decided, *unknown, *last])
+        out.append("; ".join(unsaid) + ".")
+    if decision.not_theirs:
+        out.append(not_theirs_line(decision.not_theirs))
+    shown = card_warnings(decision)
+    if shown:  # records not used, and searches the server did not do as asked
+        n = len(shown)
+        out.append(
+            f"⚠️ {n} {'warning' if n == 1 else 'warnings'} from reading the record (records "
+            "not read or not used) may bear on the outcome: see the full assessment."
+        )
+    if decision.policy_overdue:
+        out.append(
+            f"⚠️ **This policy was due for review on {long_date(decision.policy.review_due)}**: "
+            "check that it is still current."
+        )
+    return out
+
+
+def card_warnings(decision: Decision) -> list[str]:
+    """The warnings from reading the record that the card shows: those that could change the
+    outcome. Records set aside as another person's are counted on their own line."""
+    refused = {n.warning for n in decision.not_theirs}
+    return [w for w in decision.warnings if w not in refused]
 
 
 def not_theirs_line(refused: tuple[NotTheirs, ...]) -> str:
@@ -342,13 +473,46 @@ def not_theirs_line(refused: tuple[NotTheirs, ...]) -> str:
     return "⚠️ " + "; ".join(_md(p) for p in parts) + " (see the full assessment)."
 
 
-ADVISORY = "_Advisory only: the decision to prescribe rests with the clinician._"
+ADVISORY = "_Advisory only: the clinician decides._"
+POLICY_LINK_NOT_SET = "Policy document link not configured for this deployment."
+IFR_LINK_NOT_SET = "IFR route link not configured for this deployment."
+BOTH_LINKS_NOT_SET = "Policy document and IFR route links not configured for this deployment."
 
 
-def _policy_line(policy: PolicyInfo) -> str:
+def _policy_line(decision: Decision, also: str = "") -> str:
+    """The policy document, the individual funding request (IFR) route where a pathway fails,
+    ``also`` (a sentence), and "advisory", in one paragraph (the policy's version and review
+    date are in the card's source). A link the deployment has not configured is said to be
+    missing, never replaced by a home page."""
+    policy = decision.policy
+    label = _md(str(policy.presentation.get("policyLinkLabel") or policy.title))
+    ifr = funding_route_shown(decision)
+    ifr_url = policy.funding_request_url
+    if not policy.url and ifr and not ifr_url:
+        line = BOTH_LINKS_NOT_SET
+    else:
+        line = f"[{label}]({policy.url})." if policy.url else POLICY_LINK_NOT_SET
+        if ifr:
+            line += f" [IFR route]({ifr_url})." if ifr_url else f" {IFR_LINK_NOT_SET}"
+    return f"{line}{also} {ADVISORY}"
+
+
+def source_label(decision: Decision) -> str:
+    """The card's source: the policy, its version and review date."""
+    policy = decision.policy
     return (
-        f"Policy: [{_md(policy.title)}]({policy.url}), version {_md(policy.version)}, "
-        f"review due {long_date(policy.review_due)}."
+        f"{policy.presentation['sourceLabel']}, version {policy.version}, "
+        f"review due {long_date(policy.review_due)}"
+    )
+
+
+def funding_route_shown(decision: Decision) -> bool:
+    """Whether a card names the individual funding request route: where the criteria are not
+    met and the policy has one (a patient recorded as deceased has none)."""
+    return (
+        decision.outcome is not Outcome.MEETS
+        and not decision.deceased
+        and decision.policy.funding_route
     )
 
 
@@ -360,6 +524,11 @@ def _paragraphs(body: list[str]) -> str:
             out.append("")
         out.append(line)
     return "\n".join(out)
+
+
+def detail_blocks(detail: str) -> list[str]:
+    """A card's detail as its paragraphs, list items and quoted notes, one a line."""
+    return [line for line in detail.splitlines() if line.strip()]
 
 
 def rendered_lines(detail: str) -> int:
@@ -438,9 +607,13 @@ def confirmation_observation(
     return resource
 
 
-def _suggestions(decision: Decision, ctx: CardContext) -> list[dict[str, Any]]:
+def _suggestions(
+    decision: Decision, ctx: CardContext, patient_view: bool = False
+) -> list[dict[str, Any]]:
     """'Record a confirmation' for each decisive unknown a clinician can confirm (at most
-    ``MAX_SUGGESTIONS``); the draft referral when the criteria are met and the policy has one.
+    ``MAX_SUGGESTIONS``, on patient-view ``MAX_PATIENT_VIEW_SUGGESTIONS``: a confirmation
+    that alone would make the criteria met first); the draft referral when the criteria are
+    met and the policy has one.
 
     Unknowns that could not change the outcome get no button: they would only be noise.
     """
@@ -453,11 +626,14 @@ def _suggestions(decision: Decision, ctx: CardContext) -> list[dict[str, Any]]:
             out.append(_referral_suggestion(referral, ctx))
         return out
     confirmable = [c for c in decision.decisive if decision.criteria[c].confirmable]
-    for cid in confirmable[:MAX_SUGGESTIONS]:
+    if patient_view:
+        confirmable = [c for c in decision.one_judgement_away if c in confirmable] + confirmable
+    limit = MAX_PATIENT_VIEW_SUGGESTIONS if patient_view else MAX_SUGGESTIONS
+    for cid in list(dict.fromkeys(confirmable))[:limit]:
         r = decision.criteria[cid]
         out.append(
             {
-                "label": f"Record that I confirm: {r.title}",
+                "label": f"I confirm: {r.title}",
                 "uuid": ctx.new_uuid(),
                 "isRecommended": False,
                 "actions": [
@@ -514,11 +690,11 @@ def app_context(decision: Decision) -> str:
 
 
 def _links(decision: Decision, app_url: str | None) -> list[dict[str, str]]:
-    label = decision.policy.presentation.get("policyLinkLabel", "Policy")
+    """The assessment app first (the action when there is no suggestion), then any links the
+    policy adds. The policy document and the IFR route are linked from the detail's policy
+    line: a button each would push the card past what a pop-up shows."""
     links = []
-    if decision.deceased:  # no assessment to open, no funding route: only the policy
-        app_url = None
-    if app_url:
+    if app_url and not decision.deceased:  # no assessment to open for a patient who died
         links.append(
             {
                 "label": APP_LINK_LABEL,
@@ -527,22 +703,9 @@ def _links(decision: Decision, app_url: str | None) -> list[dict[str, str]]:
                 "appContext": app_context(decision),
             }
         )
-    links.append({"label": label, "url": decision.policy.url, "type": "absolute"})
     links += [
         {**link, "type": "absolute"} for link in decision.policy.presentation.get("links", [])
     ]
-    if (
-        decision.outcome is not Outcome.MEETS
-        and not decision.deceased
-        and decision.policy.funding_request_url
-    ):
-        links.append(
-            {
-                "label": "Individual funding request (IFR) route",
-                "url": decision.policy.funding_request_url,
-                "type": "absolute",
-            }
-        )
     return links
 
 
@@ -551,21 +714,34 @@ def eligibility_card(
 ) -> dict[str, Any]:
     """The single eligibility card for a decision. Optional fields that are empty are omitted."""
     words = decision.policy.presentation
-    suggestions = _suggestions(decision, ctx)
+    suggestions = _suggestions(decision, ctx, patient_view)
+    summary = _summary(decision, patient_view)
+    links = _links(decision, ctx.app_url)
+    source: dict[str, Any] = {
+        "label": source_label(decision),
+        "url": decision.policy.url or None,
+        "topic": {"system": TOPIC_SYSTEM, **words["topic"]},
+    }
+    while True:
+        room = detail_room_px(
+            patient_view, summary, source["label"], [s["label"] for s in suggestions], len(links)
+        )
+        detail = detail_markdown(decision, ctx.note, ctx.also, room)
+        if len(suggestions) <= 1 or detail_px(detail_blocks(detail)) <= room:
+            break
+        # The card at its shortest is still too tall: the last confirmation button goes (the
+        # assessment app offers every one), not what the card must say.
+        suggestions = suggestions[:-1]
     card: dict[str, Any] = {
         "uuid": ctx.new_uuid(),
-        "summary": _summary(decision, patient_view),
-        "detail": detail_markdown(decision, ctx.note, ctx.also),
+        "summary": summary,
+        "detail": detail,
         "indicator": "info" if decision.outcome is Outcome.MEETS else "warning",
-        "source": {
-            "label": words["sourceLabel"],
-            "url": decision.policy.url,
-            "topic": {"system": TOPIC_SYSTEM, **words["topic"]},
-        },
+        "source": _omit_empty(source),
         "suggestions": suggestions,
         "selectionBehavior": "any" if suggestions else None,
         "overrideReasons": [{"system": OVERRIDE_SYSTEM, **r} for r in words["overrideReasons"]],
-        "links": _links(decision, ctx.app_url),
+        "links": links,
         "extension": {EXTENSION_KEY: extension(decision)},
     }
     return _omit_empty(card)

@@ -572,14 +572,19 @@ def parse_policy(
         title=m["title"],
         version=m["version"],
         publisher=m["publisher"],
-        url=str(params.get("policyUrl") or m["url"]),
+        # A policy published without a public address (metadata url null) is linked only
+        # where the deployment sets ``policyUrl``; never a home page in its place.
+        url=str(params.get("policyUrl") or m["url"] or ""),
         created=_date(m, "created"),
         last_modified=_date(m, "lastModified"),
         review_due=_date(m, "reviewDue"),
         places=tuple(m.get("placesCovered", [])),
-        funding_request_url=str(params.get("fundingRequestUrl") or m.get("fundingRequestUrl", "")),
+        funding_request_url=str(
+            params.get("fundingRequestUrl") or m.get("fundingRequestUrl") or ""
+        ),
         criteria_system=m["criteriaCodeSystem"],
         presentation=doc.get("presentation", {}),
+        funding_route="fundingRequestUrl" in params or bool(m.get("fundingRequestUrl")),
     )
     assumptions = tuple(_assumption(a, params) for a in doc.get("assumptions", []))
     services = tuple(_service(info.id, s) for s in doc.get("services", []))
