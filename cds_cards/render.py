@@ -35,6 +35,9 @@ class CardContext:
     # Other technologies whose criteria the patient also meets (their policies' shortName),
     # named in one line on the one patient-view card that speaks
     also: tuple[str, ...] = ()
+    # Warnings from reading the record that lost nothing of it (``fhirdata.Gathered``): in
+    # the assessment app and the extension, not on the card
+    lossless: tuple[str, ...] = ()
 
 
 DECEASED_SUMMARY = "Patient recorded as deceased: no eligibility assessed"
@@ -306,13 +309,15 @@ def detail_markdown(
     note: str | None = None,
     also: tuple[str, ...] = (),
     room_px: int | None = None,
+    lossless: tuple[str, ...] = (),
 ) -> str:
     """The card's detail, at most ``MAX_DETAIL_LINES`` lines and, given ``room_px``, no taller
     than that in the Sandbox's layout (``cds_cards.popup``).
 
     Always shown: the notes that lead, the outcome and pathway, the unknowns that could change
     it (by title, first: they are what a clinician can act on), what was read and not used,
-    the reading warnings that could change it, an overdue policy, the policy and "advisory".
+    the reading warnings that could change it (not those in ``lossless``), an overdue policy,
+    the policy and "advisory".
     Then, while there is room, in this order: every clause the record cannot show (else their
     count); why each unknown is unknown and what would settle it; the criteria that decided
     the outcome (by title); each of those criteria with its evidence; the policy's footnotes.
@@ -336,7 +341,7 @@ def detail_markdown(
         for c in decision.decided_by
     ]
     unknown = [_unknown_line(r) for r in asked]
-    safety = _safety_lines(decision, "\n".join([*decided, *unknown]))
+    safety = _safety_lines(decision, "\n".join([*decided, *unknown]), lossless)
     checks = not_checked(decision)
     footnotes = [
         f"_{_md(foot['text'])}_"
@@ -422,7 +427,7 @@ def _not_checked_count(n: int) -> str:
     return f" {NOT_CHECKED}: {n} {'clause' if n == 1 else 'clauses'}."
 
 
-def _safety_lines(decision: Decision, said: str) -> list[str]:
+def _safety_lines(decision: Decision, said: str, lossless: tuple[str, ...]) -> list[str]:
     """What a card always says: a record read and not used (once, unless a criterion's line
     already names it), records not shown to be this patient's, the reading warnings that
     could change the outcome, and a policy past its review date."""
@@ -434,7 +439,7 @@ def _safety_lines(decision: Decision, said: str) -> list[str]:
         out.append("; ".join(unsaid) + ".")
     if decision.not_theirs:
         out.append(not_theirs_line(decision.not_theirs))
-    shown = card_warnings(decision)
+    shown = card_warnings(decision, lossless)
     if shown:  # records not used, and searches the server did not do as asked
         n = len(shown)
         out.append(
@@ -449,11 +454,15 @@ def _safety_lines(decision: Decision, said: str) -> list[str]:
     return out
 
 
-def card_warnings(decision: Decision) -> list[str]:
+def card_warnings(decision: Decision, lossless: tuple[str, ...] = ()) -> list[str]:
     """The warnings from reading the record that the card shows: those that could change the
-    outcome. Records set aside as another person's are counted on their own line."""
-    refused = {n.warning for n in decision.not_theirs}
-    return [w for w in decision.warnings if w not in refused]
+    outcome, because something of the record may not have been read or used (a search cut
+    short, a record skipped as malformed, the FHIR server's own warning). Not those in
+    ``lossless``, which lost nothing of it (a search the server could not filter by patient,
+    filtered here; a prefetch fetched again): they cannot change it, and are in the assessment
+    app. Records set aside as another person's are counted on their own line."""
+    shown_elsewhere = {n.warning for n in decision.not_theirs} | set(lossless)
+    return [w for w in decision.warnings if w not in shown_elsewhere]
 
 
 def not_theirs_line(refused: tuple[NotTheirs, ...]) -> str:
@@ -726,7 +735,7 @@ def eligibility_card(
         room = detail_room_px(
             patient_view, summary, source["label"], [s["label"] for s in suggestions], len(links)
         )
-        detail = detail_markdown(decision, ctx.note, ctx.also, room)
+        detail = detail_markdown(decision, ctx.note, ctx.also, room, ctx.lossless)
         if len(suggestions) <= 1 or detail_px(detail_blocks(detail)) <= room:
             break
         # The card at its shortest is still too tall: the last confirmation button goes (the

@@ -206,6 +206,37 @@ def test_a_long_card_is_cut_to_its_pop_up_keeping_what_it_must_say() -> None:
     assert len(detail) < len(detail_markdown(decision, ctx.note))
 
 
+CUT_SHORT = "medications: more than 10 pages; the rest was not read."
+FILTERED = (
+    "devices: the FHIR server does not support this search as asked; its answer was "
+    "filtered to this patient (3 other record(s) set aside)."
+)
+
+
+@pytest.mark.parametrize(
+    ("warnings", "lossless", "counted"),
+    [
+        pytest.param((CUT_SHORT,), (), 1, id="a search cut short: could change the outcome"),
+        pytest.param((FILTERED,), (FILTERED,), 0, id="a search filtered here: lost nothing"),
+        pytest.param((CUT_SHORT, FILTERED), (FILTERED,), 1, id="both"),
+    ],
+)
+def test_a_reading_warning_is_on_the_card_only_when_it_could_change_the_outcome(
+    warnings: tuple[str, ...], lossless: tuple[str, ...], counted: int
+) -> None:
+    decision, pid = decide_file(
+        _core("iport-advance"), PATIENTS_DIR / "t1-mdi-needle-phobia.json", TODAY, None
+    )
+    decision = dataclasses.replace(decision, warnings=warnings)
+    card = eligibility_card(
+        decision, CardContext(str(pid), None, NOW, lambda: "u", lossless=lossless)
+    )
+    line = "1 warning from reading the record (records not read or not used) may bear on"
+    assert (line in card["detail"]) is bool(counted)
+    # every warning is in the extension (and so in the assessment app), on the card or not
+    assert card["extension"][EXTENSION_KEY]["warnings"] == list(warnings)
+
+
 def test_there_is_a_card_golden_for_every_demo_patient() -> None:
     assert len(PATIENTS) >= 10
 
