@@ -231,29 +231,66 @@ def _criteria_in_brief(decision: Decision) -> str:
     return " ".join(f"{icon} {'; '.join(titles)}." for icon, titles in by_icon.items())
 
 
-def _unknown_line(r: CriterionResult, settle: bool = True) -> str:
-    """A decisive unknown, and (``settle``) what would settle it. When the record holds
-    something that did not settle it (an old finding, an implausible result, a contradiction,
-    an expired confirmation, a referral), the criterion's reason says what and why it was not
-    used."""
-    why = "."
-    if r.evidence or r.context:
-        # What was read and not used (an implausible result, an expired confirmation) is
-        # context beside the reason; the first such note the reason does not already quote.
-        notes = [c.summary for c in r.context if c.summary not in r.reason]
-        text = " ".join([r.reason, *(f"{n[0].upper()}{n[1:]}." for n in notes[:1])])
-        why = f": {_md(clinical_text(_short_products(text, r)))}"
-    settled = f" Settled by {_md(clinical_text(r.missing))}." if r.missing and settle else ""
+def _unknown_line(r: CriterionResult) -> str:
+    """A decisive unknown, and what would settle it. When the record holds something that did
+    not settle it (an old finding, an implausible result, a contradiction, an expired
+    confirmation, a referral), the criterion's reason says what and why it was not used."""
+    why = f": {_what_is_held(r, r.reason)}" if _held(r) else "."
+    settled = f" Settled by {_md(clinical_text(r.missing))}." if r.missing else ""
     return f"- ❓ **{_md(r.title)}** could change the outcome{why}{settled}"
 
 
-def _unknowns_in_brief(rs: list[CriterionResult], shown: int, more: bool) -> str:
-    """Decisive unknowns by title, the first ``shown`` of them, in one paragraph: why each
-    is unknown, and what would settle it, are in the assessment app."""
-    titles = "; ".join(f"**{_md(r.title)}**" for r in rs[:shown])
-    rest = len(rs) - shown
-    if rest:
-        titles += f" and {rest} more"
+def _what_is_held(r: CriterionResult, reason: str) -> str:
+    """``reason`` with the first note of what was read and not used (an implausible result,
+    an expired confirmation) that it does not already quote, as card markdown."""
+    notes = [c.summary for c in r.context if c.summary not in r.reason]
+    text = " ".join([reason, *(f"{n[0].upper()}{n[1:]}." for n in notes[:1])])
+    return _md(clinical_text(_short_products(text, r)))
+
+
+def _first_sentence(text: str) -> str:
+    first, stop, _ = text.partition(". ")
+    return f"{first}." if stop else text
+
+
+def _held(r: CriterionResult) -> bool:
+    """An unknown the record holds something about (an old finding, an implausible result, an
+    expired confirmation): its reason says what, and why it was not used."""
+    return bool(r.evidence or r.context)
+
+
+def _holds_said(decision: Decision, detail: str) -> int:
+    """For how many decisive unknowns the record holds something about ``detail`` says what
+    and why it was not used."""
+    held = [decision.criteria[c] for c in decision.decisive if _held(decision.criteria[c])]
+    return sum(
+        f"- ❓ **{_md(r.title)}** could change the outcome:" in detail
+        or f"**{_md(r.title)}** (" in detail
+        for r in held
+    )
+
+
+def _held_in_brief(r: CriterionResult) -> str:
+    """What the record holds about an unknown, in brackets after its title: the first
+    sentence of why it was not used, without the title again ("last recorded on 21 Nov 2021,
+    more than 24 months ago: not current evidence")."""
+    text = _what_is_held(r, _first_sentence(r.reason)).rstrip(".")
+    return text.removeprefix(f"{_md(r.title)} ")
+
+
+def _unknowns_in_brief(rs: list[tuple[CriterionResult, bool]], shown: int, more: bool) -> str:
+    """Decisive unknowns by title in one paragraph: the first ``shown`` of them and each
+    marked to say what the record holds about it (in brackets, the first sentence of why it
+    was not used); the rest counted. Why each is unknown, and what would settle it, are in
+    the assessment app."""
+    named = [
+        f"**{_md(r.title)}** ({_held_in_brief(r)})" if held else f"**{_md(r.title)}**"
+        for i, (r, held) in enumerate(rs)
+        if i < shown or held
+    ]
+    titles = "; ".join(named)
+    if len(rs) > len(named):
+        titles += f" and {len(rs) - len(named)} more"
     return f"❓ {'Also could' if more else 'Could'} change the outcome: {titles}."
 
 
@@ -318,9 +355,11 @@ def detail_markdown(
     it (by title, first: they are what a clinician can act on), what was read and not used,
     the reading warnings that could change it (not those in ``lossless``), an overdue policy,
     the policy and "advisory".
-    Then, while there is room, in this order: every clause the record cannot show (else their
-    count); why each unknown is unknown and what would settle it; the criteria that decided
-    the outcome (by title); each of those criteria with its evidence; the policy's footnotes.
+    Then, while there is room, in this order: what the record holds about an unknown and why
+    it was not used (an old finding, an implausible result); every clause the record cannot
+    show (else their count); why each other unknown is unknown; what would settle each; the
+    criteria that decided the outcome (by title); each of those criteria with its evidence;
+    the policy's footnotes.
     What does not fit is in the assessment app the card links to, and the card says so.
     """
     policy = decision.policy
@@ -359,16 +398,17 @@ def detail_markdown(
         whole: bool,
         feet: bool,
     ) -> list[str]:
-        """The detail with each unknown by title (form 0), with why it is unknown (1) or
-        also what would settle it (2), ``titles`` of those by title named; the deciding
+        """The detail with each unknown by title (form 0), with what the record holds about
+        it (1), or in full with what would settle it (2), ``titles`` of those by title named;
+        the deciding
         criteria in ``brief`` (beside the outcome) or ``whole``; every unchecked clause or
         their count; the footnotes."""
         head = list(first)
         lead = outcome
         if brief and decided and not whole:
             lead = f"{lead} {_criteria_in_brief(decision)}"
-        items = [_unknown_line(r, form == 2) for r, form in zip(asked, forms, strict=True) if form]
-        rest = [r for r, form in zip(asked, forms, strict=True) if not form]
+        items = [_unknown_line(r) for r, form in zip(asked, forms, strict=True) if form == 2]
+        rest = [(r, form == 1) for r, form in zip(asked, forms, strict=True) if form < 2]
         briefly = [_unknowns_in_brief(rest, titles, bool(items))] if rest else []
         if not items and briefly:  # the unknowns beside the outcome: what can be done first
             lead, briefly = f"{lead} {briefly[0]}", []
@@ -393,9 +433,9 @@ def detail_markdown(
         return len(lines) <= MAX_DETAIL_LINES and (room_px is None or detail_px(lines) <= room_px)
 
     # The smallest card first, then each addition in turn while it still fits: every unknown
-    # named; every unchecked clause; why each unknown is unknown, those the record holds
-    # something about first; what would settle each; the deciding criteria; the criteria with
-    # their evidence; the footnotes.
+    # named; what the record holds about an unknown and why it was not used; every unchecked
+    # clause; why each other unknown is unknown; what would settle each; the deciding
+    # criteria; the criteria with their evidence; the footnotes.
     shape: dict[str, Any] = {
         "titles": 1,
         "forms": (0,) * len(asked),
@@ -405,10 +445,9 @@ def detail_markdown(
         "feet": False,
     }
     steps: list[dict[str, Any]] = [{"titles": n} for n in range(2, len(asked) + 1)]
+    steps += [{"form": (i, 1)} for i, r in enumerate(asked) if _held(r)]
     steps.append({"all_checks": True})
-    held = [i for i, r in enumerate(asked) if r.evidence or r.context]
-    order = [*held, *(i for i in range(len(asked)) if i not in held)]
-    steps += [{"form": (i, 1)} for i in order] + [{"form": (i, 2)} for i in range(len(asked))]
+    steps += [{"form": (i, 2)} for i in range(len(asked))]
     steps += [{"brief": True}, {"whole": True}, {"feet": True}]
     for step in steps:
         if "form" in step:
@@ -731,16 +770,20 @@ def eligibility_card(
         "url": decision.policy.url or None,
         "topic": {"system": TOPIC_SYSTEM, **words["topic"]},
     }
-    while True:
+    # Of the cards that fit, the one that says what the record holds about the most unknowns
+    # (a needle phobia recorded years ago, an implausible result), then with the most
+    # confirmation buttons; else one button. The assessment app offers every one.
+    tries = []
+    for n in range(len(suggestions), 0 if suggestions else -1, -1):
+        offered = suggestions[:n]
         room = detail_room_px(
-            patient_view, summary, source["label"], [s["label"] for s in suggestions], len(links)
+            patient_view, summary, source["label"], [s["label"] for s in offered], len(links)
         )
         detail = detail_markdown(decision, ctx.note, ctx.also, room, ctx.lossless)
-        if len(suggestions) <= 1 or detail_px(detail_blocks(detail)) <= room:
-            break
-        # The card at its shortest is still too tall: the last confirmation button goes (the
-        # assessment app offers every one), not what the card must say.
-        suggestions = suggestions[:-1]
+        fits = detail_px(detail_blocks(detail)) <= room
+        tries.append((fits, _holds_said(decision, detail), len(offered), offered, detail))
+    fitting = [t for t in tries if t[0]]
+    *_, suggestions, detail = max(fitting, key=lambda t: t[:3]) if fitting else tries[-1]
     card: dict[str, Any] = {
         "uuid": ctx.new_uuid(),
         "summary": summary,
