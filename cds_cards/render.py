@@ -357,9 +357,9 @@ def detail_markdown(
     the policy and "advisory".
     Then, while there is room, in this order: what the record holds about an unknown and why
     it was not used (an old finding, an implausible result); every clause the record cannot
-    show (else their count); why each other unknown is unknown; what would settle each; the
-    criteria that decided the outcome (by title); each of those criteria with its evidence;
-    the policy's footnotes.
+    show (else their count); each unknown in full, with what would settle it; the criteria
+    that decided the outcome (by title); each of those criteria with its evidence; the
+    policy's footnotes.
     What does not fit is in the assessment app the card links to, and the card says so.
     """
     policy = decision.policy
@@ -400,9 +400,8 @@ def detail_markdown(
     ) -> list[str]:
         """The detail with each unknown by title (form 0), with what the record holds about
         it (1), or in full with what would settle it (2), ``titles`` of those by title named;
-        the deciding
-        criteria in ``brief`` (beside the outcome) or ``whole``; every unchecked clause or
-        their count; the footnotes."""
+        the deciding criteria in ``brief`` (beside the outcome) or ``whole``; every unchecked
+        clause or their count; the footnotes."""
         head = list(first)
         lead = outcome
         if brief and decided and not whole:
@@ -434,8 +433,8 @@ def detail_markdown(
 
     # The smallest card first, then each addition in turn while it still fits: every unknown
     # named; what the record holds about an unknown and why it was not used; every unchecked
-    # clause; why each other unknown is unknown; what would settle each; the deciding
-    # criteria; the criteria with their evidence; the footnotes.
+    # clause; each unknown in full, with what would settle it; the deciding criteria; the
+    # criteria with their evidence; the footnotes.
     shape: dict[str, Any] = {
         "titles": 1,
         "forms": (0,) * len(asked),
