@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from cds_cards.popup import detail_px, detail_room_px
 from facts import NotTheirs
 from policy.model import CriterionResult, Decision, Outcome, PolicyInfo, Tri
 
@@ -34,6 +35,9 @@ class CardContext:
     # Other technologies whose criteria the patient also meets (their policies' shortName),
     # named in one line on the one patient-view card that speaks
     also: tuple[str, ...] = ()
+    # Warnings from reading the record that lost nothing of it (``fhirdata.Gathered``): in
+    # the assessment app and the extension, not on the card
+    lossless: tuple[str, ...] = ()
 
 
 DECEASED_SUMMARY = "Patient recorded as deceased: no eligibility assessed"
@@ -74,10 +78,14 @@ def _summary(decision: Decision, patient_view: bool) -> str:
         head = words["summaries"][decision.outcome.value]
     elif decision.outcome is Outcome.MEETS:
         head = words["patientViewSummary"]
-    else:  # a patient-view card that speaks before the criteria are met: one judgement away
+    elif decision.outcome is Outcome.INSUFFICIENT:
+        # a patient-view card that speaks before the criteria are met: one judgement away
         head = words.get("judgementAwaySummary") or words["summaries"][decision.outcome.value]
-    # Name the pathway only where the policy has more than one to choose from.
-    title = pathway_title(decision) if len(decision.pathways) > 1 else None
+    else:  # one that speaks whatever the outcome
+        head = words["summaries"][decision.outcome.value]
+    # Name the pathway only where the policy has more than one to choose from (on
+    # patient-view the detail names it: the pop-up's summary stays short).
+    title = pathway_title(decision) if len(decision.pathways) > 1 and not patient_view else None
     summary = f"{head} ({title} pathway)" if title else head
     return summary[:139]
 
@@ -110,6 +118,9 @@ _FHIR_REF = re.compile(
 _ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 MAX_DETAIL_LINES = 12
 MAX_SUGGESTIONS = 3
+# A patient-view card speaks when the criteria are met (its referral) or one judgement away
+# (that confirmation): one button beside the reason is what its pop-up has room for.
+MAX_PATIENT_VIEW_SUGGESTIONS = 1
 _ICON = {Tri.MET: "✅", Tri.NOT_MET: "❌", Tri.UNKNOWN: "❓"}
 OUTCOME_WORDS = {
     Outcome.MEETS: "Meets the criteria",
@@ -181,6 +192,22 @@ def _short_products(text: str, r: CriterionResult) -> str:
     return text
 
 
+def _criterion_parts(
+    r: CriterionResult, outcome: Outcome | None = None, words: Mapping[str, Any] | None = None
+) -> tuple[str, str]:
+    """A deciding criterion's icon and title as the card shows it."""
+    not_met_title = (words or {}).get("notMetTitles", {}).get(r.id)
+    if r.result is Tri.NOT_MET and not_met_title and outcome is not Outcome.DOES_NOT_MEET:
+        # A criterion whose failing opens a route ("under 12" opens the children's route) is
+        # a fact supporting the outcome, in the words the policy gives it.
+        return "✅", _md(not_met_title)
+    if outcome is Outcome.MEETS and r.result is Tri.NOT_MET:
+        # On a "meets" card a criterion not met decided it through a "not" (e.g. the under-12
+        # route): it supports the outcome, so it is not shown as a failure.
+        return "✅", f"Not '{_md(r.title)}'"
+    return _ICON[r.result], _md(r.title)
+
+
 def _criterion_line(
     r: CriterionResult, outcome: Outcome | None = None, words: Mapping[str, Any] | None = None
 ) -> str:
@@ -188,31 +215,83 @@ def _criterion_line(
     dates = [e.date for e in r.evidence if e.date is not None]
     if r.result is Tri.MET and dates and not _ISO_DATE.search(r.reason):
         text = f"{text.rstrip('.')}; last recorded {long_date(max(dates))}."
-    not_met_title = (words or {}).get("notMetTitles", {}).get(r.id)
-    if r.result is Tri.NOT_MET and not_met_title and outcome is not Outcome.DOES_NOT_MEET:
-        # A criterion whose failing opens a route ("under 12" opens the children's route) is
-        # a fact supporting the outcome, in the words the policy gives it.
-        return f"- ✅ {_md(not_met_title)}: {_md(text)}"
-    if outcome is Outcome.MEETS and r.result is Tri.NOT_MET:
-        # On a "meets" card a criterion not met decided it through a "not" (e.g. the under-12
-        # route): it supports the outcome, so it is not shown as a failure.
-        return f"- ✅ Not '{_md(r.title)}': {_md(text)}"
-    return f"- {_ICON[r.result]} {_md(r.title)}: {_md(text)}"
+    icon, title = _criterion_parts(r, outcome, words)
+    return f"- {icon} {title}: {_md(text)}"
+
+
+def _criteria_in_brief(decision: Decision) -> str:
+    """The criteria that decided the outcome in one paragraph, by title: "✅ Type 1 diabetes;
+    Aged 12 or over. ❌ HbA1c 69 mmol/mol or above on MDI." (their evidence is in the app)."""
+    by_icon: dict[str, list[str]] = {}
+    for c in decision.decided_by:
+        icon, title = _criterion_parts(
+            decision.criteria[c], decision.outcome, decision.policy.presentation
+        )
+        by_icon.setdefault(icon, []).append(title)
+    return " ".join(f"{icon} {'; '.join(titles)}." for icon, titles in by_icon.items())
 
 
 def _unknown_line(r: CriterionResult) -> str:
     """A decisive unknown, and what would settle it. When the record holds something that did
     not settle it (an old finding, an implausible result, a contradiction, an expired
     confirmation, a referral), the criterion's reason says what and why it was not used."""
-    why = "."
-    if r.evidence or r.context:
-        # What was read and not used (an implausible result, an expired confirmation) is
-        # context beside the reason; the first such note the reason does not already quote.
-        notes = [c.summary for c in r.context if c.summary not in r.reason]
-        text = " ".join([r.reason, *(f"{n[0].upper()}{n[1:]}." for n in notes[:1])])
-        why = f": {_md(clinical_text(_short_products(text, r)))}"
-    settle = f" Settled by {_md(clinical_text(r.missing))}." if r.missing else ""
-    return f"- ❓ **{_md(r.title)}** could change the outcome{why}{settle}"
+    why = f": {_what_is_held(r, r.reason)}" if _held(r) else "."
+    settled = f" Settled by {_md(clinical_text(r.missing))}." if r.missing else ""
+    return f"- ❓ **{_md(r.title)}** could change the outcome{why}{settled}"
+
+
+def _what_is_held(r: CriterionResult, reason: str) -> str:
+    """``reason`` with the first note of what was read and not used (an implausible result,
+    an expired confirmation) that it does not already quote, as card markdown."""
+    notes = [c.summary for c in r.context if c.summary not in r.reason]
+    text = " ".join([reason, *(f"{n[0].upper()}{n[1:]}." for n in notes[:1])])
+    return _md(clinical_text(_short_products(text, r)))
+
+
+def _first_sentence(text: str) -> str:
+    first, stop, _ = text.partition(". ")
+    return f"{first}." if stop else text
+
+
+def _held(r: CriterionResult) -> bool:
+    """An unknown the record holds something about (an old finding, an implausible result, an
+    expired confirmation): its reason says what, and why it was not used."""
+    return bool(r.evidence or r.context)
+
+
+def _holds_said(decision: Decision, detail: str) -> int:
+    """For how many decisive unknowns the record holds something about ``detail`` says what
+    and why it was not used."""
+    held = [decision.criteria[c] for c in decision.decisive if _held(decision.criteria[c])]
+    return sum(
+        f"- ❓ **{_md(r.title)}** could change the outcome:" in detail
+        or f"**{_md(r.title)}** (" in detail
+        for r in held
+    )
+
+
+def _held_in_brief(r: CriterionResult) -> str:
+    """What the record holds about an unknown, in brackets after its title: the first
+    sentence of why it was not used, without the title again ("last recorded on 21 Nov 2021,
+    more than 24 months ago: not current evidence")."""
+    text = _what_is_held(r, _first_sentence(r.reason)).rstrip(".")
+    return text.removeprefix(f"{_md(r.title)} ")
+
+
+def _unknowns_in_brief(rs: list[tuple[CriterionResult, bool]], shown: int, more: bool) -> str:
+    """Decisive unknowns by title in one paragraph: the first ``shown`` of them and each
+    marked to say what the record holds about it (in brackets, the first sentence of why it
+    was not used); the rest counted. Why each is unknown, and what would settle it, are in
+    the assessment app."""
+    named = [
+        f"**{_md(r.title)}** ({_held_in_brief(r)})" if held else f"**{_md(r.title)}**"
+        for i, (r, held) in enumerate(rs)
+        if i < shown or held
+    ]
+    titles = "; ".join(named)
+    if len(rs) > len(named):
+        titles += f" and {len(rs) - len(named)} more"
+    return f"❓ {'Also could' if more else 'Could'} change the outcome: {titles}."
 
 
 NOT_CHECKED = "Not checked from the record"
@@ -262,67 +341,166 @@ def also_meets_line(names: tuple[str, ...]) -> str:
     return f"Also meets the criteria for {listed}: see the full assessment."
 
 
-def detail_markdown(decision: Decision, note: str | None = None, also: tuple[str, ...] = ()) -> str:
-    """At most ``MAX_DETAIL_LINES`` lines: the outcome, the criteria that decided it, the
-    unknowns that could change it, what the record cannot show, the policy, "advisory".
+def detail_markdown(
+    decision: Decision,
+    note: str | None = None,
+    also: tuple[str, ...] = (),
+    room_px: int | None = None,
+    lossless: tuple[str, ...] = (),
+) -> str:
+    """The card's detail, at most ``MAX_DETAIL_LINES`` lines and, given ``room_px``, no taller
+    than that in the Sandbox's layout (``cds_cards.popup``).
 
-    Every other criterion, the evidence behind each and the assumptions are in the
-    assessment app the card links to.
+    Always shown: the notes that lead, the outcome and pathway, the unknowns that could change
+    it (by title, first: they are what a clinician can act on), what was read and not used,
+    the reading warnings that could change it (not those in ``lossless``), an overdue policy,
+    the policy and "advisory".
+    Then, while there is room, in this order: what the record holds about an unknown and why
+    it was not used (an old finding, an implausible result); every clause the record cannot
+    show (else their count); each unknown in full, with what would settle it; the criteria
+    that decided the outcome (by title); each of those criteria with its evidence; the
+    policy's footnotes.
+    What does not fit is in the assessment app the card links to, and the card says so.
     """
     policy = decision.policy
     first = [f"> {_md(note)}"] if note else []
     first += [f"> {_md(n)}" for n in decision.notices]
-    first.append(_head(decision))
+    outcome = _head(decision)
+    first.append(outcome)
     if also:
         first.append(f"> {_md(also_meets_line(also))}")
     if decision.deceased:  # no eligibility is assessed: no criteria, nothing to settle
-        return _paragraphs([*first, _policy_line(policy), ADVISORY])
-    last: list[str] = []
-    for foot in policy.presentation.get("footnotes", ()):  # the policy's, e.g. NICE's on under-12s
-        shown = decision.criteria.get(foot["when"])
-        if decision.pathway == foot["pathway"] and shown and shown.result.value == foot["is"]:
-            last.append(f"_{_md(foot['text'])}_")
-    checks = not_checked(decision)
-    if checks:
-        last.append(f"{NOT_CHECKED}: " + "; ".join(_md(c) for c in checks) + ".")
-    if decision.not_theirs:
-        last.append(not_theirs_line(decision.not_theirs))
-    refused = {n.warning for n in decision.not_theirs}
-    other_warnings = [w for w in decision.warnings if w not in refused]
-    if other_warnings:  # records not used, and searches the server did not do as asked
-        n = len(other_warnings)
-        last.append(
-            f"{n} {'warning' if n == 1 else 'warnings'} from reading the record (records not "
-            "used, or searches the FHIR server did not do as asked): see the full assessment."
-        )
-    if decision.policy_overdue:
-        last.append(
-            f"⚠️ **This policy was due for review on {long_date(policy.review_due)}**: "
-            "check that it is still current."
-        )
-    last += [_policy_line(policy), ADVISORY]
-    asked = dict.fromkeys([*unknown_diagnoses(decision), *decision.decisive])
-    unknown = [_unknown_line(decision.criteria[c]) for c in asked]
+        return _paragraphs([*first, _policy_line(decision)])
+    asked = [
+        decision.criteria[c]
+        for c in dict.fromkeys([*unknown_diagnoses(decision), *decision.decisive])
+    ]
     decided = [
         _criterion_line(decision.criteria[c], decision.outcome, policy.presentation)
         for c in decision.decided_by
     ]
-    # A record read and not used (an HbA1c dated after today) is named once, whatever the
-    # outcome: here, unless a criterion's line already names it.
-    said = "\n".join([*decided, *unknown])
+    unknown = [_unknown_line(r) for r in asked]
+    safety = _safety_lines(decision, "\n".join([*decided, *unknown]), lossless)
+    checks = not_checked(decision)
+    footnotes = [
+        f"_{_md(foot['text'])}_"
+        for foot in policy.presentation.get("footnotes", ())  # the policy's, e.g. on under-12s
+        if decision.pathway == foot["pathway"]
+        and (shown := decision.criteria.get(foot["when"])) is not None
+        and shown.result.value == foot["is"]
+    ]
+
+    def compose(
+        titles: int,
+        forms: tuple[int, ...],
+        brief: bool,
+        all_checks: bool,
+        whole: bool,
+        feet: bool,
+    ) -> list[str]:
+        """The detail with each unknown by title (form 0), with what the record holds about
+        it (1), or in full with what would settle it (2), ``titles`` of those by title named;
+        the deciding criteria in ``brief`` (beside the outcome) or ``whole``; every unchecked
+        clause or their count; the footnotes."""
+        head = list(first)
+        lead = outcome
+        if brief and decided and not whole:
+            lead = f"{lead} {_criteria_in_brief(decision)}"
+        items = [_unknown_line(r) for r, form in zip(asked, forms, strict=True) if form == 2]
+        rest = [(r, form == 1) for r, form in zip(asked, forms, strict=True) if form < 2]
+        briefly = [_unknowns_in_brief(rest, titles, bool(items))] if rest else []
+        if not items and briefly:  # the unknowns beside the outcome: what can be done first
+            lead, briefly = f"{lead} {briefly[0]}", []
+        head[head.index(outcome)] = lead
+        if whole:
+            items += decided
+        checked = []
+        if checks and all_checks:
+            checked = [f"{NOT_CHECKED}: " + "; ".join(_md(c) for c in checks) + "."]
+        counted = "" if all_checks or not checks else _not_checked_count(len(checks))
+        return [
+            *head,
+            *items,
+            *briefly,
+            *(footnotes if feet else []),
+            *checked,
+            *safety,
+            _policy_line(decision, counted),
+        ]
+
+    def fits(lines: list[str]) -> bool:
+        return len(lines) <= MAX_DETAIL_LINES and (room_px is None or detail_px(lines) <= room_px)
+
+    # The smallest card first, then each addition in turn while it still fits: every unknown
+    # named; what the record holds about an unknown and why it was not used; every unchecked
+    # clause; each unknown in full, with what would settle it; the deciding criteria; the
+    # criteria with their evidence; the footnotes.
+    shape: dict[str, Any] = {
+        "titles": 1,
+        "forms": (0,) * len(asked),
+        "brief": False,
+        "all_checks": False,
+        "whole": False,
+        "feet": False,
+    }
+    steps: list[dict[str, Any]] = [{"titles": n} for n in range(2, len(asked) + 1)]
+    steps += [{"form": (i, 1)} for i, r in enumerate(asked) if _held(r)]
+    steps.append({"all_checks": True})
+    steps += [{"form": (i, 2)} for i in range(len(asked))]
+    steps += [{"brief": True}, {"whole": True}, {"feet": True}]
+    for step in steps:
+        if "form" in step:
+            i, form = step.pop("form")
+            step["forms"] = tuple(form if j == i else f for j, f in enumerate(shape["forms"]))
+        tried = {**shape, **step}
+        if fits(compose(**tried)):
+            shape = tried
+        elif "titles" in step:
+            break  # the unknowns are named in their order
+    return _paragraphs(compose(**shape))
+
+
+def _not_checked_count(n: int) -> str:
+    """The clauses the record cannot show, counted: each is named in the full assessment."""
+    return f" {NOT_CHECKED}: {n} {'clause' if n == 1 else 'clauses'}."
+
+
+def _safety_lines(decision: Decision, said: str, lossless: tuple[str, ...]) -> list[str]:
+    """What a card always says: a record read and not used (once, unless a criterion's line
+    already names it), records not shown to be this patient's, the reading warnings that
+    could change the outcome, and a policy past its review date."""
+    out = []
     unsaid = [
         n for n in (_md(clinical_text(e.summary)) for e in decision.not_used) if n not in said
     ]
     if unsaid:
-        last.insert(0, "; ".join(unsaid) + ".")
-    room = MAX_DETAIL_LINES - len(first) - len(last)
-    if len(unknown) + len(decided) > room:
-        shown_unknown = unknown[: room - 1]
-        shown_decided = decided[: room - 1 - len(shown_unknown)]
-        hidden = len(unknown) + len(decided) - len(shown_unknown) - len(shown_decided)
-        more = f"- … {hidden} more criteria in the full assessment."
-        decided, unknown = [*shown_decided, more], shown_unknown
-    return _paragraphs([*first, *decided, *unknown, *last])
+        out.append("; ".join(unsaid) + ".")
+    if decision.not_theirs:
+        out.append(not_theirs_line(decision.not_theirs))
+    shown = card_warnings(decision, lossless)
+    if shown:  # records not used, and searches the server did not do as asked
+        n = len(shown)
+        out.append(
+            f"⚠️ {n} {'warning' if n == 1 else 'warnings'} from reading the record (records "
+            "not read or not used) may bear on the outcome: see the full assessment."
+        )
+    if decision.policy_overdue:
+        out.append(
+            f"⚠️ **This policy was due for review on {long_date(decision.policy.review_due)}**: "
+            "check that it is still current."
+        )
+    return out
+
+
+def card_warnings(decision: Decision, lossless: tuple[str, ...] = ()) -> list[str]:
+    """The warnings from reading the record that the card shows: those that could change the
+    outcome, because something of the record may not have been read or used (a search cut
+    short, a record skipped as malformed, the FHIR server's own warning). Not those in
+    ``lossless``, which lost nothing of it (a search the server could not filter by patient,
+    filtered here; a prefetch fetched again): they cannot change it, and are in the assessment
+    app. Records set aside as another person's are counted on their own line."""
+    shown_elsewhere = {n.warning for n in decision.not_theirs} | set(lossless)
+    return [w for w in decision.warnings if w not in shown_elsewhere]
 
 
 def not_theirs_line(refused: tuple[NotTheirs, ...]) -> str:
@@ -342,13 +520,46 @@ def not_theirs_line(refused: tuple[NotTheirs, ...]) -> str:
     return "⚠️ " + "; ".join(_md(p) for p in parts) + " (see the full assessment)."
 
 
-ADVISORY = "_Advisory only: the decision to prescribe rests with the clinician._"
+ADVISORY = "_Advisory only: the clinician decides._"
+POLICY_LINK_NOT_SET = "Policy document link not configured for this deployment."
+IFR_LINK_NOT_SET = "IFR route link not configured for this deployment."
+BOTH_LINKS_NOT_SET = "Policy document and IFR route links not configured for this deployment."
 
 
-def _policy_line(policy: PolicyInfo) -> str:
+def _policy_line(decision: Decision, also: str = "") -> str:
+    """The policy document, the individual funding request (IFR) route where a pathway fails,
+    ``also`` (a sentence), and "advisory", in one paragraph (the policy's version and review
+    date are in the card's source). A link the deployment has not configured is said to be
+    missing, never replaced by a home page."""
+    policy = decision.policy
+    label = _md(str(policy.presentation.get("policyLinkLabel") or policy.title))
+    ifr = funding_route_shown(decision)
+    ifr_url = policy.funding_request_url
+    if not policy.url and ifr and not ifr_url:
+        line = BOTH_LINKS_NOT_SET
+    else:
+        line = f"[{label}]({policy.url})." if policy.url else POLICY_LINK_NOT_SET
+        if ifr:
+            line += f" [IFR route]({ifr_url})." if ifr_url else f" {IFR_LINK_NOT_SET}"
+    return f"{line}{also} {ADVISORY}"
+
+
+def source_label(decision: Decision) -> str:
+    """The card's source: the policy, its version and review date."""
+    policy = decision.policy
     return (
-        f"Policy: [{_md(policy.title)}]({policy.url}), version {_md(policy.version)}, "
-        f"review due {long_date(policy.review_due)}."
+        f"{policy.presentation['sourceLabel']}, version {policy.version}, "
+        f"review due {long_date(policy.review_due)}"
+    )
+
+
+def funding_route_shown(decision: Decision) -> bool:
+    """Whether a card names the individual funding request route: where the criteria are not
+    met and the policy has one (a patient recorded as deceased has none)."""
+    return (
+        decision.outcome is not Outcome.MEETS
+        and not decision.deceased
+        and decision.policy.funding_route
     )
 
 
@@ -360,6 +571,11 @@ def _paragraphs(body: list[str]) -> str:
             out.append("")
         out.append(line)
     return "\n".join(out)
+
+
+def detail_blocks(detail: str) -> list[str]:
+    """A card's detail as its paragraphs, list items and quoted notes, one a line."""
+    return [line for line in detail.splitlines() if line.strip()]
 
 
 def rendered_lines(detail: str) -> int:
@@ -438,9 +654,13 @@ def confirmation_observation(
     return resource
 
 
-def _suggestions(decision: Decision, ctx: CardContext) -> list[dict[str, Any]]:
+def _suggestions(
+    decision: Decision, ctx: CardContext, patient_view: bool = False
+) -> list[dict[str, Any]]:
     """'Record a confirmation' for each decisive unknown a clinician can confirm (at most
-    ``MAX_SUGGESTIONS``); the draft referral when the criteria are met and the policy has one.
+    ``MAX_SUGGESTIONS``, on patient-view ``MAX_PATIENT_VIEW_SUGGESTIONS``: a confirmation
+    that alone would make the criteria met first); the draft referral when the criteria are
+    met and the policy has one.
 
     Unknowns that could not change the outcome get no button: they would only be noise.
     """
@@ -453,11 +673,14 @@ def _suggestions(decision: Decision, ctx: CardContext) -> list[dict[str, Any]]:
             out.append(_referral_suggestion(referral, ctx))
         return out
     confirmable = [c for c in decision.decisive if decision.criteria[c].confirmable]
-    for cid in confirmable[:MAX_SUGGESTIONS]:
+    if patient_view:
+        confirmable = [c for c in decision.one_judgement_away if c in confirmable] + confirmable
+    limit = MAX_PATIENT_VIEW_SUGGESTIONS if patient_view else MAX_SUGGESTIONS
+    for cid in list(dict.fromkeys(confirmable))[:limit]:
         r = decision.criteria[cid]
         out.append(
             {
-                "label": f"Record that I confirm: {r.title}",
+                "label": f"I confirm: {r.title}",
                 "uuid": ctx.new_uuid(),
                 "isRecommended": False,
                 "actions": [
@@ -514,11 +737,11 @@ def app_context(decision: Decision) -> str:
 
 
 def _links(decision: Decision, app_url: str | None) -> list[dict[str, str]]:
-    label = decision.policy.presentation.get("policyLinkLabel", "Policy")
+    """The assessment app first (the action when there is no suggestion), then any links the
+    policy adds. The policy document and the IFR route are linked from the detail's policy
+    line: a button each would push the card past what a pop-up shows."""
     links = []
-    if decision.deceased:  # no assessment to open, no funding route: only the policy
-        app_url = None
-    if app_url:
+    if app_url and not decision.deceased:  # no assessment to open for a patient who died
         links.append(
             {
                 "label": APP_LINK_LABEL,
@@ -527,22 +750,9 @@ def _links(decision: Decision, app_url: str | None) -> list[dict[str, str]]:
                 "appContext": app_context(decision),
             }
         )
-    links.append({"label": label, "url": decision.policy.url, "type": "absolute"})
     links += [
         {**link, "type": "absolute"} for link in decision.policy.presentation.get("links", [])
     ]
-    if (
-        decision.outcome is not Outcome.MEETS
-        and not decision.deceased
-        and decision.policy.funding_request_url
-    ):
-        links.append(
-            {
-                "label": "Individual funding request (IFR) route",
-                "url": decision.policy.funding_request_url,
-                "type": "absolute",
-            }
-        )
     return links
 
 
@@ -551,21 +761,38 @@ def eligibility_card(
 ) -> dict[str, Any]:
     """The single eligibility card for a decision. Optional fields that are empty are omitted."""
     words = decision.policy.presentation
-    suggestions = _suggestions(decision, ctx)
+    suggestions = _suggestions(decision, ctx, patient_view)
+    summary = _summary(decision, patient_view)
+    links = _links(decision, ctx.app_url)
+    source: dict[str, Any] = {
+        "label": source_label(decision),
+        "url": decision.policy.url or None,
+        "topic": {"system": TOPIC_SYSTEM, **words["topic"]},
+    }
+    # Of the cards that fit, the one that says what the record holds about the most unknowns
+    # (a needle phobia recorded years ago, an implausible result), then with the most
+    # confirmation buttons; else one button. The assessment app offers every one.
+    tries = []
+    for n in range(len(suggestions), 0 if suggestions else -1, -1):
+        offered = suggestions[:n]
+        room = detail_room_px(
+            patient_view, summary, source["label"], [s["label"] for s in offered], len(links)
+        )
+        detail = detail_markdown(decision, ctx.note, ctx.also, room, ctx.lossless)
+        fits = detail_px(detail_blocks(detail)) <= room
+        tries.append((fits, _holds_said(decision, detail), len(offered), offered, detail))
+    fitting = [t for t in tries if t[0]]
+    *_, suggestions, detail = max(fitting, key=lambda t: t[:3]) if fitting else tries[-1]
     card: dict[str, Any] = {
         "uuid": ctx.new_uuid(),
-        "summary": _summary(decision, patient_view),
-        "detail": detail_markdown(decision, ctx.note, ctx.also),
+        "summary": summary,
+        "detail": detail,
         "indicator": "info" if decision.outcome is Outcome.MEETS else "warning",
-        "source": {
-            "label": words["sourceLabel"],
-            "url": decision.policy.url,
-            "topic": {"system": TOPIC_SYSTEM, **words["topic"]},
-        },
+        "source": _omit_empty(source),
         "suggestions": suggestions,
         "selectionBehavior": "any" if suggestions else None,
         "overrideReasons": [{"system": OVERRIDE_SYSTEM, **r} for r in words["overrideReasons"]],
-        "links": _links(decision, ctx.app_url),
+        "links": links,
         "extension": {EXTENSION_KEY: extension(decision)},
     }
     return _omit_empty(card)

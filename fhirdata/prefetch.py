@@ -134,11 +134,20 @@ def fill(template: str, patient_id: str) -> str:
 class Gathered:
     resources: list[Any] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Those of the warnings that lost nothing of this patient's record: a search the FHIR
+    # server could not filter by patient (filtered here), a prefetch fetched again instead
+    lossless: list[str] = field(default_factory=list)
     not_theirs: list[NotTheirs] = field(default_factory=list)  # set aside by the binding
     prefetched: list[str] = field(default_factory=list)  # keys used from prefetch
     fetched: list[str] = field(default_factory=list)  # keys read from the FHIR server
     fetch_ms: float = 0.0
     fhir_requests: int = 0
+
+    def note(self, warning: str) -> None:
+        """A warning that lost nothing of this patient's record (named in the app, not on
+        the card: it cannot change the outcome)."""
+        self.warnings.append(warning)
+        self.lossless.append(warning)
 
 
 def gather(
@@ -175,9 +184,7 @@ def gather(
                 continue
             if isinstance(value, dict) and value.get("resourceType") == "OperationOutcome":
                 # The client's own query failed: it tells us nothing about the patient.
-                out.warnings.append(
-                    f"Prefetch '{key}' was an error report from the client; fetched instead."
-                )
+                out.note(f"Prefetch '{key}' was an error report from the client; fetched instead.")
             elif isinstance(value, dict) and value.get("resourceType") == "Bundle":
                 page_warnings: list[str] = []
                 unfiltered: set[str] = set()
@@ -188,7 +195,7 @@ def gather(
                     more = next_link(value) is not None
                 except FhirBadResponse as exc:
                     reason = str(exc)
-                    out.warnings.append(f"{reason[:1].upper()}{reason[1:]}; fetched instead.")
+                    out.note(f"{reason[:1].upper()}{reason[1:]}; fetched instead.")
                 else:
                     out.prefetched.append(key)
                     if more:
@@ -205,9 +212,7 @@ def gather(
                 out.resources.extend(bind([value], patient_id, fhir_server, out.not_theirs))
                 continue
             else:
-                out.warnings.append(
-                    f"Prefetch '{key}' was not a FHIR resource or Bundle; fetched instead."
-                )
+                out.note(f"Prefetch '{key}' was not a FHIR resource or Bundle; fetched instead.")
         to_fetch[key] = fill(template, patient_id)
     if not to_fetch and not continued:
         return out
@@ -254,7 +259,7 @@ def _bound(
         return bind(resources, patient_id, fhir_server, out.not_theirs, links)
     set_aside: list[NotTheirs] = []
     kept = bind(resources, patient_id, fhir_server, set_aside, links)
-    out.warnings.append(
+    out.note(
         f"{key}: the FHIR server does not support this search as asked; its answer was "
         f"filtered to this patient ({len(set_aside)} other record(s) set aside)."
     )

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from policy.criteria import (
     COMPARISONS,
@@ -517,6 +519,28 @@ def _date(doc: Mapping[str, Any], key: str) -> date:
         raise PolicyError(f"policy needs an ISO date in {key!r}") from exc
 
 
+# What a link on a card may hold: an https address, nothing that ends a markdown link early
+# or starts markup (the address is written into the card's markdown as it is).
+_UNSAFE_IN_LINK = re.compile(r"[\s()<>\[\]\\`]")
+
+
+def _link(value: Any, name: str) -> str:
+    """A policy document's or IFR route's address: "" when not set, else an https URL.
+
+    Raises PolicyError naming the parameter."""
+    if value in (None, ""):
+        return ""
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if (
+        parts is None
+        or parts.scheme != "https"
+        or not parts.netloc
+        or _UNSAFE_IN_LINK.search(value)
+    ):
+        raise PolicyError(f"{name}: must be an https address (no spaces or brackets), or unset")
+    return str(value)
+
+
 def parse_policy(
     doc: Mapping[str, Any], overrides: Mapping[str, Any] | None = None, base: Path | None = None
 ) -> Policy:
@@ -567,19 +591,26 @@ def parse_policy(
         if when not in known:
             raise PolicyError(f"notice names undefined criterion {when!r}")
     m = doc["metadata"]
+    # A policy published without a public address (metadata url null) is linked only where
+    # the deployment sets ``policyUrl``; never a home page in its place.
+    document_url = _link(params.get("policyUrl") or m["url"], "policyUrl")
+    funding_url = _link(
+        params.get("fundingRequestUrl") or m.get("fundingRequestUrl"), "fundingRequestUrl"
+    )
     info = PolicyInfo(
         id=m["id"],
         title=m["title"],
         version=m["version"],
         publisher=m["publisher"],
-        url=str(params.get("policyUrl") or m["url"]),
+        url=document_url,
         created=_date(m, "created"),
         last_modified=_date(m, "lastModified"),
         review_due=_date(m, "reviewDue"),
         places=tuple(m.get("placesCovered", [])),
-        funding_request_url=str(params.get("fundingRequestUrl") or m.get("fundingRequestUrl", "")),
+        funding_request_url=funding_url,
         criteria_system=m["criteriaCodeSystem"],
         presentation=doc.get("presentation", {}),
+        funding_route="fundingRequestUrl" in params or bool(m.get("fundingRequestUrl")),
     )
     assumptions = tuple(_assumption(a, params) for a in doc.get("assumptions", []))
     services = tuple(_service(info.id, s) for s in doc.get("services", []))

@@ -84,14 +84,17 @@ class PolicyInfo:
     title: str
     version: str
     publisher: str
-    url: str
+    url: str  # the policy document; "": not configured for this deployment
     created: date
     last_modified: date
     review_due: date
     places: tuple[str, ...]
-    funding_request_url: str
+    funding_request_url: str  # "": not configured for this deployment
     criteria_system: str
     presentation: Mapping[str, Any] = field(default_factory=dict)  # card wording, from the file
+    # An individual funding request route exists where the criteria are not met: the policy
+    # names its address, or declares the ``fundingRequestUrl`` parameter a deployment sets
+    funding_route: bool = False
 
 
 HOOKS = ("order-select", "order-sign", "patient-view")

@@ -211,6 +211,7 @@ def run_hook(
             new_uuid=new_uuid,
             note=decided.companion_note,
             app_url=app_url,
+            lossless=tuple(gathered.lossless),
             also=tuple(
                 str(p.info.presentation.get("shortName") or p.info.title) for p in turn.also
             ),

@@ -70,22 +70,54 @@ def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+def launched_pack(
+    browser: requests.Session, service_url: str, smart_server: SmartServer
+) -> requests.Response:
+    """The evidence pack's answer after a standalone launch of the assessment app."""
+    page = browser.get(
+        f"{service_url}/review/launch",
+        params={"iss": smart_server.iss, "policy": "iport-advance"},
+        timeout=20,
+    )
+    assert page.status_code == 200, page.text[:500]
+    pack = browser.get(f"{service_url}/review/summary.pdf", timeout=30)
+    assert pack.status_code == 200, pack.text[:500]
+    return pack
+
+
 def pages_of(pdf: bytes) -> list[str]:
     return [page.extract_text() or "" for page in PdfReader(io.BytesIO(pdf)).pages]
+
+
+POLICY_URL = "https://icb.example.nhs.uk/policies/iport-advance.pdf"
+IFR_URL = "https://icb.example.nhs.uk/ifr"
+
+
+def test_the_pack_gives_the_policy_and_ifr_addresses_the_deployment_sets(
+    smart_server: SmartServer, tmp_path: Path
+) -> None:
+    # Runs before the confirmation below: the criteria are not met yet, so the IFR route shows
+    app = create_app(
+        {
+            "REQUIRE_AUTH": False,
+            "FHIR_ALLOW_LOOPBACK": True,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'audit.sqlite3'}",
+            "POLICY_PARAMETERS": {"policyUrl": POLICY_URL, "fundingRequestUrl": IFR_URL},
+        }
+    )
+    with serving(app) as url, requests.Session() as browser:
+        pdf = launched_pack(browser, url, smart_server)
+    unbroken = "".join("".join(pages_of(pdf.content)).split())  # an address may wrap a line
+    assert POLICY_URL in unbroken
+    assert IFR_URL in unbroken
+    assert "notconfiguredforthisdeployment" not in unbroken
 
 
 def test_the_pack_names_the_patient_on_every_page_and_keeps_the_record_beside_a_confirmation(
     service_url: str, smart_server: SmartServer, patient: demo.DemoPatient
 ) -> None:
     with requests.Session() as browser:
-        page = browser.get(
-            f"{service_url}/review/launch",
-            params={"iss": smart_server.iss, "policy": "iport-advance"},
-            timeout=20,
-        )
-        assert page.status_code == 200, page.text[:500]
-        before = browser.get(f"{service_url}/review/summary.pdf", timeout=30)
-        assert before.status_code == 200, before.text[:500]
+        before = launched_pack(browser, service_url, smart_server)
         assert before.headers["Content-Type"] == "application/pdf"
         disposition = before.headers["Content-Disposition"]
         assert disposition.startswith("attachment;")
@@ -104,6 +136,10 @@ def test_the_pack_names_the_patient_on_every_page_and_keeps_the_record_beside_a_
         assert "Commissioning evidence: i-Port Advance" in first
         assert "The type 1 diabetes pathway" in first
         assert "Exceptional circumstances" in "".join(text)  # not met yet: the IFR route
+        # This deployment sets no policy document or IFR address: the pack says so plainly
+        said = " ".join(" ".join(text).split())
+        assert "Policy document link not configured for this deployment." in said
+        assert "IFR route link not configured for this deployment" in said
         assert "GMC 7654321" in "".join(text)
         assert "Consultant diabetologist" in "".join(text)
 

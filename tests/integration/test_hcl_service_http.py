@@ -20,7 +20,7 @@ from tests.service_process import ServiceProcess
 pytestmark = pytest.mark.integration
 
 HCL = [p for p in list_patients() if p.name.startswith("t1-hcl-")]
-HCL_NOTE = "meets the NICE criteria for a hybrid closed loop system (TA943)"
+HCL_NOTE = "NICE TA943 (hybrid closed loop) is also met"
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_the_iport_card_names_hcl_first_for_someone_meeting_ta943_and_not_on_it(
     )
     assert resp.status_code == 200, resp.text
     (card,) = resp.json()["cards"]
-    assert card["detail"].startswith(f"> This patient also {HCL_NOTE}")
+    assert card["detail"].startswith(f"> {HCL_NOTE}")
 
 
 def test_someone_already_on_hcl_is_not_told_to_consider_it(

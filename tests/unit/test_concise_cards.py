@@ -23,18 +23,21 @@ from typing import Any
 import pytest
 from markdown_it import MarkdownIt
 
-from cds_cards import EXTENSION_KEY, CardContext, eligibility_card
+from cds_cards import EXTENSION_KEY, CardContext, detail_markdown, eligibility_card
+from cds_cards.popup import detail_px, detail_room_px
 from cds_cards.render import (
+    ADVISORY,
     MAX_DETAIL_LINES,
     MAX_SUGGESTIONS,
     NOT_CHECKED,
     PRODUCT_NAME_MAX_CHARS,
+    detail_blocks,
     rendered_lines,
     short_product_name,
 )
 from cli.evaluate import Core, decide_file, load_core
 from demo import PATIENTS_DIR
-from policy import Decision, Outcome, Policy, Tri, load_policy
+from policy import Decision, Policy, Tri, load_policy
 from policy.loading import policy_names
 from tests.builders import (
     DMD,
@@ -80,12 +83,20 @@ def card_for(policy: str, patient: str) -> dict[str, Any]:
         new_uuid=lambda: next(uuids),
         app_url=APP_URL,
     )
-    # A policy that serves only patient-view speaks only when the criteria are met; one with
-    # an order hook is shown by its order card
-    patient_view = decision.outcome is Outcome.MEETS and not any(
+    # A policy that serves only patient-view is shown by its patient-view card (it speaks
+    # when the criteria are met, or where a deployment chooses, one judgement away); one with
+    # an order hook by its order card
+    patient_view = not any(
         s.hook.startswith("order-") for s in _core(policy).policies[decision.policy.id].services
     )
     return eligibility_card(decision, ctx, patient_view=patient_view)
+
+
+def full_detail(policy: str, patient: str) -> str:
+    """A demo patient's card detail where a pop-up has room for every line (at most
+    ``MAX_DETAIL_LINES``): each criterion that decided the outcome with its evidence."""
+    decision, _ = decide_file(_core(policy), PATIENTS_DIR / f"{patient}.json", TODAY, None)
+    return detail_markdown(decision)
 
 
 def _read_texts(card: dict[str, Any]) -> list[str]:
@@ -93,7 +104,7 @@ def _read_texts(card: dict[str, Any]) -> list[str]:
     texts = [card["summary"], card["detail"]]
     texts += [s["label"] for s in card.get("suggestions", [])]
     texts += [a["description"] for s in card.get("suggestions", []) for a in s["actions"]]
-    texts += [link["label"] for link in card["links"]]
+    texts += [link["label"] for link in card.get("links", [])]
     return texts
 
 
@@ -119,7 +130,7 @@ def test_card_fits_a_pop_up_and_names_no_resources(policy: str, patient: str) ->
     assert len(card["summary"]) < 140
     assert "Advisory" in card["detail"]
     ext = card["extension"]["iport-cds.eligibility"]
-    assert ext["policy"]["version"] in card["detail"]
+    assert ext["policy"]["version"] in card["source"]["label"]
 
 
 @pytest.mark.parametrize(("policy", "patient"), CASES)
@@ -155,24 +166,75 @@ def test_every_card_links_the_assessment_app_with_the_decision() -> None:
 def test_a_type_2_patient_with_needle_phobia_is_asked_only_about_the_specialist() -> None:
     card = card_for("iport-advance", "t2-no-specialist")
     labels = [s["label"] for s in card["suggestions"]]
-    assert labels == ["Record that I confirm: Recommended by a diabetes specialist"]
-    assert "Needle phobia" in card["detail"]  # already met: shown as deciding, not asked
+    assert labels == ["I confirm: Recommended by a diabetes specialist"]
+    # already met: shown as deciding (where the card has room), not asked
+    assert "Needle phobia" in full_detail("iport-advance", "t2-no-specialist")
     assert "MDI impractical" not in card["detail"]
 
 
-def test_a_long_card_is_cut_with_a_pointer_to_the_assessment() -> None:
-    # Four alternatives still open, a companion note, the "not checked" line and an unreadable
-    # record: the criteria already met give way to the ones that could change the outcome.
+def test_a_long_card_is_cut_to_its_pop_up_keeping_what_it_must_say() -> None:
+    # Four alternatives still open, a companion note, clauses not checked and an unreadable
+    # record on an order card: the card is cut to the room its pop-up leaves, the unknowns
+    # that could change the outcome first and each named or counted, and never cut away: the
+    # note, the warning, the policy, "advisory".
     decision, pid = decide_file(
         _core("iport-advance"), PATIENTS_DIR / "t1-no-iport-criterion.json", TODAY, None
     )
     decision = dataclasses.replace(decision, warnings=("an HbA1c result could not be read",))
-    ctx = CardContext(str(pid), None, NOW, lambda: "u", note="A companion policy's note.")
-    detail = eligibility_card(decision, ctx)["detail"]
-    assert rendered_lines(detail) == MAX_DETAIL_LINES
-    assert "more criteria in the full assessment" in detail
-    assert detail.count("could change the outcome") == 4
+    ctx = CardContext(
+        str(pid), None, NOW, lambda: "u", note="A companion policy's note.", app_url=APP_URL
+    )
+    card = eligibility_card(decision, ctx)
+    detail = card["detail"]
+    room = detail_room_px(
+        False,
+        card["summary"],
+        card["source"]["label"],
+        [s["label"] for s in card.get("suggestions", [])],
+        len(card["links"]),
+    )
+    assert detail_px(detail_blocks(detail)) <= room
+    assert detail.startswith("> A companion policy's note.")
+    named = [c for c in decision.decisive if f"**{decision.criteria[c].title}**" in detail]
+    more = re.search(r"and (\d+) more", detail)
+    assert len(named) + (int(more.group(1)) if more else 0) == len(decision.decisive) == 4
+    assert detail.index("Could change the outcome") < detail.index("warning from reading")
     assert "1 warning from reading the record" in detail
+    assert "Policy document and IFR route links not configured for this deployment." in detail
+    assert detail.endswith(ADVISORY)
+    # what there was no room for is in the full assessment, and in a detail with room
+    assert len(detail) < len(detail_markdown(decision, ctx.note))
+
+
+CUT_SHORT = "medications: more than 10 pages; the rest was not read."
+FILTERED = (
+    "devices: the FHIR server does not support this search as asked; its answer was "
+    "filtered to this patient (3 other record(s) set aside)."
+)
+
+
+@pytest.mark.parametrize(
+    ("warnings", "lossless", "counted"),
+    [
+        pytest.param((CUT_SHORT,), (), 1, id="a search cut short: could change the outcome"),
+        pytest.param((FILTERED,), (FILTERED,), 0, id="a search filtered here: lost nothing"),
+        pytest.param((CUT_SHORT, FILTERED), (FILTERED,), 1, id="both"),
+    ],
+)
+def test_a_reading_warning_is_on_the_card_only_when_it_could_change_the_outcome(
+    warnings: tuple[str, ...], lossless: tuple[str, ...], counted: int
+) -> None:
+    decision, pid = decide_file(
+        _core("iport-advance"), PATIENTS_DIR / "t1-mdi-needle-phobia.json", TODAY, None
+    )
+    decision = dataclasses.replace(decision, warnings=warnings)
+    card = eligibility_card(
+        decision, CardContext(str(pid), None, NOW, lambda: "u", lossless=lossless)
+    )
+    line = "1 warning from reading the record (records not read or not used) may bear on"
+    assert (line in card["detail"]) is bool(counted)
+    # every warning is in the extension (and so in the assessment app), on the card or not
+    assert card["extension"][EXTENSION_KEY]["warnings"] == list(warnings)
 
 
 def test_there_is_a_card_golden_for_every_demo_patient() -> None:
@@ -201,7 +263,7 @@ SENSOR = {**insulin(LIBRE_2), "authoredOn": "2026-10-01", "dosageInstruction": [
 
 
 def _not_checked_line(decision: Decision) -> str:
-    detail = eligibility_card(decision, CardContext(PID, None, NOW, lambda: "u"))["detail"]
+    detail = detail_markdown(decision)  # where the card has room: every line it can give
     assert rendered_lines(detail) <= MAX_DETAIL_LINES, detail
     lines = [line for line in detail.splitlines() if line.startswith(NOT_CHECKED)]
     assert len(lines) <= 1, detail
@@ -435,7 +497,7 @@ def test_the_card_shows_short_product_names_and_the_extension_the_full_ones(
     glargine = (DMD, "11933011000001106", LANTUS)
     d = decide(*T1_ADULT, hba1c(75), aspart, insulin(glargine, text="at night"))
     card = eligibility_card(d, CardContext(PID, None, NOW, lambda: "u"))
-    detail = card["detail"]
+    detail = detail_markdown(d)
     assert "Insulin aspart 100units/ml (rapid- or short-acting)" in detail
     assert "Lantus 100units/ml (basal)" in detail
     assert "solution for injection" not in detail
@@ -460,7 +522,7 @@ def test_the_card_names_an_hba1c_it_did_not_use_and_why(
 ) -> None:
     d = decide(*T1_ADULT, *BASAL_BOLUS, result, condition(text="Needle phobia"))
     assert "hba1c-69-or-above-on-mdi" in d.decisive
-    detail = eligibility_card(d, CardContext(PID, None, NOW, lambda: "u"))["detail"]
+    detail = detail_markdown(d)
     line = next(x for x in detail.splitlines() if "HbA1c 69 mmol/mol or above on MDI" in x)
     assert named in line
     assert rendered_lines(detail) <= MAX_DETAIL_LINES
@@ -473,9 +535,12 @@ def test_a_record_with_both_types_active_names_no_pathway_and_asks_about_both() 
     head = card["detail"].split("\n\n")[0]
     assert "pathway" not in head
     assert "the diagnosis (type 1 diabetes or type 2 diabetes) is unknown" in head
-    assert "- ❓ **Type 1 diabetes** could change the outcome" in card["detail"]
-    assert "- ❓ **Type 2 diabetes** could change the outcome" in card["detail"]
-    assert "✅ Type" not in card["detail"]
+    assert "**Type 1 diabetes**" in card["detail"]
+    assert "**Type 2 diabetes**" in card["detail"]
+    detail = full_detail("iport-advance", "t1-t2-conflicting-types")
+    assert "- ❓ **Type 1 diabetes** could change the outcome" in detail
+    assert "- ❓ **Type 2 diabetes** could change the outcome" in detail
+    assert "✅ Type" not in detail
 
 
 # -- A fact that opens a route reads as the fact, not as a failure ---------------------------------
@@ -491,7 +556,7 @@ def test_a_record_with_both_types_active_names_no_pathway_and_asks_about_both() 
 def test_a_child_s_age_is_shown_as_under_12_not_as_a_failed_criterion(
     policy: str, patient: str, line: str
 ) -> None:
-    detail = card_for(policy, patient)["detail"]
+    detail = full_detail(policy, patient)
     assert line in detail
     assert "Not 'Aged" not in detail
     assert "❌ Aged" not in detail
@@ -502,7 +567,7 @@ def test_the_hba1c_on_mdi_line_carries_the_hba1c_date_not_the_insulin_date(
 ) -> None:
     # Insulin prescribed on 10 Jan 2026, HbA1c taken on 15 Oct 2026: each date beside its fact.
     d = decide(*T1_ADULT, *BASAL_BOLUS, hba1c(75, on="2026-10-15"), condition(text="Needle phobia"))
-    detail = eligibility_card(d, CardContext(PID, None, NOW, lambda: "u"))["detail"]
+    detail = detail_markdown(d)
     mdi_line = next(x for x in detail.splitlines() if "or above on MDI" in x)
     assert "latest 75 on 15 Oct 2026" in mdi_line
     assert "last recorded" not in mdi_line
@@ -537,18 +602,18 @@ def test_record_text_renders_as_written_and_never_as_markup(
     decide: Callable[..., Decision], evil: str
 ) -> None:
     d = decide(*T1_ADULT, condition(text=f"Needle phobia {evil}"))
-    detail = eligibility_card(d, CardContext(PID, None, NOW, lambda: "u"))["detail"]
+    detail = detail_markdown(d)
     text, kinds, links = _rendered(detail)
     assert evil in text  # shown as the record has it
     assert not kinds & {"html_inline", "html_block", "image", "code_inline"}
-    assert links == [d.policy.url]  # the policy's own link, nothing from the record
+    assert links == [u for u in [d.policy.url] if u]  # the policy's own link, nothing else
 
 
 def test_a_greater_than_sign_renders_as_itself_not_as_an_entity(
     decide: Callable[..., Decision],
 ) -> None:
     d = decide(*T1_ADULT, *BASAL_BOLUS, hba1c(75), condition(NON_ADHERENCE, onset="2026-10-01"))
-    detail = eligibility_card(d, CardContext(PID, None, NOW, lambda: "u"))["detail"]
+    detail = detail_markdown(d)
     assert "&gt;" not in detail
     line = "Latest HbA1c 75 mmol/mol (1 Sep 2026) is > 69"
     assert line in detail  # as an EHR that shows markdown as text shows it

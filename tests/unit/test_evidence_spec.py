@@ -713,8 +713,8 @@ def test_the_iport_decision_says_when_a_pump_is_already_in_use(decide: Decide) -
     d = decide(patient(), condition(T1DM), condition(pump))
     assert d.notices == (
         "Already on an insulin pump: Continuous subcutaneous infusion of insulin (insulin pump "
-        "(CSII)) in use since 1 Jun 2026. i-Port Advance is commissioned as an alternative to "
-        "pump therapy, so check whether it is still wanted.",
+        "(CSII)) in use since 1 Jun 2026. i-Port Advance is an alternative to a pump: check it "
+        "is still wanted.",
     )
     assert not decide(patient(), condition(T1DM)).notices
 

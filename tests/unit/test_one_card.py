@@ -122,9 +122,7 @@ def test_a_patient_one_judgement_away_is_silent_unless_the_deployment_chooses() 
     assert silent["iport-advance-patient-view"] == []
     chosen = client(PATIENT_VIEW_SPEAKS="when-met-or-one-judgement-away")
     (card,) = patient_view_cards(chosen, "t2-no-specialist")["iport-advance-patient-view"]
-    assert card["summary"].startswith(
-        "May be eligible for i-Port Advance: one clinician judgement to record"
-    )
+    assert card["summary"].startswith("May be eligible for i-Port: one judgement away")
     assert card["indicator"] == "warning"
     labels = [s["label"] for s in card.get("suggestions", [])]
     assert any("diabetes specialist" in label.lower() for label in labels), labels

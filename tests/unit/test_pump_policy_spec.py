@@ -198,7 +198,7 @@ def test_pump_card_when_criteria_met_and_not_on_a_pump(client: FlaskClient) -> N
     ext = card["extension"]["iport-cds.eligibility"]
     assert ext["policy"]["id"] == "nice-insulin-pump"
     assert ext["outcome"] == "meets-criteria"
-    assert any("nice.org.uk/guidance/ta151" in link["url"] for link in card["links"])
+    assert "](https://www.nice.org.uk/guidance/ta151)" in card["detail"]
     (suggestion,) = card["suggestions"]
     referral = suggestion["actions"][0]["resource"]
     ServiceRequest.model_validate(referral)
@@ -231,9 +231,7 @@ def test_iport_card_defers_to_the_pump_when_both_apply(client: FlaskClient) -> N
     # An i-Port order keeps the i-Port card, which says first that the pump applies
     drafts = [iport_device_request()]
     (iport,) = cards(client, "order-select", record, drafts=drafts)
-    assert iport["detail"].startswith(
-        "> This patient also meets the NICE criteria for insulin pump therapy"
-    )
+    assert iport["detail"].startswith("> NICE TA151 (insulin pump) is also met")
     # On a pump already: no pump card and no i-Port prompt (the i-Port is an alternative to a
     # pump); an i-Port order's card says a pump is in use and nothing of TA151's prompt.
     assert cards(client, "patient-view", [*record, on_pump()]) == []
