@@ -133,7 +133,7 @@ def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
     logic = Logic(
         derived={d.id: d.expression for d in policy.derived},
         pathways=[(r, p.expression) for r, p in zip(pathways, policy.pathways, strict=True)],
-        outcome_of=lambda ps, rs: _outcome(ps, rs)[0],
+        outcome_of=outcome_of,
     )
     deciding = decided_by(logic, results, outcome, chosen)
     decisive = decisive_unknowns(logic, results, outcome)
@@ -240,25 +240,36 @@ def _deceased_decision(
     )
 
 
+def outcome_of(pathways: Sequence[Tri]) -> Outcome:
+    """Meets if any pathway is met; does not meet if all are not met; else insufficient."""
+    return _OUTCOME_OF_ANY[Tri.any_of(pathways)]
+
+
+_OUTCOME_OF_ANY = {
+    Tri.MET: Outcome.MEETS,
+    Tri.NOT_MET: Outcome.DOES_NOT_MEET,
+    Tri.UNKNOWN: Outcome.INSUFFICIENT,
+}
+
+
 def _outcome(
     pathways: Sequence[PathwayResult], results: Mapping[str, CriterionResult]
 ) -> tuple[Outcome, PathwayResult | None]:
-    """Meets if any pathway is met; does not meet if all are not met; else insufficient.
-
-    The pathway named is the one that decided, or the most relevant: one whose diagnosis
-    is recorded, preferring an undecided pathway over a failed one.
+    """The outcome (``outcome_of``) and the pathway it names: the one that decided, or the
+    most relevant: one whose diagnosis is recorded, preferring an undecided pathway over a
+    failed one.
     """
-    met = [p for p in pathways if p.result is Tri.MET]
-    if met:
-        return Outcome.MEETS, met[0]
+    outcome = outcome_of([p.result for p in pathways])
+    if outcome is Outcome.MEETS:
+        return outcome, next(p for p in pathways if p.result is Tri.MET)
 
     def relevance(p: PathwayResult) -> tuple[bool, bool]:
         return (results[p.diagnosis].result is Tri.MET, p.result is Tri.UNKNOWN)
 
     ranked = sorted(pathways, key=relevance, reverse=True)
     best = ranked[0] if ranked and results[ranked[0].diagnosis].result is not Tri.NOT_MET else None
-    if all(p.result is Tri.NOT_MET for p in pathways):
-        return Outcome.DOES_NOT_MEET, best
+    if outcome is Outcome.DOES_NOT_MEET:
+        return outcome, best
     undecided = [p for p in ranked if p.result is Tri.UNKNOWN]
     return Outcome.INSUFFICIENT, best if best in undecided else undecided[0]
 
