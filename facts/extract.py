@@ -7,6 +7,7 @@ Which statuses count is the policy-interpretation document's "Facts" section.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -219,33 +220,66 @@ def _texts(concept: Mapping[str, Any] | None) -> list[str]:
     return texts
 
 
+# A CodeableConcept as classification reads it: each coding's (system, code, display) and the
+# text, each None where it is not a string (classification ignores those).
+_ConceptKey = tuple[tuple[tuple[str | None, str | None, str | None], ...], str | None]
+CLASSIFIED_CONCEPTS_MAX = 8192  # distinct concepts remembered (a record repeats a few codes)
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def classify(concept: Mapping[str, Any] | None, vsl: ValueSetLibrary) -> list[_Match]:
     """The value sets a CodeableConcept belongs to: by code first, else by clinical term.
 
     Terms are read from ``text`` and every ``coding.display``, and only for value sets the
-    codes did not already match, so term evidence never shadows coded evidence.
+    codes did not already match, so term evidence never shadows coded evidence. Concepts
+    repeat (every HbA1c result carries the same code), so each distinct one is classified
+    once per value-set library.
     """
-    matches: dict[str, _Match] = {}
-    texts: list[str] = []
-    for c in _codings(concept):
-        system, code = c.get("system"), c.get("code")
-        if isinstance(system, str) and isinstance(code, str):
-            label = SYSTEM_LABELS.get(system, system)
-            for hit in vsl.lookup(system, code):
-                matches.setdefault(
-                    hit.value_set, _Match(hit.value_set, "code", f"{label} {code}", hit)
-                )
-        if isinstance(c.get("display"), str):
-            texts.append(c["display"])
-    if concept is not None and isinstance(concept.get("text"), str):
-        texts.append(concept["text"])
-    for text in texts:
-        for term_hit in vsl.find_terms(text):
-            if term_hit.value_set not in matches:
-                matches[term_hit.value_set] = _Match(
-                    term_hit.value_set, "term", term_hit.term, None
-                )
-    return list(matches.values())
+    if concept is None:
+        return []
+    key: _ConceptKey = (
+        tuple(
+            (
+                _str_or_none(c.get("system")),
+                _str_or_none(c.get("code")),
+                _str_or_none(c.get("display")),
+            )
+            for c in _codings(concept)
+        ),
+        _str_or_none(concept.get("text")),
+    )
+    return list(vsl.memo("facts.classify", lambda: _classifier(vsl))(key))
+
+
+def _classifier(vsl: ValueSetLibrary) -> Callable[[_ConceptKey], tuple[_Match, ...]]:
+    @functools.lru_cache(maxsize=CLASSIFIED_CONCEPTS_MAX)
+    def classified(key: _ConceptKey) -> tuple[_Match, ...]:
+        codings, text = key
+        matches: dict[str, _Match] = {}
+        texts: list[str] = []
+        for system, code, display in codings:
+            if system is not None and code is not None:
+                label = SYSTEM_LABELS.get(system, system)
+                for hit in vsl.lookup(system, code):
+                    matches.setdefault(
+                        hit.value_set, _Match(hit.value_set, "code", f"{label} {code}", hit)
+                    )
+            if display is not None:
+                texts.append(display)
+        if text is not None:
+            texts.append(text)
+        for t in texts:
+            for term_hit in vsl.find_terms(t):
+                if term_hit.value_set not in matches:
+                    matches[term_hit.value_set] = _Match(
+                        term_hit.value_set, "term", term_hit.term, None
+                    )
+        return tuple(matches.values())
+
+    return classified
 
 
 def _status_code(concept: Mapping[str, Any] | None) -> str | None:
