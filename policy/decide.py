@@ -21,7 +21,7 @@ from facts import NotTheirs, PatientRecord, extract_record
 from policy.engine import Assessment, assess, explain
 from policy.expr import PolicyError
 from policy.loading import Policy, load_policies
-from policy.model import Decision, Outcome, Tri
+from policy.model import CriterionResult, Decision, Outcome, Tri
 from valuesets import ValueSetLibrary, load_value_sets
 
 
@@ -85,8 +85,8 @@ class Decided:
 class Evaluations:
     """Each policy assessed at most once for one record on one day, and explained (decisive
     unknowns, deciding criteria, reason) only when its decision is needed: a hook reads its
-    own policy, its companions and the other patient-view policies, which overlap, and most
-    of those only to learn that they do not speak."""
+    own policy, its companions and the other patient-view policies, which overlap, and of
+    the others it needs only whether they speak: their criteria and outcome."""
 
     def __init__(self, record: PatientRecord, today: date) -> None:
         self.record = record
@@ -112,11 +112,14 @@ class Evaluations:
         return tuple(self._done)
 
     def speaks(self, policy: Policy, speaks: str = "when-met") -> bool:
-        """``speaks_proactively`` for ``policy``, explaining it only when its outcome could
-        let it speak."""
-        if not could_speak(self.assessed(policy).outcome, speaks):
+        """``speaks_proactively`` for ``policy``, read from its assessment: it is explained
+        only when whether it speaks rests on the judgements a clinician could record."""
+        assessed = self.assessed(policy)
+        if not could_speak(assessed.outcome, speaks):
             return False
-        return speaks_proactively(self.of(policy), self.record, speaks)
+        if assessed.outcome is not Outcome.MEETS and not self.of(policy).one_judgement_away:
+            return False
+        return not _silenced(policy.info.presentation, assessed.results, self.record)
 
 
 def decide(
@@ -139,18 +142,24 @@ def speaks_proactively(decision: Decision, record: PatientRecord, speaks: str = 
     active, nor when a criterion in its ``silenceWhenMet`` is met (already in use). A
     "when-met-or-one-judgement-away" service also speaks, on the same terms, when one
     clinician's confirmation would make the criteria met."""
-    words = decision.policy.presentation
     if not could_speak(decision.outcome, speaks):
         return False
     if decision.outcome is not Outcome.MEETS and not decision.one_judgement_away:
         return False
+    return not _silenced(decision.policy.presentation, decision.criteria, record)
+
+
+def _silenced(
+    words: Mapping[str, Any], results: Mapping[str, CriterionResult], record: PatientRecord
+) -> bool:
+    """Whether a prompt would no longer be useful: the technology ordered, or maybe in use."""
     ordered = words.get("silenceWhenOrdered")
     if ordered and record.orders_in(ordered["valueSet"]):
-        return False
+        return True
     # Silent unless each "already using it" criterion is known not met: a technology that may
     # be in use (a device record not shown to be the patient's) is no prompt to start it.
     silencers = words.get("silenceWhenMet", [])
-    return all(decision.criteria[c].result is Tri.NOT_MET for c in silencers)
+    return not all(results[c].result is Tri.NOT_MET for c in silencers)
 
 
 def could_speak(outcome: Outcome, speaks: str) -> bool:
@@ -197,19 +206,19 @@ def patient_view_turn(
     if not speaks_proactively(decision, record, speaks):
         return Turn(False)
 
-    def rank(p: Policy, d: Decision) -> tuple[int, int, str]:
-        return (0 if d.outcome is Outcome.MEETS else 1, precedence(p), p.info.id)
+    def rank(p: Policy, outcome: Outcome) -> tuple[int, int, str]:
+        return (0 if outcome is Outcome.MEETS else 1, precedence(p), p.info.id)
 
-    mine = rank(policy, decision)
+    mine = rank(policy, decision.outcome)
     speaking = []
     done = evaluations or Evaluations(record, today)
     for rival, mode in rivals:
         if done.speaks(rival, mode):
-            theirs = done.of(rival)
-            if rank(rival, theirs) < mine:
+            outcome = done.assessed(rival).outcome
+            if rank(rival, outcome) < mine:
                 return Turn(False)
-            if theirs.outcome is Outcome.MEETS:
-                speaking.append((rank(rival, theirs), rival))
+            if outcome is Outcome.MEETS:
+                speaking.append((rank(rival, outcome), rival))
     return Turn(True, tuple(p for _, p in sorted(speaking, key=lambda x: x[0])))
 
 
