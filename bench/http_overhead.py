@@ -40,7 +40,9 @@ def free_port() -> int:
 
 
 class Gunicorn:
-    def __init__(self, app: str, workers: int, threads: int) -> None:
+    def __init__(
+        self, app: str, workers: int, threads: int, settings: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("IPORT_CDS_")}
@@ -52,6 +54,7 @@ class Gunicorn:
             IPORT_CDS_LOG_LEVEL="WARNING",
             IPORT_CDS_ACCESS_LOG="/dev/null",
         )
+        env.update({f"IPORT_CDS_{k}": v for k, v in (settings or {}).items()})
         self.proc = subprocess.Popen(
             [str(Path(sys.executable).with_name("gunicorn")), "-c", "deploy/gunicorn.conf.py", app],
             cwd=ROOT,
@@ -119,21 +122,37 @@ def wrk(url: str, body_file: Path, connections: int, seconds: int) -> dict[str, 
     return {"p50": ms("50"), "p99": ms("99"), "rps": rps}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=3)
+def server_arguments(ap: argparse.ArgumentParser) -> argparse.Namespace:
+    """The arguments every gunicorn benchmark takes; exits when wrk is missing."""
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=8)
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
-    tmp = Path(tempfile.mkdtemp())
-    body = tmp / "order-select-500.json"
-    body.write_bytes(orjson.dumps(order_select(500)))
+    return args
+
+
+def order_select_file(resources: int) -> Path:
+    """An order-select body of ``resources`` resources, written to a new temporary folder."""
+    body = Path(tempfile.mkdtemp()) / f"order-select-{resources}.json"
+    body.write_bytes(orjson.dumps(order_select(resources)))
+    return body
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    args = server_arguments(ap)
+    body = order_select_file(500)
     service = Gunicorn("service:create_app()", args.workers, args.threads)
     bare = Gunicorn("bench.bare_app:create_app()", args.workers, args.threads)
-    check = requests.post(service.url + SERVICE_PATH, data=body.read_bytes(), timeout=10)
+    check = requests.post(
+        service.url + SERVICE_PATH,
+        data=body.read_bytes(),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
     assert (
         check.json()["cards"][0]["extension"]["iport-cds.eligibility"]["outcome"]
         == "meets-criteria"
