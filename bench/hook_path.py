@@ -1,9 +1,11 @@
 """Benchmark 10: the hook path against a bare endpoint, and the cost of each policy served.
 
-    .venv/bin/python bench/hook_path.py [--rounds 3] [--seconds 10] [--resources 160]
+    .venv/bin/python bench/hook_path.py [--rounds 3] [--requests 120] [--resources 160]
+    .venv/bin/python bench/hook_path.py --client wrk [--seconds 10]
 
-Needs `wrk` (Debian: apt-get install wrk). An order-select for an i-Port draft with every
-prefetch key filled (``--resources`` resources), sent by 4 clients at once to five servers
+An order-select for an i-Port draft with every prefetch key filled (``--resources``
+resources), sent by 4 clients at once (Python threads on keep-alive sessions, 120 requests a
+server a round; or ``--client wrk``, which needs Debian's wrk, for a fixed time) to four servers
 under the production gunicorn configuration (deploy/gunicorn.conf.py): the bare endpoint
 (bench/bare_app.py: parses the same body, returns a fixed card) and the service serving 1,
 2 and 3 policy files (POLICY_DIR: i-Port Advance; + NICE TA151 pump; + NICE TA943 hybrid
@@ -18,9 +20,12 @@ added policy file costs ≤ 15 % of the one-policy p50.
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import statistics
 import sys
+import threading
+import time
 from pathlib import Path
 
 import requests
@@ -54,10 +59,51 @@ def policy_dirs(tmp: Path) -> list[Path]:
     return out
 
 
+def python_clients(url: str, body: bytes, requests_total: int) -> dict[str, float]:
+    """``requests_total`` requests from CLIENTS threads, each on its own keep-alive session;
+    p50 and p99 of their latencies (ms) and the rate achieved."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        session = requests.Session()
+        headers = {"Content-Type": "application/json"}
+        for _ in range(n):
+            t0 = time.perf_counter()
+            answer = session.post(url, data=body, headers=headers, timeout=30)
+            elapsed = (time.perf_counter() - t0) * 1000
+            assert answer.status_code == 200, answer.status_code
+            with lock:
+                latencies.append(elapsed)
+
+    started = time.perf_counter()
+    share = requests_total // CLIENTS
+    threads = [threading.Thread(target=client, args=(share,)) for _ in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "p50": statistics.median(latencies),
+        "p99": latencies[max(0, math.ceil(len(latencies) * 0.99) - 1)],
+        "rps": len(latencies) / wall,
+        "requests": len(latencies),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--resources", type=int, default=160)
+    ap.add_argument("--requests", type=int, default=120, help="per server per round (python)")
+    ap.add_argument(
+        "--client",
+        choices=["python", "wrk"],
+        default="python",
+        help="4 Python clients on keep-alive sessions (as the issue's figures), or wrk -c4",
+    )
     args = server_arguments(ap)
     body = order_select_file(args.resources)
     tmp = body.parent
@@ -81,7 +127,16 @@ def main() -> None:
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
         for r in range(args.rounds):
             for name, target in targets.items():
-                runs[name].append(wrk(target.url + SERVICE_PATH, body, CLIENTS, args.seconds))
+                url = target.url + SERVICE_PATH
+                cpu_before = target.worker_cpu_s()
+                measured = (
+                    wrk(url, body, CLIENTS, args.seconds)
+                    if args.client == "wrk"
+                    else python_clients(url, body.read_bytes(), args.requests)
+                )
+                served = measured.pop("requests")
+                measured["cpu_ms"] = (target.worker_cpu_s() - cpu_before) * 1000 / served
+                runs[name].append(measured)
                 print(f"round {r + 1} {name}: {runs[name][-1]}", flush=True)
     finally:
         for target in targets.values():
@@ -103,33 +158,58 @@ def main() -> None:
             f"{med([x['p50'] for x in measured]):.2f}",
             f"{med([x['p99'] for x in measured]):.2f}",
             f"{med([x['rps'] for x in measured]):.0f}",
+            f"{med([x['cpu_ms'] for x in measured]):.2f}",
             "—" if name == "bare" else f"{ratio(measured, bare):.2f}",
+            "—" if name == "bare" else f"{ratio(measured, bare, 'cpu_ms'):.2f}",
             "—",
         ]
         if name in services[1:]:
             fewer = runs[services[services.index(name) - 1]]
-            added = [
-                (x["p50"] - y["p50"]) / z["p50"]
-                for x, y, z in zip(measured, fewer, one, strict=True)
-            ]
-            row[-1] = f"{100 * med(added):+.0f} %"
+
+            def added(key: str) -> float:
+                """What the policy adds, over the one-policy figure (median of the rounds)."""
+                return 100 * med(
+                    [
+                        (x[key] - y[key]) / z[key]
+                        for x, y, z in zip(measured, fewer, one, strict=True)  # noqa: B023
+                    ]
+                )
+
+            row[-1] = f"{added('p50'):+.0f} % ({added('cpu_ms'):+.0f} % CPU)"
         rows.append(row)
     full = runs[services[-1]]
     ratio_full = ratio(full, bare)
     tail = med([x["p99"] / x["p50"] for x in full])
+    clients, per_round = (
+        (f"wrk -t2 -c{CLIENTS}", f"{args.seconds} s")
+        if args.client == "wrk"
+        else ("Python threads, a keep-alive session each", f"{args.requests} requests")
+    )
+    command = "`.venv/bin/python bench/hook_path.py" + (
+        " --client wrk`" if args.client == "wrk" else "`"
+    )
     note = (
         f"order-select, {args.resources}-resource prefetch ({body.stat().st_size // 1024} KiB), "
-        f"{CLIENTS} clients (wrk -t2 -c{CLIENTS}); gunicorn {args.workers} workers × "
-        f"{args.threads} threads (deploy/gunicorn.conf.py); {args.seconds} s per server per "
+        f"{CLIENTS} clients ({clients}); gunicorn {args.workers} workers × "
+        f"{args.threads} threads (deploy/gunicorn.conf.py); {per_round} per server per "
         f"round, {args.rounds} rounds, servers in turn; medians of the rounds; "
         f"**3 policies / bare p50 {ratio_full:.2f}** (target ≤ 2.0), **p99 / p50 {tail:.2f}** "
-        f"(target ≤ 3); `.venv/bin/python bench/hook_path.py`; {machine()}"
+        f"(target ≤ 3); {command}; {machine()}"
     )
     print(note)
     write_table(
-        "hook_path",
+        "hook_path" if args.client == "python" else "hook_path_wrk",
         "The hook path against a bare endpoint, by policies served",
-        ["server", "p50 ms", "p99 ms", "requests/s", "p50 / bare", "added p50 / 1-policy p50"],
+        [
+            "server",
+            "p50 ms",
+            "p99 ms",
+            "requests/s",
+            "worker CPU ms per request",
+            "p50 / bare",
+            "CPU / bare",
+            "added p50 (CPU) / 1-policy p50 (CPU)",
+        ],
         rows,
         note,
     )
