@@ -26,6 +26,8 @@ from bench.latency_proxy import start_proxy  # noqa: E402
 from bench.report import machine, write_table  # noqa: E402
 from bench.workload import PID, resources  # noqa: E402
 from fhirdata.prefetch import PAGE_SIZE, fill, prefetch_templates  # noqa: E402
+from policy.decide import load_core  # noqa: E402
+from policy.loading import policy_names  # noqa: E402
 from tests.fhir_server import DEFAULT_VENV, FhirTestServer, ensure_sekmet  # noqa: E402
 from tests.service_process import ServiceProcess  # noqa: E402
 from valuesets import load_value_sets  # noqa: E402
@@ -132,9 +134,20 @@ def main() -> None:
         fhir.load(transaction(many))
         pages = _pages(fhir.base_url, two_pid)
         rows = []
-        reads = len(prefetch_templates(load_value_sets(), "urn:x", ()))
+        core = load_core(policy_names())
+        served = {v for p in core.policies.values() for v in p.value_sets}
+        reads = len(prefetch_templates(core.vsl, core.criteria_system, served))
         base_p50: dict[str, float] = {}
-        with ServiceProcess({"FHIR_ALLOW_LOOPBACK": "true", "LOG_LEVEL": '"WARNING"'}) as svc:
+        # Longer deadline and timeouts than the defaults (4 s, 3 s, 1 s): the first reads of a
+        # cold sekmet on a busy machine can take longer, and a refused warm-up stops the run.
+        settings = {
+            "FHIR_ALLOW_LOOPBACK": "true",
+            "LOG_LEVEL": '"WARNING"',
+            "FHIR_DEADLINE_SECONDS": "20",
+            "FHIR_READ_TIMEOUT_SECONDS": "15",
+            "FHIR_CONNECT_TIMEOUT_SECONDS": "5",
+        }
+        with ServiceProcess(settings) as svc:
             # The same path with no added latency: what the FHIR server and the service cost.
             for latency_ms in (0.0, args.latency_ms):
                 proxy, proxied = start_proxy(fhir.base_url, latency_ms / 1000)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shutil
 import statistics
 import sys
@@ -194,7 +195,8 @@ def main() -> None:
         f"{args.threads} threads (deploy/gunicorn.conf.py); {per_round} per server per "
         f"round, {args.rounds} rounds, servers in turn; medians of the rounds; "
         f"**3 policies / bare p50 {ratio_full:.2f}** (target ≤ 2.0), **p99 / p50 {tail:.2f}** "
-        f"(target ≤ 3); {command}; {machine()}"
+        f"(target ≤ 3); 1-minute load average {os.getloadavg()[0]:.1f} at the end; "
+        f"{command}; {machine()}"
     )
     print(note)
     write_table(
