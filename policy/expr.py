@@ -55,11 +55,17 @@ def evaluate_values(expr: Expr, values: TriOf) -> Tri:
     if isinstance(expr, str):
         return values[expr]
     ((op, arg),) = expr.items()
-    if op == "all":
-        return Tri.all_of(evaluate_values(e, values) for e in arg)
-    if op == "any":
-        return Tri.any_of(evaluate_values(e, values) for e in arg)
-    return evaluate_values(arg, values).negate()
+    if op == "not":
+        return evaluate_values(arg, values).negate()
+    # Tri.all_of / Tri.any_of, unrolled: this is the innermost loop of every what-if.
+    dominant, found = (Tri.NOT_MET, Tri.MET) if op == "all" else (Tri.MET, Tri.NOT_MET)
+    for e in arg:
+        v = evaluate_values(e, values)
+        if v is dominant:
+            return v
+        if v is Tri.UNKNOWN:
+            found = v
+    return found
 
 
 def deciding_leaves(
