@@ -38,6 +38,7 @@ STAGES = [
     ("assess the policies (criteria, pathways, outcome)", "policy/engine.py", "assess"),
     ("explain the decisions (decisive unknowns, reasons)", "policy/engine.py", "explain"),
     ("  of which decisive unknowns", "policy/decisive.py", "decisive_unknowns"),
+    ("the companions, for the card's note", "policy/decide.py", "companion_note"),
     ("build the card (cds_cards)", "cds_cards/render.py", "eligibility_card"),
     ("encode the answer (orjson)", "~", "orjson.dumps"),
 ]
