@@ -40,7 +40,9 @@ def free_port() -> int:
 
 
 class Gunicorn:
-    def __init__(self, app: str, workers: int, threads: int) -> None:
+    def __init__(
+        self, app: str, workers: int, threads: int, settings: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("IPORT_CDS_")}
@@ -52,6 +54,7 @@ class Gunicorn:
             IPORT_CDS_LOG_LEVEL="WARNING",
             IPORT_CDS_ACCESS_LOG="/dev/null",
         )
+        env.update({f"IPORT_CDS_{k}": v for k, v in (settings or {}).items()})
         self.proc = subprocess.Popen(
             [str(Path(sys.executable).with_name("gunicorn")), "-c", "deploy/gunicorn.conf.py", app],
             cwd=ROOT,
@@ -76,6 +79,16 @@ class Gunicorn:
             rss.append(int(re.search(r"^Rss:\s+(\d+)", text, re.M).group(1)) / 1024)  # type: ignore[union-attr]
             pss.append(int(re.search(r"^Pss:\s+(\d+)", text, re.M).group(1)) / 1024)  # type: ignore[union-attr]
         return statistics.mean(rss), statistics.mean(pss)
+
+    def worker_cpu_s(self) -> float:
+        """CPU seconds (user + system) the workers have used so far: work per request that
+        other load on the machine does not inflate, as it does latency."""
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
+        ticks = 0
+        for pid in out.stdout.split():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -116,24 +129,41 @@ def wrk(url: str, body_file: Path, connections: int, seconds: int) -> dict[str, 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     assert not errors, out
-    return {"p50": ms("50"), "p99": ms("99"), "rps": rps}
+    done = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return {"p50": ms("50"), "p99": ms("99"), "rps": rps, "requests": done}
+
+
+def server_arguments(ap: argparse.ArgumentParser) -> argparse.Namespace:
+    """The arguments every gunicorn benchmark takes; exits when wrk is needed and missing."""
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=8)
+    args = ap.parse_args()
+    if getattr(args, "client", "wrk") == "wrk" and not shutil.which("wrk"):
+        sys.exit("wrk is needed: apt-get install wrk")
+    return args
+
+
+def order_select_file(resources: int) -> Path:
+    """An order-select body of ``resources`` resources, written to a new temporary folder."""
+    body = Path(tempfile.mkdtemp()) / f"order-select-{resources}.json"
+    body.write_bytes(orjson.dumps(order_select(resources)))
+    return body
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--seconds", type=int, default=10)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=8)
-    args = ap.parse_args()
-    if not shutil.which("wrk"):
-        sys.exit("wrk is needed: apt-get install wrk")
-    tmp = Path(tempfile.mkdtemp())
-    body = tmp / "order-select-500.json"
-    body.write_bytes(orjson.dumps(order_select(500)))
+    args = server_arguments(ap)
+    body = order_select_file(500)
     service = Gunicorn("service:create_app()", args.workers, args.threads)
     bare = Gunicorn("bench.bare_app:create_app()", args.workers, args.threads)
-    check = requests.post(service.url + SERVICE_PATH, data=body.read_bytes(), timeout=10)
+    check = requests.post(
+        service.url + SERVICE_PATH,
+        data=body.read_bytes(),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
     assert (
         check.json()["cards"][0]["extension"]["iport-cds.eligibility"]["outcome"]
         == "meets-criteria"

@@ -13,6 +13,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import requests
 
 
+class _Server(ThreadingHTTPServer):
+    # The service opens a connection per read, all at once (ten with three policies): a
+    # listen backlog of 5 drops the rest of the SYNs, whose retries come a second later.
+    request_queue_size = 64
+
+
 def start_proxy(upstream: str, latency_s: float) -> tuple[ThreadingHTTPServer, str]:
     """Start the proxy on a free loopback port; returns (server, base URL mirroring upstream's path)."""
     session = requests.Session()
@@ -52,7 +58,7 @@ def start_proxy(upstream: str, latency_s: float) -> tuple[ThreadingHTTPServer, s
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     server.public_root = f"http://127.0.0.1:{server.server_address[1]}"  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -173,5 +173,7 @@ def order_select(n: int) -> dict[str, Any]:
             "referrals": None,
             "procedures": None,
             "devices": None,
+            "deviceUses": None,
+            "assignedDevices": None,
         },
     }

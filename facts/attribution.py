@@ -133,6 +133,17 @@ def attribution_problem(
     """``(why, detail)`` when ``resource`` is not shown to be about this patient alone, or
     None. ``identity`` None leaves identifier-named subjects to be judged later (where the
     Patient's identifiers are known)."""
+    if "patient" not in resource and "focus" not in resource:
+        subject = resource.get("subject")
+        # Most of a record: a subject that is a bare reference the judge accepts. Nothing
+        # else here could name another person.
+        if (
+            isinstance(subject, dict)
+            and "identifier" not in subject
+            and isinstance(subject.get("reference"), str)
+            and judge(subject["reference"]) is True
+        ):
+            return None
     found: dict[Verdict, str] = {}
     for key in ("subject", "patient"):
         if key in resource:

@@ -7,6 +7,7 @@ Which statuses count is the policy-interpretation document's "Facts" section.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -212,12 +213,14 @@ class _Match:
     concept: Concept | None
 
 
-def _texts(concept: Mapping[str, Any] | None) -> list[str]:
-    """A CodeableConcept's free text: its ``text`` and every ``coding.display``."""
-    texts = [c["display"] for c in _codings(concept) if isinstance(c.get("display"), str)]
-    if concept is not None and isinstance(concept.get("text"), str):
-        texts.append(concept["text"])
-    return texts
+# A CodeableConcept as classification reads it: each coding's (system, code, display) and the
+# text, each None where it is not a string (classification ignores those).
+_ConceptKey = tuple[tuple[tuple[str | None, str | None, str | None], ...], str | None]
+CLASSIFIED_CONCEPTS_MAX = 8192  # distinct concepts remembered (a record repeats a few codes)
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def classify(concept: Mapping[str, Any] | None, vsl: ValueSetLibrary) -> list[_Match]:
@@ -226,27 +229,74 @@ def classify(concept: Mapping[str, Any] | None, vsl: ValueSetLibrary) -> list[_M
     Terms are read from ``text`` and every ``coding.display``, and only for value sets the
     codes did not already match, so term evidence never shadows coded evidence.
     """
-    matches: dict[str, _Match] = {}
-    texts: list[str] = []
-    for c in _codings(concept):
-        system, code = c.get("system"), c.get("code")
-        if isinstance(system, str) and isinstance(code, str):
-            label = SYSTEM_LABELS.get(system, system)
-            for hit in vsl.lookup(system, code):
-                matches.setdefault(
-                    hit.value_set, _Match(hit.value_set, "code", f"{label} {code}", hit)
-                )
-        if isinstance(c.get("display"), str):
-            texts.append(c["display"])
-    if concept is not None and isinstance(concept.get("text"), str):
-        texts.append(concept["text"])
-    for text in texts:
-        for term_hit in vsl.find_terms(text):
-            if term_hit.value_set not in matches:
-                matches[term_hit.value_set] = _Match(
-                    term_hit.value_set, "term", term_hit.term, None
-                )
-    return list(matches.values())
+    return list(_read_concept(concept, vsl).matches)
+
+
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """What a CodeableConcept says: the value sets it matches and, when one of its texts says
+    another person has a finding it names ("Needle phobia - husband"), that text and those
+    value sets."""
+
+    matches: tuple[_Match, ...]
+    about_others: tuple[str, frozenset[str]] | None = None
+
+
+_NO_READING = _Reading(())
+
+
+def _read_concept(concept: Mapping[str, Any] | None, vsl: ValueSetLibrary) -> _Reading:
+    """``concept`` read against ``vsl``. Concepts repeat (every HbA1c result carries the same
+    code), so each distinct one is read once per value-set library."""
+    if concept is None:
+        return _NO_READING
+    key: _ConceptKey = (
+        tuple(
+            (
+                _str_or_none(c.get("system")),
+                _str_or_none(c.get("code")),
+                _str_or_none(c.get("display")),
+            )
+            for c in _codings(concept)
+        ),
+        _str_or_none(concept.get("text")),
+    )
+    return vsl.memo("facts.concepts", lambda: _reader(vsl))(key)
+
+
+def _reader(vsl: ValueSetLibrary) -> Callable[[_ConceptKey], _Reading]:
+    @functools.lru_cache(maxsize=CLASSIFIED_CONCEPTS_MAX)
+    def read(key: _ConceptKey) -> _Reading:
+        codings, text = key
+        matches: dict[str, _Match] = {}
+        texts: list[str] = []
+        for system, code, display in codings:
+            if system is not None and code is not None:
+                label = SYSTEM_LABELS.get(system, system)
+                for hit in vsl.lookup(system, code):
+                    matches.setdefault(
+                        hit.value_set, _Match(hit.value_set, "code", f"{label} {code}", hit)
+                    )
+            if display is not None:
+                texts.append(display)
+        if text is not None:
+            texts.append(text)
+        for t in texts:
+            for term_hit in vsl.find_terms(t):
+                if term_hit.value_set not in matches:
+                    matches[term_hit.value_set] = _Match(
+                        term_hit.value_set, "term", term_hit.term, None
+                    )
+        # A finding the text also asserts of the patient stays.
+        asserted = {m.value_set for m in matches.values() if m.matched_by == "term"}
+        for t in texts:
+            said = {h.value_set for h in vsl.find_terms_about_others(t)}
+            others = said - asserted - _NOT_FINDINGS
+            if others:
+                return _Reading(tuple(matches.values()), (t, frozenset(others)))
+        return _Reading(tuple(matches.values()))
+
+    return read
 
 
 def _status_code(concept: Mapping[str, Any] | None) -> str | None:
@@ -325,23 +375,17 @@ class _Extractor:
         self.not_theirs.append(refusal)
         self.warnings.append(refusal.warning)
 
-    def _about_another_person(
-        self, ref: str, rtype: str, concept: Mapping[str, Any] | None, matches: list[_Match]
-    ) -> list[_Match]:
-        """``matches`` without the findings the record's own text says another person has
-        ("Needle phobia - husband", a coded fear of injections written "(wife)"): those are
-        not the patient's, and the record is named as not used for them. A finding the text
-        also asserts of the patient stays."""
-        asserted = {m.value_set for m in matches if m.matched_by == "term"}
-        for text in _texts(concept):
-            said = {h.value_set for h in self.vsl.find_terms_about_others(text)}
-            others = said - asserted - _NOT_FINDINGS
-            if others:
-                quoted = " ".join(text.split())[:80]
-                why = f"'{quoted}' names another person"
-                self.refuse(NotTheirs(ref, rtype, ANOTHER_PERSON, why))
-                return [m for m in matches if m.value_set not in others]
-        return matches
+    def _about_another_person(self, ref: str, rtype: str, reading: _Reading) -> list[_Match]:
+        """The concept's matches without the findings the record's own text says another
+        person has ("Needle phobia - husband", a coded fear of injections written "(wife)"):
+        those are not the patient's, and the record is named as not used for them. A finding
+        the text also asserts of the patient stays."""
+        if reading.about_others is None:
+            return list(reading.matches)
+        text, others = reading.about_others
+        quoted = " ".join(text.split())[:80]
+        self.refuse(NotTheirs(ref, rtype, ANOTHER_PERSON, f"'{quoted}' names another person"))
+        return [m for m in reading.matches if m.value_set not in others]
 
     def _names_this_patient(self, resource: Mapping[str, Any]) -> bool:
         """True only when ``subject`` is a literal reference to the context patient."""
@@ -481,7 +525,7 @@ class _Extractor:
 
     def _Condition(self, r: Mapping[str, Any], ref: str) -> None:
         code = _opt_obj(r, "code")
-        matches = self._about_another_person(ref, "Condition", code, classify(code, self.vsl))
+        matches = self._about_another_person(ref, "Condition", _read_concept(code, self.vsl))
         if not matches:
             return  # most of a record: nothing the policy reads, so no further parsing
         clinical = _status_code(_opt_obj(r, "clinicalStatus"))
@@ -552,7 +596,7 @@ class _Extractor:
             elif status == ENTERED_IN_ERROR:
                 self._withdrawn(r, ref, codings)
             return
-        matches = self._about_another_person(ref, "Observation", code, classify(code, self.vsl))
+        matches = self._about_another_person(ref, "Observation", _read_concept(code, self.vsl))
         value = r.get("valueCodeableConcept")
         if (not matches and value is None) or status not in OBSERVATION_OK:
             return  # nothing the policy reads (vital signs, other tests ...)

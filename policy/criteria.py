@@ -8,6 +8,7 @@ policy. Absence of a finding-type record is *unknown* (it may be recorded elsewh
 from __future__ import annotations
 
 import calendar
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -72,6 +73,7 @@ def rule(name: str, *, reads_hba1c: bool = False, **params: str) -> Callable[[Ru
 
 
 # -- helpers -------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1024)  # a run asks for a few (today, lookback) pairs, very often
 def months_before(day: date, months: int) -> date:
     """The same day ``months`` calendar months earlier (clamped to the month's last day)."""
     year, m0 = divmod(day.year * 12 + day.month - 1 - months, 12)
@@ -1085,6 +1087,8 @@ def latest_confirmation(
 ) -> Confirmation | None:
     """The latest confirmation of ``criterion`` that still counts: dated no later than today
     and no older than ``confirmation_valid_months`` (any age with ``expired_too``)."""
+    if not record.confirmations:
+        return None  # most records hold none
     months = None if expired_too else ctx.confirmation_valid_months
     since = months_before(ctx.today, months) if months else None
     mine = [

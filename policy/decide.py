@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from facts import NotTheirs, PatientRecord, extract_record
-from policy.engine import evaluate
+from policy.engine import Assessment, assess, explain
 from policy.expr import PolicyError
 from policy.loading import Policy, load_policies
-from policy.model import Decision, Outcome, Tri
+from policy.model import CriterionResult, Decision, Outcome, Tri
 from valuesets import ValueSetLibrary, load_value_sets
 
 
@@ -83,19 +83,43 @@ class Decided:
 
 
 class Evaluations:
-    """Each policy evaluated at most once for one record on one day: a hook reads its own
-    policy, its companions and the other patient-view policies, which overlap."""
+    """Each policy assessed at most once for one record on one day, and explained (decisive
+    unknowns, deciding criteria, reason) only when its decision is needed: a hook reads its
+    own policy, its companions and the other patient-view policies, which overlap, and of
+    the others it needs only whether they speak: their criteria and outcome."""
 
     def __init__(self, record: PatientRecord, today: date) -> None:
         self.record = record
         self.today = today
+        self._assessed: dict[str, Assessment] = {}
         self._done: dict[str, Decision] = {}
+
+    def assessed(self, policy: Policy) -> Assessment:
+        found = self._assessed.get(policy.info.id)
+        if found is None:
+            found = self._assessed[policy.info.id] = assess(policy, self.record, self.today)
+        return found
 
     def of(self, policy: Policy) -> Decision:
         found = self._done.get(policy.info.id)
         if found is None:
-            found = self._done[policy.info.id] = evaluate(policy, self.record, self.today)
+            found = self._done[policy.info.id] = explain(self.assessed(policy))
         return found
+
+    @property
+    def explained(self) -> tuple[str, ...]:
+        """The ids of the policies explained so far, in the order they were."""
+        return tuple(self._done)
+
+    def speaks(self, policy: Policy, speaks: str = "when-met") -> bool:
+        """``speaks_proactively`` for ``policy``, read from its assessment: it is explained
+        only when whether it speaks rests on the judgements a clinician could record."""
+        assessed = self.assessed(policy)
+        if not could_speak(assessed.outcome, speaks):
+            return False
+        if assessed.outcome is not Outcome.MEETS and not self.of(policy).one_judgement_away:
+            return False
+        return not _silenced(policy.info.presentation, assessed.results, self.record)
 
 
 def decide(
@@ -118,21 +142,32 @@ def speaks_proactively(decision: Decision, record: PatientRecord, speaks: str = 
     active, nor when a criterion in its ``silenceWhenMet`` is met (already in use). A
     "when-met-or-one-judgement-away" service also speaks, on the same terms, when one
     clinician's confirmation would make the criteria met."""
-    words = decision.policy.presentation
-    judgement_away = (
-        speaks == "when-met-or-one-judgement-away"
-        and decision.outcome is Outcome.INSUFFICIENT
-        and bool(decision.one_judgement_away)
-    )
-    if decision.outcome is not Outcome.MEETS and not judgement_away:
+    if not could_speak(decision.outcome, speaks):
         return False
+    if decision.outcome is not Outcome.MEETS and not decision.one_judgement_away:
+        return False
+    return not _silenced(decision.policy.presentation, decision.criteria, record)
+
+
+def _silenced(
+    words: Mapping[str, Any], results: Mapping[str, CriterionResult], record: PatientRecord
+) -> bool:
+    """Whether a prompt would no longer be useful: the technology ordered, or maybe in use."""
     ordered = words.get("silenceWhenOrdered")
     if ordered and record.orders_in(ordered["valueSet"]):
-        return False
+        return True
     # Silent unless each "already using it" criterion is known not met: a technology that may
     # be in use (a device record not shown to be the patient's) is no prompt to start it.
     silencers = words.get("silenceWhenMet", [])
-    return all(decision.criteria[c].result is Tri.NOT_MET for c in silencers)
+    return not all(results[c].result is Tri.NOT_MET for c in silencers)
+
+
+def could_speak(outcome: Outcome, speaks: str) -> bool:
+    """Whether a service that speaks as ``speaks`` says could speak with ``outcome`` at all:
+    met, or (one judgement away) not enough information."""
+    return outcome is Outcome.MEETS or (
+        speaks == "when-met-or-one-judgement-away" and outcome is Outcome.INSUFFICIENT
+    )
 
 
 # A policy without ``presentation.patientViewPrecedence`` gives way to every one with it.
@@ -171,19 +206,19 @@ def patient_view_turn(
     if not speaks_proactively(decision, record, speaks):
         return Turn(False)
 
-    def rank(p: Policy, d: Decision) -> tuple[int, int, str]:
-        return (0 if d.outcome is Outcome.MEETS else 1, precedence(p), p.info.id)
+    def rank(p: Policy, outcome: Outcome) -> tuple[int, int, str]:
+        return (0 if outcome is Outcome.MEETS else 1, precedence(p), p.info.id)
 
-    mine = rank(policy, decision)
+    mine = rank(policy, decision.outcome)
     speaking = []
     done = evaluations or Evaluations(record, today)
     for rival, mode in rivals:
-        theirs = done.of(rival)
-        if speaks_proactively(theirs, record, mode):
-            if rank(rival, theirs) < mine:
+        if done.speaks(rival, mode):
+            outcome = done.assessed(rival).outcome
+            if rank(rival, outcome) < mine:
                 return Turn(False)
-            if theirs.outcome is Outcome.MEETS:
-                speaking.append((rank(rival, theirs), rival))
+            if outcome is Outcome.MEETS:
+                speaking.append((rank(rival, outcome), rival))
     return Turn(True, tuple(p for _, p in sorted(speaking, key=lambda x: x[0])))
 
 
@@ -198,7 +233,7 @@ def companion_note(
     i-Port card defers to hybrid closed loop, then to an insulin pump."""
     done = evaluations or Evaluations(record, today)
     for companion in companions:
-        if speaks_proactively(done.of(companion), record):
+        if done.speaks(companion):
             note: str | None = companion.info.presentation.get("companionNote")
             return note
     return None

@@ -14,14 +14,14 @@ pathway branch still open is decisive: each is part of an answer that could.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from policy.expr import Expr, deciding_leaves, evaluate_expr, expr_ids
+from policy.expr import Expr, deciding_leaves, evaluate_expr, evaluate_values, expr_ids
 from policy.model import CriterionResult, Outcome, PathwayResult, Tri
 
-OutcomeOf = Callable[[Sequence[PathwayResult], Mapping[str, CriterionResult]], Outcome]
+# The outcome from the pathways' results alone (``policy.engine.outcome_of``).
+OutcomeOf = Callable[[Sequence[Tri]], Outcome]
 
 
 @dataclass(frozen=True)
@@ -33,16 +33,19 @@ class Logic:
     outcome_of: OutcomeOf
 
 
-def _outcome_with(
-    logic: Logic, results: Mapping[str, CriterionResult], cid: str, v: Tri
-) -> Outcome:
-    trial = dict(results)
-    trial[cid] = dataclasses.replace(trial[cid], result=v)
+def _outcome_with(logic: Logic, values: Mapping[str, Tri], cid: str, v: Tri) -> Outcome:
+    """The outcome were ``cid``'s result ``v``: the derived criteria and pathways combined
+    again over the three-valued results (the criteria themselves are not re-read)."""
+    trial = dict(values)
+    trial[cid] = v
     for did, expr in logic.derived.items():
         if did != cid:
-            trial[did] = dataclasses.replace(trial[did], result=evaluate_expr(expr, trial))
-    pathways = [dataclasses.replace(p, result=evaluate_expr(e, trial)) for p, e in logic.pathways]
-    return logic.outcome_of(pathways, trial)
+            trial[did] = evaluate_values(expr, trial)
+    return logic.outcome_of([evaluate_values(e, trial) for _, e in logic.pathways])
+
+
+def _values(results: Mapping[str, CriterionResult]) -> dict[str, Tri]:
+    return {cid: r.result for cid, r in results.items()}
 
 
 def decisive_unknowns(
@@ -63,11 +66,12 @@ def decisive_unknowns(
         for cid in dict.fromkeys(order)
         if cid not in logic.derived and results[cid].result is Tri.UNKNOWN
     ]
+    values = _values(results)
     alone = tuple(
         cid
         for cid in candidates
-        if _outcome_with(logic, results, cid, Tri.MET)
-        is not _outcome_with(logic, results, cid, Tri.NOT_MET)
+        if _outcome_with(logic, values, cid, Tri.MET)
+        is not _outcome_with(logic, values, cid, Tri.NOT_MET)
     )
     if alone:
         return alone
@@ -92,12 +96,13 @@ def one_judgement_away(
     the outcome waits on information."""
     if outcome is not Outcome.INSUFFICIENT:
         return ()
+    values = _values(results)
     return tuple(
         cid
         for cid in confirmable
         if cid not in logic.derived
         and results[cid].result is Tri.UNKNOWN
-        and _outcome_with(logic, results, cid, Tri.MET) is Outcome.MEETS
+        and _outcome_with(logic, values, cid, Tri.MET) is Outcome.MEETS
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date
 
 from facts.model import PatientRecord
@@ -84,12 +84,33 @@ def _without_ended_prescriptions(record: PatientRecord, today: date) -> PatientR
     )
 
 
+@dataclass(frozen=True)
+class Assessment:
+    """A policy read against one record: every criterion's result, each pathway's and the
+    outcome. What a card explains (deciding criteria, decisive unknowns, the reason) is built
+    from it by ``explain`` only for a decision that is shown or may speak."""
+
+    policy: Policy
+    record: PatientRecord  # without insulin orders whose validity period has ended
+    ctx: Context
+    results: dict[str, CriterionResult]
+    pathways: tuple[PathwayResult, ...]
+    outcome: Outcome
+    chosen: PathwayResult | None
+
+
 def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
     """The policy's decision for one patient on ``today`` (a date in Europe/London).
 
     Pure: no I/O, no clock. Every criterion is evaluated (the card shows them all);
     a clinician's confirmation, where recorded, decides its criterion.
     """
+    return explain(assess(policy, record, today))
+
+
+def assess(policy: Policy, record: PatientRecord, today: date) -> Assessment:
+    """Every criterion, pathway and the outcome of ``policy`` for ``record`` on ``today``; a
+    patient recorded as deceased is not assessed (no pathway, not enough information)."""
     record = _without_ended_prescriptions(record, today)
     ctx = Context(
         today=today,
@@ -117,7 +138,7 @@ def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
             _derived_result(d, policy, results), record, ctx, d.confirmable
         )
     if record.deceased:
-        return _deceased_decision(policy, record, today, results)
+        return Assessment(policy, record, ctx, results, (), Outcome.INSUFFICIENT, None)
     pathways = tuple(
         PathwayResult(
             p.id,
@@ -129,11 +150,27 @@ def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
         for p in policy.pathways
     )
     outcome, chosen = _outcome(pathways, results)
+    return Assessment(policy, record, ctx, results, pathways, outcome, chosen)
+
+
+def explain(assessed: Assessment) -> Decision:
+    """The decision as a card and the assessment app present it: the reason, the criteria
+    that decided it, the unknowns that could change it, the judgements a clinician can
+    record."""
+    policy, record, ctx, results = assessed.policy, assessed.record, assessed.ctx, assessed.results
+    today, pathways, outcome, chosen = (
+        ctx.today,
+        assessed.pathways,
+        assessed.outcome,
+        assessed.chosen,
+    )
+    if record.deceased:
+        return _deceased_decision(policy, record, today, results)
     shown = _shown_criteria(policy, chosen, pathways)
     logic = Logic(
         derived={d.id: d.expression for d in policy.derived},
         pathways=[(r, p.expression) for r, p in zip(pathways, policy.pathways, strict=True)],
-        outcome_of=lambda ps, rs: _outcome(ps, rs)[0],
+        outcome_of=outcome_of,
     )
     deciding = decided_by(logic, results, outcome, chosen)
     decisive = decisive_unknowns(logic, results, outcome)
@@ -241,25 +278,36 @@ def _deceased_decision(
     )
 
 
+def outcome_of(pathways: Sequence[Tri]) -> Outcome:
+    """Meets if any pathway is met; does not meet if all are not met; else insufficient."""
+    return _OUTCOME_OF_ANY[Tri.any_of(pathways)]
+
+
+_OUTCOME_OF_ANY = {
+    Tri.MET: Outcome.MEETS,
+    Tri.NOT_MET: Outcome.DOES_NOT_MEET,
+    Tri.UNKNOWN: Outcome.INSUFFICIENT,
+}
+
+
 def _outcome(
     pathways: Sequence[PathwayResult], results: Mapping[str, CriterionResult]
 ) -> tuple[Outcome, PathwayResult | None]:
-    """Meets if any pathway is met; does not meet if all are not met; else insufficient.
-
-    The pathway named is the one that decided, or the most relevant: one whose diagnosis
-    is recorded, preferring an undecided pathway over a failed one.
+    """The outcome (``outcome_of``) and the pathway it names: the one that decided, or the
+    most relevant: one whose diagnosis is recorded, preferring an undecided pathway over a
+    failed one.
     """
-    met = [p for p in pathways if p.result is Tri.MET]
-    if met:
-        return Outcome.MEETS, met[0]
+    outcome = outcome_of([p.result for p in pathways])
+    if outcome is Outcome.MEETS:
+        return outcome, next(p for p in pathways if p.result is Tri.MET)
 
     def relevance(p: PathwayResult) -> tuple[bool, bool]:
         return (results[p.diagnosis].result is Tri.MET, p.result is Tri.UNKNOWN)
 
     ranked = sorted(pathways, key=relevance, reverse=True)
     best = ranked[0] if ranked and results[ranked[0].diagnosis].result is not Tri.NOT_MET else None
-    if all(p.result is Tri.NOT_MET for p in pathways):
-        return Outcome.DOES_NOT_MEET, best
+    if outcome is Outcome.DOES_NOT_MEET:
+        return outcome, best
     undecided = [p for p in ranked if p.result is Tri.UNKNOWN]
     return Outcome.INSUFFICIENT, best if best in undecided else undecided[0]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from policy.model import CriterionResult, Tri
 
@@ -29,15 +29,43 @@ def expr_ids(expr: Expr) -> list[str]:
     raise PolicyError(f"unknown operator {op!r}")
 
 
+class TriOf(Protocol):
+    """Where an expression reads each criterion's three-valued result."""
+
+    def __getitem__(self, cid: str, /) -> Tri: ...
+
+
+class _ResultOf:
+    __slots__ = ("results",)
+
+    def __init__(self, results: Mapping[str, CriterionResult]) -> None:
+        self.results = results
+
+    def __getitem__(self, cid: str, /) -> Tri:
+        return self.results[cid].result
+
+
 def evaluate_expr(expr: Expr, results: Mapping[str, CriterionResult]) -> Tri:
+    return evaluate_values(expr, _ResultOf(results))
+
+
+def evaluate_values(expr: Expr, values: TriOf) -> Tri:
+    """``expr`` over bare three-valued results: what-if evaluation (``policy.decisive``)
+    swaps one value in a plain dict instead of rebuilding criterion results."""
     if isinstance(expr, str):
-        return results[expr].result
+        return values[expr]
     ((op, arg),) = expr.items()
-    if op == "all":
-        return Tri.all_of(evaluate_expr(e, results) for e in arg)
-    if op == "any":
-        return Tri.any_of(evaluate_expr(e, results) for e in arg)
-    return evaluate_expr(arg, results).negate()
+    if op == "not":
+        return evaluate_values(arg, values).negate()
+    # Tri.all_of / Tri.any_of, unrolled: this is the innermost loop of every what-if.
+    dominant, found = (Tri.NOT_MET, Tri.MET) if op == "all" else (Tri.MET, Tri.NOT_MET)
+    for e in arg:
+        v = evaluate_values(e, values)
+        if v is dominant:
+            return v
+        if v is Tri.UNKNOWN:
+            found = v
+    return found
 
 
 def deciding_leaves(

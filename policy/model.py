@@ -21,21 +21,30 @@ class Tri(enum.Enum):
     @staticmethod
     def all_of(values: Iterable[Tri]) -> Tri:
         """AND: any not-met is not-met; all met is met; otherwise unknown."""
-        values = list(values)
-        if Tri.NOT_MET in values:
-            return Tri.NOT_MET
-        return Tri.MET if all(v is Tri.MET for v in values) else Tri.UNKNOWN
+        return _kleene(values, Tri.NOT_MET, Tri.MET)
 
     @staticmethod
     def any_of(values: Iterable[Tri]) -> Tri:
         """OR: any met is met; all not-met is not-met; otherwise unknown."""
-        values = list(values)
-        if Tri.MET in values:
-            return Tri.MET
-        return Tri.NOT_MET if all(v is Tri.NOT_MET for v in values) else Tri.UNKNOWN
+        return _kleene(values, Tri.MET, Tri.NOT_MET)
 
     def negate(self) -> Tri:
-        return {Tri.MET: Tri.NOT_MET, Tri.NOT_MET: Tri.MET, Tri.UNKNOWN: Tri.UNKNOWN}[self]
+        return _NEGATED[self]
+
+
+_NEGATED = {Tri.MET: Tri.NOT_MET, Tri.NOT_MET: Tri.MET, Tri.UNKNOWN: Tri.UNKNOWN}
+
+
+def _kleene(values: Iterable[Tri], dominant: Tri, identity: Tri) -> Tri:
+    """``dominant`` as soon as one value is it (the rest are not read); else unknown if one
+    is unknown; else ``identity`` (also for no values)."""
+    found = identity
+    for v in values:
+        if v is dominant:
+            return v
+        if v is Tri.UNKNOWN:
+            found = v
+    return found
 
 
 class Outcome(enum.Enum):

@@ -16,10 +16,12 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
+
+T = TypeVar("T")
 
 BUILTIN_DIR = Path(__file__).resolve().parent
 SD = "https://iport-cds.example.org/fhir/StructureDefinition/"
@@ -407,11 +409,22 @@ class ValueSetLibrary:
     )
     _matcher: TermMatcher | None = None
     _action_names: dict[str, ActionNames] = field(default_factory=dict)
+    _memos: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._rebuild()
 
+    def memo(self, name: str, build: Callable[[], T]) -> T:
+        """What ``build`` makes, kept with this library under ``name`` until its value sets
+        change: a cache of what follows from the value sets alone (how a coded concept
+        classifies), shared by every request and worker thread."""
+        found = self._memos.get(name)
+        if found is None:  # two threads may both build it: the same value either way
+            found = self._memos[name] = build()
+        return cast(T, found)
+
     def _rebuild(self) -> None:
+        self._memos = {}
         index: dict[tuple[str, str], list[Concept]] = {}
         for vs in self.sets.values():
             for c in vs.concepts:

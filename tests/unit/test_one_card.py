@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 import demo
 from facts import extract_record
 from policy import Outcome, PolicyError, evaluate, load_policy
-from policy.decide import Evaluations, decide, patient_view_turn
+from policy.decide import Evaluations, decide, patient_view_turn, speaks_proactively
 from policy.loading import POLICY_DIR, policy_names
 from service import create_app
 from tests.hooks import hook_request
@@ -177,3 +177,42 @@ def test_a_request_evaluates_each_policy_once(vsl: ValueSetLibrary) -> None:
     turn = patient_view_turn(iport, done.of(iport), record, TODAY, rivals, evaluations=done)
     assert not turn.speaks  # the hybrid closed loop ranks first for this child
     assert decide(record, iport, TODAY, [rivals[0][0]], done).decision is first[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "explained", "note"),
+    [
+        # Neither NICE technology is met for a type 2 adult: the companions are assessed
+        # (criteria and outcome) but nothing they would explain is ever read.
+        ("t2-specialist-bd-insulin", ["hny-iport-advance"], False),
+        # The hybrid closed loop is met: its note leads the i-Port card, and whether it
+        # speaks needs only its criteria and outcome.
+        ("t1-hcl-pregnant", ["hny-iport-advance"], True),
+    ],
+)
+def test_a_companion_note_needs_no_explanation_of_the_companion(
+    vsl: ValueSetLibrary, name: str, explained: list[str], note: bool
+) -> None:
+    patient = demo.get_patient(name)
+    policies = {p.info.id: p for p in (load_policy(n) for n in policy_names())}
+    record = extract_record(
+        demo.bundle_resources(patient.bundle(TODAY)),
+        vsl,
+        patient_id=patient.patient_id,
+        criteria_system=policies["hny-iport-advance"].info.criteria_system,
+    )
+    iport = policies["hny-iport-advance"]
+    companions = [policies[c] for c in iport.companions]
+    done = Evaluations(record, TODAY)
+    decided = decide(record, iport, TODAY, companions, done)
+    assert list(done.explained) == explained
+    assert (decided.companion_note is not None) is note
+    # The note explaining every companion in full gives.
+    assert decided.companion_note == next(
+        (
+            c.info.presentation.get("companionNote")
+            for c in companions
+            if speaks_proactively(evaluate(c, record, TODAY), record)
+        ),
+        None,
+    )

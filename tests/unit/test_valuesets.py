@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fhir.resources.R4B.valueset import ValueSet as FhirValueSet
 
+from facts.extract import classify
 from policy import load_policy
 from valuesets import (
     BUILTIN_DIR,
@@ -85,8 +87,9 @@ def test_hba1c_codes_carry_their_implied_unit() -> None:
     assert vsl.lookup("http://snomed.info/sct", "999791000000106")[0].implied_unit == "mmol/mol"
 
 
-def test_local_codes_extend_a_builtin_value_set_without_code_change(tmp_path: Path) -> None:
-    (tmp_path / "local-needle-phobia.json").write_text(
+def _local_needle_phobia(folder: Path, **extra: Any) -> None:
+    """A local value set adding the code NP01 of a GP system to the needle-phobia set."""
+    (folder / "local-needle-phobia.json").write_text(
         json.dumps(
             {
                 "resourceType": "ValueSet",
@@ -97,14 +100,21 @@ def test_local_codes_extend_a_builtin_value_set_without_code_change(tmp_path: Pa
                         {"system": "http://example.org/gp-local", "concept": [{"code": "NP01"}]}
                     ]
                 },
-                "extension": [
-                    {
-                        "url": "https://iport-cds.example.org/fhir/StructureDefinition/text-match-term",
-                        "valueString": "aichmophobia",
-                    }
-                ],
+                **extra,
             }
         )
+    )
+
+
+def test_local_codes_extend_a_builtin_value_set_without_code_change(tmp_path: Path) -> None:
+    _local_needle_phobia(
+        tmp_path,
+        extension=[
+            {
+                "url": "https://iport-cds.example.org/fhir/StructureDefinition/text-match-term",
+                "valueString": "aichmophobia",
+            }
+        ],
     )
     vsl = load_value_sets([tmp_path])
     assert vsl.lookup("http://example.org/gp-local", "NP01")[0].value_set == "needle-phobia"
@@ -155,3 +165,20 @@ def test_a_missing_extra_folder_fails_loading(tmp_path: Path) -> None:
 def test_terms(text: str, found: str | None) -> None:
     hits = {h.value_set for h in load_value_sets().find_terms(text)}
     assert (found in hits) if found else not hits & {"iport-device", "disabling-hypoglycaemia"}
+
+
+def test_a_concept_is_classified_by_its_own_library_however_often_it_repeats(
+    tmp_path: Path,
+) -> None:
+    """Classification is remembered per concept (records repeat codes); what one library
+    says about a concept is never what another library answers."""
+    _local_needle_phobia(tmp_path)
+    concept = {"coding": [{"system": "http://example.org/gp-local", "code": "NP01"}]}
+    builtin, local = load_value_sets([]), load_value_sets([tmp_path])
+    for _ in range(2):
+        assert classify(concept, builtin) == []
+        assert [m.value_set for m in classify(concept, local)] == ["needle-phobia"]
+    coded_and_said = {**concept, "text": "needle phobia"}
+    assert [(m.value_set, m.matched_by) for m in classify(coded_and_said, builtin)] == [
+        ("needle-phobia", "term")
+    ]
