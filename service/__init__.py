@@ -18,11 +18,13 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import review_app
+from dashboard import data as dashboard_data
+from dashboard import pages as dashboard_pages
 from disclosure import Disclosure
 from fhirdata import FetchSettings, FhirServerPolicy, new_session, prefetch_templates
 from fhirdata.breaker import OriginBreakers
 from fhirdata.transport import OriginExecutors, TenantSessions
-from service import analytics, audit, audit_commands, auth, dashboard, ops, refusals
+from service import audit, audit_commands, auth, ops, refusals
 from service.admission import HookAdmission
 from service.bodies import CappedRequest, CloseUnreadBodies, close_unread_body
 from service.config import core_from_config, load_config
@@ -105,7 +107,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             runtime=runtime,
             store=audit.open_app_store(app),
             admission=HookAdmission.from_config(app.config),
-            places=dashboard.load_places(app, runtime),
+            places=dashboard_data.load_places(app, runtime),
             disclosure=disclosure,
         ),
     )
@@ -124,7 +126,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         override_displays(runtime),
         store_comments=_keep_feedback_comments(app, state),
     )
-    analytics.init_app(app, state, key)
+    dashboard_pages.init_app(app, state, key)
     audit_commands.init_app(app)
     refusals.init_app(  # before authentication: a throttled client's token is not read
         app,

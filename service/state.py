@@ -23,8 +23,8 @@ from store import AuditStore
 from store.sessions import SessionStore
 
 if TYPE_CHECKING:  # these live with the dashboard login and the review app, which import this
+    from dashboard.login import LoginThrottle
     from review_app.guards import DiscoveryCache, LaunchLimiter
-    from service.dashboard_login import LoginThrottle
 
 EvaluationListener = Callable[[str, HookRequest, HookResult], None]
 """Called after each evaluation with the service id, the request and the result; must not
