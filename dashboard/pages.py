@@ -26,6 +26,7 @@ import store
 from dashboard import data, login
 from dashboard.figures import access_json, summary_json
 from dashboard.login import Forbidden, access, login_page, require_access, secure
+from dashboard.throttle import LoginThrottle
 from disclosure import Disclosure
 from facts.london import london_day
 from service.errors import BadRequest
@@ -66,7 +67,7 @@ bp.add_url_rule("/analytics/logout", view_func=login.analytics_logout, methods=[
 
 def init_app(app: Flask, state: AppState, key: bytes) -> None:
     """Register the dashboard (its views, sign-in and static files) and its login throttle."""
-    state.login_throttle = login.LoginThrottle(state.store, key)
+    state.login_throttle = LoginThrottle(state.store, key)
     app.register_blueprint(bp)
     state.auth_exempt.update(EXEMPT_PATHS)
 

@@ -22,8 +22,8 @@ from service.tenants import TenantDirectory
 from store import AuditStore
 from store.sessions import SessionStore
 
-if TYPE_CHECKING:  # these live with the dashboard login and the review app, which import this
-    from dashboard.login import LoginThrottle
+if TYPE_CHECKING:  # the dashboard's and the review app's guards (they import nothing of the app)
+    from dashboard.throttle import LoginThrottle
     from review_app.guards import DiscoveryCache, LaunchLimiter
 
 EvaluationListener = Callable[[str, HookRequest, HookResult], None]
