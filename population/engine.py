@@ -121,6 +121,7 @@ class PopulationSummary:
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
         del out["tally"]
+        out["figures"] = self.tally.figures_json()  # exact: the next run's --previous
         return out
 
 

@@ -56,14 +56,16 @@ class ShownRate:
         return {"value": self.value, "low": self.low, "high": self.high}
 
 
-def shown_rate(d: Disclosure, part: int, whole: int, digits: int = 4) -> ShownRate:
-    """``part / whole`` from the counts as shown, with its Wilson interval."""
+def shown_rate(
+    d: Disclosure, part: int, whole: int, digits: int = 4, rests_on: tuple[int, ...] = ()
+) -> ShownRate:
+    """``part / whole`` from the counts as shown, with its Wilson interval; suppressed when
+    ``part``, ``whole`` or a count in ``rests_on`` is."""
     if not whole:
         return ShownRate(None, None, None)
-    if d.suppressed(part) or d.suppressed(whole):
+    if any(d.suppressed(n) for n in (part, whole, *rests_on)):
         return ShownRate(SUPPRESSED_STATISTIC, SUPPRESSED_STATISTIC, SUPPRESSED_STATISTIC)
-    shown_part, shown_whole = _shown(d, part), _shown(d, whole)
-    shown_part = min(shown_part, shown_whole)  # both rounded: the part may round past the whole
+    shown_part, shown_whole = _shown(d, part), _shown(d, whole)  # rounding keeps part <= whole
     low, high = wilson(shown_part, shown_whole)
     return ShownRate(
         round(shown_part / shown_whole, digits), round(low, digits), round(high, digits)
@@ -97,7 +99,11 @@ class Figures:
         return {
             "cohort": d.count(self.cohort),
             "outcomes": {o: d.count(self.outcomes.get(o, 0)) for o in OUTCOMES},
-            "uptake": shown_rate(d, self.using, self.using + self.meets).as_json(),
+            # the gap is part of the denominator: uptake is not shown when it is suppressed
+            # ("100 %" beside "<8 more meet it" would say the opposite)
+            "uptake": shown_rate(
+                d, self.using, self.using + self.meets, rests_on=(self.meets,)
+            ).as_json(),
             "gap": d.count(self.meets),
             "gapPer1000": {k: _per_1000(v) for k, v in gap_per_1000.as_json().items()},
         }

@@ -350,6 +350,7 @@ class UptakeTally:
     outside: Counter[tuple[str, str]] = field(default_factory=Counter)  # (policy, why)
     cohorts: dict[str, str] = field(default_factory=dict)  # id -> "people with type 1 diabetes"
     in_use: dict[str, str] = field(default_factory=dict)  # id -> "already on an insulin pump"
+    national: dict[str, bool] = field(default_factory=dict)  # id -> national guidance
     policies: dict[str, str] = field(default_factory=dict)  # id -> version
     names: dict[str, str] = field(default_factory=dict)  # id -> what commissioners call it
     # id -> who the gap is, in words: "not already on an insulin pump"
@@ -369,6 +370,9 @@ class UptakeTally:
         self.area = ", ".join(places.place_name(p) for p in sorted(every))
         for p in policies:
             self.coverage[p.info.id] = places.coverage_text(p.info.places, every)
+            self.national[p.info.id] = not p.info.places or any(
+                c in places.NATIONAL_SCOPES for c in p.info.places
+            )
             words = p.info.presentation
             self.names[p.info.id] = str(words.get("sourceLabel") or p.info.title)
             # A criterion met when the technology is in use is titled as the state ("Already on
@@ -411,6 +415,14 @@ class UptakeTally:
 
     def figures(self, policy: str) -> Figures:
         return Figures(self.people(policy), {b: self.bands[(policy, b)] for b in OUTCOMES})
+
+    def figures_json(self) -> dict[str, Any]:
+        """Every policy's exact figures, for the summary JSON (a later run's ``--previous``)."""
+        return {
+            p: {"cohort": f.cohort, "outcomes": dict(f.outcomes)}
+            for p in self.policies
+            for f in (self.figures(p),)
+        }
 
     def groups_of(self, policy: str, column: str) -> list[str]:
         return sorted(
