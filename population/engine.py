@@ -5,20 +5,26 @@ Bounded memory, all cores, no sort of the input:
 1. **Index** — one pass over each ``*.ndjson`` file records, for every line, the patient it
    belongs to and where it is (file, byte offset, length) in a temporary SQLite database
    (``Patient`` by its id; other resources by ``subject`` / ``patient``; ``Medication`` by
-   its own id, for ``medicationReference``). Only the index is stored, never the resources.
-2. **Evaluate** — patient ids stream out of the index in order, in chunks, to a pool of
-   worker processes. Each worker loads the value sets and the policy once, reads its
-   patients' lines back by offset, and evaluates them with the pure core. At most
-   ``2 × workers`` chunks are in flight, so memory does not grow with the population.
-3. **Write** — one CSV row per patient and policy (every policy in one pass), in patient-id
-   order: ``patient_ref`` (the Patient id as in the export), the policy id and version, the
-   evaluation date, age band, sex, place, practice, deprivation quintile, latest HbA1c and its
-   date, each technology's use (insulin pump, real-time CGM, intermittently scanned CGM, hybrid
-   closed loop, i-Port: in use / held / not current / no), ``outcome``, its ``band`` (already
-   using / held (paused) / meets / potentially eligible / data missing / does not meet), the
-   policy's own technology state, ``pathway`` and
-   one column per criterion (``met`` / ``not-met`` / ``unknown``; empty where the policy has
-   no such criterion). Counts go to stderr; the tally feeds the HTML report (population/uptake.py).
+   its own id, for ``medicationReference``), and for each Patient line who the person is
+   (``population.cohort``). Only the index is stored, never the resources.
+2. **People** — Patient records de-duplicated by NHS number (the most recent registration
+   speaking for the person; ``people_of``); ids that records name without a Patient are
+   counted, not evaluated.
+3. **Evaluate** — people stream out in Patient-id order, in chunks, to a pool of worker
+   processes. Each worker loads the value sets and the policy once, reads each person's lines
+   back by offset (every merged id's records as theirs), and evaluates them with the pure
+   core. At most ``2 × workers`` chunks are in flight; beyond them the main process keeps
+   only the list of people (ids and where each one's Patient record is).
+4. **Write** — one CSV row per person and policy (every policy in one pass): ``patient_ref``
+   (the Patient id that speaks for the person), the policy id and version, the evaluation
+   date, ``cohort`` (``in`` or why not), age band, sex, place, practice, deprivation quintile,
+   latest HbA1c and its date, each technology's use (insulin pump, real-time CGM,
+   intermittently scanned CGM, hybrid closed loop, i-Port: in use / held / not current / no),
+   ``outcome``, its ``band`` (already using / meets / potentially eligible / data missing /
+   does not meet), the policy's own technology state, ``pathway`` and one column per
+   criterion (``met`` / ``not-met`` / ``unknown``; empty where the policy has no such
+   criterion). Counts go to stderr; the tally (population/uptake.py) feeds the HTML report
+   and the MeasureReport.
 """
 
 from __future__ import annotations
@@ -675,4 +681,15 @@ def summary_text(s: PopulationSummary) -> str:
         )
     if s.unassigned_resources:
         lines.append(f"{s.unassigned_resources:,} resource(s) named no patient and were not used")
+    lines.append(f"extract date {s.extract_date} ({s.extract_date_source})")
+    if s.merged_patients or s.repeated_patient_records:
+        lines.append(
+            f"{s.merged_patients:,} Patient id(s) merged into another with the same NHS number; "
+            f"{s.repeated_patient_records:,} Patient record(s) repeated (the most recent used)"
+        )
+    if s.no_patient_ids:
+        lines.append(
+            f"{s.no_patient_resources:,} record(s) name {s.no_patient_ids:,} patient id(s) with "
+            "no Patient in the export: counted here, not as people"
+        )
     return "\n".join(lines) + "\n"

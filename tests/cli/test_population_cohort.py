@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from population.cohort import IN_COHORT, NHS_NUMBER_SYSTEM
-from population.engine import run_population
+from population.engine import run_population, summary_text
 from population.figures import ALREADY_USING, MEETS
 from tests.builders import T1DM, T2DM, condition, patient, registered, type1_meets
 from tests.cli.conftest import TODAY
@@ -155,3 +155,11 @@ def test_the_codelists_and_their_versions_are_kept(tmp_path: Path) -> None:
     t1 = next(c for c in summary.codelists if c["id"] == "type-1-diabetes")
     assert t1["version"]
     assert t1["url"].endswith("/type-1-diabetes")
+
+
+def test_what_was_merged_and_left_out_is_said_on_stderr(tmp_path: Path) -> None:
+    summary, _ = run(tmp_path)
+    text = summary_text(summary)
+    assert f"extract date {TODAY.isoformat()} (not given: the evaluation date)" in text
+    assert "1 Patient id(s) merged into another with the same NHS number" in text
+    assert "3 record(s) name 2 patient id(s) with no Patient in the export" in text
