@@ -14,9 +14,12 @@ from collections.abc import Sequence
 from datetime import date
 from importlib import metadata
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from cli.errors import EXIT_OK, EXIT_USAGE, CliError
+from cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliError
+
+if TYPE_CHECKING:
+    from population.figures import Figures
 
 PROG = "iport-cds"
 
@@ -193,6 +196,24 @@ def build_parser() -> argparse.ArgumentParser:
         "district, for the gap by deprivation quintile",
     )
     p.add_argument(
+        "--extract-date",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="--population: the day the export was taken: who is alive and registered "
+        "(default: the manifest's transactionTime, else --today)",
+    )
+    p.add_argument(
+        "--previous",
+        metavar="JSON",
+        help="--population: the previous run's --summary-json, for the change in uptake and gap",
+    )
+    p.add_argument(
+        "--measure-report",
+        metavar="JSON",
+        help="--population: write the FHIR MeasureReport here (default: beside the report, "
+        ".measurereport.json)",
+    )
+    p.add_argument(
         "--valueset-extra-dir",
         action="append",
         default=[],
@@ -316,6 +337,9 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
             ("--report", args.report),
             ("--places", args.places),
             ("--deprivation", args.deprivation),
+            ("--extract-date", args.extract_date),
+            ("--previous", args.previous),
+            ("--measure-report", args.measure_report),
             ("a second --policy", args.policy[1:]),
         )
     wrong = [name for name, value in given if value]
@@ -336,8 +360,9 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
 
 
 def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
-    from cli.population import PopulationSummary, run_population, summary_text
     from disclosure import Disclosure, DisclosureSettingError
+    from population.engine import PopulationSummary, run_population, summary_text
+    from population.errors import PopulationError
     from service.config import read_settings, valueset_dirs
 
     settings = read_settings()  # the deployment's value sets, parameters and disclosure control
@@ -347,6 +372,12 @@ def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
         raise CliError(str(exc), EXIT_USAGE) from exc
 
     def run(stream: TextIO) -> PopulationSummary:
+        try:
+            return _run(stream)
+        except PopulationError as exc:
+            raise CliError(exc.message, EXIT_USAGE if exc.bad_input else EXIT_FAILURE) from exc
+
+    def _run(stream: TextIO) -> PopulationSummary:
         return run_population(
             Path(args.population),
             stream,
@@ -360,8 +391,10 @@ def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
             chunk_size=args.chunk_size,
             places_file=args.places,
             deprivation_file=args.deprivation,
+            extract_date=args.extract_date,
         )
 
+    previous = _previous(args.previous) if args.previous else None
     if args.out:
         try:
             csv_file = Path(args.out).open("w", encoding="utf-8", newline="")  # noqa: SIM115
@@ -376,31 +409,56 @@ def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     err.write(summary_text(summary))
     report = args.report or (str(Path(args.out).with_suffix(".html")) if args.out else None)
     if report:
-        from cli.uptake_report import render_report
+        from population.report import render_report
 
         html = render_report(
             summary,
             today=_today(args),
             source=Path(args.population).name,
             disclosure=disclosure,
+            previous=previous[0] if previous else None,
+            previous_extract=previous[1] if previous else "",
         )
-        try:
-            Path(report).write_text(html, encoding="utf-8")
-        except OSError as exc:
-            raise CliError(
-                f"--report {report}: cannot write ({exc.strerror or exc})", EXIT_USAGE
-            ) from exc
+        _write("--report", report, html)
         err.write(f"uptake-gap report: {report}\n")
+    measure = args.measure_report or (
+        str(Path(report).with_suffix(".measurereport.json")) if report else None
+    )
+    if measure:
+        from population.measure import measure_report
+
+        doc = measure_report(
+            summary.tally,
+            disclosure,
+            evaluated=_today(args).isoformat(),
+            extract_date=summary.extract_date,
+        )
+        _write("--measure-report", measure, json.dumps(doc, indent=2) + "\n")
+        err.write(f"MeasureReport: {measure}\n")
     if args.summary_json:
-        try:
-            Path(args.summary_json).write_text(
-                json.dumps(summary.as_json(), indent=2) + "\n", encoding="utf-8"
-            )
-        except OSError as exc:
-            raise CliError(
-                f"--summary-json {args.summary_json}: cannot write ({exc.strerror or exc})",
-                EXIT_USAGE,
-            ) from exc
+        _write("--summary-json", args.summary_json, json.dumps(summary.as_json(), indent=2) + "\n")
+
+
+def _write(option: str, path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(
+            f"{option} {path}: cannot write ({exc.strerror or exc})", EXIT_USAGE
+        ) from exc
+
+
+def _previous(path: str) -> tuple[dict[str, Figures], str]:
+    """The previous run's figures and extract date, from its summary JSON."""
+    from population.headline import previous_figures
+
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(doc, dict):
+            raise ValueError("it is not a JSON object")
+        return previous_figures(doc), str(doc.get("extract_date") or "")
+    except (OSError, ValueError) as exc:
+        raise CliError(f"--previous {path}: cannot be used ({exc})", EXIT_USAGE) from exc
 
 
 def _cmd_hook(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from cli.population import PopulationSummary, run_population
-from cli.uptake_report import render_report
 from disclosure import Disclosure
 from policy.loading import policy_names
+from population.engine import PopulationSummary, run_population
+from population.report import render_report
 from tests.browser.axe import serious_violations
 from tests.cli.conftest import TODAY, generate_population
 
@@ -119,4 +119,46 @@ def test_every_chart_draws_whatever_its_labels_hold(
         assert len(labels) == 3 * (1 + 4)  # per policy: bands and four breakdowns
         assert sum(HOSTILE_LABEL in chart for chart in labels) == 3
         assert page.query_selector("#injected") is None
+        assert errors == []
+
+
+def test_the_headline_comes_first_one_sentence_per_policy_national_guidance_first(
+    browser: Browser, summary: PopulationSummary, tmp_path: Path
+) -> None:
+    previous = {p: summary.tally.figures(p) for p in summary.tally.policies}
+    path = tmp_path / "report.html"
+    path.write_text(
+        render_report(
+            summary,
+            today=TODAY,
+            source="generated",
+            disclosure=Disclosure(),
+            previous=previous,
+            previous_extract="2026-05-01",
+        ),
+        "utf-8",
+    )
+    with drawn(browser, path) as (page, errors):
+        first = page.eval_on_selector("main > section", "s => s.id")
+        assert first == "headline"
+        lines = page.eval_on_selector_all(
+            "#headline p.headline",
+            "ps => ps.map(p => ({policy: p.dataset.policy, text: p.innerText,"
+            " visible: p.getBoundingClientRect().height > 0}))",
+        )
+        assert [h["policy"] for h in lines] == [
+            "nice-insulin-pump",
+            "nice-hybrid-closed-loop",
+            "hny-iport-advance",
+        ]
+        for h in lines:
+            assert h["visible"]
+            assert h["text"].startswith("Of ")
+            assert "already have the technology" in h["text"]
+            assert "more meet" in h["text"]
+            assert "Since the previous run (extract date 2026-05-01): uptake " in h["text"]
+        extract = page.text_content("#extract-date")
+        assert extract == summary.extract_date
+        assert page.query_selector("#codelists table tbody tr") is not None
+        assert serious_violations(page) == []
         assert errors == []

@@ -5,7 +5,7 @@ deprivation quintile.
 
 ``person_rows`` turns one patient's resources into one CSV row per policy (run in the worker
 processes); ``UptakeTally`` adds the rows up in the main process (bounded memory: counters
-keyed by policy and group); ``cli.uptake_report`` renders the tally as a self-contained HTML.
+keyed by policy and group); ``population.report`` renders the tally as a self-contained HTML.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -25,17 +25,23 @@ from facts.model import Confirmation, age_on
 from policy import Decision, Outcome, Policy, Tri, evaluate
 from policy.decide import decide
 from policy.technology import Windows, read_technology
+from population import cohort
+from population.figures import (
+    ALREADY_USING,
+    DATA_MISSING,
+    MEETS,
+    NOT_MET,
+    OUTCOMES,
+    POTENTIALLY,
+    Figures,
+)
 from valuesets import load_technology_kinds
 
 # People who already have the policy's technology are counted apart from those who meet its
-# criteria: in use, or held (paused: a device on hold is the person's, not a gap to close).
-ALREADY_USING = "already using"
-HELD = "held (paused)"
-MEETS = "meets"
-POTENTIALLY = "potentially eligible"
-DATA_MISSING = "data missing"
-NOT_MET = "does not meet"
-BANDS = (ALREADY_USING, HELD, MEETS, POTENTIALLY, DATA_MISSING, NOT_MET)
+# criteria, and only there: in use, or held (paused: a device on hold is the person's, not a
+# gap to close; the ``technology_in_use`` column says "held"). The five words are the same in
+# the CSV, the report, the MeasureReport and the dashboard.
+BANDS = OUTCOMES
 TECHNOLOGY_TYPES = frozenset({"Procedure", "Device", "DeviceRequest", "DeviceUseStatement"})
 AGE_BANDS = ((0, 11, "0-11"), (12, 17, "12-17"), (18, 39, "18-39"), (40, 64, "40-64"))
 # The technology columns, one per kind of valuesets/technology-kinds.json (a kind added there
@@ -45,6 +51,9 @@ AGE_BANDS = ((0, 11, "0-11"), (12, 17, "12-17"), (18, 39, "18-39"), (40, 64, "40
 TECHNOLOGY_COLUMNS = {k.id: k.column for k in load_technology_kinds().values()}
 STATE_WORDS = {"in use": "in use", "held": "held", "not current": "not current"}
 ON_ORDER = "on order"
+# The technology states counted as "already using": the policy's own reading of "already has
+# it" (an i-Port on order counts, as the i-Port policy's card falls silent for one).
+HAS_IT = frozenset({"in use", "held", ON_ORDER})
 # FHIR R4 AdministrativeGender (http://hl7.org/fhir/administrative-gender), a required binding
 # of Patient.gender: the only values a sex group may be named by.
 ADMINISTRATIVE_GENDER = frozenset({"male", "female", "other", "unknown"})
@@ -54,6 +63,7 @@ PERSON_COLUMNS = (
     "policy_id",
     "policy_version",
     "evaluation_date",
+    "cohort",
     "age_band",
     "sex",
     "place",
@@ -67,7 +77,10 @@ PERSON_COLUMNS = (
     "technology_in_use",
     "pathway",
 )
-DIMENSIONS = ("place", "age_band", "sex", "deprivation_quintile")
+DIMENSIONS = ("place", "age_band", "sex", "deprivation_quintile")  # the report's charts
+
+
+UNKNOWN_GROUP = "unknown"
 
 
 class DeprivationLookupError(ValueError):
@@ -225,6 +238,47 @@ class PersonContext:
     technology_data: bool  # the input holds device or procedure records
     # the windows each technology kind is read with (``technology_windows``)
     windows: Mapping[str, Windows] = field(default_factory=dict)
+    extract_date: date | None = None  # who is alive and registered (default: ``today``)
+    diagnosis_names: Mapping[str, str] = field(
+        default_factory=dict
+    )  # value set -> "type 1 diabetes"
+
+
+@dataclass(frozen=True)
+class PersonView:
+    """What a stratifier reads of one person (in a worker process)."""
+
+    patient: Mapping[str, Any] | None
+    record: PatientRecord
+    practice: str | None  # the registered practice's ODS code
+    ctx: PersonContext
+
+
+@dataclass(frozen=True)
+class Stratifier:
+    """A way of dividing a cohort into groups: its code (the MeasureReport's
+    ``https://iport-cds.example.org/fhir/CodeSystem/uptake-stratifier``), the CSV column that
+    holds each person's group, and the function that gives it ('' is unknown). A stratifier
+    added to STRATIFIERS, with its column in PERSON_COLUMNS, is counted by the tally and
+    reported in the MeasureReport."""
+
+    code: str
+    column: str
+    of: Callable[[PersonView], str]
+
+
+def deprivation_quintile(p: PersonView) -> str:
+    deprivation = p.ctx.deprivation
+    return next((deprivation[k] for k in postcode_keys(p.patient) if k in deprivation), "")
+
+
+STRATIFIERS = (
+    Stratifier("practice", "practice_code", lambda p: p.practice or ""),
+    Stratifier("place", "place", lambda p: p.ctx.directory.place_of(p.practice)),
+    Stratifier("age-band", "age_band", lambda p: age_band(p.record, p.ctx.today)),
+    Stratifier("sex", "sex", lambda p: sex_group(p.patient)),
+    Stratifier("imd-quintile", "deprivation_quintile", deprivation_quintile),
+)
 
 
 def person_rows(
@@ -237,51 +291,40 @@ def person_rows(
 ) -> list[list[str]]:
     """One row per policy for this person: PERSON_COLUMNS, then ``criteria``."""
     patient = places.patient_resource(resources)
-    practice = places.practice_code(patient)
-    quintile = next(
-        (ctx.deprivation[k] for k in postcode_keys(patient) if k in ctx.deprivation), ""
-    )
+    view = PersonView(patient, record, places.practice_code(patient), ctx)
     latest = max(record.hba1c, key=lambda h: (h.date, h.at or h.date), default=None)
 
     def known(state: str) -> str:
         return state if ctx.technology_data else "unknown"
 
-    technology = []
-    for kind in TECHNOLOGY_COLUMNS:
+    cells: dict[str, str] = {s.column: s.of(view) for s in STRATIFIERS}
+    for kind, column in TECHNOLOGY_COLUMNS.items():
         windows = ctx.windows.get(kind)
         state = kind_state(record, kind, windows, ctx.today) if windows else "unknown"
         if state == "no" and record.orders_in(kind):
             state = ON_ORDER
-        technology.append(known(state))
-    person = [
-        age_band(record, ctx.today),
-        sex_group(patient),
-        ctx.directory.place_of(practice),
-        practice or "",
-        quintile,
-        # A result beyond the analyser's range keeps its bound (">130"): it is not 130.
-        latest.mmol_text.removesuffix(" mmol/mol") if latest else "",
-        latest.date.isoformat() if latest else "",
-        *technology,
-    ]
+        cells[column] = known(state)
+    # A result beyond the analyser's range keeps its bound (">130"): it is not 130.
+    cells["latest_hba1c_mmol_mol"] = latest.mmol_text.removesuffix(" mmol/mol") if latest else ""
+    cells["latest_hba1c_date"] = latest.date.isoformat() if latest else ""
+    cells["patient_ref"] = pid
+    cells["evaluation_date"] = ctx.today.isoformat()
     rows = []
+    extract_date = ctx.extract_date or ctx.today
     for policy in policies:
         d = decide(record, policy, ctx.today).decision
         state = known(technology_state(policy, record, ctx.today))
-        band = {"in use": ALREADY_USING, "held": HELD}.get(state) or band_of(
-            policy, d, record, ctx.today
+        cells["policy_id"], cells["policy_version"] = policy.info.id, policy.info.version
+        cells["cohort"] = cohort.cohort_reason(
+            policy, patient or {}, record, extract_date, ctx.diagnosis_names
         )
+        cells["outcome"] = d.outcome.value
+        cells["band"] = ALREADY_USING if state in HAS_IT else band_of(policy, d, record, ctx.today)
+        cells["technology_in_use"] = state
+        cells["pathway"] = d.pathway or ""
         rows.append(
             [
-                pid,
-                policy.info.id,
-                policy.info.version,
-                ctx.today.isoformat(),
-                *person,
-                d.outcome.value,
-                band,
-                state,
-                d.pathway or "",
+                *(cells[c] for c in PERSON_COLUMNS),
                 *(d.criteria[c].result.value if c in d.criteria else "" for c in criteria),
             ]
         )
@@ -302,13 +345,19 @@ def _lower_first(title: str) -> str:
 
 @dataclass
 class UptakeTally:
-    """Counts for the report: people per policy and band, and per policy × dimension × group:
-    people, meeting, potentially eligible, and the gap (meeting, not using the technology)."""
+    """Counts for the report and the MeasureReport, of each policy's cohort only: people per
+    policy and outcome, and per policy × stratifier × group and outcome; and the people
+    outside each cohort, by why."""
 
     technology_data: bool = True
     deprivation: bool = False
-    bands: Counter[tuple[str, str]] = field(default_factory=Counter)
+    bands: Counter[tuple[str, str]] = field(default_factory=Counter)  # (policy, outcome)
+    # (policy, stratifier column, group, outcome or "people")
     groups: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    outside: Counter[tuple[str, str]] = field(default_factory=Counter)  # (policy, why)
+    cohorts: dict[str, str] = field(default_factory=dict)  # id -> "people with type 1 diabetes"
+    in_use: dict[str, str] = field(default_factory=dict)  # id -> "already on an insulin pump"
+    national: dict[str, bool] = field(default_factory=dict)  # id -> national guidance
     policies: dict[str, str] = field(default_factory=dict)  # id -> version
     names: dict[str, str] = field(default_factory=dict)  # id -> what commissioners call it
     # id -> who the gap is, in words: "not already on an insulin pump"
@@ -328,6 +377,9 @@ class UptakeTally:
         self.area = ", ".join(places.place_name(p) for p in sorted(every))
         for p in policies:
             self.coverage[p.info.id] = places.coverage_text(p.info.places, every)
+            self.national[p.info.id] = not p.info.places or any(
+                c in places.NATIONAL_SCOPES for c in p.info.places
+            )
             words = p.info.presentation
             self.names[p.info.id] = str(words.get("sourceLabel") or p.info.title)
             # A criterion met when the technology is in use is titled as the state ("Already on
@@ -338,45 +390,72 @@ class UptakeTally:
                 means = str(words["silenceWhenOrdered"]["means"])
                 gap.append(f"no {_ARTICLE.sub('', means)}")
             self.not_in_use[p.info.id] = " and ".join(gap) or "not using the technology"
+            using = [_lower_first(p.title_of(c)) for c in words.get("silenceWhenMet", ())]
+            if words.get("silenceWhenOrdered"):
+                using.append(f"have {words['silenceWhenOrdered']['means']}")
+            self.in_use[p.info.id] = " or ".join(using) or "already use the technology"
+
+    def describe_cohorts(self, policies: Iterable[Policy], names: Mapping[str, str]) -> None:
+        """Each cohort in words, from the policy's diagnoses (``names``: value set → name)."""
+        for p in policies:
+            sets = cohort.diagnosis_sets(p)
+            diagnoses = " or ".join(names.get(s, s) for s in sets) or "any diagnosis"
+            self.cohorts[p.info.id] = f"people with {diagnoses}"
 
     def add(self, rows: Iterable[Sequence[str]]) -> None:
         for row in rows:
             policy, band = row[_COL["policy_id"]], row[_COL["band"]]
             self.policies.setdefault(policy, row[_COL["policy_version"]])
+            why = row[_COL["cohort"]]
+            if why != cohort.IN_COHORT:
+                self.outside[(policy, why)] += 1
+                continue
             self.bands[(policy, band)] += 1
-            gap = band == MEETS and row[_COL["technology_in_use"]] == "no"
-            for dim in DIMENSIONS:
-                value = row[_COL[dim]] or "unknown"
-                self.groups[(policy, dim, value, "people")] += 1
-                if band == MEETS:
-                    self.groups[(policy, dim, value, MEETS)] += 1
-                if band == POTENTIALLY:
-                    self.groups[(policy, dim, value, POTENTIALLY)] += 1
-                if gap:
-                    self.groups[(policy, dim, value, "gap")] += 1
+            for s in STRATIFIERS:
+                value = row[_COL[s.column]] or UNKNOWN_GROUP
+                self.groups[(policy, s.column, value, "people")] += 1
+                self.groups[(policy, s.column, value, band)] += 1
 
     def people(self, policy: str) -> int:
+        """The policy's cohort."""
         return sum(n for (p, _), n in self.bands.items() if p == policy)
 
-    def breakdown(self, policy: str, dim: str) -> list[dict[str, Any]]:
-        values = sorted(
-            {v for (p, d, v, _) in self.groups if p == policy and d == dim},
-            key=lambda v: (v == "unknown", v),
+    def figures(self, policy: str) -> Figures:
+        return Figures(self.people(policy), {b: self.bands[(policy, b)] for b in OUTCOMES})
+
+    def figures_json(self) -> dict[str, Any]:
+        """Every policy's exact figures, for the summary JSON (a later run's ``--previous``)."""
+        return {
+            p: {"cohort": f.cohort, "outcomes": dict(f.outcomes)}
+            for p in self.policies
+            for f in (self.figures(p),)
+        }
+
+    def groups_of(self, policy: str, column: str) -> list[str]:
+        return sorted(
+            {v for (p, d, v, _) in self.groups if p == policy and d == column},
+            key=lambda v: (v == UNKNOWN_GROUP, v),
         )
+
+    def group_figures(self, policy: str, column: str, group: str) -> Figures:
+        return Figures(
+            self.groups[(policy, column, group, "people")],
+            {b: self.groups[(policy, column, group, b)] for b in OUTCOMES},
+        )
+
+    def breakdown(self, policy: str, dim: str) -> list[dict[str, Any]]:
         out = []
-        for v in values:
-            people = self.groups[(policy, dim, v, "people")]
-            meets = self.groups[(policy, dim, v, MEETS)]
-            gap = self.groups[(policy, dim, v, "gap")]
+        for v in self.groups_of(policy, dim):
+            f = self.group_figures(policy, dim, v)
             out.append(
                 {
                     "group": v,
-                    "people": people,
-                    "meets": meets,
-                    "potentially": self.groups[(policy, dim, v, POTENTIALLY)],
-                    "gap": gap if self.technology_data else None,
-                    "gapPer1000": round(1000 * gap / people, 1)
-                    if people and self.technology_data
+                    "people": f.cohort,
+                    "meets": f.meets,
+                    "potentially": f.outcomes[POTENTIALLY],
+                    "gap": f.meets if self.technology_data else None,
+                    "gapPer1000": round(1000 * f.meets / f.cohort, 1)
+                    if f.cohort and self.technology_data
                     else None,
                 }
             )
