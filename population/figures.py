@@ -56,19 +56,35 @@ class ShownRate:
         return {"value": self.value, "low": self.low, "high": self.high}
 
 
-def shown_rate(
-    d: Disclosure, part: int, whole: int, digits: int = 4, rests_on: tuple[int, ...] = ()
-) -> ShownRate:
+def shown_rate(d: Disclosure, part: int, whole: int, digits: int = 4) -> ShownRate:
     """``part / whole`` from the counts as shown, with its Wilson interval; suppressed when
-    ``part``, ``whole`` or a count in ``rests_on`` is."""
+    ``part`` or ``whole`` is."""
     if not whole:
         return ShownRate(None, None, None)
-    if any(d.suppressed(n) for n in (part, whole, *rests_on)):
+    if d.suppressed(part) or d.suppressed(whole):
         return ShownRate(SUPPRESSED_STATISTIC, SUPPRESSED_STATISTIC, SUPPRESSED_STATISTIC)
     shown_part, shown_whole = _shown(d, part), _shown(d, whole)  # rounding keeps part <= whole
     low, high = wilson(shown_part, shown_whole)
     return ShownRate(
         round(shown_part / shown_whole, digits), round(low, digits), round(high, digits)
+    )
+
+
+def shown_uptake(d: Disclosure, using: int, meets: int) -> ShownRate:
+    """``using / (using + meets)`` from the two counts as shown, so a reader can check it
+    from the figures beside it (45 using and 35 meeting are 56 %, whatever the exact 43 and
+    34 give); suppressed when either is ("100 %" beside "<8 more meet it" would say the
+    opposite)."""
+    if not using + meets:
+        return ShownRate(None, None, None)
+    if d.suppressed(using) or d.suppressed(meets):
+        return ShownRate(SUPPRESSED_STATISTIC, SUPPRESSED_STATISTIC, SUPPRESSED_STATISTIC)
+    shown_using, shown_meets = _shown(d, using), _shown(d, meets)
+    if not shown_using + shown_meets:
+        return ShownRate(None, None, None)
+    low, high = wilson(shown_using, shown_using + shown_meets)
+    return ShownRate(
+        round(shown_using / (shown_using + shown_meets), 4), round(low, 4), round(high, 4)
     )
 
 
@@ -101,9 +117,7 @@ class Figures:
             "outcomes": {o: d.count(self.outcomes.get(o, 0)) for o in OUTCOMES},
             # the gap is part of the denominator: uptake is not shown when it is suppressed
             # ("100 %" beside "<8 more meet it" would say the opposite)
-            "uptake": shown_rate(
-                d, self.using, self.using + self.meets, rests_on=(self.meets,)
-            ).as_json(),
+            "uptake": shown_uptake(d, self.using, self.meets).as_json(),
             "gap": d.count(self.meets),
             "gapPer1000": {k: _per_1000(v) for k, v in gap_per_1000.as_json().items()},
         }

@@ -16,6 +16,7 @@ from population.figures import (
     POTENTIALLY,
     Figures,
     shown_rate,
+    shown_uptake,
     wilson,
 )
 from population.headline import change, previous_figures, sentence
@@ -96,6 +97,20 @@ def test_uptake_is_not_shown_when_the_gap_is_suppressed() -> None:
     f = figures(using=10, meets=2).shown(NHS)
     assert f["uptake"] == {"value": "*", "low": "*", "high": "*"}
     assert f["gap"] == "<8"
+
+
+@pytest.mark.parametrize(
+    ("using", "meets", "uptake"),
+    [
+        (43, 34, 45 / 80),  # shown 45 and 35: 56 %, not 45 / 75 (77 rounded) = 60 %
+        (210, 95, 210 / 305),
+        (0, 40, 0.0),
+    ],
+)
+def test_uptake_is_computed_from_the_using_and_meets_counts_as_shown(
+    using: int, meets: int, uptake: float
+) -> None:
+    assert shown_uptake(NHS, using, meets).value == round(uptake, 4)
 
 
 def tally(f: Figures, technology_data: bool = True) -> UptakeTally:
