@@ -271,9 +271,12 @@ def _holds_said(decision: Decision, detail: str) -> int:
 
 
 def _held_in_brief(r: CriterionResult) -> str:
-    """What the record holds about an unknown, in brackets after its title: the first
-    sentence of why it was not used, without the title again ("last recorded on 21 Nov 2021,
-    more than 24 months ago: not current evidence")."""
+    """What the record holds about an unknown, in brackets after its title: the record that
+    did not settle it, as the first sentence of the reason, without the title again ("last
+    recorded on 21 Nov 2021, more than 24 months ago: not current evidence"); or, where the
+    record holds only context (a referral, an implausible result), the first of that."""
+    if r.context and not r.evidence:
+        return _md(clinical_text(_short_products(r.context[0].summary, r)))
     text = _what_is_held(r, _first_sentence(r.reason)).rstrip(".")
     return text.removeprefix(f"{_md(r.title)} ")
 

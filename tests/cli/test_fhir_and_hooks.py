@@ -101,9 +101,9 @@ def test_order_sign_cards_as_a_person_sees_them(
     assert run.code == 0, run.err
     out = run.out
     assert "[WARNING] i-Port Advance: not enough information to confirm criteria" in out
-    assert "Recommended by a diabetes specialist could change the outcome" in out
+    assert "Could change the outcome: Recommended by a diabetes specialist" in out
     assert "Suggestions (choose any):" in out
-    assert "Record that I confirm: Recommended by a diabetes specialist" in out
+    assert "I confirm: Recommended by a diabetes specialist" in out
     assert "Links:" in out
     assert "If you do not follow this card, say why:" in out
     assert "|" not in out  # the markdown table is rendered, not shown raw

@@ -109,7 +109,7 @@ def test_a_new_policy_file_is_served_and_gives_its_own_card(folder: Path, tmp_pa
     assert resp.status_code == 200, resp.get_data(as_text=True)
     cards = resp.get_json()["cards"]
     assert len(cards) == 1
-    assert cards[0]["source"]["label"] == NEW_LABEL
+    assert cards[0]["source"]["label"].startswith(f"{NEW_LABEL}, version ")
     extension = cards[0]["extension"]["iport-cds.eligibility"]
     assert extension["policy"]["id"] == NEW_ID
     # the commissioners' dashboard lists it and counts its card
