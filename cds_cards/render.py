@@ -341,7 +341,7 @@ def _head(decision: Decision) -> str:
 def also_meets_line(names: tuple[str, ...]) -> str:
     """One line naming the other technologies whose criteria the patient also meets."""
     listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-    return f"Also meets the criteria for {listed}: see the full assessment."
+    return f"Also meets {listed}."
 
 
 def detail_markdown(
@@ -370,8 +370,6 @@ def detail_markdown(
     first += [f"> {_md(n)}" for n in decision.notices]
     outcome = _head(decision)
     first.append(outcome)
-    if also:
-        first.append(f"> {_md(also_meets_line(also))}")
     if decision.deceased:  # no eligibility is assessed: no criteria, nothing to settle
         return _paragraphs([*first, _policy_line(decision)])
     asked = [
@@ -414,6 +412,8 @@ def detail_markdown(
         briefly = [_unknowns_in_brief(rest, titles, bool(items))] if rest else []
         if not items and briefly:  # the unknowns beside the outcome: what can be done first
             lead, briefly = f"{lead} {briefly[0]}", []
+        if also:  # in the outcome's paragraph: no paragraph's margin or broken line to pay
+            lead = f"{lead} {_md(also_meets_line(also))}"
         head[head.index(outcome)] = lead
         if whole:
             items += decided

@@ -96,13 +96,17 @@ def _hook_of_policy(policy_dir: str) -> str:
 
 
 def golden_cards() -> list[GoldenCard]:
-    """Every card in tests/golden: the concise cards per policy and demo patient, and the cards
-    of every golden hook response."""
+    """Every card in tests/golden: the concise cards per policy and demo patient, the one card
+    the default deployment shows each demo patient on patient-view, and the cards of every
+    golden hook response."""
     out = []
     for policy_dir in sorted(p for p in (GOLDEN / "cards").iterdir() if p.is_dir()):
         hook = _hook_of_policy(policy_dir.name)
         for f in sorted(policy_dir.glob("*.json")):
             out.append(GoldenCard(f"{policy_dir.name}/{f.stem}", hook, json.loads(f.read_text())))
+    for f in sorted((GOLDEN / "patient-view").glob("*.json")):  # the deployment's one card
+        for i, card in enumerate(json.loads(f.read_text())):
+            out.append(GoldenCard(f"patient-view/{f.stem}#{i}", "patient-view", card))
     for f in sorted(GOLDEN.glob("*.response.json")):
         case = f.name.removesuffix(".response.json")
         request = json.loads((GOLDEN / f"{case}.request.json").read_text())
