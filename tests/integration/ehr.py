@@ -84,10 +84,10 @@ def order_sign_card(service_url: str, fhir_base: str, patient_id: str) -> dict[s
 
 
 @contextmanager
-def review_service(folder: Path) -> Iterator[str]:
+def review_service(folder: Path, **config: Any) -> Iterator[str]:
     """The service with its assessment app on a loopback port, as the demo set-up runs it
-    (no CDS client JWT, FHIR servers on this machine allowed), its database in ``folder``;
-    yields its base URL."""
+    (no CDS client JWT, FHIR servers on this machine allowed), its database in ``folder``,
+    with any other ``config``; yields its base URL."""
     from service import create_app
 
     app = create_app(
@@ -95,6 +95,7 @@ def review_service(folder: Path) -> Iterator[str]:
             "REQUIRE_AUTH": False,
             "FHIR_ALLOW_LOOPBACK": True,
             "DATABASE_URL": f"sqlite:///{folder / 'audit.sqlite3'}",
+            **config,
         }
     )
     with serving(app) as url:

@@ -97,15 +97,11 @@ def test_the_pack_gives_the_policy_and_ifr_addresses_the_deployment_sets(
     smart_server: SmartServer, tmp_path: Path
 ) -> None:
     # Runs before the confirmation below: the criteria are not met yet, so the IFR route shows
-    app = create_app(
-        {
-            "REQUIRE_AUTH": False,
-            "FHIR_ALLOW_LOOPBACK": True,
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'audit.sqlite3'}",
-            "POLICY_PARAMETERS": {"policyUrl": POLICY_URL, "fundingRequestUrl": IFR_URL},
-        }
-    )
-    with serving(app) as url, requests.Session() as browser:
+    links = {"policyUrl": POLICY_URL, "fundingRequestUrl": IFR_URL}
+    with (
+        review_service(tmp_path, POLICY_PARAMETERS=links) as url,
+        requests.Session() as browser,
+    ):
         pdf = launched_pack(browser, url, smart_server)
     unbroken = "".join("".join(pages_of(pdf.content)).split())  # an address may wrap a line
     assert POLICY_URL in unbroken

@@ -94,9 +94,7 @@ def test_the_card_each_demo_patient_gets_on_patient_view(name: str) -> None:
     pop-up budget by tests/browser/test_card_pixel_budget.py. UPDATE_GOLDEN=1 rewrites them.
     A deployment of its own for each patient: its uuids (cards, links) count from 1."""
     cards = [
-        card
-        for sid_cards in patient_view_cards(client(), name).values()
-        for card in sid_cards
+        card for sid_cards in patient_view_cards(client(), name).values() for card in sid_cards
     ]
     expected = GOLDEN_PATIENT_VIEW / f"{name}.json"
     if os.environ.get("UPDATE_GOLDEN") == "1":

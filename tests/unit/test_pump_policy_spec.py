@@ -224,8 +224,10 @@ def test_iport_card_defers_to_the_pump_when_both_apply(client: FlaskClient) -> N
     # patient-view: one card, the pump's, naming the i-Port; the i-Port service is silent
     (pump,) = cards(client, "pump-patient-view", record)
     assert cards(client, "patient-view", record) == []
-    assert pump["detail"].split("\n\n")[0].endswith(
-        "pathway. Also meets i-Port Advance (Humber and North Yorkshire)."
+    assert (
+        pump["detail"]
+        .split("\n\n")[0]
+        .endswith("pathway. Also meets i-Port Advance (Humber and North Yorkshire).")
     )
     # An i-Port order keeps the i-Port card, which says first that the pump applies
     drafts = [iport_device_request()]
