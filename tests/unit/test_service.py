@@ -280,7 +280,7 @@ def test_patient_view_speaks_only_when_criteria_are_met(app_config: dict[str, An
     # the i-Port service on its own (with one card per patient, a pump's card may rank first)
     client = create_app(app_config | {"PATIENT_VIEW_ONE_CARD": False}).test_client()
     card = card_of(post(client, "patient-view", hook_request("patient-view", resources=MEETS)))
-    assert card["summary"].startswith("May be eligible")
+    assert card["summary"].startswith("Meets i-Port Advance criteria")
     assert post(
         client, "patient-view", hook_request("patient-view", resources=INSUFFICIENT)
     ).json == {"cards": []}
