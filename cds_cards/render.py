@@ -270,6 +270,14 @@ def _holds_said(decision: Decision, detail: str) -> int:
     )
 
 
+def _held_first(decision: Decision) -> list[str]:
+    """The decisive unknowns, those the record holds something about first (a needle phobia
+    last recorded five years ago is the likeliest to be confirmed, and what a clinician
+    recognises), each group in the policy's order."""
+    decisive = list(decision.decisive)
+    return sorted(decisive, key=lambda c: not _held(decision.criteria[c]))
+
+
 def _held_in_brief(r: CriterionResult) -> str:
     """What the record holds about an unknown, in brackets after its title: the record that
     did not settle it, as the first sentence of the reason, without the title again ("last
@@ -374,7 +382,7 @@ def detail_markdown(
         return _paragraphs([*first, _policy_line(decision)])
     asked = [
         decision.criteria[c]
-        for c in dict.fromkeys([*unknown_diagnoses(decision), *decision.decisive])
+        for c in dict.fromkeys([*unknown_diagnoses(decision), *_held_first(decision)])
     ]
     decided = [
         _criterion_line(decision.criteria[c], decision.outcome, policy.presentation)
@@ -675,7 +683,7 @@ def _suggestions(
         if referral:
             out.append(_referral_suggestion(referral, ctx))
         return out
-    confirmable = [c for c in decision.decisive if decision.criteria[c].confirmable]
+    confirmable = [c for c in _held_first(decision) if decision.criteria[c].confirmable]
     if patient_view:
         confirmable = [c for c in decision.one_judgement_away if c in confirmable] + confirmable
     limit = MAX_PATIENT_VIEW_SUGGESTIONS if patient_view else MAX_SUGGESTIONS
