@@ -3,7 +3,9 @@
 A place comes from the patient's registered practice (its ODS code in
 ``Patient.generalPractitioner``) through a deployment's practice → place table, else from a
 configured tenant → place mapping, else it is unknown. Pure: no Flask, no database, no clock.
-An ODS practice code is an organisation code, not a patient identifier.
+An ODS practice code is an organisation code, not a patient identifier. A population's other
+tables read ``places.lookups`` (practice → primary care network, postcode → small area →
+deprivation quintile) and ``places.ethnicity`` (NHS ethnic category).
 """
 
 from __future__ import annotations
