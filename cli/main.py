@@ -187,10 +187,21 @@ def build_parser() -> argparse.ArgumentParser:
         "person",
     )
     p.add_argument(
-        "--deprivation",
+        "--pcn-table",
         metavar="CSV",
-        help="--population: deprivation lookup (area_code,quintile) by postcode, sector or "
-        "district, for the gap by deprivation quintile",
+        help="--population: practice → primary care network table (practice_ods,pcn_code,pcn_name)",
+    )
+    p.add_argument(
+        "--postcode-lsoa",
+        metavar="CSV",
+        help="--population: postcode → small area lookup (postcode,lsoa_code); with "
+        "--lsoa-imd, for the deprivation quintile of each person's small area",
+    )
+    p.add_argument(
+        "--lsoa-imd",
+        metavar="CSV",
+        help="--population: small area → deprivation quintile lookup (lsoa_code,imd_quintile; "
+        "1 = most deprived)",
     )
     p.add_argument(
         "--valueset-extra-dir",
@@ -315,7 +326,9 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
             ("--summary-json", args.summary_json),
             ("--report", args.report),
             ("--places", args.places),
-            ("--deprivation", args.deprivation),
+            ("--pcn-table", args.pcn_table),
+            ("--postcode-lsoa", args.postcode_lsoa),
+            ("--lsoa-imd", args.lsoa_imd),
             ("a second --policy", args.policy[1:]),
         )
     wrong = [name for name, value in given if value]
@@ -336,7 +349,7 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
 
 
 def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
-    from cli.population import PopulationSummary, run_population, summary_text
+    from cli.population import Lookups, PopulationSummary, run_population, summary_text
     from disclosure import Disclosure, DisclosureSettingError
     from service.config import read_settings, valueset_dirs
 
@@ -359,7 +372,7 @@ def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
             workers=args.workers,
             chunk_size=args.chunk_size,
             places_file=args.places,
-            deprivation_file=args.deprivation,
+            lookup_files=Lookups(args.pcn_table, args.postcode_lsoa, args.lsoa_imd),
         )
 
     if args.out:

@@ -10,22 +10,21 @@ keyed by policy and group); ``cli.uptake_report`` renders the tally as a self-co
 
 from __future__ import annotations
 
-import csv
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import places
 from facts import PatientRecord
 from facts.model import Confirmation, age_on
+from places import ethnicity, lookups
 from policy import Decision, Outcome, Policy, Tri, evaluate
 from policy.decide import decide
 from policy.technology import Windows, read_technology
-from valuesets import load_technology_kinds
+from valuesets import ValueSetLibrary, load_technology_kinds, normalise_system
 
 # People who already have the policy's technology are counted apart from those who meet its
 # criteria: in use, or held (paused: a device on hold is the person's, not a gap to close).
@@ -58,7 +57,13 @@ PERSON_COLUMNS = (
     "sex",
     "place",
     "practice_code",
+    "practice_name",
+    "pcn_code",
+    "ethnic_group",
     "deprivation_quintile",
+    "registration",
+    "postcode_status",
+    "uncovered_code_systems",
     "latest_hba1c_mmol_mol",
     "latest_hba1c_date",
     *TECHNOLOGY_COLUMNS.values(),
@@ -67,11 +72,15 @@ PERSON_COLUMNS = (
     "technology_in_use",
     "pathway",
 )
-DIMENSIONS = ("place", "age_band", "sex", "deprivation_quintile")
-
-
-class DeprivationLookupError(ValueError):
-    """A deprivation lookup that cannot be used; names the file and line."""
+DIMENSIONS = (
+    "practice_code",
+    "pcn_code",
+    "place",
+    "age_band",
+    "sex",
+    "ethnic_group",
+    "deprivation_quintile",
+)
 
 
 # -- bands ---------------------------------------------------------------------------------------
@@ -174,45 +183,31 @@ def sex_group(patient: Mapping[str, Any] | None) -> str:
     return gender if gender in ADMINISTRATIVE_GENDER else NOT_A_GENDER_CODE
 
 
-def postcode_keys(patient: Mapping[str, Any] | None) -> list[str]:
-    """Lookup keys for the patient's home postcode: the full code, its sector, its district."""
-    if not isinstance(patient, Mapping) or not isinstance(patient.get("address"), list):
-        return []
-    for address in patient["address"]:
-        code = address.get("postalCode") if isinstance(address, Mapping) else None
-        if isinstance(code, str) and code.strip():
-            parts = code.upper().split()
-            if len(parts) == 2 and parts[1]:
-                return [parts[0] + parts[1], f"{parts[0]} {parts[1][0]}", parts[0]]
-            return [code.upper().replace(" ", "")]
-    return []
+def covered_systems(vsl: ValueSetLibrary) -> frozenset[str]:
+    """Every code system some loaded value set has a code of."""
+    return frozenset(c.system for vs in vsl.sets.values() for c in vs.concepts)
 
 
-def load_deprivation(path: str | Path) -> dict[str, str]:
-    """A deployment's deprivation lookup: CSV ``area_code,quintile`` (quintile 1 = most
-    deprived, as in the English Indices of Deprivation); area codes are full postcodes,
-    postcode sectors ('HU1 2') or districts ('HU1')."""
-    out: dict[str, str] = {}
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.DictReader(f)
-            if tuple(reader.fieldnames or ()) != ("area_code", "quintile"):
-                raise DeprivationLookupError(
-                    f"{path}: the header must be exactly 'area_code,quintile'"
-                )
-            for row in reader:
-                code = " ".join((row.get("area_code") or "").upper().split())
-                quintile = (row.get("quintile") or "").strip()
-                if not code or quintile not in {"1", "2", "3", "4", "5"}:
-                    raise DeprivationLookupError(
-                        f"{path} line {reader.line_num}: needs an area code and a quintile 1-5"
-                    )
-                parts = code.split()
-                full = len(parts) == 2 and len(parts[1]) == 3  # 'HU1 2AB', kept as 'HU12AB'
-                out[parts[0] + parts[1] if full else code] = quintile
-    except OSError as exc:
-        raise DeprivationLookupError(f"{path}: cannot read the deprivation lookup ({exc})") from exc
-    return out
+def uncovered_diagnoses(resources: Sequence[Any], covered: frozenset[str]) -> list[str]:
+    """The code systems of the person's diagnoses (Conditions) coded only in systems no value
+    set covers (a type 1 diagnosis written in Read v2 is not read as type 1): a reason for
+    'data missing' the report names."""
+    found: set[str] = set()
+    for r in resources:
+        code = (
+            r.get("code")
+            if isinstance(r, Mapping) and r.get("resourceType") == "Condition"
+            else None
+        )
+        codings = code.get("coding") if isinstance(code, Mapping) else None
+        systems = {
+            normalise_system(c["system"])
+            for c in codings or ()
+            if isinstance(c, Mapping) and isinstance(c.get("system"), str) and c.get("code")
+        }
+        if systems and not systems & covered:
+            found |= systems
+    return sorted(found)
 
 
 @dataclass(frozen=True)
@@ -221,10 +216,13 @@ class PersonContext:
 
     today: date
     directory: places.PlaceDirectory
-    deprivation: Mapping[str, str]
+    deprivation: lookups.Deprivation | None  # both deprivation lookups, when given
     technology_data: bool  # the input holds device or procedure records
     # the windows each technology kind is read with (``technology_windows``)
     windows: Mapping[str, Windows] = field(default_factory=dict)
+    networks: Mapping[str, lookups.Network] = field(default_factory=dict)  # practice → PCN
+    ethnic: ethnicity.EthnicCategories = field(default_factory=ethnicity.load_ethnic_categories)
+    covered: frozenset[str] = frozenset()  # code systems the value sets cover
 
 
 def person_rows(
@@ -237,9 +235,12 @@ def person_rows(
 ) -> list[list[str]]:
     """One row per policy for this person: PERSON_COLUMNS, then ``criteria``."""
     patient = places.patient_resource(resources)
-    practice = places.practice_code(patient)
-    quintile = next(
-        (ctx.deprivation[k] for k in postcode_keys(patient) if k in ctx.deprivation), ""
+    registered = places.registration(patient)
+    practice = registered.code
+    network = ctx.networks.get(practice) if practice else None
+    postcode = lookups.home_postcode(patient, ctx.today)
+    quintile, postcode_status = (
+        ctx.deprivation.quintile_of(postcode) if ctx.deprivation else ("", "")
     )
     latest = max(record.hba1c, key=lambda h: (h.date, h.at or h.date), default=None)
 
@@ -258,7 +259,13 @@ def person_rows(
         sex_group(patient),
         ctx.directory.place_of(practice),
         practice or "",
+        registered.name,
+        network.code if network else "",
+        ctx.ethnic.group(patient),
         quintile,
+        registered.status,
+        postcode_status,
+        "|".join(uncovered_diagnoses(resources, ctx.covered)),
         # A result beyond the analyser's range keeps its bound (">130"): it is not 130.
         latest.mmol_text.removesuffix(" mmol/mol") if latest else "",
         latest.date.isoformat() if latest else "",
@@ -307,6 +314,8 @@ class UptakeTally:
 
     technology_data: bool = True
     deprivation: bool = False
+    networks: bool = False  # a practice → network table was given
+    place_table: bool = False  # a practice → place table was given
     bands: Counter[tuple[str, str]] = field(default_factory=Counter)
     groups: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
     policies: dict[str, str] = field(default_factory=dict)  # id -> version
@@ -315,6 +324,13 @@ class UptakeTally:
     not_in_use: dict[str, str] = field(default_factory=dict)
     coverage: dict[str, str] = field(default_factory=dict)  # id -> the places it covers
     area: str = ""  # every place the report covers, in words
+    # (dimension, group) -> its name where the group is a code: a practice's, a network's
+    group_names: dict[tuple[str, str], str] = field(default_factory=dict)
+    # data quality, counted once per person: ("registration" | "postcode", status) and
+    # ("unmapped-place" | "unmapped-network", practice code)
+    quality: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # (policy, code system): people with 'data missing' whose diagnoses are coded only in it
+    uncovered: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def describe(
         self, policies: Iterable[Policy], directory: places.PlaceDirectory | None = None
@@ -339,11 +355,35 @@ class UptakeTally:
                 gap.append(f"no {_ARTICLE.sub('', means)}")
             self.not_in_use[p.info.id] = " and ".join(gap) or "not using the technology"
 
+    def name_networks(self, networks: Mapping[str, lookups.Network]) -> None:
+        for n in networks.values():
+            self.group_names[("pcn_code", n.code)] = n.name
+
+    def _count_quality(self, row: Sequence[str]) -> None:
+        """One person's data-quality counts (from their first policy's row)."""
+        practice = row[_COL["practice_code"]]
+        self.quality[("registration", row[_COL["registration"]])] += 1
+        if row[_COL["postcode_status"]]:
+            self.quality[("postcode", row[_COL["postcode_status"]])] += 1
+        if practice:
+            name = row[_COL["practice_name"]]
+            if name:
+                self.group_names.setdefault(("practice_code", practice), name)
+            if self.place_table and row[_COL["place"]] == places.UNKNOWN:
+                self.quality[("unmapped-place", practice)] += 1
+            if self.networks and not row[_COL["pcn_code"]]:
+                self.quality[("unmapped-network", practice)] += 1
+
     def add(self, rows: Iterable[Sequence[str]]) -> None:
         for row in rows:
             policy, band = row[_COL["policy_id"]], row[_COL["band"]]
             self.policies.setdefault(policy, row[_COL["policy_version"]])
+            if policy == next(iter(self.policies)):
+                self._count_quality(row)
             self.bands[(policy, band)] += 1
+            if band == DATA_MISSING:
+                for system in filter(None, row[_COL["uncovered_code_systems"]].split("|")):
+                    self.uncovered[(policy, system)] += 1
             gap = band == MEETS and row[_COL["technology_in_use"]] == "no"
             for dim in DIMENSIONS:
                 value = row[_COL[dim]] or "unknown"
@@ -371,6 +411,7 @@ class UptakeTally:
             out.append(
                 {
                     "group": v,
+                    "name": self.group_names.get((dim, v), ""),
                     "people": people,
                     "meets": meets,
                     "potentially": self.groups[(policy, dim, v, POTENTIALLY)],

@@ -16,13 +16,27 @@ import places
 from cli.population import PopulationSummary
 from cli.uptake import BANDS, DIMENSIONS, UptakeTally
 from disclosure import Count, Disclosure, Share
+from places import lookups
 
 DIMENSION_TITLES = {
+    "practice_code": "practice",
+    "pcn_code": "primary care network",
     "place": "place",
     "age_band": "age band",
     "sex": "sex",
-    "deprivation_quintile": "deprivation quintile (1 = most deprived)",
+    "ethnic_group": "ethnic group (NHS ethnic category)",
+    "deprivation_quintile": "deprivation quintile of the small area (1 = most deprived)",
 }
+# Dimensions with a group per organisation (a region has hundreds of practices) are tables
+# only: a chart of that many bars cannot be read.
+TABLE_ONLY = frozenset({"practice_code", "pcn_code"})
+# Code systems a diagnosis may be written in that the value sets may not cover, by name.
+SYSTEM_NAMES = {
+    "http://read.info/readv2": "Read v2",
+    "http://read.info/ctv3": "CTV3 (Read v3)",
+    "http://hl7.org/fhir/sid/icd-9-cm": "ICD-9-CM",
+}
+UNMAPPED_LISTED = 50  # unmapped practice codes listed, most people first
 
 
 def _env() -> Environment:
@@ -64,13 +78,23 @@ def report_data(tally: UptakeTally, d: Disclosure) -> list[dict[str, Any]]:
         people = tally.people(pid)
         dims = []
         for dim in DIMENSIONS:
-            if dim == "deprivation_quintile" and not tally.deprivation:
+            if (dim == "deprivation_quintile" and not tally.deprivation) or (
+                dim == "pcn_code" and not tally.networks
+            ):
                 continue
             rows = [_protected(r, d) for r in tally.breakdown(pid, dim)]
             if dim == "place":
                 for r in rows:
                     r["group"] = places.place_name(r["group"])
-            dims.append({"id": dim, "title": DIMENSION_TITLES[dim], "rows": rows})
+            dims.append(
+                {
+                    "id": dim,
+                    "title": DIMENSION_TITLES[dim],
+                    "rows": rows,
+                    "chart": dim not in TABLE_ONLY,
+                    "named": dim in TABLE_ONLY,
+                }
+            )
         out.append(
             {
                 "id": pid,
@@ -98,11 +122,58 @@ def _protected(row: dict[str, Any], d: Disclosure) -> dict[str, Any]:
     gap = row["gap"]
     return {
         "group": row["group"],
+        "name": row.get("name", ""),
         "people": d.count(row["people"]),
         "meets": d.count(row["meets"]),
         "potentially": d.count(row["potentially"]),
         "gap": None if gap is None else d.count(gap),
         "gapPer1000": None if gap is None else _per_1000(d, gap, row["people"]),
+    }
+
+
+def quality_data(summary: PopulationSummary, d: Disclosure) -> dict[str, Any]:
+    """The data-quality section: what in the input could not be read or placed, with counts
+    (people through the disclosure control; lines and records as they are, being no people)."""
+    tally = summary.tally
+    q = tally.quality
+
+    def unmapped(kind: str) -> dict[str, Any]:
+        codes = sorted(
+            ((c, n) for (k, c), n in q.items() if k == kind), key=lambda x: (-x[1], x[0])
+        )
+        return {
+            "practices": len(codes),
+            "people": d.count(sum(n for _, n in codes)),
+            "listed": [{"code": c, "people": d.count(n)} for c, n in codes[:UNMAPPED_LISTED]],
+            "more": max(0, len(codes) - UNMAPPED_LISTED),
+        }
+
+    uncovered = [
+        {
+            "policy": tally.names.get(pid, pid),
+            "system": SYSTEM_NAMES.get(system, system),
+            "people": d.count(n),
+        }
+        for (pid, system), n in sorted(tally.uncovered.items())
+    ]
+    postcode = [
+        {"status": status, "people": d.count(q[("postcode", status)])}
+        for status in (
+            lookups.POSTCODE_NONE,
+            lookups.POSTCODE_INVALID,
+            lookups.POSTCODE_UNMATCHED,
+            lookups.AREA_UNRATED,
+        )
+    ]
+    return {
+        "skippedLines": summary.skipped_lines,
+        "unassignedResources": summary.unassigned_resources,
+        "noCode": d.count(q[("registration", places.PRACTICE_NO_CODE)]),
+        "noPractice": d.count(q[("registration", places.PRACTICE_NONE)]),
+        "unmappedPlace": unmapped("unmapped-place") if tally.place_table else None,
+        "unmappedNetwork": unmapped("unmapped-network") if tally.networks else None,
+        "postcode": postcode if tally.deprivation else None,
+        "uncovered": uncovered,
     }
 
 
@@ -133,6 +204,7 @@ def render_report(
             disclosure_note=disclosure.note(),
             tally=tally,
             policies=data,
+            quality=quality_data(summary, disclosure),
             data_json=script_json(data),
             chart_js=_chart_js(),
         )

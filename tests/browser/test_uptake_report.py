@@ -18,7 +18,7 @@ from cli.uptake_report import render_report
 from disclosure import Disclosure
 from policy.loading import policy_names
 from tests.browser.axe import serious_violations
-from tests.cli.conftest import TODAY, generate_population
+from tests.cli.conftest import DEMO_LOOKUPS, TODAY, generate_population
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -34,7 +34,7 @@ def summary(tmp_path_factory: pytest.TempPathFactory) -> PopulationSummary:
         today=TODAY,
         workers=1,
         places_file=str(REPO / "demo" / "practice-places.csv"),
-        deprivation_file=str(REPO / "demo" / "deprivation-by-postcode-district.csv"),
+        lookup_files=DEMO_LOOKUPS,
     )
 
 
