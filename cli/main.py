@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from cli.errors import EXIT_OK, EXIT_USAGE, CliError
+from cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliError
 
 PROG = "iport-cds"
 
@@ -349,8 +349,9 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
 
 
 def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
-    from cli.population import Lookups, PopulationSummary, run_population, summary_text
     from disclosure import Disclosure, DisclosureSettingError
+    from population.engine import Lookups, PopulationSummary, run_population, summary_text
+    from population.errors import PopulationError
     from service.config import read_settings, valueset_dirs
 
     settings = read_settings()  # the deployment's value sets, parameters and disclosure control
@@ -360,6 +361,12 @@ def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
         raise CliError(str(exc), EXIT_USAGE) from exc
 
     def run(stream: TextIO) -> PopulationSummary:
+        try:
+            return _run(stream)
+        except PopulationError as exc:
+            raise CliError(exc.message, EXIT_USAGE if exc.bad_input else EXIT_FAILURE) from exc
+
+    def _run(stream: TextIO) -> PopulationSummary:
         return run_population(
             Path(args.population),
             stream,
@@ -389,7 +396,7 @@ def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     err.write(summary_text(summary))
     report = args.report or (str(Path(args.out).with_suffix(".html")) if args.out else None)
     if report:
-        from cli.uptake_report import render_report
+        from population.report import render_report
 
         html = render_report(
             summary,

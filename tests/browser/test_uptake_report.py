@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from cli.population import PopulationSummary, run_population
-from cli.uptake_report import render_report
 from disclosure import Disclosure
 from policy.loading import policy_names
+from population.engine import PopulationSummary, run_population
+from population.report import render_report
 from tests.browser.axe import serious_violations
 from tests.cli.conftest import DEMO_LOOKUPS, TODAY, generate_population
 

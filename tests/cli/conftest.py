@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cli.population import Lookups
+from population.engine import Lookups
 from tests.fhir_server import FhirTestServer
 from tests.integration.conftest import fhir_server
 from tests.service_process import ServiceProcess

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from cli.population import run_population
-from cli.uptake import PERSON_COLUMNS
 from facts import extract_record
 from policy import Policy, evaluate, load_policy
+from population.engine import run_population
+from population.uptake import PERSON_COLUMNS
 from tests.cli.conftest import TODAY, Run, by_patient, generate_population, one_line_error
 from valuesets import ValueSetLibrary
 

@@ -20,8 +20,14 @@ from typing import Any
 import pytest
 
 import places
-from cli.population import run_population
-from cli.uptake import (
+from disclosure import Disclosure
+from facts import extract_record
+from places import ethnicity, lookups
+from policy import evaluate, load_policy, parse_policy
+from policy.loading import policy_document, policy_names
+from population.engine import run_population
+from population.report import render_report
+from population.uptake import (
     ALREADY_USING,
     DATA_MISSING,
     DIMENSIONS,
@@ -37,12 +43,6 @@ from cli.uptake import (
     technology_state,
     technology_windows,
 )
-from cli.uptake_report import render_report
-from disclosure import Disclosure
-from facts import extract_record
-from places import ethnicity, lookups
-from policy import evaluate, load_policy, parse_policy
-from policy.loading import policy_document, policy_names
 from tests.builders import (
     CRITERIA,
     T1DM,
@@ -281,7 +281,7 @@ def test_without_device_or_procedure_records_the_gap_is_not_guessed(
     assert {r["technology_in_use"] for r in rows} == {"unknown"}
     assert not summary.tally.technology_data
     assert all(g["gap"] is None for g in summary.tally.breakdown("nice-insulin-pump", "place"))
-    from cli.population import summary_text
+    from population.engine import summary_text
 
     html = render_report(summary, today=TODAY, source="bare", disclosure=Disclosure())
     assert "The uptake gap cannot be measured from this input" in html

@@ -5,7 +5,7 @@ deprivation quintile.
 
 ``person_rows`` turns one patient's resources into one CSV row per policy (run in the worker
 processes); ``UptakeTally`` adds the rows up in the main process (bounded memory: counters
-keyed by policy and group); ``cli.uptake_report`` renders the tally as a self-contained HTML.
+keyed by policy and group); ``population.report`` renders the tally as a self-contained HTML.
 """
 
 from __future__ import annotations

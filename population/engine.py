@@ -18,7 +18,7 @@ Bounded memory, all cores, no sort of the input:
    using / held (paused) / meets / potentially eligible / data missing / does not meet), the
    policy's own technology state, ``pathway`` and
    one column per criterion (``met`` / ``not-met`` / ``unknown``; empty where the policy has
-   no such criterion). Counts go to stderr; the tally feeds the HTML report (cli/uptake.py).
+   no such criterion). Counts go to stderr; the tally feeds the HTML report (population/uptake.py).
 """
 
 from __future__ import annotations
@@ -41,9 +41,14 @@ import orjson
 
 import places
 import spreadsheet
-from cli.errors import EXIT_USAGE, CliError
-from cli.progress import Progress
-from cli.uptake import (
+from facts.extract import classify
+from places import lookups
+from policy import Policy, PolicyError
+from policy.decide import Core, load_core, read_record
+from policy.loading import policy_names
+from population.errors import PopulationError
+from population.progress import Progress
+from population.uptake import (
     PERSON_COLUMNS,
     TECHNOLOGY_TYPES,
     PersonContext,
@@ -52,11 +57,6 @@ from cli.uptake import (
     person_rows,
     technology_windows,
 )
-from facts.extract import classify
-from places import lookups
-from policy import Policy, PolicyError
-from policy.decide import Core, load_core, read_record
-from policy.loading import policy_names
 from valuesets import ValueSetError, ValueSetLibrary
 
 try:
@@ -131,10 +131,10 @@ def _patient_of(resource: dict[str, Any]) -> str | None:
 
 def ndjson_files(directory: Path) -> list[Path]:
     if not directory.is_dir():
-        raise CliError(f"{directory}: not a folder of NDJSON files", EXIT_USAGE)
+        raise PopulationError(f"{directory}: not a folder of NDJSON files")
     files = sorted(p for p in directory.iterdir() if p.suffix.lower() == ".ndjson" and p.is_file())
     if not files:
-        raise CliError(f"{directory}: no *.ndjson files (a Bulk FHIR export's output)", EXIT_USAGE)
+        raise PopulationError(f"{directory}: no *.ndjson files (a Bulk FHIR export's output)")
     return files
 
 
@@ -278,19 +278,17 @@ class RunOptions:
 
 
 def load_run(opts: RunOptions) -> tuple[Core, PersonContext]:
-    """The core (the service's start-up assembly) and shared context; CliError (usage) naming
+    """The core (the service's start-up assembly) and shared context; PopulationError naming
     a bad file."""
     try:
         core = load_core(opts.policies, opts.parameters, opts.valueset_dirs, opts.policy_dir)
     except (ValueSetError, PolicyError) as exc:
-        raise CliError(str(exc), EXIT_USAGE) from exc
+        raise PopulationError(str(exc)) from exc
     pols = list(core.policies.values())
     known = places.local_places(p.info.places for p in pols)
     files = opts.lookups
     if bool(files.postcode_lsoa) != bool(files.lsoa_imd):
-        raise CliError(
-            "the deprivation quintile needs both --postcode-lsoa and --lsoa-imd", EXIT_USAGE
-        )
+        raise PopulationError("the deprivation quintile needs both --postcode-lsoa and --lsoa-imd")
     try:
         directory = places.load_directory(opts.places_file, None, known)
         networks = lookups.load_practice_networks(files.pcn_table) if files.pcn_table else {}
@@ -300,7 +298,7 @@ def load_run(opts: RunOptions) -> tuple[Core, PersonContext]:
             else None
         )
     except (places.PlaceTableError, lookups.LookupTableError) as exc:
-        raise CliError(str(exc), EXIT_USAGE) from exc
+        raise PopulationError(str(exc)) from exc
     ctx = PersonContext(
         date.fromisoformat(opts.today),
         directory,
@@ -429,7 +427,7 @@ def run_population(
 ) -> PopulationSummary:
     """Evaluate ``policies`` (names in ``policy_dir`` or paths; default: every policy file
     there, in the files' order) for every patient in ``directory``'s NDJSON files; write CSV
-    rows to ``out``. CliError (usage) for a bad folder, policy, place table or lookup."""
+    rows to ``out``. PopulationError for a bad folder, policy, place table or lookup."""
     started = time.perf_counter()
     files = ndjson_files(directory)
     opts = RunOptions(
@@ -532,7 +530,9 @@ def _result(
     try:
         return future.result()
     except Exception as exc:  # a worker died or failed: say which kind, not the data
-        raise CliError(f"a worker process failed ({type(exc).__name__}: {str(exc)[:200]})") from exc
+        raise PopulationError(
+            f"a worker process failed ({type(exc).__name__}: {str(exc)[:200]})", bad_input=False
+        ) from exc
 
 
 def summary_text(s: PopulationSummary) -> str:

@@ -13,10 +13,10 @@ import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 import places
-from cli.population import PopulationSummary
-from cli.uptake import BANDS, DIMENSIONS, UptakeTally
 from disclosure import Count, Disclosure, Share
 from places import lookups
+from population.engine import PopulationSummary
+from population.uptake import BANDS, DIMENSIONS, UptakeTally
 
 DIMENSION_TITLES = {
     "practice_code": "practice",
@@ -41,7 +41,7 @@ UNMAPPED_LISTED = 50  # unmapped practice codes listed, most people first
 
 def _env() -> Environment:
     env = Environment(
-        loader=PackageLoader("cli", "templates"),
+        loader=PackageLoader("population", "templates"),
         autoescape=select_autoescape(["html"]),
         trim_blocks=True,
         lstrip_blocks=True,
@@ -66,7 +66,7 @@ def _per_1000(d: Disclosure, part: int, whole: int) -> float | str | None:
 
 
 def _chart_js() -> str:
-    return (resources.files("service") / "static/vendor/chart.umd.min.js").read_text("utf-8")
+    return (resources.files("dashboard") / "static/vendor/chart.umd.min.js").read_text("utf-8")
 
 
 def report_data(tally: UptakeTally, d: Disclosure) -> list[dict[str, Any]]:
