@@ -65,8 +65,9 @@ def _per_1000(d: Disclosure, part: int, whole: int) -> float | str | None:
     return round(1000 * share, 1) if isinstance(share, float) else share
 
 
-def _chart_js() -> str:
-    return (resources.files("dashboard") / "static/vendor/chart.umd.min.js").read_text("utf-8")
+def _dashboard_js(name: str) -> str:
+    """A script the report shares with the dashboard (Chart.js, the series styles), inlined."""
+    return (resources.files("dashboard") / "static" / name).read_text("utf-8")
 
 
 def report_data(tally: UptakeTally, d: Disclosure) -> list[dict[str, Any]]:
@@ -206,6 +207,7 @@ def render_report(
             policies=data,
             quality=quality_data(summary, disclosure),
             data_json=script_json(data),
-            chart_js=_chart_js(),
+            chart_js=_dashboard_js("vendor/chart.umd.min.js"),
+            series_js=_dashboard_js("series.js"),
         )
     )

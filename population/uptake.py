@@ -23,17 +23,19 @@ from facts.model import Confirmation, age_on
 from places import ethnicity, lookups
 from policy import Decision, Outcome, Policy, Tri, evaluate
 from policy.decide import decide
+from policy.outcome_words import (
+    ALREADY_USING,
+    DATA_MISSING,
+    HELD,
+    MEETS,
+    NOT_MET,
+    POTENTIALLY,
+)
 from policy.technology import Windows, read_technology
 from valuesets import ValueSetLibrary, load_technology_kinds, normalise_system
 
 # People who already have the policy's technology are counted apart from those who meet its
 # criteria: in use, or held (paused: a device on hold is the person's, not a gap to close).
-ALREADY_USING = "already using"
-HELD = "held (paused)"
-MEETS = "meets"
-POTENTIALLY = "potentially eligible"
-DATA_MISSING = "data missing"
-NOT_MET = "does not meet"
 BANDS = (ALREADY_USING, HELD, MEETS, POTENTIALLY, DATA_MISSING, NOT_MET)
 TECHNOLOGY_TYPES = frozenset({"Procedure", "Device", "DeviceRequest", "DeviceUseStatement"})
 AGE_BANDS = ((0, 11, "0-11"), (12, 17, "12-17"), (18, 39, "18-39"), (40, 64, "40-64"))
