@@ -6,7 +6,7 @@ with the uptake-gap report: every enabled policy, places and deprivation quintil
 For each size: generate a Bulk FHIR NDJSON population (``iport-cds demo generate-population``),
 evaluate it exactly as a commissioner would (the CLI in its own process, every core, both
 policies, the demo practice → place table and deprivation lookup, the HTML report), and record
-wall time, patients per second and peak resident memory of the main process and of the largest
+wall time, people per second and peak resident memory of the main process and of the largest
 worker. Two sizes show whether memory stays flat as the population grows. Results go
 to ``bench/results/population.md``.
 """
@@ -120,20 +120,20 @@ def main() -> None:
             ]
         )
     header = [
-        "patients",
+        "people",
         "resources",
         "NDJSON size",
         "generate s",
         "index s",
         "evaluate s",
         "wall s (whole command)",
-        "patients/s",
+        "people/s",
         "peak RSS main",
         "peak RSS per worker",
         "workers",
     ]
     biggest = results[-1]
-    bands: dict[str, dict[str, int]] = biggest["bands"]
+    figures: dict[str, dict[str, Any]] = biggest["figures"]
     total = int(biggest["patients"])
     lines = [
         "## Population mode: `iport-cds evaluate --population` over a Bulk FHIR NDJSON export",
@@ -145,20 +145,23 @@ def main() -> None:
         "|" + "---|" * len(header),
         *("| " + " | ".join(row) + " |" for row in rows),
         "",
-        f"Bands for the {total:,}-patient population (synthetic mix from "
-        "`demo/population.py`, evaluated as on " + TODAY.isoformat() + "; the HTML report is "
+        f"Each policy's cohort and outcomes among the {total:,} people (synthetic mix from "
+        "`demo/population.py`, evaluated as on " + TODAY.isoformat() + "; exact counts, before "
+        "disclosure control; the HTML report is "
         f"{float(biggest['report_kb']):,.0f} KB):",
         "",
-        "| policy | band | patients | share |",
-        "|---|---|---|---|",
+        "| policy | cohort | outcome | people | share of the cohort |",
+        "|---|---|---|---|---|",
         *(
-            f"| {policy} | {k} | {v:,} | {100 * v / total:.1f}% |"
-            for policy, counts in bands.items()
-            for k, v in counts.items()
+            f"| {policy} | {f['cohort']:,} | {k} | {v:,} | "
+            f"{100 * v / f['cohort'] if f['cohort'] else 0:.1f}% |"
+            for policy, f in figures.items()
+            for k, v in f["outcomes"].items()
         ),
         "",
-        "Wall time is the whole command (start-up, index, evaluation of every enabled policy, CSV with "
-        "one row per patient and policy, HTML report). Peak RSS is each "
+        "Wall time is the whole command (start-up, index, de-duplication, evaluation of every "
+        "enabled policy, CSV with one row per person and policy, HTML report, MeasureReport); "
+        "people/s is people (Patient records de-duplicated) over that wall time. Peak RSS is each "
         "process's own high-water mark (`VmHWM`): the main process, and the largest of the "
         "worker processes. Memory is bounded if these do not grow with the number of patients.",
         "",

@@ -14,9 +14,12 @@ from collections.abc import Sequence
 from datetime import date
 from importlib import metadata
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliError
+
+if TYPE_CHECKING:
+    from population.figures import Figures
 
 PROG = "iport-cds"
 
@@ -204,6 +207,24 @@ def build_parser() -> argparse.ArgumentParser:
         "1 = most deprived)",
     )
     p.add_argument(
+        "--extract-date",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="--population: the day the export was taken: who is alive and registered "
+        "(default: the manifest's transactionTime, else --today)",
+    )
+    p.add_argument(
+        "--previous",
+        metavar="JSON",
+        help="--population: the previous run's --summary-json, for the change in uptake and gap",
+    )
+    p.add_argument(
+        "--measure-report",
+        metavar="JSON",
+        help="--population: write the FHIR MeasureReport here (default: beside the report, "
+        ".measurereport.json)",
+    )
+    p.add_argument(
         "--valueset-extra-dir",
         action="append",
         default=[],
@@ -329,6 +350,9 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
             ("--pcn-table", args.pcn_table),
             ("--postcode-lsoa", args.postcode_lsoa),
             ("--lsoa-imd", args.lsoa_imd),
+            ("--extract-date", args.extract_date),
+            ("--previous", args.previous),
+            ("--measure-report", args.measure_report),
             ("a second --policy", args.policy[1:]),
         )
     wrong = [name for name, value in given if value]
@@ -380,8 +404,10 @@ def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
             chunk_size=args.chunk_size,
             places_file=args.places,
             lookup_files=Lookups(args.pcn_table, args.postcode_lsoa, args.lsoa_imd),
+            extract_date=args.extract_date,
         )
 
+    previous = _previous(args.previous) if args.previous else None
     if args.out:
         try:
             csv_file = Path(args.out).open("w", encoding="utf-8", newline="")  # noqa: SIM115
@@ -403,24 +429,49 @@ def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
             today=_today(args),
             source=Path(args.population).name,
             disclosure=disclosure,
+            previous=previous[0] if previous else None,
+            previous_extract=previous[1] if previous else "",
         )
-        try:
-            Path(report).write_text(html, encoding="utf-8")
-        except OSError as exc:
-            raise CliError(
-                f"--report {report}: cannot write ({exc.strerror or exc})", EXIT_USAGE
-            ) from exc
+        _write("--report", report, html)
         err.write(f"uptake-gap report: {report}\n")
+    measure = args.measure_report or (
+        str(Path(report).with_suffix(".measurereport.json")) if report else None
+    )
+    if measure:
+        from population.measure import measure_report
+
+        doc = measure_report(
+            summary.tally,
+            disclosure,
+            evaluated=_today(args).isoformat(),
+            extract_date=summary.extract_date,
+        )
+        _write("--measure-report", measure, json.dumps(doc, indent=2) + "\n")
+        err.write(f"MeasureReport: {measure}\n")
     if args.summary_json:
-        try:
-            Path(args.summary_json).write_text(
-                json.dumps(summary.as_json(), indent=2) + "\n", encoding="utf-8"
-            )
-        except OSError as exc:
-            raise CliError(
-                f"--summary-json {args.summary_json}: cannot write ({exc.strerror or exc})",
-                EXIT_USAGE,
-            ) from exc
+        _write("--summary-json", args.summary_json, json.dumps(summary.as_json(), indent=2) + "\n")
+
+
+def _write(option: str, path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(
+            f"{option} {path}: cannot write ({exc.strerror or exc})", EXIT_USAGE
+        ) from exc
+
+
+def _previous(path: str) -> tuple[dict[str, Figures], str]:
+    """The previous run's figures and extract date, from its summary JSON."""
+    from population.headline import previous_figures
+
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(doc, dict):
+            raise ValueError("it is not a JSON object")
+        return previous_figures(doc), str(doc.get("extract_date") or "")
+    except (OSError, ValueError) as exc:
+        raise CliError(f"--previous {path}: cannot be used ({exc})", EXIT_USAGE) from exc
 
 
 def _cmd_hook(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:

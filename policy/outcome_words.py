@@ -3,7 +3,8 @@ report, their CSV files and the MeasureReport say the same thing the same way, a
 draws each word with one style (``dashboard/static/series.js``, keyed by these words).
 
 A hook's decision (``policy.Outcome``) is one of three; a population run splits it further:
-people already using the technology are counted apart, and "not enough information" is
+people already using the technology are counted apart (and only there), and "not enough
+information" is
 "potentially eligible" when only what a clinician can confirm stands in the way, else "data
 missing". The dashboard counts cards, which do not make that split: its "data missing" includes
 the people the uptake report calls potentially eligible.
@@ -11,14 +12,15 @@ the people the uptake report calls potentially eligible.
 
 from __future__ import annotations
 
-ALREADY_USING = "already using"
-HELD = "held (paused)"
+ALREADY_USING = "already using"  # in use, held (paused) or, for an i-Port, on order
 MEETS = "meets"
 POTENTIALLY = "potentially eligible"
 DATA_MISSING = "data missing"
 NOT_MET = "does not meet"
 NOT_ASSESSED = "not assessed (order without an i-Port)"
 GAP = "gap"  # meets, and not using the technology
+# A population's five outcomes, in the order every table shows them.
+OUTCOMES = (ALREADY_USING, MEETS, POTENTIALLY, DATA_MISSING, NOT_MET)
 
 # A hook decision's outcome code → its word.
 BY_OUTCOME = {
@@ -28,7 +30,7 @@ BY_OUTCOME = {
     "no-decision": NOT_ASSESSED,
 }
 # Every word a chart may draw, each with its own style in series.js.
-SERIES = (ALREADY_USING, HELD, MEETS, POTENTIALLY, DATA_MISSING, NOT_MET, NOT_ASSESSED, GAP)
+SERIES = (*OUTCOMES, NOT_ASSESSED, GAP)
 
 
 def capitalised(word: str) -> str:

@@ -5,6 +5,7 @@ aggregate for commissioners: every count goes through the deployment's disclosur
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from importlib import resources
 from typing import Any
@@ -13,9 +14,11 @@ import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 import places
-from disclosure import Count, Disclosure, Share
+from disclosure import Disclosure, Share
 from places import lookups
 from population.engine import PopulationSummary
+from population.figures import Figures, count_text, percent_text
+from population.headline import headlines
 from population.uptake import BANDS, DIMENSIONS, UptakeTally
 
 DIMENSION_TITLES = {
@@ -46,17 +49,13 @@ def _env() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["count"] = _count_text
-    env.filters["percent"] = _percent_text
+    env.filters["count"] = count_text
+    env.filters["percent"] = _share_text
+    env.filters["rate"] = percent_text
     return env
 
 
-def _count_text(n: Count | None) -> str:
-    """'1,235', or a suppressed count as it is ('<8')."""
-    return n if isinstance(n, str) else "–" if n is None else f"{n:,}"
-
-
-def _percent_text(share: Share) -> str:
+def _share_text(share: Share) -> str:
     return share if isinstance(share, str) else "–" if share is None else f"{100 * share:.1f}%"
 
 
@@ -99,6 +98,13 @@ def report_data(tally: UptakeTally, d: Disclosure) -> list[dict[str, Any]]:
         out.append(
             {
                 "id": pid,
+                "figures": tally.figures(pid).shown(d),
+                "cohort": tally.cohorts.get(pid, "people"),
+                "outside": [
+                    {"why": why, "people": d.count(n)}
+                    for (p, why), n in sorted(tally.outside.items())
+                    if p == pid
+                ],
                 "name": tally.names.get(pid, pid),
                 "version": tally.policies[pid],
                 "notInUse": tally.not_in_use.get(pid, "not using the technology"),
@@ -190,8 +196,16 @@ def script_json(data: Any) -> str:
 
 
 def render_report(
-    summary: PopulationSummary, *, today: date, source: str, disclosure: Disclosure
+    summary: PopulationSummary,
+    *,
+    today: date,
+    source: str,
+    disclosure: Disclosure,
+    previous: Mapping[str, Figures] | None = None,
+    previous_extract: str = "",
 ) -> str:
+    """The report; with ``previous`` (``headline.previous_figures`` of the previous run's
+    summary JSON), the change in uptake and gap since then."""
     tally = summary.tally
     data = report_data(tally, disclosure)
     return (
@@ -204,6 +218,7 @@ def render_report(
             people=disclosure.count(summary.patients),
             disclosure_note=disclosure.note(),
             tally=tally,
+            headlines=headlines(tally, disclosure, previous, previous_extract),
             policies=data,
             quality=quality_data(summary, disclosure),
             data_json=script_json(data),

@@ -26,17 +26,21 @@ from policy.decide import decide
 from policy.outcome_words import (
     ALREADY_USING,
     DATA_MISSING,
-    HELD,
     MEETS,
     NOT_MET,
+    OUTCOMES,
     POTENTIALLY,
 )
 from policy.technology import Windows, read_technology
+from population import cohort
+from population.figures import Figures
 from valuesets import ValueSetLibrary, load_technology_kinds, normalise_system
 
 # People who already have the policy's technology are counted apart from those who meet its
-# criteria: in use, or held (paused: a device on hold is the person's, not a gap to close).
-BANDS = (ALREADY_USING, HELD, MEETS, POTENTIALLY, DATA_MISSING, NOT_MET)
+# criteria, and only there: in use, or held (paused: a device on hold is the person's, not a
+# gap to close; the ``technology_in_use`` column says "held"). The five words are the same in
+# the CSV, the report, the MeasureReport and the dashboard (``policy.outcome_words``).
+BANDS = OUTCOMES
 TECHNOLOGY_TYPES = frozenset({"Procedure", "Device", "DeviceRequest", "DeviceUseStatement"})
 AGE_BANDS = ((0, 11, "0-11"), (12, 17, "12-17"), (18, 39, "18-39"), (40, 64, "40-64"))
 # The technology columns, one per kind of valuesets/technology-kinds.json (a kind added there
@@ -46,6 +50,9 @@ AGE_BANDS = ((0, 11, "0-11"), (12, 17, "12-17"), (18, 39, "18-39"), (40, 64, "40
 TECHNOLOGY_COLUMNS = {k.id: k.column for k in load_technology_kinds().values()}
 STATE_WORDS = {"in use": "in use", "held": "held", "not current": "not current"}
 ON_ORDER = "on order"
+# The technology states counted as "already using": the policy's own reading of "already has
+# it" (an i-Port on order counts, as the i-Port policy's card falls silent for one).
+HAS_IT = frozenset({"in use", "held", ON_ORDER})
 # FHIR R4 AdministrativeGender (http://hl7.org/fhir/administrative-gender), a required binding
 # of Patient.gender: the only values a sex group may be named by.
 ADMINISTRATIVE_GENDER = frozenset({"male", "female", "other", "unknown"})
@@ -55,6 +62,7 @@ PERSON_COLUMNS = (
     "policy_id",
     "policy_version",
     "evaluation_date",
+    "cohort",
     "age_band",
     "sex",
     "place",
@@ -74,6 +82,7 @@ PERSON_COLUMNS = (
     "technology_in_use",
     "pathway",
 )
+# The report's tables, in order: practice and network as tables only, the others also charted.
 DIMENSIONS = (
     "practice_code",
     "pcn_code",
@@ -83,6 +92,28 @@ DIMENSIONS = (
     "ethnic_group",
     "deprivation_quintile",
 )
+
+
+@dataclass(frozen=True)
+class Stratifier:
+    """A way of dividing a cohort into groups: its code (the MeasureReport's
+    ``https://iport-cds.example.org/fhir/CodeSystem/uptake-stratifier``) and the CSV column
+    that holds each person's group (``person_rows`` fills it; '' is unknown)."""
+
+    code: str
+    column: str
+
+
+STRATIFIERS = (
+    Stratifier("practice", "practice_code"),
+    Stratifier("pcn", "pcn_code"),
+    Stratifier("place", "place"),
+    Stratifier("age-band", "age_band"),
+    Stratifier("sex", "sex"),
+    Stratifier("ethnicity", "ethnic_group"),
+    Stratifier("imd-quintile", "deprivation_quintile"),
+)
+UNKNOWN_GROUP = "unknown"
 
 
 # -- bands ---------------------------------------------------------------------------------------
@@ -222,6 +253,10 @@ class PersonContext:
     technology_data: bool  # the input holds device or procedure records
     # the windows each technology kind is read with (``technology_windows``)
     windows: Mapping[str, Windows] = field(default_factory=dict)
+    extract_date: date | None = None  # who is alive and registered (default: ``today``)
+    diagnosis_names: Mapping[str, str] = field(
+        default_factory=dict
+    )  # value set -> "type 1 diabetes"
     networks: Mapping[str, lookups.Network] = field(default_factory=dict)  # practice → PCN
     ethnic: ethnicity.EthnicCategories = field(default_factory=ethnicity.load_ethnic_categories)
     covered: frozenset[str] = frozenset()  # code systems the value sets cover
@@ -274,18 +309,20 @@ def person_rows(
         *technology,
     ]
     rows = []
+    extract_date = ctx.extract_date or ctx.today
     for policy in policies:
         d = decide(record, policy, ctx.today).decision
         state = known(technology_state(policy, record, ctx.today))
-        band = {"in use": ALREADY_USING, "held": HELD}.get(state) or band_of(
-            policy, d, record, ctx.today
-        )
+        band = ALREADY_USING if state in HAS_IT else band_of(policy, d, record, ctx.today)
         rows.append(
             [
                 pid,
                 policy.info.id,
                 policy.info.version,
                 ctx.today.isoformat(),
+                cohort.cohort_reason(
+                    policy, patient or {}, record, extract_date, ctx.diagnosis_names
+                ),
                 *person,
                 d.outcome.value,
                 band,
@@ -311,15 +348,21 @@ def _lower_first(title: str) -> str:
 
 @dataclass
 class UptakeTally:
-    """Counts for the report: people per policy and band, and per policy × dimension × group:
-    people, meeting, potentially eligible, and the gap (meeting, not using the technology)."""
+    """Counts for the report and the MeasureReport, of each policy's cohort only: people per
+    policy and outcome, and per policy × stratifier × group and outcome; and the people
+    outside each cohort, by why."""
 
     technology_data: bool = True
     deprivation: bool = False
     networks: bool = False  # a practice → network table was given
     place_table: bool = False  # a practice → place table was given
-    bands: Counter[tuple[str, str]] = field(default_factory=Counter)
+    bands: Counter[tuple[str, str]] = field(default_factory=Counter)  # (policy, outcome)
+    # (policy, stratifier column, group, outcome or "people")
     groups: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    outside: Counter[tuple[str, str]] = field(default_factory=Counter)  # (policy, why)
+    cohorts: dict[str, str] = field(default_factory=dict)  # id -> "people with type 1 diabetes"
+    in_use: dict[str, str] = field(default_factory=dict)  # id -> "already on an insulin pump"
+    national: dict[str, bool] = field(default_factory=dict)  # id -> national guidance
     policies: dict[str, str] = field(default_factory=dict)  # id -> version
     names: dict[str, str] = field(default_factory=dict)  # id -> what commissioners call it
     # id -> who the gap is, in words: "not already on an insulin pump"
@@ -346,6 +389,9 @@ class UptakeTally:
         self.area = ", ".join(places.place_name(p) for p in sorted(every))
         for p in policies:
             self.coverage[p.info.id] = places.coverage_text(p.info.places, every)
+            self.national[p.info.id] = not p.info.places or any(
+                c in places.NATIONAL_SCOPES for c in p.info.places
+            )
             words = p.info.presentation
             self.names[p.info.id] = str(words.get("sourceLabel") or p.info.title)
             # A criterion met when the technology is in use is titled as the state ("Already on
@@ -356,6 +402,17 @@ class UptakeTally:
                 means = str(words["silenceWhenOrdered"]["means"])
                 gap.append(f"no {_ARTICLE.sub('', means)}")
             self.not_in_use[p.info.id] = " and ".join(gap) or "not using the technology"
+            using = [_lower_first(p.title_of(c)) for c in words.get("silenceWhenMet", ())]
+            if words.get("silenceWhenOrdered"):
+                using.append(f"have {words['silenceWhenOrdered']['means']}")
+            self.in_use[p.info.id] = " or ".join(using) or "already use the technology"
+
+    def describe_cohorts(self, policies: Iterable[Policy], names: Mapping[str, str]) -> None:
+        """Each cohort in words, from the policy's diagnoses (``names``: value set → name)."""
+        for p in policies:
+            sets = cohort.diagnosis_sets(p)
+            diagnoses = " or ".join(names.get(s, s) for s in sets) or "any diagnosis"
+            self.cohorts[p.info.id] = f"people with {diagnoses}"
 
     def name_networks(self, networks: Mapping[str, lookups.Network]) -> None:
         for n in networks.values():
@@ -382,44 +439,65 @@ class UptakeTally:
             self.policies.setdefault(policy, row[_COL["policy_version"]])
             if policy == next(iter(self.policies)):
                 self._count_quality(row)
-            self.bands[(policy, band)] += 1
-            if band == DATA_MISSING:
-                for system in filter(None, row[_COL["uncovered_code_systems"]].split("|")):
+            why = row[_COL["cohort"]]
+            systems = list(filter(None, row[_COL["uncovered_code_systems"]].split("|")))
+            # A diagnosis written only in a code system no value set covers is not read: the
+            # person falls outside the cohort for "no diagnosis", or into "data missing".
+            if why not in (cohort.DECEASED, cohort.NOT_REGISTERED) and (
+                why != cohort.IN_COHORT or band == DATA_MISSING
+            ):
+                for system in systems:
                     self.uncovered[(policy, system)] += 1
-            gap = band == MEETS and row[_COL["technology_in_use"]] == "no"
-            for dim in DIMENSIONS:
-                value = row[_COL[dim]] or "unknown"
-                self.groups[(policy, dim, value, "people")] += 1
-                if band == MEETS:
-                    self.groups[(policy, dim, value, MEETS)] += 1
-                if band == POTENTIALLY:
-                    self.groups[(policy, dim, value, POTENTIALLY)] += 1
-                if gap:
-                    self.groups[(policy, dim, value, "gap")] += 1
+            if why != cohort.IN_COHORT:
+                self.outside[(policy, why)] += 1
+                continue
+            self.bands[(policy, band)] += 1
+            for s in STRATIFIERS:
+                value = row[_COL[s.column]] or UNKNOWN_GROUP
+                self.groups[(policy, s.column, value, "people")] += 1
+                self.groups[(policy, s.column, value, band)] += 1
 
     def people(self, policy: str) -> int:
+        """The policy's cohort."""
         return sum(n for (p, _), n in self.bands.items() if p == policy)
 
-    def breakdown(self, policy: str, dim: str) -> list[dict[str, Any]]:
-        values = sorted(
-            {v for (p, d, v, _) in self.groups if p == policy and d == dim},
-            key=lambda v: (v == "unknown", v),
+    def figures(self, policy: str) -> Figures:
+        return Figures(self.people(policy), {b: self.bands[(policy, b)] for b in OUTCOMES})
+
+    def figures_json(self) -> dict[str, Any]:
+        """Every policy's exact figures, for the summary JSON (a later run's ``--previous``)."""
+        return {
+            p: {"cohort": f.cohort, "outcomes": dict(f.outcomes)}
+            for p in self.policies
+            for f in (self.figures(p),)
+        }
+
+    def groups_of(self, policy: str, column: str) -> list[str]:
+        return sorted(
+            {v for (p, d, v, _) in self.groups if p == policy and d == column},
+            key=lambda v: (v == UNKNOWN_GROUP, v),
         )
+
+    def group_figures(self, policy: str, column: str, group: str) -> Figures:
+        return Figures(
+            self.groups[(policy, column, group, "people")],
+            {b: self.groups[(policy, column, group, b)] for b in OUTCOMES},
+        )
+
+    def breakdown(self, policy: str, dim: str) -> list[dict[str, Any]]:
         out = []
-        for v in values:
-            people = self.groups[(policy, dim, v, "people")]
-            meets = self.groups[(policy, dim, v, MEETS)]
-            gap = self.groups[(policy, dim, v, "gap")]
+        for v in self.groups_of(policy, dim):
+            f = self.group_figures(policy, dim, v)
             out.append(
                 {
                     "group": v,
                     "name": self.group_names.get((dim, v), ""),
-                    "people": people,
-                    "meets": meets,
-                    "potentially": self.groups[(policy, dim, v, POTENTIALLY)],
-                    "gap": gap if self.technology_data else None,
-                    "gapPer1000": round(1000 * gap / people, 1)
-                    if people and self.technology_data
+                    "people": f.cohort,
+                    "meets": f.meets,
+                    "potentially": f.outcomes[POTENTIALLY],
+                    "gap": f.meets if self.technology_data else None,
+                    "gapPer1000": round(1000 * f.meets / f.cohort, 1)
+                    if f.cohort and self.technology_data
                     else None,
                 }
             )

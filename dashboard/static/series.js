@@ -1,23 +1,23 @@
 // One style per meaning, in every chart of the commissioners' dashboard and of the uptake
 // report (which inlines this file): keyed by the outcome words of policy/outcome_words.py, so a
 // pattern means the same thing wherever it is drawn. Okabe–Ito colours (safe for the common
-// colour-vision deficiencies), each with a fill pattern of its own and of distinct lightness,
-// so every series stays apart in greyscale and print. "count" and "count (second)" are for
+// colour-vision deficiencies), each with a fill pattern of its own or of distinct lightness,
+// so every series stays apart in greyscale and print (the browser tests measure it); a light
+// fill has a dark border. "count" and "count (second)" are for
 // figures that are not outcomes (override reasons, response times).
 (function (root) {
   "use strict";
 
   var STYLES = {
     "meets": { colour: "#0072b2", pattern: "solid" },
-    "already using": { colour: "#56b4e9", pattern: "vlines" },
-    "held (paused)": { colour: "#f0e442", pattern: "checks" },
+    "already using": { colour: "#f0e442", pattern: "vlines", border: "#6b6400" },
     "potentially eligible": { colour: "#009e73", pattern: "cross" },
     "data missing": { colour: "#e69f00", pattern: "dots" },
     "does not meet": { colour: "#d55e00", pattern: "stripes" },
-    "not assessed (order without an i-Port)": { colour: "#999999", pattern: "hlines" },
+    "not assessed (order without an i-Port)": { colour: "#999999", pattern: "solid" },
     "gap": { colour: "#cc79a7", pattern: "backstripes" },
     "count": { colour: "#3d3d3d", pattern: "solid" },
-    "count (second)": { colour: "#c4c4c4", pattern: "solid" },
+    "count (second)": { colour: "#c4c4c4", pattern: "solid", border: "#5f5f5f" },
   };
   var SIZE = 10;
   var fills = {};
@@ -35,8 +35,6 @@
     } else if (pattern === "cross") {
       g.moveTo(0, SIZE / 2); g.lineTo(SIZE, SIZE / 2);
       g.moveTo(SIZE / 2, 0); g.lineTo(SIZE / 2, SIZE);
-    } else if (pattern === "hlines") {
-      g.moveTo(0, SIZE / 2); g.lineTo(SIZE, SIZE / 2);
     } else if (pattern === "vlines") {
       g.moveTo(SIZE / 2, 0); g.lineTo(SIZE / 2, SIZE);
     }
@@ -62,9 +60,6 @@
       g.beginPath();
       g.arc(SIZE / 2, SIZE / 2, 2, 0, 2 * Math.PI);
       g.fill();
-    } else if (style.pattern === "checks") {
-      g.fillRect(0, 0, SIZE / 2, SIZE / 2);
-      g.fillRect(SIZE / 2, SIZE / 2, SIZE / 2, SIZE / 2);
     } else {
       strokes(g, style.pattern);
     }
@@ -78,7 +73,7 @@
       label: label,
       data: data,
       backgroundColor: fill(key),
-      borderColor: key === "count (second)" ? "#5f5f5f" : STYLES[key].colour,
+      borderColor: STYLES[key].border || STYLES[key].colour,
       borderWidth: 1,
       series: key,
     };

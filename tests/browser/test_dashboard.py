@@ -262,6 +262,8 @@ def test_dashboard_draws_the_figures_and_follows_the_date_filter(
         greys = series_greys(page, "c-places")
         assert {g.series for g in greys} == {"meets", "does not meet", "data missing"}
         assert indistinct(greys) == []
+        page.locator("#c-trend").scroll_into_view_if_needed()
+        assert indistinct(series_greys(page, "c-trend")) == []
 
         for canvas in CHARTS:
             state = chart_state(page, canvas)

@@ -13,7 +13,7 @@ from policy import outcome_words
 from population.uptake import BANDS
 
 SERIES_JS = Path(__file__).resolve().parents[2] / "dashboard" / "static" / "series.js"
-_STYLE = re.compile(r'^\s+"([^"]+)": \{ colour: "(#[0-9a-f]{6})", pattern: "(\w+)" \},$', re.M)
+_STYLE = re.compile(r'^\s+"([^"]+)": \{ colour: "(#[0-9a-f]{6})", pattern: "(\w+)"', re.M)
 
 
 def styles() -> dict[str, tuple[str, str]]:
