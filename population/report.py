@@ -175,6 +175,11 @@ def quality_data(summary: PopulationSummary, d: Disclosure) -> dict[str, Any]:
     return {
         "skippedLines": summary.skipped_lines,
         "unassignedResources": summary.unassigned_resources,
+        "repeatedRecords": summary.repeated_patient_records,
+        # Patient ids and the patients records name stand for people: disclosure-controlled
+        "merged": d.count(summary.merged_patients),
+        "noPatientIds": d.count(summary.no_patient_ids),
+        "noPatientResources": summary.no_patient_resources,
         "noCode": d.count(q[("registration", places.PRACTICE_NO_CODE)]),
         "noPractice": d.count(q[("registration", places.PRACTICE_NONE)]),
         "unmappedPlace": unmapped("unmapped-place") if tally.place_table else None,

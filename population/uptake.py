@@ -221,17 +221,21 @@ def covered_systems(vsl: ValueSetLibrary) -> frozenset[str]:
     return frozenset(c.system for vs in vsl.sets.values() for c in vs.concepts)
 
 
-def uncovered_diagnoses(resources: Sequence[Any], covered: frozenset[str]) -> list[str]:
-    """The code systems of the person's diagnoses (Conditions) coded only in systems no value
-    set covers (a type 1 diagnosis written in Read v2 is not read as type 1): a reason for
-    'data missing' the report names."""
+def uncovered_diagnoses(
+    resources: Sequence[Any], record: PatientRecord, covered: frozenset[str]
+) -> list[str]:
+    """The code systems of the person's diagnoses (Conditions) that were not read — no
+    finding came of them, neither by code nor by their words — and that are coded only in
+    systems no value set covers (a type 1 diabetes in Read v2 with no words to match): a
+    reason for being outside a cohort, or for 'data missing', that the report names."""
+    read = {f.ref for f in record.findings}
     found: set[str] = set()
     for r in resources:
-        code = (
-            r.get("code")
-            if isinstance(r, Mapping) and r.get("resourceType") == "Condition"
-            else None
-        )
+        if not isinstance(r, Mapping) or r.get("resourceType") != "Condition":
+            continue
+        if f"Condition/{r.get('id')}" in read:
+            continue
+        code = r.get("code")
         codings = code.get("coding") if isinstance(code, Mapping) else None
         systems = {
             normalise_system(c["system"])
@@ -302,7 +306,7 @@ def person_rows(
         quintile,
         registered.status,
         postcode_status,
-        "|".join(uncovered_diagnoses(resources, ctx.covered)),
+        "|".join(uncovered_diagnoses(resources, record, ctx.covered)),
         # A result beyond the analyser's range keeps its bound (">130"): it is not 130.
         latest.mmol_text.removesuffix(" mmol/mol") if latest else "",
         latest.date.isoformat() if latest else "",

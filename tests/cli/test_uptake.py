@@ -575,3 +575,51 @@ def test_technology_recorded_only_as_supplies_is_measured(tmp_path: Path) -> Non
     assert {r["on_intermittently_scanned_cgm"] for r in rows} == {"in use"}
     assert {r["on_insulin_pump"] for r in rows} == {"no"}
     assert summary.tally.technology_data
+
+
+READ_V2 = "http://read.info/readv2"
+READ_T1 = (READ_V2, "C10E.", "C10E.")  # as some extracts carry it: the code, no words
+READ_T1_WORDS = (READ_V2, "C10E.", "Type 1 diabetes mellitus")  # its words are read
+
+
+def test_a_diagnosis_coded_only_in_read_v2_is_named_as_the_cause(tmp_path: Path) -> None:
+    """A type 1 diagnosis written only in Read v2, which no value set covers, is not read: the
+    person is outside the type 1 cohorts for want of the diagnosis, and the data-quality
+    section names Read v2 as the cause. A deceased person is outside for that reason alone, and
+    a Read v2 coding whose words the value sets match is read, so it is no such cause."""
+    people = {
+        "read-coded": [registered(patient(pid="read-coded")), condition(READ_T1, pid="read-coded")],
+        "snomed-coded": [
+            registered(patient(pid="snomed-coded")),
+            condition(T1DM, pid="snomed-coded"),
+        ],
+        "read-words": [
+            registered(patient(pid="read-words")),
+            condition(READ_T1_WORDS, pid="read-words"),
+        ],
+        "read-deceased": [
+            {**registered(patient(pid="read-deceased")), "deceasedBoolean": True},
+            condition(READ_T1, pid="read-deceased"),
+        ],
+    }
+    export = tmp_path / "export"
+    export.mkdir()
+    for rtype in ("Patient", "Condition"):
+        lines = [json.dumps(r) for rs in people.values() for r in rs if r["resourceType"] == rtype]
+        (export / f"{rtype}.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = io.StringIO()
+    summary = run_population(export, out, io.StringIO(), today=TODAY, workers=1)
+    rows = {
+        (r["patient_ref"], r["policy_id"]): r for r in csv.DictReader(io.StringIO(out.getvalue()))
+    }
+    assert rows[("read-coded", "nice-insulin-pump")]["cohort"].startswith("no type 1 diabetes")
+    assert rows[("read-coded", "nice-insulin-pump")]["uncovered_code_systems"] == READ_V2
+    assert rows[("snomed-coded", "nice-insulin-pump")]["uncovered_code_systems"] == ""
+    # the words of a Read v2 coding are read ("Type 1 diabetes mellitus"): not a gap
+    assert rows[("read-words", "nice-insulin-pump")]["cohort"] == "in"
+    assert rows[("read-words", "nice-insulin-pump")]["uncovered_code_systems"] == ""
+    tally = summary.tally
+    assert tally.uncovered[("nice-insulin-pump", READ_V2)] == 1  # not the deceased person
+    html = render_report(summary, today=TODAY, source="read", disclosure=Disclosure(0))
+    quality = html[html.index('id="data-quality"') :]
+    assert "<td>Read v2</td>" in quality
