@@ -82,10 +82,7 @@ def report_data(tally: UptakeTally, d: Disclosure) -> list[dict[str, Any]]:
                 dim == "pcn_code" and not tally.networks
             ):
                 continue
-            rows = [_protected(r, d) for r in tally.breakdown(pid, dim)]
-            if dim == "place":
-                for r in rows:
-                    r["group"] = places.place_name(r["group"])
+            rows = group_rows(tally, pid, dim, d)
             dims.append(
                 {
                     "id": dim,
@@ -124,18 +121,24 @@ def report_data(tally: UptakeTally, d: Disclosure) -> list[dict[str, Any]]:
     return out
 
 
-def _protected(row: dict[str, Any], d: Disclosure) -> dict[str, Any]:
-    """One group's exact counts (``UptakeTally.breakdown``) as the report may show them."""
-    gap = row["gap"]
-    return {
-        "group": row["group"],
-        "name": row.get("name", ""),
-        "people": d.count(row["people"]),
-        "meets": d.count(row["meets"]),
-        "potentially": d.count(row["potentially"]),
-        "gap": None if gap is None else d.count(gap),
-        "gapPer1000": None if gap is None else _per_1000(d, gap, row["people"]),
-    }
+def group_rows(tally: UptakeTally, policy: str, dim: str, d: Disclosure) -> list[dict[str, Any]]:
+    """The policy's figures for each group of ``dim`` (the cohort, the five outcomes, uptake
+    with its interval, the gap per 1,000) as the report, the tables CSV and the MeasureReport
+    show them; ``people``, ``meets`` and ``gapPer1000`` are what the group's chart draws."""
+    out = []
+    for group in tally.groups_of(policy, dim):
+        shown = tally.group_figures(policy, dim, group).shown(d)
+        out.append(
+            {
+                "group": places.place_name(group) if dim == "place" else group,
+                "name": tally.group_names.get((dim, group), ""),
+                "figures": shown,
+                "people": shown["cohort"],
+                "meets": shown["gap"],
+                "gapPer1000": shown["gapPer1000"]["value"] if tally.technology_data else None,
+            }
+        )
+    return out
 
 
 def quality_data(summary: PopulationSummary, d: Disclosure) -> dict[str, Any]:

@@ -104,6 +104,8 @@ def test_the_practice_network_and_data_quality_tables_render(
             """(t) => Array.from(t.querySelectorAll("tbody tr")).map(
                 (r) => Array.from(r.children).map((c) => c.textContent.trim()))"""
         )
+        # per practice: code, name, cohort, the five outcomes, uptake with its interval, the gap
+        assert {len(r) for r in practices} == {10}
         codes = [r[0] for r in practices]
         assert "Z11001" in codes
         assert {r[0]: r[1] for r in practices}["Z11001"] == "Aire Surgery"

@@ -194,6 +194,7 @@ def test_the_report_is_one_html_file_with_a_table_for_every_chart(
     assert len(figures) == len(policy_names()) * (1 + 7)
     assert html.count('data-dimension="practice_code"') == len(policy_names())
     assert "Aire Surgery" in html  # a practice's name beside its code
+    assert html.count("Uptake (95 % CI)</th>") == len(policy_names()) * 7  # in every table
     assert 'id="data-quality"' in html
     assert "Chart.js" in html or "chart.js" in html
     assert "Potentially eligible" in html
