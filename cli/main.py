@@ -219,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="--population: the previous run's --summary-json, for the change in uptake and gap",
     )
     p.add_argument(
+        "--tables-csv",
+        metavar="CSV",
+        help="--population: write every table of the report as CSV here (default: beside the "
+        "report, .tables.csv)",
+    )
+    p.add_argument(
         "--measure-report",
         metavar="JSON",
         help="--population: write the FHIR MeasureReport here (default: beside the report, "
@@ -353,6 +359,7 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
             ("--extract-date", args.extract_date),
             ("--previous", args.previous),
             ("--measure-report", args.measure_report),
+            ("--tables-csv", args.tables_csv),
             ("a second --policy", args.policy[1:]),
         )
     wrong = [name for name, value in given if value]
@@ -434,6 +441,12 @@ def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
         )
         _write("--report", report, html)
         err.write(f"uptake-gap report: {report}\n")
+    tables = args.tables_csv or (str(Path(report).with_suffix(".tables.csv")) if report else None)
+    if tables:
+        from population.report import tables_csv
+
+        _write("--tables-csv", tables, tables_csv(summary.tally, disclosure))
+        err.write(f"tables (CSV): {tables}\n")
     measure = args.measure_report or (
         str(Path(report).with_suffix(".measurereport.json")) if report else None
     )

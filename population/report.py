@@ -5,6 +5,8 @@ aggregate for commissioners: every count goes through the deployment's disclosur
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Mapping
 from datetime import date
 from importlib import resources
@@ -14,10 +16,11 @@ import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 import places
+import spreadsheet
 from disclosure import Disclosure, Share
 from places import lookups
 from population.engine import PopulationSummary
-from population.figures import Figures, count_text, percent_text
+from population.figures import ALREADY_USING, OUTCOMES, Figures, count_text, percent_text
 from population.headline import headlines
 from population.uptake import BANDS, DIMENSIONS, UptakeTally
 
@@ -139,6 +142,60 @@ def group_rows(tally: UptakeTally, policy: str, dim: str, d: Disclosure) -> list
             }
         )
     return out
+
+
+TABLE_COLUMNS = (
+    "policy_id",
+    "table",
+    "group",
+    "name",
+    "cohort",
+    "already using",
+    "meets",
+    "potentially eligible",
+    "data missing",
+    "does not meet",
+    "uptake",
+    "uptake_low_95",
+    "uptake_high_95",
+    "gap",
+    "gap_per_1000",
+)
+
+
+def tables_csv(tally: UptakeTally, d: Disclosure) -> str:
+    """Every table of the report as one CSV: a row per policy (table ``policy``) and per group
+    of each table (practice, network, place, age band, sex, ethnic group, deprivation
+    quintile), with the figures as the report shows them (disclosure-controlled, in the same
+    words); spreadsheet-safe cells."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(TABLE_COLUMNS)
+
+    measured = tally.technology_data  # else who already uses it is not known: cells empty
+
+    def row(policy: str, table: str, group: str, name: str, f: dict[str, Any]) -> list[Any]:
+        uptake = f["uptake"] if measured else {}
+        per_1000 = f["gapPer1000"]["value"] if measured else None
+        return [
+            policy,
+            table,
+            group,
+            name,
+            f["cohort"],
+            *(f["outcomes"][o] if measured or o != ALREADY_USING else "" for o in OUTCOMES),
+            *("" if uptake.get(k) is None else uptake[k] for k in ("value", "low", "high")),
+            f["gap"] if measured else "",
+            "" if per_1000 is None else per_1000,
+        ]
+
+    for pid in tally.policies:
+        policy = tally.figures(pid).shown(d)
+        writer.writerow(spreadsheet.row(row(pid, "policy", "", tally.names.get(pid, pid), policy)))
+        for dim in DIMENSIONS:
+            for r in group_rows(tally, pid, dim, d):
+                writer.writerow(spreadsheet.row(row(pid, dim, r["group"], r["name"], r["figures"])))
+    return buffer.getvalue()
 
 
 def quality_data(summary: PopulationSummary, d: Disclosure) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from policy import evaluate, load_policy, parse_policy
 from policy.loading import policy_document, policy_names
 from population.cohort import IN_COHORT
 from population.engine import run_population
-from population.report import render_report
+from population.report import TABLE_COLUMNS, render_report
 from population.uptake import (
     ALREADY_USING,
     DATA_MISSING,
@@ -195,6 +195,35 @@ def test_the_report_is_one_html_file_with_a_table_for_every_chart(
     assert html.count('data-dimension="practice_code"') == len(policy_names())
     assert "Aire Surgery" in html  # a practice's name beside its code
     assert html.count("Uptake (95 % CI)</th>") == len(policy_names()) * 7  # in every table
+    # every table also as CSV, with the MeasureReport's figures (both disclosure-controlled)
+    assert f"tables (CSV): {tmp_path / 'report.tables.csv'}" in result.err
+    text = (tmp_path / "report.tables.csv").read_text(encoding="utf-8")
+    tables = list(csv.DictReader(io.StringIO(text)))
+    assert list(tables[0]) == list(TABLE_COLUMNS)
+    measure = json.loads((tmp_path / "report.measurereport.json").read_text(encoding="utf-8"))
+    for group in measure["group"]:
+        policy = group["code"]["coding"][0]["code"]
+        mine = [t for t in tables if t["policy_id"] == policy]
+        cohort = next(p for p in group["population"] if p["code"]["coding"][0]["code"] == "cohort")
+        assert mine[0]["table"] == "policy"
+        assert mine[0]["cohort"] == str(cohort.get("count", "<8"))
+        practice = next(
+            s for s in group["stratifier"] if s["code"][0]["coding"][0]["code"] == "practice"
+        )
+        strata = {
+            st["value"]["coding"][0]["code"]: st
+            for st in practice["stratum"]
+            if "coding" in st["value"]
+        }
+        for t in mine:
+            if t["table"] == "practice_code" and t["group"] in strata:
+                count = next(
+                    p
+                    for p in strata[t["group"]]["population"]
+                    if p["code"]["coding"][0]["code"] == "cohort"
+                )
+                assert t["cohort"] == str(count.get("count", "<8")), t
+    assert not [t for t in tables if t["cohort"] in {"1", "2", "3", "4", "5", "6", "7"}]
     assert 'id="data-quality"' in html
     assert "Chart.js" in html or "chart.js" in html
     assert "Potentially eligible" in html
