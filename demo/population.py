@@ -221,7 +221,8 @@ class _Patient:
                 "identifier": [
                     {
                         "system": "https://example.org/fhir/Id/local-patient-id",
-                        "value": self.pid[:8],
+                        # unique, as a local identifier is: a population run keys people by it
+                        "value": self.pid,
                     }
                 ],
                 "gender": self.rng.choice(["female", "male"]),

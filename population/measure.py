@@ -5,7 +5,8 @@ populations, uptake as the measure score, and the same per group of each stratif
 
 Every count is the reported one (suppressed or rounded by the deployment's disclosure
 control); a suppressed count has no value, only a data-absent-reason of ``masked``, and a
-score resting on one is left out the same way. Pure: no I/O.
+score resting on one is left out the same way. Without device or procedure records in the
+input, "already using" is ``unknown`` and there is no score. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import places
 from disclosure import Disclosure
-from population.figures import OUTCOMES, Figures
+from population.figures import ALREADY_USING, OUTCOMES, Figures
 from population.uptake import STRATIFIERS, UNKNOWN_GROUP, UptakeTally
 
 POLICY_SYSTEM = "https://iport-cds.example.org/fhir/CodeSystem/uptake-policy"
@@ -30,23 +31,30 @@ POPULATION_CODES = {
     "data missing": "data-missing",
     "does not meet": "does-not-meet",
 }
-_MASKED = {"extension": [{"url": DATA_ABSENT, "valueCode": "masked"}]}
 
 
-def _population(code: str, shown: int | str) -> dict[str, Any]:
+def _absent(reason: str) -> dict[str, Any]:
+    return {"extension": [{"url": DATA_ABSENT, "valueCode": reason}]}
+
+
+def _population(code: str, shown: int | str | None) -> dict[str, Any]:
+    """A population with its reported count: a suppressed one ``masked``; None, one the
+    input cannot measure (already using, without device or procedure records), ``unknown``."""
     out: dict[str, Any] = {
         "code": {"coding": [{"system": POPULATION_SYSTEM, "code": POPULATION_CODES[code]}]}
     }
     if isinstance(shown, int):
         out["count"] = shown
     else:
-        out["_count"] = _MASKED
+        out["_count"] = _absent("masked" if isinstance(shown, str) else "unknown")
     return out
 
 
-def _scored(figures: Figures, d: Disclosure) -> dict[str, Any]:
+def _scored(figures: Figures, d: Disclosure, technology_data: bool) -> dict[str, Any]:
     """Populations and the uptake score of one group or stratum."""
     shown = figures.shown(d)
+    if not technology_data:  # who already uses it cannot be measured: no score either
+        shown["outcomes"][ALREADY_USING] = None
     out: dict[str, Any] = {
         "population": [
             _population("cohort", shown["cohort"]),
@@ -54,10 +62,12 @@ def _scored(figures: Figures, d: Disclosure) -> dict[str, Any]:
         ]
     }
     uptake = shown["uptake"]["value"]
+    if not technology_data:
+        return out
     if isinstance(uptake, float):
         out["measureScore"] = {"value": uptake}
     elif isinstance(uptake, str):
-        out["measureScore"] = {"_value": _MASKED}
+        out["measureScore"] = {"_value": _absent("masked")}
     return out
 
 
@@ -85,22 +95,19 @@ def measure_report(
                 "coding": [{"system": POLICY_SYSTEM, "code": policy}],
                 "text": tally.names.get(policy, policy),
             },
-            **_scored(tally.figures(policy), d),
+            **_scored(tally.figures(policy), d, tally.technology_data),
         }
-        if not tally.technology_data:
-            group.pop("measureScore", None)  # who already uses it cannot be measured
         strata = []
         for s in STRATIFIERS:
             rows = [
                 {
                     "value": _stratum_value(tally, s.column, value),
-                    **_scored(tally.group_figures(policy, s.column, value), d),
+                    **_scored(
+                        tally.group_figures(policy, s.column, value), d, tally.technology_data
+                    ),
                 }
                 for value in tally.groups_of(policy, s.column)
             ]
-            if not tally.technology_data:
-                for r in rows:
-                    r.pop("measureScore", None)
             strata.append(
                 {
                     "code": [{"coding": [{"system": STRATIFIER_SYSTEM, "code": s.code}]}],

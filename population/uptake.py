@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
@@ -94,25 +94,6 @@ DIMENSIONS = (
 )
 
 
-@dataclass(frozen=True)
-class Stratifier:
-    """A way of dividing a cohort into groups: its code (the MeasureReport's
-    ``https://iport-cds.example.org/fhir/CodeSystem/uptake-stratifier``) and the CSV column
-    that holds each person's group (``person_rows`` fills it; '' is unknown)."""
-
-    code: str
-    column: str
-
-
-STRATIFIERS = (
-    Stratifier("practice", "practice_code"),
-    Stratifier("pcn", "pcn_code"),
-    Stratifier("place", "place"),
-    Stratifier("age-band", "age_band"),
-    Stratifier("sex", "sex"),
-    Stratifier("ethnicity", "ethnic_group"),
-    Stratifier("imd-quintile", "deprivation_quintile"),
-)
 UNKNOWN_GROUP = "unknown"
 
 
@@ -266,6 +247,46 @@ class PersonContext:
     covered: frozenset[str] = frozenset()  # code systems the value sets cover
 
 
+@dataclass(frozen=True)
+class PersonView:
+    """What a stratifier reads of one person (in a worker process)."""
+
+    patient: Mapping[str, Any] | None
+    record: PatientRecord
+    practice: str | None  # the registered practice's ODS code
+    ctx: PersonContext
+    quintile: str = ""  # the deprivation quintile of the home postcode's small area
+
+
+@dataclass(frozen=True)
+class Stratifier:
+    """A way of dividing a cohort into groups: its code (the MeasureReport's
+    ``https://iport-cds.example.org/fhir/CodeSystem/uptake-stratifier``), the CSV column that
+    holds each person's group, and the function that gives it ('' is unknown). A stratifier
+    added to STRATIFIERS, with its column in PERSON_COLUMNS, is counted by the tally and
+    reported in the MeasureReport."""
+
+    code: str
+    column: str
+    of: Callable[[PersonView], str]
+
+
+def network(p: PersonView) -> str:
+    found = p.ctx.networks.get(p.practice) if p.practice else None
+    return found.code if found else ""
+
+
+STRATIFIERS = (
+    Stratifier("practice", "practice_code", lambda p: p.practice or ""),
+    Stratifier("pcn", "pcn_code", network),
+    Stratifier("place", "place", lambda p: p.ctx.directory.place_of(p.practice)),
+    Stratifier("age-band", "age_band", lambda p: age_band(p.record, p.ctx.today)),
+    Stratifier("sex", "sex", lambda p: sex_group(p.patient)),
+    Stratifier("ethnicity", "ethnic_group", lambda p: p.ctx.ethnic.group(p.patient)),
+    Stratifier("imd-quintile", "deprivation_quintile", lambda p: p.quintile),
+)
+
+
 def person_rows(
     pid: str,
     resources: Sequence[Any],
@@ -277,61 +298,49 @@ def person_rows(
     """One row per policy for this person: PERSON_COLUMNS, then ``criteria``."""
     patient = places.patient_resource(resources)
     registered = places.registration(patient)
-    practice = registered.code
-    network = ctx.networks.get(practice) if practice else None
-    postcode = lookups.home_postcode(patient, ctx.today)
     quintile, postcode_status = (
-        ctx.deprivation.quintile_of(postcode) if ctx.deprivation else ("", "")
+        ctx.deprivation.quintile_of(lookups.home_postcode(patient, ctx.today))
+        if ctx.deprivation
+        else ("", "")
     )
+    view = PersonView(patient, record, registered.code, ctx, quintile)
     latest = max(record.hba1c, key=lambda h: (h.date, h.at or h.date), default=None)
 
     def known(state: str) -> str:
         return state if ctx.technology_data else "unknown"
 
-    technology = []
-    for kind in TECHNOLOGY_COLUMNS:
+    cells: dict[str, str] = {s.column: s.of(view) for s in STRATIFIERS}
+    for kind, column in TECHNOLOGY_COLUMNS.items():
         windows = ctx.windows.get(kind)
         state = kind_state(record, kind, windows, ctx.today) if windows else "unknown"
         if state == "no" and record.orders_in(kind):
             state = ON_ORDER
-        technology.append(known(state))
-    person = [
-        age_band(record, ctx.today),
-        sex_group(patient),
-        ctx.directory.place_of(practice),
-        practice or "",
-        registered.name,
-        network.code if network else "",
-        ctx.ethnic.group(patient),
-        quintile,
-        registered.status,
-        postcode_status,
-        "|".join(uncovered_diagnoses(resources, record, ctx.covered)),
-        # A result beyond the analyser's range keeps its bound (">130"): it is not 130.
-        latest.mmol_text.removesuffix(" mmol/mol") if latest else "",
-        latest.date.isoformat() if latest else "",
-        *technology,
-    ]
+        cells[column] = known(state)
+    # A result beyond the analyser's range keeps its bound (">130"): it is not 130.
+    cells["latest_hba1c_mmol_mol"] = latest.mmol_text.removesuffix(" mmol/mol") if latest else ""
+    cells["latest_hba1c_date"] = latest.date.isoformat() if latest else ""
+    cells["patient_ref"] = pid
+    cells["evaluation_date"] = ctx.today.isoformat()
+    cells["practice_name"] = registered.name
+    cells["registration"] = registered.status
+    cells["postcode_status"] = postcode_status
+    cells["uncovered_code_systems"] = "|".join(uncovered_diagnoses(resources, record, ctx.covered))
     rows = []
     extract_date = ctx.extract_date or ctx.today
     for policy in policies:
         d = decide(record, policy, ctx.today).decision
         state = known(technology_state(policy, record, ctx.today))
-        band = ALREADY_USING if state in HAS_IT else band_of(policy, d, record, ctx.today)
+        cells["policy_id"], cells["policy_version"] = policy.info.id, policy.info.version
+        cells["cohort"] = cohort.cohort_reason(
+            policy, patient or {}, record, extract_date, ctx.diagnosis_names
+        )
+        cells["outcome"] = d.outcome.value
+        cells["band"] = ALREADY_USING if state in HAS_IT else band_of(policy, d, record, ctx.today)
+        cells["technology_in_use"] = state
+        cells["pathway"] = d.pathway or ""
         rows.append(
             [
-                pid,
-                policy.info.id,
-                policy.info.version,
-                ctx.today.isoformat(),
-                cohort.cohort_reason(
-                    policy, patient or {}, record, extract_date, ctx.diagnosis_names
-                ),
-                *person,
-                d.outcome.value,
-                band,
-                state,
-                d.pathway or "",
+                *(cells[c] for c in PERSON_COLUMNS),
                 *(d.criteria[c].result.value if c in d.criteria else "" for c in criteria),
             ]
         )

@@ -15,7 +15,14 @@ from fhir.resources.R4B.measurereport import MeasureReport
 
 from disclosure import Disclosure
 from places import ODS_SYSTEM
-from population.measure import POLICY_SYSTEM, POPULATION_SYSTEM, STRATIFIER_SYSTEM
+from population.figures import ALREADY_USING, MEETS, NOT_MET
+from population.measure import (
+    POLICY_SYSTEM,
+    POPULATION_SYSTEM,
+    STRATIFIER_SYSTEM,
+    measure_report,
+)
+from population.uptake import UptakeTally
 from tests.cli.conftest import TODAY, Run, generate_population, one_line_error
 
 Cli = Callable[..., Run]
@@ -43,7 +50,8 @@ def counts(group: dict[str, Any]) -> dict[str, Any]:
     for p in group["population"]:
         (coding,) = p["code"]["coding"]
         assert coding["system"] == POPULATION_SYSTEM
-        out[coding["code"]] = p.get("count", "masked" if "_count" in p else None)
+        absent = p.get("_count", {}).get("extension", [{}])[0].get("valueCode")
+        out[coding["code"]] = p.get("count", absent)
     return out
 
 
@@ -138,3 +146,17 @@ def test_a_previous_summary_without_figures_is_a_usage_error(
     )  # fmt: skip
     assert result.code == 2
     assert "--previous" in one_line_error(result)
+
+
+def test_without_technology_records_already_using_is_unknown_and_there_is_no_score() -> None:
+    tally = UptakeTally(technology_data=False)
+    tally.policies["nice-insulin-pump"] = "TA151"
+    for band, n in ((MEETS, 40), (NOT_MET, 60), (ALREADY_USING, 0)):
+        tally.bands[("nice-insulin-pump", band)] = n
+    doc = measure_report(tally, Disclosure(), evaluated="2026-11-21", extract_date="2026-11-01")
+    MeasureReport.model_validate(doc)
+    (group,) = doc["group"]
+    assert "measureScore" not in group
+    shown = counts(group)
+    assert shown["already-using"] == "unknown"
+    assert (shown["meets"], shown["does-not-meet"], shown["cohort"]) == (40, 60, 100)

@@ -54,6 +54,8 @@ def test_generated_export_looks_like_bulk_fhir(population: Path) -> None:
     practices = [p for p in patients if p.get("generalPractitioner")]
     assert 0.85 * PATIENTS < len(practices) < PATIENTS
     assert all(p["address"][0]["postalCode"] for p in patients)
+    # one identifier per person: a population run counts Patients sharing one as one person
+    assert len({p["identifier"][0]["value"] for p in patients}) == PATIENTS
 
 
 def test_one_row_per_patient_matching_the_per_patient_decision(

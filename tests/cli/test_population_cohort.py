@@ -12,9 +12,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from disclosure import Disclosure
 from population.cohort import IN_COHORT, NHS_NUMBER_SYSTEM
 from population.engine import run_population, summary_text
 from population.figures import ALREADY_USING, MEETS
+from population.report import render_report
 from tests.builders import T1DM, T2DM, condition, patient, registered, type1_meets
 from tests.cli.conftest import TODAY
 
@@ -163,3 +165,11 @@ def test_what_was_merged_and_left_out_is_said_on_stderr(tmp_path: Path) -> None:
     assert f"extract date {TODAY.isoformat()} (not given: the evaluation date)" in text
     assert "1 Patient id(s) merged into another with the same NHS number" in text
     assert "3 record(s) name 2 patient id(s) with no Patient in the export" in text
+
+
+def test_the_report_says_how_records_became_people(tmp_path: Path) -> None:
+    summary, _ = run(tmp_path)
+    html = render_report(summary, today=TODAY, source="export", disclosure=Disclosure(0))
+    note = " ".join(html.split('id="people-note">')[1].split("</p>")[0].split())
+    assert note.startswith("People, not records: 7 Patient records made 5 people (1 Patient ids")
+    assert "3 records naming 2 patient ids with no Patient in the export" in note
