@@ -190,10 +190,21 @@ def build_parser() -> argparse.ArgumentParser:
         "person",
     )
     p.add_argument(
-        "--deprivation",
+        "--pcn-table",
         metavar="CSV",
-        help="--population: deprivation lookup (area_code,quintile) by postcode, sector or "
-        "district, for the gap by deprivation quintile",
+        help="--population: practice → primary care network table (practice_ods,pcn_code,pcn_name)",
+    )
+    p.add_argument(
+        "--postcode-lsoa",
+        metavar="CSV",
+        help="--population: postcode → small area lookup (postcode,lsoa_code); with "
+        "--lsoa-imd, for the deprivation quintile of each person's small area",
+    )
+    p.add_argument(
+        "--lsoa-imd",
+        metavar="CSV",
+        help="--population: small area → deprivation quintile lookup (lsoa_code,imd_quintile; "
+        "1 = most deprived)",
     )
     p.add_argument(
         "--extract-date",
@@ -206,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--previous",
         metavar="JSON",
         help="--population: the previous run's --summary-json, for the change in uptake and gap",
+    )
+    p.add_argument(
+        "--tables-csv",
+        metavar="CSV",
+        help="--population: write every table of the report as CSV here (default: beside the "
+        "report, .tables.csv)",
     )
     p.add_argument(
         "--measure-report",
@@ -336,10 +353,13 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
             ("--summary-json", args.summary_json),
             ("--report", args.report),
             ("--places", args.places),
-            ("--deprivation", args.deprivation),
+            ("--pcn-table", args.pcn_table),
+            ("--postcode-lsoa", args.postcode_lsoa),
+            ("--lsoa-imd", args.lsoa_imd),
             ("--extract-date", args.extract_date),
             ("--previous", args.previous),
             ("--measure-report", args.measure_report),
+            ("--tables-csv", args.tables_csv),
             ("a second --policy", args.policy[1:]),
         )
     wrong = [name for name, value in given if value]
@@ -361,7 +381,7 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
 
 def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     from disclosure import Disclosure, DisclosureSettingError
-    from population.engine import PopulationSummary, run_population, summary_text
+    from population.engine import Lookups, PopulationSummary, run_population, summary_text
     from population.errors import PopulationError
     from service.config import read_settings, valueset_dirs
 
@@ -390,7 +410,7 @@ def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
             workers=args.workers,
             chunk_size=args.chunk_size,
             places_file=args.places,
-            deprivation_file=args.deprivation,
+            lookup_files=Lookups(args.pcn_table, args.postcode_lsoa, args.lsoa_imd),
             extract_date=args.extract_date,
         )
 
@@ -421,6 +441,12 @@ def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
         )
         _write("--report", report, html)
         err.write(f"uptake-gap report: {report}\n")
+    tables = args.tables_csv or (str(Path(report).with_suffix(".tables.csv")) if report else None)
+    if tables:
+        from population.report import tables_csv
+
+        _write("--tables-csv", tables, tables_csv(summary.tally, disclosure))
+        err.write(f"tables (CSV): {tables}\n")
     measure = args.measure_report or (
         str(Path(report).with_suffix(".measurereport.json")) if report else None
     )

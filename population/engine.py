@@ -48,6 +48,7 @@ import orjson
 import places
 import spreadsheet
 from facts.extract import classify
+from places import lookups
 from policy import Policy, PolicyError
 from policy.decide import Core, load_core, read_record
 from policy.loading import policy_names
@@ -57,10 +58,9 @@ from population.progress import Progress
 from population.uptake import (
     PERSON_COLUMNS,
     TECHNOLOGY_TYPES,
-    DeprivationLookupError,
     PersonContext,
     UptakeTally,
-    load_deprivation,
+    covered_systems,
     person_rows,
     technology_windows,
 )
@@ -289,14 +289,26 @@ _WORKER: _Worker | None = None
 
 
 @dataclass(frozen=True)
+class Lookups:
+    """The deployment's lookup files (CSV) beyond the place table: practice → primary care
+    network, postcode → small area and small area → deprivation quintile (the last two
+    together or neither)."""
+
+    pcn_table: str | None = None
+    postcode_lsoa: str | None = None
+    lsoa_imd: str | None = None
+
+
+@dataclass(frozen=True)
 class RunOptions:
-    """What every worker loads once: policies, value sets, place and deprivation tables."""
+    """What every worker loads once: policies, value sets, the place, network and deprivation
+    lookups."""
 
     policies: tuple[str, ...]
     valueset_dirs: tuple[str, ...]
     today: str
     places_file: str | None
-    deprivation_file: str | None
+    lookups: Lookups
     technology_data: bool
     parameters: Mapping[str, Any] = field(default_factory=dict)  # POLICY_PARAMETERS
     policy_dir: str | None = None  # POLICY_DIR: where policy names are found
@@ -320,10 +332,18 @@ def load_run(opts: RunOptions) -> tuple[Core, PersonContext]:
         raise PopulationError(str(exc)) from exc
     pols = list(core.policies.values())
     known = places.local_places(p.info.places for p in pols)
+    files = opts.lookups
+    if bool(files.postcode_lsoa) != bool(files.lsoa_imd):
+        raise PopulationError("the deprivation quintile needs both --postcode-lsoa and --lsoa-imd")
     try:
         directory = places.load_directory(opts.places_file, None, known)
-        deprivation = load_deprivation(opts.deprivation_file) if opts.deprivation_file else {}
-    except (places.PlaceTableError, DeprivationLookupError) as exc:
+        networks = lookups.load_practice_networks(files.pcn_table) if files.pcn_table else {}
+        deprivation = (
+            lookups.load_deprivation(files.postcode_lsoa, files.lsoa_imd)
+            if files.postcode_lsoa and files.lsoa_imd
+            else None
+        )
+    except (places.PlaceTableError, lookups.LookupTableError) as exc:
         raise PopulationError(str(exc)) from exc
     ctx = PersonContext(
         date.fromisoformat(opts.today),
@@ -333,6 +353,8 @@ def load_run(opts: RunOptions) -> tuple[Core, PersonContext]:
         technology_windows(pols),
         date.fromisoformat(opts.extract_date) if opts.extract_date else None,
         diagnosis_names(core),
+        networks=networks,
+        covered=covered_systems(core.vsl),
     )
     return core, ctx
 
@@ -507,7 +529,7 @@ def run_population(
     workers: int | None = None,
     chunk_size: int = 250,
     places_file: str | None = None,
-    deprivation_file: str | None = None,
+    lookup_files: Lookups | None = None,
     parameters: Mapping[str, Any] | None = None,
     extract_date: date | None = None,
 ) -> PopulationSummary:
@@ -524,7 +546,7 @@ def run_population(
         tuple(valueset_dirs),
         today.isoformat(),
         places_file,
-        deprivation_file,
+        lookup_files or Lookups(),
         technology_data=True,
         parameters=dict(parameters or {}),
         policy_dir=policy_dir,
@@ -556,9 +578,13 @@ def run_population(
             )
         opts = replace(opts, technology_data=summary.technology_resources > 0)
         summary.tally = UptakeTally(
-            technology_data=opts.technology_data, deprivation=bool(deprivation_file)
+            technology_data=opts.technology_data,
+            deprivation=context.deprivation is not None,
+            networks=bool(context.networks),
+            place_table=bool(places_file),
         )
         summary.tally.describe(pols, context.directory)
+        summary.tally.name_networks(context.networks)
         summary.tally.describe_cohorts(pols, context.diagnosis_names)
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(spreadsheet.row([*PERSON_COLUMNS, *criteria]))

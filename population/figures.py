@@ -20,12 +20,14 @@ from typing import Any
 
 from disclosure import SUPPRESSED_STATISTIC, Count, Disclosure
 
-ALREADY_USING = "already using"
-MEETS = "meets"
-POTENTIALLY = "potentially eligible"
-DATA_MISSING = "data missing"
-NOT_MET = "does not meet"
-OUTCOMES = (ALREADY_USING, MEETS, POTENTIALLY, DATA_MISSING, NOT_MET)
+# The words of every commissioner-facing output, re-exported for the population package.
+from policy.outcome_words import ALREADY_USING as ALREADY_USING
+from policy.outcome_words import DATA_MISSING as DATA_MISSING
+from policy.outcome_words import MEETS as MEETS
+from policy.outcome_words import NOT_MET as NOT_MET
+from policy.outcome_words import OUTCOMES as OUTCOMES
+from policy.outcome_words import POTENTIALLY as POTENTIALLY
+
 Z_95 = 1.959963984540054  # the standard normal's 97.5th percentile
 
 

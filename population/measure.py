@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import places
 from disclosure import Disclosure
 from population.figures import ALREADY_USING, OUTCOMES, Figures
-from population.uptake import STRATIFIERS, UptakeTally
+from population.uptake import STRATIFIERS, UNKNOWN_GROUP, UptakeTally
 
 POLICY_SYSTEM = "https://iport-cds.example.org/fhir/CodeSystem/uptake-policy"
 POPULATION_SYSTEM = "https://iport-cds.example.org/fhir/CodeSystem/uptake-population"
@@ -70,6 +71,19 @@ def _scored(figures: Figures, d: Disclosure, technology_data: bool) -> dict[str,
     return out
 
 
+# Stratifiers whose groups are organisations: each stratum is coded with its ODS code, so runs
+# of different areas aggregate by organisation, and named in its text.
+ORGANISATION_COLUMNS = frozenset({"practice_code", "pcn_code"})
+
+
+def _stratum_value(tally: UptakeTally, column: str, value: str) -> dict[str, Any]:
+    if column not in ORGANISATION_COLUMNS or value == UNKNOWN_GROUP:
+        return {"text": value}
+    name = tally.group_names.get((column, value))
+    coding = {"system": places.ODS_SYSTEM, "code": value, **({"display": name} if name else {})}
+    return {"coding": [coding], "text": f"{value} {name}" if name else value}
+
+
 def measure_report(
     tally: UptakeTally, d: Disclosure, *, evaluated: str, extract_date: str
 ) -> dict[str, Any]:
@@ -87,7 +101,7 @@ def measure_report(
         for s in STRATIFIERS:
             rows = [
                 {
-                    "value": {"text": value},
+                    "value": _stratum_value(tally, s.column, value),
                     **_scored(
                         tally.group_figures(policy, s.column, value), d, tally.technology_data
                     ),

@@ -10,37 +10,36 @@ keyed by policy and group); ``population.report`` renders the tally as a self-co
 
 from __future__ import annotations
 
-import csv
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import places
 from facts import PatientRecord
 from facts.model import Confirmation, age_on
+from places import ethnicity, lookups
 from policy import Decision, Outcome, Policy, Tri, evaluate
 from policy.decide import decide
-from policy.technology import Windows, read_technology
-from population import cohort
-from population.figures import (
+from policy.outcome_words import (
     ALREADY_USING,
     DATA_MISSING,
     MEETS,
     NOT_MET,
     OUTCOMES,
     POTENTIALLY,
-    Figures,
 )
-from valuesets import load_technology_kinds
+from policy.technology import Windows, read_technology
+from population import cohort
+from population.figures import Figures
+from valuesets import ValueSetLibrary, load_technology_kinds, normalise_system
 
 # People who already have the policy's technology are counted apart from those who meet its
 # criteria, and only there: in use, or held (paused: a device on hold is the person's, not a
 # gap to close; the ``technology_in_use`` column says "held"). The five words are the same in
-# the CSV, the report, the MeasureReport and the dashboard.
+# the CSV, the report, the MeasureReport and the dashboard (``policy.outcome_words``).
 BANDS = OUTCOMES
 TECHNOLOGY_TYPES = frozenset({"Procedure", "Device", "DeviceRequest", "DeviceUseStatement"})
 AGE_BANDS = ((0, 11, "0-11"), (12, 17, "12-17"), (18, 39, "18-39"), (40, 64, "40-64"))
@@ -68,7 +67,13 @@ PERSON_COLUMNS = (
     "sex",
     "place",
     "practice_code",
+    "practice_name",
+    "pcn_code",
+    "ethnic_group",
     "deprivation_quintile",
+    "registration",
+    "postcode_status",
+    "uncovered_code_systems",
     "latest_hba1c_mmol_mol",
     "latest_hba1c_date",
     *TECHNOLOGY_COLUMNS.values(),
@@ -77,14 +82,19 @@ PERSON_COLUMNS = (
     "technology_in_use",
     "pathway",
 )
-DIMENSIONS = ("place", "age_band", "sex", "deprivation_quintile")  # the report's charts
+# The report's tables, in order: practice and network as tables only, the others also charted.
+DIMENSIONS = (
+    "practice_code",
+    "pcn_code",
+    "place",
+    "age_band",
+    "sex",
+    "ethnic_group",
+    "deprivation_quintile",
+)
 
 
 UNKNOWN_GROUP = "unknown"
-
-
-class DeprivationLookupError(ValueError):
-    """A deprivation lookup that cannot be used; names the file and line."""
 
 
 # -- bands ---------------------------------------------------------------------------------------
@@ -187,45 +197,35 @@ def sex_group(patient: Mapping[str, Any] | None) -> str:
     return gender if gender in ADMINISTRATIVE_GENDER else NOT_A_GENDER_CODE
 
 
-def postcode_keys(patient: Mapping[str, Any] | None) -> list[str]:
-    """Lookup keys for the patient's home postcode: the full code, its sector, its district."""
-    if not isinstance(patient, Mapping) or not isinstance(patient.get("address"), list):
-        return []
-    for address in patient["address"]:
-        code = address.get("postalCode") if isinstance(address, Mapping) else None
-        if isinstance(code, str) and code.strip():
-            parts = code.upper().split()
-            if len(parts) == 2 and parts[1]:
-                return [parts[0] + parts[1], f"{parts[0]} {parts[1][0]}", parts[0]]
-            return [code.upper().replace(" ", "")]
-    return []
+def covered_systems(vsl: ValueSetLibrary) -> frozenset[str]:
+    """Every code system some loaded value set has a code of."""
+    return frozenset(c.system for vs in vsl.sets.values() for c in vs.concepts)
 
 
-def load_deprivation(path: str | Path) -> dict[str, str]:
-    """A deployment's deprivation lookup: CSV ``area_code,quintile`` (quintile 1 = most
-    deprived, as in the English Indices of Deprivation); area codes are full postcodes,
-    postcode sectors ('HU1 2') or districts ('HU1')."""
-    out: dict[str, str] = {}
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.DictReader(f)
-            if tuple(reader.fieldnames or ()) != ("area_code", "quintile"):
-                raise DeprivationLookupError(
-                    f"{path}: the header must be exactly 'area_code,quintile'"
-                )
-            for row in reader:
-                code = " ".join((row.get("area_code") or "").upper().split())
-                quintile = (row.get("quintile") or "").strip()
-                if not code or quintile not in {"1", "2", "3", "4", "5"}:
-                    raise DeprivationLookupError(
-                        f"{path} line {reader.line_num}: needs an area code and a quintile 1-5"
-                    )
-                parts = code.split()
-                full = len(parts) == 2 and len(parts[1]) == 3  # 'HU1 2AB', kept as 'HU12AB'
-                out[parts[0] + parts[1] if full else code] = quintile
-    except OSError as exc:
-        raise DeprivationLookupError(f"{path}: cannot read the deprivation lookup ({exc})") from exc
-    return out
+def uncovered_diagnoses(
+    resources: Sequence[Any], record: PatientRecord, covered: frozenset[str]
+) -> list[str]:
+    """The code systems of the person's diagnoses (Conditions) that were not read — no
+    finding came of them, neither by code nor by their words — and that are coded only in
+    systems no value set covers (a type 1 diabetes in Read v2 with no words to match): a
+    reason for being outside a cohort, or for 'data missing', that the report names."""
+    read = {f.ref for f in record.findings}
+    found: set[str] = set()
+    for r in resources:
+        if not isinstance(r, Mapping) or r.get("resourceType") != "Condition":
+            continue
+        if f"Condition/{r.get('id')}" in read:
+            continue
+        code = r.get("code")
+        codings = code.get("coding") if isinstance(code, Mapping) else None
+        systems = {
+            normalise_system(c["system"])
+            for c in codings or ()
+            if isinstance(c, Mapping) and isinstance(c.get("system"), str) and c.get("code")
+        }
+        if systems and not systems & covered:
+            found |= systems
+    return sorted(found)
 
 
 @dataclass(frozen=True)
@@ -234,7 +234,7 @@ class PersonContext:
 
     today: date
     directory: places.PlaceDirectory
-    deprivation: Mapping[str, str]
+    deprivation: lookups.Deprivation | None  # both deprivation lookups, when given
     technology_data: bool  # the input holds device or procedure records
     # the windows each technology kind is read with (``technology_windows``)
     windows: Mapping[str, Windows] = field(default_factory=dict)
@@ -242,6 +242,9 @@ class PersonContext:
     diagnosis_names: Mapping[str, str] = field(
         default_factory=dict
     )  # value set -> "type 1 diabetes"
+    networks: Mapping[str, lookups.Network] = field(default_factory=dict)  # practice → PCN
+    ethnic: ethnicity.EthnicCategories = field(default_factory=ethnicity.load_ethnic_categories)
+    covered: frozenset[str] = frozenset()  # code systems the value sets cover
 
 
 @dataclass(frozen=True)
@@ -252,6 +255,7 @@ class PersonView:
     record: PatientRecord
     practice: str | None  # the registered practice's ODS code
     ctx: PersonContext
+    quintile: str = ""  # the deprivation quintile of the home postcode's small area
 
 
 @dataclass(frozen=True)
@@ -267,17 +271,19 @@ class Stratifier:
     of: Callable[[PersonView], str]
 
 
-def deprivation_quintile(p: PersonView) -> str:
-    deprivation = p.ctx.deprivation
-    return next((deprivation[k] for k in postcode_keys(p.patient) if k in deprivation), "")
+def network(p: PersonView) -> str:
+    found = p.ctx.networks.get(p.practice) if p.practice else None
+    return found.code if found else ""
 
 
 STRATIFIERS = (
     Stratifier("practice", "practice_code", lambda p: p.practice or ""),
+    Stratifier("pcn", "pcn_code", network),
     Stratifier("place", "place", lambda p: p.ctx.directory.place_of(p.practice)),
     Stratifier("age-band", "age_band", lambda p: age_band(p.record, p.ctx.today)),
     Stratifier("sex", "sex", lambda p: sex_group(p.patient)),
-    Stratifier("imd-quintile", "deprivation_quintile", deprivation_quintile),
+    Stratifier("ethnicity", "ethnic_group", lambda p: p.ctx.ethnic.group(p.patient)),
+    Stratifier("imd-quintile", "deprivation_quintile", lambda p: p.quintile),
 )
 
 
@@ -291,7 +297,13 @@ def person_rows(
 ) -> list[list[str]]:
     """One row per policy for this person: PERSON_COLUMNS, then ``criteria``."""
     patient = places.patient_resource(resources)
-    view = PersonView(patient, record, places.practice_code(patient), ctx)
+    registered = places.registration(patient)
+    quintile, postcode_status = (
+        ctx.deprivation.quintile_of(lookups.home_postcode(patient, ctx.today))
+        if ctx.deprivation
+        else ("", "")
+    )
+    view = PersonView(patient, record, registered.code, ctx, quintile)
     latest = max(record.hba1c, key=lambda h: (h.date, h.at or h.date), default=None)
 
     def known(state: str) -> str:
@@ -309,6 +321,10 @@ def person_rows(
     cells["latest_hba1c_date"] = latest.date.isoformat() if latest else ""
     cells["patient_ref"] = pid
     cells["evaluation_date"] = ctx.today.isoformat()
+    cells["practice_name"] = registered.name
+    cells["registration"] = registered.status
+    cells["postcode_status"] = postcode_status
+    cells["uncovered_code_systems"] = "|".join(uncovered_diagnoses(resources, record, ctx.covered))
     rows = []
     extract_date = ctx.extract_date or ctx.today
     for policy in policies:
@@ -351,6 +367,8 @@ class UptakeTally:
 
     technology_data: bool = True
     deprivation: bool = False
+    networks: bool = False  # a practice → network table was given
+    place_table: bool = False  # a practice → place table was given
     bands: Counter[tuple[str, str]] = field(default_factory=Counter)  # (policy, outcome)
     # (policy, stratifier column, group, outcome or "people")
     groups: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
@@ -364,6 +382,13 @@ class UptakeTally:
     not_in_use: dict[str, str] = field(default_factory=dict)
     coverage: dict[str, str] = field(default_factory=dict)  # id -> the places it covers
     area: str = ""  # every place the report covers, in words
+    # (dimension, group) -> its name where the group is a code: a practice's, a network's
+    group_names: dict[tuple[str, str], str] = field(default_factory=dict)
+    # data quality, counted once per person: ("registration" | "postcode", status) and
+    # ("unmapped-place" | "unmapped-network", practice code)
+    quality: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # (policy, code system): people with 'data missing' whose diagnoses are coded only in it
+    uncovered: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def describe(
         self, policies: Iterable[Policy], directory: places.PlaceDirectory | None = None
@@ -402,11 +427,40 @@ class UptakeTally:
             diagnoses = " or ".join(names.get(s, s) for s in sets) or "any diagnosis"
             self.cohorts[p.info.id] = f"people with {diagnoses}"
 
+    def name_networks(self, networks: Mapping[str, lookups.Network]) -> None:
+        for n in networks.values():
+            self.group_names[("pcn_code", n.code)] = n.name
+
+    def _count_quality(self, row: Sequence[str]) -> None:
+        """One person's data-quality counts (from their first policy's row)."""
+        practice = row[_COL["practice_code"]]
+        self.quality[("registration", row[_COL["registration"]])] += 1
+        if row[_COL["postcode_status"]]:
+            self.quality[("postcode", row[_COL["postcode_status"]])] += 1
+        if practice:
+            name = row[_COL["practice_name"]]
+            if name:
+                self.group_names.setdefault(("practice_code", practice), name)
+            if self.place_table and row[_COL["place"]] == places.UNKNOWN:
+                self.quality[("unmapped-place", practice)] += 1
+            if self.networks and not row[_COL["pcn_code"]]:
+                self.quality[("unmapped-network", practice)] += 1
+
     def add(self, rows: Iterable[Sequence[str]]) -> None:
         for row in rows:
             policy, band = row[_COL["policy_id"]], row[_COL["band"]]
             self.policies.setdefault(policy, row[_COL["policy_version"]])
+            if policy == next(iter(self.policies)):
+                self._count_quality(row)
             why = row[_COL["cohort"]]
+            systems = list(filter(None, row[_COL["uncovered_code_systems"]].split("|")))
+            # A diagnosis written only in a code system no value set covers is not read: the
+            # person falls outside the cohort for "no diagnosis", or into "data missing".
+            if why not in (cohort.DECEASED, cohort.NOT_REGISTERED) and (
+                why != cohort.IN_COHORT or band == DATA_MISSING
+            ):
+                for system in systems:
+                    self.uncovered[(policy, system)] += 1
             if why != cohort.IN_COHORT:
                 self.outside[(policy, why)] += 1
                 continue
@@ -450,6 +504,7 @@ class UptakeTally:
             out.append(
                 {
                     "group": v,
+                    "name": self.group_names.get((dim, v), ""),
                     "people": f.cohort,
                     "meets": f.meets,
                     "potentially": f.outcomes[POTENTIALLY],

@@ -14,6 +14,7 @@ import pytest
 from fhir.resources.R4B.measurereport import MeasureReport
 
 from disclosure import Disclosure
+from places import ODS_SYSTEM
 from population.figures import ALREADY_USING, MEETS, NOT_MET
 from population.measure import (
     POLICY_SYSTEM,
@@ -94,7 +95,16 @@ def test_the_measure_report_is_valid_fhir_and_carries_the_reported_figures(
         assert {s["code"][0]["coding"][0]["system"] for s in group["stratifier"]} == {
             STRATIFIER_SYSTEM
         }
-        assert set(strata) == {"practice", "place", "age-band", "sex", "imd-quintile"}
+        assert set(strata) == {
+            "practice", "pcn", "place", "age-band", "sex", "ethnicity", "imd-quintile",
+        }  # fmt: skip
+        # a practice is coded by its ODS code, so runs of several areas aggregate by practice
+        practice = {st["value"]["text"]: st["value"] for st in strata["practice"]["stratum"]}
+        assert practice["Z11001 Aire Surgery"]["coding"] == [
+            {"system": ODS_SYSTEM, "code": "Z11001", "display": "Aire Surgery"}
+        ]
+        assert all(v["coding"][0]["code"] == t[:6] for t, v in practice.items() if t != "unknown")
+        assert {st["value"]["text"] for st in strata["ethnicity"]["stratum"]} >= {"White"}
         # every stratum's exact cohort adds up to the policy's (counts shown are rounded)
         assert all(st["value"]["text"] for st in strata["sex"]["stratum"])
     # small numbers: no count is 1 to 7; a suppressed one is marked as masked

@@ -570,11 +570,14 @@ def test_an_order_without_an_i_port_is_labelled_as_not_assessed(seeded: Flask) -
     assert label == "Not assessed (order without an i-Port)"
     with seeded.test_client() as client:
         page = client.get("/analytics").get_data(as_text=True)
-        script = client.get("/analytics/static/analytics.js")
+        names = client.get("/analytics.json?from=2026-11-01&to=2026-11-20").json["names"]
+        script = client.get("/analytics/static/series.js")
         js = script.get_data(as_text=True)
         script.close()
     assert f'<th scope="col" class="n">{label}</th>' in page
-    assert f'"no-decision": "{label}"' in js
+    # the chart's legend is the figures' name, drawn in the style of its word
+    assert names["outcomes"]["no-decision"] == label
+    assert f'"{names["outcomeSeries"]["no-decision"]}": {{' in js
     assert "No i-Port order" not in page + js
 
 
