@@ -10,7 +10,6 @@ from typing import Any, TextIO
 
 from cli.errors import EXIT_USAGE, CliError
 from cli.http import FHIR_JSON, json_body, new_session, problem, send, shown
-from cli.progress import Progress
 from demo import (
     NO_PATHWAY,
     DemoError,
@@ -21,6 +20,7 @@ from demo import (
     list_patients,
 )
 from demo.population import generate_population
+from population.progress import Progress
 from service.config import read_settings
 
 

@@ -14,9 +14,12 @@ from collections.abc import Sequence
 from datetime import date
 from importlib import metadata
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from cli.errors import EXIT_OK, EXIT_USAGE, CliError
+from cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliError
+
+if TYPE_CHECKING:
+    from population.figures import Figures
 
 PROG = "iport-cds"
 
@@ -187,10 +190,45 @@ def build_parser() -> argparse.ArgumentParser:
         "person",
     )
     p.add_argument(
-        "--deprivation",
+        "--pcn-table",
         metavar="CSV",
-        help="--population: deprivation lookup (area_code,quintile) by postcode, sector or "
-        "district, for the gap by deprivation quintile",
+        help="--population: practice → primary care network table (practice_ods,pcn_code,pcn_name)",
+    )
+    p.add_argument(
+        "--postcode-lsoa",
+        metavar="CSV",
+        help="--population: postcode → small area lookup (postcode,lsoa_code); with "
+        "--lsoa-imd, for the deprivation quintile of each person's small area",
+    )
+    p.add_argument(
+        "--lsoa-imd",
+        metavar="CSV",
+        help="--population: small area → deprivation quintile lookup (lsoa_code,imd_quintile; "
+        "1 = most deprived)",
+    )
+    p.add_argument(
+        "--extract-date",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="--population: the day the export was taken: who is alive and registered "
+        "(default: the manifest's transactionTime, else --today)",
+    )
+    p.add_argument(
+        "--previous",
+        metavar="JSON",
+        help="--population: the previous run's --summary-json, for the change in uptake and gap",
+    )
+    p.add_argument(
+        "--tables-csv",
+        metavar="CSV",
+        help="--population: write every table of the report as CSV here (default: beside the "
+        "report, .tables.csv)",
+    )
+    p.add_argument(
+        "--measure-report",
+        metavar="JSON",
+        help="--population: write the FHIR MeasureReport here (default: beside the report, "
+        ".measurereport.json)",
     )
     p.add_argument(
         "--valueset-extra-dir",
@@ -315,7 +353,13 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
             ("--summary-json", args.summary_json),
             ("--report", args.report),
             ("--places", args.places),
-            ("--deprivation", args.deprivation),
+            ("--pcn-table", args.pcn_table),
+            ("--postcode-lsoa", args.postcode_lsoa),
+            ("--lsoa-imd", args.lsoa_imd),
+            ("--extract-date", args.extract_date),
+            ("--previous", args.previous),
+            ("--measure-report", args.measure_report),
+            ("--tables-csv", args.tables_csv),
             ("a second --policy", args.policy[1:]),
         )
     wrong = [name for name, value in given if value]
@@ -336,8 +380,9 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
 
 
 def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
-    from cli.population import PopulationSummary, run_population, summary_text
     from disclosure import Disclosure, DisclosureSettingError
+    from population.engine import Lookups, PopulationSummary, run_population, summary_text
+    from population.errors import PopulationError
     from service.config import read_settings, valueset_dirs
 
     settings = read_settings()  # the deployment's value sets, parameters and disclosure control
@@ -347,6 +392,12 @@ def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
         raise CliError(str(exc), EXIT_USAGE) from exc
 
     def run(stream: TextIO) -> PopulationSummary:
+        try:
+            return _run(stream)
+        except PopulationError as exc:
+            raise CliError(exc.message, EXIT_USAGE if exc.bad_input else EXIT_FAILURE) from exc
+
+    def _run(stream: TextIO) -> PopulationSummary:
         return run_population(
             Path(args.population),
             stream,
@@ -359,9 +410,11 @@ def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
             workers=args.workers,
             chunk_size=args.chunk_size,
             places_file=args.places,
-            deprivation_file=args.deprivation,
+            lookup_files=Lookups(args.pcn_table, args.postcode_lsoa, args.lsoa_imd),
+            extract_date=args.extract_date,
         )
 
+    previous = _previous(args.previous) if args.previous else None
     if args.out:
         try:
             csv_file = Path(args.out).open("w", encoding="utf-8", newline="")  # noqa: SIM115
@@ -376,31 +429,62 @@ def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
     err.write(summary_text(summary))
     report = args.report or (str(Path(args.out).with_suffix(".html")) if args.out else None)
     if report:
-        from cli.uptake_report import render_report
+        from population.report import render_report
 
         html = render_report(
             summary,
             today=_today(args),
             source=Path(args.population).name,
             disclosure=disclosure,
+            previous=previous[0] if previous else None,
+            previous_extract=previous[1] if previous else "",
         )
-        try:
-            Path(report).write_text(html, encoding="utf-8")
-        except OSError as exc:
-            raise CliError(
-                f"--report {report}: cannot write ({exc.strerror or exc})", EXIT_USAGE
-            ) from exc
+        _write("--report", report, html)
         err.write(f"uptake-gap report: {report}\n")
+    tables = args.tables_csv or (str(Path(report).with_suffix(".tables.csv")) if report else None)
+    if tables:
+        from population.report import tables_csv
+
+        _write("--tables-csv", tables, tables_csv(summary.tally, disclosure))
+        err.write(f"tables (CSV): {tables}\n")
+    measure = args.measure_report or (
+        str(Path(report).with_suffix(".measurereport.json")) if report else None
+    )
+    if measure:
+        from population.measure import measure_report
+
+        doc = measure_report(
+            summary.tally,
+            disclosure,
+            evaluated=_today(args).isoformat(),
+            extract_date=summary.extract_date,
+        )
+        _write("--measure-report", measure, json.dumps(doc, indent=2) + "\n")
+        err.write(f"MeasureReport: {measure}\n")
     if args.summary_json:
-        try:
-            Path(args.summary_json).write_text(
-                json.dumps(summary.as_json(), indent=2) + "\n", encoding="utf-8"
-            )
-        except OSError as exc:
-            raise CliError(
-                f"--summary-json {args.summary_json}: cannot write ({exc.strerror or exc})",
-                EXIT_USAGE,
-            ) from exc
+        _write("--summary-json", args.summary_json, json.dumps(summary.as_json(), indent=2) + "\n")
+
+
+def _write(option: str, path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(
+            f"{option} {path}: cannot write ({exc.strerror or exc})", EXIT_USAGE
+        ) from exc
+
+
+def _previous(path: str) -> tuple[dict[str, Figures], str]:
+    """The previous run's figures and extract date, from its summary JSON."""
+    from population.headline import previous_figures
+
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(doc, dict):
+            raise ValueError("it is not a JSON object")
+        return previous_figures(doc), str(doc.get("extract_date") or "")
+    except (OSError, ValueError) as exc:
+        raise CliError(f"--previous {path}: cannot be used ({exc})", EXIT_USAGE) from exc
 
 
 def _cmd_hook(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:

@@ -7,12 +7,15 @@ is a diabetes-heavy practice export, so every rule of the policy is exercised: a
 without diabetes, a tenth type 1 (some children), the rest type 2; HbA1c in mmol/mol (SNOMED)
 or % (LOINC); insulin by dm+d or RxNorm with text or structured dosage; findings by code or
 by free text; and clinicians' confirmations. Each patient is registered at a practice
-(fictional ODS codes, in the six Humber and North Yorkshire places; some at none) and lives at
-a postcode of that place; some are on an insulin pump (a Procedure) or have an i-Port on order
-(a DeviceRequest). The practice → place table and a deprivation lookup for these postcodes are
-``demo/practice-places.csv`` and ``demo/deprivation-by-postcode-district.csv`` (synthetic: the
-quintiles are illustrative, not the English Indices of Deprivation). Dates are relative to
-``today``: evaluate the files with the same ``--today``.
+(fictional ODS codes, in the six Humber and North Yorkshire places; some at none, some at a
+practice named without its code), lives at a postcode of that place and has an NHS ethnic
+category; some are on an insulin pump (a Procedure) or have an i-Port on order (a
+DeviceRequest). The lookups for these practices and postcodes are ``demo/practice-places.csv``
+(practice → place), ``demo/synthetic-practice-pcn.csv`` (practice → primary care network),
+``demo/synthetic-postcode-lsoa.csv`` (postcode → small area) and
+``demo/synthetic-lsoa-imd.csv`` (small area → deprivation quintile): synthetic, labelled so;
+the networks, small areas and quintiles are illustrative, not real ones or the English Indices
+of Deprivation. Dates are relative to ``today``: evaluate the files with the same ``--today``.
 """
 
 from __future__ import annotations
@@ -49,6 +52,63 @@ PRACTICES = {
     "north-lincolnshire": (("Z15001",), ("DN15", "DN16", "DN17")),
     "north-east-lincolnshire": (("Z16001", "Z16002"), ("DN31", "DN32", "DN34")),
 }
+# Each district's synthetic postcode units: demo/synthetic-postcode-lsoa.csv gives most of
+# them a small area (not all: the report lists the unmatched); the areas are not real ones.
+DEMO_POSTCODE_UNITS = ("1AB", "2DE", "3FG", "4HJ", "5LN", "6PQ")
+UNIT_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"
+PRACTICE_NAMES = {
+    code: f"{name} Surgery"
+    for name, code in zip(
+        (
+            "Aire",
+            "Beck",
+            "Calder",
+            "Derwent",
+            "Esk",
+            "Foss",
+            "Gypsey",
+            "Hertford",
+            "Ings",
+            "Jet",
+            "Kyle",
+            "Leven",
+            "Marra",
+        ),
+        (c for codes, _ in PRACTICES.values() for c in codes),
+        strict=True,
+    )
+}
+UKCORE_ETHNIC = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-EthnicCategory"
+UKCORE_ETHNIC_CODES = "https://fhir.hl7.org.uk/CodeSystem/UKCore-EthnicCategory"
+# Illustrative shares of the NHS ethnic categories, "Z" not stated and "99" not known included.
+ETHNIC_WEIGHTS = {
+    "A": 80,
+    "B": 1,
+    "C": 4,
+    "D": 1,
+    "F": 1,
+    "H": 2,
+    "J": 1,
+    "K": 1,
+    "L": 1,
+    "M": 1,
+    "N": 1,
+    "R": 1,
+    "S": 1,
+    "Z": 3,
+    "99": 1,
+}
+
+
+def ethnic_category(rng: random.Random) -> dict[str, Any]:
+    """A UK Core ethnic category extension with a code drawn by ``ETHNIC_WEIGHTS``."""
+    code = rng.choices(list(ETHNIC_WEIGHTS), weights=list(ETHNIC_WEIGHTS.values()))[0]
+    return {
+        "url": UKCORE_ETHNIC,
+        "valueCodeableConcept": {"coding": [{"system": UKCORE_ETHNIC_CODES, "code": code}]},
+    }
+
+
 PLACE_WEIGHTS = {  # roughly by population
     "hull": 0.16,
     "east-riding": 0.20,
@@ -161,7 +221,8 @@ class _Patient:
                 "identifier": [
                     {
                         "system": "https://example.org/fhir/Id/local-patient-id",
-                        "value": self.pid[:8],
+                        # unique, as a local identifier is: a population run keys people by it
+                        "value": self.pid,
                     }
                 ],
                 "gender": self.rng.choice(["female", "male"]),
@@ -171,26 +232,41 @@ class _Patient:
         )
 
     def registration(self) -> dict[str, Any]:
-        """Registered practice and postcode; 6 % registered nowhere the table knows, 2 % at
-        no practice at all."""
+        """Registered practice, postcode and ethnic category; 6 % registered nowhere the table
+        knows, 1 % at a practice named without an ODS code, 1 % at no practice at all. The
+        postcode is one of the district's in ``DEMO_POSTCODE_UNITS``, some written without the
+        space or in lower case as exports do."""
         x = self.extra
         place = x.choices(list(PLACE_WEIGHTS), weights=list(PLACE_WEIGHTS.values()))[0]
         practices, districts = PRACTICES[place]
+        district = x.choice(districts)
+        # Drawn and not used: later draws (devices) stay as they were before postcodes were
+        # taken from a short list. Who (unit, spelling, ethnicity) comes from the patient's own
+        # generator.
+        x.randint(1, 9), x.choice(UNIT_LETTERS), x.choice(UNIT_LETTERS)
+        who = random.Random(self.pid)  # noqa: S311 - synthetic data, not security
+        postcode = f"{district} {who.choice(DEMO_POSTCODE_UNITS)}"
+        spelling = who.random()
+        if spelling < 0.1:
+            postcode = postcode.replace(" ", "")
+        elif spelling < 0.15:
+            postcode = postcode.lower()
         out: dict[str, Any] = {
-            "address": [
-                {
-                    "use": "home",
-                    "postalCode": f"{x.choice(districts)} {x.randint(1, 9)}"
-                    f"{x.choice('ABDEFGHJLNPQRSTUWXYZ')}{x.choice('ABDEFGHJLNPQRSTUWXYZ')}",
-                }
-            ]
+            "extension": [ethnic_category(who)],
+            "address": [{"use": "home", "postalCode": postcode}],
         }
         roll = x.random()
         if roll < 0.02:
+            if who.random() < 0.5:
+                out["generalPractitioner"] = [{"display": "The Surgery, High Street"}]
             return out
         code = f"Z99{x.randint(100, 999)}" if roll < 0.08 else x.choice(practices)
         out["generalPractitioner"] = [
-            {"type": "Organization", "identifier": {"system": ODS, "value": code}}
+            {
+                "type": "Organization",
+                "identifier": {"system": ODS, "value": code},
+                "display": PRACTICE_NAMES.get(code, f"Practice {code}"),
+            }
         ]
         return out
 

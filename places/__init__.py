@@ -3,7 +3,9 @@
 A place comes from the patient's registered practice (its ODS code in
 ``Patient.generalPractitioner``) through a deployment's practice → place table, else from a
 configured tenant → place mapping, else it is unknown. Pure: no Flask, no database, no clock.
-An ODS practice code is an organisation code, not a patient identifier.
+An ODS practice code is an organisation code, not a patient identifier. A population's other
+tables read ``places.lookups`` (practice → primary care network, postcode → small area →
+deprivation quintile) and ``places.ethnicity`` (NHS ethnic category).
 """
 
 from __future__ import annotations
@@ -88,6 +90,52 @@ def practice_code(patient: Mapping[str, Any] | None) -> str | None:
         if isinstance(value, str) and _ODS_CODE.fullmatch(value.strip().upper()):
             return value.strip().upper()
     return None
+
+
+# How a person's registration reads for the population's data-quality counts.
+PRACTICE_CODED = "ODS code"
+PRACTICE_NO_CODE = "practice without an ODS code"  # named, or referenced, but no ODS code
+PRACTICE_NONE = "no registered practice"
+
+
+@dataclass(frozen=True)
+class Registration:
+    """The registered practice as the Patient names it: its ODS code (or None), its name as
+    written on the reference (or ""), and which of PRACTICE_CODED, PRACTICE_NO_CODE or
+    PRACTICE_NONE that is."""
+
+    code: str | None
+    name: str
+    status: str
+
+
+def registration(patient: Mapping[str, Any] | None) -> Registration:
+    """The practice of ``Patient.generalPractitioner``: the reference carrying an ODS code (see
+    ``practice_code``) with the display written on it; else, when some reference names a
+    practice or a GP without an ODS code, that; else none."""
+    code = practice_code(patient)
+    refs = patient.get("generalPractitioner") if isinstance(patient, Mapping) else None
+    refs = [r for r in refs if isinstance(r, Mapping)] if isinstance(refs, list) else []
+    if code is not None:
+        for ref in refs:
+            ident = ref.get("identifier")
+            value = ident.get("value") if isinstance(ident, Mapping) else None
+            if isinstance(value, str) and value.strip().upper() == code:
+                return Registration(code, _display(ref), PRACTICE_CODED)
+    if refs:
+        return Registration(
+            None, next((_display(r) for r in refs if _display(r)), ""), PRACTICE_NO_CODE
+        )
+    return Registration(None, "", PRACTICE_NONE)
+
+
+def _display(ref: Mapping[str, Any]) -> str:
+    """A reference's display as one line of at most 80 printable characters ("" if none)."""
+    display = ref.get("display")
+    if not isinstance(display, str):
+        return ""
+    text = " ".join("".join(ch for ch in display if ch.isprintable()).split())
+    return text[:80]
 
 
 def patient_resource(resources: Iterable[Any]) -> Mapping[str, Any] | None:
@@ -177,9 +225,13 @@ __all__ = [
     "NATIONAL_SCOPES",
     "ODS_SYSTEM",
     "PLACE_NAMES",
+    "PRACTICE_CODED",
+    "PRACTICE_NONE",
+    "PRACTICE_NO_CODE",
     "UNKNOWN",
     "PlaceDirectory",
     "PlaceTableError",
+    "Registration",
     "coverage",
     "coverage_text",
     "load_directory",
@@ -188,4 +240,5 @@ __all__ = [
     "patient_resource",
     "place_name",
     "practice_code",
+    "registration",
 ]

@@ -81,7 +81,7 @@ def init_app(app: Flask) -> None:
     """Register the app's routes; they carry their own credential (the SMART launch).
 
     Launches and sessions live in the service's database (``store.sessions``), shared by
-    every worker and pod; the store must be open (``service.analytics.init_app``) first.
+    every worker and pod; the store must be open (``dashboard.pages.init_app``) first.
     """
     for key, value in DEFAULTS.items():
         app.config.setdefault(key, value)

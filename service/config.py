@@ -80,7 +80,7 @@ DEFAULTS: dict[str, Any] = {
     # A request body must arrive within this, in all; slower is 408 (slow-upload clients)
     "BODY_READ_SECONDS": 10.0,
     "HOOKS_IN_FLIGHT_MAX": None,  # per worker; None: THREADS - 2 (probes keep a free thread)
-    # Audit trail, feedback and the commissioners' dashboard (service/analytics.py, store/)
+    # Audit trail, feedback and the commissioners' dashboard (dashboard/, store/)
     "DATABASE_URL": None,  # None: SQLite in the instance folder; else postgresql://...
     "AUDIT_HASH_KEY": None,  # HMAC key for patient ids; None: generated in the instance folder
     "AUDIT_RETENTION_DAYS": 365,  # audit records and feedback older than this are deleted

@@ -22,9 +22,9 @@ from service.tenants import TenantDirectory
 from store import AuditStore
 from store.sessions import SessionStore
 
-if TYPE_CHECKING:  # these live with the dashboard login and the review app, which import this
+if TYPE_CHECKING:  # the dashboard's and the review app's guards (they import nothing of the app)
+    from dashboard.throttle import LoginThrottle
     from review_app.guards import DiscoveryCache, LaunchLimiter
-    from service.dashboard_login import LoginThrottle
 
 EvaluationListener = Callable[[str, HookRequest, HookResult], None]
 """Called after each evaluation with the service id, the request and the result; must not

@@ -13,13 +13,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from fhirdata.allowlist import FhirServerNotAllowed, FhirServerPolicy
 from fhirdata.transport import TenantKey
 
-if TYPE_CHECKING:  # service.auth builds the directory from its issuers
-    from service.auth import TrustedIssuer
+
+class IssuerServers(Protocol):
+    """What the directory reads of a trusted issuer (``service.auth.TrustedIssuer``, which
+    imports this module): its tenants' FHIR servers, or its own."""
+
+    @property
+    def iss(self) -> str: ...
+
+    @property
+    def fhir_servers(self) -> tuple[str, ...]: ...
+
+    @property
+    def tenants(self) -> Mapping[str, tuple[str, ...]]: ...
 
 
 @dataclass(frozen=True)
@@ -59,7 +70,7 @@ class TenantDirectory:
 
     @classmethod
     def from_issuers(
-        cls, issuers: Mapping[str, TrustedIssuer], insecure_hosts: Iterable[str] = ()
+        cls, issuers: Mapping[str, IssuerServers], insecure_hosts: Iterable[str] = ()
     ) -> TenantDirectory:
         hosts = tuple(insecure_hosts)
         tenants: list[Tenant] = []

@@ -223,7 +223,7 @@ class Store(AuditStore):
 
     # -- reading ----------------------------------------------------------------------------
     def summary(self, f: Filter) -> Summary:
-        """The dashboard's summary counts and percentiles (``service.figures`` shapes them)."""
+        """The dashboard's summary counts and percentiles (``dashboard.figures`` shapes them)."""
         with self.engine.connect() as conn, conn.begin():
             return repository.summary(conn, f)
 

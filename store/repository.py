@@ -2,7 +2,7 @@
 
 Every function takes an open ``Connection``; the caller owns the transaction. Only portable
 SQL (SQLite and PostgreSQL): grouping is by stored day columns, percentiles by window
-functions; the figures are plain typed rows (shaped for the dashboard by ``service.figures``).
+functions; the figures are plain typed rows (shaped for the dashboard by ``dashboard.figures``).
 """
 
 from __future__ import annotations
@@ -422,7 +422,7 @@ class PrefetchCounts:
 @dataclass(frozen=True)
 class Summary:
     """The dashboard's counts for a filter, as the database grouped them (shaped for JSON by
-    ``service.figures``)."""
+    ``dashboard.figures``)."""
 
     days: Sequence[tuple[date, str | None, int, int]]  # day, outcome, evaluations, cards
     feedback: Sequence[tuple[str, str | None, str | None, int]]  # outcome, reason code, display, n

@@ -50,6 +50,15 @@ def patient(birth_date: str | None = "1990-05-17", pid: str = PID) -> dict[str, 
     return p
 
 
+def registered(p: dict[str, Any], practice: str = "B81001") -> dict[str, Any]:
+    """``p`` registered at a practice (an ODS code): in a population cohort."""
+    ods = "https://fhir.nhs.uk/Id/ods-organization-code"
+    p["generalPractitioner"] = [
+        {"type": "Organization", "identifier": {"system": ods, "value": practice}}
+    ]
+    return p
+
+
 def condition(
     code: tuple[str, str, str] | None = None,
     *,

@@ -27,6 +27,7 @@ import store
 from service import create_app
 from service.state import state_of
 from tests.browser.axe import serious_violations
+from tests.browser.greyscale import indistinct, series_greys
 from tests.service_process import serving
 from tests.store.conftest import HASH_KEY, Clock
 from tests.store.seed import accepted, order_select, overridden, post_feedback
@@ -201,6 +202,17 @@ def test_dashboard_draws_the_figures_and_follows_the_date_filter(
         assert page.text_content("#t-evaluations") == f"{totals['evaluations']:,}"
         assert page.text_content("#t-cards") == f"{totals['cards']:,}"
         assert page.text_content("#t-override") == f"{totals['overrideRate'] * 100:.1f}%"
+        offered = expected["feedbackByOffer"]["withSuggestions"]["overrideRate"]
+        assert page.text_content("#t-override-offered") == f"{offered * 100:.1f}%"
+        # The override rate is no headline tile: it sits with its caveat beneath the figures
+        # that answer who meets the criteria.
+        assert page.locator(".tiles #t-override").count() == 0
+        below = page.evaluate(
+            """() => ["cap-people", "cap-places", "t-override"].map(
+                (id) => document.getElementById(id).getBoundingClientRect().top + scrollY)"""
+        )
+        assert below[0] < below[2]
+        assert below[1] < below[2]
 
         # The place × outcome table: every place, unknown last, numbers as in the JSON.
         places = cell_numbers(page, "tbl-places")
@@ -226,10 +238,32 @@ def test_dashboard_draws_the_figures_and_follows_the_date_filter(
             f"{expected['byPolicy'][p['key']]['evaluations']:,}" for p in expected["policies"]
         ]
         calls = {r[0]: r[1] for r in cell_numbers(page, "tbl-calls")}
-        assert calls["Not enough information"] == (
+        assert calls["Data missing"] == (
             f"{expected['evaluationsByOutcome']['insufficient-information']:,}"
         )
         assert "high by construction" in " ".join(page.text_content("#override-explain").split())
+
+        # Long labels are cut to two short lines, the full name in the table beside the chart.
+        drawn = page.evaluate(
+            """() => ["c-people", "c-places", "c-blocking", "c-reasons"].map((id) => {
+                const chart = Chart.getChart(document.getElementById(id));
+                return {labels: chart.data.labels, ticks: chart.scales.y.ticks.map((t) => t.label)};
+            })"""
+        )
+        for chart in drawn:
+            assert len(chart["ticks"]) == len(chart["labels"])  # every bar named
+            for tick in chart["ticks"]:
+                assert isinstance(tick, list), tick
+                assert len(tick) <= 2, tick
+                assert all(len(line) <= 32 for line in tick), tick
+        assert any(len(label) > 32 for chart in drawn for label in chart["labels"])
+        # Every outcome stays apart in greyscale, and in the report's style for its word.
+        page.locator("#c-places").scroll_into_view_if_needed()
+        greys = series_greys(page, "c-places")
+        assert {g.series for g in greys} == {"meets", "does not meet", "data missing"}
+        assert indistinct(greys) == []
+        page.locator("#c-trend").scroll_into_view_if_needed()
+        assert indistinct(series_greys(page, "c-trend")) == []
 
         for canvas in CHARTS:
             state = chart_state(page, canvas)

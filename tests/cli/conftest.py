@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from population.engine import Lookups
 from tests.fhir_server import FhirTestServer
 from tests.integration.conftest import fhir_server
 from tests.service_process import ServiceProcess
@@ -19,6 +20,15 @@ from tests.service_process import ServiceProcess
 __all__ = ["fhir_server"]
 
 TODAY = date(2026, 11, 21)
+DEMO = Path(__file__).resolve().parents[2] / "demo"
+# The demo population's synthetic lookups, as a deployment gives them to a population run.
+DEMO_PCN = str(DEMO / "synthetic-practice-pcn.csv")
+DEMO_POSTCODE_LSOA = str(DEMO / "synthetic-postcode-lsoa.csv")
+DEMO_LSOA_IMD = str(DEMO / "synthetic-lsoa-imd.csv")
+DEMO_LOOKUPS = Lookups(DEMO_PCN, DEMO_POSTCODE_LSOA, DEMO_LSOA_IMD)
+DEMO_LOOKUP_OPTIONS = (
+    "--pcn-table", DEMO_PCN, "--postcode-lsoa", DEMO_POSTCODE_LSOA, "--lsoa-imd", DEMO_LSOA_IMD,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

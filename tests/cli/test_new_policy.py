@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 
 import demo
-from cli.population import run_population
-from cli.uptake import PERSON_COLUMNS
-from cli.uptake_report import render_report
 from disclosure import Disclosure
 from facts import extract_record
 from policy import PolicyError, evaluate
 from policy.loading import POLICY_DIR, parse_policy, policy_names
+from population.engine import run_population
+from population.report import render_report
+from population.uptake import PERSON_COLUMNS
 from service import create_app
 from service.config import read_settings
 from service.state import state_of

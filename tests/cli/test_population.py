@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from cli.population import run_population
-from cli.uptake import PERSON_COLUMNS
 from facts import extract_record
 from policy import Policy, evaluate, load_policy
+from population.engine import run_population
+from population.uptake import PERSON_COLUMNS
 from tests.cli.conftest import TODAY, Run, by_patient, generate_population, one_line_error
 from valuesets import ValueSetLibrary
 
@@ -54,6 +54,8 @@ def test_generated_export_looks_like_bulk_fhir(population: Path) -> None:
     practices = [p for p in patients if p.get("generalPractitioner")]
     assert 0.85 * PATIENTS < len(practices) < PATIENTS
     assert all(p["address"][0]["postalCode"] for p in patients)
+    # one identifier per person: a population run counts Patients sharing one as one person
+    assert len({p["identifier"][0]["value"] for p in patients}) == PATIENTS
 
 
 def test_one_row_per_patient_matching_the_per_patient_decision(

@@ -1,9 +1,9 @@
 """The uptake-gap report of ``iport-cds evaluate --population``: every enabled policy in one
-pass, who each person is, the bands (already using / held (paused) / meets / potentially
-eligible / data missing / does not meet) read from the one technology model and the policy's
-own definition of what a clinician can confirm, and the gap — meeting the criteria and not
-using the technology — which is not guessed when the input holds no device or procedure
-records."""
+pass, who each person is, the bands (already using — a held, paused device too — / meets /
+potentially eligible / data missing / does not meet) read from the one technology model and
+the policy's own definition of what a clinician can confirm, and the gap — meeting the
+criteria and not using the technology — which is not guessed when the input holds no device
+or procedure records."""
 
 from __future__ import annotations
 
@@ -20,11 +20,19 @@ from typing import Any
 import pytest
 
 import places
-from cli.population import run_population
-from cli.uptake import (
+from disclosure import Disclosure
+from facts import extract_record
+from places import ethnicity, lookups
+from policy import evaluate, load_policy, parse_policy
+from policy.loading import policy_document, policy_names
+from population.cohort import IN_COHORT
+from population.engine import run_population
+from population.report import TABLE_COLUMNS, render_report
+from population.uptake import (
     ALREADY_USING,
     DATA_MISSING,
-    HELD,
+    DIMENSIONS,
+    HAS_IT,
     MEETS,
     NOT_MET,
     PERSON_COLUMNS,
@@ -32,17 +40,10 @@ from cli.uptake import (
     PersonContext,
     age_band,
     band_of,
-    load_deprivation,
     person_rows,
-    postcode_keys,
     technology_state,
     technology_windows,
 )
-from cli.uptake_report import render_report
-from disclosure import Disclosure
-from facts import extract_record
-from policy import evaluate, load_policy, parse_policy
-from policy.loading import policy_document, policy_names
 from tests.builders import (
     CRITERIA,
     T1DM,
@@ -51,15 +52,26 @@ from tests.builders import (
     insulin,
     iport_device_request,
     patient,
+    registered,
 )
-from tests.cli.conftest import TODAY, Run, by_patient, generate_population, one_line_error
+from tests.cli.conftest import (
+    DEMO_LOOKUP_OPTIONS,
+    DEMO_LOOKUPS,
+    DEMO_LSOA_IMD,
+    DEMO_PCN,
+    DEMO_POSTCODE_LSOA,
+    TODAY,
+    Run,
+    by_patient,
+    generate_population,
+    one_line_error,
+)
 from valuesets import ValueSetLibrary
 
 Cli = Callable[..., Run]
 PATIENTS = 400
 REPO = Path(__file__).resolve().parents[2]
 PLACES = REPO / "demo" / "practice-places.csv"
-DEPRIVATION = REPO / "demo" / "deprivation-by-postcode-district.csv"
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +90,7 @@ def run(population: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
         workers=2,
         chunk_size=50,
         places_file=str(PLACES),
-        deprivation_file=str(DEPRIVATION),
+        lookup_files=DEMO_LOOKUPS,
     )
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     return {"summary": summary, "rows": rows}
@@ -100,16 +112,25 @@ def test_every_enabled_policy_in_one_pass(run: dict[str, Any]) -> None:
 def test_who_each_person_is(run: dict[str, Any], population: Path, vsl: ValueSetLibrary) -> None:
     grouped = by_patient(population)
     table = dict(line.split(",") for line in PLACES.read_text().splitlines()[1:])
-    lookup = dict(line.split(",") for line in DEPRIVATION.read_text().splitlines()[1:])
+    networks = lookups.load_practice_networks(DEMO_PCN)
+    areas = lookups.load_postcode_areas(DEMO_POSTCODE_LSOA)
+    quintiles = lookups.load_area_quintiles(DEMO_LSOA_IMD)
+    ethnic = ethnicity.load_ethnic_categories()
     for r in run["rows"]:
         resources = grouped[r["patient_ref"]]
         (p,) = (x for x in resources if x["resourceType"] == "Patient")
         assert r["sex"] == p["gender"]
         gp = p.get("generalPractitioner")
-        practice = gp[0]["identifier"]["value"] if gp else ""
+        practice = gp[0]["identifier"]["value"] if gp and "identifier" in gp[0] else ""
         assert r["practice_code"] == practice
         assert r["place"] == table.get(practice, "unknown")
-        assert r["deprivation_quintile"] == lookup[p["address"][0]["postalCode"].split()[0]]
+        network = networks.get(practice)
+        assert r["pcn_code"] == (network.code if network else "")
+        postcode = p["address"][0]["postalCode"].upper().replace(" ", "")
+        area = areas.get(f"{postcode[:-3]} {postcode[-3:]}")
+        assert r["deprivation_quintile"] == (quintiles.get(area, "") if area else "")
+        coding = p["extension"][0]["valueCodeableConcept"]["coding"][0]
+        assert r["ethnic_group"] == ethnic.group_of[coding["code"]]
         record = extract_record(
             resources, vsl, patient_id=r["patient_ref"], criteria_system=CRITERIA
         )
@@ -140,14 +161,17 @@ def test_the_bands_and_the_gap_are_not_trivial(run: dict[str, Any]) -> None:
     in_use = [r for r in rows if r["band"] == ALREADY_USING]
     assert gap
     assert in_use  # counted apart: people already using it are not "meets" nor the gap
-    assert {r["technology_in_use"] for r in in_use} == {"in use"}
+    assert {r["technology_in_use"] for r in in_use} <= HAS_IT  # an i-Port on order too
     tally = run["summary"].tally
     for policy in ("hny-iport-advance", "nice-insulin-pump"):
-        for dim in ("place", "age_band", "sex", "deprivation_quintile"):
+        cohort = [r for r in rows if r["policy_id"] == policy and r["cohort"] == IN_COHORT]
+        assert 0 < len(cohort) < PATIENTS  # the generator writes people outside each cohort
+        meets = sum(r["band"] == MEETS for r in cohort)
+        for dim in DIMENSIONS:
             groups = tally.breakdown(policy, dim)
-            assert sum(g["people"] for g in groups) == PATIENTS
-            assert sum(g["gap"] for g in groups) == sum(1 for r in gap if r["policy_id"] == policy)
-            assert sum(g["meets"] for g in groups) == (iport if "iport" in policy else pump)[MEETS]
+            assert sum(g["people"] for g in groups) == len(cohort)
+            assert sum(g["gap"] for g in groups) == meets
+            assert sum(g["meets"] for g in groups) == meets
 
 
 def test_the_report_is_one_html_file_with_a_table_for_every_chart(
@@ -156,16 +180,51 @@ def test_the_report_is_one_html_file_with_a_table_for_every_chart(
     out, report = tmp_path / "people.csv", tmp_path / "report.html"
     result = cli(
         "evaluate", "--population", str(population), "--out", str(out), "--report", str(report),
-        "--places", str(PLACES), "--deprivation", str(DEPRIVATION), "--workers", "1",
+        "--places", str(PLACES), *DEMO_LOOKUP_OPTIONS, "--workers", "1",
         "--today", TODAY.isoformat(),
     )  # fmt: skip
     assert result.code == 0, result.err
     html = report.read_text(encoding="utf-8")
     assert "<script src=" not in html  # self-contained
     assert "<link" not in html
-    assert html.count("<canvas") == html.count("<table")  # a table of numbers for every chart
-    # per enabled policy: bands, 4 breakdowns
-    assert html.count("<canvas") == len(policy_names()) * (1 + 4)
+    figures = re.findall(r"<figure>.*?</figure>", html, re.DOTALL)
+    assert all("<table" in f for f in figures)  # a table of numbers for every chart
+    # per enabled policy: bands and 5 breakdowns drawn; practice and network as tables only
+    assert html.count("<canvas") == len(policy_names()) * (1 + 5)
+    assert len(figures) == len(policy_names()) * (1 + 7)
+    assert html.count('data-dimension="practice_code"') == len(policy_names())
+    assert "Aire Surgery" in html  # a practice's name beside its code
+    assert html.count("Uptake (95 % CI)</th>") == len(policy_names()) * 7  # in every table
+    # every table also as CSV, with the MeasureReport's figures (both disclosure-controlled)
+    assert f"tables (CSV): {tmp_path / 'report.tables.csv'}" in result.err
+    text = (tmp_path / "report.tables.csv").read_text(encoding="utf-8")
+    tables = list(csv.DictReader(io.StringIO(text)))
+    assert list(tables[0]) == list(TABLE_COLUMNS)
+    measure = json.loads((tmp_path / "report.measurereport.json").read_text(encoding="utf-8"))
+    for group in measure["group"]:
+        policy = group["code"]["coding"][0]["code"]
+        mine = [t for t in tables if t["policy_id"] == policy]
+        cohort = next(p for p in group["population"] if p["code"]["coding"][0]["code"] == "cohort")
+        assert mine[0]["table"] == "policy"
+        assert mine[0]["cohort"] == str(cohort.get("count", "<8"))
+        practice = next(
+            s for s in group["stratifier"] if s["code"][0]["coding"][0]["code"] == "practice"
+        )
+        strata = {
+            st["value"]["coding"][0]["code"]: st
+            for st in practice["stratum"]
+            if "coding" in st["value"]
+        }
+        for t in mine:
+            if t["table"] == "practice_code" and t["group"] in strata:
+                count = next(
+                    p
+                    for p in strata[t["group"]]["population"]
+                    if p["code"]["coding"][0]["code"] == "cohort"
+                )
+                assert t["cohort"] == str(count.get("count", "<8")), t
+    assert not [t for t in tables if t["cohort"] in {"1", "2", "3", "4", "5", "6", "7"}]
+    assert 'id="data-quality"' in html
     assert "Chart.js" in html or "chart.js" in html
     assert "Potentially eligible" in html
     assert "cannot be measured" not in html
@@ -196,17 +255,21 @@ def test_the_report_is_one_html_file_with_a_table_for_every_chart(
     assert [c for c in cells if re.fullmatch(r"[1-7]", c)] == []
     assert "&lt;8" in cells
     assert "a count from 1 to 7 is shown as “&lt;8”" in html
-    meets, not_met = exact_band(out, MEETS), exact_band(out, NOT_MET)
+    meets = exact_band(out, MEETS)
     assert 1 <= meets <= 7  # this population: a handful meet the i-Port policy
     assert band_cell(html, "Meets") == "&lt;8"
-    assert not_met > 7
-    assert band_cell(html, "Does not meet") == f"{5 * ((not_met + 2) // 5):,}"
+    counts = {b: exact_band(out, b) for b in (NOT_MET, DATA_MISSING, POTENTIALLY, ALREADY_USING)}
+    big = next(b for b, n in counts.items() if n > 7)
+    assert band_cell(html, big.capitalize()) == f"{5 * ((counts[big] + 2) // 5):,}"
 
 
 def exact_band(people_csv: Path, band: str) -> int:
     with people_csv.open(encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
-    return sum(r["policy_id"] == "hny-iport-advance" and r["band"] == band for r in rows)
+    return sum(
+        r["policy_id"] == "hny-iport-advance" and r["cohort"] == IN_COHORT and r["band"] == band
+        for r in rows
+    )
 
 
 def band_cell(html: str, band: str) -> str:
@@ -257,12 +320,12 @@ def test_without_device_or_procedure_records_the_gap_is_not_guessed(
     assert {r["technology_in_use"] for r in rows} == {"unknown"}
     assert not summary.tally.technology_data
     assert all(g["gap"] is None for g in summary.tally.breakdown("nice-insulin-pump", "place"))
-    from cli.population import summary_text
+    from population.engine import summary_text
 
     html = render_report(summary, today=TODAY, source="bare", disclosure=Disclosure())
     assert "The uptake gap cannot be measured from this input" in html
     assert "cannot be measured" in summary_text(summary)
-    assert "No deprivation lookup was given" in html
+    assert "No deprivation lookups were given" in html
 
 
 def type1_on_mdi(**extra: Any) -> list[dict[str, Any]]:
@@ -318,8 +381,9 @@ def test_potentially_eligible_reads_confirmability_from_the_policy(
     ("option", "text", "message"),
     [
         ("--places", "practice_code,place\nZ11001,atlantis\n", "line 2: place 'atlantis'"),
-        ("--deprivation", "area_code,quintile\nHU1,7\n", "line 2: needs an area code"),
-        ("--deprivation", "postcode,imd\n", "header must be exactly 'area_code,quintile'"),
+        ("--pcn-table", "practice_ods,pcn_code,pcn_name\nZ11001,U1 2,x\n", "line 2: pcn_code"),
+        ("--postcode-lsoa", "postcode,lsoa\n", "header must be exactly 'postcode,lsoa_code'"),
+        ("--lsoa-imd", "lsoa_code,imd_quintile\nE01000001,7\n", "line 2: imd_quintile must"),
     ],
 )
 def test_a_bad_table_is_a_usage_error(
@@ -327,28 +391,20 @@ def test_a_bad_table_is_a_usage_error(
 ) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text(text, encoding="utf-8")
-    result = cli("evaluate", "--population", str(population), option, str(bad))
+    # the deprivation lookups come as a pair: the other one of the pair is the demo's
+    pair = {"--postcode-lsoa": "--lsoa-imd", "--lsoa-imd": "--postcode-lsoa"}
+    good = (
+        DEMO_LOOKUP_OPTIONS[DEMO_LOOKUP_OPTIONS.index(pair[option]) :][:2] if option in pair else ()
+    )
+    result = cli("evaluate", "--population", str(population), option, str(bad), *good)
     assert result.code == 2
     assert message in one_line_error(result)
 
 
-def test_deprivation_is_looked_up_by_postcode_then_sector_then_district(tmp_path: Path) -> None:
-    lookup = tmp_path / "imd.csv"
-    lookup.write_text("area_code,quintile\nhu1 2ab,1\nHU1 3,2\nHU1,3\nDN14,4\n", encoding="utf-8")
-    table = load_deprivation(lookup)
-    assert table == {"HU12AB": "1", "HU1 3": "2", "HU1": "3", "DN14": "4"}
-
-    def quintile(postcode: str) -> str | None:
-        keys = postcode_keys({"address": [{"postalCode": postcode}]})
-        return next((table[k] for k in keys if k in table), None)
-
-    assert quintile("HU1 2AB") == "1"
-    assert quintile("hu1 3XY") == "2"
-    assert quintile("HU1 9ZZ") == "3"
-    assert quintile("DN14 6AA") == "4"
-    assert quintile("YO1 7HH") is None
-    assert postcode_keys({"address": "HU1"}) == []
-    assert postcode_keys(None) == []
+def test_the_deprivation_lookups_come_as_a_pair(cli: Cli, population: Path) -> None:
+    result = cli("evaluate", "--population", str(population), *DEMO_LOOKUP_OPTIONS[2:4])
+    assert result.code == 2
+    assert "needs both --postcode-lsoa and --lsoa-imd" in one_line_error(result)
 
 
 @pytest.mark.parametrize(
@@ -428,10 +484,10 @@ def test_technology_state_is_what_the_policy_stays_silent_for(
     ("extra", "pump_band", "columns"),
     [
         ([pump_procedure()], ALREADY_USING, {"on_insulin_pump": "in use"}),
-        ([held_pump()], HELD, {"on_insulin_pump": "held"}),
+        ([held_pump()], ALREADY_USING, {"on_insulin_pump": "held"}),
         (
             [{**held_pump(), "device": {"display": "Omnipod 5"}}],
-            HELD,
+            ALREADY_USING,
             {
                 "on_insulin_pump": "held",
                 "on_hybrid_closed_loop": "held",
@@ -481,7 +537,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
     people = {**HOSTILE_GENDERS, "-2+3+cmd": "female"}
     patients, conditions = [], []
     for pid, gender in people.items():
-        p = patient(pid=pid)
+        p = registered(patient(pid=pid))
         if gender is not None:
             p["gender"] = gender
         patients.append(p)
@@ -549,3 +605,51 @@ def test_technology_recorded_only_as_supplies_is_measured(tmp_path: Path) -> Non
     assert {r["on_intermittently_scanned_cgm"] for r in rows} == {"in use"}
     assert {r["on_insulin_pump"] for r in rows} == {"no"}
     assert summary.tally.technology_data
+
+
+READ_V2 = "http://read.info/readv2"
+READ_T1 = (READ_V2, "C10E.", "C10E.")  # as some extracts carry it: the code, no words
+READ_T1_WORDS = (READ_V2, "C10E.", "Type 1 diabetes mellitus")  # its words are read
+
+
+def test_a_diagnosis_coded_only_in_read_v2_is_named_as_the_cause(tmp_path: Path) -> None:
+    """A type 1 diagnosis written only in Read v2, which no value set covers, is not read: the
+    person is outside the type 1 cohorts for want of the diagnosis, and the data-quality
+    section names Read v2 as the cause. A deceased person is outside for that reason alone, and
+    a Read v2 coding whose words the value sets match is read, so it is no such cause."""
+    people = {
+        "read-coded": [registered(patient(pid="read-coded")), condition(READ_T1, pid="read-coded")],
+        "snomed-coded": [
+            registered(patient(pid="snomed-coded")),
+            condition(T1DM, pid="snomed-coded"),
+        ],
+        "read-words": [
+            registered(patient(pid="read-words")),
+            condition(READ_T1_WORDS, pid="read-words"),
+        ],
+        "read-deceased": [
+            {**registered(patient(pid="read-deceased")), "deceasedBoolean": True},
+            condition(READ_T1, pid="read-deceased"),
+        ],
+    }
+    export = tmp_path / "export"
+    export.mkdir()
+    for rtype in ("Patient", "Condition"):
+        lines = [json.dumps(r) for rs in people.values() for r in rs if r["resourceType"] == rtype]
+        (export / f"{rtype}.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = io.StringIO()
+    summary = run_population(export, out, io.StringIO(), today=TODAY, workers=1)
+    rows = {
+        (r["patient_ref"], r["policy_id"]): r for r in csv.DictReader(io.StringIO(out.getvalue()))
+    }
+    assert rows[("read-coded", "nice-insulin-pump")]["cohort"].startswith("no type 1 diabetes")
+    assert rows[("read-coded", "nice-insulin-pump")]["uncovered_code_systems"] == READ_V2
+    assert rows[("snomed-coded", "nice-insulin-pump")]["uncovered_code_systems"] == ""
+    # the words of a Read v2 coding are read ("Type 1 diabetes mellitus"): not a gap
+    assert rows[("read-words", "nice-insulin-pump")]["cohort"] == "in"
+    assert rows[("read-words", "nice-insulin-pump")]["uncovered_code_systems"] == ""
+    tally = summary.tally
+    assert tally.uncovered[("nice-insulin-pump", READ_V2)] == 1  # not the deceased person
+    html = render_report(summary, today=TODAY, source="read", disclosure=Disclosure(0))
+    quality = html[html.index('id="data-quality"') :]
+    assert "<td>Read v2</td>" in quality

@@ -20,7 +20,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 import store
-from service.analytics import EXEMPT_PATHS
+from dashboard.pages import EXEMPT_PATHS
 from service.state import state_of as app_state_of
 from store import AuditRecord, CardRecord, CriterionRecord, FeedbackRecord
 from store.models import AnalyticsLoginFailure
@@ -450,7 +450,7 @@ def test_open_without_a_token_only_when_the_service_runs_without_auth(
 
 
 def test_every_exempt_static_path_exists() -> None:
-    static = REPO / "service" / "static"
+    static = REPO / "dashboard" / "static"
     for path in EXEMPT_PATHS:
         if path.startswith("/analytics/static/"):
             assert (static / path.removeprefix("/analytics/static/")).is_file(), path
@@ -564,17 +564,20 @@ def test_an_order_without_an_i_port_is_labelled_as_not_assessed(seeded: Flask) -
     # An order hook whose order holds no i-Port is evaluated for nothing: the trend says so in
     # the same words in the table, the chart legend and the CSV, and never as a patient-view
     # outcome.
-    from service.dashboard import OUTCOME_NAMES
+    from dashboard.data import OUTCOME_NAMES
 
     label = OUTCOME_NAMES["no-decision"]
     assert label == "Not assessed (order without an i-Port)"
     with seeded.test_client() as client:
         page = client.get("/analytics").get_data(as_text=True)
-        script = client.get("/analytics/static/analytics.js")
+        names = client.get("/analytics.json?from=2026-11-01&to=2026-11-20").json["names"]
+        script = client.get("/analytics/static/series.js")
         js = script.get_data(as_text=True)
         script.close()
     assert f'<th scope="col" class="n">{label}</th>' in page
-    assert f'"no-decision": "{label}"' in js
+    # the chart's legend is the figures' name, drawn in the style of its word
+    assert names["outcomes"]["no-decision"] == label
+    assert f'"{names["outcomeSeries"]["no-decision"]}": {{' in js
     assert "No i-Port order" not in page + js
 
 

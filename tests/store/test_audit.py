@@ -20,8 +20,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 import store
+from dashboard.figures import summary_json
 from disclosure import OFF
-from service.figures import summary_json
 from store.db import make_engine, migrate
 from store.models import Base
 from tests.store.conftest import HASH_KEY, AppFactory, Clock, store_of

@@ -138,11 +138,11 @@ def test_download_csv_has_a_column_per_criterion_and_dates_excel_reads(
     assert EXCEL_TIME.fullmatch(first["recorded (Europe/London)"])
     assert first["place"] == "Hull"
     assert first["practice (ODS)"] == "B81001"
-    assert first["outcome"] == "Not enough information"
+    assert first["outcome"] == "Data missing"
     assert first["pathway"] == "Type 1 diabetes"
     assert first["criterion: Type 1 diabetes"] == "met"
     assert first["criterion: Needle phobia / significant injection anxiety"] == "unknown"
-    assert rows[1]["outcome"] == "Meets criteria"
+    assert rows[1]["outcome"] == "Meets"
     assert "pat-a" not in resp.data.decode("utf-8")
 
 
@@ -154,7 +154,7 @@ def test_download_feedback_joined_to_the_card_with_suggestions_named(
         rows = read_csv(get(client, f"/analytics/export.csv?{RANGE}&kind=feedback").data)
     by_outcome = {r["feedback"]: r for r in rows}
     yes = by_outcome["accepted"]
-    assert yes["card outcome"] == "Not enough information"
+    assert yes["card outcome"] == "Data missing"
     assert yes["pathway"] == "Type 1 diabetes"
     assert yes["place"] == "Hull"
     assert yes["policy"].startswith("NHS Humber and North Yorkshire")

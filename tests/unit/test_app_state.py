@@ -68,7 +68,7 @@ def test_no_product_module_looks_up_app_extensions_by_a_string() -> None:
     lookup = re.compile(r"extensions(\[|\.get\(|\.setdefault\(|\.pop\()")
     offenders = [
         str(path.relative_to(ROOT))
-        for package in ("service", "review_app", "cli")
+        for package in ("service", "dashboard", "review_app", "population", "cli")
         for path in sorted((ROOT / package).rglob("*.py"))
         if path.name != "state.py" and lookup.search(path.read_text())
     ]

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import places
+from dashboard.data import trend
 from disclosure import OFF
-from service.dashboard import trend
 from store import Filter
 
 GP = "https://fhir.nhs.uk/Id/ods-organization-code"

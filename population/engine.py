@@ -5,20 +5,26 @@ Bounded memory, all cores, no sort of the input:
 1. **Index** — one pass over each ``*.ndjson`` file records, for every line, the patient it
    belongs to and where it is (file, byte offset, length) in a temporary SQLite database
    (``Patient`` by its id; other resources by ``subject`` / ``patient``; ``Medication`` by
-   its own id, for ``medicationReference``). Only the index is stored, never the resources.
-2. **Evaluate** — patient ids stream out of the index in order, in chunks, to a pool of
-   worker processes. Each worker loads the value sets and the policy once, reads its
-   patients' lines back by offset, and evaluates them with the pure core. At most
-   ``2 × workers`` chunks are in flight, so memory does not grow with the population.
-3. **Write** — one CSV row per patient and policy (every policy in one pass), in patient-id
-   order: ``patient_ref`` (the Patient id as in the export), the policy id and version, the
-   evaluation date, age band, sex, place, practice, deprivation quintile, latest HbA1c and its
-   date, each technology's use (insulin pump, real-time CGM, intermittently scanned CGM, hybrid
-   closed loop, i-Port: in use / held / not current / no), ``outcome``, its ``band`` (already
-   using / held (paused) / meets / potentially eligible / data missing / does not meet), the
-   policy's own technology state, ``pathway`` and
-   one column per criterion (``met`` / ``not-met`` / ``unknown``; empty where the policy has
-   no such criterion). Counts go to stderr; the tally feeds the HTML report (cli/uptake.py).
+   its own id, for ``medicationReference``), and for each Patient line who the person is
+   (``population.cohort``). Only the index is stored, never the resources.
+2. **People** — Patient records de-duplicated by NHS number (the most recent registration
+   speaking for the person; ``people_of``); ids that records name without a Patient are
+   counted, not evaluated.
+3. **Evaluate** — people stream out in Patient-id order, in chunks, to a pool of worker
+   processes. Each worker loads the value sets and the policy once, reads each person's lines
+   back by offset (every merged id's records as theirs), and evaluates them with the pure
+   core. At most ``2 × workers`` chunks are in flight; beyond them the main process keeps
+   only the list of people (ids and where each one's Patient record is).
+4. **Write** — one CSV row per person and policy (every policy in one pass): ``patient_ref``
+   (the Patient id that speaks for the person), the policy id and version, the evaluation
+   date, ``cohort`` (``in`` or why not), age band, sex, place, practice, deprivation quintile,
+   latest HbA1c and its date, each technology's use (insulin pump, real-time CGM,
+   intermittently scanned CGM, hybrid closed loop, i-Port: in use / held / not current / no),
+   ``outcome``, its ``band`` (already using / meets / potentially eligible / data missing /
+   does not meet), the policy's own technology state, ``pathway`` and one column per
+   criterion (``met`` / ``not-met`` / ``unknown``; empty where the policy has no such
+   criterion). Counts go to stderr; the tally (population/uptake.py) feeds the HTML report
+   and the MeasureReport.
 """
 
 from __future__ import annotations
@@ -41,22 +47,23 @@ import orjson
 
 import places
 import spreadsheet
-from cli.errors import EXIT_USAGE, CliError
-from cli.progress import Progress
-from cli.uptake import (
-    PERSON_COLUMNS,
-    TECHNOLOGY_TYPES,
-    DeprivationLookupError,
-    PersonContext,
-    UptakeTally,
-    load_deprivation,
-    person_rows,
-    technology_windows,
-)
 from facts.extract import classify
+from places import lookups
 from policy import Policy, PolicyError
 from policy.decide import Core, load_core, read_record
 from policy.loading import policy_names
+from population import cohort
+from population.errors import PopulationError
+from population.progress import Progress
+from population.uptake import (
+    PERSON_COLUMNS,
+    TECHNOLOGY_TYPES,
+    PersonContext,
+    UptakeTally,
+    covered_systems,
+    person_rows,
+    technology_windows,
+)
 from valuesets import ValueSetError, ValueSetLibrary
 
 try:
@@ -92,6 +99,16 @@ class PopulationSummary:
     files: int = 0
     skipped_lines: int = 0
     unassigned_resources: int = 0  # no patient reference (and not a Medication)
+    # People are Patient records de-duplicated (population.cohort); these say what was merged
+    # and what was left out, for the data-quality section.
+    patient_records: int = 0
+    repeated_patient_records: int = 0  # the same Patient id again: the most recent one is used
+    merged_patients: int = 0  # Patient ids merged into another with the same NHS number
+    no_patient_ids: int = 0  # patient ids that records name but the export has no Patient for
+    no_patient_resources: int = 0  # the records naming them: counted, never people
+    extract_date: str = ""
+    extract_date_source: str = ""  # "the export's transactionTime", "--extract-date", ...
+    codelists: list[dict[str, str]] = field(default_factory=list)  # id, title, version, url
     # Procedure / Device* records (and the first prescription of supplies): technology use
     # is measurable when there is any
     technology_resources: int = 0
@@ -110,6 +127,7 @@ class PopulationSummary:
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
         del out["tally"]
+        out["figures"] = self.tally.figures_json()  # exact: the next run's --previous
         return out
 
 
@@ -131,10 +149,10 @@ def _patient_of(resource: dict[str, Any]) -> str | None:
 
 def ndjson_files(directory: Path) -> list[Path]:
     if not directory.is_dir():
-        raise CliError(f"{directory}: not a folder of NDJSON files", EXIT_USAGE)
+        raise PopulationError(f"{directory}: not a folder of NDJSON files")
     files = sorted(p for p in directory.iterdir() if p.suffix.lower() == ".ndjson" and p.is_file())
     if not files:
-        raise CliError(f"{directory}: no *.ndjson files (a Bulk FHIR export's output)", EXIT_USAGE)
+        raise PopulationError(f"{directory}: no *.ndjson files (a Bulk FHIR export's output)")
     return files
 
 
@@ -156,9 +174,14 @@ def build_index(
         conn.execute(
             "CREATE TABLE meds (ref TEXT PRIMARY KEY, file INTEGER, off INTEGER, len INTEGER)"
         )
+        conn.execute(
+            "CREATE TABLE patients (pid TEXT NOT NULL, key TEXT NOT NULL, rank TEXT NOT NULL,"
+            " file INTEGER, off INTEGER, len INTEGER)"
+        )
         progress = Progress(err, "indexing", unit="resources")
         rows: list[tuple[str, int, int, int]] = []
         meds: list[tuple[str, int, int, int]] = []
+        pats: list[tuple[str, str, str, int, int, int]] = []
         for file_no, path in enumerate(files):
             with path.open("rb") as fh:
                 offset = 0
@@ -166,15 +189,26 @@ def build_index(
                     size = len(line)
                     if line.strip():
                         _index_line(
-                            line, path, lineno, (file_no, offset, size), rows, meds, summary, vsl
+                            line,
+                            path,
+                            lineno,
+                            (file_no, offset, size),
+                            rows,
+                            meds,
+                            summary,
+                            vsl,
+                            pats,
                         )
                     offset += size
                     if len(rows) >= INSERT_BATCH:
                         conn.executemany("INSERT INTO idx VALUES (?,?,?,?)", rows)
                         rows.clear()
+                        conn.executemany("INSERT INTO patients VALUES (?,?,?,?,?,?)", pats)
+                        pats.clear()
                         progress.update(summary.resources)
         conn.executemany("INSERT INTO idx VALUES (?,?,?,?)", rows)
         conn.executemany("INSERT OR REPLACE INTO meds VALUES (?,?,?,?)", meds)
+        conn.executemany("INSERT INTO patients VALUES (?,?,?,?,?,?)", pats)
         conn.execute("CREATE INDEX idx_pid ON idx (pid)")
         conn.commit()
         patients = int(conn.execute("SELECT COUNT(DISTINCT pid) FROM idx").fetchone()[0])
@@ -208,6 +242,7 @@ def _index_line(
     meds: list[tuple[str, int, int, int]],
     summary: PopulationSummary,
     vsl: ValueSetLibrary | None = None,
+    pats: list[tuple[str, str, str, int, int, int]] | None = None,
 ) -> None:
     try:
         res = orjson.loads(line)
@@ -230,6 +265,8 @@ def _index_line(
     if pid is not None:
         rows.append((pid, *where))
         summary.resources += 1
+        if pats is not None and res["resourceType"] == "Patient":
+            pats.append((pid, cohort.identity_key(pid, res), cohort.recency(res), *where))
     elif res["resourceType"] == "Medication" and isinstance(res.get("id"), str):
         meds.append((f"Medication/{res['id']}", *where))
         summary.resources += 1
@@ -252,39 +289,72 @@ _WORKER: _Worker | None = None
 
 
 @dataclass(frozen=True)
+class Lookups:
+    """The deployment's lookup files (CSV) beyond the place table: practice → primary care
+    network, postcode → small area and small area → deprivation quintile (the last two
+    together or neither)."""
+
+    pcn_table: str | None = None
+    postcode_lsoa: str | None = None
+    lsoa_imd: str | None = None
+
+
+@dataclass(frozen=True)
 class RunOptions:
-    """What every worker loads once: policies, value sets, place and deprivation tables."""
+    """What every worker loads once: policies, value sets, the place, network and deprivation
+    lookups."""
 
     policies: tuple[str, ...]
     valueset_dirs: tuple[str, ...]
     today: str
     places_file: str | None
-    deprivation_file: str | None
+    lookups: Lookups
     technology_data: bool
     parameters: Mapping[str, Any] = field(default_factory=dict)  # POLICY_PARAMETERS
     policy_dir: str | None = None  # POLICY_DIR: where policy names are found
+    extract_date: str | None = None  # who is alive and registered (default: ``today``)
+
+
+def diagnosis_names(core: Core) -> dict[str, str]:
+    """Each diagnosis value set in words for a sentence ("type 1 diabetes")."""
+    return {
+        vs.id: vs.title[:1].lower() + vs.title[1:] if vs.title[1:2].islower() else vs.title
+        for vs in core.vsl.sets.values()
+    }
 
 
 def load_run(opts: RunOptions) -> tuple[Core, PersonContext]:
-    """The core (the service's start-up assembly) and shared context; CliError (usage) naming
+    """The core (the service's start-up assembly) and shared context; PopulationError naming
     a bad file."""
     try:
         core = load_core(opts.policies, opts.parameters, opts.valueset_dirs, opts.policy_dir)
     except (ValueSetError, PolicyError) as exc:
-        raise CliError(str(exc), EXIT_USAGE) from exc
+        raise PopulationError(str(exc)) from exc
     pols = list(core.policies.values())
     known = places.local_places(p.info.places for p in pols)
+    files = opts.lookups
+    if bool(files.postcode_lsoa) != bool(files.lsoa_imd):
+        raise PopulationError("the deprivation quintile needs both --postcode-lsoa and --lsoa-imd")
     try:
         directory = places.load_directory(opts.places_file, None, known)
-        deprivation = load_deprivation(opts.deprivation_file) if opts.deprivation_file else {}
-    except (places.PlaceTableError, DeprivationLookupError) as exc:
-        raise CliError(str(exc), EXIT_USAGE) from exc
+        networks = lookups.load_practice_networks(files.pcn_table) if files.pcn_table else {}
+        deprivation = (
+            lookups.load_deprivation(files.postcode_lsoa, files.lsoa_imd)
+            if files.postcode_lsoa and files.lsoa_imd
+            else None
+        )
+    except (places.PlaceTableError, lookups.LookupTableError) as exc:
+        raise PopulationError(str(exc)) from exc
     ctx = PersonContext(
         date.fromisoformat(opts.today),
         directory,
         deprivation,
         opts.technology_data,
         technology_windows(pols),
+        date.fromisoformat(opts.extract_date) if opts.extract_date else None,
+        diagnosis_names(core),
+        networks=networks,
+        covered=covered_systems(core.vsl),
     )
     return core, ctx
 
@@ -345,11 +415,72 @@ def _medications(w: _Worker, resources: list[Any]) -> list[Any]:
     return out
 
 
-def evaluate_chunk(pids: list[str]) -> tuple[list[list[str]], float | None]:
-    """CSV rows for these patients, in the given order, and this worker's peak RSS."""
+Where = tuple[int, int, int]  # a line of the export: file number, byte offset, length
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """One person: the Patient id that speaks for them, every Patient id merged into it (the
+    same NHS number), and where the chosen Patient record is."""
+
+    pid: str
+    members: tuple[str, ...]
+    patient: Where
+
+
+def people_of(db_path: Path, summary: PopulationSummary) -> list[Person]:
+    """The export's people, in Patient-id order (``population.cohort``: one per NHS number,
+    else per other identifier, else per Patient id; the most recent record speaks for each).
+    Counts what was merged, and the records naming a patient the export has no Patient for."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        latest: dict[str, tuple[str, str, int, int, int]] = {}  # pid -> key, rank, where
+        for pid, key, rank, file_no, off, size in conn.execute("SELECT * FROM patients"):
+            summary.patient_records += 1
+            have = latest.get(pid)
+            if have is None or (rank, file_no, off) > have[1:4]:
+                latest[pid] = (key, rank, file_no, off, size)
+        summary.no_patient_resources, summary.no_patient_ids = conn.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT pid) FROM idx"
+            " WHERE pid NOT IN (SELECT pid FROM patients)"
+        ).fetchone()
+    finally:
+        conn.close()
+    by_key: dict[str, list[str]] = {}
+    for pid, (key, *_) in latest.items():
+        by_key.setdefault(key, []).append(pid)
+    people = []
+    for pids in by_key.values():
+        winner = max(pids, key=lambda p: latest[p][1:4])
+        _, _, file_no, off, size = latest[winner]
+        people.append(Person(winner, tuple(sorted(pids)), (file_no, off, size)))
+    summary.repeated_patient_records = summary.patient_records - len(latest)
+    summary.merged_patients = len(latest) - len(people)
+    return sorted(people, key=lambda p: p.pid)
+
+
+def _repointed(resource: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+    """A record of a merged Patient id as one of the person's: its subject / patient names the
+    id that speaks for them."""
+    if old == new:
+        return resource
+    out = dict(resource)
+    for key in ("subject", "patient"):
+        ref = out.get(key)
+        if not isinstance(ref, dict):
+            continue
+        target = ref.get("reference")
+        if isinstance(target, str) and target.split("/_history")[0].endswith(f"Patient/{old}"):
+            out[key] = {**ref, "reference": f"Patient/{new}"}
+    return out
+
+
+def evaluate_chunk(people: list[Person]) -> tuple[list[list[str]], float | None]:
+    """CSV rows for these people, in the given order, and this worker's peak RSS."""
     w = _WORKER
     if w is None:
         raise RuntimeError("worker not initialised")
+    pids = [m for person in people for m in person.members]
     marks = ",".join("?" * len(pids))
     by_pid: dict[str, list[Any]] = {p: [] for p in pids}
     for pid, file_no, off, size in w.conn.execute(
@@ -358,11 +489,17 @@ def evaluate_chunk(pids: list[str]) -> tuple[list[list[str]], float | None]:
     ):
         by_pid[pid].append(_read(w, file_no, off, size))
     rows: list[list[str]] = []
-    for pid in pids:
-        resources = by_pid[pid]
+    for person in people:
+        resources = [_read(w, *person.patient)]  # the most recent of the person's Patients
+        resources += (
+            _repointed(r, member, person.pid)
+            for member in person.members
+            for r in by_pid[member]
+            if r.get("resourceType") != "Patient"
+        )
         resources += _medications(w, resources)
-        record = read_record(w.core, resources, pid)
-        rows += person_rows(pid, resources, record, w.policies, w.criteria, w.ctx)
+        record = read_record(w.core, resources, person.pid)
+        rows += person_rows(person.pid, resources, record, w.policies, w.criteria, w.ctx)
     return rows, peak_rss_mb()
 
 
@@ -375,17 +512,9 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _patient_chunks(db_path: Path, size: int) -> Iterator[list[str]]:
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        cursor = conn.execute("SELECT DISTINCT pid FROM idx ORDER BY pid")
-        while True:
-            batch = cursor.fetchmany(size)
-            if not batch:
-                return
-            yield [row[0] for row in batch]
-    finally:
-        conn.close()
+def _chunks(people: Sequence[Person], size: int) -> Iterator[list[Person]]:
+    for start in range(0, len(people), size):
+        yield list(people[start : start + size])
 
 
 def run_population(
@@ -400,32 +529,48 @@ def run_population(
     workers: int | None = None,
     chunk_size: int = 250,
     places_file: str | None = None,
-    deprivation_file: str | None = None,
+    lookup_files: Lookups | None = None,
     parameters: Mapping[str, Any] | None = None,
+    extract_date: date | None = None,
 ) -> PopulationSummary:
     """Evaluate ``policies`` (names in ``policy_dir`` or paths; default: every policy file
-    there, in the files' order) for every patient in ``directory``'s NDJSON files; write CSV
-    rows to ``out``. CliError (usage) for a bad folder, policy, place table or lookup."""
+    there, in the files' order) for every person in ``directory``'s NDJSON files; write CSV
+    rows to ``out``. The extract date (who is alive and registered) is ``extract_date``, else
+    the export manifest's ``transactionTime``, else ``today``. PopulationError for a bad
+    folder, policy, place table, lookup or manifest."""
     started = time.perf_counter()
     files = ndjson_files(directory)
+    extract, extract_source = _extract_date(directory, extract_date, today)
     opts = RunOptions(
         tuple(policy_names(policy_dir) if policies is None else policies),
         tuple(valueset_dirs),
         today.isoformat(),
         places_file,
-        deprivation_file,
+        lookup_files or Lookups(),
         technology_data=True,
         parameters=dict(parameters or {}),
         policy_dir=policy_dir,
+        extract_date=extract.isoformat(),
     )
     core, context = load_run(opts)  # a bad file fails before any work
     pols = list(core.policies.values())
     criteria = criteria_of(pols)
     workers = max(1, workers or usable_cores())
-    summary = PopulationSummary(files=len(files), workers=workers)
+    summary = PopulationSummary(
+        files=len(files),
+        workers=workers,
+        extract_date=extract.isoformat(),
+        extract_date_source=extract_source,
+        codelists=[
+            {"id": vs.id, "title": vs.title, "version": vs.version, "url": vs.url}
+            for vs in sorted(core.vsl.sets.values(), key=lambda v: v.id)
+        ],
+    )
     with tempfile.TemporaryDirectory(prefix="iport-cds-population-") as tmp:
         db_path = Path(tmp) / "index.sqlite"
-        total = build_index(files, db_path, summary, err, core.vsl)
+        build_index(files, db_path, summary, err, core.vsl)
+        people = people_of(db_path, summary)
+        total = len(people)
         if summary.skipped_lines:
             err.write(
                 f"skipped {summary.skipped_lines:,} line(s) that are not FHIR JSON resources "
@@ -433,9 +578,14 @@ def run_population(
             )
         opts = replace(opts, technology_data=summary.technology_resources > 0)
         summary.tally = UptakeTally(
-            technology_data=opts.technology_data, deprivation=bool(deprivation_file)
+            technology_data=opts.technology_data,
+            deprivation=context.deprivation is not None,
+            networks=bool(context.networks),
+            place_table=bool(places_file),
         )
         summary.tally.describe(pols, context.directory)
+        summary.tally.name_networks(context.networks)
+        summary.tally.describe_cohorts(pols, context.diagnosis_names)
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(spreadsheet.row([*PERSON_COLUMNS, *criteria]))
         outcomes: Counter[tuple[str, str]] = Counter()
@@ -464,7 +614,7 @@ def run_population(
         if workers == 1:
             _init_worker(*init_args)
             try:
-                for chunk in _patient_chunks(db_path, chunk_size):
+                for chunk in _chunks(people, chunk_size):
                     write(*evaluate_chunk(chunk))
             finally:
                 _close_worker()
@@ -474,7 +624,7 @@ def run_population(
                 workers, mp_context=ctx, initializer=_init_worker, initargs=init_args
             ) as pool:
                 pending: deque[Future[tuple[list[list[str]], float | None]]] = deque()
-                for chunk in _patient_chunks(db_path, chunk_size):
+                for chunk in _chunks(people, chunk_size):
                     pending.append(pool.submit(evaluate_chunk, chunk))
                     while len(pending) >= 2 * workers:
                         write(*_result(pending.popleft()))
@@ -491,6 +641,29 @@ def run_population(
     return summary
 
 
+MANIFEST_NAMES = ("manifest.json", "output.json")
+
+
+def _extract_date(directory: Path, given: date | None, today: date) -> tuple[date, str]:
+    """The extract date and where it came from: given, else the Bulk Data export manifest's
+    ``transactionTime`` (its date as written: the server's own day), else ``today``."""
+    if given is not None:
+        return given, "given (--extract-date)"
+    for name in MANIFEST_NAMES:
+        path = directory / name
+        if not path.is_file():
+            continue
+        try:
+            manifest = orjson.loads(path.read_bytes())
+            when = manifest["transactionTime"]
+            return date.fromisoformat(when[:10]), f"the export's transactionTime ({name})"
+        except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise PopulationError(
+                f"{path}: a Bulk Data manifest needs a transactionTime date ({type(exc).__name__})"
+            ) from exc
+    return today, "not given: the evaluation date"
+
+
 def _by_policy(counts: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for (policy, key), n in counts.most_common():
@@ -504,7 +677,9 @@ def _result(
     try:
         return future.result()
     except Exception as exc:  # a worker died or failed: say which kind, not the data
-        raise CliError(f"a worker process failed ({type(exc).__name__}: {str(exc)[:200]})") from exc
+        raise PopulationError(
+            f"a worker process failed ({type(exc).__name__}: {str(exc)[:200]})", bad_input=False
+        ) from exc
 
 
 def summary_text(s: PopulationSummary) -> str:
@@ -532,4 +707,15 @@ def summary_text(s: PopulationSummary) -> str:
         )
     if s.unassigned_resources:
         lines.append(f"{s.unassigned_resources:,} resource(s) named no patient and were not used")
+    lines.append(f"extract date {s.extract_date} ({s.extract_date_source})")
+    if s.merged_patients or s.repeated_patient_records:
+        lines.append(
+            f"{s.merged_patients:,} Patient id(s) merged into another with the same NHS number; "
+            f"{s.repeated_patient_records:,} Patient record(s) repeated (the most recent used)"
+        )
+    if s.no_patient_ids:
+        lines.append(
+            f"{s.no_patient_resources:,} record(s) name {s.no_patient_ids:,} patient id(s) with "
+            "no Patient in the export: counted here, not as people"
+        )
     return "\n".join(lines) + "\n"

@@ -3,63 +3,16 @@
 (function () {
   "use strict";
 
-  // Okabe–Ito colours (safe for the common colour-vision deficiencies), each outcome also with
-  // its own fill pattern, and of distinct lightness, so they stay apart in greyscale and print.
+  // Every series is drawn in the style of its outcome word (series.js: one meaning per
+  // pattern, colour-blind safe, apart in greyscale); the words come with the figures.
   var OUTCOMES = ["meets-criteria", "does-not-meet-criteria", "insufficient-information"];
-  var STYLE = {
-    "meets-criteria": { colour: "#0072b2", pattern: "solid" },
-    "does-not-meet-criteria": { colour: "#d55e00", pattern: "stripes" },
-    "insufficient-information": { colour: "#e69f00", pattern: "dots" },
-    "no-decision": { colour: "#999999", pattern: "cross" },
-  };
-  var OUTCOME_LABELS = {
-    "meets-criteria": "Meets criteria",
-    "does-not-meet-criteria": "Does not meet",
-    "insufficient-information": "Not enough information",
-    "no-decision": "Not assessed (order without an i-Port)",
-  };
-  var BLUE = "#0072b2";
-  var GREY = "#5f5f5f";
+  var Series = window.IportSeries;
+  var names = { outcomes: {}, outcomeSeries: {} };
+  function outcomeLabel(o) { return names.outcomes[o] || o; }
   var charts = {};
   var body = document.body;
   var form = document.getElementById("filters");
   var statusLine = document.getElementById("status");
-
-  function pattern(key) {
-    var style = STYLE[key];
-    if (style.pattern === "solid") return style.colour;
-    var c = document.createElement("canvas");
-    c.width = 10;
-    c.height = 10;
-    var g = c.getContext("2d");
-    g.fillStyle = style.colour;
-    g.fillRect(0, 0, 10, 10);
-    g.strokeStyle = "#ffffff";
-    g.fillStyle = "#ffffff";
-    g.lineWidth = 2;
-    if (style.pattern === "stripes") {
-      g.beginPath();
-      g.moveTo(0, 10);
-      g.lineTo(10, 0);
-      g.moveTo(-5, 5);
-      g.lineTo(5, -5);
-      g.moveTo(5, 15);
-      g.lineTo(15, 5);
-      g.stroke();
-    } else if (style.pattern === "dots") {
-      g.beginPath();
-      g.arc(5, 5, 2, 0, 2 * Math.PI);
-      g.fill();
-    } else {
-      g.beginPath();
-      g.moveTo(0, 5);
-      g.lineTo(10, 5);
-      g.moveTo(5, 0);
-      g.lineTo(5, 10);
-      g.stroke();
-    }
-    return g.createPattern(c, "repeat");
-  }
 
   function text(id, value) {
     document.getElementById(id).textContent = value;
@@ -82,21 +35,9 @@
     return x === null || x === undefined ? "–" : Math.round(x).toLocaleString("en-GB");
   }
 
-  // Long category labels wrap onto several lines instead of overlapping.
-  function wrap(label, width) {
-    var lines = [];
-    var line = "";
-    String(label).split(" ").forEach(function (word) {
-      if (line && (line + " " + word).length > width) {
-        lines.push(line);
-        line = word;
-      } else {
-        line = line ? line + " " + word : word;
-      }
-    });
-    if (line) lines.push(line);
-    return lines;
-  }
+  // Long category labels are drawn as at most two lines cut with "…" (series.js), so they
+  // never overlap; the full name is in the table beside the chart and in the bar's tooltip.
+  var LABEL_WIDTH = 32;
 
   function draw(id, config) {
     config.options = Object.assign(
@@ -111,19 +52,24 @@
 
   function outcomeDatasets(rows, keys) {
     return keys.map(function (o) {
-      return {
-        label: OUTCOME_LABELS[o],
-        data: rows.map(function (r) { return plotted(r[o]); }),
-        backgroundColor: pattern(o),
-        borderColor: STYLE[o].colour,
-        borderWidth: 1,
-      };
+      return Series.dataset(names.outcomeSeries[o], outcomeLabel(o), rows.map(function (r) { return plotted(r[o]); }));
     });
+  }
+
+  // A horizontal chart is as tall as its bars need (two label lines each), so labels never
+  // overlap however many groups there are.
+  function fitHeight(id, bars) {
+    var box = document.getElementById(id).parentNode;
+    box.style.height = Math.max(10, 3 * bars + 4) + "rem";
   }
 
   function stackedBars(id, labels, rows, keys, horizontal) {
     var value = { stacked: true, beginAtZero: true, ticks: { precision: 0 } };
-    var category = { stacked: true, ticks: { autoSkip: !horizontal, maxRotation: 0 } };
+    var category = {
+      stacked: true,
+      ticks: horizontal ? Series.categoryTicks(LABEL_WIDTH) : { autoSkip: true, maxRotation: 0 },
+    };
+    if (horizontal) fitHeight(id, labels.length);
     draw(id, {
       type: "bar",
       data: { labels: labels, datasets: outcomeDatasets(rows, keys) },
@@ -163,6 +109,7 @@
   }
 
   function render(data) {
+    names = data.names;
     var t = data.totals;
     var multiPolicy = data.people.byPolicy.length > 1;
     text("t-people", num(data.people.assessed));
@@ -174,11 +121,7 @@
     text("t-feedback-rate", t.feedbackRate === null ? "" : pct(t.feedbackRate) + " of cards");
     text("disclosure-note", data.disclosure.note);
     text("t-override", pct(t.overrideRate));
-    var offered = data.feedbackByOffer.withSuggestions;
-    text(
-      "t-override-sub",
-      "on cards that offered a suggestion: " + pct(offered.overrideRate) + " (see below why)"
-    );
+    text("t-override-offered", pct(data.feedbackByOffer.withSuggestions.overrideRate));
 
     // People by policy and pathway.
     var pathways = [];
@@ -189,7 +132,7 @@
     });
     stackedBars(
       "c-people",
-      pathways.map(function (r) { return wrap((multiPolicy ? r.policyName + ": " : "") + r.name, 40); }),
+      pathways.map(function (r) { return (multiPolicy ? r.policyName + ": " : "") + r.name; }),
       pathways,
       OUTCOMES,
       true
@@ -200,7 +143,7 @@
     var byPlace = data.people.byPlace;
     stackedBars(
       "c-places",
-      byPlace.map(function (r) { return wrap((multiPolicy ? r.policyName + ": " : "") + r.name, 40); }),
+      byPlace.map(function (r) { return (multiPolicy ? r.policyName + ": " : "") + r.name; }),
       byPlace,
       OUTCOMES,
       true
@@ -223,7 +166,7 @@
     fillTable(
       "tbl-calls",
       Object.keys(data.evaluationsByOutcome).map(function (k) {
-        return [OUTCOME_LABELS[k] || k, num(data.evaluationsByOutcome[k]), num(data.cardsByOutcome[k] || 0)];
+        return [outcomeLabel(k), num(data.evaluationsByOutcome[k]), num(data.cardsByOutcome[k] || 0)];
       })
     );
     fillTable(
@@ -247,21 +190,22 @@
       "tbl-by-outcome",
       Object.keys(byOutcome).map(function (k) {
         var v = byOutcome[k];
-        return [OUTCOME_LABELS[k] || k, num(v.accepted), num(v.overridden), pct(v.overrideRate)];
+        return [outcomeLabel(k), num(v.accepted), num(v.overridden), pct(v.overrideRate)];
       })
     );
 
     var reasons = data.overrideReasons;
+    fitHeight("c-reasons", reasons.length);
     draw("c-reasons", {
       type: "bar",
       data: {
-        labels: reasons.map(function (r) { return wrap(r.display, 28); }),
-        datasets: [{ label: "Overrides", data: reasons.map(function (r) { return plotted(r.count); }), backgroundColor: BLUE }],
+        labels: reasons.map(function (r) { return r.display; }),
+        datasets: [Series.dataset("count", "Overrides", reasons.map(function (r) { return plotted(r.count); }))],
       },
       options: {
         indexAxis: "y",
         plugins: { legend: { display: false } },
-        scales: { x: { beginAtZero: true, ticks: { precision: 0 } }, y: { ticks: { autoSkip: false } } },
+        scales: { x: { beginAtZero: true, ticks: { precision: 0 } }, y: { ticks: Series.categoryTicks(LABEL_WIDTH) } },
       },
     });
     fillTable("tbl-reasons", reasons.map(function (r) { return [r.display, num(r.count)]; }));
@@ -275,20 +219,21 @@
     });
     var top = blocking.slice().sort(function (a, b) { return (plotted(b.share) || 0) - (plotted(a.share) || 0); }).slice(0, 10);
     function percent(x) { return typeof x === "number" ? 100 * x : null; }
+    fitHeight("c-blocking", top.length);
     draw("c-blocking", {
       type: "bar",
       data: {
-        labels: top.map(function (b) { return wrap((multiPolicy ? b.policyName + ": " : "") + b.title, 40); }),
+        labels: top.map(function (b) { return (multiPolicy ? b.policyName + ": " : "") + b.title; }),
         datasets: [
-          { label: "Not met (% of evaluations needing it)", data: top.map(function (b) { return percent(b.notMetShare); }), backgroundColor: pattern("does-not-meet-criteria"), borderColor: STYLE["does-not-meet-criteria"].colour, borderWidth: 1 },
-          { label: "Unknown (% of evaluations needing it)", data: top.map(function (b) { return percent(b.unknownShare); }), backgroundColor: pattern("insufficient-information"), borderColor: STYLE["insufficient-information"].colour, borderWidth: 1 },
+          Series.dataset("does not meet", "Not met (% of evaluations needing it)", top.map(function (b) { return percent(b.notMetShare); })),
+          Series.dataset("data missing", "Unknown (% of evaluations needing it)", top.map(function (b) { return percent(b.unknownShare); })),
         ],
       },
       options: {
         indexAxis: "y",
         scales: {
           x: { stacked: true, beginAtZero: true, max: 100, ticks: { callback: function (v) { return v + "%"; } } },
-          y: { stacked: true, ticks: { autoSkip: false } },
+          y: { stacked: true, ticks: Series.categoryTicks(LABEL_WIDTH) },
         },
       },
     });
@@ -310,8 +255,8 @@
       data: {
         labels: ["p50", "p90", "p95", "p99", "max"],
         datasets: [
-          { label: "Whole hook", data: [lat.p50, lat.p90, lat.p95, lat.p99, lat.max].map(plotted), backgroundColor: BLUE },
-          { label: "FHIR reads (when any)", data: [fhir.p50, fhir.p90, fhir.p95, fhir.p99, fhir.max].map(plotted), backgroundColor: pattern("no-decision") },
+          Series.dataset("count", "Whole hook", [lat.p50, lat.p90, lat.p95, lat.p99, lat.max].map(plotted)),
+          Series.dataset("count (second)", "FHIR reads (when any)", [fhir.p50, fhir.p90, fhir.p95, fhir.p99, fhir.max].map(plotted)),
         ],
       },
       options: { scales: { y: { beginAtZero: true } } },
@@ -325,7 +270,7 @@
       type: "doughnut",
       data: {
         labels: ["From the EHR's prefetch", "Read from the FHIR server"],
-        datasets: [{ data: [plotted(p.keysPrefetched), plotted(p.keysFetched)], backgroundColor: [BLUE, pattern("no-decision")] }],
+        datasets: [{ data: [plotted(p.keysPrefetched), plotted(p.keysFetched)], backgroundColor: [Series.fill("count"), Series.fill("count (second)")] }],
       },
     });
     fillTable("tbl-prefetch", [

@@ -25,17 +25,14 @@ import spreadsheet
 import store
 from disclosure import Count, Disclosure, rank
 from facts.london import LONDON
-from policy import Policy
+from policy import Policy, outcome_words
+from policy.outcome_words import capitalised
 from service.evaluation import Runtime
 from store import people
 
 OUTCOMES = ("meets-criteria", "does-not-meet-criteria", "insufficient-information")
-OUTCOME_NAMES = {
-    "meets-criteria": "Meets criteria",
-    "does-not-meet-criteria": "Does not meet",
-    "insufficient-information": "Not enough information",
-    "no-decision": "Not assessed (order without an i-Port)",
-}
+# The words of the uptake report and every other commissioner-facing output.
+OUTCOME_NAMES = {code: capitalised(word) for code, word in outcome_words.BY_OUTCOME.items()}
 DAILY_UP_TO_DAYS = 60
 WEEKLY_UP_TO_DAYS = 183
 
@@ -133,6 +130,8 @@ def figures(
             "services": service_names(runtime),
             "policies": {pid: policy_name(p) for pid, p in policies.items()},
             "outcomes": OUTCOME_NAMES,
+            # each outcome's word, which names its style in every chart (series.js)
+            "outcomeSeries": outcome_words.BY_OUTCOME,
             "places": {p: places.place_name(p) for p in {*by_place, *(r.place for r in latest)}},
         },
     }

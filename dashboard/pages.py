@@ -1,6 +1,6 @@
 """The commissioners' dashboard: ``GET /analytics`` (HTML, charts), ``GET /analytics.json``
 (the same figures) and ``GET /analytics/export.csv``, behind the dashboard sign-in
-(``service.dashboard_login``); the figures' names and CSV rows are ``service.dashboard``'s.
+(``dashboard.login``); the figures' names and CSV rows are ``dashboard.data``'s.
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ from flask import (
 
 import places
 import store
+from dashboard import data, login
+from dashboard.figures import access_json, summary_json
+from dashboard.login import Forbidden, access, login_page, require_access, secure
+from dashboard.throttle import LoginThrottle
 from disclosure import Disclosure
 from facts.london import london_day
-from service import dashboard, dashboard_login
-from service.dashboard_login import Forbidden, access, login_page, require_access, secure
 from service.errors import BadRequest
 from service.evaluation import Runtime
-from service.figures import access_json, summary_json
 from service.state import AppState, app_state
 from store import people
 
@@ -60,13 +61,13 @@ EXEMPT_PATHS = (
 )
 
 
-bp.add_url_rule("/analytics/login", view_func=dashboard_login.analytics_login, methods=["POST"])
-bp.add_url_rule("/analytics/logout", view_func=dashboard_login.analytics_logout, methods=["POST"])
+bp.add_url_rule("/analytics/login", view_func=login.analytics_login, methods=["POST"])
+bp.add_url_rule("/analytics/logout", view_func=login.analytics_logout, methods=["POST"])
 
 
 def init_app(app: Flask, state: AppState, key: bytes) -> None:
     """Register the dashboard (its views, sign-in and static files) and its login throttle."""
-    state.login_throttle = dashboard_login.LoginThrottle(state.store, key)
+    state.login_throttle = LoginThrottle(state.store, key)
     app.register_blueprint(bp)
     state.auth_exempt.update(EXEMPT_PATHS)
 
@@ -105,7 +106,7 @@ def _filter(args: Mapping[str, str]) -> store.Filter:
         raise BadRequest("'policy' is not a policy of this deployment")
     place = args.get("place") or None
     directory = app_state().places
-    if place is not None and place not in dashboard.place_keys(runtime, directory):
+    if place is not None and place not in data.place_keys(runtime, directory):
         raise BadRequest("'place' is not a place of this deployment")
     return store.Filter(
         start, end, service, _policy_services(runtime, policy) if policy else (), place
@@ -143,7 +144,7 @@ def figures(f: store.Filter) -> dict[str, Any]:
         ),
         None,
     )
-    out.update(dashboard.figures(s, f, runtime, d))
+    out.update(data.figures(s, f, runtime, d))
     # The same totals split by policy (i-Port Advance and NICE insulin pump), for the date range.
     out["byPolicy"] = {
         p: _totals(s, replace(f, service_ids=_policy_services(runtime, p)), d)
@@ -184,13 +185,13 @@ def analytics_page() -> Response | str:
         start=f.start.isoformat(),
         end=f.end.isoformat(),
         service=f.service_id or "",
-        services=sorted(dashboard.service_names(runtime).items(), key=lambda kv: kv[1]),
+        services=sorted(data.service_names(runtime).items(), key=lambda kv: kv[1]),
         policy=policy,
-        policies=[(pid, dashboard.policy_name(p)) for pid, p in sorted(runtime.policies.items())],
+        policies=[(pid, data.policy_name(p)) for pid, p in sorted(runtime.policies.items())],
         place=f.place or "",
-        places=[(p, places.place_name(p)) for p in dashboard.place_keys(runtime, directory)],
-        heading=dashboard.policy_name(runtime.policies[policy]) if policy else None,
-        coverage=dashboard.coverage(runtime, directory),
+        places=[(p, places.place_name(p)) for p in data.place_keys(runtime, directory)],
+        heading=data.policy_name(runtime.policies[policy]) if policy else None,
+        coverage=data.coverage(runtime, directory),
         disclosure_note=app_state().disclosure.note(),
         token_login=bool(current_app.config.get("ANALYTICS_TOKEN")),
     )
@@ -200,7 +201,7 @@ def analytics_page() -> Response | str:
 @bp.get("/analytics/export.csv")
 def analytics_export() -> Response:
     """The evaluations (or, with ``kind=feedback``, the feedback) of the current filters as a
-    spreadsheet-ready CSV: behind the same sign-in as the dashboard."""
+    spreadsheet-ready CSV: behind the same sign-in as the data."""
     require_access()
     f = _filter(request.args)
     kind = request.args.get("kind") or "evaluations"
@@ -213,15 +214,15 @@ def analytics_export() -> Response:
     def body() -> Iterator[bytes]:
         with s.engine.connect() as conn, conn.begin():
             if kind == "feedback":
-                yield from dashboard.csv_stream(
-                    dashboard.FEEDBACK_COLUMNS,
-                    dashboard.feedback_rows(people.export_feedback(conn, f), runtime),
+                yield from data.csv_stream(
+                    data.FEEDBACK_COLUMNS,
+                    data.feedback_rows(people.export_feedback(conn, f), runtime),
                 )
                 return
-            columns = dashboard.criterion_columns(runtime)
-            yield from dashboard.csv_stream(
-                (*dashboard.EVALUATION_COLUMNS, *(c.header for c in columns)),
-                dashboard.evaluation_rows(people.export_evaluations(conn, f), runtime, columns),
+            columns = data.criterion_columns(runtime)
+            yield from data.csv_stream(
+                (*data.EVALUATION_COLUMNS, *(c.header for c in columns)),
+                data.evaluation_rows(people.export_evaluations(conn, f), runtime, columns),
             )
 
     name = f"iport-cds-{kind}-{f.start.isoformat()}-to-{f.end.isoformat()}.csv"
