@@ -144,7 +144,7 @@ def assess(policy: Policy, record: PatientRecord, today: date) -> Assessment:
             p.id,
             p.title,
             evaluate_expr(p.expression, results),
-            tuple(dict.fromkeys(expr_ids(p.expression))),
+            p.criteria,
             p.diagnosis,
         )
         for p in policy.pathways
