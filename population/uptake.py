@@ -22,7 +22,7 @@ from facts import PatientRecord
 from facts.model import Confirmation, age_on
 from places import ethnicity, lookups
 from policy import Outcome, Policy, Tri
-from policy.engine import Assessment, assess
+from policy.engine import Assessment, assess, outcome_if_confirmed
 from policy.outcome_words import (
     ALREADY_USING,
     DATA_MISSING,
@@ -101,9 +101,10 @@ UNKNOWN_GROUP = "unknown"
 def band_of(assessed: Assessment, record: PatientRecord, today: date) -> str:
     """The assessment's band. 'Potentially eligible': not enough information, and the policy
     would be met if a clinician confirmed every unknown criterion the policy lets a clinician
-    confirm (``confirmable`` in the policy file) — assessed again with those confirmations
-    added to the record, exactly as confirming on the card would. A band needs each
-    assessment's outcome only, never its explanation (``policy.explain``)."""
+    confirm (``confirmable`` in the policy file): the outcome with those confirmations added
+    to the record, exactly as confirming on the card would give it
+    (``policy.engine.outcome_if_confirmed``). A band needs outcomes only, never an
+    explanation (``policy.explain``)."""
     if assessed.outcome is Outcome.MEETS:
         return MEETS
     if assessed.outcome is Outcome.DOES_NOT_MEET:
@@ -123,8 +124,8 @@ def band_of(assessed: Assessment, record: PatientRecord, today: date) -> str:
             ),
         ),
     )
-    again = assess(assessed.policy, assumed, today)
-    return POTENTIALLY if again.outcome is Outcome.MEETS else DATA_MISSING
+    again = outcome_if_confirmed(assessed, assumed, confirmable)
+    return POTENTIALLY if again is Outcome.MEETS else DATA_MISSING
 
 
 def _windows(spec_params: Mapping[str, Any]) -> Windows:
