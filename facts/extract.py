@@ -245,19 +245,26 @@ class _Reading:
 _NO_READING = _Reading(())
 
 
-def _read_concept(concept: Mapping[str, Any] | None, vsl: ValueSetLibrary) -> _Reading:
-    """``concept`` read against ``vsl``. Concepts repeat (every HbA1c result carries the same
-    code), so each distinct one is read once per value-set library."""
+def _read_concept(
+    concept: Mapping[str, Any] | None,
+    vsl: ValueSetLibrary,
+    codings: list[dict[str, Any]] | None = None,
+) -> _Reading:
+    """``concept`` read against ``vsl`` (``codings``: its codings, when the caller has them
+    already). Concepts repeat (every HbA1c result carries the same code), so each distinct
+    one is read once per value-set library."""
     if concept is None:
         return _NO_READING
     key: _ConceptKey = (
         tuple(
-            (
-                _str_or_none(c.get("system")),
-                _str_or_none(c.get("code")),
-                _str_or_none(c.get("display")),
-            )
-            for c in _codings(concept)
+            [
+                (
+                    _str_or_none(c.get("system")),
+                    _str_or_none(c.get("code")),
+                    _str_or_none(c.get("display")),
+                )
+                for c in (_codings(concept) if codings is None else codings)
+            ]
         ),
         _str_or_none(concept.get("text")),
     )
@@ -596,7 +603,8 @@ class _Extractor:
             elif status == ENTERED_IN_ERROR:
                 self._withdrawn(r, ref, codings)
             return
-        matches = self._about_another_person(ref, "Observation", _read_concept(code, self.vsl))
+        reading = _read_concept(code, self.vsl, codings)
+        matches = self._about_another_person(ref, "Observation", reading)
         value = r.get("valueCodeableConcept")
         if (not matches and value is None) or status not in OBSERVATION_OK:
             return  # nothing the policy reads (vital signs, other tests ...)

@@ -130,6 +130,15 @@ def binding_problem(
         return None if resource.get("id") == patient_id else (ANOTHER_PERSON, "another Patient")
     if links.ambiguous(resource):
         return AMBIGUOUS, "its fullUrl is shared with a different entry of the Bundle"
+    subject = resource.get("subject")
+    if (
+        isinstance(subject, dict)
+        and subject.get("reference") == f"Patient/{patient_id}"
+        and "identifier" not in subject
+        and "patient" not in resource
+        and "focus" not in resource
+    ):
+        return None  # most of a record: a bare reference to this patient and nothing else
     keys = [key for key in ("subject", "patient") if key in resource]
     if not keys:
         return (NOT_SHOWN, "it names no patient") if rtype in PATIENT_SPECIFIC else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -25,7 +25,7 @@ from policy.decisive import (
     decisive_unknowns,
     one_judgement_away,
 )
-from policy.expr import deciding_leaves, evaluate_expr, expr_ids
+from policy.expr import deciding_leaves, evaluate_expr, evaluate_values, expr_ids
 from policy.loading import DerivedSpec, Policy
 from policy.model import (
     CriterionResult,
@@ -144,13 +144,42 @@ def assess(policy: Policy, record: PatientRecord, today: date) -> Assessment:
             p.id,
             p.title,
             evaluate_expr(p.expression, results),
-            tuple(dict.fromkeys(expr_ids(p.expression))),
+            p.criteria,
             p.diagnosis,
         )
         for p in policy.pathways
     )
     outcome, chosen = _outcome(pathways, results)
     return Assessment(policy, record, ctx, results, pathways, outcome, chosen)
+
+
+def outcome_if_confirmed(
+    assessed: Assessment, confirmed: PatientRecord, criteria: Collection[str]
+) -> Outcome:
+    """The outcome ``assess`` gives for ``confirmed``: the assessed record with ``criteria``
+    (each unknown and confirmable) confirmed met by a clinician on the assessment's day.
+
+    Only what those confirmations can change is read again. An unknown confirmable criterion
+    has no valid confirmation (one would have decided it), so the new one decides it: met. A
+    rule that weighs its own confirmation (``SELF_CONFIRMING_RULES``: an HbA1c part the
+    confirmation cannot meet) is run again on ``confirmed``. The derived criteria and the
+    pathways are then combined again over the three-valued results."""
+    policy, ctx = assessed.policy, assessed.ctx
+    if assessed.record.deceased:
+        return Outcome.INSUFFICIENT
+    values = {cid: r.result for cid, r in assessed.results.items()}
+    record: PatientRecord | None = None
+    for spec in policy.criteria:
+        if spec.id not in criteria or not spec.confirmable:
+            continue
+        if spec.rule in SELF_CONFIRMING_RULES:
+            record = record or _without_ended_prescriptions(confirmed, ctx.today)
+            values[spec.id] = RULES[spec.rule](record, spec, ctx).result
+        else:
+            values[spec.id] = Tri.MET
+    for d in policy.derived:
+        values[d.id] = evaluate_values(d.expression, values)
+    return outcome_of([evaluate_values(p.expression, values) for p in policy.pathways])
 
 
 def explain(assessed: Assessment) -> Decision:

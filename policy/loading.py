@@ -16,6 +16,7 @@ error; a policy that quotes an included criterion again in its own words adds th
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -58,6 +59,12 @@ class PathwaySpec:
     title: str
     diagnosis: str
     expression: Expr
+    # The criteria the expression reads, in order, each once: read from the file once, not
+    # again for every patient assessed.
+    criteria: tuple[str, ...] = dataclasses.field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "criteria", tuple(dict.fromkeys(expr_ids(self.expression))))
 
 
 @dataclass(frozen=True)

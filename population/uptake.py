@@ -21,8 +21,8 @@ import places
 from facts import PatientRecord
 from facts.model import Confirmation, age_on
 from places import ethnicity, lookups
-from policy import Decision, Outcome, Policy, Tri, evaluate
-from policy.decide import decide
+from policy import Outcome, Policy, Tri
+from policy.engine import Assessment, assess, outcome_if_confirmed
 from policy.outcome_words import (
     ALREADY_USING,
     DATA_MISSING,
@@ -98,17 +98,19 @@ UNKNOWN_GROUP = "unknown"
 
 
 # -- bands ---------------------------------------------------------------------------------------
-def band_of(policy: Policy, decision: Decision, record: PatientRecord, today: date) -> str:
-    """The decision's band. 'Potentially eligible': not enough information, and the policy
+def band_of(assessed: Assessment, record: PatientRecord, today: date) -> str:
+    """The assessment's band. 'Potentially eligible': not enough information, and the policy
     would be met if a clinician confirmed every unknown criterion the policy lets a clinician
-    confirm (``confirmable`` in the policy file) — evaluated by adding those confirmations to
-    the record and deciding again, exactly as confirming on the card would."""
-    if decision.outcome is Outcome.MEETS:
+    confirm (``confirmable`` in the policy file): the outcome with those confirmations added
+    to the record, exactly as confirming on the card would give it
+    (``policy.engine.outcome_if_confirmed``). A band needs outcomes only, never an
+    explanation (``policy.explain``)."""
+    if assessed.outcome is Outcome.MEETS:
         return MEETS
-    if decision.outcome is Outcome.DOES_NOT_MEET:
+    if assessed.outcome is Outcome.DOES_NOT_MEET:
         return NOT_MET
     confirmable = [
-        cid for cid, r in decision.criteria.items() if r.result is Tri.UNKNOWN and r.confirmable
+        cid for cid, r in assessed.results.items() if r.result is Tri.UNKNOWN and r.confirmable
     ]
     if not confirmable:
         return DATA_MISSING
@@ -122,8 +124,8 @@ def band_of(policy: Policy, decision: Decision, record: PatientRecord, today: da
             ),
         ),
     )
-    again = evaluate(policy, assumed, today)
-    return POTENTIALLY if again.outcome is Outcome.MEETS else DATA_MISSING
+    again = outcome_if_confirmed(assessed, assumed, confirmable)
+    return POTENTIALLY if again is Outcome.MEETS else DATA_MISSING
 
 
 def _windows(spec_params: Mapping[str, Any]) -> Windows:
@@ -328,20 +330,22 @@ def person_rows(
     rows = []
     extract_date = ctx.extract_date or ctx.today
     for policy in policies:
-        d = decide(record, policy, ctx.today).decision
+        # The row shows each criterion, the pathway and the outcome: the assessment, with no
+        # reason, deciding criteria or decisive unknowns to explain.
+        a = assess(policy, record, ctx.today)
         state = known(technology_state(policy, record, ctx.today))
         cells["policy_id"], cells["policy_version"] = policy.info.id, policy.info.version
         cells["cohort"] = cohort.cohort_reason(
             policy, patient or {}, record, extract_date, ctx.diagnosis_names
         )
-        cells["outcome"] = d.outcome.value
-        cells["band"] = ALREADY_USING if state in HAS_IT else band_of(policy, d, record, ctx.today)
+        cells["outcome"] = a.outcome.value
+        cells["band"] = ALREADY_USING if state in HAS_IT else band_of(a, record, ctx.today)
         cells["technology_in_use"] = state
-        cells["pathway"] = d.pathway or ""
+        cells["pathway"] = a.chosen.id if a.chosen else ""
         rows.append(
             [
                 *(cells[c] for c in PERSON_COLUMNS),
-                *(d.criteria[c].result.value if c in d.criteria else "" for c in criteria),
+                *(a.results[c].result.value if c in a.results else "" for c in criteria),
             ]
         )
     return rows

@@ -23,11 +23,17 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", 
 _SKIPPED = " \t\r\n\u00a0\u2007\u202f\u200b\u200c\u200d\u2060\ufeff"
 _SEPARATORS = (";", ",")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+# Every first character after which a cell may need a closer look; any other first character
+# (a letter, a digit, a quote) leaves the text as it is. A population CSV has hundreds of
+# thousands of cells, nearly all of them plain words.
+_SUSPECT_FIRST = frozenset((*_FORMULA_START, *_SKIPPED, *_SEPARATORS))
 
 
 def cell(value: Any) -> Any:
     """``value`` as a spreadsheet may safely read it: text that could be a formula quoted."""
-    if not isinstance(value, str) or _NUMBER.fullmatch(value):
+    if not isinstance(value, str) or not value or value[0] not in _SUSPECT_FIRST:
+        return value
+    if _NUMBER.fullmatch(value):
         return value
     stripped = value.lstrip(_SKIPPED)
     if stripped.startswith(_SEPARATORS):

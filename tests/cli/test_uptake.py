@@ -23,7 +23,8 @@ import places
 from disclosure import Disclosure
 from facts import extract_record
 from places import ethnicity, lookups
-from policy import evaluate, load_policy, parse_policy
+from policy import Outcome, Tri, evaluate, load_policy, parse_policy
+from policy.engine import assess
 from policy.loading import policy_document, policy_names
 from population.cohort import IN_COHORT
 from population.engine import run_population
@@ -48,6 +49,7 @@ from tests.builders import (
     CRITERIA,
     T1DM,
     condition,
+    confirmation,
     hba1c,
     insulin,
     iport_device_request,
@@ -107,6 +109,44 @@ def test_every_enabled_policy_in_one_pass(run: dict[str, Any]) -> None:
             assert r["policy_version"] == pump.info.version
             assert r["type-2-diabetes"] == ""  # not a criterion of this policy
     assert run["summary"].patients == PATIENTS
+
+
+def test_each_row_says_what_the_full_decision_says(
+    run: dict[str, Any], population: Path, vsl: ValueSetLibrary
+) -> None:
+    """A row is read from each policy's assessment, not its explained decision: the outcome,
+    pathway, every criterion and the band are those of the full ``evaluate``, and "potentially
+    eligible" is exactly "met once a clinician confirms every open confirmable criterion"."""
+    grouped = by_patient(population)
+    policies = {p.info.id: p for p in map(load_policy, policy_names())}
+    for r in run["rows"]:
+        policy = policies[r["policy_id"]]
+        record = extract_record(
+            grouped[r["patient_ref"]], vsl, patient_id=r["patient_ref"], criteria_system=CRITERIA
+        )
+        d = evaluate(policy, record, TODAY)
+        assert (r["outcome"], r["pathway"]) == (d.outcome.value, d.pathway or "")
+        assert {c: r[c] for c in d.criteria} == {c: x.result.value for c, x in d.criteria.items()}
+        if r["band"] == ALREADY_USING:
+            continue
+        open_ = [c for c, x in d.criteria.items() if x.result is Tri.UNKNOWN and x.confirmable]
+        confirmed = extract_record(
+            [
+                *grouped[r["patient_ref"]],
+                *(confirmation(c, on=TODAY.isoformat(), pid=r["patient_ref"]) for c in open_),
+            ],
+            vsl,
+            patient_id=r["patient_ref"],
+            criteria_system=CRITERIA,
+        )
+        expected = {
+            Outcome.MEETS: MEETS,
+            Outcome.DOES_NOT_MEET: NOT_MET,
+            Outcome.INSUFFICIENT: POTENTIALLY
+            if open_ and evaluate(policy, confirmed, TODAY).outcome is Outcome.MEETS
+            else DATA_MISSING,
+        }[d.outcome]
+        assert r["band"] == expected, (r["patient_ref"], policy.info.id)
 
 
 def test_who_each_person_is(run: dict[str, Any], population: Path, vsl: ValueSetLibrary) -> None:
@@ -373,8 +413,7 @@ def test_potentially_eligible_reads_confirmability_from_the_policy(
     record = extract_record(
         type1_on_mdi(hba1c=hba1c_value), vsl, patient_id="pat-1", criteria_system=CRITERIA
     )
-    d = evaluate(policy, record, TODAY)
-    assert band_of(policy, d, record, TODAY) == band
+    assert band_of(assess(policy, record, TODAY), record, TODAY) == band
 
 
 @pytest.mark.parametrize(

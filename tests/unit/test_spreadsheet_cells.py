@@ -53,3 +53,19 @@ def test_a_cell(value: Any, written: Any) -> None:
 
 def test_a_row_neutralises_every_cell() -> None:
     assert spreadsheet.row(["=1", 2, "x"]) == ["'=1", 2, "x"]
+
+
+# The characters the module's docstring names: white space and invisible marks a spreadsheet
+# may skip, then a list separator. Each, alone or in front of a separator, before a formula.
+SKIPPED = [" ", "\t", "\r", "\n", "\u00a0", "\u2007", "\u202f", "\u200b", "\u200c"]
+SKIPPED += ["\u200d", "\u2060", "\ufeff"]
+
+
+@pytest.mark.parametrize(
+    "lead", [*SKIPPED, *(s + ";" for s in SKIPPED), *(";" + s for s in SKIPPED)]
+)
+@pytest.mark.parametrize("formula", ["=1+1", "+1", "-1+cmd", "@SUM(1)", "\uff0b1"])
+def test_a_formula_behind_any_skipped_character_or_separator_is_quoted(
+    lead: str, formula: str
+) -> None:
+    assert spreadsheet.cell(lead + formula) == "'" + lead + formula
