@@ -45,6 +45,35 @@ RESULT_LABEL = {Tri.MET: "Met", Tri.NOT_MET: "Not met", Tri.UNKNOWN: "Unknown"}
 RESULT_TAG = {Tri.MET: "green", Tri.NOT_MET: "red", Tri.UNKNOWN: "yellow"}
 
 
+# A user's reference where a confirmation's text names who made it: the record had no name
+# for them. The page says so rather than "a clinician", which would read as a name.
+_USER_REF = re.compile(r"\b(Practitioner|PractitionerRole|Person)/[A-Za-z0-9\-.]{1,64}\b")
+UNNAMED_CLINICIAN = "a clinician (name not available from the EHR)"
+UNNAMED_USER = "Name not available from the EHR"  # "Prepared by", for a user named by reference
+
+
+def app_text(text: str) -> str:
+    """``clinical_text`` for the app and the pack: a clinician the record names only by
+    reference is said to be unnamed, never passed off as "a clinician"."""
+    return clinical_text(_USER_REF.sub(UNNAMED_CLINICIAN, text))
+
+
+def unnamed_notice(user_ref: str | None, who: Clinician | None) -> str | None:
+    """What the app tells a clinician before they confirm when the EHR gives no name for
+    them (the confirmation will carry only their reference, or nobody); None when named."""
+    if who is not None and who.name:
+        return None
+    if user_ref:
+        return (
+            "Your name could not be read from the EHR; this confirmation will be recorded "
+            f"as {user_ref}."
+        )
+    return (
+        "The EHR did not say who you are; this confirmation will be recorded without "
+        "the name of who made it."
+    )
+
+
 class AssessmentError(Exception):
     """The record could not be read or written; the message is safe to show the clinician."""
 
@@ -145,7 +174,7 @@ def _evidence(iss: str, items: Iterable[Evidence]) -> tuple[EvidenceRow, ...]:
     rows = []
     for e in items:
         href = f"{iss.rstrip('/')}/{e.ref}" if "/" in e.ref else None
-        rows.append(EvidenceRow(clinical_text(e.summary), href))
+        rows.append(EvidenceRow(app_text(e.summary), href))
     return tuple(rows)
 
 
@@ -162,11 +191,11 @@ def _row(
         result=r.result,
         label=RESULT_LABEL[r.result],
         tag=RESULT_TAG[r.result],
-        reason=clinical_text(r.reason),
+        reason=app_text(r.reason),
         policy_text=policy_text(policy, r.id),
         evidence=_evidence(rs.iss, r.evidence),
         context=_evidence(rs.iss, r.context),
-        missing=clinical_text(r.missing) if r.missing else None,
+        missing=app_text(r.missing) if r.missing else None,
         decisive=r.id in d.decisive,
         # only a confirmation that could change the outcome is offered ("recommended by a
         # diabetes specialist" changes nothing for a type 1 patient)
@@ -176,7 +205,7 @@ def _row(
             WithdrawableRow(
                 e.ref.removeprefix("Observation/"),
                 versions.get(e.ref, ""),
-                clinical_text(e.summary),
+                app_text(e.summary),
             )
             for e in r.evidence
             if e.matched_by == "confirmation" and e.ref.startswith("Observation/")
@@ -187,7 +216,7 @@ def _row(
 
 def withdrawn_text(w: WithdrawnConfirmation) -> str:
     """A withdrawn confirmation in words: who confirmed it and when, who withdrew it and when."""
-    made = f"Confirmed by {w.performer or 'a clinician'} on {long_date(w.date)}"
+    made = f"Confirmed by {w.performer or UNNAMED_CLINICIAN} on {long_date(w.date)}"
     because = f" (reason given: {w.reason.rstrip('. ')})" if w.reason else ""
     if w.withdrawn_at is not None:
         at = w.withdrawn_at.astimezone(LONDON)
@@ -195,7 +224,7 @@ def withdrawn_text(w: WithdrawnConfirmation) -> str:
     else:
         when = ""
     by = w.withdrawn_by or "someone the record does not name"
-    return f"{made}{because}; withdrawn by {by}{when}: entered in error, not used."
+    return app_text(f"{made}{because}; withdrawn by {by}{when}: entered in error, not used.")
 
 
 def _observation_versions(resources: Iterable[Any]) -> dict[str, str]:

@@ -1,0 +1,85 @@
+"""A clinician whose name the EHR cannot give: the app says so before they confirm, and the
+record, the app and the evidence pack never pass a bare "a clinician" off as a name.
+
+Real parts: sekmet holding a demo patient (under this module's own ids) and no Practitioner
+for the signed-in user, the local Authlib authorization server signing in as that user
+(``fhirUser``), the service on a loopback port, the PDF read back with pypdf.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+import demo
+from tests.fhir_server import FhirTestServer
+from tests.integration.ehr import demo_as, review_service
+from tests.integration.test_evidence_pack import pages_of
+from tests.service_process import free_port
+from tests.smart_server import SmartServer
+
+pytestmark = pytest.mark.integration
+
+DEMO = demo.get_patient("t1-stale-needle-phobia")  # meets but for a needle phobia from 2021
+PID = "unnamed-stale-needle-phobia"
+USER = "Practitioner/unnamed-no-such-clinician"  # no such resource on the FHIR server
+NOT_READ = (
+    f"Your name could not be read from the EHR; this confirmation will be recorded as {USER}."
+)
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@pytest.fixture(scope="module")
+def smart_server(fhir_server: FhirTestServer) -> Iterator[SmartServer]:
+    fhir_server.load(demo_as(DEMO, PID))
+    with SmartServer(
+        fhir_server.base_url, free_port(), standalone_patient=PID, user=USER
+    ).serve() as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with review_service(tmp_path_factory.mktemp("unnamed")) as url:
+        yield url
+
+
+def test_an_unnamed_clinician_is_told_before_confirming_and_never_shown_as_a_clinician(
+    service_url: str, smart_server: SmartServer
+) -> None:
+    with requests.Session() as browser:
+        page = browser.get(
+            f"{service_url}/review/launch",
+            params={"iss": smart_server.iss, "policy": "iport-advance"},
+            timeout=20,
+        )
+        assert page.status_code == 200, page.text[:500]
+        assert "Record that I confirm" in page.text
+        assert NOT_READ in " ".join(page.text.split())
+        csrf = _CSRF.search(page.text)
+        assert csrf
+        done = browser.post(
+            f"{service_url}/review/confirm",
+            data={"csrf": csrf.group(1), "policy": "iport-advance", "criterion": "needle-phobia"},
+            timeout=20,
+        )
+        assert done.status_code == 200
+        shown = " ".join(done.text.split())
+        assert 'data-outcome="meets-criteria"' in shown
+        assert "a clinician recorded" not in shown.lower()
+        assert "confirmed met by a clinician on" not in shown
+        assert "name not available from the EHR" in shown
+
+        summary = browser.get(f"{service_url}/review/summary", timeout=20)
+        assert "Name not available from the EHR" in summary.text
+        assert USER not in summary.text
+
+        pdf = browser.get(f"{service_url}/review/summary.pdf", timeout=30)
+        whole = " ".join(" ".join(pages_of(pdf.content)).split())
+        assert "Prepared by Name not available from the EHR" in whole
+        assert "The clinician signing below" not in whole
+        assert USER not in whole
+        assert "confirmed met by a clinician on" not in whole
