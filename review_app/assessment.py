@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -227,6 +227,40 @@ def withdrawn_text(w: WithdrawnConfirmation) -> str:
     return app_text(f"{made}{because}; withdrawn by {by}{when}: entered in error, not used.")
 
 
+def _confirmed_criterion(resources: Iterable[Any], criteria_system: str) -> dict[str, str]:
+    """``{"observation id": criterion id}`` of the confirmations read: the criterion each
+    one's code names (in the service's criteria CodeSystem)."""
+    out = {}
+    for r in resources:
+        if not (isinstance(r, dict) and r.get("resourceType") == "Observation"):
+            continue
+        code = r.get("code")
+        for c in (code.get("coding") if isinstance(code, dict) else None) or []:
+            if isinstance(c, dict) and c.get("system") == criteria_system:
+                out[str(r.get("id"))] = str(c.get("code"))
+    return out
+
+
+def _one_withdrawal_each(
+    rows: list[CriterionRow], confirms: Mapping[str, str]
+) -> tuple[CriterionRow, ...]:
+    """Each confirmation withdrawable from one row: that of the criterion it confirms (a
+    criterion built from it, "meets the pump criteria", lists it as evidence but does not
+    offer it again); the first row listing it when its criterion is not shown."""
+    shown = {r.id for r in rows}
+    kept: set[str] = set()
+    out = []
+    for row in rows:
+        mine = []
+        for w in row.withdrawable:
+            owner = confirms.get(w.observation_id)
+            if w.observation_id not in kept and (owner == row.id or owner not in shown):
+                mine.append(w)
+                kept.add(w.observation_id)
+        out.append(replace(row, withdrawable=tuple(mine)))
+    return tuple(out)
+
+
 def _observation_versions(resources: Iterable[Any]) -> dict[str, str]:
     """``{"Observation/id": versionId}`` of the Observations read that carry a version."""
     out = {}
@@ -328,7 +362,10 @@ def assess(
     order = [] if decision.deceased else [*decision.shown_criteria, *decision.criteria]
     order = list(dict.fromkeys(order))
     versions = _observation_versions(gathered.resources)
-    rows = tuple(_row(rs, policy, decision, decision.criteria[c], versions) for c in order)
+    rows = _one_withdrawal_each(
+        [_row(rs, policy, decision, decision.criteria[c], versions) for c in order],
+        _confirmed_criterion(gathered.resources, policy.info.criteria_system),
+    )
     name, born, ids = _patient_details(gathered.resources, rs.patient_id)
     return Assessment(
         decision=decision,

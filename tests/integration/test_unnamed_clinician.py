@@ -8,7 +8,6 @@ for the signed-in user, the local Authlib authorization server signing in as tha
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 import pytest
@@ -16,7 +15,7 @@ import requests
 
 import demo
 from tests.fhir_server import FhirTestServer
-from tests.integration.ehr import demo_as, review_service
+from tests.integration.ehr import confirm, demo_as, launch_app, review_service
 from tests.integration.test_evidence_pack import pages_of
 from tests.service_process import free_port
 from tests.smart_server import SmartServer
@@ -29,7 +28,6 @@ USER = "Practitioner/unnamed-no-such-clinician"  # no such resource on the FHIR 
 NOT_READ = (
     f"Your name could not be read from the EHR; this confirmation will be recorded as {USER}."
 )
-_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 @pytest.fixture(scope="module")
@@ -51,23 +49,11 @@ def test_an_unnamed_clinician_is_told_before_confirming_and_never_shown_as_a_cli
     service_url: str, smart_server: SmartServer
 ) -> None:
     with requests.Session() as browser:
-        page = browser.get(
-            f"{service_url}/review/launch",
-            params={"iss": smart_server.iss, "policy": "iport-advance"},
-            timeout=20,
-        )
-        assert page.status_code == 200, page.text[:500]
-        assert "Record that I confirm" in page.text
-        assert NOT_READ in " ".join(page.text.split())
-        csrf = _CSRF.search(page.text)
-        assert csrf
-        done = browser.post(
-            f"{service_url}/review/confirm",
-            data={"csrf": csrf.group(1), "policy": "iport-advance", "criterion": "needle-phobia"},
-            timeout=20,
-        )
-        assert done.status_code == 200
-        shown = " ".join(done.text.split())
+        page, csrf = launch_app(browser, service_url, smart_server.iss)
+        assert "Record that I confirm" in page
+        assert NOT_READ in " ".join(page.split())
+        done = confirm(browser, service_url, csrf, "needle-phobia")
+        shown = " ".join(done.split())
         assert 'data-outcome="meets-criteria"' in shown
         assert "a clinician recorded" not in shown.lower()
         assert "confirmed met by a clinician on" not in shown
