@@ -27,11 +27,13 @@ from review_app import smart
 from review_app.assessment import (
     NO_NAMED_CLINICIAN,
     UNNAMED_USER,
+    AlreadyWithdrawn,
     Assessment,
     AssessmentError,
     ChangedMeanwhile,
     Clinician,
     TokenRejected,
+    already_withdrawn_text,
     app_text,
     assess,
     clinician,
@@ -313,6 +315,7 @@ def assessment() -> Response:
         csrf=session.csrf_token,
         confirmed=request.args.get("confirmed"),
         withdrawn=request.args.get("withdrawn"),
+        already=already_withdrawn_text(a, request.args.get("already", "")),
         cannot_withdraw=_cannot_withdraw(session),
         policies=_runtime().policies,
         user=session.user_ref,
@@ -361,9 +364,13 @@ def withdraw() -> BaseResponse:
             form.get("observation", ""),
             form.get("version", ""),
             _now(),
+            reason=form.get("reason", ""),
         )
     except TokenRejected:
         return _end_session()
+    except AlreadyWithdrawn as exc:  # from another tab, or by a colleague: the page again
+        query = urlencode({"policy": a.policy.info.id, "already": exc.observation_id})
+        return redirect(f"{PREFIX}/?{query}", 303)
     except ChangedMeanwhile as exc:
         return _error(str(exc), 409)
     except (AssessmentError, FhirServerNotAllowed) as exc:

@@ -24,7 +24,7 @@ from cds_cards.render import (
     not_checked,
 )
 from facts import WithdrawnConfirmation
-from facts.extract import MAX_REASON_CHARS, OBSERVATION_OK, WITHDRAWN_NOTE
+from facts.extract import MAX_REASON_CHARS, OBSERVATION_OK, WITHDRAWN_BECAUSE, WITHDRAWN_NOTE
 from facts.london import LONDON, london_day
 from fhirdata import FhirClient, FhirError, FhirServerNotAllowed
 from fhirdata.client import FhirConflict, FhirNotFound, FhirUnauthorised
@@ -91,6 +91,22 @@ NO_NAMED_CLINICIAN = (
 
 class ChangedMeanwhile(AssessmentError):
     """The record changed between the page and the clinician's action; nothing was written."""
+
+
+class AlreadyWithdrawn(AssessmentError):
+    """The confirmation was withdrawn before this request (another tab, a colleague)."""
+
+    def __init__(self, observation_id: str) -> None:
+        super().__init__("That confirmation had already been withdrawn.")
+        self.observation_id = observation_id
+
+
+def already_withdrawn_text(assessment: Assessment, observation_id: str) -> str | None:
+    """Who withdrew the confirmation ``observation_id`` and when, as the assessment reads it
+    now; None when it is not a withdrawn confirmation of this assessment."""
+    ref = f"Observation/{observation_id}"
+    found = next((w for w in assessment.decision.withdrawn if w.ref == ref), None)
+    return withdrawn_text(found) if found else None
 
 
 def _token_refused(exc: BaseException) -> bool:
@@ -224,7 +240,8 @@ def withdrawn_text(w: WithdrawnConfirmation) -> str:
     else:
         when = ""
     by = w.withdrawn_by or "someone the record does not name"
-    return app_text(f"{made}{because}; withdrawn by {by}{when}: entered in error, not used.")
+    why = f", because: {w.withdrawal_reason.rstrip('. ')}" if w.withdrawal_reason else ""
+    return app_text(f"{made}{because}; withdrawn by {by}{when}{why}: entered in error, not used.")
 
 
 def _confirmed_criterion(resources: Iterable[Any], criteria_system: str) -> dict[str, str]:
@@ -547,15 +564,22 @@ def _client(runtime: Runtime, access: FhirAccess, rs: ReviewSession, base: str) 
 
 
 def withdrawn_observation(
-    resource: Mapping[str, Any], user_ref: str, user_name: str | None, now: datetime
+    resource: Mapping[str, Any],
+    user_ref: str,
+    user_name: str | None,
+    now: datetime,
+    reason: str = "",
 ) -> dict[str, Any]:
     """A confirmation withdrawn: the same Observation, status ``entered-in-error``, with a
-    note whose author and time say who withdrew it and when (``facts`` reads them back)."""
+    note whose author and time say who withdrew it and when, and the clinician's ``reason``
+    if they gave one (``facts`` reads them back)."""
     author: dict[str, str] = {"reference": user_ref}
     if user_name:
         author["display"] = user_name
+    reason = " ".join(reason.split())[:MAX_REASON_CHARS]
+    text = f"{WITHDRAWN_NOTE}{WITHDRAWN_BECAUSE}{reason}" if reason else WITHDRAWN_NOTE
     note = {"authorReference": author, "time": now.isoformat(timespec="seconds"),
-            "text": WITHDRAWN_NOTE}  # fmt: skip
+            "text": text}  # fmt: skip
     notes = resource.get("note")
     notes = notes if isinstance(notes, list) else []
     return {**resource, "status": "entered-in-error", "note": [*notes, note]}
@@ -583,6 +607,7 @@ def withdraw_confirmation(
     observation_id: str,
     version: str,
     now: datetime,
+    reason: str = "",
 ) -> str:
     """Withdraw a clinician's confirmation: the Observation is updated to
     ``entered-in-error`` with who and when (``withdrawn_observation``), with the clinician's
@@ -603,6 +628,8 @@ def withdraw_confirmation(
          if w.observation_id == observation_id),
         None,
     )  # fmt: skip
+    if criterion is None and already_withdrawn_text(assessment, observation_id):
+        raise AlreadyWithdrawn(observation_id)
     if criterion is None or not FHIR_ID.fullmatch(observation_id):
         raise AssessmentError("That is not a confirmation of this patient's that can be withdrawn.")
     base = access.check(rs.iss)
@@ -616,7 +643,7 @@ def withdraw_confirmation(
             )
         if version and found.version != version:
             raise FhirConflict("the confirmation is not the version the page showed")
-        withdrawn = withdrawn_observation(found.resource, rs.user_ref, name, now)
+        withdrawn = withdrawn_observation(found.resource, rs.user_ref, name, now, reason)
         client.update(withdrawn, found.version)
     except FhirUnauthorised as exc:
         raise TokenRejected("The FHIR server no longer accepts this session's token.") from exc
