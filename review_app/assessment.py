@@ -151,6 +151,8 @@ class CriterionRow:
     # Confirmations deciding it now, which may be withdrawn; and those withdrawn, in words.
     withdrawable: tuple[WithdrawableRow, ...] = ()
     withdrawn: tuple[str, ...] = ()
+    # offered for confirmation but not enough on its own: what else the record needs, in words
+    not_alone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,12 @@ class Assessment:
     patient_name: str
     birth_date: str | None
     identifiers: tuple[tuple[str, str], ...]  # (label, value)
+
+    @property
+    def still_needed(self) -> str | None:
+        """What the record needs, beyond any confirmation offered here, for the outcome to
+        change ("a current insulin prescription"); None when nothing."""
+        return needs_text([r for r in self.criteria if r.decisive and not r.can_confirm])
 
     @property
     def pathway_title(self) -> str | None:
@@ -228,6 +236,24 @@ def _row(
         ),
         withdrawn=tuple(withdrawn_text(w) for w in d.withdrawn if w.criterion == r.id),
     )
+
+
+def needs_text(rows: Iterable[CriterionRow]) -> str | None:
+    """Unknown criteria in words, each with what would settle it."""
+    said = [r.missing or f"an answer for “{r.title}”" for r in rows]
+    return "; ".join(said) or None
+
+
+def _not_alone(rows: tuple[CriterionRow, ...], d: Decision) -> tuple[CriterionRow, ...]:
+    """Each confirmation offered that would not on its own make the outcome "meets", with
+    what else the record needs (the other unknowns that could change it)."""
+    out = []
+    for row in rows:
+        if row.can_confirm and row.id not in d.meets_if_confirmed:
+            others = needs_text(r for r in rows if r.decisive and r.id != row.id)
+            row = replace(row, not_alone=others or "another answer")
+        out.append(row)
+    return tuple(out)
 
 
 def withdrawn_text(w: WithdrawnConfirmation) -> str:
@@ -379,9 +405,12 @@ def assess(
     order = [] if decision.deceased else [*decision.shown_criteria, *decision.criteria]
     order = list(dict.fromkeys(order))
     versions = _observation_versions(gathered.resources)
-    rows = _one_withdrawal_each(
-        [_row(rs, policy, decision, decision.criteria[c], versions) for c in order],
-        _confirmed_criterion(gathered.resources, policy.info.criteria_system),
+    rows = _not_alone(
+        _one_withdrawal_each(
+            [_row(rs, policy, decision, decision.criteria[c], versions) for c in order],
+            _confirmed_criterion(gathered.resources, policy.info.criteria_system),
+        ),
+        decision,
     )
     name, born, ids = _patient_details(gathered.resources, rs.patient_id)
     return Assessment(

@@ -16,7 +16,8 @@ import requests
 from demo import DemoPatient
 from tests.fhir_server import FhirTestServer
 from tests.hooks import SERVICE
-from tests.service_process import ServiceProcess, serving
+from tests.service_process import ServiceProcess, free_port, serving
+from tests.smart_server import SmartServer
 
 
 def put_transaction(resources: list[dict[str, Any]]) -> dict[str, Any]:
@@ -145,3 +146,16 @@ def confirm(
     )
     assert done.status_code == 200, done.text[:500]
     return done.text
+
+
+@contextmanager
+def smart_for(
+    fhir: FhirTestServer, patient: DemoPatient, pid: str, *resources: dict[str, Any]
+) -> Iterator[SmartServer]:
+    """The local SMART server in front of ``fhir`` holding ``patient`` under id ``pid`` (and
+    ``resources``, the clinician's Practitioner), launching standalone for that patient."""
+    fhir.load(demo_as(patient, pid))
+    for resource in resources:
+        put_resource(fhir, resource)
+    with SmartServer(fhir.base_url, free_port(), standalone_patient=pid).serve() as s:
+        yield s

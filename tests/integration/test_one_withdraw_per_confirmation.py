@@ -16,9 +16,8 @@ import requests
 
 import demo
 from tests.fhir_server import FhirTestServer
-from tests.integration.ehr import confirm, demo_as, launch_app, put_resource, review_service
+from tests.integration.ehr import confirm, launch_app, review_service, smart_for
 from tests.integration.test_evidence_pack import CLINICIAN
-from tests.service_process import free_port
 from tests.smart_server import SmartServer
 
 pytestmark = pytest.mark.integration
@@ -31,9 +30,7 @@ _OBSERVATION = re.compile(r'name="observation" value="([^"]+)"')
 
 @pytest.fixture(scope="module")
 def smart_server(fhir_server: FhirTestServer) -> Iterator[SmartServer]:
-    fhir_server.load(demo_as(DEMO, PID))
-    put_resource(fhir_server, CLINICIAN)
-    with SmartServer(fhir_server.base_url, free_port(), standalone_patient=PID).serve() as s:
+    with smart_for(fhir_server, DEMO, PID, CLINICIAN) as s:
         yield s
 
 
