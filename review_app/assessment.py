@@ -28,7 +28,8 @@ from facts.extract import MAX_REASON_CHARS, OBSERVATION_OK, WITHDRAWN_BECAUSE, W
 from facts.london import LONDON, london_day
 from fhirdata import FhirClient, FhirError, FhirServerNotAllowed
 from fhirdata.client import FhirConflict, FhirNotFound, FhirUnauthorised
-from policy import CriterionResult, Decision, Evidence, Policy, Tri
+from policy import CriterionResult, Decision, Evidence, Outcome, Policy, Tri
+from policy.expr import deciding_leaves
 from review_app.smart import ReviewSession
 from service.errors import ServiceError
 from service.evaluation import Runtime, run_hook
@@ -165,6 +166,7 @@ class Assessment:
     patient_name: str
     birth_date: str | None
     identifiers: tuple[tuple[str, str], ...]  # (label, value)
+    reason: str = ""  # the outcome's reason, in the app's words (``outcome_reason``)
 
     @property
     def still_needed(self) -> str | None:
@@ -202,6 +204,38 @@ def _evidence(iss: str, items: Iterable[Evidence]) -> tuple[EvidenceRow, ...]:
     return tuple(rows)
 
 
+def met_through(d: Decision, expr: Any, skip: str | None = None) -> str:
+    """What met ``expr`` in words: the met branch of each "any", and a criterion that met it
+    by failing ("not aged 12 or over") in the policy's words for it ("Under 12"), never as
+    "Aged 12 or over: not met", which reads as a failure."""
+    words = d.policy.presentation.get("notMetTitles") or {}
+    said = []
+    for cid, negated in dict.fromkeys(deciding_leaves(expr, Tri.MET, d.criteria)):
+        if cid == skip:
+            continue
+        title = d.criteria[cid].title
+        said.append(str(words.get(cid) or f"not {title[:1].lower()}{title[1:]}") if negated
+                    else title)  # fmt: skip
+    return "; ".join(said)
+
+
+def _reason_shown(policy: Policy, d: Decision, r: CriterionResult) -> str:
+    """A criterion's reason as the app shows it: a composite met, by what met it."""
+    expr = next((x.expression for x in policy.derived if x.id == r.id), None)
+    if expr is not None and r.result is Tri.MET:
+        return f"Met through: {met_through(d, expr)}."
+    return app_text(r.reason)
+
+
+def outcome_reason(policy: Policy, d: Decision) -> str:
+    """The outcome's reason as the app and the pack show it: a pathway met, by what met it."""
+    chosen = next((p for p in d.pathways if p.id == d.pathway), None)
+    expr = next((p.expression for p in policy.pathways if chosen and p.id == chosen.id), None)
+    if d.outcome is Outcome.MEETS and chosen is not None and expr is not None:
+        return f"Meets the {chosen.title} pathway: {met_through(d, expr, chosen.diagnosis)}."
+    return app_text(d.reason)
+
+
 def _row(
     rs: ReviewSession,
     policy: Policy,
@@ -215,7 +249,7 @@ def _row(
         result=r.result,
         label=RESULT_LABEL[r.result],
         tag=RESULT_TAG[r.result],
-        reason=app_text(r.reason),
+        reason=_reason_shown(policy, d, r),
         policy_text=policy_text(policy, r.id),
         evidence=_evidence(rs.iss, r.evidence),
         context=_evidence(rs.iss, r.context),
@@ -422,6 +456,7 @@ def assess(
         patient_name=name,
         birth_date=long_date_of(born),
         identifiers=ids,
+        reason=outcome_reason(policy, decision),
     )
 
 
