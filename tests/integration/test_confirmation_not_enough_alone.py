@@ -14,7 +14,7 @@ import requests
 
 import demo
 from tests.fhir_server import FhirTestServer
-from tests.integration.ehr import confirm, launch_app, review_service, smart_for
+from tests.integration.ehr import confirm, launch_app, smart_for
 from tests.integration.test_evidence_pack import CLINICIAN
 from tests.smart_server import SmartServer
 
@@ -33,20 +33,14 @@ def smart_server(fhir_server: FhirTestServer) -> Iterator[SmartServer]:
         yield s
 
 
-@pytest.fixture(scope="module")
-def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with review_service(tmp_path_factory.mktemp("not-alone")) as url:
-        yield url
-
-
 def test_a_confirmation_that_cannot_decide_alone_says_what_else_is_needed(
-    service_url: str, smart_server: SmartServer
+    review_url: str, smart_server: SmartServer
 ) -> None:
     with requests.Session() as browser:
-        page, csrf = launch_app(browser, service_url, smart_server.iss)
+        page, csrf = launch_app(browser, review_url, smart_server.iss)
         before = " ".join(page.split())
         assert 'name="criterion" value="mdi-impractical"' in before
         assert f"This alone will not change the outcome: {NEEDS}" in before.replace("</strong>", "")
-        after = " ".join(confirm(browser, service_url, csrf, "mdi-impractical").split())
+        after = " ".join(confirm(browser, review_url, csrf, "mdi-impractical").split())
         assert 'data-outcome="insufficient-information"' in after
         assert f"The outcome is unchanged because {NEEDS}" in after

@@ -16,7 +16,7 @@ import requests
 
 import demo
 from tests.fhir_server import FhirTestServer
-from tests.integration.ehr import launch_app, review_service, smart_for
+from tests.integration.ehr import launch_app, smart_for
 from tests.integration.test_evidence_pack import CLINICIAN, pages_of
 from tests.smart_server import SmartServer
 
@@ -30,12 +30,6 @@ PID = "met-wording-child"
 def smart_server(fhir_server: FhirTestServer) -> Iterator[SmartServer]:
     with smart_for(fhir_server, DEMO, PID, CLINICIAN) as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with review_service(tmp_path_factory.mktemp("met-wording")) as url:
-        yield url
 
 
 @pytest.mark.parametrize(
@@ -54,14 +48,14 @@ def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     ],
 )
 def test_a_met_pathway_says_what_met_it(
-    service_url: str, smart_server: SmartServer, policy: str, said: list[str], never: str
+    review_url: str, smart_server: SmartServer, policy: str, said: list[str], never: str
 ) -> None:
     with requests.Session() as browser:
-        launch_app(browser, service_url, smart_server.iss)
-        page = browser.get(f"{service_url}/review/", params={"policy": policy}, timeout=20)
+        launch_app(browser, review_url, smart_server.iss)
+        page = browser.get(f"{review_url}/review/", params={"policy": policy}, timeout=20)
         assert 'data-outcome="meets-criteria"' in page.text
-        pdf = browser.get(f"{service_url}/review/summary.pdf", params={"policy": policy})
-        summary = browser.get(f"{service_url}/review/summary", params={"policy": policy})
+        pdf = browser.get(f"{review_url}/review/summary.pdf", params={"policy": policy})
+        summary = browser.get(f"{review_url}/review/summary", params={"policy": policy})
     pack = " ".join(" ".join(pages_of(pdf.content)).split())
     for shown in (" ".join(page.text.split()), " ".join(summary.text.split()), pack):
         assert never not in shown

@@ -16,7 +16,7 @@ import requests
 
 import demo
 from tests.fhir_server import FhirTestServer
-from tests.integration.ehr import confirm, launch_app, review_service, smart_for
+from tests.integration.ehr import confirm, launch_app, smart_for
 from tests.integration.test_evidence_pack import CLINICIAN
 from tests.smart_server import SmartServer
 
@@ -34,18 +34,12 @@ def smart_server(fhir_server: FhirTestServer) -> Iterator[SmartServer]:
         yield s
 
 
-@pytest.fixture(scope="module")
-def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with review_service(tmp_path_factory.mktemp("one-withdraw")) as url:
-        yield url
-
-
-def confirmed(browser: requests.Session, service_url: str, iss: str) -> tuple[str, str]:
+def confirmed(browser: requests.Session, review_url: str, iss: str) -> tuple[str, str]:
     """The assessment page with disabling hypoglycaemia confirmed (by this call, unless an
     earlier test's confirmation stands), and the form token."""
-    page, csrf = launch_app(browser, service_url, iss)
+    page, csrf = launch_app(browser, review_url, iss)
     if 'name="criterion" value="disabling-hypoglycaemia"' in page:
-        page = confirm(browser, service_url, csrf, "disabling-hypoglycaemia")
+        page = confirm(browser, review_url, csrf, "disabling-hypoglycaemia")
     return page, csrf
 
 
@@ -59,10 +53,10 @@ def withdraw_buttons(page: str) -> dict[str, list[str]]:
 
 
 def test_a_confirmation_deciding_two_criteria_has_one_withdraw_button(
-    service_url: str, smart_server: SmartServer
+    review_url: str, smart_server: SmartServer
 ) -> None:
     with requests.Session() as browser:
-        done, _ = confirmed(browser, service_url, smart_server.iss)
+        done, _ = confirmed(browser, review_url, smart_server.iss)
         assert 'data-outcome="meets-criteria"' in done
         # the confirmation decides the pump criteria too: it is listed there as evidence
         pump_row = dict(_ROW.findall(done))["nice-pump-criteria"]
@@ -80,10 +74,10 @@ _FORM = re.compile(r'name="observation" value="([^"]+)">\s*<input type="hidden" 
 
 
 def test_withdrawing_again_from_another_tab_shows_who_withdrew_it_and_the_page_read_again(
-    service_url: str, smart_server: SmartServer
+    review_url: str, smart_server: SmartServer
 ) -> None:
     with requests.Session() as browser:
-        page, csrf = confirmed(browser, service_url, smart_server.iss)
+        page, csrf = confirmed(browser, review_url, smart_server.iss)
         found = _FORM.search(page)  # the same page open in two tabs
         assert found
         form = {
@@ -93,9 +87,9 @@ def test_withdrawing_again_from_another_tab_shows_who_withdrew_it_and_the_page_r
             "version": found.group(2),
             "reason": "Recorded against the wrong patient",
         }
-        first = browser.post(f"{service_url}/review/withdraw", data=form, timeout=20)
+        first = browser.post(f"{review_url}/review/withdraw", data=form, timeout=20)
         assert first.status_code == 200
-        second = browser.post(f"{service_url}/review/withdraw", data=form, timeout=20)
+        second = browser.post(f"{review_url}/review/withdraw", data=form, timeout=20)
         assert second.status_code == 200, second.text[:500]
         shown = " ".join(second.text.split())
         assert "not a confirmation of this patient's" not in shown
@@ -114,9 +108,9 @@ def test_withdrawing_again_from_another_tab_shows_who_withdrew_it_and_the_page_r
 
 
 def test_the_withdraw_form_asks_for_an_optional_reason(
-    service_url: str, smart_server: SmartServer
+    review_url: str, smart_server: SmartServer
 ) -> None:
     with requests.Session() as browser:
-        page, _ = confirmed(browser, service_url, smart_server.iss)
+        page, _ = confirmed(browser, review_url, smart_server.iss)
         assert 'for="withdraw-reason-' in page
         assert "Reason for withdrawing (optional)" in page

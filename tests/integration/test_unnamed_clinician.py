@@ -15,7 +15,7 @@ import requests
 
 import demo
 from tests.fhir_server import FhirTestServer
-from tests.integration.ehr import confirm, demo_as, launch_app, review_service
+from tests.integration.ehr import confirm, demo_as, launch_app
 from tests.integration.test_evidence_pack import pages_of
 from tests.service_process import free_port
 from tests.smart_server import SmartServer
@@ -39,31 +39,25 @@ def smart_server(fhir_server: FhirTestServer) -> Iterator[SmartServer]:
         yield s
 
 
-@pytest.fixture(scope="module")
-def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with review_service(tmp_path_factory.mktemp("unnamed")) as url:
-        yield url
-
-
 def test_an_unnamed_clinician_is_told_before_confirming_and_never_shown_as_a_clinician(
-    service_url: str, smart_server: SmartServer
+    review_url: str, smart_server: SmartServer
 ) -> None:
     with requests.Session() as browser:
-        page, csrf = launch_app(browser, service_url, smart_server.iss)
+        page, csrf = launch_app(browser, review_url, smart_server.iss)
         assert "Record that I confirm" in page
         assert NOT_READ in " ".join(page.split())
-        done = confirm(browser, service_url, csrf, "needle-phobia")
+        done = confirm(browser, review_url, csrf, "needle-phobia")
         shown = " ".join(done.split())
         assert 'data-outcome="meets-criteria"' in shown
         assert "a clinician recorded" not in shown.lower()
         assert "confirmed met by a clinician on" not in shown
         assert "name not available from the EHR" in shown
 
-        summary = browser.get(f"{service_url}/review/summary", timeout=20)
+        summary = browser.get(f"{review_url}/review/summary", timeout=20)
         assert "Name not available from the EHR" in summary.text
         assert USER not in summary.text
 
-        pdf = browser.get(f"{service_url}/review/summary.pdf", timeout=30)
+        pdf = browser.get(f"{review_url}/review/summary.pdf", timeout=30)
         whole = " ".join(" ".join(pages_of(pdf.content)).split())
         assert "Prepared by Name not available from the EHR" in whole
         assert "The clinician signing below" not in whole
