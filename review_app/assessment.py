@@ -219,6 +219,12 @@ def met_through(d: Decision, expr: Any, skip: str | None = None) -> str:
     return "; ".join(said)
 
 
+def context_not_said(reason: str, context: tuple[EvidenceRow, ...]) -> tuple[EvidenceRow, ...]:
+    """The context records a criterion's reason does not already quote ("Supporting
+    context: a referral …"), so one record is not shown twice beside one criterion."""
+    return tuple(e for e in context if e.text not in reason)
+
+
 def _reason_shown(policy: Policy, d: Decision, r: CriterionResult) -> str:
     """A criterion's reason as the app shows it: a composite met, by what met it."""
     expr = next((x.expression for x in policy.derived if x.id == r.id), None)
@@ -252,7 +258,7 @@ def _row(
         reason=_reason_shown(policy, d, r),
         policy_text=policy_text(policy, r.id),
         evidence=_evidence(rs.iss, r.evidence),
-        context=_evidence(rs.iss, r.context),
+        context=context_not_said(_reason_shown(policy, d, r), _evidence(rs.iss, r.context)),
         missing=app_text(r.missing) if r.missing else None,
         decisive=r.id in d.decisive,
         # only a confirmation that could change the outcome is offered ("recommended by a
