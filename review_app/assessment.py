@@ -242,6 +242,10 @@ def outcome_reason(policy: Policy, d: Decision) -> str:
     return app_text(d.reason)
 
 
+# An unknown alternative of a pathway already met: not a gap in the evidence.
+NOT_NEEDED = "Not needed: the pathway is met without it. "
+
+
 def _row(
     rs: ReviewSession,
     policy: Policy,
@@ -249,13 +253,14 @@ def _row(
     r: CriterionResult,
     versions: Mapping[str, str],
 ) -> CriterionRow:
+    not_needed = d.outcome is Outcome.MEETS and r.result is Tri.UNKNOWN
     return CriterionRow(
         id=r.id,
         title=r.title,
         result=r.result,
-        label=RESULT_LABEL[r.result],
-        tag=RESULT_TAG[r.result],
-        reason=_reason_shown(policy, d, r),
+        label="Not needed" if not_needed else RESULT_LABEL[r.result],
+        tag="grey" if not_needed else RESULT_TAG[r.result],
+        reason=(NOT_NEEDED if not_needed else "") + _reason_shown(policy, d, r),
         policy_text=policy_text(policy, r.id),
         evidence=_evidence(rs.iss, r.evidence),
         context=context_not_said(_reason_shown(policy, d, r), _evidence(rs.iss, r.context)),

@@ -61,3 +61,6 @@ def test_a_met_pathway_says_what_met_it(
         assert never not in shown
     assert said[-1] in " ".join(page.text.split()), re.findall(r"Meets the [^<]*", page.text)
     assert said[-1] in pack
+    # an unknown alternative of the met pathway is not a gap
+    assert "Not needed: the pathway is met without it." in pack
+    assert "Not needed" in " ".join(page.text.split())
