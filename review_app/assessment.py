@@ -169,6 +169,19 @@ class Assessment:
     reason: str = ""  # the outcome's reason, in the app's words (``outcome_reason``)
 
     @property
+    def deciding_rows(self) -> tuple[CriterionRow, ...]:
+        """The criteria the deciding pathway reads, and any the clinician can act on (all of
+        them when no pathway decides)."""
+        rows = tuple(r for r in self.criteria if _deciding(r))
+        return rows or self.criteria
+
+    @property
+    def other_rows(self) -> tuple[CriterionRow, ...]:
+        """The other pathways' criteria (a pregnancy for a child under 12), shown apart."""
+        shown = set(self.deciding_rows)
+        return tuple(r for r in self.criteria if r not in shown)
+
+    @property
     def still_needed(self) -> str | None:
         """What the record needs, beyond any confirmation offered here, for the outcome to
         change ("a current insulin prescription"); None when nothing."""
@@ -281,6 +294,10 @@ def _row(
         ),
         withdrawn=tuple(withdrawn_text(w) for w in d.withdrawn if w.criterion == r.id),
     )
+
+
+def _deciding(r: CriterionRow) -> bool:
+    return r.on_pathway or r.decisive or r.can_confirm or bool(r.withdrawable or r.withdrawn)
 
 
 def needs_text(rows: Iterable[CriterionRow]) -> str | None:

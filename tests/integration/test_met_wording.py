@@ -64,3 +64,9 @@ def test_a_met_pathway_says_what_met_it(
     # an unknown alternative of the met pathway is not a gap
     assert "Not needed: the pathway is met without it." in pack
     assert "Not needed" in " ".join(page.text.split())
+    # the other pathways' criteria (a pregnancy, for a child of 9) are apart, folded away
+    deciding, _, others = page.text.partition('id="other-criteria"')
+    assert others
+    if policy == "nice-hybrid-closed-loop":
+        assert 'id="criterion-pregnant"' in others
+        assert 'id="criterion-pregnant"' not in deciding
