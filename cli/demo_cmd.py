@@ -18,6 +18,7 @@ from demo import (
     bundle_resources,
     get_patient,
     list_patients,
+    users_bundle,
 )
 from demo.population import generate_population
 from population.progress import Progress
@@ -81,6 +82,42 @@ def _check_transaction(resp_body: Any, name: str) -> None:
         raise CliError(f"{name}: {len(failed)} entries were not stored ({', '.join(failed[:3])})")
 
 
+def _store(
+    session: Any, fhir_server: str, bundle: dict[str, Any], name: str, mode: str, timeout: float
+) -> int:
+    """PUT one demo Bundle into the server (one transaction, or resource by resource);
+    returns how many resources were stored."""
+    headers = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON}
+    if mode == "transaction":
+        resp = send(
+            session,
+            "POST",
+            fhir_server,
+            "the FHIR server",
+            timeout=timeout,
+            data=json.dumps(bundle),
+            headers=headers,
+        )
+        if resp.status_code != 200:
+            raise CliError(f"{name}: the transaction failed: {problem(resp)}")
+        _check_transaction(json_body(resp, "the FHIR server"), name)
+        return len(bundle_resources(bundle))
+    for r in bundle_resources(bundle):
+        url = f"{fhir_server}/{r['resourceType']}/{r['id']}"
+        resp = send(
+            session,
+            "PUT",
+            url,
+            "the FHIR server",
+            timeout=timeout,
+            data=json.dumps(r),
+            headers=headers,
+        )
+        if resp.status_code not in (200, 201):
+            raise CliError(f"{name}: PUT {r['resourceType']} failed: {problem(resp)}")
+    return len(bundle_resources(bundle))
+
+
 def run_load(
     fhir_server: str,
     names: Sequence[str] | None,
@@ -90,51 +127,31 @@ def run_load(
     out: TextIO,
     err: TextIO,
 ) -> None:
-    """PUT every demo patient (one transaction each, or resource by resource) into the server."""
+    """PUT the demo users and every demo patient (one transaction each, or resource by
+    resource) into the server."""
     patients = select(names)
     session = new_session()
-    headers = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON}
     progress = Progress(err, f"loading into {shown(fhir_server)}", len(patients), "patients")
-    stored = 0
     try:
+        users = users_bundle()
+    except DemoError as exc:
+        raise CliError(str(exc)) from exc
+    try:
+        # The users first: a clinician signing in as one is named on every confirmation.
+        n_users = _store(session, fhir_server, users, "demo users", mode, timeout)
+        stored = 0
         for n, p in enumerate(patients, 1):
-            bundle = p.bundle(today)
-            if mode == "transaction":
-                resp = send(
-                    session,
-                    "POST",
-                    fhir_server,
-                    "the FHIR server",
-                    timeout=timeout,
-                    data=json.dumps(bundle),
-                    headers=headers,
-                )
-                if resp.status_code != 200:
-                    raise CliError(f"{p.name}: the transaction failed: {problem(resp)}")
-                _check_transaction(json_body(resp, "the FHIR server"), p.name)
-                stored += len(bundle_resources(bundle))
-            else:
-                for r in bundle_resources(bundle):
-                    url = f"{fhir_server}/{r['resourceType']}/{r['id']}"
-                    resp = send(
-                        session,
-                        "PUT",
-                        url,
-                        "the FHIR server",
-                        timeout=timeout,
-                        data=json.dumps(r),
-                        headers=headers,
-                    )
-                    if resp.status_code not in (200, 201):
-                        raise CliError(f"{p.name}: PUT {r['resourceType']} failed: {problem(resp)}")
-                    stored += 1
+            stored += _store(session, fhir_server, p.bundle(today), p.name, mode, timeout)
             progress.update(n)
     finally:
         session.close()
     progress.done(len(patients))
     out.write(
-        f"Loaded {len(patients)} demo patient(s) ({stored} resources) into {shown(fhir_server)}:\n"
+        f"Loaded {len(patients)} demo patient(s) ({stored} resources) and {n_users} demo "
+        f"user(s) into {shown(fhir_server)}:\n"
     )
+    for r in bundle_resources(users):
+        out.write(f"  {r['resourceType'] + '/' + r['id']:<40} demo user\n")
     for p in patients:
         policy, e = _first_declared(p)
         out.write(f"  {p.patient_id:<40} expected: {e.outcome} ({policy})\n")

@@ -42,6 +42,10 @@ from pathlib import Path
 from typing import Any
 
 PATIENTS_DIR = Path(__file__).resolve().parent / "patients"
+# The users the demo set-up signs in as (tests/smart_server.py approves as
+# Practitioner/demo-clinician): loaded with the patients, so a confirmation and the evidence
+# pack name a clinician, a role and a (clearly not real) professional registration.
+USERS_FILE = Path(__file__).resolve().parent / "users.json"
 CS = "https://iport-cds.example.org/fhir/CodeSystem/"
 # Per policy, the system ends with "/<policy file name>"
 EXPECTED_OUTCOME_SYSTEM = CS + "demo-expected/"
@@ -195,6 +199,11 @@ def get_patient(name_or_id: str) -> DemoPatient:
     raise DemoError(f"no demo patient called {name_or_id!r} (see 'iport-cds demo list')")
 
 
+def users_bundle() -> dict[str, Any]:
+    """The transaction Bundle of the demo users (``USERS_FILE``)."""
+    return _read(USERS_FILE)
+
+
 def bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
     """The resources in a Bundle's entries."""
     return [
@@ -210,6 +219,7 @@ __all__ = [
     "EXPECTED_OUTCOME_SYSTEM",
     "EXPECTED_PATHWAY_SYSTEM",
     "PATIENTS_DIR",
+    "USERS_FILE",
     "DemoError",
     "DemoPatient",
     "bundle_resources",
@@ -217,4 +227,5 @@ __all__ = [
     "list_patients",
     "resolve_date_token",
     "resolve_dates",
+    "users_bundle",
 ]

@@ -656,6 +656,7 @@ class _Extractor:
                 by,
                 at,
                 _note_text({"note": reasons}),
+                _withdrawal_reason(r),
             )
         )
 
@@ -937,8 +938,10 @@ MAX_REASON_CHARS = 500
 
 
 # The text of the note with which the assessment app withdraws a confirmation; the note's
-# author and time say who withdrew it and when.
+# author and time say who withdrew it and when. A reason the clinician gives follows it,
+# after WITHDRAWN_BECAUSE.
 WITHDRAWN_NOTE = "Withdrawn: entered in error."
+WITHDRAWN_BECAUSE = " Reason: "
 
 
 def _performer(r: Mapping[str, Any]) -> str | None:
@@ -952,7 +955,19 @@ def _performer(r: Mapping[str, Any]) -> str | None:
 
 
 def _is_withdrawal(note: Any) -> bool:
-    return isinstance(note, dict) and note.get("text") == WITHDRAWN_NOTE
+    text = note.get("text") if isinstance(note, dict) else None
+    return isinstance(text, str) and (
+        text == WITHDRAWN_NOTE or text.startswith(WITHDRAWN_NOTE + WITHDRAWN_BECAUSE)
+    )
+
+
+def _withdrawal_reason(r: Mapping[str, Any]) -> str | None:
+    """The reason given with a withdrawal (its last withdrawal note), cut to a length."""
+    for note in reversed(_list(r, "note")):
+        if _is_withdrawal(note):
+            reason = str(note["text"])[len(WITHDRAWN_NOTE + WITHDRAWN_BECAUSE) :]
+            return " ".join(reason.split())[:MAX_REASON_CHARS] or None
+    return None
 
 
 def _withdrawal(r: Mapping[str, Any]) -> tuple[str | None, datetime | None]:

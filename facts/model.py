@@ -135,6 +135,7 @@ class WithdrawnConfirmation:
     withdrawn_by: str | None
     withdrawn_at: datetime | None
     reason: str | None = None  # the confirmation's own reason, as written
+    withdrawal_reason: str | None = None  # the reason given when it was withdrawn
 
 
 @dataclass(frozen=True, slots=True)

@@ -235,6 +235,9 @@ def explain(assessed: Assessment) -> Decision:
         decided_by=deciding,
         decisive=decisive,
         one_judgement_away=one_judgement_away(logic, results, outcome, judgements),
+        meets_if_confirmed=one_judgement_away(
+            logic, results, outcome, [c.id for c in policy.criteria if c.confirmable]
+        ),
         composites=composites_resting_on(
             logic,
             results,

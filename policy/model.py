@@ -158,6 +158,10 @@ class Decision:
     decisive: tuple[str, ...] = ()  # unknowns whose answer could change the outcome
     # confirmable unknowns whose confirmation alone would make the outcome "meets"
     one_judgement_away: tuple[str, ...] = ()
+    # every confirmable unknown whose confirmation alone would make the outcome "meets" (the
+    # judgements above, and confirmable facts with nothing in the record yet): a confirmation
+    # offered that is not among them is said not to change the outcome on its own
+    meets_if_confirmed: tuple[str, ...] = ()
     # derived criteria on the deciding pathway holding a met deciding criterion or a decisive one
     composites: tuple[str, ...] = ()
     # Records read and not used that every output names, whatever the outcome: an HbA1c

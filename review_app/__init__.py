@@ -20,21 +20,26 @@ from urllib.parse import urlencode
 from flask import Blueprint, Flask, Response, current_app, redirect, render_template, request
 from werkzeug.wrappers.response import Response as BaseResponse
 
-from cds_cards.render import clinical_text, long_date
+from cds_cards.render import long_date
 from facts.london import london_day
 from fhirdata import FhirServerNotAllowed, read_types
 from review_app import smart
 from review_app.assessment import (
     NO_NAMED_CLINICIAN,
+    UNNAMED_USER,
+    AlreadyWithdrawn,
     Assessment,
     AssessmentError,
     ChangedMeanwhile,
     Clinician,
     TokenRejected,
+    already_withdrawn_text,
+    app_text,
     assess,
     clinician,
     record_confirmation,
     today_text,
+    unnamed_notice,
     withdraw_confirmation,
 )
 from review_app.guards import DiscoveryCache, LaunchLimiter
@@ -152,9 +157,7 @@ def _base_url() -> str:
 
 
 def _page(template: str, status: int = 200, **values: Any) -> Response:
-    html = render_template(
-        f"review/{template}", clinical=clinical_text, long_date=long_date, **values
-    )
+    html = render_template(f"review/{template}", clinical=app_text, long_date=long_date, **values)
     return Response(html, status=status, mimetype="text/html")
 
 
@@ -301,16 +304,18 @@ def _launched(check_csrf: bool = False) -> tuple[smart.ReviewSession, Assessment
 
 @bp.get("/")
 def assessment() -> Response:
-    launched = _launched()
-    if isinstance(launched, Response):
-        return launched
-    session, a = launched
+    found = _with_clinician()
+    if isinstance(found, Response):
+        return found
+    session, a, who = found
     return _page(
         "assessment.html",
+        unnamed=unnamed_notice(session.user_ref, who),
         a=a,
         csrf=session.csrf_token,
         confirmed=request.args.get("confirmed"),
         withdrawn=request.args.get("withdrawn"),
+        already=already_withdrawn_text(a, request.args.get("already", "")),
         cannot_withdraw=_cannot_withdraw(session),
         policies=_runtime().policies,
         user=session.user_ref,
@@ -359,9 +364,13 @@ def withdraw() -> BaseResponse:
             form.get("observation", ""),
             form.get("version", ""),
             _now(),
+            reason=form.get("reason", ""),
         )
     except TokenRejected:
         return _end_session()
+    except AlreadyWithdrawn as exc:  # from another tab, or by a colleague: the page again
+        query = urlencode({"policy": a.policy.info.id, "already": exc.observation_id})
+        return redirect(f"{PREFIX}/?{query}", 303)
     except ChangedMeanwhile as exc:
         return _error(str(exc), 409)
     except (AssessmentError, FhirServerNotAllowed) as exc:
@@ -406,7 +415,7 @@ def summary() -> Response:
     if isinstance(found, Response):
         return found
     session, a, who = found
-    user = (who.name if who else None) or session.user_ref
+    user = (who.name if who else None) or (UNNAMED_USER if session.user_ref else None)
     return _page("summary.html", a=a, user=user, today=today_text(_now()))
 
 
@@ -416,13 +425,14 @@ def summary_pdf() -> Response:
     found = _with_clinician()
     if isinstance(found, Response):
         return found
-    _, a, who = found
+    session, a, who = found
     d = a.decision
     main = [c for c in a.criteria if c.on_pathway] or list(a.criteria)
     html = render_template(
         "review/pack.html",
         a=a,
         who=who,
+        prepared_by=(who.name if who else None) or (UNNAMED_USER if session.user_ref else None),
         today=today_text(_now()),
         main=main,
         rest=[c for c in a.criteria if c not in main],
@@ -430,7 +440,7 @@ def summary_pdf() -> Response:
         short_name=str(a.policy.info.presentation.get("shortName") or d.policy.title),
         policy_url=d.policy.url,
         ifr_url=d.policy.funding_request_url,
-        clinical=clinical_text,
+        clinical=app_text,
         long_date=long_date,
     )
     resp = Response(pdf_of(html), mimetype="application/pdf")

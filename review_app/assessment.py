@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -24,11 +24,12 @@ from cds_cards.render import (
     not_checked,
 )
 from facts import WithdrawnConfirmation
-from facts.extract import MAX_REASON_CHARS, OBSERVATION_OK, WITHDRAWN_NOTE
+from facts.extract import MAX_REASON_CHARS, OBSERVATION_OK, WITHDRAWN_BECAUSE, WITHDRAWN_NOTE
 from facts.london import LONDON, london_day
 from fhirdata import FhirClient, FhirError, FhirServerNotAllowed
 from fhirdata.client import FhirConflict, FhirNotFound, FhirUnauthorised
-from policy import CriterionResult, Decision, Evidence, Policy, Tri
+from policy import CriterionResult, Decision, Evidence, Outcome, Policy, Tri
+from policy.expr import deciding_leaves
 from review_app.smart import ReviewSession
 from service.errors import ServiceError
 from service.evaluation import Runtime, run_hook
@@ -43,6 +44,35 @@ STANDING = ",".join(sorted(OBSERVATION_OK))
 NO_NAME = "Name not recorded"
 RESULT_LABEL = {Tri.MET: "Met", Tri.NOT_MET: "Not met", Tri.UNKNOWN: "Unknown"}
 RESULT_TAG = {Tri.MET: "green", Tri.NOT_MET: "red", Tri.UNKNOWN: "yellow"}
+
+
+# A user's reference where a confirmation's text names who made it: the record had no name
+# for them. The page says so rather than "a clinician", which would read as a name.
+_USER_REF = re.compile(r"\b(Practitioner|PractitionerRole|Person)/[A-Za-z0-9\-.]{1,64}\b")
+UNNAMED_CLINICIAN = "a clinician (name not available from the EHR)"
+UNNAMED_USER = "Name not available from the EHR"  # "Prepared by", for a user named by reference
+
+
+def app_text(text: str) -> str:
+    """``clinical_text`` for the app and the pack: a clinician the record names only by
+    reference is said to be unnamed, never passed off as "a clinician"."""
+    return clinical_text(_USER_REF.sub(UNNAMED_CLINICIAN, text))
+
+
+def unnamed_notice(user_ref: str | None, who: Clinician | None) -> str | None:
+    """What the app tells a clinician before they confirm when the EHR gives no name for
+    them (the confirmation will carry only their reference, or nobody); None when named."""
+    if who is not None and who.name:
+        return None
+    if user_ref:
+        return (
+            "Your name could not be read from the EHR; this confirmation will be recorded "
+            f"as {user_ref}."
+        )
+    return (
+        "The EHR did not say who you are; this confirmation will be recorded without "
+        "the name of who made it."
+    )
 
 
 class AssessmentError(Exception):
@@ -62,6 +92,22 @@ NO_NAMED_CLINICIAN = (
 
 class ChangedMeanwhile(AssessmentError):
     """The record changed between the page and the clinician's action; nothing was written."""
+
+
+class AlreadyWithdrawn(AssessmentError):
+    """The confirmation was withdrawn before this request (another tab, a colleague)."""
+
+    def __init__(self, observation_id: str) -> None:
+        super().__init__("That confirmation had already been withdrawn.")
+        self.observation_id = observation_id
+
+
+def already_withdrawn_text(assessment: Assessment, observation_id: str) -> str | None:
+    """Who withdrew the confirmation ``observation_id`` and when, as the assessment reads it
+    now; None when it is not a withdrawn confirmation of this assessment."""
+    ref = f"Observation/{observation_id}"
+    found = next((w for w in assessment.decision.withdrawn if w.ref == ref), None)
+    return withdrawn_text(found) if found else None
 
 
 def _token_refused(exc: BaseException) -> bool:
@@ -106,6 +152,8 @@ class CriterionRow:
     # Confirmations deciding it now, which may be withdrawn; and those withdrawn, in words.
     withdrawable: tuple[WithdrawableRow, ...] = ()
     withdrawn: tuple[str, ...] = ()
+    # offered for confirmation but not enough on its own: what else the record needs, in words
+    not_alone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +166,26 @@ class Assessment:
     patient_name: str
     birth_date: str | None
     identifiers: tuple[tuple[str, str], ...]  # (label, value)
+    reason: str = ""  # the outcome's reason, in the app's words (``outcome_reason``)
+
+    @property
+    def deciding_rows(self) -> tuple[CriterionRow, ...]:
+        """The criteria the deciding pathway reads, and any the clinician can act on (all of
+        them when no pathway decides)."""
+        rows = tuple(r for r in self.criteria if _deciding(r))
+        return rows or self.criteria
+
+    @property
+    def other_rows(self) -> tuple[CriterionRow, ...]:
+        """The other pathways' criteria (a pregnancy for a child under 12), shown apart."""
+        shown = set(self.deciding_rows)
+        return tuple(r for r in self.criteria if r not in shown)
+
+    @property
+    def still_needed(self) -> str | None:
+        """What the record needs, beyond any confirmation offered here, for the outcome to
+        change ("a current insulin prescription"); None when nothing."""
+        return needs_text([r for r in self.criteria if r.decisive and not r.can_confirm])
 
     @property
     def pathway_title(self) -> str | None:
@@ -145,8 +213,50 @@ def _evidence(iss: str, items: Iterable[Evidence]) -> tuple[EvidenceRow, ...]:
     rows = []
     for e in items:
         href = f"{iss.rstrip('/')}/{e.ref}" if "/" in e.ref else None
-        rows.append(EvidenceRow(clinical_text(e.summary), href))
+        rows.append(EvidenceRow(app_text(e.summary), href))
     return tuple(rows)
+
+
+def met_through(d: Decision, expr: Any, skip: str | None = None) -> str:
+    """What met ``expr`` in words: the met branch of each "any", and a criterion that met it
+    by failing ("not aged 12 or over") in the policy's words for it ("Under 12"), never as
+    "Aged 12 or over: not met", which reads as a failure."""
+    words = d.policy.presentation.get("notMetTitles") or {}
+    said = []
+    for cid, negated in dict.fromkeys(deciding_leaves(expr, Tri.MET, d.criteria)):
+        if cid == skip:
+            continue
+        title = d.criteria[cid].title
+        said.append(str(words.get(cid) or f"not {title[:1].lower()}{title[1:]}") if negated
+                    else title)  # fmt: skip
+    return "; ".join(said)
+
+
+def context_not_said(reason: str, context: tuple[EvidenceRow, ...]) -> tuple[EvidenceRow, ...]:
+    """The context records a criterion's reason does not already quote ("Supporting
+    context: a referral …"), so one record is not shown twice beside one criterion."""
+    return tuple(e for e in context if e.text not in reason)
+
+
+def _reason_shown(policy: Policy, d: Decision, r: CriterionResult) -> str:
+    """A criterion's reason as the app shows it: a composite met, by what met it."""
+    expr = next((x.expression for x in policy.derived if x.id == r.id), None)
+    if expr is not None and r.result is Tri.MET:
+        return f"Met through: {met_through(d, expr)}."
+    return app_text(r.reason)
+
+
+def outcome_reason(policy: Policy, d: Decision) -> str:
+    """The outcome's reason as the app and the pack show it: a pathway met, by what met it."""
+    chosen = next((p for p in d.pathways if p.id == d.pathway), None)
+    expr = next((p.expression for p in policy.pathways if chosen and p.id == chosen.id), None)
+    if d.outcome is Outcome.MEETS and chosen is not None and expr is not None:
+        return f"Meets the {chosen.title} pathway: {met_through(d, expr, chosen.diagnosis)}."
+    return app_text(d.reason)
+
+
+# An unknown alternative of a pathway already met: not a gap in the evidence.
+NOT_NEEDED = "Not needed: the pathway is met without it. "
 
 
 def _row(
@@ -156,17 +266,18 @@ def _row(
     r: CriterionResult,
     versions: Mapping[str, str],
 ) -> CriterionRow:
+    not_needed = d.outcome is Outcome.MEETS and r.result is Tri.UNKNOWN
     return CriterionRow(
         id=r.id,
         title=r.title,
         result=r.result,
-        label=RESULT_LABEL[r.result],
-        tag=RESULT_TAG[r.result],
-        reason=clinical_text(r.reason),
+        label="Not needed" if not_needed else RESULT_LABEL[r.result],
+        tag="grey" if not_needed else RESULT_TAG[r.result],
+        reason=(NOT_NEEDED if not_needed else "") + _reason_shown(policy, d, r),
         policy_text=policy_text(policy, r.id),
         evidence=_evidence(rs.iss, r.evidence),
-        context=_evidence(rs.iss, r.context),
-        missing=clinical_text(r.missing) if r.missing else None,
+        context=context_not_said(_reason_shown(policy, d, r), _evidence(rs.iss, r.context)),
+        missing=app_text(r.missing) if r.missing else None,
         decisive=r.id in d.decisive,
         # only a confirmation that could change the outcome is offered ("recommended by a
         # diabetes specialist" changes nothing for a type 1 patient)
@@ -176,7 +287,7 @@ def _row(
             WithdrawableRow(
                 e.ref.removeprefix("Observation/"),
                 versions.get(e.ref, ""),
-                clinical_text(e.summary),
+                app_text(e.summary),
             )
             for e in r.evidence
             if e.matched_by == "confirmation" and e.ref.startswith("Observation/")
@@ -185,9 +296,31 @@ def _row(
     )
 
 
+def _deciding(r: CriterionRow) -> bool:
+    return r.on_pathway or r.decisive or r.can_confirm or bool(r.withdrawable or r.withdrawn)
+
+
+def needs_text(rows: Iterable[CriterionRow]) -> str | None:
+    """Unknown criteria in words, each with what would settle it."""
+    said = [r.missing or f"an answer for “{r.title}”" for r in rows]
+    return "; ".join(said) or None
+
+
+def _not_alone(rows: tuple[CriterionRow, ...], d: Decision) -> tuple[CriterionRow, ...]:
+    """Each confirmation offered that would not on its own make the outcome "meets", with
+    what else the record needs (the other unknowns that could change it)."""
+    out = []
+    for row in rows:
+        if row.can_confirm and row.id not in d.meets_if_confirmed:
+            others = needs_text(r for r in rows if r.decisive and r.id != row.id)
+            row = replace(row, not_alone=others or "another answer")
+        out.append(row)
+    return tuple(out)
+
+
 def withdrawn_text(w: WithdrawnConfirmation) -> str:
     """A withdrawn confirmation in words: who confirmed it and when, who withdrew it and when."""
-    made = f"Confirmed by {w.performer or 'a clinician'} on {long_date(w.date)}"
+    made = f"Confirmed by {w.performer or UNNAMED_CLINICIAN} on {long_date(w.date)}"
     because = f" (reason given: {w.reason.rstrip('. ')})" if w.reason else ""
     if w.withdrawn_at is not None:
         at = w.withdrawn_at.astimezone(LONDON)
@@ -195,7 +328,42 @@ def withdrawn_text(w: WithdrawnConfirmation) -> str:
     else:
         when = ""
     by = w.withdrawn_by or "someone the record does not name"
-    return f"{made}{because}; withdrawn by {by}{when}: entered in error, not used."
+    why = f", because: {w.withdrawal_reason.rstrip('. ')}" if w.withdrawal_reason else ""
+    return app_text(f"{made}{because}; withdrawn by {by}{when}{why}: entered in error, not used.")
+
+
+def _confirmed_criterion(resources: Iterable[Any], criteria_system: str) -> dict[str, str]:
+    """``{"observation id": criterion id}`` of the confirmations read: the criterion each
+    one's code names (in the service's criteria CodeSystem)."""
+    out = {}
+    for r in resources:
+        if not (isinstance(r, dict) and r.get("resourceType") == "Observation"):
+            continue
+        code = r.get("code")
+        for c in (code.get("coding") if isinstance(code, dict) else None) or []:
+            if isinstance(c, dict) and c.get("system") == criteria_system:
+                out[str(r.get("id"))] = str(c.get("code"))
+    return out
+
+
+def _one_withdrawal_each(
+    rows: list[CriterionRow], confirms: Mapping[str, str]
+) -> tuple[CriterionRow, ...]:
+    """Each confirmation withdrawable from one row: that of the criterion it confirms (a
+    criterion built from it, "meets the pump criteria", lists it as evidence but does not
+    offer it again); the first row listing it when its criterion is not shown."""
+    shown = {r.id for r in rows}
+    kept: set[str] = set()
+    out = []
+    for row in rows:
+        mine = []
+        for w in row.withdrawable:
+            owner = confirms.get(w.observation_id)
+            if w.observation_id not in kept and (owner == row.id or owner not in shown):
+                mine.append(w)
+                kept.add(w.observation_id)
+        out.append(replace(row, withdrawable=tuple(mine)))
+    return tuple(out)
 
 
 def _observation_versions(resources: Iterable[Any]) -> dict[str, str]:
@@ -299,7 +467,13 @@ def assess(
     order = [] if decision.deceased else [*decision.shown_criteria, *decision.criteria]
     order = list(dict.fromkeys(order))
     versions = _observation_versions(gathered.resources)
-    rows = tuple(_row(rs, policy, decision, decision.criteria[c], versions) for c in order)
+    rows = _not_alone(
+        _one_withdrawal_each(
+            [_row(rs, policy, decision, decision.criteria[c], versions) for c in order],
+            _confirmed_criterion(gathered.resources, policy.info.criteria_system),
+        ),
+        decision,
+    )
     name, born, ids = _patient_details(gathered.resources, rs.patient_id)
     return Assessment(
         decision=decision,
@@ -310,6 +484,7 @@ def assess(
         patient_name=name,
         birth_date=long_date_of(born),
         identifiers=ids,
+        reason=outcome_reason(policy, decision),
     )
 
 
@@ -481,15 +656,22 @@ def _client(runtime: Runtime, access: FhirAccess, rs: ReviewSession, base: str) 
 
 
 def withdrawn_observation(
-    resource: Mapping[str, Any], user_ref: str, user_name: str | None, now: datetime
+    resource: Mapping[str, Any],
+    user_ref: str,
+    user_name: str | None,
+    now: datetime,
+    reason: str = "",
 ) -> dict[str, Any]:
     """A confirmation withdrawn: the same Observation, status ``entered-in-error``, with a
-    note whose author and time say who withdrew it and when (``facts`` reads them back)."""
+    note whose author and time say who withdrew it and when, and the clinician's ``reason``
+    if they gave one (``facts`` reads them back)."""
     author: dict[str, str] = {"reference": user_ref}
     if user_name:
         author["display"] = user_name
+    reason = " ".join(reason.split())[:MAX_REASON_CHARS]
+    text = f"{WITHDRAWN_NOTE}{WITHDRAWN_BECAUSE}{reason}" if reason else WITHDRAWN_NOTE
     note = {"authorReference": author, "time": now.isoformat(timespec="seconds"),
-            "text": WITHDRAWN_NOTE}  # fmt: skip
+            "text": text}  # fmt: skip
     notes = resource.get("note")
     notes = notes if isinstance(notes, list) else []
     return {**resource, "status": "entered-in-error", "note": [*notes, note]}
@@ -517,6 +699,7 @@ def withdraw_confirmation(
     observation_id: str,
     version: str,
     now: datetime,
+    reason: str = "",
 ) -> str:
     """Withdraw a clinician's confirmation: the Observation is updated to
     ``entered-in-error`` with who and when (``withdrawn_observation``), with the clinician's
@@ -537,6 +720,8 @@ def withdraw_confirmation(
          if w.observation_id == observation_id),
         None,
     )  # fmt: skip
+    if criterion is None and already_withdrawn_text(assessment, observation_id):
+        raise AlreadyWithdrawn(observation_id)
     if criterion is None or not FHIR_ID.fullmatch(observation_id):
         raise AssessmentError("That is not a confirmation of this patient's that can be withdrawn.")
     base = access.check(rs.iss)
@@ -550,7 +735,7 @@ def withdraw_confirmation(
             )
         if version and found.version != version:
             raise FhirConflict("the confirmation is not the version the page showed")
-        withdrawn = withdrawn_observation(found.resource, rs.user_ref, name, now)
+        withdrawn = withdrawn_observation(found.resource, rs.user_ref, name, now, reason)
         client.update(withdrawn, found.version)
     except FhirUnauthorised as exc:
         raise TokenRejected("The FHIR server no longer accepts this session's token.") from exc

@@ -104,9 +104,12 @@ class SmartServer:
         standalone_patient: str | None = None,
         open_reads: bool = False,
         withheld: frozenset[str] = frozenset(),
+        user: str = USER,
     ) -> None:
         """``withheld``: scopes asked for that it does not grant (an EHR whose registration
-        of the app is narrower than what the app asks); its token answer names the rest."""
+        of the app is narrower than what the app asks); its token answer names the rest.
+        ``user``: the FHIR reference it signs everyone in as (its ``fhirUser``)."""
+        self.user = user
         self.fhir_base = fhir_base.rstrip("/")
         self.base = f"http://127.0.0.1:{port}"
         self.iss = f"{self.base}/fhir"
@@ -173,7 +176,7 @@ class SmartServer:
                 outer.codes.pop(authorization_code.code, None)
 
             def authenticate_user(self, authorization_code: Code) -> str:
-                return USER
+                return outer.user
 
             def create_token_response(self) -> tuple[int, dict[str, Any], Any]:
                 status, token, headers = super().create_token_response()
@@ -200,11 +203,11 @@ class SmartServer:
         now = int(time.time())
         claims = {
             "iss": self.base,
-            "sub": "demo-clinician",
+            "sub": self.user.rsplit("/", 1)[-1],
             "aud": CLIENT_ID,
             "iat": now,
             "exp": now + TOKEN_SECONDS,
-            "fhirUser": f"{self.iss}/{USER}",
+            "fhirUser": f"{self.iss}/{self.user}",
         }
         return jwt.encode({"alg": "RS256", "kid": "k1"}, claims, self.key)
 
@@ -247,8 +250,8 @@ class SmartServer:
 
         @app.get("/auth/authorize")
         def authorize() -> Response:
-            grant = server.get_consent_grant(end_user=USER)  # the test user approves at once
-            resp: Response = server.create_authorization_response(grant_user=USER, grant=grant)
+            grant = server.get_consent_grant(end_user=self.user)  # the test user approves at once
+            resp: Response = server.create_authorization_response(grant_user=self.user, grant=grant)
             return resp
 
         @app.post("/auth/token")
@@ -286,7 +289,7 @@ class SmartServer:
             wanted = _interaction(request.method, rest)
             if wanted:
                 self.interactions.append(" ".join(wanted))
-            if scope is not None and wanted and not _permitted(scope, *wanted, rest):
+            if scope is not None and wanted and not _permitted(scope, *wanted, rest, self.user):
                 return self._refuse(*wanted)
             upstream = requests.request(
                 request.method,
@@ -304,7 +307,7 @@ class SmartServer:
             headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS}
             if scope is not None and wanted and wanted[0] == "s":
                 for included in _entry_types(upstream):
-                    if not _permitted(scope, "r", included, ""):
+                    if not _permitted(scope, "r", included, "", self.user):
                         return self._refuse("r", included)
             return Response(upstream.content, status=upstream.status_code, headers=headers)
 
@@ -353,11 +356,11 @@ def _interaction(method: str, rest: str) -> tuple[str, str] | None:
     return "u", resource_type
 
 
-def _permitted(scope: str, letter: str, resource_type: str, rest: str) -> bool:
+def _permitted(scope: str, letter: str, resource_type: str, rest: str, user: str) -> bool:
     """Whether ``scope`` grants ``letter`` on ``resource_type``. ``fhirUser`` lets the user's
     own resource be read (SMART: information about the current logged-in user)."""
     granted = scope.split()
-    if letter == "r" and "fhirUser" in granted and rest.strip("/") == USER:
+    if letter == "r" and "fhirUser" in granted and rest.strip("/") == user:
         return True
     for one in granted:
         context, _, rule = one.partition("/")

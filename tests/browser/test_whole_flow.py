@@ -118,7 +118,7 @@ def test_card_launch_confirm_withdraw_confirm_summary_and_pdf(
         row = page.locator(ROW)
         assert row.get_attribute("data-result") == "met"
         assert "because: Faints at injections" in row.text_content()
-        withdraw = row.get_by_role("button", name="Withdraw this confirmation")
+        withdraw = row.get_by_role("button", name="Withdraw the confirmation of")
         assert withdraw.is_visible()
         accessible(page, "the app, confirmed")
         shoot(row, "review-app-withdraw")
@@ -135,7 +135,7 @@ def test_card_launch_confirm_withdraw_confirm_summary_and_pdf(
         assert "Confirmed by Dr Asha Patel on" in listed
         assert "(reason given: Faints at injections; misses evening doses)" in listed
         assert "withdrawn by Dr Asha Patel on" in listed
-        assert row.get_by_role("button", name="Withdraw this confirmation").count() == 0
+        assert row.get_by_role("button", name="Withdraw the confirmation of").count() == 0
         (withdrawn,) = confirmations(fhir_server)
         assert withdrawn["status"] == "entered-in-error"
         accessible(page, "the app, withdrawn")

@@ -16,6 +16,7 @@ import requests
 
 import demo
 import store
+from tests import smart_server
 from tests.cli.conftest import Run, one_line_error
 from tests.fhir_server import FhirTestServer
 from tests.service_process import ServiceProcess, free_port
@@ -45,7 +46,10 @@ def test_demo_load_is_idempotent(cli: Cli, demo_fhir: FhirTestServer) -> None:
     assert before == 3
     run = cli("demo", "load", "--fhir-server", demo_fhir.base_url + "/", "--only", p.name)
     assert run.code == 0, run.err
-    assert f"Loaded 1 demo patient(s) (8 resources) into {demo_fhir.base_url}" in run.out
+    assert (
+        f"Loaded 1 demo patient(s) (8 resources) and 1 demo user(s) into {demo_fhir.base_url}"
+        in run.out
+    )
     assert "loading into" in run.err
     assert count(demo_fhir, f"Condition?patient={p.patient_id}") == before
     run = cli(
@@ -56,6 +60,21 @@ def test_demo_load_is_idempotent(cli: Cli, demo_fhir: FhirTestServer) -> None:
     assert count(demo_fhir, f"Patient?_id={p.patient_id}") == 1
     stored = requests.get(f"{demo_fhir.base_url}/Patient/{p.patient_id}", timeout=5).json()
     assert stored["identifier"][0]["value"] == "9996613186"
+
+
+def test_demo_load_writes_the_clinician_the_demo_sign_in_names(demo_fhir: FhirTestServer) -> None:
+    # The local SMART server signs in as this user (docs/sandbox.md): without the Practitioner
+    # a confirmation and the evidence pack could not name who recorded it.
+    stored = requests.get(f"{demo_fhir.base_url}/{smart_server.USER}", timeout=5)
+    assert stored.status_code == 200, stored.text[:300]
+    who = stored.json()
+    assert who["name"][0]["text"] == "Dr Asha Patel (demo)"
+    assert who["qualification"][0]["code"]["text"] == "General practitioner"
+    registration = who["identifier"][0]
+    assert registration["system"] == "https://fhir.hl7.org.uk/Id/gmc-number"
+    assert "Not a real" in registration["assigner"]["display"]
+    tag = {"system": demo.DEMO_TAG_SYSTEM, "code": demo.DEMO_TAG_CODE}
+    assert tag in [{k: t[k] for k in ("system", "code")} for t in who["meta"]["tag"]]
 
 
 def test_dates_are_resolved_against_today_in_london(demo_fhir: FhirTestServer) -> None:

@@ -19,3 +19,12 @@ def fhir_server() -> Iterator[FhirTestServer]:
     exe = ensure_sekmet(DEFAULT_VENV)
     with FhirTestServer(exe) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def review_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The service with its assessment app on a loopback port, one per test module."""
+    from tests.integration.ehr import review_service
+
+    with review_service(tmp_path_factory.mktemp("review")) as url:
+        yield url

@@ -4,6 +4,7 @@ server, fill the service's prefetch templates from it, and date records relative
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
@@ -15,7 +16,8 @@ import requests
 from demo import DemoPatient
 from tests.fhir_server import FhirTestServer
 from tests.hooks import SERVICE
-from tests.service_process import ServiceProcess, serving
+from tests.service_process import ServiceProcess, free_port, serving
+from tests.smart_server import SmartServer
 
 
 def put_transaction(resources: list[dict[str, Any]]) -> dict[str, Any]:
@@ -115,3 +117,46 @@ def put_resource(fhir: FhirTestServer, resource: dict[str, Any]) -> None:
     url = f"{fhir.base_url}/{resource['resourceType']}/{resource['id']}"
     headers = {"Accept": "application/fhir+json", "Content-Type": "application/fhir+json"}
     requests.put(url, json=resource, headers=headers, timeout=10).raise_for_status()
+
+
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def launch_app(browser: requests.Session, service_url: str, iss: str) -> tuple[str, str]:
+    """A standalone launch of the assessment app on the i-Port policy: the page's HTML and
+    its form token."""
+    page = browser.get(
+        f"{service_url}/review/launch",
+        params={"iss": iss, "policy": "iport-advance"},
+        timeout=20,
+    )
+    assert page.status_code == 200, page.text[:500]
+    csrf = _CSRF.search(page.text)
+    assert csrf, page.text[:500]
+    return page.text, csrf.group(1)
+
+
+def confirm(
+    browser: requests.Session, service_url: str, csrf: str, criterion: str, reason: str = ""
+) -> str:
+    """Record a confirmation of ``criterion`` in the app; the assessment page shown after."""
+    done = browser.post(
+        f"{service_url}/review/confirm",
+        data={"csrf": csrf, "policy": "iport-advance", "criterion": criterion, "reason": reason},
+        timeout=20,
+    )
+    assert done.status_code == 200, done.text[:500]
+    return done.text
+
+
+@contextmanager
+def smart_for(
+    fhir: FhirTestServer, patient: DemoPatient, pid: str, *resources: dict[str, Any]
+) -> Iterator[SmartServer]:
+    """The local SMART server in front of ``fhir`` holding ``patient`` under id ``pid`` (and
+    ``resources``, the clinician's Practitioner), launching standalone for that patient."""
+    fhir.load(demo_as(patient, pid))
+    for resource in resources:
+        put_resource(fhir, resource)
+    with SmartServer(fhir.base_url, free_port(), standalone_patient=pid).serve() as s:
+        yield s

@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 
 from facts import extract_record
-from facts.extract import WITHDRAWN_NOTE
+from facts.extract import WITHDRAWN_BECAUSE, WITHDRAWN_NOTE
 from policy import CriterionResult, Decision, Tri, evaluate, load_policy
 from tests.builders import PID, condition, confirmation, patient
 from valuesets import ValueSetLibrary
@@ -95,6 +95,15 @@ def test_a_withdrawn_confirmation_is_never_evidence_and_is_named_as_withdrawn(
     assert w.withdrawn_at is not None
     assert w.withdrawn_at.isoformat() == "2026-11-20T16:05:00+00:00"
     assert w.reason == "Needle phobia confirmed at clinic"  # the reason, not the withdrawal
+    assert w.withdrawal_reason is None  # none given
+
+
+def test_a_withdrawal_keeps_the_reason_given_for_it(vsl: ValueSetLibrary) -> None:
+    o = withdrawn("needle-phobia", "2026-11-20", "Dr Ben Ode", "2026-11-20T16:05:00+00:00")
+    o["note"][-1]["text"] = f"{WITHDRAWN_NOTE}{WITHDRAWN_BECAUSE}Wrong  patient\nchart"
+    (w,) = decide_iport(vsl, o).withdrawn
+    assert (w.withdrawn_by, w.withdrawal_reason) == ("Dr Ben Ode", "Wrong patient chart")
+    assert w.reason == "Needle phobia confirmed at clinic"
 
 
 def test_a_confirmation_made_again_after_a_withdrawal_counts(vsl: ValueSetLibrary) -> None:

@@ -190,3 +190,16 @@ def test_a_withdrawn_confirmation_keeps_its_reason_and_says_who_and_when(
         },
     ]
     assert obs["status"] == "final"  # the resource read is not changed in place
+
+
+def test_a_context_record_the_reason_already_quotes_is_not_shown_again() -> None:
+    from review_app.assessment import EvidenceRow, context_not_said
+
+    referral = EvidenceRow("Referral to diabetologist on 3 Mar 2026", None)
+    other = EvidenceRow("Seen in diabetes clinic on 9 Jun 2026", None)
+    reason = (
+        "Needs a clinician's confirmation; it cannot be read from coded data. "
+        "Supporting context: Referral to diabetologist on 3 Mar 2026."
+    )
+    assert context_not_said(reason, (referral, other)) == (other,)
+    assert context_not_said("Needs a clinician's confirmation.", (referral,)) == (referral,)
