@@ -22,10 +22,9 @@ import requests
 from pypdf import PdfReader
 
 import demo
-from service import create_app
 from tests.fhir_server import FhirTestServer
 from tests.integration.ehr import review_service
-from tests.service_process import free_port, serving
+from tests.service_process import free_port
 from tests.smart_server import SmartServer
 
 pytestmark = pytest.mark.integration
