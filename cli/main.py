@@ -237,7 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="local ValueSet files to add",
     )
-    _today_option(p, "evaluate as on this day")
+    p.add_argument(
+        "--today",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="evaluate as on this day (default: FILE: today in Europe/London; --population: "
+        "the extract date, else today)",
+    )
 
     p = sub.add_parser(
         "hook",
@@ -403,6 +409,8 @@ def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
             stream,
             err,
             today=_today(args),
+            # without --today, judged as on the day of the extract, not the day of the run
+            on_extract_date=args.today is None,
             policies=args.policy or list(settings["POLICIES"]),
             policy_dir=settings.get("POLICY_DIR"),
             valueset_dirs=valueset_dirs(settings, args.valueset_extra_dir),
@@ -433,7 +441,7 @@ def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
 
         html = render_report(
             summary,
-            today=_today(args),
+            today=date.fromisoformat(summary.evaluated_on),
             source=Path(args.population).name,
             disclosure=disclosure,
             previous=previous[0] if previous else None,
@@ -456,7 +464,7 @@ def _population(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
         doc = measure_report(
             summary.tally,
             disclosure,
-            evaluated=_today(args).isoformat(),
+            evaluated=summary.evaluated_on,
             extract_date=summary.extract_date,
         )
         _write("--measure-report", measure, json.dumps(doc, indent=2) + "\n")

@@ -108,6 +108,7 @@ class PopulationSummary:
     no_patient_resources: int = 0  # the records naming them: counted, never people
     extract_date: str = ""
     extract_date_source: str = ""  # "the export's transactionTime", "--extract-date", ...
+    evaluated_on: str = ""  # the day the criteria were judged as on (their time windows)
     codelists: list[dict[str, str]] = field(default_factory=list)  # id, title, version, url
     # Procedure / Device* records (and the first prescription of supplies): technology use
     # is measurable when there is any
@@ -532,15 +533,20 @@ def run_population(
     lookup_files: Lookups | None = None,
     parameters: Mapping[str, Any] | None = None,
     extract_date: date | None = None,
+    on_extract_date: bool = False,
 ) -> PopulationSummary:
     """Evaluate ``policies`` (names in ``policy_dir`` or paths; default: every policy file
     there, in the files' order) for every person in ``directory``'s NDJSON files; write CSV
     rows to ``out``. The extract date (who is alive and registered) is ``extract_date``, else
-    the export manifest's ``transactionTime``, else ``today``. PopulationError for a bad
-    folder, policy, place table, lookup or manifest."""
+    the export manifest's ``transactionTime``, else ``today``. The criteria are judged as on
+    ``today``, or with ``on_extract_date`` as on the extract date: the record holds nothing
+    after it, so an HbA1c "in the last 12 months" is counted back from the day it was taken.
+    PopulationError for a bad folder, policy, place table, lookup or manifest."""
     started = time.perf_counter()
     files = ndjson_files(directory)
     extract, extract_source = _extract_date(directory, extract_date, today)
+    if on_extract_date:
+        today = extract
     opts = RunOptions(
         tuple(policy_names(policy_dir) if policies is None else policies),
         tuple(valueset_dirs),
@@ -561,6 +567,7 @@ def run_population(
         workers=workers,
         extract_date=extract.isoformat(),
         extract_date_source=extract_source,
+        evaluated_on=today.isoformat(),
         codelists=[
             {"id": vs.id, "title": vs.title, "version": vs.version, "url": vs.url}
             for vs in sorted(core.vsl.sets.values(), key=lambda v: v.id)

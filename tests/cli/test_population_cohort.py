@@ -12,6 +12,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from disclosure import Disclosure
 from population.cohort import IN_COHORT, NHS_NUMBER_SYSTEM
 from population.engine import run_population, summary_text
@@ -150,6 +152,31 @@ def test_the_extract_date_comes_from_the_manifest_or_is_given(tmp_path: Path) ->
         "given (--extract-date)",
     )
     assert given.tally.outside[("nice-insulin-pump", "deceased")] == 1
+
+
+def test_without_today_a_population_is_judged_as_on_its_extract_date(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An export taken on 1 April holds nothing after it: "an HbA1c in the last 12 months" is
+    counted back from 1 April, not from the day the report is run."""
+    from cli.main import main
+
+    folder = export(tmp_path)
+    (folder / "manifest.json").write_text(
+        json.dumps({"transactionTime": "2026-04-01T10:00:00+00:00", "output": []})
+    )
+    summary_file = tmp_path / "summary.json"
+    common = ["evaluate", "--population", str(folder), "--out", str(tmp_path / "p.csv")]
+    common += ["--workers", "1", "--summary-json", str(summary_file)]
+    assert main(common) == 0
+    assert json.loads(summary_file.read_text())["evaluated_on"] == "2026-04-01"
+    report = (tmp_path / "p.html").read_text()
+    assert "evaluated on 2026-04-01" in report
+    measure = json.loads((tmp_path / "p.measurereport.json").read_text())
+    assert measure["date"].startswith("2026-04-01")
+    assert main([*common, "--today", TODAY.isoformat()]) == 0
+    assert json.loads(summary_file.read_text())["evaluated_on"] == TODAY.isoformat()
+    capsys.readouterr()
 
 
 def test_the_codelists_and_their_versions_are_kept(tmp_path: Path) -> None:
