@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from disclosure import SUPPRESSED_STATISTIC, Count, Disclosure
+from disclosure import OFF, SUPPRESSED_STATISTIC, Count, Disclosure
 
 # The words of every commissioner-facing output, re-exported for the population package.
 from policy.outcome_words import ALREADY_USING as ALREADY_USING
@@ -82,12 +82,8 @@ def shown_uptake(d: Disclosure, using: int, meets: int) -> ShownRate:
     if d.suppressed(using) or d.suppressed(meets):
         return ShownRate(SUPPRESSED_STATISTIC, SUPPRESSED_STATISTIC, SUPPRESSED_STATISTIC)
     shown_using, shown_meets = _shown(d, using), _shown(d, meets)
-    if not shown_using + shown_meets:
-        return ShownRate(None, None, None)
-    low, high = wilson(shown_using, shown_using + shown_meets)
-    return ShownRate(
-        round(shown_using / (shown_using + shown_meets), 4), round(low, 4), round(high, 4)
-    )
+    # the shown counts are final: the rate of those, with no disclosure control again
+    return shown_rate(OFF, shown_using, shown_using + shown_meets)
 
 
 def _shown(d: Disclosure, n: int) -> int:
