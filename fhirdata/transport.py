@@ -141,13 +141,19 @@ def new_session(pool_size: int) -> requests.Session:
 
 
 class Watchdog:
-    """One thread per process that runs callbacks at their (monotonic) time."""
+    """One thread per process that runs callbacks at their (monotonic) time.
+
+    Nearly every callback is cancelled long before its time (a deadline that was kept), so
+    cancelling is O(1) and wakes nobody: the callback is forgotten at once and its heap entry
+    is skipped when it comes due, or dropped sooner when cancelled entries outnumber the live
+    ones. The thread is woken only when a new time is earlier than every pending one.
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._heap: list[tuple[float, int]] = []
+        self._live: dict[int, Callable[[], None]] = {}
         self._ids = itertools.count()
-        self._cancelled: set[int] = set()
         self._pid = -1
 
     def at(self, when: float, callback: Callable[[], None]) -> int:
@@ -155,17 +161,27 @@ class Watchdog:
         with self._cond:
             if self._pid != os.getpid():  # first use, or a forked worker: no thread yet
                 self._pid = os.getpid()
-                self._heap, self._cancelled = [], set()
+                self._heap, self._live = [], {}
                 threading.Thread(target=self._run, name="fhir-watchdog", daemon=True).start()
             ident = next(self._ids)
-            heapq.heappush(self._heap, (when, ident, callback))
-            self._cond.notify()
+            self._live[ident] = callback
+            heapq.heappush(self._heap, (when, ident))
+            if self._heap[0][1] == ident:  # earlier than the time the thread waits for
+                self._cond.notify()
             return ident
 
     def cancel(self, ident: int) -> None:
         with self._cond:
-            if any(i == ident for _, i, _ in self._heap):
-                self._cancelled.add(ident)
+            if self._live.pop(ident, None) is not None and len(
+                self._heap
+            ) > WATCHDOG_SLACK + 2 * len(self._live):
+                self._heap = [entry for entry in self._heap if entry[1] in self._live]
+                heapq.heapify(self._heap)
+
+    def pending(self) -> int:
+        """Callbacks not yet run or cancelled."""
+        with self._cond:
+            return len(self._live)
 
     def _run(self) -> None:
         while True:
@@ -173,14 +189,17 @@ class Watchdog:
                 while not self._heap or self._heap[0][0] > time.monotonic():
                     timeout = self._heap[0][0] - time.monotonic() if self._heap else None
                     self._cond.wait(timeout)
-                _, ident, callback = heapq.heappop(self._heap)
-                if ident in self._cancelled:
-                    self._cancelled.discard(ident)
-                    continue
+                _, ident = heapq.heappop(self._heap)
+                callback = self._live.pop(ident, None)
+            if callback is None:
+                continue  # cancelled
             try:
                 callback()
             except Exception:  # noqa: S112 (a failed drop must not stop the watchdog)
                 continue
+
+
+WATCHDOG_SLACK = 256  # cancelled heap entries tolerated before the heap is compacted
 
 
 WATCHDOG = Watchdog()
