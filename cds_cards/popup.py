@@ -66,14 +66,20 @@ def block_px(line: str) -> int:
     return wrapped_lines(text, LINE_CHARS[kind]) * LINE_PX
 
 
-def detail_px(lines: list[str]) -> int:
+def detail_px(lines: list[str], heights: dict[str, int] | None = None) -> int:
     """Height of a card's detail, one markdown line per paragraph, list item or quoted note:
-    the blocks and the margins between them (list items of one list have none)."""
+    the blocks and the margins between them (list items of one list have none).
+    ``heights``: each line's height already measured, kept across the drafts of one card
+    (most lines recur from draft to draft)."""
+    known = {} if heights is None else heights
     total = 0
     for i, line in enumerate(lines):
         if i and not (line.startswith("- ") and lines[i - 1].startswith("- ")):
             total += GAP_PX
-        total += block_px(line)
+        height = known.get(line)
+        if height is None:
+            height = known[line] = block_px(line)
+        total += height
     return total
 
 

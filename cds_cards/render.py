@@ -439,8 +439,12 @@ def detail_markdown(
             _policy_line(decision, counted),
         ]
 
+    heights: dict[str, int] = {}  # each line's height, measured once for every draft
+
     def fits(lines: list[str]) -> bool:
-        return len(lines) <= MAX_DETAIL_LINES and (room_px is None or detail_px(lines) <= room_px)
+        return len(lines) <= MAX_DETAIL_LINES and (
+            room_px is None or detail_px(lines, heights) <= room_px
+        )
 
     # The smallest card first, then each addition in turn while it still fits: every unknown
     # named; what the record holds about an unknown and why it was not used; every unchecked
