@@ -11,6 +11,7 @@ import sqlalchemy as sa
 import store
 from store import AuditRecord, CardRecord
 from store.db import make_engine
+from store.writer import AuditWriter
 
 
 def record(i: int) -> AuditRecord:
@@ -92,3 +93,46 @@ def test_an_in_memory_database_is_refused() -> None:
         store.open_store("sqlite://")
     with pytest.raises(ValueError, match="unsupported"):
         store.open_store("mysql://db/x")
+
+
+def _commits(engine: sa.Engine) -> list[int]:
+    """A list that grows by one for every transaction the engine commits."""
+    seen: list[int] = []
+    sa.event.listen(engine, "commit", lambda _conn: seen.append(1))
+    return seen
+
+
+def test_records_that_arrive_together_share_one_transaction(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    store.open_store(sqlite_url).close()  # migrated
+    writer = AuditWriter(engine, batch_wait_s=2.0)
+    commits = _commits(engine)
+    try:
+        for i in range(50):
+            writer.submit(record(i))
+        for _ in range(200):  # no flush: the writer's own wait decides the batch
+            if writer.written == 50:
+                break
+            threading.Event().wait(0.05)
+        assert writer.written == 50
+        assert len(commits) <= 2  # not one transaction a record
+    finally:
+        writer.close()
+        engine.dispose()
+
+
+def test_flush_and_close_do_not_wait_for_a_batch_to_fill(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    store.open_store(sqlite_url).close()
+    writer = AuditWriter(engine, batch_wait_s=3600.0)
+    try:
+        writer.submit(record(1))
+        assert writer.flush(timeout=10)  # written now, not in an hour
+        writer.submit(record(2))
+        closer = threading.Thread(target=writer.close)
+        closer.start()
+        closer.join(10)
+        assert not closer.is_alive()
+        assert writer.written == 2
+    finally:
+        engine.dispose()
