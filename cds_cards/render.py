@@ -389,6 +389,8 @@ def detail_markdown(
         for c in decision.decided_by
     ]
     unknown = [_unknown_line(r) for r in asked]
+    in_brief = _criteria_in_brief(decision) if decided else ""
+    also_line = _md(also_meets_line(also)) if also else ""
     safety = _safety_lines(decision, "\n".join([*decided, *unknown]), lossless)
     checks = not_checked(decision)
     footnotes = [
@@ -414,14 +416,14 @@ def detail_markdown(
         head = list(first)
         lead = outcome
         if brief and decided and not whole:
-            lead = f"{lead} {_criteria_in_brief(decision)}"
-        items = [_unknown_line(r) for r, form in zip(asked, forms, strict=True) if form == 2]
+            lead = f"{lead} {in_brief}"
+        items = [line for line, form in zip(unknown, forms, strict=True) if form == 2]
         rest = [(r, form == 1) for r, form in zip(asked, forms, strict=True) if form < 2]
         briefly = [_unknowns_in_brief(rest, titles, bool(items))] if rest else []
         if not items and briefly:  # the unknowns beside the outcome: what can be done first
             lead, briefly = f"{lead} {briefly[0]}", []
         if also:  # in the outcome's paragraph: no paragraph's margin or broken line to pay
-            lead = f"{lead} {_md(also_meets_line(also))}"
+            lead = f"{lead} {also_line}"
         head[head.index(outcome)] = lead
         if whole:
             items += decided
