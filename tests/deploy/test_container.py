@@ -107,7 +107,12 @@ def test_the_final_image_runs_as_a_non_root_user(stages: list[Stage]) -> None:
 
 
 # Debian packages the runtime stage may install: shared libraries WeasyPrint loads, a font.
-RUNTIME_PACKAGES = {"libpango-1.0-0", "libpangoft2-1.0-0", "fonts-dejavu-core"}
+RUNTIME_PACKAGES = {
+    "libpango-1.0-0",
+    "libpangoft2-1.0-0",
+    "libharfbuzz-subset0",
+    "fonts-dejavu-core",
+}
 
 
 def test_the_final_image_has_no_build_tools(stages: list[Stage]) -> None:
