@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 MatchedBy = Literal["code", "term"]
 _Day = date  # for fields declared after a field named ``date``
@@ -250,6 +250,10 @@ class PatientRecord:
     # cannot say "not recorded" when a Condition was there but unreadable.
     unreadable_types: frozenset[str] = frozenset()
     _by_set: dict[str, tuple[Finding, ...]] = field(default_factory=dict, compare=False)
+    # What the policy's rules derive from this record and keep, since several criteria and
+    # policies read the same (the HbA1c results in a lookback, by day and lookback): kept
+    # with the record, not copied by ``dataclasses.replace``.
+    memo: dict[Any, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         by_set: dict[str, list[Finding]] = {}

@@ -12,7 +12,7 @@ import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from facts.model import (
     Confirmation,
@@ -211,6 +211,24 @@ def _not_current_reason(c: Currency, what: str) -> str:
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
+R = TypeVar("R")
+
+
+def _kept(record: PatientRecord, ctx: Context, build: Callable[[PatientRecord, Context], R]) -> R:
+    """``build(record, ctx)``, made once per record and reading of the HbA1c results (day,
+    lookback, plausible range) and kept with the record: every HbA1c criterion of every
+    policy reads the same results."""
+    key = (build, ctx.today, ctx.hba1c_lookback_months, ctx.hba1c_plausible_mmol_mol)
+    memo = record.memo
+    found = memo.get(key, _NOT_KEPT)
+    if found is _NOT_KEPT:
+        found = memo[key] = build(record, ctx)
+    return cast(R, found)
+
+
+_NOT_KEPT = object()
+
+
 def _in_lookback(record: PatientRecord, ctx: Context) -> list[HbA1cResult]:
     since = months_before(ctx.today, ctx.hba1c_lookback_months)
     return [h for h in record.hba1c if since <= h.date <= ctx.today]
@@ -225,10 +243,22 @@ def _newest_first(results: list[HbA1cResult]) -> list[HbA1cResult]:
     return sorted(results, key=lambda h: (h.date, h.at or _EARLIEST, h.ref), reverse=True)
 
 
+def _usable_newest_first(record: PatientRecord, ctx: Context) -> tuple[HbA1cResult, ...]:
+    """The plausible results within the lookback, newest first (kept: ``_usable``)."""
+    low, high = ctx.hba1c_plausible_mmol_mol
+    return tuple(_newest_first([h for h in _in_lookback(record, ctx) if low <= h.mmol_mol <= high]))
+
+
+def _usable(record: PatientRecord, ctx: Context) -> tuple[HbA1cResult, ...]:
+    """The plausible HbA1c results within the lookback, newest first; results after today
+    are ignored."""
+    return _kept(record, ctx, _usable_newest_first)
+
+
 def latest_hba1c(record: PatientRecord, ctx: Context) -> HbA1cResult | None:
     """The most recent plausible HbA1c within the lookback; results after today are ignored."""
-    usable = [h for h in _in_lookback(record, ctx) if _plausible(h, ctx)]
-    return _newest_first(usable)[0] if usable else None
+    usable = _usable(record, ctx)
+    return usable[0] if usable else None
 
 
 def unused_evidence(ref: str, when: date, why: str, shown: str) -> Evidence:
@@ -242,33 +272,47 @@ def implausible_evidence(h: HbA1cResult) -> Evidence:
     return unused_evidence(h.ref, h.date, "implausible", h.original)
 
 
-def _unusable_in_lookback(record: PatientRecord, ctx: Context) -> list[Evidence]:
-    """Every result in the lookback that cannot be used (unreadable or implausible), oldest
-    first."""
+def _unusable_in_lookback_now(record: PatientRecord, ctx: Context) -> tuple[Evidence, ...]:
     since = months_before(ctx.today, ctx.hba1c_lookback_months)
     out = [unused_evidence(u.ref, u.date, u.why, u.shown) for u in record.hba1c_unusable]
     out += [implausible_evidence(h) for h in record.hba1c if not _plausible(h, ctx)]
-    return sorted(
-        (e for e in out if e.date is not None and since <= e.date <= ctx.today),
-        key=lambda e: (e.date or date.min, e.ref),
+    return tuple(
+        sorted(
+            (e for e in out if e.date is not None and since <= e.date <= ctx.today),
+            key=lambda e: (e.date or date.min, e.ref),
+        )
     )
 
 
-def hba1c_after_today(record: PatientRecord, ctx: Context) -> list[Evidence]:
-    """Results dated after today (a record error, never evidence), newest first."""
-    dated = [(u.ref, u.date, u.shown) for u in record.hba1c_unusable]
-    dated += [(h.ref, h.date, h.original) for h in record.hba1c]
-    return [
+def _unusable_in_lookback(record: PatientRecord, ctx: Context) -> tuple[Evidence, ...]:
+    """Every result in the lookback that cannot be used (unreadable or implausible), oldest
+    first."""
+    return _kept(record, ctx, _unusable_in_lookback_now)
+
+
+def _after_today(record: PatientRecord, ctx: Context) -> tuple[Evidence, ...]:
+    today = ctx.today
+    dated = [(u.ref, u.date, u.shown) for u in record.hba1c_unusable if u.date > today]
+    dated += [(h.ref, h.date, h.original) for h in record.hba1c if h.date > today]
+    return tuple(
         unused_evidence(ref, d, "dated after today", shown)
         for ref, d, shown in sorted(dated, key=lambda x: (x[1], x[0]), reverse=True)
-        if d > ctx.today
-    ]
+    )
+
+
+def hba1c_after_today(record: PatientRecord, ctx: Context) -> tuple[Evidence, ...]:
+    """Results dated after today (a record error, never evidence), newest first."""
+    return _kept(record, ctx, _after_today)
+
+
+def _implausible_context_now(record: PatientRecord, ctx: Context) -> tuple[Evidence, ...]:
+    return (*_unusable_in_lookback(record, ctx), *hba1c_after_today(record, ctx))
 
 
 def _implausible_context(record: PatientRecord, ctx: Context) -> tuple[Evidence, ...]:
     """What was read and not used: results in the lookback that cannot be used, and results
     dated after today."""
-    return (*_unusable_in_lookback(record, ctx), *hba1c_after_today(record, ctx))
+    return _kept(record, ctx, _implausible_context_now)
 
 
 def _latest_or_unknown(
@@ -805,7 +849,7 @@ def hba1c_on_mdi(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
         str(p["comparison"]),
         float(p["minInjectionsPerDay"]),
     )
-    results = _newest_first([h for h in _in_lookback(record, ctx) if _plausible(h, ctx)])
+    results = _usable(record, ctx)
     context = _implausible_context(record, ctx)
     n = len(results)
     read = f"{n} result{'s' if n != 1 else ''} read in the last {ctx.hba1c_lookback_months} months"
