@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
+from typing import cast
 
 from facts.model import PatientRecord
 from policy.criteria import (
@@ -13,6 +14,7 @@ from policy.criteria import (
     RULES,
     SELF_CONFIRMING_RULES,
     Context,
+    CriterionSpec,
     confirmation_context,
     confirmation_result,
     hba1c_after_today,
@@ -84,6 +86,20 @@ def _without_ended_prescriptions(record: PatientRecord, today: date) -> PatientR
     )
 
 
+def _current_prescriptions(record: PatientRecord, today: date) -> PatientRecord:
+    """``_without_ended_prescriptions``, made once per record and day and kept with the
+    record (None kept when it is the record itself), so every policy reads the same one."""
+    key = (_CURRENT, today)
+    found = record.memo.get(key, _CURRENT)
+    if found is _CURRENT:
+        current = _without_ended_prescriptions(record, today)
+        found = record.memo[key] = None if current is record else current
+    return record if found is None else cast(PatientRecord, found)
+
+
+_CURRENT = "current prescriptions"
+
+
 @dataclass(frozen=True)
 class Assessment:
     """A policy read against one record: every criterion's result, each pathway's and the
@@ -111,7 +127,7 @@ def evaluate(policy: Policy, record: PatientRecord, today: date) -> Decision:
 def assess(policy: Policy, record: PatientRecord, today: date) -> Assessment:
     """Every criterion, pathway and the outcome of ``policy`` for ``record`` on ``today``; a
     patient recorded as deceased is not assessed (no pathway, not enough information)."""
-    record = _without_ended_prescriptions(record, today)
+    record = _current_prescriptions(record, today)
     ctx = Context(
         today=today,
         hba1c_lookback_months=policy.hba1c_lookback_months,
@@ -119,20 +135,22 @@ def assess(policy: Policy, record: PatientRecord, today: date) -> Assessment:
         hba1c_plausible_mmol_mol=policy.hba1c_plausible_mmol_mol,
     )
     results: dict[str, CriterionResult] = {}
+    # A criterion several policies include is read once for the record on the day.
+    kept = record.memo.setdefault(
+        (
+            _CRITERIA,
+            ctx.today,
+            ctx.hba1c_lookback_months,
+            ctx.confirmation_valid_months,
+            ctx.hba1c_plausible_mmol_mol,
+        ),
+        {},
+    )
     for spec in policy.criteria:
-        confirmed = None
-        if spec.confirmable and spec.rule not in SELF_CONFIRMING_RULES:
-            confirmed = confirmation_result(record, spec, ctx)
-        from_record = RULES[spec.rule](record, spec, ctx)
-        if confirmed is not None:
-            # The record's own evidence stays beside the confirmation that decides: a funding
-            # panel reads what the clinician's judgement rests on (a needle phobia in 2021).
-            results[spec.id] = replace(
-                confirmed,
-                context=(*confirmed.context, *from_record.evidence, *from_record.context),
-            )
-        else:
-            results[spec.id] = _ignoring_confirmation(from_record, record, ctx, spec.confirmable)
+        found = kept.get(spec.key)
+        if found is None:
+            found = kept[spec.key] = _criterion(spec, record, ctx)
+        results[spec.id] = found
     for d in policy.derived:
         results[d.id] = _ignoring_confirmation(
             _derived_result(d, policy, results), record, ctx, d.confirmable
@@ -151,6 +169,25 @@ def assess(policy: Policy, record: PatientRecord, today: date) -> Assessment:
     )
     outcome, chosen = _outcome(pathways, results)
     return Assessment(policy, record, ctx, results, pathways, outcome, chosen)
+
+
+_CRITERIA = "criteria"  # ``assess``'s results kept with the record, by context
+
+
+def _criterion(spec: CriterionSpec, record: PatientRecord, ctx: Context) -> CriterionResult:
+    """One criterion's result: the record's, or a clinician's confirmation that decides it."""
+    confirmed = None
+    if spec.confirmable and spec.rule not in SELF_CONFIRMING_RULES:
+        confirmed = confirmation_result(record, spec, ctx)
+    from_record = RULES[spec.rule](record, spec, ctx)
+    if confirmed is not None:
+        # The record's own evidence stays beside the confirmation that decides: a funding
+        # panel reads what the clinician's judgement rests on (a needle phobia in 2021).
+        return replace(
+            confirmed,
+            context=(*confirmed.context, *from_record.evidence, *from_record.context),
+        )
+    return _ignoring_confirmation(from_record, record, ctx, spec.confirmable)
 
 
 def outcome_if_confirmed(
