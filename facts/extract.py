@@ -7,7 +7,6 @@ Which statuses count is the policy-interpretation document's "Facts" section.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -188,9 +187,14 @@ def parse_birth_date(value: str) -> BirthDate:
 
 
 def _codings(concept: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """``concept.coding`` (the list itself, not a copy), each coding checked to be an object."""
     if concept is None:
         return []
-    return [_obj(c, "coding") for c in _list(concept, "coding")]
+    codings = _list(concept, "coding")
+    for c in codings:
+        if not isinstance(c, dict):
+            raise Malformed("coding is not an object")
+    return codings
 
 
 def _display(concept: Mapping[str, Any] | None) -> str:
@@ -217,6 +221,7 @@ class _Match:
 # text, each None where it is not a string (classification ignores those).
 _ConceptKey = tuple[tuple[tuple[str | None, str | None, str | None], ...], str | None]
 CLASSIFIED_CONCEPTS_MAX = 8192  # distinct concepts remembered (a record repeats a few codes)
+_CONCEPTS = "facts.concepts"  # the readings remembered, in the library's memo
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -252,10 +257,32 @@ def _read_concept(
 ) -> _Reading:
     """``concept`` read against ``vsl`` (``codings``: its codings, when the caller has them
     already). Concepts repeat (every HbA1c result carries the same code), so each distinct
-    one is read once per value-set library."""
+    one is read once per value-set library, remembered by its text and its codings' system,
+    code and display as written: a concept read before costs one dict lookup."""
     if concept is None:
         return _NO_READING
-    key: _ConceptKey = (
+    if codings is None:
+        codings = _codings(concept)
+    written: list[Any] = [concept.get("text")]
+    for c in codings:
+        written += (c.get("system"), c.get("code"), c.get("display"))
+    key = tuple(written)
+    known: dict[tuple[Any, ...], _Reading] = vsl.memo(_CONCEPTS, dict)
+    try:
+        found = known.get(key)
+    except TypeError:  # a value that is an object or a list: read, not remembered
+        return _read(_concept_key(concept, codings), vsl)
+    if found is None:
+        found = _read(_concept_key(concept, codings), vsl)
+        if len(known) >= CLASSIFIED_CONCEPTS_MAX:
+            known.clear()
+        known[key] = found
+    return found
+
+
+def _concept_key(concept: Mapping[str, Any], codings: list[dict[str, Any]]) -> _ConceptKey:
+    """What classification reads of ``concept``: values that are not text are None."""
+    return (
         tuple(
             [
                 (
@@ -263,47 +290,42 @@ def _read_concept(
                     _str_or_none(c.get("code")),
                     _str_or_none(c.get("display")),
                 )
-                for c in (_codings(concept) if codings is None else codings)
+                for c in codings
             ]
         ),
         _str_or_none(concept.get("text")),
     )
-    return vsl.memo("facts.concepts", lambda: _reader(vsl))(key)
 
 
-def _reader(vsl: ValueSetLibrary) -> Callable[[_ConceptKey], _Reading]:
-    @functools.lru_cache(maxsize=CLASSIFIED_CONCEPTS_MAX)
-    def read(key: _ConceptKey) -> _Reading:
-        codings, text = key
-        matches: dict[str, _Match] = {}
-        texts: list[str] = []
-        for system, code, display in codings:
-            if system is not None and code is not None:
-                label = SYSTEM_LABELS.get(system, system)
-                for hit in vsl.lookup(system, code):
-                    matches.setdefault(
-                        hit.value_set, _Match(hit.value_set, "code", f"{label} {code}", hit)
-                    )
-            if display is not None:
-                texts.append(display)
-        if text is not None:
-            texts.append(text)
-        for t in texts:
-            for term_hit in vsl.find_terms(t):
-                if term_hit.value_set not in matches:
-                    matches[term_hit.value_set] = _Match(
-                        term_hit.value_set, "term", term_hit.term, None
-                    )
-        # A finding the text also asserts of the patient stays.
-        asserted = {m.value_set for m in matches.values() if m.matched_by == "term"}
-        for t in texts:
-            said = {h.value_set for h in vsl.find_terms_about_others(t)}
-            others = said - asserted - _NOT_FINDINGS
-            if others:
-                return _Reading(tuple(matches.values()), (t, frozenset(others)))
-        return _Reading(tuple(matches.values()))
-
-    return read
+def _read(key: _ConceptKey, vsl: ValueSetLibrary) -> _Reading:
+    codings, text = key
+    matches: dict[str, _Match] = {}
+    texts: list[str] = []
+    for system, code, display in codings:
+        if system is not None and code is not None:
+            label = SYSTEM_LABELS.get(system, system)
+            for hit in vsl.lookup(system, code):
+                matches.setdefault(
+                    hit.value_set, _Match(hit.value_set, "code", f"{label} {code}", hit)
+                )
+        if display is not None:
+            texts.append(display)
+    if text is not None:
+        texts.append(text)
+    for t in texts:
+        for term_hit in vsl.find_terms(t):
+            if term_hit.value_set not in matches:
+                matches[term_hit.value_set] = _Match(
+                    term_hit.value_set, "term", term_hit.term, None
+                )
+    # A finding the text also asserts of the patient stays.
+    asserted = {m.value_set for m in matches.values() if m.matched_by == "term"}
+    for t in texts:
+        said = {h.value_set for h in vsl.find_terms_about_others(t)}
+        others = said - asserted - _NOT_FINDINGS
+        if others:
+            return _Reading(tuple(matches.values()), (t, frozenset(others)))
+    return _Reading(tuple(matches.values()))
 
 
 def _status_code(concept: Mapping[str, Any] | None) -> str | None:
@@ -345,6 +367,7 @@ class _Extractor:
         self.devices: dict[str, dict[str, Any]] = {}
         self.pending_device_uses: list[tuple[Mapping[str, Any], str]] = []
         self.pending_medication_requests: list[tuple[Mapping[str, Any], str]] = []
+        self._reference = f"Patient/{patient_id}"
 
     # -- dispatch ---------------------------------------------------------------------------
     def add(self, resource: Any) -> None:
@@ -352,13 +375,13 @@ class _Extractor:
             self.warnings.append("An entry that is not a FHIR resource was skipped.")
             return
         rtype = resource.get("resourceType")
-        rid = resource.get("id")
-        ref = f"{rtype}/{rid}" if isinstance(rtype, str) and isinstance(rid, str) else f"{rtype}"
         handler = _HANDLERS.get(rtype) if isinstance(rtype, str) else None
         if handler is None:
             return  # resources the rules do not use are ignored, not reported
+        rid = resource.get("id")
+        ref = f"{rtype}/{rid}" if isinstance(rid, str) else str(rtype)
         try:
-            if rtype != "Patient" and self.patient_id:
+            if rtype != "Patient" and self.patient_id and not self._plainly_theirs(resource):
                 problem = attribution_problem(resource, self._is_patient, self.identity)
                 if problem is not None:
                     self.refuse(NotTheirs(ref, str(rtype), *problem))
@@ -367,6 +390,18 @@ class _Extractor:
         except (Malformed, TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
             self.warnings.append(f"{ref} skipped: malformed ({_short(exc)}).")
             self.unreadable_types.add(str(rtype))
+
+    def _plainly_theirs(self, resource: Mapping[str, Any]) -> bool:
+        """Most of a record: a subject that is only ``Patient/<id>`` of the context patient,
+        and no patient or focus (``attribution_problem`` finds no problem in it)."""
+        subject = resource.get("subject")
+        return (
+            type(subject) is dict
+            and subject.get("reference") == self._reference
+            and "identifier" not in subject
+            and "patient" not in resource
+            and "focus" not in resource
+        )
 
     def _is_patient(self, reference: str) -> bool | None:
         """Whether a literal reference is the context patient; None for a ``urn:uuid`` or
