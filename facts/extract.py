@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from facts.attribution import ANOTHER_PERSON, Identity, attribution_problem
 from facts.dosage import injections_per_day
@@ -134,6 +134,12 @@ def _opt_str(parent: Mapping[str, Any], key: str) -> str | None:
     return value
 
 
+# Moments read before, by the text they were read from: records repeat dates (every result
+# of a batch, every request about the same patient), and a moment is immutable.
+_INSTANTS: dict[str, datetime] = {}
+INSTANTS_MAX = 8192
+
+
 def parse_fhir_instant(value: Any, where: str = "date") -> datetime | None:
     """A FHIR date / dateTime / instant as an aware moment.
 
@@ -142,6 +148,18 @@ def parse_fhir_instant(value: Any, where: str = "date") -> datetime | None:
     """
     if value is None:
         return None
+    if type(value) is str:
+        found = _INSTANTS.get(value)
+        if found is None:
+            found = _parse_instant(value, where)
+            if len(_INSTANTS) >= INSTANTS_MAX:
+                _INSTANTS.clear()
+            _INSTANTS[value] = found
+        return found
+    return _parse_instant(value, where)
+
+
+def _parse_instant(value: Any, where: str) -> datetime:
     if not isinstance(value, str) or len(value) < 4:
         raise Malformed(f"{where} is not a FHIR date")
     try:
@@ -556,7 +574,9 @@ class _Extractor:
         tentative: str | None = None,
         use: _Use | None = None,
     ) -> None:
-        if tentative is None:  # a query of a technology is not its use
+        technology = self.vsl.technology
+        # A query of a technology is not its use.
+        if tentative is None and any(m.value_set in technology for m in matches):
             event = _Use("in-use", "", False, when, when)
             self._technology(ref, [(m, display) for m in matches], use or event)
         for m in matches:
@@ -848,6 +868,8 @@ class _Extractor:
             return
         state, status = _request_state(r, PRESCRIPTION_STATE)
         when = parse_fhir_date(r.get("authoredOn"), "authoredOn")
+        if not any(m.value_set in self.vsl.technology for m in matches):
+            return  # most prescriptions: no technology (the date is still read: it must be)
         use = _Use(state, status, False, when, when, source="MedicationRequest")
         self._technology(ref, [(m, display) for m in matches], use)
 
@@ -901,8 +923,7 @@ def _dosage_end(r: Mapping[str, Any]) -> date | None:
     return max(ends, default=None)
 
 
-@dataclass(frozen=True, slots=True)
-class _Use:
+class _Use(NamedTuple):
     """What a record says of the technology it names (see ``TechnologyUse``)."""
 
     state: TechState
@@ -1062,6 +1083,9 @@ def _abated(r: Mapping[str, Any]) -> bool:
 
 
 def _observation_instant(r: Mapping[str, Any]) -> datetime | None:
+    when = r.get("effectiveDateTime")
+    if when is not None and r.get("effectivePeriod") is None:
+        return parse_fhir_instant(when, "effectiveDateTime")  # most results: read first below
     period = _opt_obj(r, "effectivePeriod") or {}
     for value, where in (
         (r.get("effectiveDateTime"), "effectiveDateTime"),
@@ -1096,6 +1120,9 @@ _CENSORED_TEXT = re.compile(
 _SYMBOLS: Mapping[str, Bound] = {"≥": ">=", "≤": "<=", ">=": ">=", "<=": "<=", ">": ">", "<": "<"}
 
 
+_COMPARATORS = ("", *BOUNDS)
+
+
 def _hba1c_value(
     r: Mapping[str, Any], ref: str, match: _Match, when: date, at: datetime | None
 ) -> HbA1cResult | str:
@@ -1116,7 +1143,7 @@ def _hba1c_value(
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise Malformed("valueQuantity.value is not a number")
     bound = quantity.get("comparator") or ""
-    if bound not in ("", *BOUNDS):
+    if bound not in _COMPARATORS:
         return f"comparator {bound!r} not recognised"
     unit = _hba1c_unit(quantity, match.concept)
     if unit == "mmol/mol":
