@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from policy.model import CriterionResult, Tri
@@ -15,6 +15,19 @@ class PolicyError(Exception):
 
 
 def expr_ids(expr: Expr) -> list[str]:
+    """The criterion ids ``expr`` reads, in order (repeats kept); PolicyError when it is not
+    an expression."""
+    if isinstance(expr, str):
+        return [expr]
+    found = _IDS.get(id(expr))
+    if found is None or found[0] is not expr:
+        if len(_IDS) >= _KEPT_MAX:
+            _IDS.clear()
+        found = _IDS[id(expr)] = (expr, tuple(_ids(expr)))
+    return list(found[1])
+
+
+def _ids(expr: Expr) -> list[str]:
     if isinstance(expr, str):
         return [expr]
     if not isinstance(expr, Mapping) or len(expr) != 1:
@@ -23,9 +36,9 @@ def expr_ids(expr: Expr) -> list[str]:
     if op in ("all", "any"):
         if not isinstance(arg, list) or not arg:
             raise PolicyError(f"'{op}' needs a non-empty list")
-        return [i for sub in arg for i in expr_ids(sub)]
+        return [i for sub in arg for i in _ids(sub)]
     if op == "not":
-        return expr_ids(arg)
+        return _ids(arg)
     raise PolicyError(f"unknown operator {op!r}")
 
 
@@ -35,37 +48,65 @@ class TriOf(Protocol):
     def __getitem__(self, cid: str, /) -> Tri: ...
 
 
-class _ResultOf:
-    __slots__ = ("results",)
+# An expression read once into a function of the results (``_compiled``), by the id of the
+# expression object, which each entry keeps (so the id is not reused while it is here). A
+# policy's expressions live as long as the policy; a few hundred at most.
+_KEPT_MAX = 4096
+_Compiled = Callable[[Any], Tri]
+_IDS: dict[int, tuple[Expr, tuple[str, ...]]] = {}
+_OF_RESULTS: dict[int, tuple[Expr, _Compiled]] = {}
+_OF_VALUES: dict[int, tuple[Expr, _Compiled]] = {}
+_NOT = {Tri.MET: Tri.NOT_MET, Tri.NOT_MET: Tri.MET, Tri.UNKNOWN: Tri.UNKNOWN}
 
-    def __init__(self, results: Mapping[str, CriterionResult]) -> None:
-        self.results = results
 
-    def __getitem__(self, cid: str, /) -> Tri:
-        return self.results[cid].result
+def _compiled(expr: Expr, of_results: bool) -> _Compiled:
+    """``expr`` as a function of the criteria's results (``of_results``: CriterionResults by
+    id, else bare three-valued results), reading each part only as far as Kleene's logic
+    needs (an "all" stops at its first not-met part)."""
+    kept = _OF_RESULTS if of_results else _OF_VALUES
+    found = kept.get(id(expr))
+    if found is None or found[0] is not expr:
+        if len(kept) >= _KEPT_MAX:
+            kept.clear()
+        found = kept[id(expr)] = (expr, _compile(expr, of_results))
+    return found[1]
+
+
+def _compile(expr: Expr, of_results: bool) -> _Compiled:
+    if isinstance(expr, str):
+        cid = expr
+        if of_results:
+            return lambda results: results[cid].result
+        return lambda values: values[cid]
+    ((op, arg),) = expr.items()
+    if op == "not":
+        inner = _compile(arg, of_results)
+        return lambda v: _NOT[inner(v)]
+    parts = tuple(_compile(e, of_results) for e in arg)
+    dominant, identity = (Tri.NOT_MET, Tri.MET) if op == "all" else (Tri.MET, Tri.NOT_MET)
+    unknown = Tri.UNKNOWN
+
+    def combine(v: Any) -> Tri:
+        found = identity
+        for part in parts:
+            t = part(v)
+            if t is dominant:
+                return t
+            if t is unknown:
+                found = t
+        return found
+
+    return combine
 
 
 def evaluate_expr(expr: Expr, results: Mapping[str, CriterionResult]) -> Tri:
-    return evaluate_values(expr, _ResultOf(results))
+    return _compiled(expr, True)(results)
 
 
 def evaluate_values(expr: Expr, values: TriOf) -> Tri:
     """``expr`` over bare three-valued results: what-if evaluation (``policy.decisive``)
     swaps one value in a plain dict instead of rebuilding criterion results."""
-    if isinstance(expr, str):
-        return values[expr]
-    ((op, arg),) = expr.items()
-    if op == "not":
-        return evaluate_values(arg, values).negate()
-    # Tri.all_of / Tri.any_of, unrolled: this is the innermost loop of every what-if.
-    dominant, found = (Tri.NOT_MET, Tri.MET) if op == "all" else (Tri.MET, Tri.NOT_MET)
-    for e in arg:
-        v = evaluate_values(e, values)
-        if v is dominant:
-            return v
-        if v is Tri.UNKNOWN:
-            found = v
-    return found
+    return _compiled(expr, False)(values)
 
 
 def deciding_leaves(
