@@ -263,6 +263,15 @@ def _usable(record: PatientRecord, ctx: Context) -> tuple[HbA1cResult, ...]:
     return _kept(record, ctx, _usable_newest_first)
 
 
+def _evidence_of_usable(record: PatientRecord, ctx: Context) -> tuple[Evidence, ...]:
+    return tuple(hba1c_evidence(h) for h in _usable(record, ctx))
+
+
+def _usable_evidence(record: PatientRecord, ctx: Context) -> tuple[Evidence, ...]:
+    """The evidence of each plausible result in the lookback, newest first."""
+    return _kept(record, ctx, _evidence_of_usable)
+
+
 def latest_hba1c(record: PatientRecord, ctx: Context) -> HbA1cResult | None:
     """The most recent plausible HbA1c within the lookback; results after today are ignored."""
     usable = _usable(record, ctx)
@@ -871,7 +880,7 @@ def hba1c_on_mdi(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
             Tri.NOT_MET,
             f"HbA1c {low[0].mmol_text} ({low[0].date}) is below {threshold:g}: "
             f"not 'remained high' ({read}).",
-            evidence=tuple(hba1c_evidence(h) for h in results),
+            evidence=_usable_evidence(record, ctx),
             context=context,
         )
     pump = _on_a_pump(record, spec, ctx)
@@ -883,14 +892,14 @@ def hba1c_on_mdi(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
             f"On an insulin pump ({pump}): HbA1c results while on a pump are not 'with MDI', "
             "whatever pens are prescribed as back-up; whether MDI failed before the pump is "
             "in the clinic's history, not read here.",
-            evidence=tuple(hba1c_evidence(h) for h in results),
+            evidence=_usable_evidence(record, ctx),
             context=context,
             missing="the HbA1c on MDI before the pump, from the diabetes service",
         )
     latest = _latest_or_unknown(record, spec, ctx)
     if isinstance(latest, CriterionResult):
         return latest
-    ev = [hba1c_evidence(h) for h in results]
+    ev = list(_usable_evidence(record, ctx))
     either = [h for h, t in verdicts if t is Tri.UNKNOWN]
     if either:
         return _result(

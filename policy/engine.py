@@ -38,6 +38,12 @@ from policy.model import (
     Tri,
 )
 
+_DERIVED_REASON = {
+    Tri.MET: "Met through: ",
+    Tri.NOT_MET: "Not met: ",
+    Tri.UNKNOWN: "Unknown until these are known: ",
+}
+
 
 def _derived_result(
     d: DerivedSpec, policy: Policy, results: Mapping[str, CriterionResult]
@@ -50,18 +56,30 @@ def _derived_result(
         return f"{title}: {results[cid].result.value.replace('-', ' ')}" if negated else title
 
     names = "; ".join(label(i, n) for i, n in leaves)
-    reason = {
-        Tri.MET: f"Met through: {names}.",
-        Tri.NOT_MET: f"Not met: {names}.",
-        Tri.UNKNOWN: f"Unknown until these are known: {names}.",
-    }[value]
-    # A "not" branch cites what it rests on (e.g. the birth date). Evidence is hashable, so the
-    # de-duplication stays linear however many results a record holds.
-    evidence: dict[Evidence, None] = {}
-    if value is Tri.MET:
-        for cid, _ in leaves:
-            evidence.update(dict.fromkeys(results[cid].evidence))
-    return CriterionResult(d.id, d.title, value, reason, tuple(evidence), confirmable=d.confirmable)
+    reason = f"{_DERIVED_REASON[value]}{names}."
+    # A "not" branch cites what it rests on (e.g. the birth date).
+    evidence = (
+        _unique([e for cid, _ in leaves for e in results[cid].evidence]) if value is Tri.MET else ()
+    )
+    return CriterionResult(d.id, d.title, value, reason, evidence, confirmable=d.confirmable)
+
+
+def _unique(evidence: list[Evidence]) -> tuple[Evidence, ...]:
+    """``evidence`` without repeats, in order: linear however many results a record holds,
+    and without hashing each Evidence whole (most differ in their record or summary, whose
+    hashes Python keeps)."""
+    out: list[Evidence] = []
+    seen: dict[tuple[str, str], list[Evidence]] = {}
+    for e in evidence:
+        same = seen.get((e.ref, e.summary))
+        if same is None:
+            seen[(e.ref, e.summary)] = [e]
+        elif e in same:
+            continue
+        else:
+            same.append(e)
+        out.append(e)
+    return tuple(out)
 
 
 def _without_ended_prescriptions(record: PatientRecord, today: date) -> PatientRecord:

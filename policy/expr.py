@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from policy.model import CriterionResult, Tri
 
@@ -19,12 +19,7 @@ def expr_ids(expr: Expr) -> list[str]:
     an expression."""
     if isinstance(expr, str):
         return [expr]
-    found = _IDS.get(id(expr))
-    if found is None or found[0] is not expr:
-        if len(_IDS) >= _KEPT_MAX:
-            _IDS.clear()
-        found = _IDS[id(expr)] = (expr, tuple(_ids(expr)))
-    return list(found[1])
+    return list(cast(tuple[str, ...], _kept("ids", expr, lambda e: tuple(_ids(e)))))
 
 
 def _ids(expr: Expr) -> list[str]:
@@ -48,28 +43,32 @@ class TriOf(Protocol):
     def __getitem__(self, cid: str, /) -> Tri: ...
 
 
-# An expression read once into a function of the results (``_compiled``), by the id of the
-# expression object, which each entry keeps (so the id is not reused while it is here). A
-# policy's expressions live as long as the policy; a few hundred at most.
-_KEPT_MAX = 4096
+# An expression read once into a function of the results (``_compiled``), by what the
+# function does and the id of the expression object, which each entry keeps (so the id is
+# not reused while it is here). A policy's expressions live as long as the policy.
 _Compiled = Callable[[Any], Tri]
-_IDS: dict[int, tuple[Expr, tuple[str, ...]]] = {}
-_OF_RESULTS: dict[int, tuple[Expr, _Compiled]] = {}
-_OF_VALUES: dict[int, tuple[Expr, _Compiled]] = {}
+_Leaves = Callable[[Mapping[str, CriterionResult], Tri], list[tuple[str, bool]]]
+_KEPT_MAX = 4096
+_KEPT: dict[tuple[str, int], tuple[Expr, Any]] = {}
 _NOT = {Tri.MET: Tri.NOT_MET, Tri.NOT_MET: Tri.MET, Tri.UNKNOWN: Tri.UNKNOWN}
+
+
+def _kept(kind: str, expr: Expr, build: Callable[[Expr], Any]) -> Any:
+    found = _KEPT.get((kind, id(expr)))
+    if found is None or found[0] is not expr:
+        if len(_KEPT) >= _KEPT_MAX:
+            _KEPT.clear()
+        found = _KEPT[(kind, id(expr))] = (expr, build(expr))
+    return found[1]
 
 
 def _compiled(expr: Expr, of_results: bool) -> _Compiled:
     """``expr`` as a function of the criteria's results (``of_results``: CriterionResults by
     id, else bare three-valued results), reading each part only as far as Kleene's logic
     needs (an "all" stops at its first not-met part)."""
-    kept = _OF_RESULTS if of_results else _OF_VALUES
-    found = kept.get(id(expr))
-    if found is None or found[0] is not expr:
-        if len(kept) >= _KEPT_MAX:
-            kept.clear()
-        found = kept[id(expr)] = (expr, _compile(expr, of_results))
-    return found[1]
+    if of_results:
+        return cast(_Compiled, _kept("results", expr, lambda e: _compile(e, True)))
+    return cast(_Compiled, _kept("values", expr, lambda e: _compile(e, False)))
 
 
 def _compile(expr: Expr, of_results: bool) -> _Compiled:
@@ -118,15 +117,35 @@ def deciding_leaves(
     the parts that failed; for *unknown*: only the unknowns that could still change it, so an
     under-12's card does not ask about the adult route.
     """
+    leaves = cast(_Leaves, _kept("leaves", expr, _compile_leaves))
+    return leaves(results, value)
+
+
+def _compile_leaves(expr: Expr) -> _Leaves:
     if isinstance(expr, str):
-        return [(expr, False)] if results[expr].result is value else []
+        cid = expr
+
+        def leaf(results: Mapping[str, CriterionResult], value: Tri) -> list[tuple[str, bool]]:
+            return [(cid, False)] if results[cid].result is value else []
+
+        return leaf
     ((op, arg),) = expr.items()
     if op == "not":
-        inner = deciding_leaves(arg, value.negate(), results)
-        return [(i, not negated) for i, negated in inner]
-    children = [(e, evaluate_expr(e, results)) for e in arg]
-    if value is Tri.MET and op == "any":
-        children = [next(c for c in children if c[1] is Tri.MET)]
-    elif value is Tri.NOT_MET and op == "all":
-        children = [c for c in children if c[1] is Tri.NOT_MET][:1]
-    return [leaf for e, v in children if v is value for leaf in deciding_leaves(e, value, results)]
+        inner = _compile_leaves(arg)
+
+        def negated(results: Mapping[str, CriterionResult], value: Tri) -> list[tuple[str, bool]]:
+            return [(i, not neg) for i, neg in inner(results, _NOT[value])]
+
+        return negated
+    parts = tuple((_compile(e, True), _compile_leaves(e)) for e in arg)
+    first_met, first_failed = op == "any", op == "all"
+
+    def node(results: Mapping[str, CriterionResult], value: Tri) -> list[tuple[str, bool]]:
+        children = [(leaves, of(results)) for of, leaves in parts]
+        if value is Tri.MET and first_met:
+            children = [next(c for c in children if c[1] is Tri.MET)]
+        elif value is Tri.NOT_MET and first_failed:
+            children = [c for c in children if c[1] is Tri.NOT_MET][:1]
+        return [leaf for leaves, v in children if v is value for leaf in leaves(results, value)]
+
+    return node
