@@ -178,10 +178,26 @@ def bind(
 ) -> list[Any]:
     """The resources that are this patient's; the others are added to ``refused``."""
     kept = []
+    mine = f"Patient/{patient_id}"
+    shared = links.ambiguous_entries
     for resource in resources:
         if not isinstance(resource, dict):
             kept.append(resource)  # not a resource at all: reading it reports that
             continue
+        subject = resource.get("subject")
+        rtype = resource.get("resourceType")
+        if (
+            type(subject) is dict
+            and subject.get("reference") == mine
+            and "identifier" not in subject
+            and "patient" not in resource
+            and "focus" not in resource
+            and type(rtype) is str
+            and rtype != "Patient"
+            and id(resource) not in shared
+        ):
+            kept.append(resource)  # most of a record: as ``binding_problem`` reads it, this
+            continue  # patient's by a bare reference and naming no one else
         problem = binding_problem(resource, patient_id, fhir_server, links)
         if problem is None:
             kept.append(resource)
