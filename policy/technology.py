@@ -14,6 +14,7 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import date
+from typing import cast
 
 from facts.model import PatientRecord, TechnologyUse
 
@@ -80,7 +81,20 @@ def _key(u: TechnologyUse) -> str:
 
 
 def read_technology(record: PatientRecord, kind: str, today: date, windows: Windows) -> Reading:
-    """Every record of ``kind`` sorted by what it says on ``today``."""
+    """Every record of ``kind`` sorted by what it says on ``today``: read once per record,
+    kind, day and windows and kept with the record (several criteria and policies read the
+    same kind), so the reading is shared and not to be changed."""
+    key = (_READING, kind, today, windows.supply_months, windows.event_months)
+    found = record.memo.get(key)
+    if found is None:
+        found = record.memo[key] = _read(record, kind, today, windows)
+    return cast(Reading, found)
+
+
+_READING = "technology"
+
+
+def _read(record: PatientRecord, kind: str, today: date, windows: Windows) -> Reading:
     in_use: list[TechnologyUse] = []
     held: list[TechnologyUse] = []
     not_current: list[TechnologyUse] = []
