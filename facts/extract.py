@@ -263,6 +263,7 @@ class _Reading:
 
     matches: tuple[_Match, ...]
     about_others: tuple[str, frozenset[str]] | None = None
+    hba1c: _Match | None = None  # its match to the HbA1c test by code (the text never drops it)
 
 
 _NO_READING = _Reading(())
@@ -338,12 +339,14 @@ def _read(key: _ConceptKey, vsl: ValueSetLibrary) -> _Reading:
                 )
     # A finding the text also asserts of the patient stays.
     asserted = {m.value_set for m in matches.values() if m.matched_by == "term"}
+    hba1c = matches.get(HBA1C)
+    hba1c = hba1c if hba1c is not None and hba1c.matched_by == "code" else None
     for t in texts:
         said = {h.value_set for h in vsl.find_terms_about_others(t)}
         others = said - asserted - _NOT_FINDINGS
         if others:
-            return _Reading(tuple(matches.values()), (t, frozenset(others)))
-    return _Reading(tuple(matches.values()))
+            return _Reading(tuple(matches.values()), (t, frozenset(others)), hba1c)
+    return _Reading(tuple(matches.values()), None, hba1c)
 
 
 def _status_code(concept: Mapping[str, Any] | None) -> str | None:
@@ -652,12 +655,13 @@ class _Extractor:
         status = r.get("status")
         code = _opt_obj(r, "code")
         codings = _codings(code)
-        if any(c.get("system") == self.criteria_system for c in codings):
-            if status in OBSERVATION_OK:
-                self._confirmation(r, ref, codings)
-            elif status == ENTERED_IN_ERROR:
-                self._withdrawn(r, ref, codings)
-            return
+        for c in codings:
+            if c.get("system") == self.criteria_system:
+                if status in OBSERVATION_OK:
+                    self._confirmation(r, ref, codings)
+                elif status == ENTERED_IN_ERROR:
+                    self._withdrawn(r, ref, codings)
+                return
         reading = _read_concept(code, self.vsl, codings)
         matches = self._about_another_person(ref, "Observation", reading)
         value = r.get("valueCodeableConcept")
@@ -665,7 +669,7 @@ class _Extractor:
             return  # nothing the policy reads (vital signs, other tests ...)
         at = _observation_instant(r)
         when = _london_date(at)
-        hba1c = next((m for m in matches if m.value_set == HBA1C and m.matched_by == "code"), None)
+        hba1c = reading.hba1c
         if hba1c is not None:
             self._hba1c(r, ref, hba1c, when, at)
             return
@@ -1142,10 +1146,38 @@ def _hba1c_value(
     value = quantity.get("value")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise Malformed("valueQuantity.value is not a number")
+    comparator, code, unit = quantity.get("comparator"), quantity.get("code"), quantity.get("unit")
+    implied = match.concept.implied_unit if match.concept else None
+    if type(value) is int and all(type(x) in _TEXT for x in (comparator, code, unit, implied)):
+        # Results repeat (whole numbers in mmol/mol): each distinct one is read once.
+        key = (value, comparator, code, unit, implied)
+        reading = _HBA1C_READINGS.get(key)
+        if reading is None:
+            reading = _hba1c_reading(value, quantity, implied)
+            if len(_HBA1C_READINGS) >= HBA1C_READINGS_MAX:
+                _HBA1C_READINGS.clear()
+            _HBA1C_READINGS[key] = reading
+    else:
+        reading = _hba1c_reading(value, quantity, implied)
+    if isinstance(reading, str):
+        return reading
+    mmol, original, bound = reading
+    return HbA1cResult(ref, mmol, original, when, at, bound)
+
+
+_TEXT = (str, type(None))
+_HBA1C_READINGS: dict[tuple[Any, ...], tuple[float, str, Bound] | str] = {}
+HBA1C_READINGS_MAX = 4096
+
+
+def _hba1c_reading(
+    value: float, quantity: Mapping[str, Any], implied: str | None
+) -> tuple[float, str, Bound] | str:
+    """A result's value in mmol/mol, as recorded, and its bound; or why it cannot be used."""
     bound = quantity.get("comparator") or ""
     if bound not in _COMPARATORS:
         return f"comparator {bound!r} not recognised"
-    unit = _hba1c_unit(quantity, match.concept)
+    unit = _hba1c_unit(quantity, implied)
     if unit == "mmol/mol":
         mmol = float(value)
     elif unit == "%":
@@ -1158,7 +1190,7 @@ def _hba1c_value(
         mmol = math.floor(mmol * 10) / 10
     elif bound in ("<", "<="):
         mmol = math.ceil(mmol * 10) / 10
-    return HbA1cResult(ref, round(mmol, 1), f"{bound}{value:g} {unit}", when, at, bound)
+    return round(mmol, 1), f"{bound}{value:g} {unit}", bound
 
 
 def _as_recorded(r: Mapping[str, Any]) -> str:
@@ -1178,7 +1210,7 @@ def _as_recorded(r: Mapping[str, Any]) -> str:
     return " ".join(f"{bound}{value:g} {unit}".split())
 
 
-def _hba1c_unit(quantity: Mapping[str, Any], concept: Concept | None) -> str | None:
+def _hba1c_unit(quantity: Mapping[str, Any], implied: str | None) -> str | None:
     """The unit as UCUM: the coded unit, else the human unit, else what the test code implies."""
     for key in ("code", "unit"):
         unit = quantity.get(key)
@@ -1189,7 +1221,7 @@ def _hba1c_unit(quantity: Mapping[str, Any], concept: Concept | None) -> str | N
             if u in ("%", "percent", "%hb", "%(dcct)", "%{hemoglobina1c}"):
                 return "%"
             return unit
-    return concept.implied_unit if concept else None
+    return implied  # what the test code implies
 
 
 def _short(exc: BaseException) -> str:
