@@ -170,9 +170,10 @@ def assess(policy: Policy, record: PatientRecord, today: date) -> Assessment:
             found = kept[spec.key] = _criterion(spec, record, ctx)
         results[spec.id] = found
     for d in policy.derived:
-        results[d.id] = _ignoring_confirmation(
-            _derived_result(d, policy, results), record, ctx, d.confirmable
-        )
+        found = _derived_result(d, policy, results)
+        if record.confirmations:
+            found = _ignoring_confirmation(found, record, ctx, d.confirmable)
+        results[d.id] = found
     if record.deceased:
         return Assessment(policy, record, ctx, results, (), Outcome.INSUFFICIENT, None)
     pathways = tuple(
@@ -194,6 +195,8 @@ _CRITERIA = "criteria"  # ``assess``'s results kept with the record, by context
 
 def _criterion(spec: CriterionSpec, record: PatientRecord, ctx: Context) -> CriterionResult:
     """One criterion's result: the record's, or a clinician's confirmation that decides it."""
+    if not record.confirmations:  # most records: the rule's result is the criterion's
+        return RULES[spec.rule](record, spec, ctx)
     confirmed = None
     if spec.confirmable and spec.rule not in SELF_CONFIRMING_RULES:
         confirmed = confirmation_result(record, spec, ctx)
