@@ -25,7 +25,7 @@ from facts.model import (
     age_on,
 )
 from policy.model import CriterionResult, Evidence, Tri
-from policy.technology import SUPPLY_SOURCES, Reading, Windows, day_text, read_technology, what
+from policy.technology import SUPPLY_SOURCES, Reading, day_text, reading_of, what
 
 
 @dataclass(frozen=True)
@@ -179,6 +179,8 @@ def currency(findings: tuple[Finding, ...], months: int, today: date) -> Currenc
     Records dated after today are neither current nor shown (a data error, not evidence).
     """
     since = months_before(today, months)
+    if not findings:  # most criteria of most records
+        return Currency([], [], [], months, [])
     established = [f for f in findings if f.established]
     return Currency(
         current=[f for f in established if f.date is not None and since <= f.date <= today],
@@ -701,7 +703,7 @@ def finding(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Criteri
     recorded = record.findings_in(spec.params["valueSet"])
     prenatal = [f for f in recorded if before_birth(record, ctx, f.date)]
     c = currency(
-        tuple(f for f in recorded if f not in prenatal),
+        tuple(f for f in recorded if f not in prenatal) if prenatal else recorded,
         int(spec.params["lookbackMonths"]),
         ctx.today,
     )
@@ -952,7 +954,7 @@ def _on_a_pump(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> str 
     if not kind:
         return None
     months = int(spec.params.get("pumpSupplyMonths") or 6)
-    reading = read_technology(record, str(kind), ctx.today, Windows(months))
+    reading = reading_of(record, str(kind), ctx.today, months, None)
     found = reading.in_use or reading.held
     if not found:
         return None
@@ -1279,9 +1281,13 @@ def technology_in_use(record: PatientRecord, spec: CriterionSpec, ctx: Context) 
     """
     p = spec.params
     event = p.get("eventMonths")
-    windows = Windows(int(p["supplyMonths"]), None if event is None else int(event))
-    reading = read_technology(record, str(p["kind"]), ctx.today, windows)
-    ended = tuple(_use_evidence(u, reading.why[f"{u.ref}#{u.kind}"]) for u in reading.not_in_use)
+    supply, events = int(p["supplyMonths"]), None if event is None else int(event)
+    reading = reading_of(record, str(p["kind"]), ctx.today, supply, events)
+    ended = (
+        tuple(_use_evidence(u, reading.why[f"{u.ref}#{u.kind}"]) for u in reading.not_in_use)
+        if reading.not_in_use
+        else ()
+    )
     if reading.in_use:
         head = _headline(reading, "in use")
         return _result(

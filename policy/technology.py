@@ -84,9 +84,17 @@ def read_technology(record: PatientRecord, kind: str, today: date, windows: Wind
     """Every record of ``kind`` sorted by what it says on ``today``: read once per record,
     kind, day and windows and kept with the record (several criteria and policies read the
     same kind), so the reading is shared and not to be changed."""
-    key = (_READING, kind, today, windows.supply_months, windows.event_months)
+    return reading_of(record, kind, today, windows.supply_months, windows.event_months)
+
+
+def reading_of(
+    record: PatientRecord, kind: str, today: date, supply_months: int, event_months: int | None
+) -> Reading:
+    """``read_technology`` with the windows given as their months."""
+    key = (_READING, kind, today, supply_months, event_months)
     found = record.memo.get(key)
     if found is None:
+        windows = Windows(supply_months, event_months)
         found = record.memo[key] = _read(record, kind, today, windows)
     return cast(Reading, found)
 
