@@ -203,9 +203,16 @@ def composites_resting_on(
         return ()
     expr = next(e for p, e in logic.pathways if p.id == chosen.id)
 
+    opened: dict[str, set[str]] = {}  # each criterion's parts, opened once
+
     def parts(cid: str) -> set[str]:
-        inner = logic.derived.get(cid)
-        return {cid} if inner is None else {cid}.union(*(parts(i) for i in expr_ids(inner)))
+        found = opened.get(cid)
+        if found is None:
+            inner = logic.derived.get(cid)
+            found = opened[cid] = (
+                {cid} if inner is None else {cid}.union(*(parts(i) for i in expr_ids(inner)))
+            )
+        return found
 
     on_path = set().union(*(parts(i) for i in expr_ids(expr)))
     wanted = set(ids)

@@ -154,16 +154,7 @@ def assess(policy: Policy, record: PatientRecord, today: date) -> Assessment:
     )
     results: dict[str, CriterionResult] = {}
     # A criterion several policies include is read once for the record on the day.
-    kept = record.memo.setdefault(
-        (
-            _CRITERIA,
-            ctx.today,
-            ctx.hba1c_lookback_months,
-            ctx.confirmation_valid_months,
-            ctx.hba1c_plausible_mmol_mol,
-        ),
-        {},
-    )
+    kept = record.memo.setdefault((_CRITERIA, ctx), {})
     for spec in policy.criteria:
         found = kept.get(spec.key)
         if found is None:
