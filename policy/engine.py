@@ -153,12 +153,17 @@ def assess(policy: Policy, record: PatientRecord, today: date) -> Assessment:
         hba1c_plausible_mmol_mol=policy.hba1c_plausible_mmol_mol,
     )
     results: dict[str, CriterionResult] = {}
-    # A criterion several policies include is read once for the record on the day.
-    kept = record.memo.setdefault((_CRITERIA, ctx), {})
+    # A criterion several policies include is read once for the record on the day: by the
+    # day and how long a confirmation counts, and for a rule that reads HbA1c results also by
+    # the policy's lookback and plausible range (the rest of the context).
+    memo = record.memo
+    kept = memo.setdefault((_CRITERIA, ctx.today, ctx.confirmation_valid_months), {})
+    kept_hba1c = memo.setdefault((_CRITERIA, ctx), {})
     for spec in policy.criteria:
-        found = kept.get(spec.key)
+        where = kept_hba1c if spec.rule in HBA1C_RULES else kept
+        found = where.get(spec.key)
         if found is None:
-            found = kept[spec.key] = _criterion(spec, record, ctx)
+            found = where[spec.key] = _criterion(spec, record, ctx)
         results[spec.id] = found
     for d in policy.derived:
         found = _derived_result(d, policy, results)
