@@ -36,12 +36,13 @@ class CriterionSpec:
     params: Mapping[str, Any]
     confirmable: bool = True
     policy_text: tuple[str, ...] = ()  # the policy's words, as quoted (one or more places)
-    # Everything above as one text: two specs with the same key are the same criterion, whose
-    # result for a record on a day is the same in every policy that includes it.
+    # What a rule reads of its criterion (all but the policy's words, which no rule reads), as
+    # one text: two specs with the same key are the same criterion, whose result for a record
+    # on a day is the same in every policy that includes it.
     key: str = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        fields = [self.id, self.title, self.rule, self.params, self.confirmable, self.policy_text]
+        fields = [self.id, self.title, self.rule, self.params, self.confirmable]
         object.__setattr__(self, "key", json.dumps(fields, sort_keys=True, default=repr))
 
 
