@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
@@ -166,9 +167,17 @@ def assess(policy: Policy, record: PatientRecord, today: date) -> Assessment:
             found = where[spec.key] = _criterion(spec, record, ctx)
         results[spec.id] = found
     for d in policy.derived:
+        # Shared too, when another policy derives it alike from the same results.
+        key, ids = _derived_key(policy, d)
+        parts = tuple([results[i] for i in ids])
+        done = kept.get(key)
+        if done is not None and all(a is b for a, b in zip(done[0], parts, strict=True)):
+            results[d.id] = done[1]
+            continue
         found = _derived_result(d, policy, results)
         if record.confirmations:
             found = _ignoring_confirmation(found, record, ctx, d.confirmable)
+        kept[key] = (parts, found)
         results[d.id] = found
     if record.deceased:
         return Assessment(policy, record, ctx, results, (), Outcome.INSUFFICIENT, None)
@@ -187,6 +196,22 @@ def assess(policy: Policy, record: PatientRecord, today: date) -> Assessment:
 
 
 _CRITERIA = "criteria"  # ``assess``'s results kept with the record, by context
+# Each derived criterion's key (what its result is made of besides its parts' results: its id,
+# title, confirmability, expression and the titles it names) and the ids of its parts, by
+# the id of its spec, which the entry keeps along with its policy.
+_DERIVED_KEYS: dict[int, tuple[Policy, DerivedSpec, str, tuple[str, ...]]] = {}
+
+
+def _derived_key(policy: Policy, d: DerivedSpec) -> tuple[str, tuple[str, ...]]:
+    found = _DERIVED_KEYS.get(id(d))
+    if found is None or found[0] is not policy or found[1] is not d:
+        ids = tuple(dict.fromkeys(expr_ids(d.expression)))
+        words = [d.id, d.title, d.confirmable, d.expression, [policy.title_of(i) for i in ids]]
+        key = "derived " + json.dumps(words, sort_keys=True, default=repr)
+        if len(_DERIVED_KEYS) >= 4096:
+            _DERIVED_KEYS.clear()
+        found = _DERIVED_KEYS[id(d)] = (policy, d, key, ids)
+    return found[2], found[3]
 
 
 def _criterion(spec: CriterionSpec, record: PatientRecord, ctx: Context) -> CriterionResult:
