@@ -829,11 +829,12 @@ class _Extractor:
             return
         concept = self._medication_concept(r)
         matches = classify(concept, self.vsl)
-        self._orders_of(r, ref, concept, matches)
+        if matches:
+            self._orders_of(r, ref, concept, matches)
         self._prescribed_technology(r, ref, _display(concept), matches)
         status = r.get("status")
-        if status not in ORDER_ACTIVE and status != "stopped":
-            return
+        if (status not in ORDER_ACTIVE and status != "stopped") or not matches:
+            return  # most prescriptions: not an order of anything the policies read
         found = self._insulin_in(concept, matches)
         if found is None:
             return
@@ -1148,7 +1149,13 @@ def _hba1c_value(
         raise Malformed("valueQuantity.value is not a number")
     comparator, code, unit = quantity.get("comparator"), quantity.get("code"), quantity.get("unit")
     implied = match.concept.implied_unit if match.concept else None
-    if type(value) is int and all(type(x) in _TEXT for x in (comparator, code, unit, implied)):
+    if (
+        type(value) is int
+        and type(comparator) in _TEXT
+        and type(code) in _TEXT
+        and type(unit) in _TEXT
+        and type(implied) in _TEXT
+    ):
         # Results repeat (whole numbers in mmol/mol): each distinct one is read once.
         key = (value, comparator, code, unit, implied)
         reading = _HBA1C_READINGS.get(key)

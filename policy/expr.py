@@ -138,14 +138,22 @@ def _compile_leaves(expr: Expr) -> _Leaves:
 
         return negated
     parts = tuple((_compile(e, True), _compile_leaves(e)) for e in arg)
-    first_met, first_failed = op == "any", op == "all"
+    # Met "any": the first alternative met; failed "all": the first part failed; otherwise
+    # every part with the value.
+    first = Tri.MET if op == "any" else Tri.NOT_MET if op == "all" else None
 
     def node(results: Mapping[str, CriterionResult], value: Tri) -> list[tuple[str, bool]]:
-        children = [(leaves, of(results)) for of, leaves in parts]
-        if value is Tri.MET and first_met:
-            children = [next(c for c in children if c[1] is Tri.MET)]
-        elif value is Tri.NOT_MET and first_failed:
-            children = [c for c in children if c[1] is Tri.NOT_MET][:1]
-        return [leaf for leaves, v in children if v is value for leaf in leaves(results, value)]
+        if value is first:
+            for of, leaves in parts:
+                if of(results) is value:
+                    return leaves(results, value)
+            if value is Tri.MET:
+                raise StopIteration  # no alternative met: the expression is not met
+            return []
+        out: list[tuple[str, bool]] = []
+        for of, leaves in parts:
+            if of(results) is value:
+                out += leaves(results, value)
+        return out
 
     return node
