@@ -908,7 +908,9 @@ class _Extractor:
                 _with_implied(
                     (t for t in self.technology if t.ref not in self.stated_devices), self.vsl
                 )
-            ),
+            )
+            if self.technology
+            else (),
             warnings=tuple(self.warnings),
             not_theirs=tuple(self.not_theirs),
             unreadable_types=frozenset(self.unreadable_types),
