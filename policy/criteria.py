@@ -66,19 +66,50 @@ RULE_PARAMS: dict[str, dict[str, str]] = {}  # rule name -> parameter name -> ki
 HBA1C_RULES: set[str] = set()  # rules that read HbA1c results (need hba1cLookbackMonths)
 
 
-def rule(name: str, *, reads_hba1c: bool = False, **params: str) -> Callable[[Rule], Rule]:
-    """Register a named rule with the parameters (and their kinds) a policy file may give it."""
+# Whether a record holds nothing a rule reads for a criterion: the rule's result then follows
+# from the criterion alone (its title and parameters), not the record or the day.
+Nothing = Callable[[PatientRecord, "CriterionSpec"], bool]
+
+
+def rule(
+    name: str, *, reads_hba1c: bool = False, nothing: Nothing | None = None, **params: str
+) -> Callable[[Rule], Rule]:
+    """Register a named rule with the parameters (and their kinds) a policy file may give it.
+    ``nothing``: when the record holds nothing the rule reads (see ``Nothing``); its result
+    for such a record is then made once per criterion and shared."""
     for kind in params.values():
         assert kind.rstrip("?") in PARAM_KINDS, kind
 
     def register(fn: Rule) -> Rule:
-        RULES[name] = fn
+        RULES[name] = fn if nothing is None else _once_when(nothing, fn)
         RULE_PARAMS[name] = dict(params)
         if reads_hba1c:
             HBA1C_RULES.add(name)
         return fn
 
     return register
+
+
+# The results that follow from a criterion alone (``rule``'s ``nothing``), by criterion key:
+# most records hold nothing for most criteria ("no record of needle phobia"). Immutable, so
+# shared by every record, request and thread.
+_FROM_SPEC: dict[str, CriterionResult] = {}
+FROM_SPEC_MAX = 4096
+
+
+def _once_when(nothing: Nothing, fn: Rule) -> Rule:
+    def run(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
+        if not nothing(record, spec):
+            return fn(record, spec, ctx)
+        found = _FROM_SPEC.get(spec.key)
+        if found is None:
+            found = fn(record, spec, ctx)
+            if len(_FROM_SPEC) >= FROM_SPEC_MAX:
+                _FROM_SPEC.clear()
+            _FROM_SPEC[spec.key] = found
+        return found
+
+    return run
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -519,6 +550,47 @@ def _result(spec: CriterionSpec, result: Tri, reason: str, **kw: Any) -> Criteri
     return CriterionResult(spec.id, spec.title, result, reason, confirmable=spec.confirmable, **kw)
 
 
+# -- what a record may hold nothing of (``rule``'s ``nothing``) ---------------------------------
+def _no_finding(record: PatientRecord, spec: CriterionSpec) -> bool:
+    return not record.findings_in(spec.params["valueSet"])
+
+
+def _no_diagnosis(record: PatientRecord, spec: CriterionSpec) -> bool:
+    """No diagnosis of either type, none in remission, no insulin, no unreadable Condition."""
+    p = spec.params
+    return (
+        not any(record.findings_in(p[k]) for k in _DIAGNOSIS_SETS if p.get(k))
+        and not record.insulin
+        and "Condition" not in record.unreadable_types
+    )
+
+
+_DIAGNOSIS_SETS = ("valueSet", "otherTypeValueSet", "remissionValueSet")
+
+
+def _no_hypoglycaemia(record: PatientRecord, spec: CriterionSpec) -> bool:
+    p = spec.params
+    return not record.findings_in(p["awarenessValueSet"]) and not any(
+        record.findings_in(vs) for vs in p["eventValueSets"]
+    )
+
+
+def _no_insulin_at_all(record: PatientRecord, spec: CriterionSpec) -> bool:
+    return not record.insulin and not record.insulin_stopped
+
+
+def _no_context(record: PatientRecord, spec: CriterionSpec) -> bool:
+    ctx_vs = spec.params.get("contextValueSet")
+    return not ctx_vs or not record.findings_in(ctx_vs)
+
+
+def _no_technology(record: PatientRecord, spec: CriterionSpec) -> bool:
+    """No record of the kind, and no device record set aside as not shown to be theirs."""
+    return not record.technology_of(str(spec.params["kind"])) and not any(
+        n.resource_type in DEVICE_RECORD_TYPES for n in record.not_theirs
+    )
+
+
 # -- rules ---------------------------------------------------------------------------------------
 def _recorded_or_not_met(
     record: PatientRecord, spec: CriterionSpec, ctx: Context, met: str, absent: str
@@ -562,6 +634,7 @@ def _diagnoses(
 
 @rule(
     "diagnosis",
+    nothing=_no_diagnosis,
     valueSet="value-set",
     otherTypeValueSet="value-set?",
     remissionValueSet="value-set?",
@@ -693,6 +766,7 @@ def age_at_least(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Cr
 
 @rule(
     "finding",
+    nothing=_no_finding,
     valueSet="value-set",
     lookbackMonths="int",
     note="text?",
@@ -752,6 +826,7 @@ def finding(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> Criteri
 
 @rule(
     "disabling-hypoglycaemia",
+    nothing=_no_hypoglycaemia,
     awarenessValueSet="value-set",
     eventValueSets="value-sets",
     minDays="int",
@@ -1070,6 +1145,7 @@ def hba1c_with_finding(record: PatientRecord, spec: CriterionSpec, ctx: Context)
 
 @rule(
     "insulin-injections-at-least",
+    nothing=_no_insulin_at_all,
     minInjectionsPerDay="number",
 )
 def insulin_injections_at_least(
@@ -1096,7 +1172,7 @@ def insulin_injections_at_least(
     )
 
 
-@rule("insulin-prescribed")
+@rule("insulin-prescribed", nothing=_no_insulin_at_all)
 def insulin_prescribed(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
     """A current insulin prescription: every route to an injection port presupposes insulin
     injections. Absence is *unknown*, never *not met*: insulin may be prescribed elsewhere."""
@@ -1126,6 +1202,7 @@ def insulin_prescribed(record: PatientRecord, spec: CriterionSpec, ctx: Context)
 
 @rule(
     "confirmation-only",
+    nothing=_no_context,
     contextValueSet="value-set?",
 )
 def confirmation_only(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
@@ -1205,6 +1282,7 @@ def confirmation_result(
 
 @rule(
     "recorded",
+    nothing=_no_finding,
     valueSet="value-set",
     codedOnly="bool?",
     excludeResourceTypes="texts?",
@@ -1264,6 +1342,7 @@ def _lower_first(title: str) -> str:
 
 @rule(
     "technology-in-use",
+    nothing=_no_technology,
     kind="value-set",
     supplyMonths="int",
     eventMonths="int?",
