@@ -67,7 +67,8 @@ HBA1C_RULES: set[str] = set()  # rules that read HbA1c results (need hba1cLookba
 
 
 # Whether a record holds nothing a rule reads for a criterion: the rule's result then follows
-# from the criterion alone (its title and parameters), not the record or the day.
+# from the criterion alone (its title and parameters) and the policy's HbA1c lookback, not the
+# record or the day.
 Nothing = Callable[[PatientRecord, "CriterionSpec"], bool]
 
 
@@ -90,10 +91,10 @@ def rule(
     return register
 
 
-# The results that follow from a criterion alone (``rule``'s ``nothing``), by criterion key:
-# most records hold nothing for most criteria ("no record of needle phobia"). Immutable, so
-# shared by every record, request and thread.
-_FROM_SPEC: dict[str, CriterionResult] = {}
+# The results that follow from a criterion alone (``rule``'s ``nothing``), by criterion key and
+# HbA1c lookback: most records hold nothing for most criteria ("no record of needle phobia").
+# Immutable, so shared by every record, request and thread.
+_FROM_SPEC: dict[tuple[str, int], CriterionResult] = {}
 FROM_SPEC_MAX = 4096
 
 
@@ -101,12 +102,13 @@ def _once_when(nothing: Nothing, fn: Rule) -> Rule:
     def run(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> CriterionResult:
         if not nothing(record, spec):
             return fn(record, spec, ctx)
-        found = _FROM_SPEC.get(spec.key)
+        key = (spec.key, ctx.hba1c_lookback_months)
+        found = _FROM_SPEC.get(key)
         if found is None:
             found = fn(record, spec, ctx)
             if len(_FROM_SPEC) >= FROM_SPEC_MAX:
                 _FROM_SPEC.clear()
-            _FROM_SPEC[spec.key] = found
+            _FROM_SPEC[key] = found
         return found
 
     return run
@@ -575,6 +577,17 @@ def _no_hypoglycaemia(record: PatientRecord, spec: CriterionSpec) -> bool:
     )
 
 
+def _no_hba1c(record: PatientRecord, spec: CriterionSpec) -> bool:
+    """No HbA1c result, readable or not; no technology (a pump the HbA1c-on-MDI rule reads)
+    and no confirmation (the one an HbA1c-with-finding criterion reads)."""
+    return (
+        not record.hba1c
+        and not record.hba1c_unusable
+        and not record.technology
+        and not record.confirmations
+    )
+
+
 def _no_insulin_at_all(record: PatientRecord, spec: CriterionSpec) -> bool:
     return not record.insulin and not record.insulin_stopped
 
@@ -924,6 +937,7 @@ def _repeated(
 @rule(
     "hba1c-on-mdi",
     reads_hba1c=True,
+    nothing=_no_hba1c,
     threshold="number",
     comparison="comparison",
     minInjectionsPerDay="number",
@@ -1042,6 +1056,7 @@ def _on_a_pump(record: PatientRecord, spec: CriterionSpec, ctx: Context) -> str 
 @rule(
     "hba1c-latest",
     reads_hba1c=True,
+    nothing=_no_hba1c,
     threshold="number",
     comparison="comparison",
 )
@@ -1083,6 +1098,7 @@ def _latest_compared(
 @rule(
     "hba1c-with-finding",
     reads_hba1c=True,
+    nothing=_no_hba1c,
     threshold="number",
     comparison="comparison",
     valueSet="value-set",
