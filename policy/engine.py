@@ -174,9 +174,11 @@ def assess(policy: Policy, record: PatientRecord, today: date) -> Assessment:
         if done is not None and all(a is b for a, b in zip(done[0], parts, strict=True)):
             results[d.id] = done[1]
             continue
-        found = _derived_result(d, policy, results)
         if record.confirmations:
+            found = _derived_result(d, policy, results)
             found = _ignoring_confirmation(found, record, ctx, d.confirmable)
+        else:
+            found = _derived_alone(d, policy, results, key, parts)
         kept[key] = (parts, found)
         results[d.id] = found
     if record.deceased:
@@ -200,6 +202,33 @@ _CRITERIA = "criteria"  # ``assess``'s results kept with the record, by context
 # title, confirmability, expression and the titles it names) and the ids of its parts, by
 # the id of its spec, which the entry keeps along with its policy.
 _DERIVED_KEYS: dict[int, tuple[Policy, DerivedSpec, str, tuple[str, ...]]] = {}
+
+
+# Derived results that are not met, by their key and their parts' values: such a result (no
+# evidence: only a met one cites its parts') follows from them alone. Immutable, so shared by
+# every record, request and thread.
+_DERIVED_BY_VALUES: dict[tuple[str, tuple[Tri, ...]], CriterionResult] = {}
+DERIVED_BY_VALUES_MAX = 4096
+
+
+def _derived_alone(
+    d: DerivedSpec,
+    policy: Policy,
+    results: Mapping[str, CriterionResult],
+    key: str,
+    parts: tuple[CriterionResult, ...],
+) -> CriterionResult:
+    """``_derived_result``, made once for each combination of its parts' values when it is
+    not met."""
+    values = (key, tuple([p.result for p in parts]))
+    found = _DERIVED_BY_VALUES.get(values)
+    if found is None:
+        found = _derived_result(d, policy, results)
+        if found.result is not Tri.MET:
+            if len(_DERIVED_BY_VALUES) >= DERIVED_BY_VALUES_MAX:
+                _DERIVED_BY_VALUES.clear()
+            _DERIVED_BY_VALUES[values] = found
+    return found
 
 
 def _derived_key(policy: Policy, d: DerivedSpec) -> tuple[str, tuple[str, ...]]:
