@@ -250,9 +250,9 @@ class PatientRecord:
     # cannot say "not recorded" when a Condition was there but unreadable.
     unreadable_types: frozenset[str] = frozenset()
     _by_set: dict[str, tuple[Finding, ...]] = field(default_factory=dict, compare=False)
-    # What the policy's rules derive from this record and keep, since several criteria and
-    # policies read the same (the HbA1c results in a lookback, by day and lookback): kept
-    # with the record, not copied by ``dataclasses.replace``.
+    # What the policies derive from this record and keep, since several criteria and policies
+    # read the same (criterion results by day, technology readings, the HbA1c results in a
+    # lookback): kept with the record, not copied by ``dataclasses.replace``.
     memo: dict[Any, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:

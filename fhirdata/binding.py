@@ -184,6 +184,8 @@ def bind(
         if not isinstance(resource, dict):
             kept.append(resource)  # not a resource at all: reading it reports that
             continue
+        # Most of a record: this patient's by a bare reference, naming no one else, in an
+        # entry of its own (what ``binding_problem`` would find, checked inline).
         subject = resource.get("subject")
         rtype = resource.get("resourceType")
         if (
@@ -196,8 +198,8 @@ def bind(
             and rtype != "Patient"
             and id(resource) not in shared
         ):
-            kept.append(resource)  # most of a record: as ``binding_problem`` reads it, this
-            continue  # patient's by a bare reference and naming no one else
+            kept.append(resource)
+            continue
         problem = binding_problem(resource, patient_id, fhir_server, links)
         if problem is None:
             kept.append(resource)

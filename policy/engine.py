@@ -198,10 +198,24 @@ def assess(policy: Policy, record: PatientRecord, today: date) -> Assessment:
 
 
 _CRITERIA = "criteria"  # ``assess``'s results kept with the record, by context
+
 # Each derived criterion's key (what its result is made of besides its parts' results: its id,
 # title, confirmability, expression and the titles it names) and the ids of its parts, by
 # the id of its spec, which the entry keeps along with its policy.
 _DERIVED_KEYS: dict[int, tuple[Policy, DerivedSpec, str, tuple[str, ...]]] = {}
+DERIVED_KEYS_MAX = 4096
+
+
+def _derived_key(policy: Policy, d: DerivedSpec) -> tuple[str, tuple[str, ...]]:
+    found = _DERIVED_KEYS.get(id(d))
+    if found is None or found[0] is not policy or found[1] is not d:
+        ids = tuple(dict.fromkeys(expr_ids(d.expression)))
+        words = [d.id, d.title, d.confirmable, d.expression, [policy.title_of(i) for i in ids]]
+        key = "derived " + json.dumps(words, sort_keys=True, default=repr)
+        if len(_DERIVED_KEYS) >= DERIVED_KEYS_MAX:
+            _DERIVED_KEYS.clear()
+        found = _DERIVED_KEYS[id(d)] = (policy, d, key, ids)
+    return found[2], found[3]
 
 
 # Derived results that are not met, by their key and their parts' values: such a result (no
@@ -218,8 +232,8 @@ def _derived_alone(
     key: str,
     parts: tuple[CriterionResult, ...],
 ) -> CriterionResult:
-    """``_derived_result``, made once for each combination of its parts' values when it is
-    not met."""
+    """``_derived_result`` for a record with no confirmations, made once for each combination
+    of its parts' values when it is not met."""
     values = (key, tuple([p.result for p in parts]))
     found = _DERIVED_BY_VALUES.get(values)
     if found is None:
@@ -229,18 +243,6 @@ def _derived_alone(
                 _DERIVED_BY_VALUES.clear()
             _DERIVED_BY_VALUES[values] = found
     return found
-
-
-def _derived_key(policy: Policy, d: DerivedSpec) -> tuple[str, tuple[str, ...]]:
-    found = _DERIVED_KEYS.get(id(d))
-    if found is None or found[0] is not policy or found[1] is not d:
-        ids = tuple(dict.fromkeys(expr_ids(d.expression)))
-        words = [d.id, d.title, d.confirmable, d.expression, [policy.title_of(i) for i in ids]]
-        key = "derived " + json.dumps(words, sort_keys=True, default=repr)
-        if len(_DERIVED_KEYS) >= 4096:
-            _DERIVED_KEYS.clear()
-        found = _DERIVED_KEYS[id(d)] = (policy, d, key, ids)
-    return found[2], found[3]
 
 
 def _criterion(spec: CriterionSpec, record: PatientRecord, ctx: Context) -> CriterionResult:
