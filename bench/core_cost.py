@@ -1,7 +1,7 @@
 """The pure core's CPU per request and per person, in process: reading a record into facts and
 deciding on it.
 
-    .venv/bin/python bench/core_cost.py [--rounds 4] [--against DIR]
+    .venv/bin/python bench/core_cost.py [--rounds 4] [--against DIR [--label TEXT]]
 
 Hook: an order-select with a 160-resource prefetch (bench/evaluation.py's request), gathered
 once; then, per request, ``read_record`` and ``decide`` for the i-Port policy with its two
@@ -136,6 +136,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--against", type=Path, help="another checkout to compare, interleaved")
+    ap.add_argument("--label", help="what the other checkout is (default: its path)")
     ap.add_argument("--one-round", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one_round:
@@ -158,7 +159,7 @@ def main() -> None:
     med = {n: {k: statistics.median(r[k] for r in rs) for k, _ in ROWS} for n, rs in rounds.items()}
     header = ["CPU, median of rounds", "this checkout"]
     if args.against:
-        header += [f"{args.against}", "this / that"]
+        header += [args.label or str(args.against), "this / that"]
     rows = []
     for key, label in ROWS:
         row: list[object] = [label, f"{med['this'][key]:.0f}"]
@@ -176,7 +177,8 @@ def main() -> None:
         rows,
         f"{args.rounds} interleaved rounds, each the median of 5 runs; 1-minute load average "
         f"{os.getloadavg()[0]:.1f} at the end; `.venv/bin/python bench/core_cost.py"
-        f"{' --against ' + str(args.against) if args.against else ''}`; {machine()}",
+        f"{' --against ' + str(args.against) if args.against else ''}`"
+        f"{' (' + args.label + ')' if args.label else ''}; {machine()}",
     )
 
 
