@@ -72,6 +72,10 @@ HBA1C_RULES: set[str] = set()  # rules that read HbA1c results (need hba1cLookba
 Nothing = Callable[[PatientRecord, "CriterionSpec"], bool]
 
 
+# The rules registered with ``nothing``: rule name -> (``nothing``, the rule as written).
+NOTHING: dict[str, tuple[Nothing, Rule]] = {}
+
+
 def rule(
     name: str, *, reads_hba1c: bool = False, nothing: Nothing | None = None, **params: str
 ) -> Callable[[Rule], Rule]:
@@ -83,6 +87,8 @@ def rule(
 
     def register(fn: Rule) -> Rule:
         RULES[name] = fn if nothing is None else _once_when(nothing, fn)
+        if nothing is not None:
+            NOTHING[name] = (nothing, fn)
         RULE_PARAMS[name] = dict(params)
         if reads_hba1c:
             HBA1C_RULES.add(name)
