@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from facts.attribution import ANOTHER_PERSON, Identity, attribution_problem
 from facts.dosage import injections_per_day
+from facts.kept import Kept
 from facts.london import LONDON
 from facts.model import (
     BOUNDS,
@@ -136,8 +137,7 @@ def _opt_str(parent: Mapping[str, Any], key: str) -> str | None:
 
 # Moments read before, by the text they were read from: records repeat dates (every result
 # of a batch, every request about the same patient), and a moment is immutable.
-_INSTANTS: dict[str, datetime] = {}
-INSTANTS_MAX = 8192
+_INSTANTS: Kept[str, datetime] = Kept(8192)
 
 
 def parse_fhir_instant(value: Any, where: str = "date") -> datetime | None:
@@ -150,12 +150,7 @@ def parse_fhir_instant(value: Any, where: str = "date") -> datetime | None:
         return None
     if type(value) is str:
         found = _INSTANTS.get(value)
-        if found is None:
-            found = _parse_instant(value, where)
-            if len(_INSTANTS) >= INSTANTS_MAX:
-                _INSTANTS.clear()
-            _INSTANTS[value] = found
-        return found
+        return _INSTANTS.keep(value, _parse_instant(value, where)) if found is None else found
     return _parse_instant(value, where)
 
 
@@ -286,17 +281,16 @@ def _read_concept(
     for c in codings:
         written += (c.get("system"), c.get("code"), c.get("display"))
     key = tuple(written)
-    known: dict[tuple[Any, ...], _Reading] = vsl.memo(_CONCEPTS, dict)
+    known: Kept[tuple[Any, ...], _Reading] = vsl.memo(_CONCEPTS, _concepts_kept)
     try:
         found = known.get(key)
     except TypeError:  # a value that is an object or a list: read, not remembered
         return _read(_concept_key(concept, codings), vsl)
-    if found is None:
-        found = _read(_concept_key(concept, codings), vsl)
-        if len(known) >= CLASSIFIED_CONCEPTS_MAX:
-            known.clear()
-        known[key] = found
-    return found
+    return known.keep(key, _read(_concept_key(concept, codings), vsl)) if found is None else found
+
+
+def _concepts_kept() -> Kept[tuple[Any, ...], _Reading]:
+    return Kept(CLASSIFIED_CONCEPTS_MAX)
 
 
 def _concept_key(concept: Mapping[str, Any], codings: list[dict[str, Any]]) -> _ConceptKey:
@@ -1162,10 +1156,7 @@ def _hba1c_value(
         key = (value, comparator, code, unit, implied)
         reading = _HBA1C_READINGS.get(key)
         if reading is None:
-            reading = _hba1c_reading(value, quantity, implied)
-            if len(_HBA1C_READINGS) >= HBA1C_READINGS_MAX:
-                _HBA1C_READINGS.clear()
-            _HBA1C_READINGS[key] = reading
+            reading = _HBA1C_READINGS.keep(key, _hba1c_reading(value, quantity, implied))
     else:
         reading = _hba1c_reading(value, quantity, implied)
     if isinstance(reading, str):
@@ -1175,8 +1166,7 @@ def _hba1c_value(
 
 
 _TEXT = (str, type(None))
-_HBA1C_READINGS: dict[tuple[Any, ...], tuple[float, str, Bound] | str] = {}
-HBA1C_READINGS_MAX = 4096
+_HBA1C_READINGS: Kept[tuple[Any, ...], tuple[float, str, Bound] | str] = Kept(4096)
 
 
 def _hba1c_reading(

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar, cast
 
+from facts.kept import Kept
 from facts.model import (
     Confirmation,
     Finding,
@@ -100,8 +101,7 @@ def rule(
 # The results that follow from a criterion alone (``rule``'s ``nothing``), by criterion key and
 # HbA1c lookback: most records hold nothing for most criteria ("no record of needle phobia").
 # Immutable, so shared by every record, request and thread.
-_FROM_SPEC: dict[tuple[str, int], CriterionResult] = {}
-FROM_SPEC_MAX = 4096
+_FROM_SPEC: Kept[tuple[str, int], CriterionResult] = Kept(4096)
 
 
 def _once_when(nothing: Nothing, fn: Rule) -> Rule:
@@ -110,12 +110,7 @@ def _once_when(nothing: Nothing, fn: Rule) -> Rule:
             return fn(record, spec, ctx)
         key = (spec.key, ctx.hba1c_lookback_months)
         found = _FROM_SPEC.get(key)
-        if found is None:
-            found = fn(record, spec, ctx)
-            if len(_FROM_SPEC) >= FROM_SPEC_MAX:
-                _FROM_SPEC.clear()
-            _FROM_SPEC[key] = found
-        return found
+        return _FROM_SPEC.keep(key, fn(record, spec, ctx)) if found is None else found
 
     return run
 

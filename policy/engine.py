@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import cast
 
+from facts.kept import Kept
 from facts.model import PatientRecord
 from policy.criteria import (
     HBA1C_RULES,
@@ -202,8 +203,7 @@ _CRITERIA = "criteria"  # ``assess``'s results kept with the record, by context
 # Each derived criterion's key (what its result is made of besides its parts' results: its id,
 # title, confirmability, expression and the titles it names) and the ids of its parts, by
 # the id of its spec, which the entry keeps along with its policy.
-_DERIVED_KEYS: dict[int, tuple[Policy, DerivedSpec, str, tuple[str, ...]]] = {}
-DERIVED_KEYS_MAX = 4096
+_DERIVED_KEYS: Kept[int, tuple[Policy, DerivedSpec, str, tuple[str, ...]]] = Kept(4096)
 
 
 def _derived_key(policy: Policy, d: DerivedSpec) -> tuple[str, tuple[str, ...]]:
@@ -212,17 +212,14 @@ def _derived_key(policy: Policy, d: DerivedSpec) -> tuple[str, tuple[str, ...]]:
         ids = tuple(dict.fromkeys(expr_ids(d.expression)))
         words = [d.id, d.title, d.confirmable, d.expression, [policy.title_of(i) for i in ids]]
         key = "derived " + json.dumps(words, sort_keys=True, default=repr)
-        if len(_DERIVED_KEYS) >= DERIVED_KEYS_MAX:
-            _DERIVED_KEYS.clear()
-        found = _DERIVED_KEYS[id(d)] = (policy, d, key, ids)
+        found = _DERIVED_KEYS.keep(id(d), (policy, d, key, ids))
     return found[2], found[3]
 
 
 # Derived results that are not met, by their key and their parts' values: such a result (no
 # evidence: only a met one cites its parts') follows from them alone. Immutable, so shared by
 # every record, request and thread.
-_DERIVED_BY_VALUES: dict[tuple[str, tuple[Tri, ...]], CriterionResult] = {}
-DERIVED_BY_VALUES_MAX = 4096
+_DERIVED_BY_VALUES: Kept[tuple[str, tuple[Tri, ...]], CriterionResult] = Kept(4096)
 
 
 def _derived_alone(
@@ -239,9 +236,7 @@ def _derived_alone(
     if found is None:
         found = _derived_result(d, policy, results)
         if found.result is not Tri.MET:
-            if len(_DERIVED_BY_VALUES) >= DERIVED_BY_VALUES_MAX:
-                _DERIVED_BY_VALUES.clear()
-            _DERIVED_BY_VALUES[values] = found
+            _DERIVED_BY_VALUES.keep(values, found)
     return found
 
 

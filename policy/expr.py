@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, cast
 
+from facts.kept import Kept
 from policy.model import CriterionResult, Tri
 
 Expr = str | Mapping[str, Any]
@@ -48,17 +49,14 @@ class TriOf(Protocol):
 # not reused while it is here). A policy's expressions live as long as the policy.
 _Compiled = Callable[[Any], Tri]
 _Leaves = Callable[[Mapping[str, CriterionResult], Tri], list[tuple[str, bool]]]
-_KEPT_MAX = 4096
-_KEPT: dict[tuple[str, int], tuple[Expr, Any]] = {}
+_KEPT: Kept[tuple[str, int], tuple[Expr, Any]] = Kept(4096)
 _NOT = {Tri.MET: Tri.NOT_MET, Tri.NOT_MET: Tri.MET, Tri.UNKNOWN: Tri.UNKNOWN}
 
 
 def _kept(kind: str, expr: Expr, build: Callable[[Expr], Any]) -> Any:
     found = _KEPT.get((kind, id(expr)))
     if found is None or found[0] is not expr:
-        if len(_KEPT) >= _KEPT_MAX:
-            _KEPT.clear()
-        found = _KEPT[(kind, id(expr))] = (expr, build(expr))
+        found = _KEPT.keep((kind, id(expr)), (expr, build(expr)))
     return found[1]
 
 

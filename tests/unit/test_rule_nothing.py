@@ -14,58 +14,44 @@ from facts import PatientRecord
 from policy.criteria import NOTHING, RULES, Context, CriterionSpec
 from policy.decide import load_core, read_record
 from policy.loading import Policy
-from tests.builders import (
-    HYPO_EVENT,
-    IMPAIRED_AWARENESS,
-    LIPO,
-    NON_ADHERENCE,
-    PID,
-    REFERRAL_DIABETOLOGIST,
-    SNOMED,
-    T1DM,
-    T2DM,
-    condition,
-    hba1c,
-    insulin,
-    observation_finding,
-    patient,
-)
-from tests.technology_builders import DEXCOM_G7, HCL_CODE, LIBRE_2, PUMP_CODE, device
+from tests import builders as b
+from tests import technology_builders as tech
 
 CORE = load_core(["iport-advance", "nice-insulin-pump", "nice-hybrid-closed-loop"])
 DAYS = (date(2026, 11, 21), date(2024, 2, 29))
-OTHER = (SNOMED, "38341003", "Hypertensive disorder")
+OTHER = (b.SNOMED, "38341003", "Hypertensive disorder")
 
 
 def _records() -> list[PatientRecord]:
     """Records that differ in age, and records each holding one thing some rule reads (so a
     ``nothing`` that overlooked it would share a result the record does not have)."""
-    born = patient("1990-05-17")
+    born = b.patient("1990-05-17")
+    recent = "2026-10-01"
     sets = [
         [born],
-        [patient("2015-01-02")],  # a child
-        [patient(None)],  # no date of birth
-        [patient("1958"), condition(OTHER), observation_finding(text="Blood pressure")],
-        [{**patient("1970-03-04"), "deceasedBoolean": True}],
-        [born, condition(T1DM)],
-        [born, condition(T2DM)],
-        [born, insulin(), hba1c(80)],
-        [born, insulin(status="stopped")],
-        [born, hba1c(80)],
-        [born, device(type_code=PUMP_CODE)],
-        [born, device(type_code=HCL_CODE)],
-        [born, device(type_code=DEXCOM_G7)],
-        [born, device(type_code=LIBRE_2)],
-        [born, observation_finding(REFERRAL_DIABETOLOGIST)],
-        [born, condition(text="Needle phobia", onset="2026-10-01")],
-        [born, condition(LIPO, onset="2026-10-01")],
-        [born, condition(NON_ADHERENCE, onset="2026-10-01")],
-        [born, condition(IMPAIRED_AWARENESS, onset="2026-10-01")],
-        [born, condition(HYPO_EVENT, onset="2026-10-01")],
-        [born, condition(text="Pregnant", onset="2026-10-01")],
-        [born, condition(text="Planning pregnancy", onset="2026-10-01")],
+        [b.patient("2015-01-02")],  # a child
+        [b.patient(None)],  # no date of birth
+        [b.patient("1958"), b.condition(OTHER), b.observation_finding(text="Blood pressure")],
+        [{**b.patient("1970-03-04"), "deceasedBoolean": True}],
+        [born, b.condition(b.T1DM)],
+        [born, b.condition(b.T2DM)],
+        [born, b.insulin(), b.hba1c(80)],
+        [born, b.insulin(status="stopped")],
+        [born, b.hba1c(80)],
+        [born, tech.device(type_code=tech.PUMP_CODE)],
+        [born, tech.device(type_code=tech.HCL_CODE)],
+        [born, tech.device(type_code=tech.DEXCOM_G7)],
+        [born, tech.device(type_code=tech.LIBRE_2)],
+        [born, b.observation_finding(b.REFERRAL_DIABETOLOGIST)],
+        [born, b.condition(text="Needle phobia", onset=recent)],
+        [born, b.condition(b.LIPO, onset=recent)],
+        [born, b.condition(b.NON_ADHERENCE, onset=recent)],
+        [born, b.condition(b.IMPAIRED_AWARENESS, onset=recent)],
+        [born, b.condition(b.HYPO_EVENT, onset=recent)],
+        [born, b.condition(text="Pregnant", onset=recent)],
+        [born, b.condition(text="Planning pregnancy", onset=recent)],
     ]
-    return [read_record(CORE, resources, PID) for resources in sets]
+    return [read_record(CORE, resources, b.PID) for resources in sets]
 
 
 RECORDS = _records()
