@@ -175,6 +175,8 @@ def _parse_instant(value: Any, where: str) -> datetime:
 
 def parse_fhir_date(value: Any, where: str = "date") -> date | None:
     """A FHIR date / dateTime / instant as a calendar date in Europe/London (see above)."""
+    if value is None:
+        return None
     if isinstance(value, str) and len(value) in (4, 7, 10):
         try:  # the common case, a plain date: no time zone arithmetic needed
             if len(value) == 10:
@@ -395,8 +397,21 @@ class _Extractor:
             return  # resources the rules do not use are ignored, not reported
         rid = resource.get("id")
         ref = f"{rtype}/{rid}" if isinstance(rid, str) else str(rtype)
+        subject = resource.get("subject")
         try:
-            if rtype != "Patient" and self.patient_id and not self._plainly_theirs(resource):
+            if (
+                rtype != "Patient"
+                and self.patient_id
+                # Most of a record: a subject that is only ``Patient/<id>`` of the context
+                # patient, and no patient or focus (``attribution_problem`` finds nothing).
+                and not (
+                    type(subject) is dict
+                    and subject.get("reference") == self._reference
+                    and "identifier" not in subject
+                    and "patient" not in resource
+                    and "focus" not in resource
+                )
+            ):
                 problem = attribution_problem(resource, self._is_patient, self.identity)
                 if problem is not None:
                     self.refuse(NotTheirs(ref, str(rtype), *problem))
@@ -405,18 +420,6 @@ class _Extractor:
         except (Malformed, TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
             self.warnings.append(f"{ref} skipped: malformed ({_short(exc)}).")
             self.unreadable_types.add(str(rtype))
-
-    def _plainly_theirs(self, resource: Mapping[str, Any]) -> bool:
-        """Most of a record: a subject that is only ``Patient/<id>`` of the context patient,
-        and no patient or focus (``attribution_problem`` finds no problem in it)."""
-        subject = resource.get("subject")
-        return (
-            type(subject) is dict
-            and subject.get("reference") == self._reference
-            and "identifier" not in subject
-            and "patient" not in resource
-            and "focus" not in resource
-        )
 
     def _is_patient(self, reference: str) -> bool | None:
         """Whether a literal reference is the context patient; None for a ``urn:uuid`` or
@@ -867,7 +870,7 @@ class _Extractor:
             return
         state, status = _request_state(r, PRESCRIPTION_STATE)
         when = parse_fhir_date(r.get("authoredOn"), "authoredOn")
-        if not any(m.value_set in self.vsl.technology for m in matches):
+        if not matches or not any(m.value_set in self.vsl.technology for m in matches):
             return  # most prescriptions: no technology (the date is still read: it must be)
         use = _Use(state, status, False, when, when, source="MedicationRequest")
         self._technology(ref, [(m, display) for m in matches], use)
@@ -1141,7 +1144,7 @@ def _hba1c_value(
         op, number, unit_text = found.groups()
         quantity = {"value": float(number), "comparator": _SYMBOLS[op], "unit": unit_text}
     value = quantity.get("value")
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise Malformed("valueQuantity.value is not a number")
     comparator, code, unit = quantity.get("comparator"), quantity.get("code"), quantity.get("unit")
     implied = match.concept.implied_unit if match.concept else None
