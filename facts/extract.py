@@ -587,9 +587,12 @@ class _Extractor:
 
     def _Condition(self, r: Mapping[str, Any], ref: str) -> None:
         code = _opt_obj(r, "code")
-        matches = self._about_another_person(ref, "Condition", _read_concept(code, self.vsl))
-        if not matches:
+        reading = _read_concept(code, self.vsl)
+        if not reading.matches and reading.about_others is None:
             return  # most of a record: nothing the policy reads, so no further parsing
+        matches = self._about_another_person(ref, "Condition", reading)
+        if not matches:
+            return
         clinical = _status_code(_opt_obj(r, "clinicalStatus"))
         verification = _status_code(_opt_obj(r, "verificationStatus"))
         if clinical is not None and clinical not in CONDITION_CLINICAL_OK:
@@ -660,8 +663,10 @@ class _Extractor:
                     self._withdrawn(r, ref, codings)
                 return
         reading = _read_concept(code, self.vsl, codings)
-        matches = self._about_another_person(ref, "Observation", reading)
         value = r.get("valueCodeableConcept")
+        if not reading.matches and reading.about_others is None and value is None:
+            return  # nothing the policy reads (vital signs, other tests ...)
+        matches = self._about_another_person(ref, "Observation", reading)
         if (not matches and value is None) or status not in OBSERVATION_OK:
             return  # nothing the policy reads (vital signs, other tests ...)
         at = _observation_instant(r)
