@@ -474,6 +474,16 @@ class UptakeTally:
                 self.groups[(policy, s.column, value, "people")] += 1
                 self.groups[(policy, s.column, value, band)] += 1
 
+    def merge(self, other: UptakeTally) -> None:
+        """Add the rows ``other`` added (a worker's, for the rows that follow these): the
+        counts and names are then as if ``add`` had seen every row here, in order."""
+        for name in ("bands", "groups", "outside", "quality", "uncovered"):
+            getattr(self, name).update(getattr(other, name))
+        for policy, version in other.policies.items():
+            self.policies.setdefault(policy, version)
+        for group, name in other.group_names.items():
+            self.group_names.setdefault(group, name)
+
     def people(self, policy: str) -> int:
         """The policy's cohort."""
         return sum(n for (p, _), n in self.bands.items() if p == policy)
