@@ -136,10 +136,24 @@ def cohort_reason(
     diagnosis_names: Mapping[str, str],
 ) -> str:
     """IN_COHORT, or the first reason the person is outside the policy's cohort."""
+    return outside_reason(patient, extract_date) or diagnosis_reason(
+        policy, record, diagnosis_names
+    )
+
+
+def outside_reason(patient: Mapping[str, Any], extract_date: date) -> str | None:
+    """Why the person is outside every policy's cohort (DECEASED, NOT_REGISTERED), or None."""
     if deceased_on(patient, extract_date):
         return DECEASED
     if not registered_on(patient, extract_date):
         return NOT_REGISTERED
+    return None
+
+
+def diagnosis_reason(
+    policy: Policy, record: PatientRecord, diagnosis_names: Mapping[str, str]
+) -> str:
+    """IN_COHORT for a person alive and registered with the policy's diagnosis, else why not."""
     sets = diagnosis_sets(policy)
     if sets and not has_diagnosis(record, sets):
         return NO_DIAGNOSIS.format(" or ".join(diagnosis_names.get(s, s) for s in sets))
