@@ -165,6 +165,7 @@ def ndjson_files(directory: Path) -> list[Path]:
 
 
 PIECE_BYTES = 8 << 20  # the most of one file a single indexing task reads
+SMALLEST_PIECE = 1 << 20  # and the least, where a file is that long
 INSERT_BATCH = 20_000
 SKIPPED_EXAMPLES = 5
 
@@ -183,7 +184,7 @@ class Piece:
 def pieces_of(files: Sequence[Path], workers: int) -> list[Piece]:
     """The files cut at line ends into pieces, enough of them to keep every worker busy."""
     total = sum(f.stat().st_size for f in files)
-    size = max(1 << 20, min(PIECE_BYTES, total // (4 * workers) + 1))
+    size = max(SMALLEST_PIECE, min(PIECE_BYTES, total // (4 * workers) + 1))
     out: list[Piece] = []
     for file_no, path in enumerate(files):
         length = path.stat().st_size
