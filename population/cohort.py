@@ -18,6 +18,7 @@ from typing import Any
 import places
 from facts import PatientRecord
 from policy import Policy
+from population.per_policy import per_policy
 
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 # UK Core's registration details extension (GP Connect's is named the same way): its
@@ -115,6 +116,7 @@ def registered_on(patient: Mapping[str, Any], extract_date: date) -> bool:
     return False
 
 
+@per_policy
 def diagnosis_sets(policy: Policy) -> tuple[str, ...]:
     """The value sets of the policy's diagnosis criteria: its cohort's diagnoses (type 1 for
     NICE TA151 and TA943, type 1 or type 2 for the i-Port policy's two routes)."""

@@ -1,20 +1,21 @@
 """``iport-cds evaluate --population DIR``: every patient in a Bulk FHIR NDJSON export.
 
-Bounded memory, all cores, no sort of the input:
+Bounded memory, all cores, no sort of the input, the main process only merging and writing:
 
-1. **Index** — one pass over each ``*.ndjson`` file records, for every line, the patient it
-   belongs to and where it is (file, byte offset, length) in a temporary SQLite database
-   (``Patient`` by its id; other resources by ``subject`` / ``patient``; ``Medication`` by
-   its own id, for ``medicationReference``), and for each Patient line who the person is
-   (``population.cohort``). Only the index is stored, never the resources.
+1. **Index** — the files are cut at line ends into pieces, and the worker processes index
+   each piece into its own SQLite file: for every line, the patient it belongs to and where
+   it is (file, byte offset, length) (other resources by ``subject`` / ``patient``;
+   ``Medication`` by its own id, for ``medicationReference``), and for each ``Patient`` line
+   who the person is (``population.cohort``). The main process merges the pieces in order
+   into one temporary SQLite index. Only the index is stored, never the resources.
 2. **People** — Patient records de-duplicated by NHS number (the most recent registration
-   speaking for the person; ``people_of``); ids that records name without a Patient are
-   counted, not evaluated.
-3. **Evaluate** — people stream out in Patient-id order, in chunks, to a pool of worker
-   processes. Each worker loads the value sets and the policy once, reads each person's lines
-   back by offset (every merged id's records as theirs), and evaluates them with the pure
-   core. At most ``2 × workers`` chunks are in flight; beyond them the main process keeps
-   only the list of people (ids and where each one's Patient record is).
+   speaking for the person; ``people_of``), in SQLite; ids that records name without a
+   Patient are counted, not evaluated.
+3. **Evaluate** — people stream out of the index in Patient-id order, in chunks, to the
+   workers. Each worker loads the value sets and the policies once, reads each person's lines
+   back by offset (every merged id's records as theirs), evaluates them with the pure core,
+   and returns the chunk's CSV lines and its share of the tally. At most ``4 × workers``
+   chunks are in flight; the main process writes them in order and adds up their counts.
 4. **Write** — one CSV row per person and policy (every policy in one pass): ``patient_ref``
    (the Patient id that speaks for the person), the policy id and version, the evaluation
    date, ``cohort`` (``in`` or why not), age band, sex, place, practice, deprivation quintile,
@@ -850,11 +851,11 @@ def run_population(
             summary.patients += done.people
             progress.update(summary.patients)
 
-        # At most 2 × workers chunks in flight: the people wait in the index, not in memory.
+        # At most 4 × workers chunks in flight: the people wait in the index, not in memory.
         pending: deque[Future[ChunkResult]] = deque()
         for chunk in _people_chunks(db_path, chunk_size):
             pending.append(pool.submit(evaluate_chunk, chunk, technology_data))
-            while len(pending) >= 2 * workers:
+            while len(pending) >= 4 * workers:
                 write(_result(pending.popleft()))
         while pending:
             write(_result(pending.popleft()))

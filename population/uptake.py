@@ -35,6 +35,7 @@ from policy.outcome_words import (
 from policy.technology import Windows, read_technology
 from population import cohort
 from population.figures import Figures
+from population.per_policy import per_policy
 from valuesets import ValueSetLibrary, load_technology_kinds, normalise_system
 
 # People who already have the policy's technology are counted apart from those who meet its
@@ -165,23 +166,15 @@ def kind_state(record: PatientRecord, kind: str, windows: Windows, today: date) 
     return STATE_WORDS.get(state, "no")
 
 
-# A policy's kinds of technology whose use silences it, each with its windows, by the policy
-# object's id (the policy is held too, so that the id is not reused while cached).
-_SILENCING: dict[int, tuple[Policy, tuple[tuple[str, Windows], ...]]] = {}
-
-
+@per_policy
 def silencing_kinds(policy: Policy) -> tuple[tuple[str, Windows], ...]:
     """The technology kinds of the policy's ``silenceWhenMet`` criteria, with their windows."""
-    held = _SILENCING.get(id(policy))
-    if held is None or held[0] is not policy:
-        specs = {c.id: c for c in policy.criteria}
-        kinds = tuple(
-            (str(s.params["kind"]), _windows(s.params))
-            for c in policy.info.presentation.get("silenceWhenMet", ())
-            if (s := specs[c]).rule == "technology-in-use"
-        )
-        held = _SILENCING[id(policy)] = (policy, kinds)
-    return held[1]
+    specs = {c.id: c for c in policy.criteria}
+    return tuple(
+        (str(s.params["kind"]), _windows(s.params))
+        for c in policy.info.presentation.get("silenceWhenMet", ())
+        if (s := specs[c]).rule == "technology-in-use"
+    )
 
 
 def technology_state(
