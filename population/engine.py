@@ -207,6 +207,7 @@ class PieceCounts:
 
     lines: int = 0
     resources: int = 0
+    patients: int = 0  # Patient records
     unassigned: int = 0
     skipped: int = 0
     skipped_lines: list[int] = field(default_factory=list)  # the first few
@@ -217,14 +218,17 @@ class PieceCounts:
     first_supplies: int | None = None
 
 
-def _create_tables(conn: sqlite3.Connection, meds_key: str) -> None:
+def _create_tables(conn: sqlite3.Connection, merged: bool) -> None:
+    """A piece's tables, or (``merged``) the index's: one Medication and one Patient record
+    per id."""
+    key, rowid = (" PRIMARY KEY", " WITHOUT ROWID") if merged else ("", "")
     conn.execute("PRAGMA journal_mode=OFF")
     conn.execute("PRAGMA synchronous=OFF")
     conn.execute("CREATE TABLE idx (pid TEXT NOT NULL, file INTEGER, off INTEGER, len INTEGER)")
-    conn.execute(f"CREATE TABLE meds (ref TEXT {meds_key}, file INTEGER, off INTEGER, len INTEGER)")
+    conn.execute(f"CREATE TABLE meds (ref TEXT{key}, file INTEGER, off INTEGER, len INTEGER)")
     conn.execute(
-        "CREATE TABLE patients (pid TEXT NOT NULL, key TEXT NOT NULL, rank TEXT NOT NULL,"
-        " file INTEGER, off INTEGER, len INTEGER)"
+        f"CREATE TABLE patients (pid TEXT NOT NULL{key}, key TEXT NOT NULL, rank TEXT NOT NULL,"
+        f" file INTEGER, off INTEGER, len INTEGER){rowid}"
     )
 
 
@@ -252,7 +256,7 @@ def index_piece(piece: Piece, shard: Path, vsl: ValueSetLibrary | None) -> Piece
     counts.lines = lineno
     conn = sqlite3.connect(shard)
     try:
-        _create_tables(conn, "")
+        _create_tables(conn, merged=False)
         conn.executemany("INSERT INTO idx VALUES (?,?,?,?)", rows)
         conn.executemany("INSERT INTO meds VALUES (?,?,?,?)", meds)
         conn.executemany("INSERT INTO patients VALUES (?,?,?,?,?,?)", pats)
@@ -299,6 +303,7 @@ def _index_line(
     if pid is not None:
         counts.resources += 1
         if rtype == "Patient":
+            counts.patients += 1
             pats.append((pid, cohort.identity_key(pid, res), cohort.recency(res), *where))
         else:
             rows.append((pid, *where))
@@ -315,7 +320,7 @@ class _Index:
 
     def __init__(self, db_path: Path, files: Sequence[Path], summary: PopulationSummary) -> None:
         self.conn = sqlite3.connect(db_path, isolation_level=None)
-        _create_tables(self.conn, "PRIMARY KEY")
+        _create_tables(self.conn, merged=True)
         self.files = files
         self.summary = summary
         self.lines_before = [0] * len(files)  # lines of each file in the pieces merged so far
@@ -328,6 +333,7 @@ class _Index:
         s.resources += counts.resources
         s.unassigned_resources += counts.unassigned
         s.skipped_lines += counts.skipped
+        s.patient_records += counts.patients
         name = self.files[piece.file_no].name
         before = self.lines_before[piece.file_no]
         for lineno in counts.skipped_lines:
@@ -345,7 +351,14 @@ class _Index:
             self.conn.execute("INSERT INTO idx SELECT * FROM piece.idx")
             # the last record of a Medication id in the export is the one read
             self.conn.execute("INSERT OR REPLACE INTO meds SELECT * FROM piece.meds ORDER BY rowid")
-            self.conn.execute("INSERT INTO patients SELECT * FROM piece.patients")
+            # each Patient id's most recent record: the largest (rank, file, offset)
+            self.conn.execute(
+                "INSERT INTO patients SELECT * FROM piece.patients WHERE true"
+                " ON CONFLICT (pid) DO UPDATE SET key = excluded.key, rank = excluded.rank,"
+                " file = excluded.file, off = excluded.off, len = excluded.len"
+                " WHERE (excluded.rank, excluded.file, excluded.off)"
+                " > (patients.rank, patients.file, patients.off)"
+            )
             self.conn.execute("COMMIT")
         finally:
             self.conn.execute("DETACH DATABASE piece")
@@ -591,42 +604,32 @@ def people_of(db_path: Path, summary: PopulationSummary) -> int:
     try:
         conn.execute("PRAGMA journal_mode=OFF")
         conn.execute("PRAGMA synchronous=OFF")
-        # Each Patient id's most recent record: the largest (rank, file, offset).
-        conn.execute(
-            "CREATE TABLE latest AS SELECT pid, key, rank, file, off, len FROM ("
-            " SELECT *, ROW_NUMBER() OVER"
-            " (PARTITION BY pid ORDER BY rank DESC, file DESC, off DESC) AS n FROM patients"
-            ") WHERE n = 1"
-        )
         conn.execute(
             "CREATE TABLE people (pid TEXT PRIMARY KEY, members TEXT NOT NULL,"
             " file INTEGER, off INTEGER, len INTEGER) WITHOUT ROWID"
         )
         conn.execute("BEGIN")
         batch: list[PersonRow] = []
-        rows = conn.execute("SELECT key, pid, rank, file, off, len FROM latest ORDER BY key, pid")
+        rows = conn.execute("SELECT key, pid, rank, file, off, len FROM patients ORDER BY key, pid")
         for _, same in groupby(rows, key=itemgetter(0)):
-            ids = list(same)
-            winner = max(ids, key=itemgetter(2, 3, 4))
-            members = orjson.dumps([r[1] for r in ids]).decode()
+            records = list(same)  # each Patient id's most recent record (``_Index.merge``)
+            winner = max(records, key=itemgetter(2, 3, 4))
+            members = orjson.dumps([r[1] for r in records]).decode()
             batch.append((winner[1], members, winner[3], winner[4], winner[5]))
             if len(batch) >= INSERT_BATCH:
                 conn.executemany("INSERT INTO people VALUES (?,?,?,?,?)", batch)
                 batch.clear()
         conn.executemany("INSERT INTO people VALUES (?,?,?,?,?)", batch)
         conn.execute("COMMIT")
-        ((records,),) = conn.execute("SELECT COUNT(*) FROM patients")
-        ((ids,),) = conn.execute("SELECT COUNT(*) FROM latest")
+        ((ids,),) = conn.execute("SELECT COUNT(*) FROM patients")
         ((people,),) = conn.execute("SELECT COUNT(*) FROM people")
         summary.no_patient_resources, summary.no_patient_ids = conn.execute(
             "SELECT COUNT(*), COUNT(DISTINCT pid) FROM idx"
-            " WHERE pid NOT IN (SELECT pid FROM latest)"
+            " WHERE pid NOT IN (SELECT pid FROM patients)"
         ).fetchone()
-        conn.execute("DROP TABLE latest")
     finally:
         conn.close()
-    summary.patient_records = int(records)
-    summary.repeated_patient_records = int(records) - int(ids)
+    summary.repeated_patient_records = summary.patient_records - int(ids)
     summary.merged_patients = int(ids) - int(people)
     return int(people)
 
