@@ -704,7 +704,11 @@ def evaluate_chunk(chunk: list[PersonRow], technology_data: bool) -> ChunkResult
         record = read_record(w.core, resources, person.pid)
         rows += person_rows(person.pid, resources, record, w.policies, w.criteria, w.ctx)
     text = io.StringIO(newline="")
-    csv.writer(text, lineterminator="\n").writerows(spreadsheet.row(r) for r in rows)
+    # The criterion cells are "met", "not-met", "unknown" or empty: nothing to make safe there.
+    checked = len(PERSON_COLUMNS)
+    csv.writer(text, lineterminator="\n").writerows(
+        spreadsheet.row(r[:checked]) + r[checked:] for r in rows
+    )
     tally = UptakeTally(
         technology_data=technology_data,
         deprivation=w.ctx.deprivation is not None,
