@@ -213,9 +213,6 @@ class PieceCounts:
     skipped_lines: list[int] = field(default_factory=list)  # the first few
     technology: int = 0  # Procedure / Device* records
     first_technology: int | None = None  # the line of the first
-    # the line of the first prescription or medicine of a technology's supplies, looked for
-    # only before the piece's first technology record
-    first_supplies: int | None = None
 
 
 def _create_tables(conn: sqlite3.Connection, merged: bool) -> None:
@@ -230,17 +227,24 @@ def _create_tables(conn: sqlite3.Connection, merged: bool) -> None:
         f"CREATE TABLE patients (pid TEXT NOT NULL{key}, key TEXT NOT NULL, rank TEXT NOT NULL,"
         f" file INTEGER, off INTEGER, len INTEGER){rowid}"
     )
+    # Prescriptions and medicines before the first technology record of their piece: one of
+    # them may be of a technology's supplies (``_Index.finish``).
+    conn.execute(
+        "CREATE TABLE supplies (piece INTEGER, line INTEGER, file INTEGER, off INTEGER,"
+        " len INTEGER)"
+    )
 
 
-def index_piece(piece: Piece, shard: Path, vsl: ValueSetLibrary | None) -> PieceCounts:
+def index_piece(piece: Piece, shard: Path) -> PieceCounts:
     """Index every line of ``piece`` into the SQLite file ``shard``: the records of each
-    patient but their Patient (``idx``), Medications by id (``meds``), and for each Patient
-    line who the person is (``patients``). With ``vsl``, a prescription or medicine of a
-    technology's supplies (sensors, pods) also counts as technology data."""
+    patient but their Patient (``idx``), Medications by id (``meds``), for each Patient line
+    who the person is (``patients``), and where the prescriptions and medicines before the
+    piece's first technology record are (``supplies``)."""
     counts = PieceCounts()
     rows: list[tuple[str, int, int, int]] = []
     meds: list[tuple[str, int, int, int]] = []
     pats: list[tuple[str, str, str, int, int, int]] = []
+    supplies: list[tuple[int, int, int, int, int]] = []
     offset = piece.start
     lineno = 0
     with open(piece.path, "rb") as fh:
@@ -250,7 +254,7 @@ def index_piece(piece: Piece, shard: Path, vsl: ValueSetLibrary | None) -> Piece
             where = (piece.file_no, offset, size)
             offset += size
             if line.strip():
-                _index_line(line, lineno, where, counts, rows, meds, pats, vsl)
+                _index_line(line, (piece.number, lineno), where, counts, rows, meds, pats, supplies)
             if offset >= piece.end:
                 break
     counts.lines = lineno
@@ -260,6 +264,7 @@ def index_piece(piece: Piece, shard: Path, vsl: ValueSetLibrary | None) -> Piece
         conn.executemany("INSERT INTO idx VALUES (?,?,?,?)", rows)
         conn.executemany("INSERT INTO meds VALUES (?,?,?,?)", meds)
         conn.executemany("INSERT INTO patients VALUES (?,?,?,?,?,?)", pats)
+        conn.executemany("INSERT INTO supplies VALUES (?,?,?,?,?)", supplies)
         conn.commit()
     finally:
         conn.close()
@@ -268,14 +273,16 @@ def index_piece(piece: Piece, shard: Path, vsl: ValueSetLibrary | None) -> Piece
 
 def _index_line(
     line: bytes,
-    lineno: int,
+    at: tuple[int, int],
     where: Where,
     counts: PieceCounts,
     rows: list[tuple[str, int, int, int]],
     meds: list[tuple[str, int, int, int]],
     pats: list[tuple[str, str, str, int, int, int]],
-    vsl: ValueSetLibrary | None,
+    supplies: list[tuple[int, int, int, int, int]],
 ) -> None:
+    """One line (``at``: piece and line number) into the piece's lists and counts."""
+    lineno = at[1]
     try:
         res = orjson.loads(line)
     except orjson.JSONDecodeError:
@@ -286,19 +293,12 @@ def _index_line(
             counts.skipped_lines.append(lineno)
         return
     rtype = res["resourceType"]
-    # Supplies are looked for only until some technology record is seen: the run uses
-    # only whether there is any, and classifying every prescription would slow indexing.
     if rtype in TECHNOLOGY_TYPES:
         counts.technology += 1
         if counts.first_technology is None:
             counts.first_technology = lineno
-    elif (
-        vsl is not None
-        and counts.first_technology is None
-        and counts.first_supplies is None
-        and _names_technology_supplies(res, vsl)
-    ):
-        counts.first_supplies = lineno
+    elif rtype in SUPPLY_TYPES and counts.first_technology is None:
+        supplies.append((*at, *where))
     pid = _patient_of(res)
     if pid is not None:
         counts.resources += 1
@@ -318,15 +318,21 @@ class _Index:
     """The pieces' SQLite files merged, in the export's order, into one index, and what they
     found added up as one pass over the files would have."""
 
-    def __init__(self, db_path: Path, files: Sequence[Path], summary: PopulationSummary) -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        files: Sequence[Path],
+        summary: PopulationSummary,
+        vsl: ValueSetLibrary | None,
+    ) -> None:
         self.conn = sqlite3.connect(db_path, isolation_level=None)
         _create_tables(self.conn, merged=True)
         self.files = files
         self.summary = summary
+        self.vsl = vsl
         self.lines_before = [0] * len(files)  # lines of each file in the pieces merged so far
         self.technology = 0
         self.first_technology: tuple[int, int] | None = None  # (piece, line)
-        self.first_supplies: tuple[int, int] | None = None
 
     def merge(self, piece: Piece, shard: Path, counts: PieceCounts) -> None:
         s = self.summary
@@ -341,13 +347,14 @@ class _Index:
                 s.skipped_examples.append(f"{name}:{before + lineno}")
         self.lines_before[piece.file_no] += counts.lines
         self.technology += counts.technology
+        earlier = self.first_technology  # a technology record in an earlier piece
         if self.first_technology is None and counts.first_technology is not None:
             self.first_technology = (piece.number, counts.first_technology)
-        if self.first_supplies is None and counts.first_supplies is not None:
-            self.first_supplies = (piece.number, counts.first_supplies)
         self.conn.execute("ATTACH DATABASE ? AS piece", (str(shard),))
         try:
             self.conn.execute("BEGIN")
+            if earlier is None:  # else none of this piece's supplies can come first
+                self.conn.execute("INSERT INTO supplies SELECT * FROM piece.supplies")
             self.conn.execute("INSERT INTO idx SELECT * FROM piece.idx")
             # the last record of a Medication id in the export is the one read
             self.conn.execute("INSERT OR REPLACE INTO meds SELECT * FROM piece.meds ORDER BY rowid")
@@ -365,15 +372,28 @@ class _Index:
         shard.unlink()
 
     def finish(self) -> None:
-        # Only the first supplies record before any technology record counts (a pass over
-        # the files stops looking for supplies at the first of either).
-        supplies = self.first_supplies
-        first = self.first_technology
-        self.summary.technology_resources = self.technology + int(
-            supplies is not None and (first is None or supplies < first)
-        )
+        self.summary.technology_resources = self.technology + int(self._supplies_first())
         self.conn.execute("CREATE INDEX idx_pid ON idx (pid)")
         self.conn.close()
+
+    def _supplies_first(self) -> bool:
+        """Whether a record of a technology's supplies (sensors, pods) comes before the first
+        technology record: it then counts as technology data, and only it (a pass over the
+        files stops looking for supplies at the first of either). Only the prescriptions
+        and medicines before that record are read again, and classified, here."""
+        if self.vsl is None:
+            return False
+        first = self.first_technology
+        rows = self.conn.execute("SELECT * FROM supplies ORDER BY piece, line")
+        for piece_no, lineno, file_no, off, size in rows:
+            if first is not None and (piece_no, lineno) > first:
+                return False
+            with self.files[file_no].open("rb") as fh:
+                fh.seek(off)
+                res = orjson.loads(fh.read(size))
+            if _names_technology_supplies(res, self.vsl):
+                return True
+        return False
 
 
 def build_index(
@@ -383,19 +403,34 @@ def build_index(
     err: TextIO,
     pool: Executor,
     workers: int,
+    vsl: ValueSetLibrary | None = None,
 ) -> None:
-    """Index every line of every file (``index_piece``), the pieces spread over ``pool``'s
-    workers and merged here in order as they come back."""
+    """Index every line of every file (``index_piece``): the pieces are handed to ``pool``'s
+    workers in order, a few ahead, and merged here in order as they come back. With ``vsl``,
+    a prescription or medicine of a technology's supplies also counts as technology data."""
     progress = Progress(err, "indexing", unit="resources")
-    index = _Index(db_path, files, summary)
-    pieces = pieces_of(files, workers)
-    shards = [db_path.with_name(f"piece-{p.number}.sqlite") for p in pieces]
-    futures = [pool.submit(_index_task, p, str(s)) for p, s in zip(pieces, shards, strict=True)]
-    for piece, shard, future in zip(pieces, shards, futures, strict=True):
+    index = _Index(db_path, files, summary, vsl)
+    waiting = deque(pieces_of(files, workers))
+    in_order: deque[tuple[Piece, Path, Future[PieceCounts]]] = deque()
+
+    def hand_out() -> None:
+        piece = waiting.popleft()
+        shard = db_path.with_name(f"piece-{piece.number}.sqlite")
+        in_order.append((piece, shard, pool.submit(_index_task, piece, str(shard))))
+
+    while waiting and len(in_order) < 4 * workers:
+        hand_out()
+    while in_order:
+        piece, shard, future = in_order.popleft()
         index.merge(piece, shard, _result(future))
         progress.update(summary.resources)
+        if waiting:
+            hand_out()
     index.finish()
     summary.index_seconds = round(progress.done(summary.resources), 2)
+
+
+SUPPLY_TYPES = frozenset({"MedicationRequest", "Medication"})
 
 
 def _names_technology_supplies(res: Mapping[str, Any], vsl: ValueSetLibrary) -> bool:
@@ -544,7 +579,7 @@ def _close_worker() -> None:
 
 
 def _index_task(piece: Piece, shard: str) -> PieceCounts:
-    return index_piece(piece, Path(shard), _worker().core.vsl)
+    return index_piece(piece, Path(shard))
 
 
 def _read(w: _Worker, file_no: int, off: int, size: int) -> Any:
@@ -821,7 +856,7 @@ def run_population(
         _pool(workers, (str(Path(tmp) / "index.sqlite"), [str(f) for f in files], opts)) as pool,
     ):
         db_path = Path(tmp) / "index.sqlite"
-        build_index(files, db_path, summary, err, pool, workers)
+        build_index(files, db_path, summary, err, pool, workers, core.vsl)
         total = people_of(db_path, summary)
         if summary.skipped_lines:
             err.write(

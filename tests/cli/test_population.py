@@ -365,3 +365,38 @@ def test_indexing_in_pieces_is_one_pass_over_the_export(
     assert len(engine.pieces_of(engine.ndjson_files(export), 2)) > 50
     assert run(1) == whole
     assert run(2) == whole
+
+
+@pytest.mark.parametrize(
+    ("sensors_file", "devices_file", "counted"),
+    [
+        ("A-sensors.ndjson", "B-devices.ndjson", 2),  # the sensors first: they count too
+        ("B-sensors.ndjson", "A-devices.ndjson", 1),  # a device first: the sensors do not
+    ],
+)
+def test_supplies_count_as_technology_data_only_before_any_device(
+    tmp_path: Path, sensors_file: str, devices_file: str, counted: int
+) -> None:
+    """A pass over the files stops looking for supplies at the first technology record of
+    either kind, however many workers index the files."""
+    subject = {"reference": "Patient/p1"}
+    sensors = {
+        "resourceType": "MedicationRequest",
+        "id": "mr-libre",
+        "status": "active",
+        "intent": "order",
+        "subject": subject,
+        "medicationCodeableConcept": {"text": "FreeStyle Libre 2 Sensor"},
+    }
+    files = {
+        "Patient.ndjson": {"resourceType": "Patient", "id": "p1", "birthDate": "1980-01-01"},
+        sensors_file: sensors,
+        devices_file: {"resourceType": "DeviceRequest", "id": "d1", "subject": subject},
+    }
+    for name, resource in files.items():
+        (tmp_path / name).write_text(json.dumps(resource) + "\n")
+    for workers in (1, 2):
+        summary = run_population(
+            tmp_path, io.StringIO(), io.StringIO(), today=TODAY, workers=workers
+        )
+        assert summary.technology_resources == counted
