@@ -384,6 +384,7 @@ def person_rows(
 
 # -- the tally -----------------------------------------------------------------------------------
 _COL = {name: i for i, name in enumerate(PERSON_COLUMNS)}
+_STRATIFIER_COLS = tuple((s.column, _COL[s.column]) for s in STRATIFIERS)
 
 
 _ARTICLE = re.compile(r"^(a|an|the)\s+", re.IGNORECASE)
@@ -500,10 +501,11 @@ class UptakeTally:
                 self.outside[(policy, why)] += 1
                 continue
             self.bands[(policy, band)] += 1
-            for s in STRATIFIERS:
-                value = row[_COL[s.column]] or UNKNOWN_GROUP
-                self.groups[(policy, s.column, value, "people")] += 1
-                self.groups[(policy, s.column, value, band)] += 1
+            groups = self.groups
+            for column, at in _STRATIFIER_COLS:
+                value = row[at] or UNKNOWN_GROUP
+                groups[(policy, column, value, "people")] += 1
+                groups[(policy, column, value, band)] += 1
 
     def merge(self, other: UptakeTally) -> None:
         """Add the rows ``other`` added (a worker's, for the rows that follow these): the
