@@ -38,7 +38,7 @@ import sqlite3
 import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -714,6 +714,21 @@ _OUTCOME_COL = PERSON_COLUMNS.index("outcome")
 _PATHWAY_COL = PERSON_COLUMNS.index("pathway")
 
 
+def _adjacent(
+    lines: Iterable[tuple[str, int, int, int]],
+) -> Iterator[list[tuple[str, int, int, int]]]:
+    """Lines (pid, file, offset, length) in file and offset order, in runs that follow one
+    another in their file: each run is read with one call."""
+    run: list[tuple[str, int, int, int]] = []
+    for line in lines:
+        if run and (line[1] != run[-1][1] or line[2] != run[-1][2] + run[-1][3]):
+            yield run
+            run = []
+        run.append(line)
+    if run:
+        yield run
+
+
 def evaluate_chunk(chunk: list[PersonRow], technology_data: bool) -> ChunkResult:
     """These people evaluated, in the given order: CSV lines (one per person and policy) and
     their counts. ``technology_data``: the export holds technology records."""
@@ -724,11 +739,15 @@ def evaluate_chunk(chunk: list[PersonRow], technology_data: bool) -> ChunkResult
     pids = [m for person in people for m in person.members]
     marks = ",".join("?" * len(pids))
     by_pid: dict[str, list[Any]] = {p: [] for p in pids}
-    for pid, file_no, off, size in w.index().execute(
+    lines = w.index().execute(
         f"SELECT pid, file, off, len FROM idx WHERE pid IN ({marks}) ORDER BY file, off",  # noqa: S608
         pids,
-    ):
-        by_pid[pid].append(_read(w, file_no, off, size))
+    )
+    for run in _adjacent(lines):
+        file_no, start = run[0][1], run[0][2]
+        data = os.pread(w.fds[file_no], run[-1][2] + run[-1][3] - start, start)
+        for pid, _, off, size in run:
+            by_pid[pid].append(orjson.loads(data[off - start : off - start + size]))
     rows: list[list[str]] = []
     for person in people:
         resources = [_read(w, *person.patient)]  # the most recent of the person's Patients
