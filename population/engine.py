@@ -165,7 +165,7 @@ def ndjson_files(directory: Path) -> list[Path]:
     return files
 
 
-PIECE_BYTES = 8 << 20  # the most of one file a single indexing task reads
+PIECE_BYTES = 4 << 20  # the most of one file a single indexing task reads
 SMALLEST_PIECE = 1 << 20  # and the least, where a file is that long
 INSERT_BATCH = 20_000
 SKIPPED_EXAMPLES = 5
