@@ -1,14 +1,17 @@
 """Benchmark: population mode (``iport-cds evaluate --population``) on a synthetic export,
 with the uptake-gap report: every enabled policy, places and deprivation quintiles.
 
-    .venv/bin/python bench/population.py [--sizes 10000,100000] [--workers N] [--keep DIR]
+    .venv/bin/python bench/population.py [--sizes 10000,100000] [--repeat 3] [--workers N]
+                                         [--keep DIR]
 
 For each size: generate a Bulk FHIR NDJSON population (``iport-cds demo generate-population``),
-evaluate it exactly as a commissioner would (the CLI in its own process, every core, both
-policies, the demo practice → place table and deprivation lookup, the HTML report), and record
-wall time, people per second and peak resident memory of the main process and of the largest
-worker. Two sizes show whether memory stays flat as the population grows. Results go
-to ``bench/results/population.md``.
+evaluate it exactly as a commissioner would (the CLI in its own process, every core, every
+enabled policy, the demo practice → place table and deprivation lookup, the HTML report), and
+record wall time, people per second and peak resident memory of the main process and of the
+largest worker. With ``--repeat N`` every size is evaluated N times, the sizes taking turns,
+and the medians are shown (other work on a shared machine moves single runs). Two sizes show
+whether memory stays flat as the population grows. Results go to
+``bench/results/population.md``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,7 +50,7 @@ def cli(*args: str) -> tuple[float, float]:
     return wall, cpu
 
 
-def run_size(patients: int, workers: int, work: Path) -> dict[str, Any]:
+def generate(patients: int, work: Path) -> tuple[Path, float]:
     data = work / f"population-{patients}"
     gen_s, _ = cli(
         "demo",
@@ -58,6 +62,10 @@ def run_size(patients: int, workers: int, work: Path) -> dict[str, Any]:
         "--today",
         TODAY.isoformat(),
     )
+    return data, gen_s
+
+
+def run_size(patients: int, workers: int, work: Path, data: Path) -> dict[str, Any]:
     size_mb = sum(f.stat().st_size for f in data.glob("*.ndjson")) / 1e6
     summary_file = work / f"summary-{patients}.json"
     wall, cpu = cli(
@@ -87,7 +95,6 @@ def run_size(patients: int, workers: int, work: Path) -> dict[str, Any]:
     report_kb = (work / f"report-{patients}.html").stat().st_size / 1024
     return {
         **s,
-        "generate_s": gen_s,
         "input_mb": size_mb,
         "process_wall_s": wall,
         "process_cpu_s": cpu,
@@ -95,10 +102,22 @@ def run_size(patients: int, workers: int, work: Path) -> dict[str, Any]:
     }
 
 
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run whose wall time is the median, with every timing replaced by its own median."""
+    by_wall = sorted(runs, key=lambda r: float(r["process_wall_s"]))
+    out = dict(by_wall[(len(by_wall) - 1) // 2])
+    for key in ("index_seconds", "evaluate_seconds", "process_wall_s", "process_cpu_s"):
+        out[key] = statistics.median(float(r[key]) for r in runs)
+    for key in ("peak_rss_main_mb", "peak_rss_worker_mb"):
+        out[key] = max((r[key] for r in runs if r[key] is not None), default=None)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000", help="comma-separated population sizes")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each size (medians shown)")
     ap.add_argument("--keep", metavar="DIR", help="keep the generated data and CSVs here")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -106,8 +125,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="iport-cds-bench-") as tmp:
         work = Path(args.keep) if args.keep else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        results = [run_size(n, args.workers, work) for n in sizes]
+        data = {n: generate(n, work) for n in sizes}
+        runs: dict[int, list[dict[str, Any]]] = {n: [] for n in sizes}
+        for _ in range(max(1, args.repeat)):
+            for n in sizes:
+                runs[n].append(run_size(n, args.workers, work, data[n][0]))
     load_after = os.getloadavg()[0]
+    results = [{**median_run(runs[n]), "generate_s": data[n][1]} for n in sizes]
     rows = []
     for r in results:
         n = int(r["patients"])
@@ -151,7 +175,7 @@ def main() -> None:
         "## Population mode: `iport-cds evaluate --population` over a Bulk FHIR NDJSON export",
         "",
         f"_{datetime.now(UTC):%Y-%m-%d %H:%M} UTC — `.venv/bin/python bench/population.py "
-        f"--sizes {args.sizes}`; {machine()}_",
+        f"--sizes {args.sizes} --repeat {args.repeat}`; {machine()}_",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
@@ -175,7 +199,8 @@ def main() -> None:
         "enabled policy, CSV with one row per person and policy, HTML report, MeasureReport); "
         "people/s is people (Patient records de-duplicated) over that wall time; people per "
         "CPU-second is over the CPU time of the command and its workers, which other work on the "
-        "machine changes far less. Peak RSS is each "
+        "machine changes far less. Index, evaluate, wall and CPU are each the median of "
+        f"{max(1, args.repeat)} run(s) of each size, the sizes taking turns. Peak RSS is each "
         "process's own high-water mark (`VmHWM`): the main process, and the largest of the "
         "worker processes. Memory is bounded if these do not grow with the number of patients.",
         "",

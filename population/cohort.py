@@ -18,6 +18,7 @@ from typing import Any
 import places
 from facts import PatientRecord
 from policy import Policy
+from population.per_policy import per_policy
 
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 # UK Core's registration details extension (GP Connect's is named the same way): its
@@ -115,6 +116,7 @@ def registered_on(patient: Mapping[str, Any], extract_date: date) -> bool:
     return False
 
 
+@per_policy
 def diagnosis_sets(policy: Policy) -> tuple[str, ...]:
     """The value sets of the policy's diagnosis criteria: its cohort's diagnoses (type 1 for
     NICE TA151 and TA943, type 1 or type 2 for the i-Port policy's two routes)."""
@@ -136,10 +138,24 @@ def cohort_reason(
     diagnosis_names: Mapping[str, str],
 ) -> str:
     """IN_COHORT, or the first reason the person is outside the policy's cohort."""
+    return outside_reason(patient, extract_date) or diagnosis_reason(
+        policy, record, diagnosis_names
+    )
+
+
+def outside_reason(patient: Mapping[str, Any], extract_date: date) -> str | None:
+    """Why the person is outside every policy's cohort (DECEASED, NOT_REGISTERED), or None."""
     if deceased_on(patient, extract_date):
         return DECEASED
     if not registered_on(patient, extract_date):
         return NOT_REGISTERED
+    return None
+
+
+def diagnosis_reason(
+    policy: Policy, record: PatientRecord, diagnosis_names: Mapping[str, str]
+) -> str:
+    """IN_COHORT for a person alive and registered with the policy's diagnosis, else why not."""
     sets = diagnosis_sets(policy)
     if sets and not has_diagnosis(record, sets):
         return NO_DIAGNOSIS.format(" or ".join(diagnosis_names.get(s, s) for s in sets))

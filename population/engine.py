@@ -1,20 +1,21 @@
 """``iport-cds evaluate --population DIR``: every patient in a Bulk FHIR NDJSON export.
 
-Bounded memory, all cores, no sort of the input:
+Bounded memory, all cores, no sort of the input, the main process only merging and writing:
 
-1. **Index** — one pass over each ``*.ndjson`` file records, for every line, the patient it
-   belongs to and where it is (file, byte offset, length) in a temporary SQLite database
-   (``Patient`` by its id; other resources by ``subject`` / ``patient``; ``Medication`` by
-   its own id, for ``medicationReference``), and for each Patient line who the person is
-   (``population.cohort``). Only the index is stored, never the resources.
+1. **Index** — the files are cut at line ends into pieces, and the worker processes index
+   each piece into its own SQLite file: for every line, the patient it belongs to and where
+   it is (file, byte offset, length) (other resources by ``subject`` / ``patient``;
+   ``Medication`` by its own id, for ``medicationReference``), and for each ``Patient`` line
+   who the person is (``population.cohort``). The main process merges the pieces in order
+   into one temporary SQLite index. Only the index is stored, never the resources.
 2. **People** — Patient records de-duplicated by NHS number (the most recent registration
-   speaking for the person; ``people_of``); ids that records name without a Patient are
-   counted, not evaluated.
-3. **Evaluate** — people stream out in Patient-id order, in chunks, to a pool of worker
-   processes. Each worker loads the value sets and the policy once, reads each person's lines
-   back by offset (every merged id's records as theirs), and evaluates them with the pure
-   core. At most ``2 × workers`` chunks are in flight; beyond them the main process keeps
-   only the list of people (ids and where each one's Patient record is).
+   speaking for the person; ``people_of``), in SQLite; ids that records name without a
+   Patient are counted, not evaluated.
+3. **Evaluate** — people stream out of the index in Patient-id order, in chunks, to the
+   workers. Each worker loads the value sets and the policies once, reads each person's lines
+   back by offset (every merged id's records as theirs), evaluates them with the pure core,
+   and returns the chunk's CSV lines and its share of the tally. At most ``4 × workers``
+   chunks are in flight; the main process writes them in order and adds up their counts.
 4. **Write** — one CSV row per person and policy (every policy in one pass): ``patient_ref``
    (the Patient id that speaks for the person), the policy id and version, the evaluation
    date, ``cohort`` (``in`` or why not), age band, sex, place, practice, deprivation quintile,
@@ -30,18 +31,22 @@ Bounded memory, all cores, no sort of the input:
 from __future__ import annotations
 
 import csv
+import io
 import multiprocessing
 import os
 import sqlite3
 import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO, TypeVar
 
 import orjson
 
@@ -71,7 +76,7 @@ try:
 except ImportError:  # pragma: no cover - not on Windows
     _resource = None  # type: ignore[assignment]
 
-INSERT_BATCH = 20_000
+T = TypeVar("T")
 
 
 def peak_rss_mb() -> float | None:
@@ -132,6 +137,9 @@ class PopulationSummary:
         return out
 
 
+Where = tuple[int, int, int]  # a line of the export: file number, byte offset, length
+
+
 # -- index -----------------------------------------------------------------------------------
 def _patient_of(resource: dict[str, Any]) -> str | None:
     if resource.get("resourceType") == "Patient":
@@ -157,66 +165,272 @@ def ndjson_files(directory: Path) -> list[Path]:
     return files
 
 
+PIECE_BYTES = 4 << 20  # the most of one file a single indexing task reads
+SMALLEST_PIECE = 1 << 20  # and the least, where a file is that long
+INSERT_BATCH = 20_000
+SKIPPED_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A run of whole lines of one file, indexed as one task into its own SQLite file."""
+
+    number: int  # its place in the export: the files in order, each from its start
+    file_no: int
+    path: str
+    start: int  # byte offsets: the first line's start, the end of the last line
+    end: int
+
+
+def pieces_of(files: Sequence[Path], workers: int) -> list[Piece]:
+    """The files cut at line ends into pieces, enough of them to keep every worker busy."""
+    total = sum(f.stat().st_size for f in files)
+    size = max(SMALLEST_PIECE, min(PIECE_BYTES, total // (4 * workers) + 1))
+    out: list[Piece] = []
+    for file_no, path in enumerate(files):
+        length = path.stat().st_size
+        with path.open("rb") as fh:
+            start = 0
+            while start < length:
+                end = min(start + size, length)
+                if end < length:
+                    fh.seek(end)
+                    end += len(fh.readline())
+                out.append(Piece(len(out), file_no, str(path), start, end))
+                start = end
+    return out
+
+
+@dataclass
+class PieceCounts:
+    """What indexing one piece found; line numbers count from the piece's first line (1)."""
+
+    lines: int = 0
+    resources: int = 0
+    patients: int = 0  # Patient records
+    unassigned: int = 0
+    skipped: int = 0
+    skipped_lines: list[int] = field(default_factory=list)  # the first few
+    technology: int = 0  # Procedure / Device* records
+    first_technology: int | None = None  # the line of the first
+
+
+def _create_tables(conn: sqlite3.Connection, merged: bool) -> None:
+    """A piece's tables, or (``merged``) the index's: one Medication and one Patient record
+    per id."""
+    key, rowid = (" PRIMARY KEY", " WITHOUT ROWID") if merged else ("", "")
+    conn.execute("PRAGMA journal_mode=OFF")
+    conn.execute("PRAGMA synchronous=OFF")
+    conn.execute("CREATE TABLE idx (pid TEXT NOT NULL, file INTEGER, off INTEGER, len INTEGER)")
+    conn.execute(f"CREATE TABLE meds (ref TEXT{key}, file INTEGER, off INTEGER, len INTEGER)")
+    conn.execute(
+        f"CREATE TABLE patients (pid TEXT NOT NULL{key}, key TEXT NOT NULL, rank TEXT NOT NULL,"
+        f" file INTEGER, off INTEGER, len INTEGER){rowid}"
+    )
+    # Prescriptions and medicines before the first technology record of their piece: one of
+    # them may be of a technology's supplies (``_Index.finish``).
+    conn.execute(
+        "CREATE TABLE supplies (piece INTEGER, line INTEGER, file INTEGER, off INTEGER,"
+        " len INTEGER)"
+    )
+
+
+def index_piece(piece: Piece, shard: Path) -> PieceCounts:
+    """Index every line of ``piece`` into the SQLite file ``shard``: the records of each
+    patient but their Patient (``idx``), Medications by id (``meds``), for each Patient line
+    who the person is (``patients``), and where the prescriptions and medicines before the
+    piece's first technology record are (``supplies``)."""
+    counts = PieceCounts()
+    rows: list[tuple[str, int, int, int]] = []
+    meds: list[tuple[str, int, int, int]] = []
+    pats: list[tuple[str, str, str, int, int, int]] = []
+    supplies: list[tuple[int, int, int, int, int]] = []
+    offset = piece.start
+    lineno = 0
+    with open(piece.path, "rb") as fh:
+        fh.seek(piece.start)
+        for lineno, line in enumerate(fh, 1):
+            size = len(line)
+            where = (piece.file_no, offset, size)
+            offset += size
+            if line.strip():
+                _index_line(line, (piece.number, lineno), where, counts, rows, meds, pats, supplies)
+            if offset >= piece.end:
+                break
+    counts.lines = lineno
+    conn = sqlite3.connect(shard)
+    try:
+        _create_tables(conn, merged=False)
+        conn.executemany("INSERT INTO idx VALUES (?,?,?,?)", rows)
+        conn.executemany("INSERT INTO meds VALUES (?,?,?,?)", meds)
+        conn.executemany("INSERT INTO patients VALUES (?,?,?,?,?,?)", pats)
+        conn.executemany("INSERT INTO supplies VALUES (?,?,?,?,?)", supplies)
+        conn.commit()
+    finally:
+        conn.close()
+    return counts
+
+
+def _index_line(
+    line: bytes,
+    at: tuple[int, int],
+    where: Where,
+    counts: PieceCounts,
+    rows: list[tuple[str, int, int, int]],
+    meds: list[tuple[str, int, int, int]],
+    pats: list[tuple[str, str, str, int, int, int]],
+    supplies: list[tuple[int, int, int, int, int]],
+) -> None:
+    """One line (``at``: piece and line number) into the piece's lists and counts."""
+    lineno = at[1]
+    try:
+        res = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        res = None
+    if not isinstance(res, dict) or not isinstance(res.get("resourceType"), str):
+        counts.skipped += 1
+        if len(counts.skipped_lines) < SKIPPED_EXAMPLES:
+            counts.skipped_lines.append(lineno)
+        return
+    rtype = res["resourceType"]
+    if rtype in TECHNOLOGY_TYPES:
+        counts.technology += 1
+        if counts.first_technology is None:
+            counts.first_technology = lineno
+    elif rtype in SUPPLY_TYPES and counts.first_technology is None:
+        supplies.append((*at, *where))
+    pid = _patient_of(res)
+    if pid is not None:
+        counts.resources += 1
+        if rtype == "Patient":
+            counts.patients += 1
+            pats.append((pid, cohort.identity_key(pid, res), cohort.recency(res), *where))
+        else:
+            rows.append((pid, *where))
+    elif rtype == "Medication" and isinstance(res.get("id"), str):
+        meds.append((f"Medication/{res['id']}", *where))
+        counts.resources += 1
+    else:
+        counts.unassigned += 1
+
+
+class _Index:
+    """The pieces' SQLite files merged, in the export's order, into one index, and what they
+    found added up as one pass over the files would have."""
+
+    def __init__(
+        self,
+        db_path: Path,
+        files: Sequence[Path],
+        summary: PopulationSummary,
+        vsl: ValueSetLibrary | None,
+    ) -> None:
+        self.conn = sqlite3.connect(db_path, isolation_level=None)
+        _create_tables(self.conn, merged=True)
+        self.files = files
+        self.summary = summary
+        self.vsl = vsl
+        self.lines_before = [0] * len(files)  # lines of each file in the pieces merged so far
+        self.technology = 0
+        self.first_technology: tuple[int, int] | None = None  # (piece, line)
+
+    def merge(self, piece: Piece, shard: Path, counts: PieceCounts) -> None:
+        s = self.summary
+        s.resources += counts.resources
+        s.unassigned_resources += counts.unassigned
+        s.skipped_lines += counts.skipped
+        s.patient_records += counts.patients
+        name = self.files[piece.file_no].name
+        before = self.lines_before[piece.file_no]
+        for lineno in counts.skipped_lines:
+            if len(s.skipped_examples) < SKIPPED_EXAMPLES:
+                s.skipped_examples.append(f"{name}:{before + lineno}")
+        self.lines_before[piece.file_no] += counts.lines
+        self.technology += counts.technology
+        earlier = self.first_technology  # a technology record in an earlier piece
+        if self.first_technology is None and counts.first_technology is not None:
+            self.first_technology = (piece.number, counts.first_technology)
+        self.conn.execute("ATTACH DATABASE ? AS piece", (str(shard),))
+        try:
+            self.conn.execute("BEGIN")
+            if earlier is None:  # else none of this piece's supplies can come first
+                self.conn.execute("INSERT INTO supplies SELECT * FROM piece.supplies")
+            self.conn.execute("INSERT INTO idx SELECT * FROM piece.idx")
+            # the last record of a Medication id in the export is the one read
+            self.conn.execute("INSERT OR REPLACE INTO meds SELECT * FROM piece.meds ORDER BY rowid")
+            # each Patient id's most recent record: the largest (rank, file, offset)
+            self.conn.execute(
+                "INSERT INTO patients SELECT * FROM piece.patients WHERE true"
+                " ON CONFLICT (pid) DO UPDATE SET key = excluded.key, rank = excluded.rank,"
+                " file = excluded.file, off = excluded.off, len = excluded.len"
+                " WHERE (excluded.rank, excluded.file, excluded.off)"
+                " > (patients.rank, patients.file, patients.off)"
+            )
+            self.conn.execute("COMMIT")
+        finally:
+            self.conn.execute("DETACH DATABASE piece")
+        shard.unlink()
+
+    def finish(self) -> None:
+        self.summary.technology_resources = self.technology + int(self._supplies_first())
+        self.conn.execute("CREATE INDEX idx_pid ON idx (pid)")
+        self.conn.close()
+
+    def _supplies_first(self) -> bool:
+        """Whether a record of a technology's supplies (sensors, pods) comes before the first
+        technology record: it then counts as technology data, and only it (a pass over the
+        files stops looking for supplies at the first of either). Only the prescriptions
+        and medicines before that record are read again, and classified, here."""
+        if self.vsl is None:
+            return False
+        first = self.first_technology
+        rows = self.conn.execute("SELECT * FROM supplies ORDER BY piece, line")
+        for piece_no, lineno, file_no, off, size in rows:
+            if first is not None and (piece_no, lineno) > first:
+                return False
+            with self.files[file_no].open("rb") as fh:
+                fh.seek(off)
+                res = orjson.loads(fh.read(size))
+            if _names_technology_supplies(res, self.vsl):
+                return True
+        return False
+
+
 def build_index(
     files: Sequence[Path],
     db_path: Path,
     summary: PopulationSummary,
     err: TextIO,
+    pool: Executor,
+    workers: int,
     vsl: ValueSetLibrary | None = None,
-) -> int:
-    """Index every line of every file; return the number of distinct patients. With ``vsl``,
-    a prescription or medicine of a technology's supplies (sensors, pods) also counts as
-    technology data: use is then measurable from the export."""
-    conn = sqlite3.connect(db_path)
-    try:
-        conn.execute("PRAGMA journal_mode=OFF")
-        conn.execute("PRAGMA synchronous=OFF")
-        conn.execute("CREATE TABLE idx (pid TEXT NOT NULL, file INTEGER, off INTEGER, len INTEGER)")
-        conn.execute(
-            "CREATE TABLE meds (ref TEXT PRIMARY KEY, file INTEGER, off INTEGER, len INTEGER)"
-        )
-        conn.execute(
-            "CREATE TABLE patients (pid TEXT NOT NULL, key TEXT NOT NULL, rank TEXT NOT NULL,"
-            " file INTEGER, off INTEGER, len INTEGER)"
-        )
-        progress = Progress(err, "indexing", unit="resources")
-        rows: list[tuple[str, int, int, int]] = []
-        meds: list[tuple[str, int, int, int]] = []
-        pats: list[tuple[str, str, str, int, int, int]] = []
-        for file_no, path in enumerate(files):
-            with path.open("rb") as fh:
-                offset = 0
-                for lineno, line in enumerate(fh, 1):
-                    size = len(line)
-                    if line.strip():
-                        _index_line(
-                            line,
-                            path,
-                            lineno,
-                            (file_no, offset, size),
-                            rows,
-                            meds,
-                            summary,
-                            vsl,
-                            pats,
-                        )
-                    offset += size
-                    if len(rows) >= INSERT_BATCH:
-                        conn.executemany("INSERT INTO idx VALUES (?,?,?,?)", rows)
-                        rows.clear()
-                        conn.executemany("INSERT INTO patients VALUES (?,?,?,?,?,?)", pats)
-                        pats.clear()
-                        progress.update(summary.resources)
-        conn.executemany("INSERT INTO idx VALUES (?,?,?,?)", rows)
-        conn.executemany("INSERT OR REPLACE INTO meds VALUES (?,?,?,?)", meds)
-        conn.executemany("INSERT INTO patients VALUES (?,?,?,?,?,?)", pats)
-        conn.execute("CREATE INDEX idx_pid ON idx (pid)")
-        conn.commit()
-        patients = int(conn.execute("SELECT COUNT(DISTINCT pid) FROM idx").fetchone()[0])
-        summary.index_seconds = round(progress.done(summary.resources), 2)
-        return patients
-    finally:
-        conn.close()
+) -> None:
+    """Index every line of every file (``index_piece``): the pieces are handed to ``pool``'s
+    workers in order, a few ahead, and merged here in order as they come back. With ``vsl``,
+    a prescription or medicine of a technology's supplies also counts as technology data."""
+    progress = Progress(err, "indexing", unit="resources")
+    index = _Index(db_path, files, summary, vsl)
+    waiting = deque(pieces_of(files, workers))
+    in_order: deque[tuple[Piece, Path, Future[PieceCounts]]] = deque()
+
+    def hand_out() -> None:
+        piece = waiting.popleft()
+        shard = db_path.with_name(f"piece-{piece.number}.sqlite")
+        in_order.append((piece, shard, pool.submit(_index_task, piece, str(shard))))
+
+    while waiting and len(in_order) < 4 * workers:
+        hand_out()
+    while in_order:
+        piece, shard, future = in_order.popleft()
+        index.merge(piece, shard, _result(future))
+        progress.update(summary.resources)
+        if waiting:
+            hand_out()
+    index.finish()
+    summary.index_seconds = round(progress.done(summary.resources), 2)
+
+
+SUPPLY_TYPES = frozenset({"MedicationRequest", "Medication"})
 
 
 def _names_technology_supplies(res: Mapping[str, Any], vsl: ValueSetLibrary) -> bool:
@@ -234,56 +448,22 @@ def _names_technology_supplies(res: Mapping[str, Any], vsl: ValueSetLibrary) -> 
     return any(m.value_set in vsl.technology for m in classify(concept, vsl))
 
 
-def _index_line(
-    line: bytes,
-    path: Path,
-    lineno: int,
-    where: tuple[int, int, int],
-    rows: list[tuple[str, int, int, int]],
-    meds: list[tuple[str, int, int, int]],
-    summary: PopulationSummary,
-    vsl: ValueSetLibrary | None = None,
-    pats: list[tuple[str, str, str, int, int, int]] | None = None,
-) -> None:
-    try:
-        res = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        res = None
-    if not isinstance(res, dict) or not isinstance(res.get("resourceType"), str):
-        summary.skipped_lines += 1
-        if len(summary.skipped_examples) < 5:
-            summary.skipped_examples.append(f"{path.name}:{lineno}")
-        return
-    # Supplies are classified only until some technology record is seen: the run uses only
-    # whether there is any, and classifying every prescription would slow indexing.
-    if res["resourceType"] in TECHNOLOGY_TYPES or (
-        vsl is not None
-        and not summary.technology_resources
-        and _names_technology_supplies(res, vsl)
-    ):
-        summary.technology_resources += 1
-    pid = _patient_of(res)
-    if pid is not None:
-        rows.append((pid, *where))
-        summary.resources += 1
-        if pats is not None and res["resourceType"] == "Patient":
-            pats.append((pid, cohort.identity_key(pid, res), cohort.recency(res), *where))
-    elif res["resourceType"] == "Medication" and isinstance(res.get("id"), str):
-        meds.append((f"Medication/{res['id']}", *where))
-        summary.resources += 1
-    else:
-        summary.unassigned_resources += 1
-
-
 # -- workers -----------------------------------------------------------------------------------
 @dataclass
 class _Worker:
     core: Core
     policies: list[Policy]
-    conn: sqlite3.Connection
+    db_path: str
     fds: list[int]
     criteria: tuple[str, ...]
     ctx: PersonContext
+    place_table: bool  # a practice → place table was given
+    conn: sqlite3.Connection | None = None  # the index, once it is built
+
+    def index(self) -> sqlite3.Connection:
+        if self.conn is None:
+            self.conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True)
+        return self.conn
 
 
 _WORKER: _Worker | None = None
@@ -366,27 +546,40 @@ def criteria_of(policies: Sequence[Policy]) -> tuple[str, ...]:
 
 
 def _init_worker(db_path: str, files: list[str], opts: RunOptions) -> None:
-    """Runs once in each worker: value sets, policies, the index and the files, opened once."""
+    """Runs once in each worker: value sets, policies and the files, opened once (the index
+    when it is first read: the worker starts while it is being built)."""
     global _WORKER
     core, ctx = load_run(opts)
     pols = list(core.policies.values())
     _WORKER = _Worker(
         core=core,
         policies=pols,
-        conn=sqlite3.connect(f"file:{db_path}?mode=ro", uri=True),
+        db_path=db_path,
         fds=[os.open(f, os.O_RDONLY) for f in files],
         criteria=criteria_of(pols),
         ctx=ctx,
+        place_table=bool(opts.places_file),
     )
+
+
+def _worker() -> _Worker:
+    if _WORKER is None:
+        raise RuntimeError("worker not initialised")
+    return _WORKER
 
 
 def _close_worker() -> None:
     global _WORKER
     if _WORKER is not None:
-        _WORKER.conn.close()
+        if _WORKER.conn is not None:
+            _WORKER.conn.close()
         for fd in _WORKER.fds:
             os.close(fd)
         _WORKER = None
+
+
+def _index_task(piece: Piece, shard: str) -> PieceCounts:
+    return index_piece(piece, Path(shard))
 
 
 def _read(w: _Worker, file_no: int, off: int, size: int) -> Any:
@@ -409,18 +602,21 @@ def _medications(w: _Worker, resources: list[Any]) -> list[Any]:
             if key not in have:
                 wanted.add(key)
     out = []
+    conn = w.index()
     for key in sorted(wanted):
-        row = w.conn.execute("SELECT file, off, len FROM meds WHERE ref = ?", (key,)).fetchone()
+        row = conn.execute("SELECT file, off, len FROM meds WHERE ref = ?", (key,)).fetchone()
         if row is not None:
             out.append(_read(w, *row))
     return out
 
 
-Where = tuple[int, int, int]  # a line of the export: file number, byte offset, length
+# One person as the ``people`` table holds them: the Patient id that speaks for them, every
+# Patient id merged into it (the same NHS number) as a JSON list, and where the chosen
+# Patient record is (file number, byte offset, length).
+PersonRow = tuple[str, str, int, int, int]
 
 
-@dataclass(frozen=True, slots=True)
-class Person:
+class Person(NamedTuple):
     """One person: the Patient id that speaks for them, every Patient id merged into it (the
     same NHS number), and where the chosen Patient record is."""
 
@@ -428,36 +624,60 @@ class Person:
     members: tuple[str, ...]
     patient: Where
 
+    @classmethod
+    def of(cls, row: PersonRow) -> Person:
+        pid, members, file_no, off, size = row
+        return cls(pid, tuple(orjson.loads(members)), (file_no, off, size))
 
-def people_of(db_path: Path, summary: PopulationSummary) -> list[Person]:
-    """The export's people, in Patient-id order (``population.cohort``: one per NHS number,
-    else per other identifier, else per Patient id; the most recent record speaks for each).
-    Counts what was merged, and the records naming a patient the export has no Patient for."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+
+def people_of(db_path: Path, summary: PopulationSummary) -> int:
+    """Fill the index's ``people`` table with the export's people (``population.cohort``: one
+    per NHS number, else per other identifier, else per Patient id; the most recent record
+    speaks for each) and return how many there are. Counts what was merged, and the records
+    naming a patient the export has no Patient for. Memory stays bounded: SQLite sorts."""
+    conn = sqlite3.connect(db_path, isolation_level=None)
     try:
-        latest: dict[str, tuple[str, str, int, int, int]] = {}  # pid -> key, rank, where
-        for pid, key, rank, file_no, off, size in conn.execute("SELECT * FROM patients"):
-            summary.patient_records += 1
-            have = latest.get(pid)
-            if have is None or (rank, file_no, off) > have[1:4]:
-                latest[pid] = (key, rank, file_no, off, size)
+        conn.execute("PRAGMA journal_mode=OFF")
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute(
+            "CREATE TABLE people (pid TEXT PRIMARY KEY, members TEXT NOT NULL,"
+            " file INTEGER, off INTEGER, len INTEGER) WITHOUT ROWID"
+        )
+        conn.execute("BEGIN")
+        batch: list[PersonRow] = []
+        rows = conn.execute("SELECT key, pid, rank, file, off, len FROM patients ORDER BY key, pid")
+        for _, same in groupby(rows, key=itemgetter(0)):
+            records = list(same)  # each Patient id's most recent record (``_Index.merge``)
+            winner = max(records, key=itemgetter(2, 3, 4))
+            members = orjson.dumps([r[1] for r in records]).decode()
+            batch.append((winner[1], members, winner[3], winner[4], winner[5]))
+            if len(batch) >= INSERT_BATCH:
+                conn.executemany("INSERT INTO people VALUES (?,?,?,?,?)", batch)
+                batch.clear()
+        conn.executemany("INSERT INTO people VALUES (?,?,?,?,?)", batch)
+        conn.execute("COMMIT")
+        ((ids,),) = conn.execute("SELECT COUNT(*) FROM patients")
+        ((people,),) = conn.execute("SELECT COUNT(*) FROM people")
         summary.no_patient_resources, summary.no_patient_ids = conn.execute(
             "SELECT COUNT(*), COUNT(DISTINCT pid) FROM idx"
             " WHERE pid NOT IN (SELECT pid FROM patients)"
         ).fetchone()
     finally:
         conn.close()
-    by_key: dict[str, list[str]] = {}
-    for pid, (key, *_) in latest.items():
-        by_key.setdefault(key, []).append(pid)
-    people = []
-    for pids in by_key.values():
-        winner = max(pids, key=lambda p: latest[p][1:4])
-        _, _, file_no, off, size = latest[winner]
-        people.append(Person(winner, tuple(sorted(pids)), (file_no, off, size)))
-    summary.repeated_patient_records = summary.patient_records - len(latest)
-    summary.merged_patients = len(latest) - len(people)
-    return sorted(people, key=lambda p: p.pid)
+    summary.repeated_patient_records = summary.patient_records - int(ids)
+    summary.merged_patients = int(ids) - int(people)
+    return int(people)
+
+
+def _people_chunks(db_path: Path, size: int) -> Iterator[list[PersonRow]]:
+    """The people in Patient-id order, ``size`` at a time."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT pid, members, file, off, len FROM people ORDER BY pid")
+        while chunk := rows.fetchmany(size):
+            yield chunk
+    finally:
+        conn.close()
 
 
 def _repointed(resource: dict[str, Any], old: str, new: str) -> dict[str, Any]:
@@ -476,32 +696,97 @@ def _repointed(resource: dict[str, Any], old: str, new: str) -> dict[str, Any]:
     return out
 
 
-def evaluate_chunk(people: list[Person]) -> tuple[list[list[str]], float | None]:
-    """CSV rows for these people, in the given order, and this worker's peak RSS."""
-    w = _WORKER
-    if w is None:
-        raise RuntimeError("worker not initialised")
+@dataclass
+class ChunkResult:
+    """What a worker sends back for a chunk of people: their CSV lines, in order, and what
+    they add to the counts (the main process only writes and adds up)."""
+
+    csv: str
+    people: int
+    tally: UptakeTally
+    outcomes: Counter[tuple[str, str]]  # (policy, outcome)
+    pathways: Counter[tuple[str, str]]  # (policy, pathway or "none")
+    peak_rss_mb: float | None
+
+
+_POLICY_COL = PERSON_COLUMNS.index("policy_id")
+_OUTCOME_COL = PERSON_COLUMNS.index("outcome")
+_PATHWAY_COL = PERSON_COLUMNS.index("pathway")
+
+
+def _adjacent(
+    lines: Iterable[tuple[str, int, int, int]],
+) -> Iterator[list[tuple[str, int, int, int]]]:
+    """Lines (pid, file, offset, length) in file and offset order, in runs that follow one
+    another in their file: each run is read with one call."""
+    run: list[tuple[str, int, int, int]] = []
+    for line in lines:
+        if run and (line[1] != run[-1][1] or line[2] != run[-1][2] + run[-1][3]):
+            yield run
+            run = []
+        run.append(line)
+    if run:
+        yield run
+
+
+def evaluate_chunk(chunk: list[PersonRow], technology_data: bool) -> ChunkResult:
+    """These people evaluated, in the given order: CSV lines (one per person and policy) and
+    their counts. ``technology_data``: the export holds technology records."""
+    w = _worker()
+    if w.ctx.technology_data != technology_data:
+        w.ctx = replace(w.ctx, technology_data=technology_data)
+    people = [Person.of(row) for row in chunk]
     pids = [m for person in people for m in person.members]
     marks = ",".join("?" * len(pids))
     by_pid: dict[str, list[Any]] = {p: [] for p in pids}
-    for pid, file_no, off, size in w.conn.execute(
+    lines = w.index().execute(
         f"SELECT pid, file, off, len FROM idx WHERE pid IN ({marks}) ORDER BY file, off",  # noqa: S608
         pids,
-    ):
-        by_pid[pid].append(_read(w, file_no, off, size))
+    )
+    for run in _adjacent(lines):
+        file_no, start = run[0][1], run[0][2]
+        data = os.pread(w.fds[file_no], run[-1][2] + run[-1][3] - start, start)
+        for pid, _, off, size in run:
+            by_pid[pid].append(orjson.loads(data[off - start : off - start + size]))
     rows: list[list[str]] = []
     for person in people:
         resources = [_read(w, *person.patient)]  # the most recent of the person's Patients
         resources += (
-            _repointed(r, member, person.pid)
-            for member in person.members
-            for r in by_pid[member]
-            if r.get("resourceType") != "Patient"
+            _repointed(r, member, person.pid) for member in person.members for r in by_pid[member]
         )
         resources += _medications(w, resources)
         record = read_record(w.core, resources, person.pid)
         rows += person_rows(person.pid, resources, record, w.policies, w.criteria, w.ctx)
-    return rows, peak_rss_mb()
+    text = io.StringIO(newline="")
+    # The criterion cells are "met", "not-met", "unknown" or empty: nothing to make safe there.
+    checked = len(PERSON_COLUMNS)
+    csv.writer(text, lineterminator="\n").writerows(
+        spreadsheet.row(r[:checked]) + r[checked:] for r in rows
+    )
+    tally = UptakeTally(
+        technology_data=technology_data,
+        deprivation=w.ctx.deprivation is not None,
+        networks=bool(w.ctx.networks),
+        place_table=w.place_table,
+    )
+    tally.add(rows)
+    return ChunkResult(
+        text.getvalue(),
+        len(people),
+        tally,
+        Counter((r[_POLICY_COL], r[_OUTCOME_COL]) for r in rows),
+        Counter((r[_POLICY_COL], r[_PATHWAY_COL] or "none") for r in rows),
+        peak_rss_mb(),
+    )
+
+
+class _InProcess(Executor):
+    """One worker: every task run here, at once, in this process."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
 
 
 # -- driver ------------------------------------------------------------------------------------
@@ -513,9 +798,21 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _chunks(people: Sequence[Person], size: int) -> Iterator[list[Person]]:
-    for start in range(0, len(people), size):
-        yield list(people[start : start + size])
+@contextmanager
+def _pool(workers: int, init_args: tuple[Any, ...]) -> Iterator[Executor]:
+    """``workers`` processes, each set up by ``_init_worker``; with one, this process."""
+    if workers == 1:
+        _init_worker(*init_args)
+        try:
+            yield _InProcess()
+        finally:
+            _close_worker()
+        return
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=init_args
+    ) as pool:
+        yield pool
 
 
 def run_population(
@@ -573,19 +870,21 @@ def run_population(
             for vs in sorted(core.vsl.sets.values(), key=lambda v: v.id)
         ],
     )
-    with tempfile.TemporaryDirectory(prefix="iport-cds-population-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="iport-cds-population-") as tmp,
+        _pool(workers, (str(Path(tmp) / "index.sqlite"), [str(f) for f in files], opts)) as pool,
+    ):
         db_path = Path(tmp) / "index.sqlite"
-        build_index(files, db_path, summary, err, core.vsl)
-        people = people_of(db_path, summary)
-        total = len(people)
+        build_index(files, db_path, summary, err, pool, workers, core.vsl)
+        total = people_of(db_path, summary)
         if summary.skipped_lines:
             err.write(
                 f"skipped {summary.skipped_lines:,} line(s) that are not FHIR JSON resources "
                 f"(first: {', '.join(summary.skipped_examples)})\n"
             )
-        opts = replace(opts, technology_data=summary.technology_resources > 0)
+        technology_data = summary.technology_resources > 0
         summary.tally = UptakeTally(
-            technology_data=opts.technology_data,
+            technology_data=technology_data,
             deprivation=context.deprivation is not None,
             networks=bool(context.networks),
             place_table=bool(places_file),
@@ -597,46 +896,30 @@ def run_population(
         writer.writerow(spreadsheet.row([*PERSON_COLUMNS, *criteria]))
         outcomes: Counter[tuple[str, str]] = Counter()
         pathways: Counter[tuple[str, str]] = Counter()
-        policy_col = PERSON_COLUMNS.index("policy_id")
-        outcome_col = PERSON_COLUMNS.index("outcome")
-        pathway_col = PERSON_COLUMNS.index("pathway")
-        n_policies = len(pols)
         progress = Progress(
             err, f"evaluating ({workers} worker{'s' if workers > 1 else ''})", total, "patients"
         )
         worker_rss: list[float] = []
 
-        def write(rows: list[list[str]], rss: float | None) -> None:
-            writer.writerows(spreadsheet.row(r) for r in rows)
-            for row in rows:
-                outcomes[(row[policy_col], row[outcome_col])] += 1
-                pathways[(row[policy_col], row[pathway_col] or "none")] += 1
-            summary.tally.add(rows)
-            if rss is not None:
-                worker_rss.append(rss)
-            summary.patients += len(rows) // n_policies
+        def write(done: ChunkResult) -> None:
+            out.write(done.csv)
+            # merged in the people's order: the counts are as if added up row by row
+            outcomes.update(done.outcomes)
+            pathways.update(done.pathways)
+            summary.tally.merge(done.tally)
+            if done.peak_rss_mb is not None:
+                worker_rss.append(done.peak_rss_mb)
+            summary.patients += done.people
             progress.update(summary.patients)
 
-        init_args = (str(db_path), [str(f) for f in files], opts)
-        if workers == 1:
-            _init_worker(*init_args)
-            try:
-                for chunk in _chunks(people, chunk_size):
-                    write(*evaluate_chunk(chunk))
-            finally:
-                _close_worker()
-        else:
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(
-                workers, mp_context=ctx, initializer=_init_worker, initargs=init_args
-            ) as pool:
-                pending: deque[Future[tuple[list[list[str]], float | None]]] = deque()
-                for chunk in _chunks(people, chunk_size):
-                    pending.append(pool.submit(evaluate_chunk, chunk))
-                    while len(pending) >= 2 * workers:
-                        write(*_result(pending.popleft()))
-                while pending:
-                    write(*_result(pending.popleft()))
+        # At most 4 × workers chunks in flight: the people wait in the index, not in memory.
+        pending: deque[Future[ChunkResult]] = deque()
+        for chunk in _people_chunks(db_path, chunk_size):
+            pending.append(pool.submit(evaluate_chunk, chunk, technology_data))
+            while len(pending) >= 4 * workers:
+                write(_result(pending.popleft()))
+        while pending:
+            write(_result(pending.popleft()))
         summary.evaluate_seconds = round(progress.done(summary.patients), 2)
     out.flush()
     summary.outcomes = _by_policy(outcomes)
@@ -678,9 +961,7 @@ def _by_policy(counts: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:
     return out
 
 
-def _result(
-    future: Future[tuple[list[list[str]], float | None]],
-) -> tuple[list[list[str]], float | None]:
+def _result(future: Future[T]) -> T:
     try:
         return future.result()
     except Exception as exc:  # a worker died or failed: say which kind, not the data

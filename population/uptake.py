@@ -22,6 +22,7 @@ from facts import PatientRecord
 from facts.model import Confirmation, age_on
 from places import ethnicity, lookups
 from policy import Outcome, Policy, Tri
+from policy.criteria import SELF_CONFIRMING_RULES
 from policy.engine import Assessment, assess, outcome_if_confirmed
 from policy.outcome_words import (
     ALREADY_USING,
@@ -34,6 +35,7 @@ from policy.outcome_words import (
 from policy.technology import Windows, read_technology
 from population import cohort
 from population.figures import Figures
+from population.per_policy import per_policy
 from valuesets import ValueSetLibrary, load_technology_kinds, normalise_system
 
 # People who already have the policy's technology are counted apart from those who meet its
@@ -114,15 +116,24 @@ def band_of(assessed: Assessment, record: PatientRecord, today: date) -> str:
     ]
     if not confirmable:
         return DATA_MISSING
-    assumed = replace(
-        record,
-        confirmations=(
-            *record.confirmations,
-            *(
-                Confirmation(f"assumed/{cid}", cid, True, today, "uptake report")
-                for cid in confirmable
+    # Only a rule that weighs its own confirmation reads the confirmed record again; for the
+    # others, the confirmations need not be written into a copy of the record.
+    rereads = any(
+        c.rule in SELF_CONFIRMING_RULES for c in assessed.policy.criteria if c.id in confirmable
+    )
+    assumed = (
+        replace(
+            record,
+            confirmations=(
+                *record.confirmations,
+                *(
+                    Confirmation(f"assumed/{cid}", cid, True, today, "uptake report")
+                    for cid in confirmable
+                ),
             ),
-        ),
+        )
+        if rereads
+        else record
     )
     again = outcome_if_confirmed(assessed, assumed, confirmable)
     return POTENTIALLY if again is Outcome.MEETS else DATA_MISSING
@@ -155,17 +166,32 @@ def kind_state(record: PatientRecord, kind: str, windows: Windows, today: date) 
     return STATE_WORDS.get(state, "no")
 
 
-def technology_state(policy: Policy, record: PatientRecord, today: date) -> str:
+@per_policy
+def silencing_kinds(policy: Policy) -> tuple[tuple[str, Windows], ...]:
+    """The technology kinds of the policy's ``silenceWhenMet`` criteria, with their windows."""
+    specs = {c.id: c for c in policy.criteria}
+    return tuple(
+        (str(s.params["kind"]), _windows(s.params))
+        for c in policy.info.presentation.get("silenceWhenMet", ())
+        if (s := specs[c]).rule == "technology-in-use"
+    )
+
+
+def technology_state(
+    policy: Policy,
+    record: PatientRecord,
+    today: date,
+    state_of: Callable[[str, Windows], str] | None = None,
+) -> str:
     """What the policy's own patient-view silence reads as 'already has it': the technology of
     a criterion in ``silenceWhenMet`` in use or held (e.g. a pump), else "on order" for an
     active order in its ``silenceWhenOrdered`` value set (an i-Port); "not current" when only
-    an old record says so; otherwise "no"."""
+    an old record says so; otherwise "no". ``state_of``: ``kind_state`` of this record and
+    day, already read (one person's rows read each kind once)."""
     words = policy.info.presentation
-    specs = {c.id: c for c in policy.criteria}
     states = [
-        kind_state(record, str(s.params["kind"]), _windows(s.params), today)
-        for c in words.get("silenceWhenMet", ())
-        if (s := specs[c]).rule == "technology-in-use"
+        state_of(kind, windows) if state_of else kind_state(record, kind, windows, today)
+        for kind, windows in silencing_kinds(policy)
     ]
     for state in ("in use", "held"):
         if state in states:
@@ -311,10 +337,19 @@ def person_rows(
     def known(state: str) -> str:
         return state if ctx.technology_data else "unknown"
 
+    read: dict[tuple[str, int, int | None], str] = {}
+
+    def state_of(kind: str, windows: Windows) -> str:
+        key = (kind, windows.supply_months, windows.event_months)
+        found = read.get(key)
+        if found is None:
+            found = read[key] = kind_state(record, kind, windows, ctx.today)
+        return found
+
     cells: dict[str, str] = {s.column: s.of(view) for s in STRATIFIERS}
     for kind, column in TECHNOLOGY_COLUMNS.items():
         windows = ctx.windows.get(kind)
-        state = kind_state(record, kind, windows, ctx.today) if windows else "unknown"
+        state = state_of(kind, windows) if windows else "unknown"
         if state == "no" and record.orders_in(kind):
             state = ON_ORDER
         cells[column] = known(state)
@@ -328,31 +363,28 @@ def person_rows(
     cells["postcode_status"] = postcode_status
     cells["uncovered_code_systems"] = "|".join(uncovered_diagnoses(resources, record, ctx.covered))
     rows = []
-    extract_date = ctx.extract_date or ctx.today
+    outside = cohort.outside_reason(patient or {}, ctx.extract_date or ctx.today)
     for policy in policies:
         # The row shows each criterion, the pathway and the outcome: the assessment, with no
         # reason, deciding criteria or decisive unknowns to explain.
         a = assess(policy, record, ctx.today)
-        state = known(technology_state(policy, record, ctx.today))
+        state = known(technology_state(policy, record, ctx.today, state_of))
         cells["policy_id"], cells["policy_version"] = policy.info.id, policy.info.version
-        cells["cohort"] = cohort.cohort_reason(
-            policy, patient or {}, record, extract_date, ctx.diagnosis_names
-        )
+        cells["cohort"] = outside or cohort.diagnosis_reason(policy, record, ctx.diagnosis_names)
         cells["outcome"] = a.outcome.value
         cells["band"] = ALREADY_USING if state in HAS_IT else band_of(a, record, ctx.today)
         cells["technology_in_use"] = state
         cells["pathway"] = a.chosen.id if a.chosen else ""
-        rows.append(
-            [
-                *(cells[c] for c in PERSON_COLUMNS),
-                *(a.results[c].result.value if c in a.results else "" for c in criteria),
-            ]
-        )
+        results = a.results
+        row = [cells[c] for c in PERSON_COLUMNS]
+        row += [results[c].result._value_ if c in results else "" for c in criteria]
+        rows.append(row)
     return rows
 
 
 # -- the tally -----------------------------------------------------------------------------------
 _COL = {name: i for i, name in enumerate(PERSON_COLUMNS)}
+_STRATIFIER_COLS = tuple((s.column, _COL[s.column]) for s in STRATIFIERS)
 
 
 _ARTICLE = re.compile(r"^(a|an|the)\s+", re.IGNORECASE)
@@ -469,10 +501,21 @@ class UptakeTally:
                 self.outside[(policy, why)] += 1
                 continue
             self.bands[(policy, band)] += 1
-            for s in STRATIFIERS:
-                value = row[_COL[s.column]] or UNKNOWN_GROUP
-                self.groups[(policy, s.column, value, "people")] += 1
-                self.groups[(policy, s.column, value, band)] += 1
+            groups = self.groups
+            for column, at in _STRATIFIER_COLS:
+                value = row[at] or UNKNOWN_GROUP
+                groups[(policy, column, value, "people")] += 1
+                groups[(policy, column, value, band)] += 1
+
+    def merge(self, other: UptakeTally) -> None:
+        """Add the rows ``other`` added (a worker's, for the rows that follow these): the
+        counts and names are then as if ``add`` had seen every row here, in order."""
+        for name in ("bands", "groups", "outside", "quality", "uncovered"):
+            getattr(self, name).update(getattr(other, name))
+        for policy, version in other.policies.items():
+            self.policies.setdefault(policy, version)
+        for group, name in other.group_names.items():
+            self.group_names.setdefault(group, name)
 
     def people(self, policy: str) -> int:
         """The policy's cohort."""

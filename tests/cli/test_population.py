@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -16,8 +17,9 @@ import pytest
 
 from facts import extract_record
 from policy import Policy, evaluate, load_policy
+from population import engine
 from population.engine import run_population
-from population.uptake import PERSON_COLUMNS
+from population.uptake import PERSON_COLUMNS, TECHNOLOGY_TYPES
 from tests.cli.conftest import TODAY, Run, by_patient, generate_population, one_line_error
 from valuesets import ValueSetLibrary
 
@@ -294,3 +296,107 @@ def test_a_population_run_does_not_count_a_withdrawn_confirmation(tmp_path: Path
     assert rows["p2"]["needle-phobia"] == "met"
     assert rows["p1"]["outcome"] != "meets-criteria"
     assert rows["p1"]["needle-phobia"] != "met"
+
+
+def test_indexing_in_pieces_is_one_pass_over_the_export(
+    population: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However the files are cut into pieces for the workers to index, the run is the same as
+    one pass over them: the rows, who was merged, the counts, which lines were skipped (named
+    by their line in the file), which record of a Medication id is read, and whether the
+    export measures technology use (the first supplies record before any device counts)."""
+    export = tmp_path / "export"
+    shutil.copytree(population, export)
+    conditions = (export / "Condition.ndjson").read_text().splitlines(keepends=True)
+    conditions[40:40] = ["{truncated\n", "\n", '["not", "a", "resource"]\n']
+    (export / "Condition.ndjson").write_text("".join(conditions))
+    patients = (export / "Patient.ndjson").read_text().splitlines(keepends=True)
+    lone = {"resourceType": "Patient", "id": "zz-insulin", "birthDate": "1980-01-01"}
+    again = [patients[3], patients[150], json.dumps(lone) + "\n"]
+    (export / "Patient.ndjson").write_text("".join([*patients, *again]))
+    sensors = {
+        "resourceType": "MedicationRequest",
+        "id": "mr-libre",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/" + json.loads(patients[0])["id"]},
+        "authoredOn": "2026-11-01",
+        "medicationCodeableConcept": {"text": "FreeStyle Libre 2 Sensor"},
+    }
+    insulin = {
+        **sensors,
+        "id": "mr-insulin",
+        "subject": {"reference": "Patient/zz-insulin"},
+        "medicationReference": {"reference": "Medication/humulin"},
+        "dosageInstruction": [{"text": "twice daily"}],
+    }
+    del insulin["medicationCodeableConcept"]
+    # before the Device* and Procedure files: a supplies record is the first technology data
+    (export / "CGM-supplies.ndjson").write_text(json.dumps(sensors) + "\n" + json.dumps(insulin))
+    # the last record of Medication/humulin is the one read
+    texts = [*["Paracetamol 500mg tablets"] * 59, "Humulin M3 KwikPen"]
+    medications = [
+        {"resourceType": "Medication", "id": "humulin", "code": {"text": t}} for t in texts
+    ]
+    (export / "Medication.ndjson").write_text("".join(json.dumps(m) + "\n" for m in medications))
+    timings = {"index_seconds", "evaluate_seconds", "wall_seconds", "workers"}
+    timings |= {"peak_rss_main_mb", "peak_rss_worker_mb"}
+
+    def run(workers: int) -> tuple[str, dict[str, Any]]:
+        out = io.StringIO()
+        summary = run_population(export, out, io.StringIO(), today=TODAY, workers=workers)
+        return out.getvalue(), {k: v for k, v in summary.as_json().items() if k not in timings}
+
+    whole = run(1)
+    rows = {(r["patient_ref"], r["policy_id"]): r for r in read_csv(whole[0])}
+    assert rows[("zz-insulin", "hny-iport-advance")]["insulin-more-than-once-daily"] == "met"
+    assert whole[1]["skipped_lines"] == 2
+    assert whole[1]["skipped_examples"] == ["Condition.ndjson:41", "Condition.ndjson:43"]
+    assert whole[1]["repeated_patient_records"] == 2
+    devices = sum(
+        len((export / f"{t}.ndjson").read_text().splitlines())
+        for t in TECHNOLOGY_TYPES
+        if (export / f"{t}.ndjson").is_file()
+    )
+    assert devices > 0
+    assert whole[1]["technology_resources"] == devices + 1
+    monkeypatch.setattr(engine, "PIECE_BYTES", 3_000)
+    monkeypatch.setattr(engine, "SMALLEST_PIECE", 3_000)
+    assert len(engine.pieces_of(engine.ndjson_files(export), 2)) > 50
+    assert run(1) == whole
+    assert run(2) == whole
+
+
+@pytest.mark.parametrize(
+    ("sensors_file", "devices_file", "counted"),
+    [
+        ("A-sensors.ndjson", "B-devices.ndjson", 2),  # the sensors first: they count too
+        ("B-sensors.ndjson", "A-devices.ndjson", 1),  # a device first: the sensors do not
+    ],
+)
+def test_supplies_count_as_technology_data_only_before_any_device(
+    tmp_path: Path, sensors_file: str, devices_file: str, counted: int
+) -> None:
+    """A pass over the files stops looking for supplies at the first technology record of
+    either kind, however many workers index the files."""
+    subject = {"reference": "Patient/p1"}
+    sensors = {
+        "resourceType": "MedicationRequest",
+        "id": "mr-libre",
+        "status": "active",
+        "intent": "order",
+        "subject": subject,
+        "medicationCodeableConcept": {"text": "FreeStyle Libre 2 Sensor"},
+    }
+    files = {
+        "Patient.ndjson": {"resourceType": "Patient", "id": "p1", "birthDate": "1980-01-01"},
+        sensors_file: sensors,
+        devices_file: {"resourceType": "DeviceRequest", "id": "d1", "subject": subject},
+    }
+    for name, resource in files.items():
+        (tmp_path / name).write_text(json.dumps(resource) + "\n")
+    for workers in (1, 2):
+        summary = run_population(
+            tmp_path, io.StringIO(), io.StringIO(), today=TODAY, workers=workers
+        )
+        assert summary.technology_resources == counted
