@@ -6,11 +6,13 @@ for it but differ in everything else (age, other records, the day), gives that o
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import date
 
 import pytest
 
 from facts import PatientRecord
+from policy import Decision, evaluate
 from policy.criteria import NOTHING, RULES, Context, CriterionSpec
 from policy.decide import load_core, read_record
 from policy.loading import Policy
@@ -90,3 +92,22 @@ def test_a_criterion_the_record_holds_nothing_for_reads_the_same_for_every_recor
     # Shared by every record: it names nothing of any patient.
     assert not results[0].evidence
     assert not results[0].context
+
+
+def test_a_decision_does_not_depend_on_whose_record_was_read_before() -> None:
+    """What the core keeps across records (shared results, readings of concepts and dates)
+    never carries one patient's evidence into another's decision: each record decided after
+    the others in one order and in the reverse order gets the same decision, on both days."""
+
+    def decisions(order: list[int]) -> dict[tuple[int, str, date], Decision]:
+        return {
+            (i, policy.info.id, day): evaluate(policy, replace(RECORDS[i]), day)
+            for i in order
+            for day in DAYS
+            for policy in CORE.policies.values()
+        }
+
+    forward = list(range(len(RECORDS)))
+    first, then = decisions(forward), decisions(forward[::-1])
+    assert first.keys() == then.keys()
+    assert all(first[k] == then[k] for k in first)
