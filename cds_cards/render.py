@@ -94,6 +94,7 @@ def _summary(decision: Decision, patient_view: bool) -> str:
 # backslash before each makes it a literal character. (">" starts a quote only at the start
 # of a line, where record text never stands: it is left as it is, so a card reads "> 69".)
 _MD_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\`*_[]|#~"})
+_MD_SPECIAL_ANY = re.compile(r"[\\`*_\[\]|#~]")
 # "<" starts raw HTML or an autolink only before a letter, "/", "!" or "?", and "&" an entity
 # only before a letter or "#": escaped the markdown way there, never as an HTML entity, so an
 # EHR that shows the markdown as text shows what the record says ("<20", "&").
@@ -106,7 +107,10 @@ def _md(text: str) -> str:
     Text in a FHIR record is data, not markup: EHRs (and the Sandbox) render card detail
     as markdown with raw HTML, so it is escaped before it is shown.
     """
-    return _MARKUP_START.sub(r"\\\1", " ".join(text.split()).translate(_MD_SPECIAL))
+    inert = " ".join(text.split())
+    if _MD_SPECIAL_ANY.search(inert):
+        inert = inert.translate(_MD_SPECIAL)
+    return _MARKUP_START.sub(r"\\\1", inert) if "<" in inert or "&" in inert else inert
 
 
 # Resource types whose references can appear in a rule's reason; a card names none of them.
