@@ -249,7 +249,7 @@ class PatientRecord:
     # Resource types of which at least one resource could not be read: a diagnosis criterion
     # cannot say "not recorded" when a Condition was there but unreadable.
     unreadable_types: frozenset[str] = frozenset()
-    _by_set: dict[str, tuple[Finding, ...]] = field(default_factory=dict, compare=False)
+    _by_set: dict[str, tuple[Finding, ...]] = field(default_factory=dict, init=False, compare=False)
     # What the policies derive from this record and keep, since several criteria and policies
     # read the same (criterion results by day, technology readings, the HbA1c results in a
     # lookback): kept with the record, not copied by ``dataclasses.replace``.

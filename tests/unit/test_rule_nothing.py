@@ -111,3 +111,12 @@ def test_a_decision_does_not_depend_on_whose_record_was_read_before() -> None:
     first, then = decisions(forward), decisions(forward[::-1])
     assert first.keys() == then.keys()
     assert all(first[k] == then[k] for k in first)
+
+
+def test_a_copy_with_other_findings_finds_only_its_own() -> None:
+    """``dataclasses.replace`` with other findings gives a record whose lookups are its own:
+    the copy does not find the findings it dropped, and the original still finds them."""
+    with_t1 = next(r for r in RECORDS if r.findings_in("type-1-diabetes"))
+    copy = replace(with_t1, findings=())
+    assert copy.findings_in("type-1-diabetes") == ()
+    assert with_t1.findings_in("type-1-diabetes")
