@@ -127,6 +127,21 @@ def _element_verdict(
     return by_identifier if by_identifier is not None else (None, "")
 
 
+def only_by_reference(resource: Mapping[str, Any], reference: str) -> bool:
+    """Whether ``resource`` names a patient only by a subject that is the bare reference
+    ``reference`` (no identifier in it, no ``patient`` or ``focus`` beside it): most of a
+    record. Then nothing in it could name another person, and ``attribution_problem`` finds
+    nothing when ``reference`` is the context patient's (``Patient/<id>``)."""
+    subject = resource.get("subject")
+    return (
+        type(subject) is dict
+        and subject.get("reference") == reference
+        and "identifier" not in subject
+        and "patient" not in resource
+        and "focus" not in resource
+    )
+
+
 def attribution_problem(
     resource: Mapping[str, Any], judge: ReferenceJudge, identity: Identity | None
 ) -> tuple[str, str] | None:

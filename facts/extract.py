@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
-from facts.attribution import ANOTHER_PERSON, Identity, attribution_problem
+from facts.attribution import ANOTHER_PERSON, Identity, attribution_problem, only_by_reference
 from facts.dosage import injections_per_day
 from facts.kept import Kept
 from facts.london import LONDON
@@ -397,20 +397,12 @@ class _Extractor:
             return  # resources the rules do not use are ignored, not reported
         rid = resource.get("id")
         ref = f"{rtype}/{rid}" if isinstance(rid, str) else str(rtype)
-        subject = resource.get("subject")
         try:
             if (
                 rtype != "Patient"
                 and self.patient_id
-                # Most of a record: a subject that is only ``Patient/<id>`` of the context
-                # patient, and no patient or focus (``attribution_problem`` finds nothing).
-                and not (
-                    type(subject) is dict
-                    and subject.get("reference") == self._reference
-                    and "identifier" not in subject
-                    and "patient" not in resource
-                    and "focus" not in resource
-                )
+                # Most of a record: ``attribution_problem`` would find nothing.
+                and not only_by_reference(resource, self._reference)
             ):
                 problem = attribution_problem(resource, self._is_patient, self.identity)
                 if problem is not None:

@@ -26,7 +26,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from facts import NotTheirs
-from facts.attribution import AMBIGUOUS, ANOTHER_PERSON, NOT_SHOWN, attribution_problem
+from facts.attribution import (
+    AMBIGUOUS,
+    ANOTHER_PERSON,
+    NOT_SHOWN,
+    attribution_problem,
+    only_by_reference,
+)
 from fhirdata.allowlist import normalise_base
 
 # Types the service reads that always belong to a patient: one without a subject is refused.
@@ -130,14 +136,7 @@ def binding_problem(
         return None if resource.get("id") == patient_id else (ANOTHER_PERSON, "another Patient")
     if links.ambiguous(resource):
         return AMBIGUOUS, "its fullUrl is shared with a different entry of the Bundle"
-    subject = resource.get("subject")
-    if (
-        isinstance(subject, dict)
-        and subject.get("reference") == f"Patient/{patient_id}"
-        and "identifier" not in subject
-        and "patient" not in resource
-        and "focus" not in resource
-    ):
+    if only_by_reference(resource, f"Patient/{patient_id}"):
         return None  # most of a record: a bare reference to this patient and nothing else
     keys = [key for key in ("subject", "patient") if key in resource]
     if not keys:
@@ -185,18 +184,13 @@ def bind(
             kept.append(resource)  # not a resource at all: reading it reports that
             continue
         # Most of a record: this patient's by a bare reference, naming no one else, in an
-        # entry of its own (what ``binding_problem`` would find, checked inline).
-        subject = resource.get("subject")
+        # entry of its own (what ``binding_problem`` would find, without its other checks).
         rtype = resource.get("resourceType")
         if (
-            type(subject) is dict
-            and subject.get("reference") == mine
-            and "identifier" not in subject
-            and "patient" not in resource
-            and "focus" not in resource
-            and type(rtype) is str
+            type(rtype) is str
             and rtype != "Patient"
             and id(resource) not in shared
+            and only_by_reference(resource, mine)
         ):
             kept.append(resource)
             continue
