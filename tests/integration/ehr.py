@@ -17,6 +17,7 @@ from demo import DemoPatient
 from tests.fhir_server import FhirTestServer
 from tests.hooks import SERVICE
 from tests.service_process import ServiceProcess, free_port, serving
+from tests.smart_server import USER as SMART_USER
 from tests.smart_server import SmartServer
 
 
@@ -151,12 +152,17 @@ def confirm(
 
 @contextmanager
 def smart_for(
-    fhir: FhirTestServer, patient: DemoPatient, pid: str, *resources: dict[str, Any]
+    fhir: FhirTestServer,
+    patient: DemoPatient,
+    pid: str,
+    *resources: dict[str, Any],
+    user: str = SMART_USER,
 ) -> Iterator[SmartServer]:
     """The local SMART server in front of ``fhir`` holding ``patient`` under id ``pid`` (and
-    ``resources``, the clinician's Practitioner), launching standalone for that patient."""
+    ``resources``, the clinician's Practitioner), launching standalone for that patient and
+    signing everyone in as ``user``."""
     fhir.load(demo_as(patient, pid))
     for resource in resources:
         put_resource(fhir, resource)
-    with SmartServer(fhir.base_url, free_port(), standalone_patient=pid).serve() as s:
+    with SmartServer(fhir.base_url, free_port(), standalone_patient=pid, user=user).serve() as s:
         yield s

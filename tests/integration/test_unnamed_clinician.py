@@ -15,9 +15,8 @@ import requests
 
 import demo
 from tests.fhir_server import FhirTestServer
-from tests.integration.ehr import confirm, demo_as, launch_app
+from tests.integration.ehr import confirm, launch_app, smart_for
 from tests.integration.test_evidence_pack import pages_of
-from tests.service_process import free_port
 from tests.smart_server import SmartServer
 
 pytestmark = pytest.mark.integration
@@ -32,10 +31,7 @@ NOT_READ = (
 
 @pytest.fixture(scope="module")
 def smart_server(fhir_server: FhirTestServer) -> Iterator[SmartServer]:
-    fhir_server.load(demo_as(DEMO, PID))
-    with SmartServer(
-        fhir_server.base_url, free_port(), standalone_patient=PID, user=USER
-    ).serve() as s:
+    with smart_for(fhir_server, DEMO, PID, user=USER) as s:
         yield s
 
 
