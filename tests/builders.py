@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from datetime import date
 from typing import Any
+
+import demo
+from facts import PatientRecord, extract_record
+from valuesets import ValueSetLibrary
 
 SNOMED = "http://snomed.info/sct"
 DMD = "https://dmd.nhs.uk"
@@ -234,3 +239,15 @@ def type1_meets(pid: str = PID) -> list[dict[str, Any]]:
         insulin(text="at night", pid=pid),
         condition(text="Needle phobia", pid=pid),
     ]
+
+
+def demo_record(
+    patient: demo.DemoPatient, vsl: ValueSetLibrary, criteria_system: str, today: date
+) -> PatientRecord:
+    """The demo ``patient``'s record as the service reads it, on ``today``."""
+    return extract_record(
+        demo.bundle_resources(patient.bundle(today)),
+        vsl,
+        patient_id=patient.patient_id,
+        criteria_system=criteria_system,
+    )

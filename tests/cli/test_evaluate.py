@@ -10,10 +10,9 @@ import pytest
 
 import demo
 from cds_cards import extension
-from facts import extract_record
 from policy import Policy, evaluate
 from policy.loading import policy_names
-from tests.builders import PID, type1_meets
+from tests.builders import PID, demo_record, type1_meets
 from tests.cli.conftest import TODAY, Run, one_line_error
 from valuesets import ValueSetLibrary
 
@@ -51,12 +50,7 @@ def test_json_is_the_card_extension_the_core_computes(
     for p in demo.list_patients():
         run = cli("evaluate", str(p.path), "--json", "--today", TODAY.isoformat())
         assert run.code == 0, run.err
-        record = extract_record(
-            demo.bundle_resources(p.bundle(TODAY)),
-            vsl,
-            patient_id=p.patient_id,
-            criteria_system=iport_policy.info.criteria_system,
-        )
+        record = demo_record(p, vsl, iport_policy.info.criteria_system, TODAY)
         assert json.loads(run.out) == extension(evaluate(iport_policy, record, TODAY))
         assert json.loads(run.out)["outcome"] == p.expected[policy_names()[0]].outcome
 

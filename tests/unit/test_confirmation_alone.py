@@ -9,8 +9,8 @@ from datetime import date
 import pytest
 
 import demo
-from facts import extract_record
 from policy import Outcome, evaluate, load_policy
+from tests.builders import demo_record
 from valuesets import ValueSetLibrary
 
 TODAY = date(2026, 11, 21)
@@ -32,12 +32,7 @@ def test_a_confirmation_is_known_to_settle_the_outcome_alone_or_not(
 ) -> None:
     iport = load_policy("iport-advance")
     patient = demo.get_patient(name)
-    record = extract_record(
-        demo.bundle_resources(patient.bundle(TODAY)),
-        vsl,
-        patient_id=patient.patient_id,
-        criteria_system=iport.info.criteria_system,
-    )
+    record = demo_record(patient, vsl, iport.info.criteria_system, TODAY)
     decision = evaluate(iport, record, TODAY)
     assert decision.outcome is Outcome.INSUFFICIENT
     if decisive is not None:

@@ -20,11 +20,11 @@ import pytest
 from flask.testing import FlaskClient
 
 import demo
-from facts import extract_record
 from policy import Outcome, PolicyError, evaluate, load_policy
 from policy.decide import Evaluations, decide, patient_view_turn, speaks_proactively
 from policy.loading import POLICY_DIR, policy_names
 from service import create_app
+from tests.builders import demo_record
 from tests.hooks import hook_request
 from valuesets import ValueSetLibrary
 
@@ -168,12 +168,7 @@ def test_two_judgements_away_is_not_one(vsl: ValueSetLibrary) -> None:
         ("t1-mdi-needle-phobia", ()),  # already meets
     ]:
         patient = demo.get_patient(name)
-        record = extract_record(
-            demo.bundle_resources(patient.bundle(TODAY)),
-            vsl,
-            patient_id=patient.patient_id,
-            criteria_system=iport.info.criteria_system,
-        )
+        record = demo_record(patient, vsl, iport.info.criteria_system, TODAY)
         decision = evaluate(iport, record, TODAY)
         assert decision.one_judgement_away == expected, name
         if expected:
@@ -190,12 +185,7 @@ def test_a_request_evaluates_each_policy_once(vsl: ValueSetLibrary) -> None:
     policies: one Evaluations per request keeps each to one evaluation."""
     patient = demo.get_patient("t1-child-mdi-impractical")
     policies = [load_policy(name) for name in policy_names()]
-    record = extract_record(
-        demo.bundle_resources(patient.bundle(TODAY)),
-        vsl,
-        patient_id=patient.patient_id,
-        criteria_system=policies[0].info.criteria_system,
-    )
+    record = demo_record(patient, vsl, policies[0].info.criteria_system, TODAY)
     done = Evaluations(record, TODAY)
     first = [done.of(p) for p in policies]
     assert [done.of(p) for p in policies] == first
@@ -223,12 +213,7 @@ def test_a_companion_note_needs_no_explanation_of_the_companion(
 ) -> None:
     patient = demo.get_patient(name)
     policies = {p.info.id: p for p in (load_policy(n) for n in policy_names())}
-    record = extract_record(
-        demo.bundle_resources(patient.bundle(TODAY)),
-        vsl,
-        patient_id=patient.patient_id,
-        criteria_system=policies["hny-iport-advance"].info.criteria_system,
-    )
+    record = demo_record(patient, vsl, policies["hny-iport-advance"].info.criteria_system, TODAY)
     iport = policies["hny-iport-advance"]
     companions = [policies[c] for c in iport.companions]
     done = Evaluations(record, TODAY)
