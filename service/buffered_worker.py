@@ -17,7 +17,14 @@ A thread then parses it from memory and never waits on the client:
 - the bytes held for unfinished requests are bounded per worker (``BUFFER_BUDGET``): a
   connection that would pass it goes to a thread unfinished, where the app's own read
   deadline (``service.bodies``) and hook slots bound it, as without this worker;
-- the number of open connections per worker is gunicorn's ``worker_connections``.
+- the number of open connections per worker is gunicorn's ``worker_connections``;
+- a worker that already holds connections steps back from a new one for a moment
+  (``ACCEPT_STEP_BACK_S`` for each it holds, at most ``ACCEPT_STEP_BACK_MAX_S``), so that a
+  worker holding fewer takes it. Every worker is woken by the same waiting connection, and the
+  first to call ``accept`` wins: without this, the four kept-alive connections of a client
+  that opens them at once often all land on one worker, whose one GIL then serves them while
+  the other worker idles (half the throughput, twice the latency, until they close). A
+  connection still waiting when the moment is over is taken by whichever worker comes first.
 
 Everything else — processes, threads, keep-alive, timeouts, graceful shutdown — is gthread's.
 """
@@ -27,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import re
+import select
 import selectors
 import time
 from collections.abc import Callable
@@ -54,6 +62,8 @@ _BAD_LENGTH = re.compile(
 )
 _FOLDED = re.compile(rb"\n[ \t]")
 _CHUNK_SIZE = re.compile(rb"([0-9a-fA-F]{1,16})[^\r\n]*\r\n")
+ACCEPT_STEP_BACK_S = 0.0005  # per connection the worker already holds
+ACCEPT_STEP_BACK_MAX_S = 0.004
 _DEFAULT_READ_SECONDS = 10.0
 _DEFAULT_MAX_BODY = 10 * 1024 * 1024
 
@@ -138,6 +148,8 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has 
         self.reading: dict[Any, Incomplete] = {}  # TConn -> its request so far
         self.buffered = 0  # bytes held in ``reading``
         self.read_seconds, self.body_limit = _DEFAULT_READ_SECONDS, _DEFAULT_MAX_BODY
+        self.stepping_back = False  # left a waiting connection to the other workers
+        self.step_back_until = 0.0
 
     @classmethod
     def check_config(cls, cfg: Any, log: Any) -> None:
@@ -240,7 +252,32 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has 
             self.nr_conns -= 1
             conn.close()
 
+    def set_accept_enabled(self, enabled: bool) -> None:
+        """gthread's, and: while stepping back, accepting stays off. When the moment is over
+        and no connection waits any more (another worker took it), the step-back ends."""
+        if enabled and self.stepping_back:
+            if time.monotonic() < self.step_back_until:
+                return
+            if not _any_waiting(self.sockets):
+                self.stepping_back = False
+        super().set_accept_enabled(enabled)
+
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        """gthread's, woken when a step-back is over."""
+        if self.stepping_back:
+            timeout = max(0.0, min(timeout, self.step_back_until - time.monotonic()))
+        super().wait_for_and_dispatch_events(timeout)
+
     def accept(self, listener: Any) -> None:
+        if self.stepping_back:
+            self.stepping_back = False  # it is still waiting after the step-back: take it
+        elif self.nr_conns > 0:
+            self.stepping_back = True
+            self.step_back_until = time.monotonic() + min(
+                self.nr_conns * ACCEPT_STEP_BACK_S, ACCEPT_STEP_BACK_MAX_S
+            )
+            super().set_accept_enabled(False)
+            return
         try:
             client_sock, client_addr = listener.accept()
         except OSError as e:
@@ -249,6 +286,15 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has 
             return
         self.nr_conns += 1
         self.enqueue_req(TConn(self.cfg, client_sock, client_addr, listener.getsockname()))
+
+
+def _any_waiting(listeners: Any) -> bool:
+    """Whether a connection waits to be accepted on any of ``listeners``."""
+    try:
+        readable, _, _ = select.select(listeners, [], [], 0)
+    except (OSError, ValueError):  # a listener closed meanwhile (shutting down)
+        return False
+    return bool(readable)
 
 
 def _then_read_first(conn: Any, data: bytes) -> Callable[[], None]:

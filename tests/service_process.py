@@ -67,6 +67,17 @@ class ServiceProcess:
         self._log = tempfile.NamedTemporaryFile(prefix="iport-cds-", suffix=".log", delete=False)  # noqa: SIM115
         self._proc: subprocess.Popen[bytes] | None = None
 
+    def worker_pids(self, timeout_s: float = 10.0) -> list[int]:
+        """The pids of gunicorn's workers, once all ``workers`` have started."""
+        assert self._proc is not None
+        path = Path(f"/proc/{self._proc.pid}/task/{self._proc.pid}/children")
+        deadline = time.monotonic() + timeout_s
+        while True:
+            pids = [int(p) for p in path.read_text().split()]
+            if len(pids) >= self._workers or time.monotonic() > deadline:
+                return pids
+            time.sleep(0.05)
+
     @property
     def log(self) -> str:
         return Path(self._log.name).read_text(errors="replace")
