@@ -6,11 +6,11 @@ entry point (``gunicorn -c deploy/gunicorn.conf.py "service:create_app()"``).
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import uuid6
 from flask import Flask, Response
 from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
@@ -94,7 +94,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.wsgi_app = CloseUnreadBodies(app.wsgi_app)  # type: ignore[method-assign]
     load_config(app, config)
     app.config.setdefault("CLOCK", lambda: datetime.now(UTC))
-    app.config.setdefault("UUID_FACTORY", lambda: str(uuid.uuid4()))
+    # Card uuids are time-ordered (UUIDv7), like the audit trail's ids: the issued_card table is
+    # keyed by them.
+    app.config.setdefault("UUID_FACTORY", lambda: str(uuid6.uuid7()))
     configure_logging(str(app.config["LOG_LEVEL"]))
     _trust_proxies(app)
     runtime = build_runtime(app.config)

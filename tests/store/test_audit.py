@@ -11,6 +11,7 @@ import os
 import stat
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from alembic.migration import MigrationContext
 import store
 from dashboard.figures import summary_json
 from disclosure import OFF
-from store.db import make_engine, migrate
+from store.db import SQLITE_MMAP_BYTES, make_engine, migrate
 from store.models import Base
 from tests.store.conftest import HASH_KEY, AppFactory, Clock, store_of
 from tests.store.pgserver import PostgresServer
@@ -302,6 +303,8 @@ def test_embedded_default_sqlite_and_generated_key_in_the_instance_folder(
         with engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         engine.dispose()
+        with s.engine.connect() as conn:  # the service's own connections read pages mapped
+            assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == SQLITE_MMAP_BYTES
         # the same key on the next start
         assert store.hash_key(None, tmp_path) == key.encode()
     finally:
@@ -314,3 +317,29 @@ def test_a_short_configured_key_is_refused(tmp_path: Path) -> None:
 
 
 NOW_DAY = Clock().now.date()
+
+
+def test_new_rows_are_keyed_in_time_order(make_app: AppFactory, database_url: str) -> None:
+    """Audit ids, access ids and card uuids are UUIDv7: each new row's key sorts after the
+    last, so the audit trail's indexes grow at their end and an insert costs the same however
+    large the trail has grown (with random keys, each lands on a page of its own)."""
+    app = make_app(database_url)
+    with app.test_client() as client:
+        cards = [post_hook(client, "meets", pid=f"p{i}", hook_instance=f"h{i}") for i in range(6)]
+    s = store_of(app)
+    assert s.flush(10)
+    card_uuids = [uuid.UUID(c["uuid"]) for c in cards]
+    with s.engine.connect() as conn:
+        audit_of = {
+            uuid.UUID(str(card)): uuid.UUID(str(audit))
+            for card, audit in conn.execute(sa.text("SELECT card_uuid, audit_id FROM issued_card"))
+        }
+        access_ids = [
+            uuid.UUID(str(i)) for (i,) in conn.execute(sa.text("SELECT id FROM access_event"))
+        ]
+    audit_ids = [audit_of[c] for c in card_uuids]  # in the order the hooks were answered
+    assert len(access_ids) == 6
+    for ids in (card_uuids, audit_ids, access_ids):
+        assert {u.version for u in ids} == {7}
+    assert card_uuids == sorted(card_uuids)
+    assert audit_ids == sorted(audit_ids)
