@@ -45,9 +45,13 @@ class Gunicorn:
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # Each server writes its audit trail to a new, empty database: the instance folder's
+        # one grows with every run, and inserts into a table of millions of rows cost more.
+        self.folder = Path(tempfile.mkdtemp(prefix="iport-cds-bench-"))
         env = {k: v for k, v in os.environ.items() if not k.startswith("IPORT_CDS_")}
         env.update(
             IPORT_CDS_BIND=f"127.0.0.1:{self.port}",
+            IPORT_CDS_DATABASE_URL=f"sqlite:///{self.folder / 'audit.sqlite3'}",
             IPORT_CDS_WORKERS=str(workers),
             IPORT_CDS_THREADS=str(threads),
             IPORT_CDS_REQUIRE_AUTH="false",
@@ -93,6 +97,7 @@ class Gunicorn:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=30)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def wrk(
