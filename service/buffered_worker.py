@@ -263,9 +263,14 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has 
         super().set_accept_enabled(enabled)
 
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
-        """gthread's, woken when a step-back is over."""
+        """gthread's, woken when a step-back is over. Once it is over and accepting again,
+        a connection another worker took meanwhile ends the step-back (never a busy loop)."""
         if self.stepping_back:
-            timeout = max(0.0, min(timeout, self.step_back_until - time.monotonic()))
+            left = self.step_back_until - time.monotonic()
+            if left > 0:
+                timeout = min(timeout, left)
+            elif self._accepting and not _any_waiting(self.sockets):
+                self.stepping_back = False
         super().wait_for_and_dispatch_events(timeout)
 
     def accept(self, listener: Any) -> None:
