@@ -1,6 +1,6 @@
 """Benchmark 11: the same order-select against HealthChain, the Python CDS Hooks framework.
 
-    .venv/bin/python bench/healthchain.py [--rounds 3] [--requests 120] [--resources 160]
+    .venv/bin/python bench/healthchain.py [--rounds 5] [--requests 300] [--resources 160]
 
 HealthChain (PyPI ``healthchain``, pinned below) is installed into its own virtual
 environment under ``.cache/`` on first use; the project never imports it. Three servers on
@@ -78,7 +78,7 @@ class Uvicorn(Gunicorn):
     def __init__(self, python: Path, workers: int) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        folder = Path(tempfile.mkdtemp())
+        self.folder = folder = Path(tempfile.mkdtemp())
         (folder / "hc_app.py").write_text(HC_APP)
         self.proc = subprocess.Popen(
             [str(python), "-m", "uvicorn", "hc_app:app", "--host", "127.0.0.1", "--port",
@@ -99,8 +99,8 @@ class Uvicorn(Gunicorn):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--requests", type=int, default=120)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--requests", type=int, default=300)
     ap.add_argument("--resources", type=int, default=160)
     args = ap.parse_args()
     body = order_select_file(args.resources)
