@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -62,6 +63,12 @@ class ServiceProcess:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         settings = {"REQUIRE_AUTH": "false", **(env or {})}
+        # Without a DATABASE_URL of its own, each process writes its audit trail to a new,
+        # empty database, not the checkout's instance folder, which would grow with every run.
+        self._folder: Path | None = None
+        if "DATABASE_URL" not in settings:
+            self._folder = Path(tempfile.mkdtemp(prefix="iport-cds-process-"))
+            settings["DATABASE_URL"] = f"sqlite:///{self._folder / 'audit.sqlite3'}"
         self._env = {f"IPORT_CDS_{k}": v for k, v in settings.items()}
         self._workers = workers
         self._log = tempfile.NamedTemporaryFile(prefix="iport-cds-", suffix=".log", delete=False)  # noqa: SIM115
@@ -126,3 +133,5 @@ class ServiceProcess:
                 self._proc.kill()
                 self._proc.wait()
         self._log.close()
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
