@@ -18,13 +18,16 @@ A thread then parses it from memory and never waits on the client:
   connection that would pass it goes to a thread unfinished, where the app's own read
   deadline (``service.bodies``) and hook slots bound it, as without this worker;
 - the number of open connections per worker is gunicorn's ``worker_connections``;
-- a worker that already holds connections steps back from a new one for a moment
-  (``ACCEPT_STEP_BACK_S`` for each it holds, at most ``ACCEPT_STEP_BACK_MAX_S``), so that a
-  worker holding fewer takes it. Every worker is woken by the same waiting connection, and the
-  first to call ``accept`` wins: without this, the four kept-alive connections of a client
-  that opens them at once often all land on one worker, whose one GIL then serves them while
-  the other worker idles (half the throughput, twice the latency, until they close). A
-  connection still waiting when the moment is over is taken by whichever worker comes first.
+- a worker that holds a few connections (at most its thread count) steps back from a new one
+  for a moment (``ACCEPT_STEP_BACK_S`` for each it holds, at most ``ACCEPT_STEP_BACK_MAX_S``),
+  so that a worker holding fewer takes it. Every worker is woken by the same waiting
+  connection, and the first to call ``accept`` wins: without this, the four kept-alive
+  connections of a client that opens them at once often all land on one worker, whose one GIL
+  then serves them while the other worker idles (half the throughput, twice the latency,
+  until they close). A connection still waiting when the moment is over is taken by whichever
+  worker comes first. A worker holding more connections than threads accepts at once: among
+  many connections chance spreads the load, and stepping back from each of a flood of new
+  connections would only keep the probes' connections waiting behind them.
 
 Everything else — processes, threads, keep-alive, timeouts, graceful shutdown — is gthread's.
 """
@@ -63,7 +66,7 @@ _BAD_LENGTH = re.compile(
 _FOLDED = re.compile(rb"\n[ \t]")
 _CHUNK_SIZE = re.compile(rb"([0-9a-fA-F]{1,16})[^\r\n]*\r\n")
 ACCEPT_STEP_BACK_S = 0.0005  # per connection the worker already holds
-ACCEPT_STEP_BACK_MAX_S = 0.004
+ACCEPT_STEP_BACK_MAX_S = 0.002
 _DEFAULT_READ_SECONDS = 10.0
 _DEFAULT_MAX_BODY = 10 * 1024 * 1024
 
@@ -276,7 +279,7 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has 
     def accept(self, listener: Any) -> None:
         if self.stepping_back:
             self.stepping_back = False  # it is still waiting after the step-back: take it
-        elif self.nr_conns > 0:
+        elif 0 < self.nr_conns <= self.cfg.threads:
             self.stepping_back = True
             self.step_back_until = time.monotonic() + min(
                 self.nr_conns * ACCEPT_STEP_BACK_S, ACCEPT_STEP_BACK_MAX_S
