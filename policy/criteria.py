@@ -8,6 +8,7 @@ policy. Absence of a finding-type record is *unknown* (it may be recorded elsewh
 from __future__ import annotations
 
 import calendar
+import copy
 import functools
 import json
 from collections.abc import Callable, Mapping
@@ -43,6 +44,9 @@ class CriterionSpec:
     key: str = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        # The spec's parameters are its own copy: results are shared across requests under its
+        # key (H15), so nothing that made the spec may change what the key stands for.
+        object.__setattr__(self, "params", copy.deepcopy(dict(self.params)))
         fields = [self.id, self.title, self.rule, self.params, self.confirmable]
         object.__setattr__(self, "key", json.dumps(fields, sort_keys=True, default=repr))
 

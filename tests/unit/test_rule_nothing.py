@@ -120,3 +120,15 @@ def test_a_copy_with_other_findings_finds_only_its_own() -> None:
     copy = replace(with_t1, findings=())
     assert copy.findings_in("type-1-diabetes") == ()
     assert with_t1.findings_in("type-1-diabetes")
+
+
+def test_a_criterions_parameters_are_its_own() -> None:
+    """Results are shared under a criterion's key, made from its parameters: changing what the
+    criterion was made from changes neither what it reads nor what its key stands for."""
+    made_from = {"valueSet": "insulin-pump", "kinds": ["pump"]}
+    spec = CriterionSpec("on-pump", "Insulin pump", "recorded", made_from)
+    key = spec.key
+    made_from["valueSet"] = "needle-phobia"
+    made_from["kinds"].append("patch")
+    assert spec.params == {"valueSet": "insulin-pump", "kinds": ["pump"]}
+    assert spec.key == key == CriterionSpec("on-pump", "Insulin pump", "recorded", spec.params).key
