@@ -256,13 +256,9 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has 
             conn.close()
 
     def set_accept_enabled(self, enabled: bool) -> None:
-        """gthread's, and: while stepping back, accepting stays off. When the moment is over
-        and no connection waits any more (another worker took it), the step-back ends."""
-        if enabled and self.stepping_back:
-            if time.monotonic() < self.step_back_until:
-                return
-            if not _any_waiting(self.sockets):
-                self.stepping_back = False
+        """gthread's, and: while stepping back, accepting stays off."""
+        if enabled and self.stepping_back and time.monotonic() < self.step_back_until:
+            return
         super().set_accept_enabled(enabled)
 
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
