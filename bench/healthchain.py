@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from bench.hook_path import python_clients  # noqa: E402
 from bench.http_overhead import SERVICE_PATH, Gunicorn, free_port, order_select_file  # noqa: E402
 from bench.report import machine, write_table  # noqa: E402
+from bench.workload import detail_argument  # noqa: E402
 
 HEALTHCHAIN = "healthchain==0.16.1"
 VENV = ROOT / ".cache" / "healthchain-venv"
@@ -102,8 +103,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--requests", type=int, default=300)
     ap.add_argument("--resources", type=int, default=160)
+    detail_argument(ap)
     args = ap.parse_args()
-    body = order_select_file(args.resources)
+    body = order_select_file(args.resources, args.detail)
     python = healthchain_python()
     targets = {
         "bare endpoint": (Gunicorn("bench.bare_app:create_app()", 2, 8), SERVICE_PATH),
@@ -140,15 +142,17 @@ def main() -> None:
             ]
         )
     note = (
-        f"order-select, {args.resources}-resource prefetch ({body.stat().st_size // 1024} KiB); "
+        f"order-select, {args.resources}-resource prefetch ({body.stat().st_size // 1024} KiB, "
+        f"{args.detail} resources: bench/workload.py); "
         f"4 Python clients, {args.requests} requests per server per round, {args.rounds} rounds, "
         f"servers in turn; 2 worker processes each; {HEALTHCHAIN} under uvicorn; medians of the "
         f"rounds; 1-minute load average {os.getloadavg()[0]:.1f} at the end; "
-        f"`.venv/bin/python bench/healthchain.py`; {machine()}"
+        f"`.venv/bin/python bench/healthchain.py"
+        f"{' --detail lean' if args.detail == 'lean' else ''}`; {machine()}"
     )
     print(note)
     write_table(
-        "healthchain",
+        "healthchain" if args.detail == "ehr" else "healthchain_lean",
         "The same order-select: bare endpoint, HealthChain (fixed card), iport-cds",
         ["server", "p50 ms", "p99 ms", "requests/s", "worker CPU ms per request",
          "p50 / bare", "CPU / bare"],

@@ -45,6 +45,7 @@ from bench.http_overhead import (  # noqa: E402
     wrk,
 )
 from bench.report import machine, write_table  # noqa: E402
+from bench.workload import detail_argument  # noqa: E402
 from policy.loading import POLICY_DIR, policy_names  # noqa: E402
 
 CLIENTS = 4
@@ -101,6 +102,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--resources", type=int, default=160)
+    detail_argument(ap)
     ap.add_argument("--requests", type=int, default=300, help="per server per round (python)")
     ap.add_argument(
         "--client",
@@ -109,7 +111,7 @@ def main() -> None:
         help="4 Python clients on keep-alive sessions (as the issue's figures), or wrk -c4",
     )
     args = server_arguments(ap)
-    body = order_select_file(args.resources)
+    body = order_select_file(args.resources, args.detail)
     tmp = body.parent
     targets = {"bare": Gunicorn("bench.bare_app:create_app()", args.workers, args.threads)}
     for n, folder in enumerate(policy_dirs(tmp), start=1):
@@ -190,11 +192,15 @@ def main() -> None:
         if args.client == "wrk"
         else ("Python threads, a keep-alive session each", f"{args.requests} requests")
     )
-    command = "`.venv/bin/python bench/hook_path.py" + (
-        " --client wrk`" if args.client == "wrk" else "`"
+    command = (
+        "`.venv/bin/python bench/hook_path.py"
+        + (" --client wrk" if args.client == "wrk" else "")
+        + (" --detail lean" if args.detail == "lean" else "")
+        + "`"
     )
     note = (
-        f"order-select, {args.resources}-resource prefetch ({body.stat().st_size // 1024} KiB), "
+        f"order-select, {args.resources}-resource prefetch ({body.stat().st_size // 1024} KiB, "
+        f"{args.detail} resources: bench/workload.py), "
         f"{CLIENTS} clients ({clients}); gunicorn {args.workers} workers × "
         f"{args.threads} threads (deploy/gunicorn.conf.py); {per_round} per server per "
         f"round, {args.rounds} rounds, servers in turn; medians of the rounds; "
@@ -205,7 +211,9 @@ def main() -> None:
     )
     print(note)
     write_table(
-        "hook_path" if args.client == "python" else "hook_path_wrk",
+        "hook_path"
+        + ("" if args.client == "python" else "_wrk")
+        + ("" if args.detail == "ehr" else "_lean"),
         "The hook path against a bare endpoint, by policies served",
         [
             "server",

@@ -154,10 +154,11 @@ def server_arguments(ap: argparse.ArgumentParser) -> argparse.Namespace:
     return args
 
 
-def order_select_file(resources: int) -> Path:
-    """An order-select body of ``resources`` resources, written to a new temporary folder."""
-    body = Path(tempfile.mkdtemp()) / f"order-select-{resources}.json"
-    body.write_bytes(orjson.dumps(order_select(resources)))
+def order_select_file(resources: int, detail: str = "lean") -> Path:
+    """An order-select body of ``resources`` resources (``detail``: bench/workload.py's
+    ``lean`` or ``ehr``), written to a new temporary folder."""
+    body = Path(tempfile.mkdtemp()) / f"order-select-{resources}-{detail}.json"
+    body.write_bytes(orjson.dumps(order_select(resources, detail)))
     return body
 
 

@@ -1,7 +1,16 @@
-"""Synthetic but realistic hook requests of a chosen size, shared by the benchmarks."""
+"""Synthetic but realistic hook requests of a chosen size, shared by the benchmarks.
+
+Two levels of detail. ``lean``: each resource holds only what the policies read (about 300
+bytes a resource: 160 resources are 47 KiB). ``ehr``: each also carries what an EHR's FHIR
+API returns beside it and the policies do not read (``meta``, business identifiers, the
+narrative, categories, the encounter, a result's reference range, the prescriber, a searchset entry's ``fullUrl``): about 850 bytes a resource,
+so that 160 resources are the 135 KiB body issue #25's figures were taken with. Neither
+changes what the record says: both requests meet the i-Port criteria.
+"""
 
 from __future__ import annotations
 
+import argparse
 import random
 from typing import Any
 
@@ -133,13 +142,126 @@ def resources(n: int, seed: int = 7) -> list[dict[str, Any]]:
     return out[:n]
 
 
-def _searchset(rs: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in rs]}
+DETAILS = ("lean", "ehr")
 
 
-def order_select(n: int) -> dict[str, Any]:
-    """An order-select request for an i-Port draft with all prefetch keys filled (n resources)."""
+def detail_argument(ap: argparse.ArgumentParser) -> None:
+    """``--detail``: the resources' level of detail, the issue's 135 KiB body by default."""
+    ap.add_argument(
+        "--detail",
+        choices=DETAILS,
+        default="ehr",
+        help="ehr: resources as an EHR returns them (160 are 135 KiB, issue #25's body); "
+        "lean: only what the policies read (47 KiB)",
+    )
+
+
+FHIR_BASE = "https://ehr.example.nhs.uk/fhir"
+_UPDATED = "2026-11-20T09:14:03Z"
+_NARRATIVE = {
+    "Patient": "Patient",
+    "Condition": "Problem list entry",
+    "Observation": "Result",
+    "MedicationRequest": "Repeat prescription",
+}
+_CATEGORY = {
+    "Condition": (
+        "http://terminology.hl7.org/CodeSystem/condition-category",
+        "problem-list-item",
+        "Problem List Item",
+    ),
+    "MedicationRequest": (
+        "http://terminology.hl7.org/CodeSystem/medicationrequest-category",
+        "community",
+        "Community",
+    ),
+}
+
+
+def _with_ehr_detail(r: dict[str, Any], i: int) -> dict[str, Any]:
+    """``r`` with what an EHR returns beside what the policies read (none of it read)."""
+    rtype = r["resourceType"]
+    out: dict[str, Any] = {
+        "resourceType": rtype,
+        "id": r["id"],
+        "meta": {"lastUpdated": _UPDATED},
+        "text": {
+            "status": "generated",
+            "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{_NARRATIVE[rtype]}.</div>',
+        },
+        "identifier": [{"system": "https://bench.example.nhs.uk/id", "value": f"{rtype}-{i:06d}"}],
+        **{k: v for k, v in r.items() if k not in ("resourceType", "id")},
+    }
+    if rtype == "Patient":
+        out["identifier"] = [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9449306060"}]
+        out["name"] = [{"use": "official", "family": "Bench", "given": ["Pat"]}]
+        out["gender"] = "female"
+        out["address"] = [{"use": "home", "city": "Hull", "postalCode": "HU1 1AA"}]
+        return out
+    out["encounter"] = {"reference": f"Encounter/enc-{i % 12}"}
+    if rtype in _CATEGORY:
+        system, code, display = _CATEGORY[rtype]
+        out["category"] = [{"coding": [{"system": system, "code": code, "display": display}]}]
+    if rtype == "Condition":
+        out["verificationStatus"] = {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                    "code": "confirmed",
+                }
+            ]
+        }
+    elif rtype == "Observation":
+        lab = "mmol/mol" in str(r.get("valueQuantity", {}).get("unit"))
+        code = "laboratory" if lab else "vital-signs"
+        out["category"] = [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": code,
+                    }
+                ]
+            }
+        ]
+        low, high = (20, 41) if lab else (90, 140)
+        out["referenceRange"] = [{"low": {"value": low}, "high": {"value": high}}]
+    elif rtype == "MedicationRequest":
+        out["requester"] = {"reference": "Practitioner/gp-1", "display": "Dr A GP"}
+    return out
+
+
+def _searchset(rs: list[dict[str, Any]], detail: str = "lean") -> dict[str, Any]:
+    if detail == "lean":
+        return {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": r} for r in rs],
+        }
+    return {
+        "resourceType": "Bundle",
+        "id": "searchset",
+        "meta": {"lastUpdated": _UPDATED},
+        "type": "searchset",
+        "total": len(rs),
+        "entry": [
+            {
+                "fullUrl": f"{FHIR_BASE}/{r['resourceType']}/{r['id']}",
+                "resource": r,
+            }
+            for r in rs
+        ],
+    }
+
+
+def order_select(n: int, detail: str = "lean") -> dict[str, Any]:
+    """An order-select request for an i-Port draft with all prefetch keys filled (n resources),
+    each resource ``lean`` or with an EHR's ``ehr`` detail (see the module's docstring)."""
+    if detail not in DETAILS:
+        raise ValueError(f"detail is one of {DETAILS}")
     rs = resources(n)
+    if detail == "ehr":
+        rs = [_with_ehr_detail(r, i) for i, r in enumerate(rs)]
     by_type: dict[str, list[dict[str, Any]]] = {}
     for r in rs[1:]:
         by_type.setdefault(r["resourceType"], []).append(r)
@@ -166,10 +288,10 @@ def order_select(n: int) -> dict[str, Any]:
         },
         "prefetch": {
             "patient": rs[0],
-            "conditions": _searchset(by_type.get("Condition", [])),
-            "hba1c": _searchset(by_type.get("Observation", [])),
+            "conditions": _searchset(by_type.get("Condition", []), detail),
+            "hba1c": _searchset(by_type.get("Observation", []), detail),
             "findings": None,
-            "medications": _searchset(by_type.get("MedicationRequest", [])),
+            "medications": _searchset(by_type.get("MedicationRequest", []), detail),
             "referrals": None,
             "procedures": None,
             "devices": None,
