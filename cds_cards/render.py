@@ -16,6 +16,7 @@ from typing import Any
 from cds_cards.popup import detail_px, detail_room_px
 from facts import NotTheirs
 from policy.model import CriterionResult, Decision, Outcome, PolicyInfo, Tri
+from policy.technology import day_text
 
 EXTENSION_KEY = "iport-cds.eligibility"
 OVERRIDE_SYSTEM = "https://iport-cds.example.org/fhir/CodeSystem/override-reason"
@@ -115,7 +116,7 @@ def _md(text: str) -> str:
 
 # Resource types whose references can appear in a rule's reason; a card names none of them.
 _FHIR_REF = re.compile(
-    r"\b(Patient|Practitioner|PractitionerRole|Observation|Condition|MedicationRequest|"
+    r"\b(?=[A-Z])(Patient|Practitioner|PractitionerRole|Observation|Condition|MedicationRequest|"
     r"MedicationStatement|Medication|ServiceRequest|DeviceRequest|Device|Procedure|Encounter|"
     r"Organization|RelatedPerson)/[A-Za-z0-9\-.]{1,64}(/_history/[A-Za-z0-9\-.]{1,64})?"
 )
@@ -135,7 +136,7 @@ OUTCOME_WORDS = {
 
 def long_date(d: date) -> str:
     """20 Oct 2026: the way a clinical letter writes a date."""
-    return f"{d.day} {d.strftime('%b %Y')}"
+    return day_text(d)
 
 
 def clinical_text(text: str) -> str:
@@ -151,7 +152,9 @@ def clinical_text(text: str) -> str:
         except ValueError:
             return m.group(0)
 
-    return _ISO_DATE.sub(day, _FHIR_REF.sub(ref, text))
+    if "/" in text:  # a reference has one; most sentences have none
+        text = _FHIR_REF.sub(ref, text)
+    return _ISO_DATE.sub(day, text) if "-" in text else text
 
 
 # The longest product name a card shows whole; the assessment app shows every name in full.
@@ -362,9 +365,11 @@ def detail_markdown(
     also: tuple[str, ...] = (),
     room_px: int | None = None,
     lossless: tuple[str, ...] = (),
+    heights: dict[str, int] | None = None,
 ) -> str:
     """The card's detail, at most ``MAX_DETAIL_LINES`` lines and, given ``room_px``, no taller
-    than that in the Sandbox's layout (``cds_cards.popup``).
+    than that in the Sandbox's layout (``cds_cards.popup``). ``heights``: each line's height
+    as ``cds_cards.popup.detail_px`` measured it, kept across the drafts of one card.
 
     Always shown: the notes that lead, the outcome and pathway, the unknowns that could change
     it (by title, first: they are what a clinician can act on), what was read and not used,
@@ -445,7 +450,7 @@ def detail_markdown(
             _policy_line(decision, counted),
         ]
 
-    heights: dict[str, int] = {}  # each line's height, measured once for every draft
+    heights = {} if heights is None else heights  # a line's height, measured once a card
 
     def fits(lines: list[str]) -> bool:
         return len(lines) <= MAX_DETAIL_LINES and (
@@ -794,13 +799,14 @@ def eligibility_card(
     # (a needle phobia recorded years ago, an implausible result), then with the most
     # confirmation buttons; else one button. The assessment app offers every one.
     tries = []
+    heights: dict[str, int] = {}  # each line's height, measured once for all the tries
     for n in range(len(suggestions), 0 if suggestions else -1, -1):
         offered = suggestions[:n]
         room = detail_room_px(
             patient_view, summary, source["label"], [s["label"] for s in offered], len(links)
         )
-        detail = detail_markdown(decision, ctx.note, ctx.also, room, ctx.lossless)
-        fits = detail_px(detail_blocks(detail)) <= room
+        detail = detail_markdown(decision, ctx.note, ctx.also, room, ctx.lossless, heights)
+        fits = detail_px(detail_blocks(detail), heights) <= room
         tries.append((fits, _holds_said(decision, detail), len(offered), offered, detail))
     fitting = [t for t in tries if t[0]]
     *_, suggestions, detail = max(fitting, key=lambda t: t[:3]) if fitting else tries[-1]

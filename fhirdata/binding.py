@@ -77,26 +77,29 @@ NO_LINKS = BundleLinks()  # a resource that came in no Bundle
 
 def bundle_links(entries: Iterable[Any], patient_id: str) -> BundleLinks:
     """The links of a Bundle's entries (see ``BundleLinks``)."""
-    by_url: dict[str, list[dict[str, Any]]] = {}
+    first: dict[str, dict[str, Any]] = {}  # each fullUrl's first entry
+    again: dict[str, list[dict[str, Any]]] = {}  # every entry of a fullUrl given twice or more
     for entry in entries:
         if not isinstance(entry, dict):
             continue
         full_url, resource = entry.get("fullUrl"), entry.get("resource")
         if isinstance(full_url, str) and isinstance(resource, dict):
-            by_url.setdefault(full_url, []).append(resource)
-    ambiguous = {url for url, found in by_url.items() if any(r != found[0] for r in found)}
+            seen = first.setdefault(full_url, resource)
+            if seen is not resource:  # rare: most fullUrls name one entry
+                again.setdefault(full_url, [seen]).append(resource)
+    ambiguous = {url for url, found in again.items() if any(r != found[0] for r in found)}
     urns = {
         url
-        for url, (first, *_) in by_url.items()
+        for url, resource in first.items()
         if url.startswith("urn:uuid:")
         and url not in ambiguous
-        and first.get("resourceType") == "Patient"
-        and first.get("id") == patient_id
+        and resource.get("resourceType") == "Patient"
+        and resource.get("id") == patient_id
     }
     return BundleLinks(
         frozenset(urns),
         frozenset(ambiguous),
-        frozenset(id(r) for url in ambiguous for r in by_url[url]),
+        frozenset(id(r) for url in ambiguous for r in again[url]),
     )
 
 

@@ -22,9 +22,12 @@ from facts.model import PatientRecord, TechnologyUse
 SUPPLY_SOURCES = frozenset({"MedicationRequest", "DeviceRequest"})
 
 
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def day_text(d: date) -> str:
-    """A date as a card writes it: "3 Mar 2025"."""
-    return f"{d.day} {d.strftime('%b %Y')}"
+    """A date as a card writes it: "3 Mar 2025" (in English whatever the server's locale)."""
+    return f"{d.day} {_MONTHS[d.month - 1]} {d.year}"
 
 
 def _months_before(day: date, months: int) -> date:

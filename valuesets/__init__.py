@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -418,10 +418,10 @@ class ValueSetLibrary:
         """What ``build`` makes, kept with this library under ``name`` until its value sets
         change: a cache of what follows from the value sets alone (how a coded concept
         classifies), shared by every request and worker thread."""
-        found = self._memos.get(name)
+        found: T | None = self._memos.get(name)
         if found is None:  # two threads may both build it: the same value either way
             found = self._memos[name] = build()
-        return cast(T, found)
+        return found
 
     def _rebuild(self) -> None:
         self._memos = {}
