@@ -134,11 +134,6 @@ OUTCOME_WORDS = {
 }
 
 
-def long_date(d: date) -> str:
-    """20 Oct 2026: the way a clinical letter writes a date."""
-    return day_text(d)
-
-
 def clinical_text(text: str) -> str:
     """A rule's sentence as a clinician reads it: dates written out, no resource references
     (those stay in the machine-readable extension and the assessment app)."""
@@ -148,7 +143,7 @@ def clinical_text(text: str) -> str:
 
     def day(m: re.Match[str]) -> str:
         try:
-            return long_date(date(int(m.group(1)), int(m.group(2)), int(m.group(3))))
+            return day_text(date(int(m.group(1)), int(m.group(2)), int(m.group(3))))
         except ValueError:
             return m.group(0)
 
@@ -221,7 +216,7 @@ def _criterion_line(
     text = clinical_text(_short_products(r.reason, r))
     dates = [e.date for e in r.evidence if e.date is not None]
     if r.result is Tri.MET and dates and not _ISO_DATE.search(r.reason):
-        text = f"{text.rstrip('.')}; last recorded {long_date(max(dates))}."
+        text = f"{text.rstrip('.')}; last recorded {day_text(max(dates))}."
     icon, title = _criterion_parts(r, outcome, words)
     return f"- {icon} {title}: {_md(text)}"
 
@@ -512,7 +507,7 @@ def _safety_lines(decision: Decision, said: str, lossless: tuple[str, ...]) -> l
         )
     if decision.policy_overdue:
         out.append(
-            f"⚠️ **This policy was due for review on {long_date(decision.policy.review_due)}**: "
+            f"⚠️ **This policy was due for review on {day_text(decision.policy.review_due)}**: "
             "check that it is still current."
         )
     return out
@@ -575,7 +570,7 @@ def source_label(decision: Decision) -> str:
     policy = decision.policy
     return (
         f"{policy.presentation['sourceLabel']}, version {policy.version}, "
-        f"review due {long_date(policy.review_due)}"
+        f"review due {day_text(policy.review_due)}"
     )
 
 

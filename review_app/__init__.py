@@ -20,9 +20,9 @@ from urllib.parse import urlencode
 from flask import Blueprint, Flask, Response, current_app, redirect, render_template, request
 from werkzeug.wrappers.response import Response as BaseResponse
 
-from cds_cards.render import long_date
 from facts.london import london_day
 from fhirdata import FhirServerNotAllowed, read_types
+from policy.technology import day_text
 from review_app import smart
 from review_app.assessment import (
     NO_NAMED_CLINICIAN,
@@ -157,7 +157,7 @@ def _base_url() -> str:
 
 
 def _page(template: str, status: int = 200, **values: Any) -> Response:
-    html = render_template(f"review/{template}", clinical=app_text, long_date=long_date, **values)
+    html = render_template(f"review/{template}", clinical=app_text, long_date=day_text, **values)
     return Response(html, status=status, mimetype="text/html")
 
 
@@ -441,7 +441,7 @@ def summary_pdf() -> Response:
         policy_url=d.policy.url,
         ifr_url=d.policy.funding_request_url,
         clinical=app_text,
-        long_date=long_date,
+        long_date=day_text,
     )
     resp = Response(pdf_of(html), mimetype="application/pdf")
     name = f"commissioning-evidence-{a.policy.info.id}-{london_day(_now()).isoformat()}.pdf"

@@ -20,7 +20,6 @@ from cds_cards.render import (
     clinical_text,
     confirmation_observation,
     deceased_summary,
-    long_date,
     not_checked,
 )
 from facts import WithdrawnConfirmation
@@ -30,6 +29,7 @@ from fhirdata import FhirClient, FhirError, FhirServerNotAllowed
 from fhirdata.client import FhirConflict, FhirNotFound, FhirUnauthorised
 from policy import CriterionResult, Decision, Evidence, Outcome, Policy, Tri
 from policy.expr import deciding_leaves
+from policy.technology import day_text
 from review_app.smart import ReviewSession
 from service.errors import ServiceError
 from service.evaluation import Runtime, run_hook
@@ -320,11 +320,11 @@ def _not_alone(rows: tuple[CriterionRow, ...], d: Decision) -> tuple[CriterionRo
 
 def withdrawn_text(w: WithdrawnConfirmation) -> str:
     """A withdrawn confirmation in words: who confirmed it and when, who withdrew it and when."""
-    made = f"Confirmed by {w.performer or UNNAMED_CLINICIAN} on {long_date(w.date)}"
+    made = f"Confirmed by {w.performer or UNNAMED_CLINICIAN} on {day_text(w.date)}"
     because = f" (reason given: {w.reason.rstrip('. ')})" if w.reason else ""
     if w.withdrawn_at is not None:
         at = w.withdrawn_at.astimezone(LONDON)
-        when = f" on {long_date(at.date())} at {at.strftime('%H:%M')}"
+        when = f" on {day_text(at.date())} at {at.strftime('%H:%M')}"
     else:
         when = ""
     by = w.withdrawn_by or "someone the record does not name"
@@ -752,4 +752,4 @@ def withdraw_confirmation(
 
 
 def today_text(now: datetime) -> str:
-    return long_date(london_day(now))
+    return day_text(london_day(now))
