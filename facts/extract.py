@@ -279,15 +279,10 @@ def _read_concept(
         return _NO_READING
     if codings is None:
         codings = _codings(concept)
-    key: tuple[Any, ...]
-    if len(codings) == 1:  # most concepts: one coding (the same key as the loop below)
-        c = codings[0]
-        key = (concept.get("text"), c.get("system"), c.get("code"), c.get("display"))
-    else:
-        written: list[Any] = [concept.get("text")]
-        for c in codings:
-            written += (c.get("system"), c.get("code"), c.get("display"))
-        key = tuple(written)
+    written: list[Any] = [concept.get("text")]
+    for c in codings:
+        written += (c.get("system"), c.get("code"), c.get("display"))
+    key = tuple(written)
     known: Kept[tuple[Any, ...], _Reading] = vsl.memo(_CONCEPTS, _concepts_kept)
     try:
         found = known.get(key)
