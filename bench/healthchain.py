@@ -1,6 +1,6 @@
 """Benchmark 11: the same order-select against HealthChain, the Python CDS Hooks framework.
 
-    .venv/bin/python bench/healthchain.py [--rounds 5] [--requests 300] [--resources 160]
+    .venv/bin/python bench/healthchain.py [--rounds 5] [--requests 300] [--resources 160] [--detail lean]
 
 HealthChain (PyPI ``healthchain``, pinned below) is installed into its own virtual
 environment under ``.cache/`` on first use; the project never imports it. Three servers on

@@ -1,6 +1,6 @@
 """Benchmark 10: the hook path against a bare endpoint, and the cost of each policy served.
 
-    .venv/bin/python bench/hook_path.py [--rounds 5] [--requests 300] [--resources 160]
+    .venv/bin/python bench/hook_path.py [--rounds 5] [--requests 300] [--resources 160] [--detail lean]
     .venv/bin/python bench/hook_path.py --client wrk [--seconds 10]
 
 An order-select for an i-Port draft with every prefetch key filled (``--resources``

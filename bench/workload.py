@@ -3,9 +3,10 @@
 Two levels of detail. ``lean``: each resource holds only what the policies read (about 300
 bytes a resource: 160 resources are 47 KiB). ``ehr``: each also carries what an EHR's FHIR
 API returns beside it and the policies do not read (``meta``, business identifiers, the
-narrative, categories, the encounter, a result's reference range, the prescriber, a searchset entry's ``fullUrl``): about 850 bytes a resource,
-so that 160 resources are the 135 KiB body issue #25's figures were taken with. Neither
-changes what the record says: both requests meet the i-Port criteria.
+narrative, categories, the encounter, a result's reference range, the prescriber, a
+searchset entry's ``fullUrl``): about 850 bytes a resource, so that 160 resources are the
+135 KiB body issue #25's figures were taken with. Neither changes what the record says:
+both requests meet the i-Port criteria.
 """
 
 from __future__ import annotations
